@@ -1,0 +1,283 @@
+//! Creating arrays: random (counter-based, chunk-invariant), constant fills, ranges, wrapping an
+//! in-memory ndarray, and reading a `.npy` file lazily.
+
+use std::path::Path;
+
+use ndarray::ArrayD;
+
+use super::Array;
+use crate::data::{ArrayData, Element};
+use crate::error::{Error, Result};
+use crate::meta::{ChunkSpec, Chunks, DType, Scalar};
+use crate::ops::{Distribution, FromArray, LeafKind, NpySource, Op, Program};
+
+fn source(kind: LeafKind, shape: &[usize], chunks: ChunkSpec, dtype: DType) -> Result<Array> {
+    let chunks = Chunks::resolve(shape, &chunks, dtype)?;
+    let program = Program::source(kind, chunks.clone(), dtype);
+    Ok(Array::from_op(
+        Op::Blockwise(Box::new(program)),
+        vec![],
+        chunks,
+        dtype,
+    ))
+}
+
+/// A random number generator in the style of numpy's `default_rng(seed)`.
+///
+/// Values are counter-based: element `i` (flat C-order index) of an array drawn with a seed depends
+/// only on the seed and `i`, so the same seed and shape give the same values whatever the chunking,
+/// the thread count or the machine that computes them. See [`crate::kernels::random`] for the
+/// generator.
+///
+/// ```
+/// let rng = tessera::default_rng(7);
+/// let a = rng.random(&[100], [10]).unwrap().compute::<f64>().unwrap();
+/// let b = rng.random(&[100], [33]).unwrap().compute::<f64>().unwrap();
+/// assert_eq!(a, b);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Generator {
+    seed: u64,
+}
+
+/// A generator seeded with `seed`.
+pub fn default_rng(seed: u64) -> Generator {
+    Generator { seed }
+}
+
+impl Generator {
+    /// Uniform float64 values in [0, 1).
+    pub fn random(&self, shape: &[usize], chunks: impl Into<ChunkSpec>) -> Result<Array> {
+        self.random_dtype(shape, chunks, DType::F64)
+    }
+
+    /// Uniform values in [0, 1) of a float dtype.
+    pub fn random_dtype(
+        &self,
+        shape: &[usize],
+        chunks: impl Into<ChunkSpec>,
+        dtype: DType,
+    ) -> Result<Array> {
+        self.draw(Distribution::Uniform, shape, chunks.into(), dtype)
+    }
+
+    /// Standard normal float64 values.
+    pub fn standard_normal(&self, shape: &[usize], chunks: impl Into<ChunkSpec>) -> Result<Array> {
+        self.draw(
+            Distribution::StandardNormal,
+            shape,
+            chunks.into(),
+            DType::F64,
+        )
+    }
+
+    /// Standard normal values of a float dtype.
+    pub fn standard_normal_dtype(
+        &self,
+        shape: &[usize],
+        chunks: impl Into<ChunkSpec>,
+        dtype: DType,
+    ) -> Result<Array> {
+        self.draw(Distribution::StandardNormal, shape, chunks.into(), dtype)
+    }
+
+    /// Uniform float64 values in [low, high).
+    pub fn uniform(
+        &self,
+        low: f64,
+        high: f64,
+        shape: &[usize],
+        chunks: impl Into<ChunkSpec>,
+    ) -> Result<Array> {
+        let u = self.random(shape, chunks)?;
+        (&u * (high - low))? + low
+    }
+
+    fn draw(
+        &self,
+        dist: Distribution,
+        shape: &[usize],
+        chunks: ChunkSpec,
+        dtype: DType,
+    ) -> Result<Array> {
+        if !dtype.is_float() {
+            return Err(Error::UnsupportedDType {
+                op: "random",
+                dtype,
+            });
+        }
+        source(
+            LeafKind::Random {
+                seed: self.seed,
+                dist,
+            },
+            shape,
+            chunks,
+            dtype,
+        )
+    }
+}
+
+/// An array of `shape` filled with `value` (its dtype is the value's).
+///
+/// ```
+/// let a = tessera::full(&[3, 4], 2.5, [2, 2]).unwrap();
+/// assert_eq!(a.sum().unwrap().compute_scalar::<f64>().unwrap(), 30.0);
+/// ```
+pub fn full(
+    shape: &[usize],
+    value: impl Into<Scalar>,
+    chunks: impl Into<ChunkSpec>,
+) -> Result<Array> {
+    let value = value.into();
+    source(LeafKind::Full(value), shape, chunks.into(), value.dtype())
+}
+
+/// Zeros of element type `T`.
+pub fn zeros<T: Element>(shape: &[usize], chunks: impl Into<ChunkSpec>) -> Result<Array> {
+    source(
+        LeafKind::Full(Scalar::I64(0).cast(T::DTYPE)),
+        shape,
+        chunks.into(),
+        T::DTYPE,
+    )
+}
+
+/// Ones of element type `T`.
+pub fn ones<T: Element>(shape: &[usize], chunks: impl Into<ChunkSpec>) -> Result<Array> {
+    source(
+        LeafKind::Full(Scalar::I64(1).cast(T::DTYPE)),
+        shape,
+        chunks.into(),
+        T::DTYPE,
+    )
+}
+
+/// Evenly spaced values in `[start, stop)` (numpy's `arange`); integer arguments give int64.
+///
+/// ```
+/// let a = tessera::arange(2i64, 11, 3, [2]).unwrap().compute::<i64>().unwrap();
+/// assert_eq!(a.as_slice().unwrap(), &[2, 5, 8]);
+/// ```
+pub fn arange<T: Element>(
+    start: T,
+    stop: T,
+    step: T,
+    chunks: impl Into<ChunkSpec>,
+) -> Result<Array> {
+    let (s, e, st) = (start.to_f64(), stop.to_f64(), step.to_f64());
+    if T::DTYPE == DType::Bool {
+        return Err(Error::UnsupportedDType {
+            op: "arange",
+            dtype: DType::Bool,
+        });
+    }
+    if st == 0.0 || !st.is_finite() || !s.is_finite() || !e.is_finite() {
+        return Err(Error::InvalidArgument {
+            op: "arange",
+            reason: format!(
+                "start {s}, stop {e} and step {st} must be finite with a non-zero step"
+            ),
+        });
+    }
+    let len = if T::DTYPE == DType::I64 {
+        let (s, e, st) = (start.to_i64(), stop.to_i64(), step.to_i64());
+        let span = e as i128 - s as i128;
+        let n = (span + st as i128 - st.signum() as i128) / st as i128;
+        n.max(0) as usize
+    } else {
+        ((e - s) / st).ceil().max(0.0) as usize
+    };
+    source(
+        LeafKind::Arange { start: s, step: st },
+        &[len],
+        chunks.into(),
+        T::DTYPE,
+    )
+}
+
+/// `num` evenly spaced float64 values from `start` to `stop` (included when `endpoint`).
+///
+/// ```
+/// let a = tessera::linspace(0.0, 1.0, 5, true, [2]).unwrap().compute::<f64>().unwrap();
+/// assert_eq!(a.as_slice().unwrap(), &[0.0, 0.25, 0.5, 0.75, 1.0]);
+/// ```
+pub fn linspace(
+    start: f64,
+    stop: f64,
+    num: usize,
+    endpoint: bool,
+    chunks: impl Into<ChunkSpec>,
+) -> Result<Array> {
+    let div = if endpoint { num.saturating_sub(1) } else { num };
+    let step = if div > 0 {
+        (stop - start) / div as f64
+    } else {
+        0.0
+    };
+    source(
+        LeafKind::Linspace {
+            start,
+            stop,
+            step,
+            num: num as u64,
+            endpoint,
+        },
+        &[num],
+        chunks.into(),
+        DType::F64,
+    )
+}
+
+/// Wraps an in-memory array, cut into chunks.
+///
+/// ```
+/// use ndarray::ArrayD;
+/// let data = ArrayD::from_shape_fn(ndarray::IxDyn(&[4, 6]), |i| (i[0] * 6 + i[1]) as f64);
+/// let a = tessera::from_array(data.clone(), [2, 4]).unwrap();
+/// assert_eq!(a.numblocks(), vec![2, 2]);
+/// assert_eq!(a.compute::<f64>().unwrap(), data);
+/// ```
+pub fn from_array<T: Element>(data: ArrayD<T>, chunks: impl Into<ChunkSpec>) -> Result<Array> {
+    from_array_data(T::wrap(data), chunks)
+}
+
+/// [`from_array`] for dynamically typed data.
+pub fn from_array_data(data: ArrayData, chunks: impl Into<ChunkSpec>) -> Result<Array> {
+    let dtype = data.dtype();
+    let chunks = Chunks::resolve(data.shape(), &chunks.into(), dtype)?;
+    Ok(Array::from_op(
+        Op::FromArray(FromArray::new(data)),
+        vec![],
+        chunks,
+        dtype,
+    ))
+}
+
+/// Opens a `.npy` file as a lazy array: each chunk task reads only its own part of the file.
+pub fn from_npy(path: impl AsRef<Path>, chunks: impl Into<ChunkSpec>) -> Result<Array> {
+    let path = path.as_ref();
+    let header = crate::io::npy::read_header(path)?;
+    let md = std::fs::metadata(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mtime = md
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos() as u64);
+    let chunks = Chunks::resolve(&header.shape, &chunks.into(), header.dtype)?;
+    let dtype = header.dtype;
+    let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    Ok(Array::from_op(
+        Op::Npy(NpySource {
+            path,
+            header,
+            stamp: (mtime, md.len()),
+        }),
+        vec![],
+        chunks,
+        dtype,
+    ))
+}

@@ -1,0 +1,590 @@
+//! Elementwise operations: numpy broadcasting with chunk alignment, dtype promotion, and the operator
+//! overloads. Every operation becomes one blockwise layer whose program reads its array operands and
+//! holds scalars as constants; the optimizer later fuses chains of them.
+//!
+//! Operators return `Result<Array>` because operands can be incompatible (shapes that do not
+//! broadcast, dtypes an op rejects); `Result<Array>` is itself an operand, so expressions chain:
+//! `((&x + &y) * 2.0)?`.
+
+use std::ops::{Add, BitAnd, BitOr, BitXor, Div, Mul, Neg, Not, Rem, Sub};
+
+use super::Array;
+use crate::error::{Error, Result};
+use crate::meta::{Chunks, DType, Scalar};
+use crate::ops::{BinaryFn, CmpFn, ElemFunc, Instr, Leaf, LeafKind, Op, Program, UnaryFn};
+
+/// An operand of an elementwise operation.
+#[derive(Clone, Debug)]
+pub enum Operand {
+    Array(Array),
+    Scalar(Scalar),
+}
+
+impl From<&Array> for Operand {
+    fn from(a: &Array) -> Self {
+        Operand::Array(a.clone())
+    }
+}
+impl From<Array> for Operand {
+    fn from(a: Array) -> Self {
+        Operand::Array(a)
+    }
+}
+impl<T: Into<Scalar>> From<T> for Operand {
+    fn from(s: T) -> Self {
+        Operand::Scalar(s.into())
+    }
+}
+
+/// numpy's broadcast shape.
+pub(crate) fn broadcast_shapes(shapes: &[&[usize]]) -> Result<Vec<usize>> {
+    let rank = shapes.iter().map(|s| s.len()).max().unwrap_or(0);
+    let mut out = vec![1usize; rank];
+    for s in shapes {
+        let pad = rank - s.len();
+        for (i, &d) in s.iter().enumerate() {
+            let o = &mut out[pad + i];
+            if *o == 1 {
+                *o = d;
+            } else if d != 1 && d != *o {
+                let left = shapes
+                    .iter()
+                    .find(|x| x.len() > i + pad.min(0) && **x != *s)
+                    .copied()
+                    .unwrap_or(s);
+                return Err(Error::Broadcast {
+                    left: left.to_vec(),
+                    right: s.to_vec(),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The common refinement of several chunkings of one axis: every boundary of any of them.
+fn refine(axes: &[&[usize]]) -> Vec<usize> {
+    if axes.len() == 1 || axes.windows(2).all(|w| w[0] == w[1]) {
+        return axes[0].to_vec();
+    }
+    let mut bounds: Vec<usize> = Vec::new();
+    for a in axes {
+        let mut acc = 0;
+        for &c in a.iter() {
+            acc += c;
+            bounds.push(acc);
+        }
+    }
+    bounds.sort_unstable();
+    bounds.dedup();
+    let mut prev = 0;
+    bounds
+        .into_iter()
+        .map(|b| {
+            let s = b - prev;
+            prev = b;
+            s
+        })
+        .filter(|&s| s > 0)
+        .collect()
+}
+
+/// Broadcasts arrays against each other and gives every one chunks that line up with the result's
+/// (rechunking where they differ). Returns the aligned arrays and the result's chunk grid.
+pub(crate) fn align(arrays: &[&Array]) -> Result<(Vec<Array>, Chunks)> {
+    let shapes: Vec<&[usize]> = arrays.iter().map(|a| a.shape()).collect();
+    let out = broadcast_shapes(&shapes)?;
+    let rank = out.len();
+    let mut sizes = Vec::with_capacity(rank);
+    for (axis, &n) in out.iter().enumerate() {
+        let candidates: Vec<&[usize]> = arrays
+            .iter()
+            .filter_map(|a| {
+                let pad = rank - a.ndim();
+                (axis >= pad && a.shape()[axis - pad] == n).then(|| a.chunks().axis(axis - pad))
+            })
+            .collect();
+        sizes.push(if candidates.is_empty() {
+            vec![n]
+        } else {
+            refine(&candidates)
+        });
+    }
+    let chunks = Chunks::from_sizes(sizes);
+    let aligned = arrays
+        .iter()
+        .map(|a| {
+            let pad = rank - a.ndim();
+            let want: Vec<Vec<usize>> = (0..a.ndim())
+                .map(|i| {
+                    if a.shape()[i] == out[pad + i] {
+                        chunks.axis(pad + i).to_vec()
+                    } else {
+                        a.chunks().axis(i).to_vec()
+                    }
+                })
+                .collect();
+            if a.chunks().sizes() == want.as_slice() {
+                Ok((*a).clone())
+            } else {
+                a.rechunk(want)
+            }
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok((aligned, chunks))
+}
+
+/// Builds a blockwise program over aligned inputs.
+pub(crate) struct ProgramBuilder {
+    domain: Chunks,
+    inputs: Vec<Array>,
+    leaves: Vec<Leaf>,
+    instrs: Vec<Instr>,
+}
+
+impl ProgramBuilder {
+    pub(crate) fn new(domain: Chunks) -> Self {
+        ProgramBuilder {
+            domain,
+            inputs: Vec::new(),
+            leaves: Vec::new(),
+            instrs: Vec::new(),
+        }
+    }
+
+    fn value_dtype(&self, v: u32) -> DType {
+        let v = v as usize;
+        if v < self.leaves.len() {
+            self.leaves[v].dtype
+        } else {
+            self.instrs[v - self.leaves.len()].dtype
+        }
+    }
+
+    /// The leaf reading `a` (aligned with the domain); one leaf per distinct input.
+    pub(crate) fn input(&mut self, a: &Array) -> u32 {
+        if let Some(k) = self.inputs.iter().position(|x| x.id() == a.id()) {
+            return self
+                .leaves
+                .iter()
+                .position(|l| l.kind == LeafKind::Input(k))
+                .expect("every input has a leaf") as u32;
+        }
+        self.inputs.push(a.clone());
+        let rank = self.domain.ndim();
+        let mut shape = vec![1; rank - a.ndim()];
+        shape.extend_from_slice(a.shape());
+        self.leaves.push(Leaf {
+            kind: LeafKind::Input(self.inputs.len() - 1),
+            shape,
+            rank: a.ndim(),
+            dtype: a.dtype(),
+        });
+        (self.leaves.len() - 1) as u32
+    }
+
+    pub(crate) fn constant(&mut self, s: Scalar) -> u32 {
+        self.leaves.push(Leaf {
+            kind: LeafKind::Full(s),
+            shape: vec![1; self.domain.ndim()],
+            rank: 0,
+            dtype: s.dtype(),
+        });
+        (self.leaves.len() - 1) as u32
+    }
+
+    fn operand(&mut self, o: &Operand, dtype: DType) -> u32 {
+        match o {
+            Operand::Array(a) => {
+                let v = self.input(a);
+                self.cast(v, dtype)
+            }
+            Operand::Scalar(s) => self.constant(s.cast(dtype)),
+        }
+    }
+
+    pub(crate) fn cast(&mut self, v: u32, dtype: DType) -> u32 {
+        if self.value_dtype(v) == dtype {
+            return v;
+        }
+        self.push(ElemFunc::Cast, &[v], dtype)
+    }
+
+    pub(crate) fn push(&mut self, func: ElemFunc, args: &[u32], dtype: DType) -> u32 {
+        self.instrs.push(Instr {
+            func,
+            args: args.iter().copied().collect(),
+            dtype,
+        });
+        (self.leaves.len() + self.instrs.len() - 1) as u32
+    }
+
+    pub(crate) fn finish(
+        self,
+        output: u32,
+        reduce: Option<crate::ops::ReduceSink>,
+        chunks: Chunks,
+        dtype: DType,
+    ) -> Array {
+        let program = Program {
+            domain: self.domain,
+            leaves: self.leaves,
+            instrs: self.instrs,
+            output,
+            reduce,
+        };
+        Array::from_op(Op::Blockwise(Box::new(program)), self.inputs, chunks, dtype)
+    }
+}
+
+/// Applies `func` to operands, computing in `arg_dtype` and giving `out_dtype`.
+fn apply(
+    func: ElemFunc,
+    operands: &[Operand],
+    arg_dtypes: &[DType],
+    out_dtype: DType,
+) -> Result<Array> {
+    let arrays: Vec<&Array> = operands
+        .iter()
+        .filter_map(|o| match o {
+            Operand::Array(a) => Some(a),
+            Operand::Scalar(_) => None,
+        })
+        .collect();
+    if arrays.is_empty() {
+        return Err(Error::InvalidArgument {
+            op: func.name(),
+            reason: "at least one operand must be an array".into(),
+        });
+    }
+    let (aligned, chunks) = align(&arrays)?;
+    let mut aligned = aligned.into_iter();
+    let operands: Vec<Operand> = operands
+        .iter()
+        .map(|o| match o {
+            Operand::Array(_) => Operand::Array(aligned.next().expect("one per array")),
+            s => s.clone(),
+        })
+        .collect();
+    let mut b = ProgramBuilder::new(chunks.clone());
+    let args: Vec<u32> = operands
+        .iter()
+        .zip(arg_dtypes)
+        .map(|(o, &d)| b.operand(o, d))
+        .collect();
+    let out = b.push(func, &args, out_dtype);
+    Ok(b.finish(out, None, chunks, out_dtype))
+}
+
+fn operand_dtype(o: &Operand) -> DType {
+    match o {
+        Operand::Array(a) => a.dtype(),
+        Operand::Scalar(s) => s.dtype(),
+    }
+}
+
+/// numpy's result type for operands, with scalars weak (they take the arrays' type unless of a
+/// higher kind).
+fn promote(operands: &[Operand]) -> DType {
+    let arrays: Vec<DType> = operands
+        .iter()
+        .filter_map(|o| match o {
+            Operand::Array(a) => Some(a.dtype()),
+            _ => None,
+        })
+        .collect();
+    let mut d = arrays
+        .iter()
+        .copied()
+        .reduce(DType::promote)
+        .unwrap_or_else(|| operand_dtype(&operands[0]));
+    for o in operands {
+        if let Operand::Scalar(s) = o {
+            d = DType::promote_scalar(d, s);
+        }
+    }
+    d
+}
+
+pub(crate) fn binary(f: BinaryFn, a: Operand, b: Operand) -> Result<Array> {
+    let (arg, out) = f.signature(promote(&[a.clone(), b.clone()]))?;
+    apply(ElemFunc::Binary(f), &[a, b], &[arg, arg], out)
+}
+
+pub(crate) fn compare(f: CmpFn, a: Operand, b: Operand) -> Result<Array> {
+    let arg = promote(&[a.clone(), b.clone()]);
+    apply(ElemFunc::Compare(f), &[a, b], &[arg, arg], DType::Bool)
+}
+
+pub(crate) fn unary(f: UnaryFn, a: &Array) -> Result<Array> {
+    let (arg, out) = f.signature(a.dtype())?;
+    apply(
+        ElemFunc::Unary(f),
+        &[Operand::Array(a.clone())],
+        &[arg],
+        out,
+    )
+}
+
+pub(crate) fn cast(a: &Array, dtype: DType) -> Result<Array> {
+    apply(
+        ElemFunc::Cast,
+        &[Operand::Array(a.clone())],
+        &[a.dtype()],
+        dtype,
+    )
+}
+
+/// `where(cond, a, b)`: elements of `a` where `cond` is true, else of `b` (numpy's `where`).
+///
+/// ```
+/// let x = tessera::arange(0i64, 6, 1, [4]).unwrap();
+/// let y = tessera::where_(x.lt(3).unwrap(), &x, 0).unwrap();
+/// assert_eq!(y.compute::<i64>().unwrap().as_slice().unwrap(), &[0, 1, 2, 0, 0, 0]);
+/// ```
+pub fn where_(
+    cond: impl Into<Operand>,
+    a: impl Into<Operand>,
+    b: impl Into<Operand>,
+) -> Result<Array> {
+    let (c, a, b) = (cond.into(), a.into(), b.into());
+    let d = promote(&[a.clone(), b.clone()]);
+    apply(ElemFunc::Where, &[c, a, b], &[DType::Bool, d, d], d)
+}
+
+macro_rules! unary_methods {
+    ($($(#[$doc:meta])* $name:ident => $f:ident),* $(,)?) => {
+        impl Array {
+            $(
+                $(#[$doc])*
+                pub fn $name(&self) -> Result<Array> {
+                    unary(UnaryFn::$f, self)
+                }
+            )*
+        }
+    };
+}
+
+unary_methods! {
+    /// Absolute value.
+    abs => Abs,
+    /// Square root (integers give float64).
+    sqrt => Sqrt,
+    /// e to the power of each element.
+    exp => Exp,
+    /// Natural logarithm.
+    ln => Ln,
+    /// Base-2 logarithm.
+    log2 => Log2,
+    /// Base-10 logarithm.
+    log10 => Log10,
+    /// Sine.
+    sin => Sin,
+    /// Cosine.
+    cos => Cos,
+    /// Tangent.
+    tan => Tan,
+    /// Hyperbolic tangent.
+    tanh => Tanh,
+    /// Round down.
+    floor => Floor,
+    /// Round up.
+    ceil => Ceil,
+    /// Round half to even, as numpy's `round`.
+    round => Round,
+    /// Each element squared.
+    square => Square,
+    /// Whether each element is NaN.
+    isnan => IsNan,
+    /// Whether each element is finite.
+    isfinite => IsFinite,
+}
+
+macro_rules! compare_methods {
+    ($($(#[$doc:meta])* $name:ident => $f:ident),* $(,)?) => {
+        impl Array {
+            $(
+                $(#[$doc])*
+                pub fn $name(&self, other: impl Into<Operand>) -> Result<Array> {
+                    compare(CmpFn::$f, Operand::Array(self.clone()), other.into())
+                }
+            )*
+        }
+    };
+}
+
+compare_methods! {
+    /// `self == other`, elementwise.
+    eq => Eq,
+    /// `self != other`, elementwise.
+    ne => Ne,
+    /// `self < other`, elementwise.
+    lt => Lt,
+    /// `self <= other`, elementwise.
+    le => Le,
+    /// `self > other`, elementwise.
+    gt => Gt,
+    /// `self >= other`, elementwise.
+    ge => Ge,
+}
+
+impl Array {
+    /// `self` raised to `exponent` (float result).
+    pub fn powf(&self, exponent: impl Into<Operand>) -> Result<Array> {
+        binary(BinaryFn::Pow, Operand::Array(self.clone()), exponent.into())
+    }
+
+    /// Elementwise minimum, NaN-propagating (numpy's `minimum`).
+    pub fn minimum(&self, other: impl Into<Operand>) -> Result<Array> {
+        binary(
+            BinaryFn::Minimum,
+            Operand::Array(self.clone()),
+            other.into(),
+        )
+    }
+
+    /// Elementwise maximum, NaN-propagating (numpy's `maximum`).
+    pub fn maximum(&self, other: impl Into<Operand>) -> Result<Array> {
+        binary(
+            BinaryFn::Maximum,
+            Operand::Array(self.clone()),
+            other.into(),
+        )
+    }
+
+    /// Limits values to `[lo, hi]`.
+    ///
+    /// ```
+    /// let x = tessera::arange(0.0, 5.0, 1.0, [2]).unwrap().clip(1.0, 3.0).unwrap();
+    /// assert_eq!(x.compute::<f64>().unwrap().as_slice().unwrap(), &[1.0, 1.0, 2.0, 3.0, 3.0]);
+    /// ```
+    pub fn clip(&self, lo: impl Into<Scalar>, hi: impl Into<Scalar>) -> Result<Array> {
+        let (lo, hi) = (lo.into(), hi.into());
+        let d = DType::promote_scalar(DType::promote_scalar(self.dtype(), &lo), &hi);
+        apply(
+            ElemFunc::Clip,
+            &[
+                Operand::Array(self.clone()),
+                Operand::Scalar(lo),
+                Operand::Scalar(hi),
+            ],
+            &[d, d, d],
+            d,
+        )
+    }
+}
+
+/// Implements a binary operator for every pairing of `Array`, `&Array`, `Result<Array>` and scalars.
+macro_rules! binary_operator {
+    ($trait:ident, $method:ident, $f:expr) => {
+        impl $trait<&Array> for &Array {
+            type Output = Result<Array>;
+            fn $method(self, rhs: &Array) -> Result<Array> {
+                binary($f, self.into(), rhs.into())
+            }
+        }
+        impl $trait<Array> for &Array {
+            type Output = Result<Array>;
+            fn $method(self, rhs: Array) -> Result<Array> {
+                binary($f, self.into(), rhs.into())
+            }
+        }
+        impl $trait<&Array> for Array {
+            type Output = Result<Array>;
+            fn $method(self, rhs: &Array) -> Result<Array> {
+                binary($f, self.into(), rhs.into())
+            }
+        }
+        impl $trait<Array> for Array {
+            type Output = Result<Array>;
+            fn $method(self, rhs: Array) -> Result<Array> {
+                binary($f, self.into(), rhs.into())
+            }
+        }
+        impl $trait<Result<Array>> for &Array {
+            type Output = Result<Array>;
+            fn $method(self, rhs: Result<Array>) -> Result<Array> {
+                binary($f, self.into(), rhs?.into())
+            }
+        }
+        impl $trait<Result<Array>> for Array {
+            type Output = Result<Array>;
+            fn $method(self, rhs: Result<Array>) -> Result<Array> {
+                binary($f, self.into(), rhs?.into())
+            }
+        }
+        impl $trait<&Array> for Result<Array> {
+            type Output = Result<Array>;
+            fn $method(self, rhs: &Array) -> Result<Array> {
+                binary($f, self?.into(), rhs.into())
+            }
+        }
+        impl $trait<Array> for Result<Array> {
+            type Output = Result<Array>;
+            fn $method(self, rhs: Array) -> Result<Array> {
+                binary($f, self?.into(), rhs.into())
+            }
+        }
+        binary_operator!(@scalar $trait, $method, $f, f64, f32, i64, i32, bool);
+    };
+    (@scalar $trait:ident, $method:ident, $f:expr, $($t:ty),*) => {$(
+        impl $trait<$t> for &Array {
+            type Output = Result<Array>;
+            fn $method(self, rhs: $t) -> Result<Array> {
+                binary($f, self.into(), rhs.into())
+            }
+        }
+        impl $trait<$t> for Array {
+            type Output = Result<Array>;
+            fn $method(self, rhs: $t) -> Result<Array> {
+                binary($f, self.into(), rhs.into())
+            }
+        }
+        impl $trait<&Array> for $t {
+            type Output = Result<Array>;
+            fn $method(self, rhs: &Array) -> Result<Array> {
+                binary($f, self.into(), rhs.into())
+            }
+        }
+        impl $trait<Array> for $t {
+            type Output = Result<Array>;
+            fn $method(self, rhs: Array) -> Result<Array> {
+                binary($f, self.into(), rhs.into())
+            }
+        }
+    )*};
+}
+
+binary_operator!(Add, add, BinaryFn::Add);
+binary_operator!(Sub, sub, BinaryFn::Sub);
+binary_operator!(Mul, mul, BinaryFn::Mul);
+binary_operator!(Div, div, BinaryFn::Div);
+binary_operator!(Rem, rem, BinaryFn::Rem);
+binary_operator!(BitAnd, bitand, BinaryFn::And);
+binary_operator!(BitOr, bitor, BinaryFn::Or);
+binary_operator!(BitXor, bitxor, BinaryFn::Xor);
+
+impl Neg for &Array {
+    type Output = Result<Array>;
+    fn neg(self) -> Result<Array> {
+        unary(UnaryFn::Neg, self)
+    }
+}
+impl Neg for Array {
+    type Output = Result<Array>;
+    fn neg(self) -> Result<Array> {
+        unary(UnaryFn::Neg, &self)
+    }
+}
+impl Not for &Array {
+    type Output = Result<Array>;
+    fn not(self) -> Result<Array> {
+        unary(UnaryFn::Not, self)
+    }
+}
+impl Not for Array {
+    type Output = Result<Array>;
+    fn not(self) -> Result<Array> {
+        unary(UnaryFn::Not, &self)
+    }
+}

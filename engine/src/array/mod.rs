@@ -1,0 +1,324 @@
+//! The user-facing [`Array`]: a lazy chunked n-d array. Building expressions only records layers;
+//! [`Array::compute`] (or [`compute_many`], [`Array::persist`], [`Array::to_npy`]) optimizes the graph,
+//! expands it into chunk tasks and runs them on an [`Executor`] — the local rayon executor unless told
+//! otherwise.
+
+mod creation;
+mod elementwise;
+mod reduction;
+mod structure;
+
+pub use creation::{
+    Generator, arange, default_rng, from_array, from_array_data, from_npy, full, linspace, ones,
+    zeros,
+};
+pub use elementwise::where_;
+pub use reduction::ReduceOptions;
+pub use structure::{concatenate, stack};
+
+use std::fmt;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use ndarray::ArrayD;
+
+use crate::data::{ArrayData, ChunkValue, Element};
+use crate::error::{Error, Result};
+use crate::exec::{ExecStats, LocalExecutor, OutputSink};
+use crate::graph::expand::TaskGraph;
+use crate::graph::{ArrayMeta, Graph, Layer, LayerId};
+use crate::meta::{Chunks, DType, Scalar};
+use crate::ops::{Materialized, Op};
+
+/// Something that runs optimized graphs: the local executor, or a distributed client.
+pub trait Executor: Send + Sync {
+    /// Runs `graph` (already optimized), handing every chunk of every output to `sink`.
+    fn execute_graph(&self, graph: Graph, sink: &OutputSink<'_>) -> Result<ExecStats>;
+}
+
+impl Executor for LocalExecutor {
+    fn execute_graph(&self, graph: Graph, sink: &OutputSink<'_>) -> Result<ExecStats> {
+        let tg = TaskGraph::expand(graph)?;
+        self.execute(&tg, sink)
+    }
+}
+
+struct Node {
+    layer: Arc<Layer>,
+    inputs: Vec<Array>,
+    shape: Vec<usize>,
+}
+
+/// A lazy, chunked n-dimensional array.
+///
+/// ```
+/// use tessera::{default_rng, ReduceOptions};
+/// let x = default_rng(42).random(&[1000, 1000], [250, 250]).unwrap();
+/// let y = ((&x * 2.0).unwrap() + 1.0).unwrap();
+/// let m: f64 = y.mean().unwrap().compute_scalar().unwrap();
+/// assert!((m - 2.0).abs() < 0.01);
+/// let cols = y.sum_with(&ReduceOptions::axes([0])).unwrap();
+/// assert_eq!(cols.shape(), &[1000]);
+/// ```
+#[derive(Clone)]
+pub struct Array(Arc<Node>);
+
+impl fmt::Debug for Array {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "tessera.Array<{}, shape={:?}, dtype={}, chunks={}>",
+            self.0.layer.id,
+            self.shape(),
+            self.dtype(),
+            self.chunks()
+        )
+    }
+}
+
+/// Task counts of a computation, as dask reports `len(graph)` before and after optimization.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TaskCounts {
+    /// Chunk tasks of every layer, unfused and uncut.
+    pub before: usize,
+    /// Chunk tasks that run after fusion and culling.
+    pub after: usize,
+}
+
+impl Array {
+    pub(crate) fn from_op(op: Op, inputs: Vec<Array>, chunks: Chunks, dtype: DType) -> Array {
+        let ids = inputs.iter().map(|a| a.id()).collect();
+        let shape = chunks.shape();
+        let layer = Layer::new(op, ids, ArrayMeta { chunks, dtype });
+        Array(Arc::new(Node {
+            layer: Arc::new(layer),
+            inputs,
+            shape,
+        }))
+    }
+
+    /// The layer id: op name plus a token of the whole expression.
+    pub fn id(&self) -> LayerId {
+        self.0.layer.id
+    }
+
+    pub fn shape(&self) -> &[usize] {
+        &self.0.shape
+    }
+
+    pub fn ndim(&self) -> usize {
+        self.0.shape.len()
+    }
+
+    /// Number of elements.
+    pub fn size(&self) -> usize {
+        self.0.shape.iter().product()
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.0.layer.meta.dtype
+    }
+
+    pub fn chunks(&self) -> &Chunks {
+        &self.0.layer.meta.chunks
+    }
+
+    /// Number of chunks along each axis.
+    pub fn numblocks(&self) -> Vec<usize> {
+        self.chunks().numblocks()
+    }
+
+    /// Bytes of the whole array once computed.
+    pub fn nbytes(&self) -> usize {
+        self.size() * self.dtype().size()
+    }
+
+    /// The unoptimized layer graph of this array.
+    pub fn graph(&self) -> Graph {
+        graph_of(&[self])
+    }
+
+    /// Task counts before and after optimization.
+    pub fn task_counts(&self) -> Result<TaskCounts> {
+        let g = self.graph();
+        let before = g.num_chunk_tasks();
+        let tg = TaskGraph::expand(crate::optimize::optimize(g))?;
+        Ok(TaskCounts {
+            before,
+            after: tg.tasks.len(),
+        })
+    }
+
+    /// The optimized chunk-task graph as Graphviz DOT (dask's `visualize`).
+    pub fn to_dot(&self) -> Result<String> {
+        Ok(TaskGraph::expand(crate::optimize::optimize(self.graph()))?.to_dot())
+    }
+
+    /// Computes the array on the default local executor (all cores).
+    pub fn compute<T: Element>(&self) -> Result<ArrayD<T>> {
+        self.compute_dyn()?.into_typed()
+    }
+
+    /// Computes a 0-d array (the result of a full reduction) as a scalar.
+    pub fn compute_scalar<T: Element>(&self) -> Result<T> {
+        if self.ndim() != 0 {
+            return Err(Error::ShapeMismatch {
+                op: "compute_scalar",
+                reason: format!("array of shape {:?} is not 0-d", self.shape()),
+            });
+        }
+        let a = self.compute::<T>()?;
+        Ok(*a.first().expect("a 0-d array has one element"))
+    }
+
+    /// Computes the array whatever its dtype.
+    pub fn compute_dyn(&self) -> Result<ArrayData> {
+        Ok(compute_many(&[self])?.pop().expect("one output"))
+    }
+
+    /// Computes on a given executor (a [`LocalExecutor`] with its own thread count, or a distributed
+    /// client).
+    pub fn compute_on(&self, executor: &dyn Executor) -> Result<ArrayData> {
+        Ok(compute_many_on(&[self], executor)?
+            .pop()
+            .expect("one output"))
+    }
+
+    /// Computes every chunk and keeps them in memory: the returned array reads the kept chunks instead
+    /// of recomputing its graph.
+    pub fn persist(&self) -> Result<Array> {
+        self.persist_on(default_executor())
+    }
+
+    /// [`Array::persist`] on a given executor.
+    pub fn persist_on(&self, executor: &dyn Executor) -> Result<Array> {
+        let n = self.chunks().num_chunks();
+        let nb = self.numblocks();
+        let slots: Mutex<Vec<Option<Arc<ChunkValue>>>> = Mutex::new(vec![None; n]);
+        let sink = |_o: usize, block: &[u32], v: Arc<ChunkValue>| -> Result<()> {
+            let flat = block
+                .iter()
+                .zip(&nb)
+                .fold(0usize, |acc, (&b, &n)| acc * n + b as usize);
+            slots.lock().expect("persist slots")[flat] = Some(v);
+            Ok(())
+        };
+        executor.execute_graph(crate::optimize::optimize(self.graph()), &sink)?;
+        let chunks = slots
+            .into_inner()
+            .expect("persist slots")
+            .into_iter()
+            .map(|v| {
+                v.ok_or_else(|| Error::InvalidGraph {
+                    reason: format!("persist of {} did not produce every chunk", self.id()),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Array::from_op(
+            Op::Materialized(Materialized {
+                chunks: Arc::new(chunks),
+                token: self.id().token,
+            }),
+            vec![],
+            self.chunks().clone(),
+            self.dtype(),
+        ))
+    }
+
+    /// Computes the array chunk by chunk into a `.npy` file, never holding the whole array.
+    pub fn to_npy(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let writer = crate::io::npy::NpyWriter::create(path, self.dtype(), self.shape())?;
+        let chunks = self.chunks().clone();
+        let sink = |_o: usize, block: &[u32], v: Arc<ChunkValue>| -> Result<()> {
+            writer.write_region(&chunks.block_offset(block), v.as_array()?)
+        };
+        default_executor().execute_graph(crate::optimize::optimize(self.graph()), &sink)?;
+        writer.finish()
+    }
+
+    /// Casts to another dtype (numpy's `astype`).
+    pub fn astype(&self, dtype: DType) -> Result<Array> {
+        if dtype == self.dtype() {
+            return Ok(self.clone());
+        }
+        elementwise::cast(self, dtype)
+    }
+}
+
+/// The layers behind some arrays, deduplicated by id, inputs first.
+pub(crate) fn graph_of(arrays: &[&Array]) -> Graph {
+    let mut seen = std::collections::HashSet::new();
+    let mut layers = Vec::new();
+    // Iterative post-order so that deep expressions do not overflow the stack.
+    let mut stack: Vec<(Array, bool)> =
+        arrays.iter().rev().map(|a| ((*a).clone(), false)).collect();
+    while let Some((a, expanded)) = stack.pop() {
+        if expanded {
+            if seen.insert(a.id()) {
+                layers.push(a.0.layer.clone());
+            }
+            continue;
+        }
+        if seen.contains(&a.id()) {
+            continue;
+        }
+        stack.push((a.clone(), true));
+        for i in a.0.inputs.iter().rev() {
+            if !seen.contains(&i.id()) {
+                stack.push((i.clone(), false));
+            }
+        }
+    }
+    Graph::new(layers, arrays.iter().map(|a| a.id()).collect())
+}
+
+static DEFAULT: std::sync::OnceLock<LocalExecutor> = std::sync::OnceLock::new();
+
+fn default_executor() -> &'static LocalExecutor {
+    DEFAULT.get_or_init(LocalExecutor::new)
+}
+
+/// Computes several arrays in one pass: subexpressions they share are computed once.
+///
+/// ```
+/// let x = tessera::arange(0i64, 10, 1, [4]).unwrap();
+/// let total = x.sum().unwrap();
+/// let doubled = (&x * 2).unwrap();
+/// let out = tessera::compute_many(&[&total, &doubled]).unwrap();
+/// assert_eq!(out[0].get(&[]), Some(tessera::Scalar::I64(45)));
+/// assert_eq!(out[1].get(&[9]), Some(tessera::Scalar::I64(18)));
+/// ```
+pub fn compute_many(arrays: &[&Array]) -> Result<Vec<ArrayData>> {
+    compute_many_on(arrays, default_executor())
+}
+
+/// [`compute_many`] on a given executor.
+pub fn compute_many_on(arrays: &[&Array], executor: &dyn Executor) -> Result<Vec<ArrayData>> {
+    Ok(compute_many_with_stats(arrays, executor)?.0)
+}
+
+/// [`compute_many_on`], also returning what the executor did (tasks run, peak bytes held).
+pub fn compute_many_with_stats(
+    arrays: &[&Array],
+    executor: &dyn Executor,
+) -> Result<(Vec<ArrayData>, ExecStats)> {
+    let results: Vec<Mutex<ArrayData>> = arrays
+        .iter()
+        .map(|a| Mutex::new(ArrayData::full(a.shape(), Scalar::Bool(false), a.dtype())))
+        .collect();
+    let sink = |o: usize, block: &[u32], v: Arc<ChunkValue>| -> Result<()> {
+        let chunk = v.as_array()?;
+        let offset = arrays[o].chunks().block_offset(block);
+        let origin = vec![0; offset.len()];
+        let mut out = results[o].lock().expect("result assembly");
+        crate::ops::structure::copy_overlap(&mut out, &origin, chunk, &offset);
+        Ok(())
+    };
+    let stats = executor.execute_graph(crate::optimize::optimize(graph_of(arrays)), &sink)?;
+    let results = results
+        .into_iter()
+        .map(|m| m.into_inner().expect("result assembly"))
+        .collect();
+    Ok((results, stats))
+}

@@ -1,0 +1,238 @@
+//! Reductions: sum, prod, min, max, any, all, mean, var, std, argmin, argmax over all axes or any set of
+//! axes, with keepdims and a tree of configurable width (`split_every`). Each becomes a blockwise
+//! partial per chunk (fusable with whatever produced the chunk) and a few combine layers.
+
+use super::Array;
+use super::elementwise::ProgramBuilder;
+use crate::error::{Error, Result};
+use crate::meta::{Chunks, DType};
+use crate::ops::reduce::{normalize_axes, partial_chunks, tree_levels};
+use crate::ops::{Finalize, Op, ReduceSink, Reduction};
+
+/// Default number of partials merged per tree node (dask's `split_every`).
+pub const DEFAULT_SPLIT_EVERY: usize = 16;
+
+/// Options of a reduction, built like `ReduceOptions::axes([0]).keepdims(true)`.
+///
+/// ```
+/// use tessera::ReduceOptions;
+/// let x = tessera::ones::<f64>(&[4, 6], [2, 3]).unwrap();
+/// let s = x.sum_with(&ReduceOptions::axes([1]).keepdims(true)).unwrap();
+/// assert_eq!(s.shape(), &[4, 1]);
+/// assert_eq!(s.compute::<f64>().unwrap().sum(), 24.0);
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReduceOptions {
+    /// Axes to reduce (negative counts from the end); `None` reduces all.
+    pub axes: Option<Vec<isize>>,
+    pub keepdims: bool,
+    /// Partials merged per tree node; at least 2.
+    pub split_every: usize,
+    /// Delta degrees of freedom for var and std.
+    pub ddof: f64,
+}
+
+impl Default for ReduceOptions {
+    fn default() -> Self {
+        ReduceOptions {
+            axes: None,
+            keepdims: false,
+            split_every: DEFAULT_SPLIT_EVERY,
+            ddof: 0.0,
+        }
+    }
+}
+
+impl ReduceOptions {
+    /// Reduce over every axis.
+    pub fn all() -> Self {
+        Self::default()
+    }
+
+    /// Reduce over the given axes.
+    pub fn axes<const N: usize>(axes: [isize; N]) -> Self {
+        ReduceOptions {
+            axes: Some(axes.to_vec()),
+            ..Self::default()
+        }
+    }
+
+    /// Reduce over one axis.
+    pub fn axis(axis: isize) -> Self {
+        Self::axes([axis])
+    }
+
+    pub fn keepdims(mut self, keepdims: bool) -> Self {
+        self.keepdims = keepdims;
+        self
+    }
+
+    pub fn split_every(mut self, n: usize) -> Self {
+        self.split_every = n;
+        self
+    }
+
+    pub fn ddof(mut self, ddof: f64) -> Self {
+        self.ddof = ddof;
+        self
+    }
+}
+
+impl Array {
+    /// Reduces with `reduction` as `opts` say.
+    pub fn reduce(&self, reduction: Reduction, opts: &ReduceOptions) -> Result<Array> {
+        let ndim = self.ndim();
+        let axes = match &opts.axes {
+            None => (0..ndim).collect(),
+            Some(a) => normalize_axes(a, ndim)?,
+        };
+        if opts.split_every < 2 {
+            return Err(Error::InvalidArgument {
+                op: reduction.name(),
+                reason: format!("split_every must be at least 2, not {}", opts.split_every),
+            });
+        }
+        if reduction.is_arg() && axes.len() != ndim && axes.len() != 1 {
+            return Err(Error::InvalidArgument {
+                op: reduction.name(),
+                reason: format!("reduces over one axis or all of them, not {axes:?}"),
+            });
+        }
+        let reduced_len: usize = axes.iter().map(|&a| self.shape()[a]).product();
+        if reduction.needs_elements() && reduced_len == 0 {
+            return Err(Error::InvalidArgument {
+                op: reduction.name(),
+                reason: format!(
+                    "zero-size reduction over axes {axes:?} of an array of shape {:?} has no identity",
+                    self.shape()
+                ),
+            });
+        }
+        let out_dtype = reduction.result_dtype(self.dtype());
+        let input_dtype = match reduction {
+            Reduction::Any | Reduction::All => DType::Bool,
+            _ => self.dtype(),
+        };
+
+        // The partial: one blockwise task per chunk, reading that chunk.
+        let domain = self.chunks().clone();
+        let mut b = ProgramBuilder::new(domain.clone());
+        let v = b.input(self);
+        let v = b.cast(v, input_dtype);
+        let pchunks = partial_chunks(&domain, &axes);
+        let partial = b.finish(
+            v,
+            Some(ReduceSink {
+                reduction,
+                axes: axes.clone(),
+                domain_shape: self.shape().to_vec(),
+            }),
+            pchunks.clone(),
+            out_dtype,
+        );
+        Ok(tree(
+            partial,
+            &pchunks,
+            reduction,
+            &axes,
+            opts.split_every,
+            Finalize {
+                keepdims: opts.keepdims,
+                ddof: opts.ddof,
+                dtype: out_dtype,
+            },
+        ))
+    }
+}
+
+/// Adds the combine layers of a tree reduction on top of a layer of partials.
+pub(crate) fn tree(
+    partial: Array,
+    pchunks: &Chunks,
+    reduction: Reduction,
+    axes: &[usize],
+    split_every: usize,
+    finalize: Finalize,
+) -> Array {
+    let mut current = partial;
+    for (op, chunks) in tree_levels(pchunks, reduction, axes, split_every, finalize) {
+        current = Array::from_op(Op::ReduceCombine(op), vec![current], chunks, finalize.dtype);
+    }
+    current
+}
+
+macro_rules! reductions {
+    ($($(#[$doc:meta])* $name:ident, $axis:ident, $with:ident => $r:ident;)*) => {
+        impl Array {
+            $(
+                $(#[$doc])*
+                pub fn $name(&self) -> Result<Array> {
+                    self.reduce(Reduction::$r, &ReduceOptions::all())
+                }
+
+                #[doc = concat!("[`Array::", stringify!($name), "`] over one axis.")]
+                pub fn $axis(&self, axis: isize) -> Result<Array> {
+                    self.reduce(Reduction::$r, &ReduceOptions::axis(axis))
+                }
+
+                #[doc = concat!("[`Array::", stringify!($name), "`] with options (axes, keepdims, split_every).")]
+                pub fn $with(&self, opts: &ReduceOptions) -> Result<Array> {
+                    self.reduce(Reduction::$r, opts)
+                }
+            )*
+        }
+    };
+}
+
+reductions! {
+    /// Sum of all elements (bool and int64 give int64).
+    sum, sum_axis, sum_with => Sum;
+    /// Product of all elements.
+    prod, prod_axis, prod_with => Prod;
+    /// Smallest element (NaN if any is NaN).
+    min, min_axis, min_with => Min;
+    /// Largest element (NaN if any is NaN).
+    max, max_axis, max_with => Max;
+    /// Whether any element is true (non-zero).
+    any, any_axis, any_with => Any;
+    /// Whether all elements are true (non-zero).
+    all, all_axis, all_with => All;
+    /// Arithmetic mean (float64, or float32 for float32 input).
+    mean, mean_axis, mean_with => Mean;
+    /// Flat index of the smallest element (the first one on ties or NaN).
+    argmin, argmin_axis, argmin_with => ArgMin;
+    /// Flat index of the largest element (the first one on ties or NaN).
+    argmax, argmax_axis, argmax_with => ArgMax;
+}
+
+impl Array {
+    /// Variance with `ddof` delta degrees of freedom (divisor `n - ddof`).
+    pub fn var(&self, ddof: f64) -> Result<Array> {
+        self.reduce(Reduction::Var, &ReduceOptions::all().ddof(ddof))
+    }
+
+    /// [`Array::var`] over one axis.
+    pub fn var_axis(&self, axis: isize, ddof: f64) -> Result<Array> {
+        self.reduce(Reduction::Var, &ReduceOptions::axis(axis).ddof(ddof))
+    }
+
+    /// [`Array::var`] with options; `opts.ddof` is the delta degrees of freedom.
+    pub fn var_with(&self, opts: &ReduceOptions) -> Result<Array> {
+        self.reduce(Reduction::Var, opts)
+    }
+
+    /// Standard deviation with `ddof` delta degrees of freedom.
+    pub fn std(&self, ddof: f64) -> Result<Array> {
+        self.reduce(Reduction::Std, &ReduceOptions::all().ddof(ddof))
+    }
+
+    /// [`Array::std`] over one axis.
+    pub fn std_axis(&self, axis: isize, ddof: f64) -> Result<Array> {
+        self.reduce(Reduction::Std, &ReduceOptions::axis(axis).ddof(ddof))
+    }
+
+    /// [`Array::std`] with options.
+    pub fn std_with(&self, opts: &ReduceOptions) -> Result<Array> {
+        self.reduce(Reduction::Std, opts)
+    }
+}

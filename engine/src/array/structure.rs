@@ -1,0 +1,466 @@
+//! Structural operations: rechunk, transpose, reshape, basic slicing, concatenate, stack, matmul and
+//! `map_blocks`. They decide the result's chunk grid here, at build time; the ops derive per-chunk
+//! tasks from it.
+
+use ndarray::{ArrayD, ArrayViewD, SliceInfoElem};
+
+use super::Array;
+use super::reduction::{DEFAULT_SPLIT_EVERY, tree};
+use crate::data::{ArrayData, Element};
+use crate::error::{Error, Result};
+use crate::meta::{ChunkSpec, Chunks, DType};
+use crate::ops::reduce::{normalize_axis, partial_chunks};
+use crate::ops::{AxisSlice, BlockFn, Finalize, Op, Reduction, SliceOp};
+
+impl Array {
+    /// The same values with new chunks.
+    ///
+    /// ```
+    /// let x = tessera::ones::<f32>(&[10, 10], [5, 5]).unwrap().rechunk([10, 2]).unwrap();
+    /// assert_eq!(x.numblocks(), vec![1, 5]);
+    /// ```
+    pub fn rechunk(&self, chunks: impl Into<ChunkSpec>) -> Result<Array> {
+        let chunks = Chunks::resolve(self.shape(), &chunks.into(), self.dtype())?;
+        if &chunks == self.chunks() {
+            return Ok(self.clone());
+        }
+        Ok(Array::from_op(
+            Op::Rechunk,
+            vec![self.clone()],
+            chunks,
+            self.dtype(),
+        ))
+    }
+
+    /// Reverses the axes (numpy's `.T`).
+    pub fn t(&self) -> Array {
+        let perm: Vec<usize> = (0..self.ndim()).rev().collect();
+        self.permute_axes(&perm)
+            .expect("a reversal is a valid permutation")
+    }
+
+    /// Reverses the axes.
+    pub fn transpose(&self) -> Array {
+        self.t()
+    }
+
+    /// Permutes the axes: axis `i` of the result is axis `perm[i]` of `self`.
+    pub fn permute_axes(&self, perm: &[usize]) -> Result<Array> {
+        let mut seen = vec![false; self.ndim()];
+        if perm.len() != self.ndim()
+            || perm
+                .iter()
+                .any(|&p| p >= self.ndim() || std::mem::replace(&mut seen[p], true))
+        {
+            return Err(Error::InvalidArgument {
+                op: "transpose",
+                reason: format!(
+                    "{perm:?} is not a permutation of the {} axes of shape {:?}",
+                    self.ndim(),
+                    self.shape()
+                ),
+            });
+        }
+        if perm.iter().enumerate().all(|(i, &p)| i == p) {
+            return Ok(self.clone());
+        }
+        let chunks = Chunks::from_sizes(
+            perm.iter()
+                .map(|&p| self.chunks().axis(p).to_vec())
+                .collect(),
+        );
+        Ok(Array::from_op(
+            Op::Transpose {
+                perm: perm.to_vec(),
+            },
+            vec![self.clone()],
+            chunks,
+            self.dtype(),
+        ))
+    }
+
+    /// Gives a new shape with the same number of elements, in C order; one entry may be -1.
+    ///
+    /// ```
+    /// let x = tessera::arange(0i64, 12, 1, [5]).unwrap().reshape(&[3, -1]).unwrap();
+    /// assert_eq!(x.shape(), &[3, 4]);
+    /// assert_eq!(x.compute::<i64>().unwrap()[[2, 1]], 9);
+    /// ```
+    pub fn reshape(&self, shape: &[isize]) -> Result<Array> {
+        let size = self.size();
+        let bad = |reason: String| Error::InvalidArgument {
+            op: "reshape",
+            reason,
+        };
+        let unknown: Vec<usize> = shape
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| **d == -1)
+            .map(|(i, _)| i)
+            .collect();
+        if unknown.len() > 1 || shape.iter().any(|&d| d < -1) {
+            return Err(bad(format!("{shape:?} is not a valid shape")));
+        }
+        let known: usize = shape
+            .iter()
+            .filter(|&&d| d >= 0)
+            .map(|&d| d as usize)
+            .product();
+        let mut out: Vec<usize> = shape.iter().map(|&d| d.max(0) as usize).collect();
+        if let Some(&i) = unknown.first() {
+            if known == 0 || size % known != 0 {
+                return Err(bad(format!(
+                    "cannot reshape an array of size {size} into {shape:?}"
+                )));
+            }
+            out[i] = size / known;
+        }
+        if out.iter().product::<usize>() != size {
+            return Err(bad(format!(
+                "cannot reshape an array of shape {:?} into {shape:?}",
+                self.shape()
+            )));
+        }
+        if out == self.shape() {
+            return Ok(self.clone());
+        }
+        // Chunk the input along its first axis only, so every chunk is a contiguous flat range, then
+        // cut the output the same way.
+        let chunk_elems = self.chunks().max_chunk_elems().max(1);
+        let input = if self.ndim() > 0 {
+            let row: usize = self.shape()[1..].iter().product();
+            let rows = (chunk_elems / row.max(1)).max(1);
+            let mut spec = vec![rows];
+            spec.extend_from_slice(&self.shape()[1..]);
+            self.rechunk(spec)?
+        } else {
+            self.clone()
+        };
+        let out_chunks = if out.is_empty() {
+            Chunks::from_sizes(vec![])
+        } else {
+            let row: usize = out[1..].iter().product();
+            let rows = (chunk_elems / row.max(1)).max(1);
+            let mut spec = vec![rows];
+            spec.extend_from_slice(&out[1..]);
+            Chunks::resolve(&out, &ChunkSpec::Block(spec), self.dtype())?
+        };
+        Ok(Array::from_op(
+            Op::Reshape,
+            vec![input],
+            out_chunks,
+            self.dtype(),
+        ))
+    }
+
+    /// Basic slicing with ndarray's `s!` macro: ranges with steps, negative indices from the end, and
+    /// integer indices that drop an axis. Out-of-range bounds are clipped as numpy does; an integer
+    /// index out of range is an error.
+    ///
+    /// ```
+    /// use tessera::s;
+    /// let x = tessera::arange(0i64, 20, 1, [6]).unwrap().reshape(&[4, 5]).unwrap();
+    /// let y = x.slice(s![1..3, ..;-2]).unwrap();
+    /// assert_eq!(y.compute::<i64>().unwrap(), ndarray::array![[9, 7, 5], [14, 12, 10]].into_dyn());
+    /// let z = x.slice(s![-1, 2]).unwrap();
+    /// assert_eq!(z.compute_scalar::<i64>().unwrap(), 17);
+    /// ```
+    pub fn slice(&self, info: impl AsRef<[SliceInfoElem]>) -> Result<Array> {
+        let info = info.as_ref();
+        let ndim = self.ndim();
+        let indexing = info
+            .iter()
+            .filter(|e| !matches!(e, SliceInfoElem::NewAxis))
+            .count();
+        if info.iter().any(|e| matches!(e, SliceInfoElem::NewAxis)) {
+            return Err(Error::InvalidArgument {
+                op: "getitem",
+                reason: "new axes are not supported in slicing; use reshape".into(),
+            });
+        }
+        if indexing > ndim {
+            return Err(Error::InvalidArgument {
+                op: "getitem",
+                reason: format!(
+                    "{indexing} indices for an array of shape {:?}",
+                    self.shape()
+                ),
+            });
+        }
+        let mut axes = Vec::with_capacity(ndim);
+        for axis in 0..ndim {
+            let n = self.shape()[axis];
+            let sel = match info.get(axis) {
+                None => AxisSlice::Range {
+                    start: 0,
+                    step: 1,
+                    len: n,
+                },
+                Some(SliceInfoElem::Index(i)) => {
+                    let j = if *i < 0 { *i + n as isize } else { *i };
+                    if j < 0 || j >= n as isize {
+                        return Err(Error::IndexOutOfBounds {
+                            index: *i,
+                            axis,
+                            len: n,
+                        });
+                    }
+                    AxisSlice::Index(j as usize)
+                }
+                Some(SliceInfoElem::Slice { start, end, step }) => {
+                    if *step == 0 {
+                        return Err(Error::InvalidArgument {
+                            op: "getitem",
+                            reason: format!("slice step of 0 on axis {axis}"),
+                        });
+                    }
+                    let clamp = |v: isize| -> usize {
+                        let v = if v < 0 { v + n as isize } else { v };
+                        v.clamp(0, n as isize) as usize
+                    };
+                    let lo = clamp(*start);
+                    let hi = end.map_or(n, clamp).max(lo);
+                    let stride = step.unsigned_abs();
+                    let len = (hi - lo).div_ceil(stride);
+                    let first = if *step > 0 { lo } else { hi.saturating_sub(1) };
+                    AxisSlice::Range {
+                        start: if len == 0 { 0 } else { first },
+                        step: *step,
+                        len,
+                    }
+                }
+                Some(SliceInfoElem::NewAxis) => unreachable!("rejected above"),
+            };
+            axes.push(sel);
+        }
+        if axes.iter().enumerate().all(|(a, s)| {
+            *s == AxisSlice::Range {
+                start: 0,
+                step: 1,
+                len: self.shape()[a],
+            }
+        }) {
+            return Ok(self.clone());
+        }
+        let (op, chunks) = SliceOp::plan(self.chunks(), axes);
+        Ok(Array::from_op(
+            Op::Slice(op),
+            vec![self.clone()],
+            chunks,
+            self.dtype(),
+        ))
+    }
+
+    /// 2-D matrix product, blocked, with a tree sum over the inner dimension.
+    ///
+    /// ```
+    /// let a = tessera::ones::<f64>(&[4, 6], [2, 3]).unwrap();
+    /// let b = tessera::ones::<f64>(&[6, 5], [2, 5]).unwrap();
+    /// let c = a.matmul(&b).unwrap().compute::<f64>().unwrap();
+    /// assert!(c.iter().all(|&v| v == 6.0));
+    /// ```
+    pub fn matmul(&self, other: &Array) -> Result<Array> {
+        if self.ndim() != 2 || other.ndim() != 2 {
+            return Err(Error::ShapeMismatch {
+                op: "matmul",
+                reason: format!(
+                    "needs 2-d arrays, got shapes {:?} and {:?}",
+                    self.shape(),
+                    other.shape()
+                ),
+            });
+        }
+        if self.shape()[1] != other.shape()[0] {
+            return Err(Error::ShapeMismatch {
+                op: "matmul",
+                reason: format!(
+                    "inner dimensions differ: {:?} @ {:?}",
+                    self.shape(),
+                    other.shape()
+                ),
+            });
+        }
+        let dtype = DType::promote(self.dtype(), other.dtype());
+        if dtype == DType::Bool {
+            return Err(Error::UnsupportedDType {
+                op: "matmul",
+                dtype,
+            });
+        }
+        let a = self.astype(dtype)?;
+        let b = other.astype(dtype)?.rechunk(vec![
+            self.chunks().axis(1).to_vec(),
+            other.chunks().axis(1).to_vec(),
+        ])?;
+        let nk = a.chunks().axis(1).len();
+        let products = Chunks::from_sizes(vec![
+            a.chunks().axis(0).to_vec(),
+            b.chunks().axis(1).to_vec(),
+            vec![1; nk],
+        ]);
+        let partial = Array::from_op(Op::Matmul, vec![a, b], products.clone(), dtype);
+        let pchunks = partial_chunks(&products, &[2]);
+        Ok(tree(
+            partial,
+            &pchunks,
+            Reduction::Sum,
+            &[2],
+            DEFAULT_SPLIT_EVERY,
+            Finalize {
+                keepdims: false,
+                ddof: 0.0,
+                dtype,
+            },
+        ))
+    }
+
+    /// Same as [`Array::matmul`].
+    pub fn dot(&self, other: &Array) -> Result<Array> {
+        self.matmul(other)
+    }
+
+    /// Applies a Rust closure to every chunk; the closure must return a chunk of the same shape.
+    /// Runs on the local executor only: a distributed run rejects it with a clear error.
+    ///
+    /// ```
+    /// let x = tessera::arange(0.0, 6.0, 1.0, [4]).unwrap();
+    /// let y = x.map_blocks(|b: ndarray::ArrayViewD<f64>| b.mapv(|v| v * 10.0)).unwrap();
+    /// assert_eq!(y.compute::<f64>().unwrap()[5], 50.0);
+    /// ```
+    pub fn map_blocks<T: Element, U: Element>(
+        &self,
+        f: impl Fn(ArrayViewD<T>) -> ArrayD<U> + Send + Sync + 'static,
+    ) -> Result<Array> {
+        if self.dtype() != T::DTYPE {
+            return Err(Error::DTypeMismatch {
+                expected: T::DTYPE,
+                actual: self.dtype(),
+            });
+        }
+        let func = BlockFn::new(move |chunk: ArrayData| {
+            let typed = T::view(&chunk).ok_or(Error::DTypeMismatch {
+                expected: T::DTYPE,
+                actual: chunk.dtype(),
+            })?;
+            Ok(U::wrap(f(typed.view())))
+        });
+        Ok(Array::from_op(
+            Op::MapBlocks(func),
+            vec![self.clone()],
+            self.chunks().clone(),
+            U::DTYPE,
+        ))
+    }
+}
+
+/// Joins arrays along an existing axis.
+///
+/// ```
+/// let a = tessera::zeros::<i64>(&[2, 3], [1, 3]).unwrap();
+/// let b = tessera::ones::<i64>(&[1, 3], [1, 3]).unwrap();
+/// let c = tessera::concatenate(&[&a, &b], 0).unwrap();
+/// assert_eq!(c.shape(), &[3, 3]);
+/// assert_eq!(c.sum().unwrap().compute_scalar::<i64>().unwrap(), 3);
+/// ```
+pub fn concatenate(arrays: &[&Array], axis: isize) -> Result<Array> {
+    let first = arrays.first().ok_or(Error::InvalidArgument {
+        op: "concatenate",
+        reason: "needs at least one array".into(),
+    })?;
+    let ndim = first.ndim();
+    if ndim == 0 {
+        return Err(Error::InvalidArgument {
+            op: "concatenate",
+            reason: "0-d arrays cannot be concatenated".into(),
+        });
+    }
+    let axis = normalize_axis(axis, ndim)?;
+    for a in arrays {
+        if a.ndim() != ndim || (0..ndim).any(|i| i != axis && a.shape()[i] != first.shape()[i]) {
+            return Err(Error::ShapeMismatch {
+                op: "concatenate",
+                reason: format!(
+                    "shapes {:?} and {:?} differ off axis {axis}",
+                    first.shape(),
+                    a.shape()
+                ),
+            });
+        }
+    }
+    let dtype = arrays
+        .iter()
+        .map(|a| a.dtype())
+        .reduce(DType::promote)
+        .expect("non-empty");
+    let mut inputs = Vec::with_capacity(arrays.len());
+    let mut axis_chunks = Vec::new();
+    for a in arrays {
+        let mut want: Vec<Vec<usize>> = first.chunks().sizes().to_vec();
+        want[axis] = a.chunks().axis(axis).to_vec();
+        let a = a.astype(dtype)?.rechunk(want)?;
+        axis_chunks.extend(a.chunks().axis(axis).iter().copied().filter(|&c| c > 0));
+        inputs.push(a);
+    }
+    // Zero-length pieces contribute no chunks, unless everything is empty.
+    let inputs: Vec<Array> = if axis_chunks.is_empty() {
+        inputs.into_iter().take(1).collect()
+    } else {
+        inputs.into_iter().filter(|a| a.shape()[axis] > 0).collect()
+    };
+    if axis_chunks.is_empty() {
+        axis_chunks.push(0);
+    }
+    if inputs.len() == 1 {
+        return Ok(inputs.into_iter().next().expect("one"));
+    }
+    let mut sizes = first.chunks().sizes().to_vec();
+    sizes[axis] = axis_chunks;
+    Ok(Array::from_op(
+        Op::Concatenate { axis },
+        inputs,
+        Chunks::from_sizes(sizes),
+        dtype,
+    ))
+}
+
+/// Joins arrays of the same shape along a new axis.
+///
+/// ```
+/// let a = tessera::zeros::<f64>(&[3], [2]).unwrap();
+/// let b = tessera::ones::<f64>(&[3], [3]).unwrap();
+/// let c = tessera::stack(&[&a, &b], 1).unwrap();
+/// assert_eq!(c.shape(), &[3, 2]);
+/// assert_eq!(c.compute::<f64>().unwrap()[[2, 1]], 1.0);
+/// ```
+pub fn stack(arrays: &[&Array], axis: isize) -> Result<Array> {
+    let first = arrays.first().ok_or(Error::InvalidArgument {
+        op: "stack",
+        reason: "needs at least one array".into(),
+    })?;
+    let axis = normalize_axis(axis, first.ndim() + 1)?;
+    for a in arrays {
+        if a.shape() != first.shape() {
+            return Err(Error::ShapeMismatch {
+                op: "stack",
+                reason: format!("shapes {:?} and {:?} differ", first.shape(), a.shape()),
+            });
+        }
+    }
+    let dtype = arrays
+        .iter()
+        .map(|a| a.dtype())
+        .reduce(DType::promote)
+        .expect("non-empty");
+    let inputs = arrays
+        .iter()
+        .map(|a| a.astype(dtype)?.rechunk(first.chunks()))
+        .collect::<Result<Vec<_>>>()?;
+    let mut sizes = first.chunks().sizes().to_vec();
+    sizes.insert(axis, vec![1; arrays.len()]);
+    Ok(Array::from_op(
+        Op::Stack { axis },
+        inputs,
+        Chunks::from_sizes(sizes),
+        dtype,
+    ))
+}

@@ -1,0 +1,62 @@
+//! The engine's one error type. Every variant names what was wrong (shape, chunk, key, path) so that a
+//! binary can print it as one readable line.
+
+use std::path::PathBuf;
+
+/// Errors from building, optimizing or computing array expressions.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("chunks {chunks} do not match the {}-d shape {shape:?}", shape.len())]
+    ChunksRank { shape: Vec<usize>, chunks: String },
+    #[error("invalid chunks for shape {shape:?}: {reason}")]
+    InvalidChunks { shape: Vec<usize>, reason: String },
+    #[error("shapes {left:?} and {right:?} cannot be broadcast together")]
+    Broadcast { left: Vec<usize>, right: Vec<usize> },
+    #[error("axis {axis} is out of bounds for an array of rank {ndim}")]
+    AxisOutOfBounds { axis: isize, ndim: usize },
+    #[error("axis {axis} is repeated in {axes:?}")]
+    DuplicateAxis { axis: usize, axes: Vec<isize> },
+    #[error("shape mismatch in {op}: {reason}")]
+    ShapeMismatch { op: &'static str, reason: String },
+    #[error("{op} does not support dtype {dtype}")]
+    UnsupportedDType {
+        op: &'static str,
+        dtype: crate::DType,
+    },
+    #[error("expected an array of dtype {expected}, but it is {actual}")]
+    DTypeMismatch {
+        expected: crate::DType,
+        actual: crate::DType,
+    },
+    #[error("invalid argument to {op}: {reason}")]
+    InvalidArgument { op: &'static str, reason: String },
+    #[error("index {index} is out of bounds for axis {axis} of length {len}")]
+    IndexOutOfBounds {
+        index: isize,
+        axis: usize,
+        len: usize,
+    },
+    #[error("task {key} failed: {message}")]
+    TaskFailed { key: String, message: String },
+    #[error("task {key} panicked: {message}")]
+    TaskPanicked { key: String, message: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: not a readable .npy file: {reason}")]
+    Npy { path: PathBuf, reason: String },
+    #[error(
+        "map_blocks runs a Rust closure, which cannot leave this process: compute {key} with the local executor"
+    )]
+    NotSerializable { key: String },
+    #[error("invalid graph: {reason}")]
+    InvalidGraph { reason: String },
+    #[error("could not build the thread pool: {0}")]
+    ThreadPool(String),
+}
+
+/// Result with the engine's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

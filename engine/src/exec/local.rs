@@ -1,0 +1,244 @@
+//! The local executor: dependency counting over a rayon pool. Every pool thread takes the ready task
+//! with the lowest priority number (the depth-first order [`TaskGraph`] assigns), runs it outside the
+//! lock, then releases inputs whose last consumer has run. Because a group's combine step outranks the
+//! next group's leaves, a reduction holds about threads × chunk size, not the whole array.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Condvar, Mutex};
+
+use smallvec::SmallVec;
+
+use super::OutputSink;
+use crate::data::ChunkValue;
+use crate::error::{Error, Result};
+use crate::graph::ArrayMeta;
+use crate::graph::expand::TaskGraph;
+
+/// Runs task graphs on a rayon pool.
+#[derive(Clone, Debug, Default)]
+pub struct LocalExecutor {
+    pool: Option<Arc<rayon::ThreadPool>>,
+}
+
+/// What a run did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExecStats {
+    /// Tasks executed.
+    pub tasks: usize,
+    /// Most bytes of chunk data held at once by the executor (not counting what the sink keeps).
+    pub peak_bytes: usize,
+}
+
+struct State {
+    ready: BinaryHeap<Reverse<u32>>,
+    waiting_on: Vec<u32>,
+    readers_left: Vec<u32>,
+    values: Vec<Option<Arc<ChunkValue>>>,
+    done: usize,
+    error: Option<Error>,
+    held_bytes: usize,
+    peak_bytes: usize,
+}
+
+impl LocalExecutor {
+    /// An executor on rayon's global pool (all cores).
+    pub fn new() -> Self {
+        LocalExecutor { pool: None }
+    }
+
+    /// An executor on its own pool of `threads` threads.
+    pub fn with_threads(threads: usize) -> Result<Self> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads.max(1))
+            .thread_name(|i| format!("tessera-{i}"))
+            .build()
+            .map_err(|e| Error::ThreadPool(e.to_string()))?;
+        Ok(LocalExecutor {
+            pool: Some(Arc::new(pool)),
+        })
+    }
+
+    /// Number of threads tasks run on.
+    pub fn threads(&self) -> usize {
+        match &self.pool {
+            Some(p) => p.current_num_threads(),
+            None => rayon::current_num_threads(),
+        }
+    }
+
+    /// Runs every task of `tg`, handing output chunks to `sink`. Stops at the first failure, whose
+    /// error names the task's key.
+    pub fn execute(&self, tg: &TaskGraph, sink: &OutputSink<'_>) -> Result<ExecStats> {
+        let n = tg.tasks.len();
+        let mut readers = vec![0u32; n];
+        let mut consumers: Vec<SmallVec<[u32; 2]>> = vec![SmallVec::new(); n];
+        for (i, t) in tg.tasks.iter().enumerate() {
+            for &d in &t.deps {
+                readers[d as usize] += 1;
+                consumers[d as usize].push(i as u32);
+            }
+        }
+        let mut output_of: Vec<SmallVec<[(usize, usize); 1]>> = vec![SmallVec::new(); n];
+        for (o, ids) in tg.outputs.iter().enumerate() {
+            for (b, &id) in ids.iter().enumerate() {
+                output_of[id as usize].push((o, b));
+            }
+        }
+        let layers = tg.graph.layers();
+        let input_metas: Vec<Vec<&ArrayMeta>> = layers
+            .iter()
+            .map(|l| {
+                l.inputs
+                    .iter()
+                    .map(|i| &tg.graph.get(*i).expect("expanded graphs are closed").meta)
+                    .collect()
+            })
+            .collect();
+        let ready: BinaryHeap<Reverse<u32>> = tg
+            .tasks
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.deps.is_empty())
+            .map(|(i, _)| Reverse(i as u32))
+            .collect();
+        let state = Mutex::new(State {
+            ready,
+            waiting_on: tg.tasks.iter().map(|t| t.deps.len() as u32).collect(),
+            readers_left: readers,
+            values: vec![None; n],
+            done: 0,
+            error: None,
+            held_bytes: 0,
+            peak_bytes: 0,
+        });
+        let wake = Condvar::new();
+
+        let worker = || {
+            let mut inputs: Vec<Arc<ChunkValue>> = Vec::new();
+            loop {
+                let id = {
+                    let mut s = state.lock().expect("executor state");
+                    let id = loop {
+                        if s.error.is_some() || s.done == n {
+                            return;
+                        }
+                        if let Some(Reverse(id)) = s.ready.pop() {
+                            break id;
+                        }
+                        s = wake.wait(s).expect("executor state");
+                    };
+                    inputs.clear();
+                    inputs.extend(tg.tasks[id as usize].deps.iter().map(|&d| {
+                        s.values[d as usize]
+                            .clone()
+                            .expect("inputs finish before their readers")
+                    }));
+                    id
+                };
+                let task = &tg.tasks[id as usize];
+                let layer = &layers[task.layer as usize];
+                let result = catch_unwind(AssertUnwindSafe(|| {
+                    layer.op.run(
+                        layer,
+                        &input_metas[task.layer as usize],
+                        &task.block,
+                        &inputs,
+                    )
+                }));
+                inputs.clear();
+                let result = match result {
+                    Ok(Ok(v)) => Ok(v),
+                    Ok(Err(e)) => Err(Error::TaskFailed {
+                        key: tg.key(id).to_string(),
+                        message: e.to_string(),
+                    }),
+                    Err(panic) => Err(Error::TaskPanicked {
+                        key: tg.key(id).to_string(),
+                        message: panic_message(&panic),
+                    }),
+                };
+                let result = result.and_then(|v| {
+                    for &(o, b) in &output_of[id as usize] {
+                        let block = &tg.tasks[tg.outputs[o][b] as usize].block;
+                        sink(o, block, v.clone())?;
+                    }
+                    Ok(v)
+                });
+                let mut s = state.lock().expect("executor state");
+                match result {
+                    Err(e) => {
+                        if s.error.is_none() {
+                            s.error = Some(e);
+                        }
+                        wake.notify_all();
+                        return;
+                    }
+                    Ok(v) => {
+                        let mut woke = 0;
+                        for &c in &consumers[id as usize] {
+                            let w = &mut s.waiting_on[c as usize];
+                            *w -= 1;
+                            if *w == 0 {
+                                s.ready.push(Reverse(c));
+                                woke += 1;
+                            }
+                        }
+                        if !consumers[id as usize].is_empty() {
+                            s.held_bytes += v.nbytes();
+                            s.peak_bytes = s.peak_bytes.max(s.held_bytes);
+                            s.values[id as usize] = Some(v);
+                        }
+                        for &d in &task.deps {
+                            let r = &mut s.readers_left[d as usize];
+                            *r -= 1;
+                            if *r == 0
+                                && let Some(old) = s.values[d as usize].take()
+                            {
+                                s.held_bytes -= old.nbytes();
+                            }
+                        }
+                        s.done += 1;
+                        if s.done == n {
+                            wake.notify_all();
+                        } else if woke > 1 {
+                            wake.notify_all();
+                        } else if woke == 1 {
+                            wake.notify_one();
+                        }
+                    }
+                }
+            }
+        };
+
+        if n > 0 {
+            match &self.pool {
+                Some(p) => {
+                    p.broadcast(|_| worker());
+                }
+                None => {
+                    rayon::broadcast(|_| worker());
+                }
+            }
+        }
+        let s = state.into_inner().expect("executor state");
+        if let Some(e) = s.error {
+            return Err(e);
+        }
+        Ok(ExecStats {
+            tasks: n,
+            peak_bytes: s.peak_bytes,
+        })
+    }
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a non-string panic payload".to_string()
+    }
+}

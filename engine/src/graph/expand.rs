@@ -1,0 +1,205 @@
+//! Expansion of a layered [`Graph`] into chunk tasks, culled: starting from the output layers' chunks,
+//! only the tasks they transitively read are created, so a slice of a huge array computes only the
+//! chunks it needs. Tasks are numbered in depth-first post-order from the outputs, which is both a
+//! topological order and the priority the executor runs ready tasks in: it finishes a subtree (say, one
+//! group of a tree reduction) before starting the next, so finished chunks are released early.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use super::{ArrayMeta, Block, ChunkKey, Graph};
+use crate::error::{Error, Result};
+use crate::meta::block_indices;
+
+/// One chunk task: compute `block` of layer `layer` from the tasks in `deps`, in the op's order.
+#[derive(Clone, Debug)]
+pub struct Task {
+    pub layer: u32,
+    pub block: Block,
+    pub deps: Vec<u32>,
+}
+
+/// The culled chunk tasks of a graph, in topological (and priority) order.
+#[derive(Debug)]
+pub struct TaskGraph {
+    pub graph: Graph,
+    pub tasks: Vec<Task>,
+    /// Per graph output, its chunk tasks in C order of block index.
+    pub outputs: Vec<Vec<u32>>,
+}
+
+struct Frame {
+    layer: u32,
+    block: Block,
+    deps: Vec<(u32, Block)>,
+    next: usize,
+    dep_ids: Vec<u32>,
+}
+
+impl TaskGraph {
+    /// Expands the chunk tasks the graph's outputs need.
+    pub fn expand(graph: Graph) -> Result<TaskGraph> {
+        let layers = graph.layers();
+        let input_pos: Vec<Vec<u32>> = layers
+            .iter()
+            .map(|l| {
+                l.inputs
+                    .iter()
+                    .map(|i| {
+                        graph
+                            .position(*i)
+                            .map(|p| p as u32)
+                            .ok_or_else(|| Error::InvalidGraph {
+                                reason: format!(
+                                    "layer {} reads {i}, which is not in the graph",
+                                    l.id
+                                ),
+                            })
+                    })
+                    .collect::<Result<_>>()
+            })
+            .collect::<Result<_>>()?;
+        let mut index: HashMap<(u32, Block), u32> = HashMap::new();
+        let mut tasks: Vec<Task> = Vec::new();
+        let mut outputs = Vec::with_capacity(graph.outputs().len());
+        let mut scratch = Vec::new();
+
+        let dep_list = |layer: u32,
+                        block: &Block,
+                        scratch: &mut Vec<(usize, Block)>|
+         -> Result<Vec<(u32, Block)>> {
+            let l = &layers[layer as usize];
+            let metas: Vec<&ArrayMeta> = input_pos[layer as usize]
+                .iter()
+                .map(|&p| &layers[p as usize].meta)
+                .collect();
+            scratch.clear();
+            l.op.deps(l, &metas, block, scratch);
+            scratch
+                .drain(..)
+                .map(|(i, b)| {
+                    let Some(&p) = input_pos[layer as usize].get(i) else {
+                        return Err(Error::InvalidGraph {
+                            reason: format!(
+                                "{} reads input {i}, but the layer has {}",
+                                ChunkKey {
+                                    layer: l.id,
+                                    block: block.clone()
+                                },
+                                metas.len()
+                            ),
+                        });
+                    };
+                    let nb = layers[p as usize].meta.chunks.numblocks();
+                    if b.len() != nb.len() || b.iter().zip(&nb).any(|(&x, &n)| x as usize >= n) {
+                        return Err(Error::InvalidGraph {
+                            reason: format!(
+                                "{} reads chunk {}, outside its grid of {nb:?} blocks",
+                                ChunkKey {
+                                    layer: l.id,
+                                    block: block.clone()
+                                },
+                                ChunkKey {
+                                    layer: layers[p as usize].id,
+                                    block: b
+                                }
+                            ),
+                        });
+                    }
+                    Ok((p, b))
+                })
+                .collect()
+        };
+
+        for out in graph.outputs() {
+            let layer = graph.position(*out).ok_or_else(|| Error::InvalidGraph {
+                reason: format!("output {out} is not in the graph"),
+            })? as u32;
+            let nb = layers[layer as usize].meta.chunks.numblocks();
+            let mut ids = Vec::new();
+            for block in block_indices(&nb) {
+                let block: Block = block.into_iter().collect();
+                if let Some(&id) = index.get(&(layer, block.clone())) {
+                    ids.push(id);
+                    continue;
+                }
+                let deps = dep_list(layer, &block, &mut scratch)?;
+                let mut stack = vec![Frame {
+                    layer,
+                    block,
+                    deps,
+                    next: 0,
+                    dep_ids: Vec::new(),
+                }];
+                while let Some(top) = stack.last_mut() {
+                    if top.next < top.deps.len() {
+                        let (dl, db) = top.deps[top.next].clone();
+                        if let Some(&id) = index.get(&(dl, db.clone())) {
+                            top.dep_ids.push(id);
+                            top.next += 1;
+                        } else {
+                            let deps = dep_list(dl, &db, &mut scratch)?;
+                            stack.push(Frame {
+                                layer: dl,
+                                block: db,
+                                deps,
+                                next: 0,
+                                dep_ids: Vec::new(),
+                            });
+                        }
+                        continue;
+                    }
+                    let f = stack.pop().expect("non-empty");
+                    let id = tasks.len() as u32;
+                    index.insert((f.layer, f.block.clone()), id);
+                    tasks.push(Task {
+                        layer: f.layer,
+                        block: f.block,
+                        deps: f.dep_ids,
+                    });
+                    if let Some(parent) = stack.last_mut() {
+                        parent.dep_ids.push(id);
+                        parent.next += 1;
+                    } else {
+                        ids.push(id);
+                    }
+                }
+            }
+            outputs.push(ids);
+        }
+        Ok(TaskGraph {
+            graph,
+            tasks,
+            outputs,
+        })
+    }
+
+    /// The key of a task.
+    pub fn key(&self, task: u32) -> ChunkKey {
+        let t = &self.tasks[task as usize];
+        ChunkKey {
+            layer: self.graph.layers()[t.layer as usize].id,
+            block: t.block.clone(),
+        }
+    }
+
+    /// The tasks as Graphviz DOT, one node per chunk task.
+    pub fn to_dot(&self) -> String {
+        let mut s =
+            String::from("digraph tasks {\n  rankdir=BT;\n  node [shape=box, fontsize=10];\n");
+        for (i, t) in self.tasks.iter().enumerate() {
+            let layer = &self.graph.layers()[t.layer as usize];
+            let _ = writeln!(
+                s,
+                "  t{i} [label=\"{}\\n{}\"];",
+                self.key(i as u32),
+                layer.op.describe(layer).replace('"', "'")
+            );
+            for d in &t.deps {
+                let _ = writeln!(s, "  t{d} -> t{i};");
+            }
+        }
+        s.push_str("}\n");
+        s
+    }
+}

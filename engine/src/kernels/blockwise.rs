@@ -1,0 +1,447 @@
+//! Evaluates a blockwise [`Program`] over one chunk of its domain, tile by tile: every leaf fills a
+//! tile buffer (input chunks are copied, generated values computed from their global index), the
+//! instructions run over the buffers, and the result is either written to the output chunk or fed to
+//! the program's reduction. Nothing larger than a tile per value is ever held, so
+//! `random → elementwise → partial reduction` never materializes a chunk.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use ndarray::{ArrayD, IxDyn};
+use smallvec::SmallVec;
+
+use super::TILE;
+use super::elementwise::{self, Buf};
+use super::random::{self, RandomKey};
+use super::reduce::Accumulator;
+use crate::data::{ArrayData, ChunkValue};
+use crate::error::Result;
+use crate::meta::{DType, Scalar};
+use crate::ops::{Distribution, LeafKind, Program};
+
+/// How a leaf provides the values of one row of the domain block.
+enum LeafRow<'a> {
+    /// Same value along the whole row (a constant, or broadcast along the row's axes).
+    Constant,
+    /// A contiguous run of an input chunk.
+    Slice(&'a ArrayData),
+    /// Generated from consecutive global indices.
+    Generated,
+}
+
+struct LeafPlan<'a> {
+    row: LeafRow<'a>,
+    /// Per domain axis, the stride of the leaf's index along that axis (0 where broadcast), in the
+    /// leaf's chunk (inputs) or in the whole leaf array (generated values).
+    strides: SmallVec<[usize; 4]>,
+    /// Whether the leaf uses the global index (generated) or the chunk-local one (inputs).
+    global: bool,
+}
+
+fn strides_of(shape: &[usize]) -> SmallVec<[usize; 4]> {
+    let mut s: SmallVec<[usize; 4]> = SmallVec::from_elem(0, shape.len());
+    let mut acc = 1;
+    for a in (0..shape.len()).rev() {
+        s[a] = acc;
+        acc *= shape[a];
+    }
+    s
+}
+
+/// Runs `p` for domain block `block`, reading input chunks `deps` (one per layer input, in order).
+pub fn run(p: &Program, block: &[u32], deps: &[Arc<ChunkValue>]) -> Result<ChunkValue> {
+    let ndim = p.domain.ndim();
+    let dshape = p.domain.block_shape(block);
+    let doffset = p.domain.block_offset(block);
+    let full = p.domain.shape();
+
+    // Kernels produce standard layout, so inputs are normally borrowed as they are.
+    let mut inputs: SmallVec<[Cow<'_, ArrayData>; 2]> = SmallVec::new();
+    for d in deps {
+        let a = d.as_array()?;
+        let standard = crate::with_array!(a, x => x.is_standard_layout());
+        inputs.push(if standard {
+            Cow::Borrowed(a)
+        } else {
+            Cow::Owned(a.clone().into_standard_layout())
+        });
+    }
+    let broadcast = |leaf: &crate::ops::Leaf, a: usize| leaf.shape[a] == 1 && full[a] != 1;
+
+    // Which trailing axes form one contiguous row.
+    let reduced = |a: usize| p.reduce.as_ref().is_some_and(|r| r.axes.contains(&a));
+    let mut row_start = ndim.saturating_sub(1);
+    if ndim > 0 && !p.reduce.as_ref().is_some_and(|r| r.reduction.is_arg()) {
+        while row_start > 0 {
+            let a = row_start - 1;
+            let last = ndim - 1;
+            let ok = reduced(a) == reduced(last)
+                && p.leaves.iter().all(|leaf| {
+                    let b = broadcast(leaf, a);
+                    if b != broadcast(leaf, last) {
+                        return false;
+                    }
+                    match leaf.kind {
+                        LeafKind::Input(_) | LeafKind::Full(_) => true,
+                        // Global flat indices are contiguous across rows only if the chunk spans the
+                        // inner axes whole.
+                        _ => b || (a + 1..ndim).all(|i| dshape[i] == full[i]),
+                    }
+                });
+            if !ok {
+                break;
+            }
+            row_start = a;
+        }
+    }
+    let row_len: usize = if ndim == 0 {
+        1
+    } else {
+        dshape[row_start..].iter().product()
+    };
+    let outer_shape = &dshape[..row_start.min(ndim)];
+    let outer_count: usize = outer_shape.iter().product();
+
+    let plans: Vec<LeafPlan> = p
+        .leaves
+        .iter()
+        .map(|leaf| {
+            let bc = ndim > 0 && broadcast(leaf, ndim - 1);
+            match &leaf.kind {
+                LeafKind::Input(i) => {
+                    let chunk_shape: Vec<usize> = (0..ndim)
+                        .map(|a| if broadcast(leaf, a) { 1 } else { dshape[a] })
+                        .collect();
+                    let mut strides = strides_of(&chunk_shape);
+                    for (a, s) in strides.iter_mut().enumerate() {
+                        if broadcast(leaf, a) {
+                            *s = 0;
+                        }
+                    }
+                    LeafPlan {
+                        row: if bc {
+                            LeafRow::Constant
+                        } else {
+                            LeafRow::Slice(inputs[*i].as_ref())
+                        },
+                        strides,
+                        global: false,
+                    }
+                }
+                LeafKind::Full(_) => LeafPlan {
+                    row: LeafRow::Constant,
+                    strides: SmallVec::from_elem(0, ndim),
+                    global: true,
+                },
+                _ => {
+                    let mut strides = strides_of(&leaf.shape);
+                    for (a, s) in strides.iter_mut().enumerate() {
+                        if broadcast(leaf, a) {
+                            *s = 0;
+                        }
+                    }
+                    LeafPlan {
+                        row: if bc {
+                            LeafRow::Constant
+                        } else {
+                            LeafRow::Generated
+                        },
+                        strides,
+                        global: true,
+                    }
+                }
+            }
+        })
+        .collect();
+
+    let nvalues = p.leaves.len() + p.instrs.len();
+    let tile = row_len.clamp(1, TILE);
+    let mut bufs: Vec<Buf> = (0..nvalues as u32)
+        .map(|v| Buf::new(p.value_dtype(v), tile))
+        .collect();
+    for (i, leaf) in p.leaves.iter().enumerate() {
+        if let LeafKind::Full(s) = leaf.kind {
+            bufs[i].fill(s, tile);
+        }
+    }
+
+    let out_dtype = p.value_dtype(p.output);
+    // Output: either an array of the block's shape or an accumulator over the kept positions.
+    let mut out_buf: Option<Buf> = None;
+    let mut acc: Option<(Accumulator, Vec<usize>, SmallVec<[usize; 4]>)> = None;
+    let mut arg_strides: SmallVec<[i64; 4]> = SmallVec::new();
+    match &p.reduce {
+        None => out_buf = Some(Buf::new(out_dtype, dshape.iter().product())),
+        Some(r) => {
+            let pshape: Vec<usize> = (0..ndim)
+                .map(|a| if r.axes.contains(&a) { 1 } else { dshape[a] })
+                .collect();
+            let mut pstrides = strides_of(&pshape);
+            for &a in &r.axes {
+                pstrides[a] = 0;
+            }
+            let npos = pshape.iter().product();
+            acc = Some((
+                Accumulator::new(r.reduction, out_dtype, npos),
+                pshape,
+                pstrides,
+            ));
+            // Index strides over the reduced axes of the full domain, for argmin/argmax.
+            let mut s: SmallVec<[i64; 4]> = SmallVec::from_elem(0, ndim);
+            let mut m = 1i64;
+            for a in (0..ndim).rev() {
+                if r.axes.contains(&a) {
+                    s[a] = m;
+                    m *= r.domain_shape[a] as i64;
+                }
+            }
+            arg_strides = s;
+        }
+    }
+    let row_reduced = ndim > 0 && reduced(ndim - 1);
+
+    let mut outer_idx: SmallVec<[usize; 4]> = SmallVec::from_elem(0, row_start);
+    let mut bases: SmallVec<[usize; 8]> = SmallVec::from_elem(0, p.leaves.len());
+    for outer in 0..outer_count {
+        // Index of the first element of this row, per leaf.
+        for (li, plan) in plans.iter().enumerate() {
+            let mut base = 0usize;
+            for a in 0..ndim {
+                let local = if a < row_start { outer_idx[a] } else { 0 };
+                let idx = if plan.global {
+                    doffset[a] + local
+                } else {
+                    local
+                };
+                base += idx * plan.strides[a];
+            }
+            bases[li] = base;
+        }
+        // Constant leaves (broadcast along the row) get their value once per row.
+        for (li, leaf) in p.leaves.iter().enumerate() {
+            if matches!(plans[li].row, LeafRow::Constant) && !matches!(leaf.kind, LeafKind::Full(_))
+            {
+                let v = leaf_value(leaf, &plans[li], bases[li], &inputs);
+                bufs[li].fill(v, tile);
+            }
+        }
+        let (pos_base, arg_base) = match &acc {
+            Some((_, _, pstrides)) => {
+                let pos: usize = (0..row_start).map(|a| outer_idx[a] * pstrides[a]).sum();
+                let arg: i64 = (0..ndim)
+                    .map(|a| {
+                        let local = if a < row_start { outer_idx[a] } else { 0 };
+                        (doffset[a] + local) as i64 * arg_strides[a]
+                    })
+                    .sum();
+                (pos, arg)
+            }
+            None => (0, 0),
+        };
+
+        let mut t0 = 0;
+        while t0 < row_len {
+            let n = (row_len - t0).min(tile);
+            for (li, leaf) in p.leaves.iter().enumerate() {
+                match plans[li].row {
+                    LeafRow::Constant => {}
+                    LeafRow::Slice(data) => copy_slice(data, bases[li] + t0, n, &mut bufs[li]),
+                    LeafRow::Generated => {
+                        generate(&leaf.kind, (bases[li] + t0) as u64, n, &mut bufs[li])
+                    }
+                }
+            }
+            for (k, ins) in p.instrs.iter().enumerate() {
+                let out_id = p.leaves.len() + k;
+                let mut out = std::mem::replace(&mut bufs[out_id], Buf::Bool(Vec::new()));
+                {
+                    let args: SmallVec<[&Buf; 3]> =
+                        ins.args.iter().map(|&a| &bufs[a as usize]).collect();
+                    elementwise::apply(ins.func, &args, &mut out, n);
+                }
+                bufs[out_id] = out;
+            }
+            let result = &bufs[p.output as usize];
+            if let Some(ob) = out_buf.as_mut() {
+                write_tile(ob, outer * row_len + t0, result, n);
+            } else if let Some((a, _, _)) = acc.as_mut() {
+                if row_reduced {
+                    let step = if ndim > 0 { arg_strides[ndim - 1] } else { 0 };
+                    a.feed_reduced(pos_base, result, n, arg_base + t0 as i64 * step, step);
+                } else {
+                    a.feed_elementwise(pos_base + t0, result, n, arg_base);
+                }
+            }
+            t0 += n;
+        }
+        // Advance the outer odometer.
+        for a in (0..row_start).rev() {
+            outer_idx[a] += 1;
+            if outer_idx[a] < dshape[a] {
+                break;
+            }
+            outer_idx[a] = 0;
+        }
+    }
+
+    match (out_buf, acc) {
+        (Some(b), _) => Ok(ChunkValue::Array(buf_into_array(b, &dshape))),
+        (None, Some((a, pshape, _))) => Ok(a.finish(&pshape)),
+        (None, None) => unreachable!("a program either writes or reduces"),
+    }
+}
+
+fn copy_slice(data: &ArrayData, start: usize, n: usize, buf: &mut Buf) {
+    match (data, buf) {
+        (ArrayData::F64(a), Buf::F64(b)) => {
+            b[..n].copy_from_slice(&a.as_slice().expect("standard")[start..start + n])
+        }
+        (ArrayData::F32(a), Buf::F32(b)) => {
+            b[..n].copy_from_slice(&a.as_slice().expect("standard")[start..start + n])
+        }
+        (ArrayData::I64(a), Buf::I64(b)) => {
+            b[..n].copy_from_slice(&a.as_slice().expect("standard")[start..start + n])
+        }
+        (ArrayData::Bool(a), Buf::Bool(b)) => {
+            b[..n].copy_from_slice(&a.as_slice().expect("standard")[start..start + n])
+        }
+        (a, b) => unreachable!(
+            "input chunk of dtype {} read into a {} leaf",
+            a.dtype(),
+            b.dtype()
+        ),
+    }
+}
+
+/// One value of a leaf (for leaves constant along the row).
+fn leaf_value(
+    leaf: &crate::ops::Leaf,
+    plan: &LeafPlan,
+    base: usize,
+    inputs: &[Cow<'_, ArrayData>],
+) -> Scalar {
+    match (&leaf.kind, &plan.row) {
+        (LeafKind::Full(s), _) => *s,
+        (LeafKind::Input(i), _) => {
+            let data: &ArrayData = &inputs[*i];
+            let flat = |a: &ArrayData| -> Scalar {
+                match a {
+                    ArrayData::F64(x) => Scalar::F64(x.as_slice().expect("standard")[base]),
+                    ArrayData::F32(x) => Scalar::F32(x.as_slice().expect("standard")[base]),
+                    ArrayData::I64(x) => Scalar::I64(x.as_slice().expect("standard")[base]),
+                    ArrayData::Bool(x) => Scalar::Bool(x.as_slice().expect("standard")[base]),
+                }
+            };
+            flat(data)
+        }
+        (kind, _) => {
+            let mut b = Buf::new(leaf.dtype, 1);
+            generate(kind, base as u64, 1, &mut b);
+            match b {
+                Buf::F64(v) => Scalar::F64(v[0]),
+                Buf::F32(v) => Scalar::F32(v[0]),
+                Buf::I64(v) => Scalar::I64(v[0]),
+                Buf::Bool(v) => Scalar::Bool(v[0]),
+            }
+        }
+    }
+}
+
+/// Fills `n` generated values starting at global flat index `start`.
+fn generate(kind: &LeafKind, start: u64, n: usize, buf: &mut Buf) {
+    match (kind, buf) {
+        (LeafKind::Random { seed, dist }, buf) => {
+            let key = RandomKey::new(*seed, *dist as u64);
+            match (dist, buf) {
+                (Distribution::Uniform, Buf::F64(b)) => {
+                    random::fill_uniform_f64(key, start, &mut b[..n])
+                }
+                (Distribution::Uniform, Buf::F32(b)) => {
+                    random::fill_uniform_f32(key, start, &mut b[..n])
+                }
+                (Distribution::StandardNormal, Buf::F64(b)) => {
+                    random::fill_standard_normal_f64(key, start, &mut b[..n])
+                }
+                (Distribution::StandardNormal, Buf::F32(b)) => {
+                    random::fill_standard_normal_f32(key, start, &mut b[..n])
+                }
+                (_, b) => unreachable!("random arrays are float, not {}", b.dtype()),
+            }
+        }
+        (LeafKind::Arange { start: s, step }, Buf::I64(b)) => {
+            let (s, step) = (*s as i64, *step as i64);
+            for (j, v) in b[..n].iter_mut().enumerate() {
+                *v = s + (start as i64 + j as i64) * step;
+            }
+        }
+        (LeafKind::Arange { start: s, step }, Buf::F64(b)) => {
+            for (j, v) in b[..n].iter_mut().enumerate() {
+                *v = s + (start + j as u64) as f64 * step;
+            }
+        }
+        (LeafKind::Arange { start: s, step }, Buf::F32(b)) => {
+            for (j, v) in b[..n].iter_mut().enumerate() {
+                *v = (s + (start + j as u64) as f64 * step) as f32;
+            }
+        }
+        (
+            LeafKind::Linspace {
+                start: s,
+                stop,
+                step,
+                num,
+                endpoint,
+            },
+            buf,
+        ) => {
+            let value = |i: u64| {
+                if *endpoint && i + 1 == *num && *num > 1 {
+                    *stop
+                } else {
+                    s + i as f64 * step
+                }
+            };
+            match buf {
+                Buf::F64(b) => b[..n]
+                    .iter_mut()
+                    .enumerate()
+                    .for_each(|(j, v)| *v = value(start + j as u64)),
+                Buf::F32(b) => b[..n]
+                    .iter_mut()
+                    .enumerate()
+                    .for_each(|(j, v)| *v = value(start + j as u64) as f32),
+                b => unreachable!("linspace is float, not {}", b.dtype()),
+            }
+        }
+        (kind, b) => unreachable!("{kind:?} cannot fill a {} leaf", b.dtype()),
+    }
+}
+
+fn write_tile(out: &mut Buf, at: usize, src: &Buf, n: usize) {
+    match (out, src) {
+        (Buf::F64(o), Buf::F64(s)) => o[at..at + n].copy_from_slice(&s[..n]),
+        (Buf::F32(o), Buf::F32(s)) => o[at..at + n].copy_from_slice(&s[..n]),
+        (Buf::I64(o), Buf::I64(s)) => o[at..at + n].copy_from_slice(&s[..n]),
+        (Buf::Bool(o), Buf::Bool(s)) => o[at..at + n].copy_from_slice(&s[..n]),
+        _ => unreachable!("output buffer has the program's dtype"),
+    }
+}
+
+fn buf_into_array(b: Buf, shape: &[usize]) -> ArrayData {
+    let s = IxDyn(shape);
+    match b {
+        Buf::F64(v) => ArrayData::F64(ArrayD::from_shape_vec(s, v).expect("block shape")),
+        Buf::F32(v) => ArrayData::F32(ArrayD::from_shape_vec(s, v).expect("block shape")),
+        Buf::I64(v) => ArrayData::I64(ArrayD::from_shape_vec(s, v).expect("block shape")),
+        Buf::Bool(v) => ArrayData::Bool(ArrayD::from_shape_vec(s, v).expect("block shape")),
+    }
+}
+
+/// The dtype of a generated leaf must be one the generator produces.
+pub(crate) fn _dtype_ok(kind: &LeafKind, dtype: DType) -> bool {
+    match kind {
+        LeafKind::Random { .. } | LeafKind::Linspace { .. } => dtype.is_float(),
+        LeafKind::Arange { .. } => dtype != DType::Bool,
+        _ => true,
+    }
+}

@@ -1,0 +1,370 @@
+//! Elementwise kernels over tile buffers ([`Buf`]): one match on function and dtype per tile, then a
+//! plain loop the compiler vectorizes.
+
+use crate::meta::{DType, Scalar};
+use crate::ops::{BinaryFn, CmpFn, ElemFunc, UnaryFn};
+
+/// A tile of values of one dtype.
+#[derive(Clone, Debug)]
+pub enum Buf {
+    Bool(Vec<bool>),
+    I64(Vec<i64>),
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+}
+
+impl Buf {
+    pub fn new(dtype: DType, len: usize) -> Buf {
+        match dtype {
+            DType::Bool => Buf::Bool(vec![false; len]),
+            DType::I64 => Buf::I64(vec![0; len]),
+            DType::F32 => Buf::F32(vec![0.0; len]),
+            DType::F64 => Buf::F64(vec![0.0; len]),
+        }
+    }
+
+    pub fn fill(&mut self, value: Scalar, n: usize) {
+        match (self, value) {
+            (Buf::Bool(b), Scalar::Bool(v)) => b[..n].fill(v),
+            (Buf::I64(b), Scalar::I64(v)) => b[..n].fill(v),
+            (Buf::F32(b), Scalar::F32(v)) => b[..n].fill(v),
+            (Buf::F64(b), Scalar::F64(v)) => b[..n].fill(v),
+            (buf, v) => {
+                let d = buf.dtype();
+                buf.fill(v.cast(d), n)
+            }
+        }
+    }
+
+    pub fn dtype(&self) -> DType {
+        match self {
+            Buf::Bool(_) => DType::Bool,
+            Buf::I64(_) => DType::I64,
+            Buf::F32(_) => DType::F32,
+            Buf::F64(_) => DType::F64,
+        }
+    }
+}
+
+/// numpy's floored remainder for floats: the result has the sign of the divisor.
+#[inline]
+fn rem_floor_f64(a: f64, b: f64) -> f64 {
+    let r = a % b;
+    if r != 0.0 && ((r < 0.0) != (b < 0.0)) {
+        r + b
+    } else {
+        r
+    }
+}
+
+#[inline]
+fn rem_floor_f32(a: f32, b: f32) -> f32 {
+    let r = a % b;
+    if r != 0.0 && ((r < 0.0) != (b < 0.0)) {
+        r + b
+    } else {
+        r
+    }
+}
+
+/// numpy's integer remainder: floored, and 0 for a zero divisor.
+#[inline]
+fn rem_floor_i64(a: i64, b: i64) -> i64 {
+    if b == 0 {
+        return 0;
+    }
+    let r = a.wrapping_rem(b);
+    if r != 0 && ((r < 0) != (b < 0)) {
+        r + b
+    } else {
+        r
+    }
+}
+
+/// NaN-propagating minimum and maximum, as numpy's `minimum`/`maximum`.
+macro_rules! nan_min {
+    ($a:expr, $b:expr) => {{
+        let (a, b) = ($a, $b);
+        if a.is_nan() || a < b {
+            a
+        } else if b.is_nan() {
+            b
+        } else {
+            b
+        }
+    }};
+}
+macro_rules! nan_max {
+    ($a:expr, $b:expr) => {{
+        let (a, b) = ($a, $b);
+        if a.is_nan() || a > b {
+            a
+        } else if b.is_nan() {
+            b
+        } else {
+            b
+        }
+    }};
+}
+pub(crate) use {nan_max, nan_min};
+
+macro_rules! unary_float {
+    ($f:expr, $x:ident, $o:ident, $n:expr, $t:ty) => {{
+        let (x, o) = (&$x[..$n], &mut $o[..$n]);
+        match $f {
+            UnaryFn::Neg => o.iter_mut().zip(x).for_each(|(o, &v)| *o = -v),
+            UnaryFn::Abs => o.iter_mut().zip(x).for_each(|(o, &v)| *o = v.abs()),
+            UnaryFn::Sqrt => o.iter_mut().zip(x).for_each(|(o, &v)| *o = v.sqrt()),
+            UnaryFn::Exp => o.iter_mut().zip(x).for_each(|(o, &v)| *o = v.exp()),
+            UnaryFn::Ln => o.iter_mut().zip(x).for_each(|(o, &v)| *o = v.ln()),
+            UnaryFn::Log2 => o.iter_mut().zip(x).for_each(|(o, &v)| *o = v.log2()),
+            UnaryFn::Log10 => o.iter_mut().zip(x).for_each(|(o, &v)| *o = v.log10()),
+            UnaryFn::Sin => o.iter_mut().zip(x).for_each(|(o, &v)| *o = v.sin()),
+            UnaryFn::Cos => o.iter_mut().zip(x).for_each(|(o, &v)| *o = v.cos()),
+            UnaryFn::Tan => o.iter_mut().zip(x).for_each(|(o, &v)| *o = v.tan()),
+            UnaryFn::Tanh => o.iter_mut().zip(x).for_each(|(o, &v)| *o = v.tanh()),
+            UnaryFn::Floor => o.iter_mut().zip(x).for_each(|(o, &v)| *o = v.floor()),
+            UnaryFn::Ceil => o.iter_mut().zip(x).for_each(|(o, &v)| *o = v.ceil()),
+            UnaryFn::Round => o
+                .iter_mut()
+                .zip(x)
+                .for_each(|(o, &v)| *o = v.round_ties_even()),
+            UnaryFn::Square => o.iter_mut().zip(x).for_each(|(o, &v)| *o = v * v),
+            UnaryFn::Not | UnaryFn::IsNan | UnaryFn::IsFinite => {
+                unreachable!("typing gives {} a different signature", $f.name())
+            }
+        }
+    }};
+}
+
+macro_rules! float_binary {
+    ($f:expr, $a:ident, $b:ident, $o:ident, $n:expr, $rem:ident) => {{
+        let (a, b, o) = (&$a[..$n], &$b[..$n], &mut $o[..$n]);
+        let it = o.iter_mut().zip(a.iter().zip(b));
+        match $f {
+            BinaryFn::Add => it.for_each(|(o, (&x, &y))| *o = x + y),
+            BinaryFn::Sub => it.for_each(|(o, (&x, &y))| *o = x - y),
+            BinaryFn::Mul => it.for_each(|(o, (&x, &y))| *o = x * y),
+            BinaryFn::Div => it.for_each(|(o, (&x, &y))| *o = x / y),
+            BinaryFn::Rem => it.for_each(|(o, (&x, &y))| *o = $rem(x, y)),
+            BinaryFn::Pow => it.for_each(|(o, (&x, &y))| *o = x.powf(y)),
+            BinaryFn::Minimum => it.for_each(|(o, (&x, &y))| *o = nan_min!(x, y)),
+            BinaryFn::Maximum => it.for_each(|(o, (&x, &y))| *o = nan_max!(x, y)),
+            BinaryFn::And | BinaryFn::Or | BinaryFn::Xor => {
+                unreachable!("typing rejects {} on floats", $f.name())
+            }
+        }
+    }};
+}
+
+macro_rules! compare {
+    ($f:expr, $a:ident, $b:ident, $o:ident, $n:expr) => {{
+        let (a, b, o) = (&$a[..$n], &$b[..$n], &mut $o[..$n]);
+        let it = o.iter_mut().zip(a.iter().zip(b));
+        match $f {
+            CmpFn::Eq => it.for_each(|(o, (x, y))| *o = x == y),
+            CmpFn::Ne => it.for_each(|(o, (x, y))| *o = x != y),
+            CmpFn::Lt => it.for_each(|(o, (x, y))| *o = x < y),
+            CmpFn::Le => it.for_each(|(o, (x, y))| *o = x <= y),
+            CmpFn::Gt => it.for_each(|(o, (x, y))| *o = x > y),
+            CmpFn::Ge => it.for_each(|(o, (x, y))| *o = x >= y),
+        }
+    }};
+}
+
+macro_rules! cast_into {
+    ($src:expr, $o:ident, $n:expr, $conv:expr) => {{
+        let o = &mut $o[..$n];
+        match $src {
+            Buf::Bool(x) => o
+                .iter_mut()
+                .zip(&x[..$n])
+                .for_each(|(o, &v)| *o = $conv(v as u8 as f64, v as i64, v)),
+            Buf::I64(x) => o
+                .iter_mut()
+                .zip(&x[..$n])
+                .for_each(|(o, &v)| *o = $conv(v as f64, v, v != 0)),
+            Buf::F32(x) => o
+                .iter_mut()
+                .zip(&x[..$n])
+                .for_each(|(o, &v)| *o = $conv(v as f64, v as i64, v != 0.0)),
+            Buf::F64(x) => o
+                .iter_mut()
+                .zip(&x[..$n])
+                .for_each(|(o, &v)| *o = $conv(v, v as i64, v != 0.0)),
+        }
+    }};
+}
+
+/// Applies `func` to the first `n` elements of `args`, writing `out` (already of the result dtype).
+pub fn apply(func: ElemFunc, args: &[&Buf], out: &mut Buf, n: usize) {
+    match func {
+        ElemFunc::Unary(f) => unary(f, args[0], out, n),
+        ElemFunc::Binary(f) => binary(f, args[0], args[1], out, n),
+        ElemFunc::Compare(f) => {
+            let Buf::Bool(o) = out else {
+                unreachable!("comparisons give bool")
+            };
+            match (args[0], args[1]) {
+                (Buf::Bool(a), Buf::Bool(b)) => compare!(f, a, b, o, n),
+                (Buf::I64(a), Buf::I64(b)) => compare!(f, a, b, o, n),
+                (Buf::F32(a), Buf::F32(b)) => compare!(f, a, b, o, n),
+                (Buf::F64(a), Buf::F64(b)) => compare!(f, a, b, o, n),
+                _ => unreachable!("comparison arguments share a dtype"),
+            }
+        }
+        ElemFunc::Where => {
+            let Buf::Bool(c) = args[0] else {
+                unreachable!("where's condition is bool")
+            };
+            macro_rules! select {
+                ($a:ident, $b:ident, $o:ident) => {
+                    for i in 0..n {
+                        $o[i] = if c[i] { $a[i] } else { $b[i] };
+                    }
+                };
+            }
+            match (args[1], args[2], out) {
+                (Buf::Bool(a), Buf::Bool(b), Buf::Bool(o)) => select!(a, b, o),
+                (Buf::I64(a), Buf::I64(b), Buf::I64(o)) => select!(a, b, o),
+                (Buf::F32(a), Buf::F32(b), Buf::F32(o)) => select!(a, b, o),
+                (Buf::F64(a), Buf::F64(b), Buf::F64(o)) => select!(a, b, o),
+                _ => unreachable!("where's branches share the result dtype"),
+            }
+        }
+        ElemFunc::Clip => {
+            macro_rules! clip {
+                ($x:ident, $lo:ident, $hi:ident, $o:ident, float) => {
+                    for i in 0..n {
+                        $o[i] = nan_min!(nan_max!($x[i], $lo[i]), $hi[i]);
+                    }
+                };
+                ($x:ident, $lo:ident, $hi:ident, $o:ident, ord) => {
+                    for i in 0..n {
+                        $o[i] = $x[i].max($lo[i]).min($hi[i]);
+                    }
+                };
+            }
+            match (args[0], args[1], args[2], out) {
+                (Buf::F64(x), Buf::F64(lo), Buf::F64(hi), Buf::F64(o)) => {
+                    clip!(x, lo, hi, o, float)
+                }
+                (Buf::F32(x), Buf::F32(lo), Buf::F32(hi), Buf::F32(o)) => {
+                    clip!(x, lo, hi, o, float)
+                }
+                (Buf::I64(x), Buf::I64(lo), Buf::I64(hi), Buf::I64(o)) => clip!(x, lo, hi, o, ord),
+                (Buf::Bool(x), Buf::Bool(lo), Buf::Bool(hi), Buf::Bool(o)) => {
+                    clip!(x, lo, hi, o, ord)
+                }
+                _ => unreachable!("clip's arguments share the result dtype"),
+            }
+        }
+        ElemFunc::Cast => match out {
+            Buf::Bool(o) => cast_into!(args[0], o, n, |_f: f64, _i: i64, b: bool| b),
+            Buf::I64(o) => cast_into!(args[0], o, n, |f: f64, i: i64, _b: bool| if f.is_nan() {
+                0
+            } else {
+                i
+            }),
+            Buf::F32(o) => cast_into!(args[0], o, n, |f: f64, _i: i64, _b: bool| f as f32),
+            Buf::F64(o) => cast_into!(args[0], o, n, |f: f64, _i: i64, _b: bool| f),
+        },
+    }
+}
+
+fn unary(f: UnaryFn, arg: &Buf, out: &mut Buf, n: usize) {
+    match (arg, out) {
+        (Buf::F64(x), Buf::F64(o)) => unary_float!(f, x, o, n, f64),
+        (Buf::F32(x), Buf::F32(o)) => unary_float!(f, x, o, n, f32),
+        (Buf::F64(x), Buf::Bool(o)) => float_predicate(f, &x[..n], &mut o[..n]),
+        (Buf::F32(x), Buf::Bool(o)) => {
+            let is_nan = f == UnaryFn::IsNan;
+            o[..n]
+                .iter_mut()
+                .zip(&x[..n])
+                .for_each(|(o, &v)| *o = if is_nan { v.is_nan() } else { v.is_finite() })
+        }
+        (Buf::I64(x), Buf::I64(o)) => {
+            let (x, o) = (&x[..n], &mut o[..n]);
+            match f {
+                UnaryFn::Neg => o
+                    .iter_mut()
+                    .zip(x)
+                    .for_each(|(o, &v)| *o = v.wrapping_neg()),
+                UnaryFn::Abs => o
+                    .iter_mut()
+                    .zip(x)
+                    .for_each(|(o, &v)| *o = v.wrapping_abs()),
+                UnaryFn::Square => o
+                    .iter_mut()
+                    .zip(x)
+                    .for_each(|(o, &v)| *o = v.wrapping_mul(v)),
+                UnaryFn::Not => o.iter_mut().zip(x).for_each(|(o, &v)| *o = !v),
+                UnaryFn::Floor | UnaryFn::Ceil | UnaryFn::Round => o.copy_from_slice(x),
+                _ => unreachable!("typing sends {} on int64 through float64", f.name()),
+            }
+        }
+        (Buf::I64(_) | Buf::Bool(_), Buf::Bool(o)) if f != UnaryFn::Not => {
+            // Integers are never NaN and always finite.
+            o[..n].fill(f == UnaryFn::IsFinite)
+        }
+        (Buf::Bool(x), Buf::Bool(o)) => {
+            let (x, o) = (&x[..n], &mut o[..n]);
+            match f {
+                UnaryFn::Not => o.iter_mut().zip(x).for_each(|(o, &v)| *o = !v),
+                UnaryFn::Abs => o.copy_from_slice(x),
+                _ => unreachable!("typing rejects {} on bool", f.name()),
+            }
+        }
+        _ => unreachable!("typing gives {} matching buffers", f.name()),
+    }
+}
+
+fn float_predicate(f: UnaryFn, x: &[f64], o: &mut [bool]) {
+    if f == UnaryFn::IsNan {
+        o.iter_mut().zip(x).for_each(|(o, &v)| *o = v.is_nan())
+    } else {
+        o.iter_mut().zip(x).for_each(|(o, &v)| *o = v.is_finite())
+    }
+}
+
+fn binary(f: BinaryFn, a: &Buf, b: &Buf, out: &mut Buf, n: usize) {
+    match (a, b, out) {
+        (Buf::F64(a), Buf::F64(b), Buf::F64(o)) => float_binary!(f, a, b, o, n, rem_floor_f64),
+        (Buf::F32(a), Buf::F32(b), Buf::F32(o)) => float_binary!(f, a, b, o, n, rem_floor_f32),
+        (Buf::I64(a), Buf::I64(b), Buf::I64(o)) => {
+            let (a, b, o) = (&a[..n], &b[..n], &mut o[..n]);
+            let it = o.iter_mut().zip(a.iter().zip(b));
+            match f {
+                BinaryFn::Add => it.for_each(|(o, (&x, &y))| *o = x.wrapping_add(y)),
+                BinaryFn::Sub => it.for_each(|(o, (&x, &y))| *o = x.wrapping_sub(y)),
+                BinaryFn::Mul => it.for_each(|(o, (&x, &y))| *o = x.wrapping_mul(y)),
+                BinaryFn::Rem => it.for_each(|(o, (&x, &y))| *o = rem_floor_i64(x, y)),
+                BinaryFn::Minimum => it.for_each(|(o, (&x, &y))| *o = x.min(y)),
+                BinaryFn::Maximum => it.for_each(|(o, (&x, &y))| *o = x.max(y)),
+                BinaryFn::And => it.for_each(|(o, (&x, &y))| *o = x & y),
+                BinaryFn::Or => it.for_each(|(o, (&x, &y))| *o = x | y),
+                BinaryFn::Xor => it.for_each(|(o, (&x, &y))| *o = x ^ y),
+                BinaryFn::Div | BinaryFn::Pow => {
+                    unreachable!("typing sends {} through float", f.name())
+                }
+            }
+        }
+        (Buf::Bool(a), Buf::Bool(b), Buf::Bool(o)) => {
+            let (a, b, o) = (&a[..n], &b[..n], &mut o[..n]);
+            let it = o.iter_mut().zip(a.iter().zip(b));
+            match f {
+                // numpy's add and maximum on bools are logical or; multiply and minimum are and.
+                BinaryFn::Add | BinaryFn::Or | BinaryFn::Maximum => {
+                    it.for_each(|(o, (&x, &y))| *o = x | y)
+                }
+                BinaryFn::Mul | BinaryFn::And | BinaryFn::Minimum => {
+                    it.for_each(|(o, (&x, &y))| *o = x & y)
+                }
+                BinaryFn::Xor => it.for_each(|(o, (&x, &y))| *o = x ^ y),
+                _ => unreachable!("typing rejects {} on bool", f.name()),
+            }
+        }
+        _ => unreachable!("binary arguments share a dtype"),
+    }
+}

@@ -1,0 +1,12 @@
+//! Per-chunk compute, apart from the graph code: the blockwise program evaluator, elementwise and
+//! reduction kernels, and the counter-based random generator. Hot loops are written over fixed-size
+//! tiles that stay in L1 so that the compiler vectorizes them; the random generator also selects AVX2 or
+//! AVX-512 code at run time.
+
+pub mod blockwise;
+pub mod elementwise;
+pub mod random;
+pub mod reduce;
+
+/// Elements per tile of a blockwise program: every live value of a tile stays in L1.
+pub const TILE: usize = 1024;

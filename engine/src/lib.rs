@@ -1,0 +1,50 @@
+//! # tessera
+//!
+//! Chunked n-dimensional arrays for arrays far larger than one chunk. Array expressions (`random`,
+//! `+`, `mean`, `matmul`, slicing …) are lazy: they build a layered task graph, one layer per operation.
+//! Computing a result optimizes the graph (fusing chains of blockwise work so that, for example,
+//! `random → * 2 → mean` runs as one task per chunk), expands it into chunk tasks culled to what the
+//! outputs need, and runs them on an executor — a rayon thread pool by default.
+//!
+//! ```
+//! let x = tessera::default_rng(0).random(&[2000, 2000], [500, 500]).unwrap();
+//! let m: f64 = x.mean().unwrap().compute_scalar().unwrap();
+//! assert!((m - 0.5).abs() < 1e-3);
+//! ```
+//!
+//! # Layout
+//! - [`array`]: the user API — [`Array`], creation functions, operators, reductions, structure.
+//! - [`meta`]: dtypes and promotion, scalars, chunk grids ([`Chunks`]).
+//! - [`data`]: chunk data ([`ArrayData`], [`ChunkValue`]).
+//! - [`graph`]: layers, layer ids, the layered [`Graph`] and its expansion into chunk tasks.
+//! - [`ops`]: the op vocabulary ([`Op`]) — per op, which input blocks a block reads and how to compute it.
+//! - [`optimize`]: blockwise fusion.
+//! - [`kernels`]: per-chunk compute (program evaluator, elementwise, reductions, random numbers).
+//! - [`exec`]: the local executor.
+//! - [`io`]: `.npy` files.
+//! - [`error`]: the one error type.
+
+pub mod array;
+pub mod data;
+pub mod error;
+pub mod exec;
+pub mod graph;
+pub mod io;
+pub mod kernels;
+pub mod meta;
+pub mod ops;
+pub mod optimize;
+
+pub use array::from_array_data;
+pub use array::{
+    Array, Executor, Generator, ReduceOptions, TaskCounts, arange, compute_many, compute_many_on,
+    compute_many_with_stats, concatenate, default_rng, from_array, from_npy, full, linspace, ones,
+    stack, where_, zeros,
+};
+pub use data::{ArrayData, ChunkValue, Element};
+pub use error::{Error, Result};
+pub use exec::{ExecStats, LocalExecutor};
+pub use graph::{ChunkKey, Graph, LayerId};
+pub use meta::{ChunkSpec, Chunks, DType, Scalar};
+pub use ndarray::s;
+pub use ops::{Op, Reduction};

@@ -1,0 +1,541 @@
+//! Array metadata known without data: element types ([`DType`]) with numpy's promotion rules, scalar
+//! operands ([`Scalar`]), and chunk grids ([`Chunks`]) — the per-axis chunk sizes every layer of a graph
+//! carries so that its chunk tasks can be derived late, where the graph runs.
+
+use std::fmt;
+
+use crate::error::{Error, Result};
+
+/// The element type of an array.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DType {
+    Bool,
+    I64,
+    F32,
+    F64,
+}
+
+impl DType {
+    /// Size of one element in bytes.
+    pub fn size(self) -> usize {
+        match self {
+            DType::Bool => 1,
+            DType::I64 | DType::F64 => 8,
+            DType::F32 => 4,
+        }
+    }
+
+    /// numpy's name for the type.
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::Bool => "bool",
+            DType::I64 => "int64",
+            DType::F32 => "float32",
+            DType::F64 => "float64",
+        }
+    }
+
+    pub fn is_float(self) -> bool {
+        matches!(self, DType::F32 | DType::F64)
+    }
+
+    /// numpy's `result_type` for two array operands: bool < int64 < float32 < float64, except that
+    /// int64 with float32 gives float64 (float32 cannot hold every int64).
+    pub fn promote(a: DType, b: DType) -> DType {
+        use DType::*;
+        match (a, b) {
+            (x, y) if x == y => x,
+            (Bool, y) | (y, Bool) => y,
+            (I64, F32) | (F32, I64) => F64,
+            (F64, _) | (_, F64) => F64,
+            (I64, I64) | (F32, F32) => unreachable!("equal types handled above"),
+        }
+    }
+
+    /// The type of `array op scalar` under numpy 2's weak scalar rule: a Python scalar takes the array's
+    /// type unless it is of a higher kind (a float scalar with an integer or bool array gives float64,
+    /// an int scalar with a bool array gives int64).
+    pub fn promote_scalar(array: DType, scalar: &Scalar) -> DType {
+        match (array, scalar) {
+            (DType::Bool | DType::I64, Scalar::F64(_) | Scalar::F32(_)) => DType::F64,
+            (DType::Bool, Scalar::I64(_)) => DType::I64,
+            _ => array,
+        }
+    }
+
+    /// Type of true division and of float-only math (sqrt, exp …): integers and bools become float64.
+    pub fn float_result(self) -> DType {
+        match self {
+            DType::F32 => DType::F32,
+            _ => DType::F64,
+        }
+    }
+}
+
+impl fmt::Display for DType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A scalar operand or fill value.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Scalar {
+    Bool(bool),
+    I64(i64),
+    F32(f32),
+    F64(f64),
+}
+
+impl Scalar {
+    pub fn dtype(&self) -> DType {
+        match self {
+            Scalar::Bool(_) => DType::Bool,
+            Scalar::I64(_) => DType::I64,
+            Scalar::F32(_) => DType::F32,
+            Scalar::F64(_) => DType::F64,
+        }
+    }
+
+    pub fn as_f64(&self) -> f64 {
+        match *self {
+            Scalar::Bool(b) => b as u8 as f64,
+            Scalar::I64(v) => v as f64,
+            Scalar::F32(v) => v as f64,
+            Scalar::F64(v) => v,
+        }
+    }
+
+    pub fn as_i64(&self) -> i64 {
+        match *self {
+            Scalar::Bool(b) => b as i64,
+            Scalar::I64(v) => v,
+            Scalar::F32(v) => v as i64,
+            Scalar::F64(v) => v as i64,
+        }
+    }
+
+    pub fn as_bool(&self) -> bool {
+        match *self {
+            Scalar::Bool(b) => b,
+            Scalar::I64(v) => v != 0,
+            Scalar::F32(v) => v != 0.0,
+            Scalar::F64(v) => v != 0.0,
+        }
+    }
+
+    /// The value converted to `dtype` with numpy's `astype` semantics.
+    pub fn cast(&self, dtype: DType) -> Scalar {
+        match dtype {
+            DType::Bool => Scalar::Bool(self.as_bool()),
+            DType::I64 => Scalar::I64(self.as_i64()),
+            DType::F32 => Scalar::F32(self.as_f64() as f32),
+            DType::F64 => Scalar::F64(self.as_f64()),
+        }
+    }
+
+    /// Bytes that identify the value exactly, for graph tokens.
+    pub(crate) fn token_bytes(&self) -> [u8; 9] {
+        let (tag, bits) = match *self {
+            Scalar::Bool(b) => (0u8, b as u64),
+            Scalar::I64(v) => (1, v as u64),
+            Scalar::F32(v) => (2, v.to_bits() as u64),
+            Scalar::F64(v) => (3, v.to_bits()),
+        };
+        let mut out = [0u8; 9];
+        out[0] = tag;
+        out[1..].copy_from_slice(&bits.to_le_bytes());
+        out
+    }
+}
+
+impl From<f64> for Scalar {
+    fn from(v: f64) -> Self {
+        Scalar::F64(v)
+    }
+}
+impl From<f32> for Scalar {
+    fn from(v: f32) -> Self {
+        Scalar::F32(v)
+    }
+}
+impl From<i64> for Scalar {
+    fn from(v: i64) -> Self {
+        Scalar::I64(v)
+    }
+}
+impl From<i32> for Scalar {
+    fn from(v: i32) -> Self {
+        Scalar::I64(v as i64)
+    }
+}
+impl From<bool> for Scalar {
+    fn from(v: bool) -> Self {
+        Scalar::Bool(v)
+    }
+}
+
+impl fmt::Display for Scalar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scalar::Bool(v) => write!(f, "{v}"),
+            Scalar::I64(v) => write!(f, "{v}"),
+            Scalar::F32(v) => write!(f, "{v}"),
+            Scalar::F64(v) => write!(f, "{v}"),
+        }
+    }
+}
+
+/// Default target size of one chunk for [`ChunkSpec::Auto`]: 128 MiB, dask's `array.chunk-size`.
+pub const AUTO_CHUNK_BYTES: usize = 128 << 20;
+
+/// How a user asks for chunks.
+///
+/// Build it from a block shape (`[1000, 1000]` or `vec![..]`), from explicit per-axis sizes
+/// (`vec![vec![600, 400], vec![500, 500]]`), or ask for automatic chunks of about a number of bytes.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ChunkSpec {
+    /// The same block shape everywhere; the last block along an axis may be smaller.
+    Block(Vec<usize>),
+    /// The size of every chunk along every axis.
+    Explicit(Vec<Vec<usize>>),
+    /// Near-cubic chunks of about this many bytes (the last ones may be smaller).
+    AutoBytes(usize),
+}
+
+impl ChunkSpec {
+    /// Automatic chunks of about [`AUTO_CHUNK_BYTES`].
+    pub fn auto() -> Self {
+        ChunkSpec::AutoBytes(AUTO_CHUNK_BYTES)
+    }
+}
+
+impl<const N: usize> From<[usize; N]> for ChunkSpec {
+    fn from(v: [usize; N]) -> Self {
+        ChunkSpec::Block(v.to_vec())
+    }
+}
+impl From<Vec<usize>> for ChunkSpec {
+    fn from(v: Vec<usize>) -> Self {
+        ChunkSpec::Block(v)
+    }
+}
+impl From<&[usize]> for ChunkSpec {
+    fn from(v: &[usize]) -> Self {
+        ChunkSpec::Block(v.to_vec())
+    }
+}
+impl From<Vec<Vec<usize>>> for ChunkSpec {
+    fn from(v: Vec<Vec<usize>>) -> Self {
+        ChunkSpec::Explicit(v)
+    }
+}
+impl<const N: usize, const M: usize> From<[[usize; M]; N]> for ChunkSpec {
+    fn from(v: [[usize; M]; N]) -> Self {
+        ChunkSpec::Explicit(v.iter().map(|a| a.to_vec()).collect())
+    }
+}
+impl From<&Chunks> for ChunkSpec {
+    fn from(c: &Chunks) -> Self {
+        ChunkSpec::Explicit(c.sizes().to_vec())
+    }
+}
+
+/// The chunk grid of an array: for every axis, the sizes of its chunks in order.
+///
+/// A 0-D array has no axes and exactly one chunk. An axis of length 0 has a single chunk of size 0, as
+/// in dask.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Chunks {
+    sizes: Vec<Vec<usize>>,
+    /// Start offset of every chunk along every axis, plus the axis length at the end.
+    offsets: Vec<Vec<usize>>,
+}
+
+impl Chunks {
+    /// Chunks from per-axis sizes, without validation against a shape.
+    pub fn from_sizes(sizes: Vec<Vec<usize>>) -> Self {
+        let offsets = sizes
+            .iter()
+            .map(|axis| {
+                let mut off = Vec::with_capacity(axis.len() + 1);
+                let mut acc = 0;
+                off.push(0);
+                for &s in axis {
+                    acc += s;
+                    off.push(acc);
+                }
+                off
+            })
+            .collect();
+        Chunks { sizes, offsets }
+    }
+
+    /// Resolves a user's [`ChunkSpec`] against a shape, checking it fits.
+    pub fn resolve(shape: &[usize], spec: &ChunkSpec, dtype: DType) -> Result<Self> {
+        match spec {
+            ChunkSpec::Block(block) => {
+                if block.len() != shape.len() {
+                    return Err(Error::ChunksRank {
+                        shape: shape.to_vec(),
+                        chunks: format!("{block:?}"),
+                    });
+                }
+                let mut sizes = Vec::with_capacity(shape.len());
+                for (axis, (&n, &b)) in shape.iter().zip(block).enumerate() {
+                    if b == 0 && n > 0 {
+                        return Err(Error::InvalidChunks {
+                            shape: shape.to_vec(),
+                            reason: format!("chunk size 0 on axis {axis} of length {n}"),
+                        });
+                    }
+                    sizes.push(split_axis(n, b));
+                }
+                Ok(Chunks::from_sizes(sizes))
+            }
+            ChunkSpec::Explicit(sizes) => {
+                if sizes.len() != shape.len() {
+                    return Err(Error::ChunksRank {
+                        shape: shape.to_vec(),
+                        chunks: format!("{sizes:?}"),
+                    });
+                }
+                for (axis, (&n, axis_sizes)) in shape.iter().zip(sizes).enumerate() {
+                    let total: usize = axis_sizes.iter().sum();
+                    if total != n {
+                        return Err(Error::InvalidChunks {
+                            shape: shape.to_vec(),
+                            reason: format!(
+                                "chunks {axis_sizes:?} on axis {axis} add up to {total}, not {n}"
+                            ),
+                        });
+                    }
+                    if n > 0 && axis_sizes.contains(&0) {
+                        return Err(Error::InvalidChunks {
+                            shape: shape.to_vec(),
+                            reason: format!("empty chunk in {axis_sizes:?} on axis {axis}"),
+                        });
+                    }
+                    if n == 0 && axis_sizes.len() != 1 {
+                        return Err(Error::InvalidChunks {
+                            shape: shape.to_vec(),
+                            reason: format!("axis {axis} has length 0 and must have one chunk"),
+                        });
+                    }
+                }
+                Ok(Chunks::from_sizes(sizes.clone()))
+            }
+            ChunkSpec::AutoBytes(bytes) => Ok(Chunks::auto(shape, dtype, *bytes)),
+        }
+    }
+
+    /// Near-cubic chunks of about `target_bytes`: each axis gets the same block length, capped by the
+    /// axis length, and the block is grown on the axes that are not yet whole.
+    pub fn auto(shape: &[usize], dtype: DType, target_bytes: usize) -> Self {
+        let target_elems = (target_bytes / dtype.size()).max(1) as f64;
+        let mut block: Vec<usize> = shape.iter().map(|&n| n.max(1)).collect();
+        let total: f64 = block.iter().map(|&n| n as f64).product();
+        if total > target_elems {
+            // Shrink the free axes to a common length; axes shorter than it stay whole.
+            let mut fixed: Vec<bool> = vec![false; shape.len()];
+            loop {
+                let fixed_prod: f64 = block
+                    .iter()
+                    .zip(&fixed)
+                    .filter(|(_, f)| **f)
+                    .map(|(&b, _)| b as f64)
+                    .product();
+                let free = fixed.iter().filter(|f| !**f).count();
+                if free == 0 {
+                    break;
+                }
+                let side = (target_elems / fixed_prod)
+                    .powf(1.0 / free as f64)
+                    .floor()
+                    .max(1.0);
+                let mut changed = false;
+                for (axis, f) in fixed.iter_mut().enumerate() {
+                    if !*f && (shape[axis] as f64) <= side {
+                        *f = true;
+                        block[axis] = shape[axis].max(1);
+                        changed = true;
+                    }
+                }
+                if !changed {
+                    for (axis, f) in fixed.iter().enumerate() {
+                        if !*f {
+                            block[axis] = side as usize;
+                        }
+                    }
+                    break;
+                }
+            }
+        }
+        Chunks::from_sizes(
+            shape
+                .iter()
+                .zip(&block)
+                .map(|(&n, &b)| split_axis(n, b))
+                .collect(),
+        )
+    }
+
+    /// Number of axes.
+    pub fn ndim(&self) -> usize {
+        self.sizes.len()
+    }
+
+    /// Chunk sizes per axis.
+    pub fn sizes(&self) -> &[Vec<usize>] {
+        &self.sizes
+    }
+
+    /// Chunk sizes along one axis.
+    pub fn axis(&self, axis: usize) -> &[usize] {
+        &self.sizes[axis]
+    }
+
+    /// Chunk start offsets along one axis, followed by the axis length.
+    pub fn axis_offsets(&self, axis: usize) -> &[usize] {
+        &self.offsets[axis]
+    }
+
+    /// The array shape the chunks tile.
+    pub fn shape(&self) -> Vec<usize> {
+        self.offsets.iter().map(|o| *o.last().unwrap()).collect()
+    }
+
+    /// Number of chunks along every axis.
+    pub fn numblocks(&self) -> Vec<usize> {
+        self.sizes.iter().map(|s| s.len()).collect()
+    }
+
+    /// Total number of chunks.
+    pub fn num_chunks(&self) -> usize {
+        self.sizes.iter().map(|s| s.len()).product()
+    }
+
+    /// Shape of the chunk at a block index.
+    pub fn block_shape(&self, block: &[u32]) -> Vec<usize> {
+        block
+            .iter()
+            .enumerate()
+            .map(|(axis, &b)| self.sizes[axis][b as usize])
+            .collect()
+    }
+
+    /// Element offset of the chunk at a block index.
+    pub fn block_offset(&self, block: &[u32]) -> Vec<usize> {
+        block
+            .iter()
+            .enumerate()
+            .map(|(axis, &b)| self.offsets[axis][b as usize])
+            .collect()
+    }
+
+    /// Index of the chunk containing element `index` along `axis`.
+    pub fn block_of(&self, axis: usize, index: usize) -> usize {
+        let off = &self.offsets[axis];
+        match off.binary_search(&index) {
+            Ok(i) => i.min(self.sizes[axis].len() - 1),
+            Err(i) => i - 1,
+        }
+    }
+
+    /// Range of chunk indices along `axis` that intersect the element range `[start, end)`.
+    pub fn blocks_in(&self, axis: usize, start: usize, end: usize) -> std::ops::Range<usize> {
+        if start >= end {
+            return 0..0;
+        }
+        self.block_of(axis, start)..self.block_of(axis, end - 1) + 1
+    }
+
+    /// Largest chunk size in elements.
+    pub fn max_chunk_elems(&self) -> usize {
+        self.sizes
+            .iter()
+            .map(|s| s.iter().copied().max().unwrap_or(1))
+            .product()
+    }
+}
+
+impl fmt::Display for Chunks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.sizes)
+    }
+}
+
+/// Splits an axis of length `n` into chunks of `block` (the last may be smaller).
+pub(crate) fn split_axis(n: usize, block: usize) -> Vec<usize> {
+    if n == 0 {
+        return vec![0];
+    }
+    let block = block.min(n).max(1);
+    let mut out = vec![block; n / block];
+    if n % block != 0 {
+        out.push(n % block);
+    }
+    out
+}
+
+/// Iterates over every block index of a grid with `numblocks` blocks per axis, in C order.
+pub(crate) fn block_indices(numblocks: &[usize]) -> impl Iterator<Item = Vec<u32>> + '_ {
+    let total: usize = numblocks.iter().product();
+    (0..total).map(move |mut flat| {
+        let mut idx = vec![0u32; numblocks.len()];
+        for axis in (0..numblocks.len()).rev() {
+            idx[axis] = (flat % numblocks[axis]) as u32;
+            flat /= numblocks[axis];
+        }
+        idx
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn promotion_follows_numpy() {
+        use DType::*;
+        assert_eq!(DType::promote(Bool, I64), I64);
+        assert_eq!(DType::promote(I64, F32), F64);
+        assert_eq!(DType::promote(F32, F32), F32);
+        assert_eq!(DType::promote(F32, F64), F64);
+        assert_eq!(DType::promote_scalar(F32, &Scalar::F64(1.0)), F32);
+        assert_eq!(DType::promote_scalar(I64, &Scalar::F64(1.0)), F64);
+        assert_eq!(DType::promote_scalar(Bool, &Scalar::I64(1)), I64);
+        assert_eq!(DType::promote_scalar(I64, &Scalar::I64(1)), I64);
+    }
+
+    #[test]
+    fn block_spec_gives_irregular_last_chunk() {
+        let c = Chunks::resolve(&[37, 23], &[10, 7].into(), DType::F64).unwrap();
+        assert_eq!(c.axis(0), &[10, 10, 10, 7]);
+        assert_eq!(c.axis(1), &[7, 7, 7, 2]);
+        assert_eq!(c.block_offset(&[3, 3]), vec![30, 21]);
+        assert_eq!(c.block_of(0, 29), 2);
+        assert_eq!(c.block_of(0, 30), 3);
+        assert_eq!(c.blocks_in(1, 6, 15), 0..3);
+    }
+
+    #[test]
+    fn explicit_chunks_must_add_up() {
+        let err = Chunks::resolve(&[10], &vec![vec![3, 3]].into(), DType::F64).unwrap_err();
+        assert!(err.to_string().contains("add up to 6, not 10"), "{err}");
+        let err = Chunks::resolve(&[10, 4], &[5].into(), DType::F64).unwrap_err();
+        assert!(err.to_string().contains("[10, 4]"), "{err}");
+    }
+
+    #[test]
+    fn auto_chunks_respect_the_byte_target() {
+        let c = Chunks::auto(&[10000, 10000], DType::F64, 8_000_000);
+        assert_eq!(c.axis(0)[0], 1000);
+        assert_eq!(c.axis(1)[0], 1000);
+        let c = Chunks::auto(&[5, 1_000_000], DType::F64, 8_000_000);
+        assert_eq!(c.axis(0), &[5]);
+        assert_eq!(c.axis(1)[0], 200_000);
+        let c = Chunks::auto(&[], DType::F64, 8);
+        assert_eq!(c.num_chunks(), 1);
+    }
+}

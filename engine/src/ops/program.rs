@@ -1,0 +1,225 @@
+//! Blockwise programs: the op behind sources (random, full, arange, linspace), elementwise math and
+//! partial reductions. A [`Program`] is a small SSA expression over leaves — input chunks or generated
+//! values — evaluated over a chunk of its *domain*, optionally reduced at the end. Output block `b` reads
+//! block `b` of every input (block 0 on axes where the input is broadcast), which is what lets the
+//! optimizer fuse chains of them into one task per chunk.
+
+use smallvec::SmallVec;
+
+use crate::graph::{ArrayMeta, Block, Tokenizer};
+use crate::meta::{Chunks, DType, Scalar};
+use crate::ops::elementwise::ElemFunc;
+use crate::ops::reduce::ReduceSink;
+
+/// Which distribution a random source draws.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Distribution {
+    /// Uniform on [0, 1).
+    Uniform,
+    /// Standard normal.
+    StandardNormal,
+}
+
+/// Where a leaf's values come from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LeafKind {
+    /// The chunk of the layer's `n`-th input.
+    Input(usize),
+    /// Counter-based random values: element `i` (flat C-order index in the leaf's shape) depends only
+    /// on the seed and `i`.
+    Random { seed: u64, dist: Distribution },
+    /// The same value everywhere.
+    Full(Scalar),
+    /// `start + i·step` at flat index `i`.
+    Arange { start: f64, step: f64 },
+    /// numpy's linspace: `start + i·step`, and exactly `stop` at the last index when `endpoint`.
+    Linspace {
+        start: f64,
+        stop: f64,
+        step: f64,
+        num: u64,
+        endpoint: bool,
+    },
+}
+
+/// A value the program reads.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Leaf {
+    pub kind: LeafKind,
+    /// The leaf's shape, padded on the left with 1s to the domain's rank; a 1 where the domain is
+    /// longer means the leaf is broadcast along that axis.
+    pub shape: Vec<usize>,
+    /// The leaf array's own rank (`shape` without the padding).
+    pub rank: usize,
+    pub dtype: DType,
+}
+
+/// One step: apply `func` to earlier values (leaves are values `0..leaves.len()`, then instructions).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Instr {
+    pub func: ElemFunc,
+    pub args: SmallVec<[u32; 3]>,
+    pub dtype: DType,
+}
+
+/// A blockwise program over a chunked domain.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Program {
+    /// The chunk grid the program is evaluated over (its output's, unless it reduces).
+    pub domain: Chunks,
+    pub leaves: Vec<Leaf>,
+    pub instrs: Vec<Instr>,
+    /// The value the program produces.
+    pub output: u32,
+    pub reduce: Option<ReduceSink>,
+}
+
+impl Program {
+    /// A program with one generated leaf: a source array.
+    pub fn source(kind: LeafKind, chunks: Chunks, dtype: DType) -> Self {
+        Program {
+            leaves: vec![Leaf {
+                kind,
+                shape: chunks.shape(),
+                rank: chunks.ndim(),
+                dtype,
+            }],
+            domain: chunks,
+            instrs: Vec::new(),
+            output: 0,
+            reduce: None,
+        }
+    }
+
+    /// dtype of a value.
+    pub fn value_dtype(&self, v: u32) -> DType {
+        let v = v as usize;
+        if v < self.leaves.len() {
+            self.leaves[v].dtype
+        } else {
+            self.instrs[v - self.leaves.len()].dtype
+        }
+    }
+
+    /// Number of layer inputs the program reads.
+    pub fn num_inputs(&self) -> usize {
+        self.leaves
+            .iter()
+            .filter_map(|l| match l.kind {
+                LeafKind::Input(i) => Some(i + 1),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Output block `block` reads, for every input leaf, the same block (0 where it is broadcast).
+    pub fn deps(&self, block: &[u32], out: &mut Vec<(usize, Block)>) {
+        let mut leaves: SmallVec<[(usize, &Leaf); 4]> = self
+            .leaves
+            .iter()
+            .filter_map(|l| match l.kind {
+                LeafKind::Input(i) => Some((i, l)),
+                _ => None,
+            })
+            .collect();
+        leaves.sort_by_key(|(i, _)| *i);
+        let domain_shape = self.domain.shape();
+        for (i, leaf) in leaves {
+            let b: Block = block
+                .iter()
+                .zip(&leaf.shape)
+                .zip(&domain_shape)
+                .map(|((&b, &l), &d)| if l == 1 && d != 1 { 0 } else { b })
+                .collect();
+            // The leaf's own rank may be smaller than the domain's: drop the padding.
+            let b: Block = b[b.len() - leaf.rank..].iter().copied().collect();
+            out.push((i, b));
+        }
+    }
+
+    pub(crate) fn tokenize(&self, t: &mut Tokenizer) {
+        for leaf in &self.leaves {
+            t.usizes(&leaf.shape);
+            t.u64(leaf.rank as u64);
+            t.dtype(leaf.dtype);
+            match &leaf.kind {
+                LeafKind::Input(i) => {
+                    t.u64(1);
+                    t.u64(*i as u64);
+                }
+                LeafKind::Random { seed, dist } => {
+                    t.u64(2);
+                    t.u64(*seed);
+                    t.u64(*dist as u64);
+                }
+                LeafKind::Full(s) => {
+                    t.u64(3);
+                    t.bytes(&s.token_bytes());
+                }
+                LeafKind::Arange { start, step } => {
+                    t.u64(4);
+                    t.f64(*start);
+                    t.f64(*step);
+                }
+                LeafKind::Linspace {
+                    start,
+                    stop,
+                    step,
+                    num,
+                    endpoint,
+                } => {
+                    t.u64(5);
+                    t.f64(*start);
+                    t.f64(*stop);
+                    t.f64(*step);
+                    t.u64(*num);
+                    t.u64(*endpoint as u64);
+                }
+            }
+        }
+        for ins in &self.instrs {
+            t.u64(ins.func.code());
+            t.dtype(ins.dtype);
+            t.u64(ins.args.len() as u64);
+            for &a in &ins.args {
+                t.u64(a as u64);
+            }
+        }
+        t.u64(self.output as u64);
+        for axis in self.domain.sizes() {
+            t.usizes(axis);
+        }
+        if let Some(r) = &self.reduce {
+            t.u64(r.reduction.code());
+            t.usizes(&r.axes);
+        }
+    }
+
+    pub(crate) fn describe(&self) -> String {
+        let mut parts: Vec<String> = self
+            .leaves
+            .iter()
+            .filter_map(|l| match &l.kind {
+                LeafKind::Input(_) => None,
+                LeafKind::Random { dist, .. } => Some(format!("random-{dist:?}").to_lowercase()),
+                LeafKind::Full(s) => Some(format!("full({s})")),
+                LeafKind::Arange { .. } => Some("arange".into()),
+                LeafKind::Linspace { .. } => Some("linspace".into()),
+            })
+            .collect();
+        parts.extend(self.instrs.iter().map(|i| i.func.name().to_string()));
+        if let Some(r) = &self.reduce {
+            parts.push(format!("{}-partial", r.reduction.name()));
+        }
+        parts.join(" → ")
+    }
+}
+
+/// Metadata of what a program produces when it does not reduce.
+pub fn program_meta(p: &Program) -> ArrayMeta {
+    ArrayMeta {
+        chunks: p.domain.clone(),
+        dtype: p.value_dtype(p.output),
+    }
+}

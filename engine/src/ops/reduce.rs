@@ -1,0 +1,273 @@
+//! Reductions as a tree: a blockwise partial per chunk (a [`ReduceSink`] at the end of a blockwise
+//! program), then [`ReduceCombine`] layers that merge groups of at most `split_every` partials along the
+//! reduced axes, the last of which finalizes (divides, takes the square root, drops axes).
+
+use crate::error::{Error, Result};
+use crate::graph::{ArrayMeta, Block, Layer};
+use crate::meta::{Chunks, DType};
+
+/// What a reduction computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Reduction {
+    Sum,
+    Prod,
+    Min,
+    Max,
+    Any,
+    All,
+    Mean,
+    /// Variance; the divisor is `n - ddof`, given when finalizing.
+    Var,
+    /// Standard deviation; `sqrt` of [`Reduction::Var`].
+    Std,
+    ArgMin,
+    ArgMax,
+}
+
+impl Reduction {
+    pub fn name(self) -> &'static str {
+        use Reduction::*;
+        match self {
+            Sum => "sum",
+            Prod => "prod",
+            Min => "min",
+            Max => "max",
+            Any => "any",
+            All => "all",
+            Mean => "mean",
+            Var => "var",
+            Std => "std",
+            ArgMin => "argmin",
+            ArgMax => "argmax",
+        }
+    }
+
+    /// numpy's result dtype for an input of `dtype`.
+    pub fn result_dtype(self, dtype: DType) -> DType {
+        use Reduction::*;
+        match self {
+            Sum | Prod => match dtype {
+                DType::Bool | DType::I64 => DType::I64,
+                d => d,
+            },
+            Min | Max => dtype,
+            Any | All => DType::Bool,
+            Mean | Var | Std => dtype.float_result(),
+            ArgMin | ArgMax => DType::I64,
+        }
+    }
+
+    /// Whether the reduction needs at least one element (numpy raises for an empty min, max, argmin).
+    pub fn needs_elements(self) -> bool {
+        matches!(
+            self,
+            Reduction::Min | Reduction::Max | Reduction::ArgMin | Reduction::ArgMax
+        )
+    }
+
+    pub fn is_arg(self) -> bool {
+        matches!(self, Reduction::ArgMin | Reduction::ArgMax)
+    }
+
+    pub(crate) fn code(self) -> u64 {
+        self as u64
+    }
+}
+
+/// The partial reduction at the end of a blockwise program: reduce the program's output over `axes`
+/// of its domain, keeping them as length 1.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReduceSink {
+    pub reduction: Reduction,
+    /// Reduced axes of the program's domain, sorted.
+    pub axes: Vec<usize>,
+    /// The domain's full shape: argmin and argmax report indices in it.
+    pub domain_shape: Vec<usize>,
+}
+
+/// How the last combine step finalizes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Finalize {
+    pub keepdims: bool,
+    pub ddof: f64,
+    /// Result dtype.
+    pub dtype: DType,
+}
+
+/// Merges groups of partials along the reduced axes.
+///
+/// The input is a grid of partials, one per chunk along the reduced axes (each of length 1 there). Output
+/// block `b` merges input blocks `b[a]·group[a] .. (b[a]+1)·group[a]` along every reduced axis `a`. With
+/// `finalize`, the group covers the whole axis and the result is the reduction's value.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReduceCombine {
+    pub reduction: Reduction,
+    pub axes: Vec<usize>,
+    /// Group size along each reduced axis (same order as `axes`).
+    pub group: Vec<usize>,
+    pub finalize: Option<Finalize>,
+}
+
+impl ReduceCombine {
+    /// Output chunk grid for an input grid of partials (`input` has 1-long chunks on reduced axes).
+    pub fn output_chunks(&self, input: &Chunks) -> Chunks {
+        let mut sizes = Vec::with_capacity(input.ndim());
+        for axis in 0..input.ndim() {
+            match self.axes.iter().position(|&a| a == axis) {
+                None => sizes.push(input.axis(axis).to_vec()),
+                Some(_) if self.finalize.is_some() => {
+                    if self.finalize.is_some_and(|f| f.keepdims) {
+                        sizes.push(vec![1]);
+                    }
+                }
+                Some(i) => {
+                    let n = input.axis(axis).len().div_ceil(self.group[i]);
+                    sizes.push(vec![1; n]);
+                }
+            }
+        }
+        Chunks::from_sizes(sizes)
+    }
+
+    /// Input blocks merged into output block `block`, in C order.
+    pub fn deps(&self, input: &ArrayMeta, block: &[u32], out: &mut Vec<(usize, Block)>) {
+        let nb = input.chunks.numblocks();
+        let ndim = nb.len();
+        // Per input axis: the range of input blocks read.
+        let mut ranges: Vec<(u32, u32)> = Vec::with_capacity(ndim);
+        let mut out_axis = 0;
+        let keep = self.finalize.is_none_or(|f| f.keepdims);
+        for (axis, &n) in nb.iter().enumerate() {
+            match self.axes.iter().position(|&a| a == axis) {
+                None => {
+                    ranges.push((block[out_axis], block[out_axis] + 1));
+                    out_axis += 1;
+                }
+                Some(i) => {
+                    if self.finalize.is_some() {
+                        ranges.push((0, n as u32));
+                        if keep {
+                            out_axis += 1;
+                        }
+                    } else {
+                        let g = self.group[i] as u32;
+                        let start = block[out_axis] * g;
+                        ranges.push((start, (start + g).min(n as u32)));
+                        out_axis += 1;
+                    }
+                }
+            }
+        }
+        let mut idx: Block = ranges.iter().map(|r| r.0).collect();
+        if ranges.iter().any(|r| r.0 >= r.1) {
+            return;
+        }
+        loop {
+            out.push((0, idx.clone()));
+            let mut axis = ndim;
+            loop {
+                if axis == 0 {
+                    return;
+                }
+                axis -= 1;
+                idx[axis] += 1;
+                if idx[axis] < ranges[axis].1 {
+                    break;
+                }
+                idx[axis] = ranges[axis].0;
+            }
+        }
+    }
+}
+
+/// Normalizes user axes (negative counts from the end) to sorted, unique axes of an `ndim` array.
+pub fn normalize_axes(axes: &[isize], ndim: usize) -> Result<Vec<usize>> {
+    let mut out = Vec::with_capacity(axes.len());
+    for &a in axes {
+        let axis = normalize_axis(a, ndim)?;
+        if out.contains(&axis) {
+            return Err(Error::DuplicateAxis {
+                axis,
+                axes: axes.to_vec(),
+            });
+        }
+        out.push(axis);
+    }
+    out.sort_unstable();
+    Ok(out)
+}
+
+/// Normalizes one axis.
+pub fn normalize_axis(axis: isize, ndim: usize) -> Result<usize> {
+    let n = ndim as isize;
+    if axis < -n || axis >= n {
+        return Err(Error::AxisOutOfBounds { axis, ndim });
+    }
+    Ok(if axis < 0 { axis + n } else { axis } as usize)
+}
+
+/// Layers of a tree reduction over `axes` of `input` (a layer whose chunks are partials, one per
+/// chunk along the reduced axes): combine layers until every reduced axis has at most its group size of
+/// blocks, then the finalizing layer. Returns the ops with their output chunk grids, in order.
+pub fn tree_levels(
+    partial: &Chunks,
+    reduction: Reduction,
+    axes: &[usize],
+    split_every: usize,
+    finalize: Finalize,
+) -> Vec<(ReduceCombine, Chunks)> {
+    // Like dask, an integer split_every is shared among the reduced axes.
+    let per_axis = if axes.is_empty() {
+        split_every
+    } else {
+        ((split_every as f64).powf(1.0 / axes.len() as f64).floor() as usize).max(2)
+    };
+    let group = vec![per_axis; axes.len()];
+    let mut levels = Vec::new();
+    let mut current = partial.clone();
+    while axes.iter().any(|&a| current.axis(a).len() > per_axis) {
+        let op = ReduceCombine {
+            reduction,
+            axes: axes.to_vec(),
+            group: group.clone(),
+            finalize: None,
+        };
+        current = op.output_chunks(&current);
+        levels.push((op.clone(), current.clone()));
+    }
+    let op = ReduceCombine {
+        reduction,
+        axes: axes.to_vec(),
+        group: axes.iter().map(|&a| current.axis(a).len()).collect(),
+        finalize: Some(finalize),
+    };
+    let out = op.output_chunks(&current);
+    levels.push((op, out));
+    levels
+}
+
+/// Chunk grid of the partials of `domain` reduced over `axes`: one 1-long chunk per chunk on reduced
+/// axes.
+pub fn partial_chunks(domain: &Chunks, axes: &[usize]) -> Chunks {
+    Chunks::from_sizes(
+        (0..domain.ndim())
+            .map(|a| {
+                if axes.contains(&a) {
+                    vec![1; domain.axis(a).len()]
+                } else {
+                    domain.axis(a).to_vec()
+                }
+            })
+            .collect(),
+    )
+}
+
+/// Describes a combine layer for DOT output.
+pub(crate) fn describe(layer: &Layer, c: &ReduceCombine) -> String {
+    format!(
+        "{}{} over {:?}",
+        c.reduction.name(),
+        if c.finalize.is_some() { "" } else { "-combine" },
+        c.axes
+    ) + &format!(" ({})", layer.meta.dtype)
+}
