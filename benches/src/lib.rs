@@ -1,2 +1,198 @@
-//! Benchmarks of tessera: criterion benches in `benches/`, and `compare_dask.py`, which runs the same
-//! workloads in dask beside ours. This library holds nothing but the crate root cargo needs.
+//! The benchmark workloads of tessera, defined once and shared by the criterion bench
+//! (`benches/benches/workloads.rs`), the `workloads` example (`examples/workloads.rs`) and, through that
+//! example, `benches/compare_dask.py`, which runs the same workloads in dask and numpy beside ours.
+//!
+//! ```text
+//! cargo bench -p tessera-benches --bench workloads            # criterion, all groups
+//! cargo bench -p tessera-benches --bench workloads -- --quick # shorter
+//! cargo run --release -p tessera-examples --example workloads -- --workload headline --repeat 3
+//! python3 benches/compare_dask.py --python /tmp/daskenv/bin/python --repeat 3
+//! ```
+//!
+//! Every workload draws its input from `default_rng(42).random(..)` (uniform float64 in [0, 1)), so
+//! a timing covers building the graph, optimizing it and running every task, as `x.compute()` does in
+//! dask. The dask side of `compare_dask.py` mirrors the definitions here: change both together.
+
+use std::time::{Duration, Instant};
+
+use tessera::{Array, ArrayData, DType, ExecStats, Executor, s};
+
+/// Seed of every workload's random input.
+pub const SEED: u64 = 42;
+
+/// One benchmark workload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Workload {
+    /// Mean of a 10000×10000 random array in 1000×1000 chunks (100 chunks, 800 MB if stored).
+    Headline,
+    /// Sum of a 1,000,000-element random vector in chunks of 100 (10,000 chunks): the cost of a
+    /// task, since a chunk's work is tiny.
+    PerTask,
+    /// `x[:2000, :2000] @ x[:2000, :2000].T` for x 10000×10000 in 1000×1000 chunks; the slice culls x
+    /// to its 4 top-left chunks.
+    Matmul,
+    /// `(x + x.T).mean(axis=0)` for x 10000×10000 in 1000×1000 chunks.
+    XxtMean,
+    /// Mean of a 40000×40000 random array in 4000×4000 chunks (100 chunks of 128 MB, 12.8 GB if
+    /// stored).
+    Mean40000,
+}
+
+impl Workload {
+    /// Every workload, in the order reports list them.
+    pub const ALL: [Workload; 5] = [
+        Workload::Headline,
+        Workload::PerTask,
+        Workload::Matmul,
+        Workload::XxtMean,
+        Workload::Mean40000,
+    ];
+
+    /// The name on the command line and in JSON output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Headline => "headline",
+            Workload::PerTask => "per_task",
+            Workload::Matmul => "matmul",
+            Workload::XxtMean => "xxt_mean",
+            Workload::Mean40000 => "mean_40000",
+        }
+    }
+
+    /// The workload of a name given by [`Workload::name`].
+    pub fn from_name(name: &str) -> Option<Workload> {
+        Workload::ALL.into_iter().find(|w| w.name() == name)
+    }
+
+    /// Chunks of the random input (the number of leaf tasks before culling).
+    pub fn input_chunks(self) -> usize {
+        match self {
+            Workload::PerTask => 10_000,
+            Workload::Headline | Workload::Matmul | Workload::XxtMean | Workload::Mean40000 => 100,
+        }
+    }
+
+    /// Builds the lazy result array.
+    pub fn build(self) -> tessera::Result<Array> {
+        let rng = tessera::default_rng(SEED);
+        match self {
+            Workload::Headline => rng.random(&[10_000, 10_000], [1000, 1000])?.mean(),
+            Workload::PerTask => per_task_sum(100),
+            Workload::Matmul => {
+                let x = rng.random(&[10_000, 10_000], [1000, 1000])?;
+                let a = x.slice(s![..2000, ..2000])?;
+                a.matmul(&a.t())
+            }
+            Workload::XxtMean => {
+                let x = rng.random(&[10_000, 10_000], [1000, 1000])?;
+                (&x + x.t())?.mean_axis(0)
+            }
+            Workload::Mean40000 => rng.random(&[40_000, 40_000], [4000, 4000])?.mean(),
+        }
+    }
+
+    /// Builds and computes the workload on `executor`: what a benchmark times.
+    pub fn compute(self, executor: &dyn Executor) -> tessera::Result<(ArrayData, ExecStats)> {
+        compute_one(&self.build()?, executor)
+    }
+
+    /// Builds, computes and times the workload, then takes the checksum of its result (outside the
+    /// timing).
+    pub fn run(self, executor: &dyn Executor) -> tessera::Result<Run> {
+        let start = Instant::now();
+        let (data, stats) = self.compute(executor)?;
+        let elapsed = start.elapsed();
+        Ok(Run {
+            elapsed,
+            tasks: stats.tasks,
+            checksum: checksum(data)?,
+        })
+    }
+}
+
+/// What one timed run of a workload gave.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Run {
+    /// Wall time of building, optimizing and computing the graph.
+    pub elapsed: Duration,
+    /// Tasks the executor ran.
+    pub tasks: usize,
+    /// [`checksum`] of the result.
+    pub checksum: f64,
+}
+
+/// Sum of a 1,000,000-element random vector in chunks of `chunk` elements: the
+/// [`Workload::PerTask`] job with `chunk = 100`; with `chunk = 1_000_000` (one chunk) it does the
+/// same arithmetic with almost no tasks, the reference that isolates the per-task cost.
+pub fn per_task_sum(chunk: usize) -> tessera::Result<Array> {
+    tessera::default_rng(SEED)
+        .random(&[1_000_000], [chunk])?
+        .sum()
+}
+
+/// Computes one array on `executor`, with the executor's statistics.
+pub fn compute_one(
+    array: &Array,
+    executor: &dyn Executor,
+) -> tessera::Result<(ArrayData, ExecStats)> {
+    let (mut values, stats) = tessera::compute_many_with_stats(&[array], executor)?;
+    Ok((values.pop().expect("one output"), stats))
+}
+
+/// The checksum a workload reports: the mean of its result's elements as float64 (for a 0-d result,
+/// its value). `compare_dask.py` computes the same on dask's result.
+pub fn checksum(data: ArrayData) -> tessera::Result<f64> {
+    let values = data.cast(DType::F64).into_typed::<f64>()?;
+    Ok(values.iter().sum::<f64>() / values.len() as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for w in Workload::ALL {
+            assert_eq!(Workload::from_name(w.name()), Some(w));
+        }
+        assert_eq!(Workload::from_name("nope"), None);
+    }
+
+    #[test]
+    fn graphs_have_the_documented_shapes() {
+        let shapes: Vec<Vec<usize>> = Workload::ALL
+            .iter()
+            .map(|w| w.build().unwrap().shape().to_vec())
+            .collect();
+        assert_eq!(
+            shapes,
+            vec![vec![], vec![], vec![2000, 2000], vec![10_000], vec![]]
+        );
+    }
+
+    #[test]
+    fn checksum_is_the_mean_of_the_elements() {
+        let x = tessera::arange(1i64, 5, 1, [2]).unwrap();
+        let (data, _) = compute_one(&x, &tessera::LocalExecutor::new()).unwrap();
+        assert_eq!(checksum(data).unwrap(), 2.5);
+    }
+
+    #[test]
+    fn per_task_reference_matches_the_chunked_sum() {
+        let exec = tessera::LocalExecutor::new();
+        let small = checksum(
+            compute_one(&per_task_sum(100_000).unwrap(), &exec)
+                .unwrap()
+                .0,
+        )
+        .unwrap();
+        let one = checksum(
+            compute_one(&per_task_sum(1_000_000).unwrap(), &exec)
+                .unwrap()
+                .0,
+        )
+        .unwrap();
+        assert!((small - one).abs() < 1e-6 * one, "{small} vs {one}");
+        assert!((one / 1e6 - 0.5).abs() < 0.01);
+    }
+}

@@ -14,45 +14,7 @@ use crate::graph::ArrayMeta;
 use crate::meta::DType;
 use crate::ops::{Finalize, ReduceCombine, Reduction};
 
-const LANES: usize = 8;
-
-/// Sum of a slice with 8 independent lanes (vectorizes; fixed order, so deterministic).
-#[inline]
-pub fn sum_f64(x: &[f64]) -> f64 {
-    let mut acc = [0.0f64; LANES];
-    let chunks = x.chunks_exact(LANES);
-    let rem = chunks.remainder();
-    for c in chunks {
-        for l in 0..LANES {
-            acc[l] += c[l];
-        }
-    }
-    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for &v in rem {
-        s += v;
-    }
-    s
-}
-
-/// Sum of squared deviations from `mean`, with the same lane structure as [`sum_f64`].
-#[inline]
-fn sum_sq_dev(x: &[f64], mean: f64) -> f64 {
-    let mut acc = [0.0f64; LANES];
-    let chunks = x.chunks_exact(LANES);
-    let rem = chunks.remainder();
-    for c in chunks {
-        for l in 0..LANES {
-            let d = c[l] - mean;
-            acc[l] += d * d;
-        }
-    }
-    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for &v in rem {
-        let d = v - mean;
-        s += d * d;
-    }
-    s
-}
+pub use super::simd::{sum_f64, sum_sq_dev_f64 as sum_sq_dev};
 
 /// The first `n` values of a tile as f64, converting into `scratch` unless they already are.
 fn tile_f64<'a>(buf: &'a Buf, n: usize, scratch: &'a mut Vec<f64>) -> &'a [f64] {

@@ -1,0 +1,87 @@
+//! Runs one benchmark workload (defined in the `tessera-benches` library) and prints one JSON line per
+//! repetition: `{"workload", "seconds", "tasks", "result", "threads", "repetition"}`, where `seconds`
+//! is the wall time of building, optimizing and computing the graph, `tasks` the tasks executed and
+//! `result` a checksum (the mean of the result's elements). `benches/compare_dask.py` drives it.
+//!
+//! ```text
+//! cargo build --release -p tessera-examples --example workloads
+//! target/release/examples/workloads --workload headline --threads 2 --repeat 3
+//! /usr/bin/time -v target/release/examples/workloads --workload mean_40000   # peak RSS
+//! ```
+//!
+//! Workloads: `headline`, `per_task`, `matmul`, `xxt_mean`, `mean_40000`.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use tessera_benches::Workload;
+
+#[derive(Parser, Debug)]
+#[command(about = "Runs one tessera benchmark workload and prints a JSON line per repetition")]
+struct Args {
+    /// Workload to run.
+    #[arg(long, value_parser = workload_parser())]
+    workload: Workload,
+    /// Worker threads (default: all cores).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    threads: Option<u16>,
+    /// Repetitions, each timed and printed on its own line.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    repeat: u32,
+}
+
+fn workload_parser() -> impl TypedValueParser<Value = Workload> {
+    PossibleValuesParser::new(Workload::ALL.map(Workload::name))
+        .map(|name| Workload::from_name(&name).expect("clap checked the name"))
+}
+
+fn run(args: &Args) -> tessera::Result<()> {
+    let executor = match args.threads {
+        Some(n) => tessera::LocalExecutor::with_threads(n.into())?,
+        None => tessera::LocalExecutor::new(),
+    };
+    for repetition in 0..args.repeat {
+        let run = args.workload.run(&executor)?;
+        let line = serde_json::json!({
+            "workload": args.workload.name(),
+            "seconds": run.elapsed.as_secs_f64(),
+            "tasks": run.tasks,
+            "result": run.checksum,
+            "threads": executor.threads(),
+            "repetition": repetition,
+        });
+        println!("{line}");
+    }
+    Ok(())
+}
+
+/// A clap error on one line: its message and hints, without the usage and "try --help" lines.
+fn one_line(e: &clap::Error) -> String {
+    e.render()
+        .to_string()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        // --help and --version are "errors" that print to stdout and exit 0.
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            eprintln!("{}", one_line(&e));
+            return ExitCode::from(2);
+        }
+    };
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
