@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --release --example mean
 //! cargo run --release --example mean -- --shape 40000,40000 --chunks 4000,4000 --threads 2 --json
+//! cargo run --release --example mean -- --scheduler http://127.0.0.1:8786 --json
 //! ```
 //!
 //! Prints the mean, the wall time of the computation (building the graph included, process start-up
@@ -29,41 +30,54 @@ struct Args {
     /// Worker threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// Run on a cluster: the scheduler's address, e.g. http://127.0.0.1:8786.
+    #[arg(long, env = "TESSERA_SCHEDULER")]
+    scheduler: Option<String>,
     /// Print one JSON object on the last line.
     #[arg(long)]
     json: bool,
 }
 
 fn run(args: &Args) -> tessera::Result<()> {
-    let executor = match args.threads {
+    let local = match args.threads {
         Some(n) => tessera::LocalExecutor::with_threads(n)?,
         None => tessera::LocalExecutor::new(),
+    };
+    let cluster = match &args.scheduler {
+        Some(address) => Some(tessera::Client::connect(address)?),
+        None => None,
+    };
+    let (executor, threads): (&dyn tessera::Executor, String) = match &cluster {
+        Some(c) => {
+            let workers = c.status()?.workers;
+            let threads: u32 = workers.iter().map(|w| w.1).sum();
+            (c, format!("{threads} (on {} workers)", workers.len()))
+        }
+        None => (&local, local.threads().to_string()),
     };
     let start = Instant::now();
     let x = tessera::default_rng(args.seed).random(&args.shape, args.chunks.clone())?;
     let mean = x.mean()?;
-    let (values, stats) = tessera::compute_many_with_stats(&[&mean], &executor)?;
+    let (values, stats) = tessera::compute_many_with_stats(&[&mean], executor)?;
     let seconds = start.elapsed().as_secs_f64();
     let value = values[0].clone().into_typed::<f64>()?;
     let value = *value.first().expect("a 0-d result has one element");
     let counts = mean.task_counts()?;
     if args.json {
         println!(
-            "{{\"mean\": {value}, \"seconds\": {seconds}, \"tasks\": {}, \"tasks_before_optimization\": {}, \"shape\": {:?}, \"chunks\": {:?}, \"threads\": {}}}",
+            "{{\"mean\": {value}, \"seconds\": {seconds}, \"tasks\": {}, \"tasks_before_optimization\": {}, \"shape\": {:?}, \"chunks\": {:?}, \"threads\": \"{threads}\", \"executor\": \"{}\"}}",
             stats.tasks,
             counts.before,
             args.shape,
             args.chunks,
-            executor.threads()
+            if cluster.is_some() { "distributed" } else { "local" }
         );
     } else {
         println!("mean     {value}");
         println!("time     {:.1} ms", seconds * 1e3);
         println!(
-            "tasks    {} executed ({} before optimization) on {} threads",
-            stats.tasks,
-            counts.before,
-            executor.threads()
+            "tasks    {} executed ({} before optimization) on {threads} threads",
+            stats.tasks, counts.before
         );
     }
     Ok(())

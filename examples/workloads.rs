@@ -1,7 +1,9 @@
 //! Runs one benchmark workload (defined in the `tessera-benches` library) and prints one JSON line per
-//! repetition: `{"workload", "seconds", "tasks", "result", "threads", "repetition"}`, where `seconds`
-//! is the wall time of building, optimizing and computing the graph, `tasks` the tasks executed and
-//! `result` a checksum (the mean of the result's elements). `benches/compare_dask.py` drives it.
+//! repetition: `{"workload", "seconds", "cpu_seconds", "tasks", "result", "threads", "repetition"}`,
+//! where `seconds` is the wall time of building, optimizing and computing the graph, `cpu_seconds` the
+//! CPU time the process spent meanwhile (all threads; null where unavailable), `tasks` the tasks
+//! executed and `result` a checksum (the mean of the result's elements). `benches/compare_dask.py`
+//! drives it.
 //!
 //! ```text
 //! cargo build --release -p tessera-examples --example workloads
@@ -46,6 +48,7 @@ fn run(args: &Args) -> tessera::Result<()> {
         let line = serde_json::json!({
             "workload": args.workload.name(),
             "seconds": run.elapsed.as_secs_f64(),
+            "cpu_seconds": run.cpu.map(|d| d.as_secs_f64()),
             "tasks": run.tasks,
             "result": run.checksum,
             "threads": executor.threads(),

@@ -52,8 +52,23 @@ pub enum Error {
         "map_blocks runs a Rust closure, which cannot leave this process: compute {key} with the local executor"
     )]
     NotSerializable { key: String },
+    #[error("cannot connect to the scheduler at {address}: {message}")]
+    Connect { address: String, message: String },
+    #[error("the scheduler at {address} speaks protocol version {theirs}, this client {ours}: run the same tessera version everywhere")]
+    ProtocolMismatch { address: String, ours: u32, theirs: u32 },
+    #[error("the cluster at {address} failed: {message}")]
+    Remote { address: String, message: String },
+    #[error("the scheduler at {address} rejected the graph: {message}")]
+    Rejected { address: String, message: String },
     #[error("invalid graph: {reason}")]
     InvalidGraph { reason: String },
+    /// A graph failed [`crate::graph::validate::validate`]: `layer` is the offending layer's id.
+    #[error("invalid graph: layer {layer}: {reason}")]
+    InvalidLayer { layer: String, reason: String },
+    /// A protobuf message could not be turned into the engine's types (missing field, unknown enum
+    /// value, data that does not fit its shape …); `what` says which and where.
+    #[error("malformed wire message: {what}")]
+    Wire { what: String },
     #[error("could not build the thread pool: {0}")]
     ThreadPool(String),
 }

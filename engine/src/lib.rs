@@ -22,6 +22,10 @@
 //! - [`kernels`]: per-chunk compute (program evaluator, elementwise, reductions, random numbers).
 //! - [`exec`]: the local executor.
 //! - [`io`]: `.npy` files.
+//! - `wire` (feature `distributed`, on by default): conversions between the engine's graphs and chunks
+//!   and the protobuf messages of `tessera-proto`.
+//! - `client` (feature `distributed`): [`Client`] and [`AsyncClient`], the distributed executor's
+//!   client side.
 //! - [`error`]: the one error type.
 
 pub mod array;
@@ -34,6 +38,10 @@ pub mod kernels;
 pub mod meta;
 pub mod ops;
 pub mod optimize;
+#[cfg(feature = "distributed")]
+pub mod wire;
+#[cfg(feature = "distributed")]
+pub mod client;
 
 pub use array::from_array_data;
 pub use array::{
@@ -41,6 +49,8 @@ pub use array::{
     compute_many_with_stats, concatenate, default_rng, from_array, from_npy, full, linspace, ones,
     stack, where_, zeros,
 };
+#[cfg(feature = "distributed")]
+pub use client::{AsyncClient, Client, ClusterStatus};
 pub use data::{ArrayData, ChunkValue, Element};
 pub use error::{Error, Result};
 pub use exec::{ExecStats, LocalExecutor};

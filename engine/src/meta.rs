@@ -472,7 +472,7 @@ pub(crate) fn split_axis(n: usize, block: usize) -> Vec<usize> {
     }
     let block = block.min(n).max(1);
     let mut out = vec![block; n / block];
-    if n % block != 0 {
+    if !n.is_multiple_of(block) {
         out.push(n % block);
     }
     out

@@ -184,7 +184,15 @@ pub fn arange<T: Element>(
         let (s, e, st) = (start.to_i64(), stop.to_i64(), step.to_i64());
         let span = e as i128 - s as i128;
         let n = (span + st as i128 - st.signum() as i128) / st as i128;
-        n.max(0) as usize
+        let len = n.max(0) as usize;
+        // The generated leaf holds start and step as f64; when one of them does not survive the
+        // round trip through f64 (beyond 2^53), build `start + i·step` from an exact index range
+        // with integer arithmetic instead (wrapping, so exact whenever the values fit in int64).
+        if s as f64 as i64 != s || st as f64 as i64 != st {
+            let index = arange(0i64, len as i64, 1, chunks)?;
+            return (&index * st)? + s;
+        }
+        len
     } else {
         ((e - s) / st).ceil().max(0.0) as usize
     };

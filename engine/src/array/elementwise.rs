@@ -3,8 +3,10 @@
 //! holds scalars as constants; the optimizer later fuses chains of them.
 //!
 //! Operators return `Result<Array>` because operands can be incompatible (shapes that do not
-//! broadcast, dtypes an op rejects); `Result<Array>` is itself an operand, so expressions chain:
-//! `((&x + &y) * 2.0)?`.
+//! broadcast, dtypes an op rejects); `Result<Array>` is itself an operand next to an array, so
+//! expressions chain: `((&x + &y) * &z)?`. A scalar needs an `Array` on its other side (Rust's orphan
+//! rule rules out `Result<Array> * f64`) and a typed literal (`2.0` alone could be f64 or f32):
+//! `((&x + &y)? * 2.0f64)?`.
 
 use std::ops::{Add, BitAnd, BitOr, BitXor, Div, Mul, Neg, Not, Rem, Sub};
 
@@ -40,18 +42,19 @@ impl<T: Into<Scalar>> From<T> for Operand {
 pub(crate) fn broadcast_shapes(shapes: &[&[usize]]) -> Result<Vec<usize>> {
     let rank = shapes.iter().map(|s| s.len()).max().unwrap_or(0);
     let mut out = vec![1usize; rank];
+    // Per axis, the shape that set its length (the one a conflict is with).
+    let mut owner: Vec<Option<&[usize]>> = vec![None; rank];
     for s in shapes {
         let pad = rank - s.len();
         for (i, &d) in s.iter().enumerate() {
             let o = &mut out[pad + i];
             if *o == 1 {
-                *o = d;
+                if d != 1 {
+                    *o = d;
+                    owner[pad + i] = Some(s);
+                }
             } else if d != 1 && d != *o {
-                let left = shapes
-                    .iter()
-                    .find(|x| x.len() > i + pad.min(0) && **x != *s)
-                    .copied()
-                    .unwrap_or(s);
+                let left = owner[pad + i].expect("an axis longer than 1 has an owner");
                 return Err(Error::Broadcast {
                     left: left.to_vec(),
                     right: s.to_vec(),
@@ -163,6 +166,10 @@ impl ProgramBuilder {
 
     /// The leaf reading `a` (aligned with the domain); one leaf per distinct input.
     pub(crate) fn input(&mut self, a: &Array) -> u32 {
+        assert!(
+            self.instrs.is_empty(),
+            "leaves must be added before instructions (values are numbered leaves first)"
+        );
         if let Some(k) = self.inputs.iter().position(|x| x.id() == a.id()) {
             return self
                 .leaves
@@ -184,6 +191,10 @@ impl ProgramBuilder {
     }
 
     pub(crate) fn constant(&mut self, s: Scalar) -> u32 {
+        assert!(
+            self.instrs.is_empty(),
+            "leaves must be added before instructions (values are numbered leaves first)"
+        );
         self.leaves.push(Leaf {
             kind: LeafKind::Full(s),
             shape: vec![1; self.domain.ndim()],
@@ -193,12 +204,11 @@ impl ProgramBuilder {
         (self.leaves.len() - 1) as u32
     }
 
-    fn operand(&mut self, o: &Operand, dtype: DType) -> u32 {
+    /// The leaf of an operand, in `dtype` for a scalar; an array's leaf keeps the array's dtype (cast
+    /// it afterwards, once every leaf is added).
+    fn operand_leaf(&mut self, o: &Operand, dtype: DType) -> u32 {
         match o {
-            Operand::Array(a) => {
-                let v = self.input(a);
-                self.cast(v, dtype)
-            }
+            Operand::Array(a) => self.input(a),
             Operand::Scalar(s) => self.constant(s.cast(dtype)),
         }
     }
@@ -267,10 +277,17 @@ fn apply(
         })
         .collect();
     let mut b = ProgramBuilder::new(chunks.clone());
-    let args: Vec<u32> = operands
+    // Every leaf first, then the casts: instructions are numbered after all leaves, so a leaf added
+    // after a cast would shift the cast's value number onto the new leaf.
+    let leaves: Vec<u32> = operands
         .iter()
         .zip(arg_dtypes)
-        .map(|(o, &d)| b.operand(o, d))
+        .map(|(o, &d)| b.operand_leaf(o, d))
+        .collect();
+    let args: Vec<u32> = leaves
+        .into_iter()
+        .zip(arg_dtypes)
+        .map(|(v, &d)| b.cast(v, d))
         .collect();
     let out = b.push(func, &args, out_dtype);
     Ok(b.finish(out, None, chunks, out_dtype))
@@ -525,7 +542,8 @@ macro_rules! binary_operator {
                 binary($f, self?.into(), rhs.into())
             }
         }
-        binary_operator!(@scalar $trait, $method, $f, f64, f32, i64, i32, bool);
+        // One impl per kind of literal, so `&x * 2.0` and `&x * 2` infer; other types go through Scalar.
+        binary_operator!(@scalar $trait, $method, $f, f64, i64, bool, Scalar);
     };
     (@scalar $trait:ident, $method:ident, $f:expr, $($t:ty),*) => {$(
         impl $trait<$t> for &Array {

@@ -54,7 +54,7 @@ struct Node {
 /// ```
 /// use tessera::{default_rng, ReduceOptions};
 /// let x = default_rng(42).random(&[1000, 1000], [250, 250]).unwrap();
-/// let y = ((&x * 2.0).unwrap() + 1.0).unwrap();
+/// let y = ((&x * 2.0f64).unwrap() + 1.0f64).unwrap();
 /// let m: f64 = y.mean().unwrap().compute_scalar().unwrap();
 /// assert!((m - 2.0).abs() < 0.01);
 /// let cols = y.sum_with(&ReduceOptions::axes([0])).unwrap();
@@ -284,7 +284,7 @@ fn default_executor() -> &'static LocalExecutor {
 /// ```
 /// let x = tessera::arange(0i64, 10, 1, [4]).unwrap();
 /// let total = x.sum().unwrap();
-/// let doubled = (&x * 2).unwrap();
+/// let doubled = (&x * 2i64).unwrap();
 /// let out = tessera::compute_many(&[&total, &doubled]).unwrap();
 /// assert_eq!(out[0].get(&[]), Some(tessera::Scalar::I64(45)));
 /// assert_eq!(out[1].get(&[9]), Some(tessera::Scalar::I64(18)));
@@ -303,22 +303,63 @@ pub fn compute_many_with_stats(
     arrays: &[&Array],
     executor: &dyn Executor,
 ) -> Result<(Vec<ArrayData>, ExecStats)> {
-    let results: Vec<Mutex<ArrayData>> = arrays
-        .iter()
-        .map(|a| Mutex::new(ArrayData::full(a.shape(), Scalar::Bool(false), a.dtype())))
-        .collect();
-    let sink = |o: usize, block: &[u32], v: Arc<ChunkValue>| -> Result<()> {
+    let assembly = Assembly::new(arrays);
+    let sink = |o: usize, block: &[u32], v: Arc<ChunkValue>| assembly.accept(o, block, v);
+    let stats = executor.execute_graph(crate::optimize::optimize(graph_of(arrays)), &sink)?;
+    Ok((assembly.finish(), stats))
+}
+
+/// Assembles output chunks, as they arrive in any order, into whole arrays.
+pub(crate) struct Assembly<'a> {
+    arrays: &'a [&'a Array],
+    results: Vec<Mutex<ArrayData>>,
+}
+
+impl<'a> Assembly<'a> {
+    pub(crate) fn new(arrays: &'a [&'a Array]) -> Self {
+        let results = arrays
+            .iter()
+            .map(|a| Mutex::new(ArrayData::full(a.shape(), Scalar::Bool(false), a.dtype())))
+            .collect();
+        Assembly { arrays, results }
+    }
+
+    /// Copies chunk `block` of output `o` into place.
+    pub(crate) fn accept(&self, o: usize, block: &[u32], v: Arc<ChunkValue>) -> Result<()> {
+        let array = self.arrays.get(o).ok_or_else(|| Error::InvalidGraph {
+            reason: format!("a chunk arrived for output {o} of {}", self.arrays.len()),
+        })?;
+        let numblocks = array.numblocks();
+        if block.len() != numblocks.len() || block.iter().zip(&numblocks).any(|(&b, &n)| b as usize >= n) {
+            return Err(Error::InvalidGraph {
+                reason: format!("chunk {block:?} is outside the {numblocks:?} blocks of {}", array.id()),
+            });
+        }
         let chunk = v.as_array()?;
-        let offset = arrays[o].chunks().block_offset(block);
+        let expected = array.chunks().block_shape(block);
+        if chunk.shape() != expected.as_slice() || chunk.dtype() != array.dtype() {
+            return Err(Error::ShapeMismatch {
+                op: "compute",
+                reason: format!(
+                    "chunk {block:?} of {} arrived as {:?} {}, expected {expected:?} {}",
+                    array.id(),
+                    chunk.shape(),
+                    chunk.dtype(),
+                    array.dtype()
+                ),
+            });
+        }
+        let offset = array.chunks().block_offset(block);
         let origin = vec![0; offset.len()];
-        let mut out = results[o].lock().expect("result assembly");
+        let mut out = self.results[o].lock().expect("result assembly");
         crate::ops::structure::copy_overlap(&mut out, &origin, chunk, &offset);
         Ok(())
-    };
-    let stats = executor.execute_graph(crate::optimize::optimize(graph_of(arrays)), &sink)?;
-    let results = results
-        .into_iter()
-        .map(|m| m.into_inner().expect("result assembly"))
-        .collect();
-    Ok((results, stats))
+    }
+
+    pub(crate) fn finish(self) -> Vec<ArrayData> {
+        self.results
+            .into_iter()
+            .map(|m| m.into_inner().expect("result assembly"))
+            .collect()
+    }
 }

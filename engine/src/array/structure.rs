@@ -108,7 +108,7 @@ impl Array {
             .product();
         let mut out: Vec<usize> = shape.iter().map(|&d| d.max(0) as usize).collect();
         if let Some(&i) = unknown.first() {
-            if known == 0 || size % known != 0 {
+            if known == 0 || !size.is_multiple_of(known) {
                 return Err(bad(format!(
                     "cannot reshape an array of size {size} into {shape:?}"
                 )));

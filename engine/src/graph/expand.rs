@@ -4,7 +4,6 @@
 //! topological order and the priority the executor runs ready tasks in: it finishes a subtree (say, one
 //! group of a tree reduction) before starting the next, so finished chunks are released early.
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use super::{ArrayMeta, Block, ChunkKey, Graph};
@@ -59,50 +58,53 @@ impl TaskGraph {
                     .collect::<Result<_>>()
             })
             .collect::<Result<_>>()?;
-        let mut index: HashMap<(u32, Block), u32> = HashMap::new();
+        // Task ids by layer and flat block index, allocated per layer on first use: cheaper than
+        // hashing block indices, and expansion runs serially before anything executes.
+        let mut index: Vec<Vec<u32>> = vec![Vec::new(); layers.len()];
+        let flat = |layer: u32, block: &[u32]| -> usize {
+            let sizes = layers[layer as usize].meta.chunks.sizes();
+            block
+                .iter()
+                .zip(sizes)
+                .fold(0usize, |acc, (&b, axis)| acc * axis.len() + b as usize)
+        };
+        let lookup = |index: &Vec<Vec<u32>>, layer: u32, block: &[u32]| -> Option<u32> {
+            let v = &index[layer as usize];
+            if v.is_empty() {
+                return None;
+            }
+            let id = v[flat(layer, block)];
+            (id != u32::MAX).then_some(id)
+        };
         let mut tasks: Vec<Task> = Vec::new();
         let mut outputs = Vec::with_capacity(graph.outputs().len());
         let mut scratch = Vec::new();
+        let input_metas: Vec<Vec<&ArrayMeta>> = input_pos
+            .iter()
+            .map(|ps| ps.iter().map(|&p| &layers[p as usize].meta).collect())
+            .collect();
 
-        let dep_list = |layer: u32,
-                        block: &Block,
-                        scratch: &mut Vec<(usize, Block)>|
-         -> Result<Vec<(u32, Block)>> {
+        let dep_list = |layer: u32, block: &Block, scratch: &mut Vec<(usize, Block)>| -> Result<Vec<(u32, Block)>> {
             let l = &layers[layer as usize];
-            let metas: Vec<&ArrayMeta> = input_pos[layer as usize]
-                .iter()
-                .map(|&p| &layers[p as usize].meta)
-                .collect();
+            let metas = &input_metas[layer as usize];
             scratch.clear();
-            l.op.deps(l, &metas, block, scratch);
+            l.op.deps(l, metas, block, scratch);
             scratch
                 .drain(..)
                 .map(|(i, b)| {
                     let Some(&p) = input_pos[layer as usize].get(i) else {
                         return Err(Error::InvalidGraph {
-                            reason: format!(
-                                "{} reads input {i}, but the layer has {}",
-                                ChunkKey {
-                                    layer: l.id,
-                                    block: block.clone()
-                                },
-                                metas.len()
-                            ),
+                            reason: format!("{} reads input {i}, but the layer has {}", ChunkKey { layer: l.id, block: block.clone() }, metas.len()),
                         });
                     };
-                    let nb = layers[p as usize].meta.chunks.numblocks();
-                    if b.len() != nb.len() || b.iter().zip(&nb).any(|(&x, &n)| x as usize >= n) {
+                    let sizes = layers[p as usize].meta.chunks.sizes();
+                    if b.len() != sizes.len() || b.iter().zip(sizes).any(|(&x, axis)| x as usize >= axis.len()) {
                         return Err(Error::InvalidGraph {
                             reason: format!(
-                                "{} reads chunk {}, outside its grid of {nb:?} blocks",
-                                ChunkKey {
-                                    layer: l.id,
-                                    block: block.clone()
-                                },
-                                ChunkKey {
-                                    layer: layers[p as usize].id,
-                                    block: b
-                                }
+                                "{} reads chunk {}, outside its grid of {:?} blocks",
+                                ChunkKey { layer: l.id, block: block.clone() },
+                                ChunkKey { layer: layers[p as usize].id, block: b },
+                                layers[p as usize].meta.chunks.numblocks()
                             ),
                         });
                     }
@@ -119,7 +121,7 @@ impl TaskGraph {
             let mut ids = Vec::new();
             for block in block_indices(&nb) {
                 let block: Block = block.into_iter().collect();
-                if let Some(&id) = index.get(&(layer, block.clone())) {
+                if let Some(id) = lookup(&index, layer, &block) {
                     ids.push(id);
                     continue;
                 }
@@ -134,7 +136,7 @@ impl TaskGraph {
                 while let Some(top) = stack.last_mut() {
                     if top.next < top.deps.len() {
                         let (dl, db) = top.deps[top.next].clone();
-                        if let Some(&id) = index.get(&(dl, db.clone())) {
+                        if let Some(id) = lookup(&index, dl, &db) {
                             top.dep_ids.push(id);
                             top.next += 1;
                         } else {
@@ -151,7 +153,11 @@ impl TaskGraph {
                     }
                     let f = stack.pop().expect("non-empty");
                     let id = tasks.len() as u32;
-                    index.insert((f.layer, f.block.clone()), id);
+                    let slots = &mut index[f.layer as usize];
+                    if slots.is_empty() {
+                        *slots = vec![u32::MAX; layers[f.layer as usize].meta.chunks.num_chunks()];
+                    }
+                    slots[flat(f.layer, &f.block)] = id;
                     tasks.push(Task {
                         layer: f.layer,
                         block: f.block,

@@ -7,6 +7,7 @@
 //! built twice is the same layer, and so the same set of tasks.
 
 pub mod expand;
+pub mod validate;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -230,9 +231,8 @@ impl Tokenizer {
 
     pub fn usizes(&mut self, v: &[usize]) {
         self.u64(v.len() as u64);
-        for &x in v {
-            self.u64(x as u64);
-        }
+        let bytes: Vec<u8> = v.iter().flat_map(|&x| (x as u64).to_le_bytes()).collect();
+        self.bulk(&bytes);
     }
 
     pub fn dtype(&mut self, d: DType) {

@@ -199,6 +199,24 @@ pub fn run(p: &Program, block: &[u32], deps: &[Arc<ChunkValue>]) -> Result<Chunk
         }
     }
     let row_reduced = ndim > 0 && reduced(ndim - 1);
+    // `random → sum/mean`: sum each row's uniform values straight from the generator, exactly, without
+    // filling a tile.
+    let fused_uniform_sum = match (&p.leaves[..], p.instrs.is_empty(), &p.reduce) {
+        ([leaf], true, Some(r))
+            if (row_reduced || ndim == 0)
+                && matches!(r.reduction, crate::ops::Reduction::Sum | crate::ops::Reduction::Mean)
+                && leaf.dtype == DType::F64
+                && matches!(plans[0].row, LeafRow::Generated) =>
+        {
+            match leaf.kind {
+                LeafKind::Random { seed, dist: Distribution::Uniform } => {
+                    Some(RandomKey::new(seed, Distribution::Uniform as u64))
+                }
+                _ => None,
+            }
+        }
+        _ => None,
+    };
 
     let mut outer_idx: SmallVec<[usize; 4]> = SmallVec::from_elem(0, row_start);
     let mut bases: SmallVec<[usize; 8]> = SmallVec::from_elem(0, p.leaves.len());
@@ -239,6 +257,14 @@ pub fn run(p: &Program, block: &[u32], deps: &[Arc<ChunkValue>]) -> Result<Chunk
             None => (0, 0),
         };
 
+        if let Some(key) = fused_uniform_sum {
+            let (Some((a, _, _)), LeafRow::Generated) = (acc.as_mut(), &plans[0].row) else {
+                unreachable!("checked when choosing the fused path")
+            };
+            a.feed_sum(pos_base, random::sum_uniform_f64(key, bases[0] as u64, row_len as u64), row_len);
+            advance(&mut outer_idx, &dshape[..row_start]);
+            continue;
+        }
         let mut t0 = 0;
         while t0 < row_len {
             let n = (row_len - t0).min(tile);
@@ -274,20 +300,24 @@ pub fn run(p: &Program, block: &[u32], deps: &[Arc<ChunkValue>]) -> Result<Chunk
             }
             t0 += n;
         }
-        // Advance the outer odometer.
-        for a in (0..row_start).rev() {
-            outer_idx[a] += 1;
-            if outer_idx[a] < dshape[a] {
-                break;
-            }
-            outer_idx[a] = 0;
-        }
+        advance(&mut outer_idx, &dshape[..row_start]);
     }
 
     match (out_buf, acc) {
         (Some(b), _) => Ok(ChunkValue::Array(buf_into_array(b, &dshape))),
         (None, Some((a, pshape, _))) => Ok(a.finish(&pshape)),
         (None, None) => unreachable!("a program either writes or reduces"),
+    }
+}
+
+/// Steps a C-order odometer over `shape`.
+fn advance(idx: &mut [usize], shape: &[usize]) {
+    for a in (0..shape.len()).rev() {
+        idx[a] += 1;
+        if idx[a] < shape[a] {
+            return;
+        }
+        idx[a] = 0;
     }
 }
 

@@ -304,7 +304,9 @@ fn unary(f: UnaryFn, arg: &Buf, out: &mut Buf, n: usize) {
                 _ => unreachable!("typing sends {} on int64 through float64", f.name()),
             }
         }
-        (Buf::I64(_) | Buf::Bool(_), Buf::Bool(o)) if f != UnaryFn::Not => {
+        (Buf::I64(_) | Buf::Bool(_), Buf::Bool(o))
+            if matches!(f, UnaryFn::IsNan | UnaryFn::IsFinite) =>
+        {
             // Integers are never NaN and always finite.
             o[..n].fill(f == UnaryFn::IsFinite)
         }

@@ -313,6 +313,20 @@ impl Accumulator {
         }
     }
 
+    /// Adds a precomputed sum of `n` values into position `pos` (sum and mean only).
+    pub fn feed_sum(&mut self, pos: usize, sum: f64, n: usize) {
+        match self {
+            Accumulator::SumF(acc) => acc[pos] += sum,
+            Accumulator::Moments {
+                count, sum: s, m2: None, ..
+            } => {
+                s[pos] += sum;
+                count[pos] += n as f64;
+            }
+            _ => unreachable!("only float sums and means take precomputed sums"),
+        }
+    }
+
     /// Reduces element `j` of a tile into position `pos0 + j`, for the first `n` elements (the tile runs
     /// along axes that are kept). For argmin/argmax every element has index `index`.
     pub fn feed_elementwise(&mut self, pos0: usize, buf: &Buf, n: usize, index: i64) {

@@ -1,0 +1,44 @@
+//! tessera's wire protocol: the protobuf messages and gRPC services of `proto/tessera/v1/tessera.proto`,
+//! generated at build time (protox + tonic-prost-build, so no `protoc` is needed). This crate owns only
+//! the generated types and the protocol version; converting them to and from the engine's own types
+//! is `tessera::wire`'s job, the one place the two meet.
+//!
+//! The generated items live in [`v1`]: messages such as [`v1::Graph`], the `Scheduler` service as
+//! [`v1::scheduler_client::SchedulerClient`] and [`v1::scheduler_server::SchedulerServer`] (with the
+//! [`v1::scheduler_server::Scheduler`] trait to implement), and the `Worker` service likewise.
+//!
+//! ```
+//! use tessera_proto::{PROTOCOL_VERSION, v1};
+//! let hello = v1::RegisterWorkerRequest {
+//!     protocol_version: PROTOCOL_VERSION,
+//!     address: "http://127.0.0.1:9001".into(),
+//!     threads: 2,
+//!     memory_limit: 1 << 30,
+//! };
+//! assert_eq!(hello.protocol_version, 1);
+//! ```
+
+/// The protocol version this build speaks. Workers and clients send it when they register or submit;
+/// the scheduler refuses a different one. Bump it with any change to the .proto that is not
+/// backward compatible.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Generated code for package `tessera.v1`.
+///
+/// Lints are allowed wholesale because the code is machine-written: its style is prost's and tonic's,
+/// not ours, and a new compiler or clippy lint must not break the workspace's `-D warnings` build. Doc
+/// comments come from the .proto, which keeps them plain prose so that rustdoc finds no code blocks
+/// (doctests) in them.
+#[allow(
+    clippy::all,
+    clippy::pedantic,
+    clippy::nursery,
+    missing_docs,
+    missing_debug_implementations,
+    unreachable_pub,
+    unused_qualifications,
+    rustdoc::all
+)]
+pub mod v1 {
+    include!(concat!(env!("OUT_DIR"), "/tessera.v1.rs"));
+}

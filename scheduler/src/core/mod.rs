@@ -1,0 +1,231 @@
+//! The scheduler's core: a synchronous state machine over workers, jobs and chunk tasks, with no I/O,
+//! no clock and no threads. The gRPC shell owns the sockets and the clock; it turns every thing that
+//! happens (a worker joining, a task result, a client going away, a timer tick) into one call of an
+//! `on_*` function in [`reactor`], passing the current time, and translates what the core puts in its
+//! [`Outbox`] into `SchedulerMessage`s and `ClientEvent`s of `tessera/v1/tessera.proto`. Everything here
+//! is deterministic: the same events in the same order give the same messages, which is what the tests
+//! in `tests.rs` rely on.
+//!
+//! # Terms
+//! - A *chunk* is the result of one task, named by `(job, task)`; its *holders* are the workers that
+//!   keep a copy (the one that computed it, plus replicas).
+//! - A task is *active* while it is `Waiting`, `Ready` or `Running`. A chunk's *pending* count is the
+//!   number of its active consumers. A chunk is *needed* while it is pending or is an output the client
+//!   has not fetched yet.
+//! - A worker's *in-flight* tasks are the ones assigned to it that it has not reported; it has
+//!   `threads × slots_per_thread` slots for them.
+//!
+//! # Task states
+//!
+//! ```text
+//!                  every input Done                assigned to the chosen worker
+//!   submit ──► Waiting ───────────────────► Ready ───────────────────────────────► Running
+//!                 ▲  ◄─────────────────────   ▲  ◄─────────────────────────────────  │  │
+//!                 │     an input was lost     │   its worker was lost, or it failed   │  │ its worker
+//!                 │                           │   for a missing input (no runner left)│  │ reports done
+//!                 │    needed again: its      │                                       │  ▼
+//!                 └──── inputs missing ───┐ ┌─┘ needed again, inputs all Done         │ Done ──┐
+//!                                         │ │                                         │  │    │ last holder
+//!                                       Released ◄── no longer needed ────────────────┘  │    │ lost, still
+//!                                         ▲  (Waiting / Ready / Done: at once;           │    │ needed: back
+//!                                         │   Running: when it reports or is lost)       │    │ to Waiting,
+//!                                         └──────────────── no longer needed ────────────┘    │ Ready or
+//!                                                  (its holders get a Release)                │ Running
+//!                                                                                             ▼
+//! ```
+//!
+//! `Released` is not terminal: a chunk that was released and is needed again (a consumer lost its
+//! result and must be recomputed) goes back to `Waiting` or `Ready`, which in turn makes its own inputs
+//! pending again — that is how recomputation reaches back through already-released inputs.
+//! A job is complete when none of its tasks is active; it is dropped when the client cancels it (or
+//! closes its stream), or when one of its tasks fails deterministically.
+//!
+//! # Workers
+//!
+//! ```text
+//!   joined ──► Active ──── retiring ────► Retiring ── nothing in flight, every needed chunk ──► Goodbye
+//!                │   (no new assignments; sole-held needed       it holds has another holder,   (removed)
+//!                │    chunks are replicated to other workers)    or no other worker is left
+//!                └──── session closed / heartbeat timeout ────► Lost (removed; its running tasks are
+//!                                                                requeued, its chunks recomputed if needed)
+//! ```
+
+mod outbox;
+mod policy;
+pub mod reactor;
+mod state;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tessera::graph::expand::TaskGraph;
+
+pub use outbox::Outbox;
+pub use reactor::{
+    TaskFailure, on_heartbeat, on_job_cancelled, on_job_submitted, on_outputs_fetched, on_task_done,
+    on_task_failed, on_tick, on_worker_joined, on_worker_lost, on_worker_retiring,
+};
+pub use state::{JobStatus, State, Stats, TaskStatus, WorkerStatus};
+
+/// Declares a copyable id newtype that displays as its number.
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident($inner:ty)) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(pub $inner);
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Display::fmt(&self.0, f)
+            }
+        }
+
+        impl From<$inner> for $name {
+            fn from(v: $inner) -> Self {
+                $name(v)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A worker, numbered by the shell when it registers (`RegisterWorkerReply.worker_id`).
+    WorkerId(u32)
+);
+id_type!(
+    /// A job (one client's `Run` stream), numbered by the shell.
+    JobId(u64)
+);
+
+/// A chunk: the result of `task` in `job` (the wire's `ChunkRef`).
+pub type ChunkRef = (JobId, u32);
+
+/// Tunables of the core.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// A worker not heard from (heartbeat or task result) for longer than this is lost at the next
+    /// [`on_tick`].
+    pub heartbeat_timeout: Duration,
+    /// Tasks in flight per worker thread: a worker has `threads × slots_per_thread` slots. Two keeps a
+    /// worker's threads busy while its next results travel, without piling work on it.
+    pub slots_per_thread: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            heartbeat_timeout: Duration::from_secs(30),
+            slots_per_thread: 2,
+        }
+    }
+}
+
+/// One task for a worker to run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Assignment {
+    pub job: JobId,
+    pub task: u32,
+    /// Each distinct input task, in the order the task reads them, with the workers that hold it (the
+    /// receiving worker itself when it holds it). Never empty for an input.
+    pub deps: Vec<(u32, Vec<WorkerId>)>,
+    /// Lower runs first (the task's index in the job's depth-first order).
+    pub priority: u32,
+}
+
+/// A message to a worker (the wire's `SchedulerMessage`).
+#[derive(Clone)]
+pub enum ToWorker {
+    /// The job's graph; sent once per (worker, job), before the worker's first assignment of the job.
+    Graph { job: JobId, graph: Arc<TaskGraph> },
+    /// Tasks to run, at most one `Assign` per worker per event.
+    Assign(Vec<Assignment>),
+    /// Chunks the worker may drop: no task needs them any more.
+    Release(Vec<ChunkRef>),
+    /// Fetch the chunk from `from` and keep a copy, then report it with a task-done (`from` is retiring).
+    Replicate { job: JobId, task: u32, from: WorkerId },
+    /// Drop everything of the job (cancelled, failed, or finished and closed by its client).
+    Forget(JobId),
+    /// The worker has retired: it holds nothing anyone needs and may exit.
+    Goodbye,
+}
+
+impl fmt::Debug for ToWorker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ToWorker::Graph { job, graph } => f
+                .debug_struct("Graph")
+                .field("job", job)
+                .field("tasks", &graph.tasks.len())
+                .finish(),
+            ToWorker::Assign(a) => f.debug_tuple("Assign").field(a).finish(),
+            ToWorker::Release(r) => f.debug_tuple("Release").field(r).finish(),
+            ToWorker::Replicate { job, task, from } => f
+                .debug_struct("Replicate")
+                .field("job", job)
+                .field("task", task)
+                .field("from", from)
+                .finish(),
+            ToWorker::Forget(j) => f.debug_tuple("Forget").field(j).finish(),
+            ToWorker::Goodbye => f.write_str("Goodbye"),
+        }
+    }
+}
+
+/// Graphs compare by identity (the same `Arc`), everything else by value.
+impl PartialEq for ToWorker {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (ToWorker::Graph { job: a, graph: g }, ToWorker::Graph { job: b, graph: h }) => {
+                a == b && Arc::ptr_eq(g, h)
+            }
+            (ToWorker::Assign(a), ToWorker::Assign(b)) => a == b,
+            (ToWorker::Release(a), ToWorker::Release(b)) => a == b,
+            (
+                ToWorker::Replicate { job, task, from },
+                ToWorker::Replicate {
+                    job: j,
+                    task: t,
+                    from: f,
+                },
+            ) => job == j && task == t && from == f,
+            (ToWorker::Forget(a), ToWorker::Forget(b)) => a == b,
+            (ToWorker::Goodbye, ToWorker::Goodbye) => true,
+            _ => false,
+        }
+    }
+}
+
+/// One output chunk that is ready to fetch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutputChunk {
+    /// Position of the output in the graph's outputs.
+    pub output: usize,
+    /// The chunk's block index in the output's chunk grid.
+    pub block: Vec<u32>,
+    pub task: u32,
+    /// A worker that holds it.
+    pub worker: WorkerId,
+}
+
+/// A message to a job's client (the wire's `ClientEvent`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ToClient {
+    /// The job was accepted; it has this many tasks.
+    Accepted { tasks: usize },
+    /// Output chunks ready to fetch, at most one message per job per event. A chunk the client has
+    /// not fetched is announced again, naming another worker, when the worker named before leaves
+    /// (retires, or is lost and the chunk is recomputed) — even after `Completed`.
+    OutputsReady(Vec<OutputChunk>),
+    /// Every task is done; comes after every output was announced once.
+    Completed { tasks_run: u64 },
+    /// A task failed deterministically; the job is dropped.
+    Failed {
+        key: String,
+        worker: Option<WorkerId>,
+        message: String,
+    },
+}

@@ -1,0 +1,354 @@
+//! The one task that owns the scheduler's state. gRPC handlers send it [`Event`]s; it applies each to
+//! the core with the current time and translates what the core puts in its outbox into protobuf
+//! messages on the workers' and clients' streams. Being the only owner, it needs no locks, and events
+//! are applied in the order they arrive.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tessera::graph::expand::TaskGraph;
+use tessera_proto::PROTOCOL_VERSION;
+use tessera_proto::v1 as pb;
+use tokio::sync::{mpsc, oneshot};
+use tonic::Status;
+use tracing::{debug, info, warn};
+
+use crate::config::SchedulerConfig;
+use crate::core::{self, JobId, Outbox, State, TaskFailure, ToClient, ToWorker, WorkerId};
+
+/// A stream of messages to a worker's session or a client's job.
+pub type WorkerSender = mpsc::UnboundedSender<Result<pb::SchedulerMessage, Status>>;
+pub type ClientSender = mpsc::UnboundedSender<Result<pb::ClientEvent, Status>>;
+
+/// Something that happened, for the actor to apply.
+#[derive(Debug)]
+pub enum Event {
+    Register {
+        address: String,
+        threads: u32,
+        memory_limit: u64,
+        reply: oneshot::Sender<WorkerId>,
+    },
+    SessionOpened {
+        worker: WorkerId,
+        sender: WorkerSender,
+        reply: oneshot::Sender<bool>,
+    },
+    FromWorker {
+        worker: WorkerId,
+        msg: pb::worker_message::Msg,
+    },
+    SessionClosed {
+        worker: WorkerId,
+    },
+    Submit {
+        graph: Arc<TaskGraph>,
+        wire: Arc<pb::Graph>,
+        sender: ClientSender,
+        reply: oneshot::Sender<JobId>,
+    },
+    Fetched {
+        job: JobId,
+        tasks: Vec<u32>,
+    },
+    ClientClosed {
+        job: JobId,
+    },
+    Status {
+        reply: oneshot::Sender<pb::StatusReply>,
+    },
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
+}
+
+/// A handle to send events to the actor.
+#[derive(Clone, Debug)]
+pub struct ActorHandle {
+    tx: mpsc::UnboundedSender<Event>,
+}
+
+impl ActorHandle {
+    /// Sends an event; false if the actor has stopped.
+    pub fn send(&self, event: Event) -> bool {
+        self.tx.send(event).is_ok()
+    }
+
+    /// Says goodbye to every worker and waits until the messages are queued.
+    pub async fn shutdown(&self) {
+        let (reply, done) = oneshot::channel();
+        if self.send(Event::Shutdown { reply }) {
+            let _ = done.await;
+        }
+    }
+}
+
+struct WorkerEntry {
+    address: String,
+    threads: u32,
+    memory_limit: u64,
+    sender: Option<WorkerSender>,
+}
+
+struct JobEntry {
+    graph: Arc<TaskGraph>,
+    wire: Arc<pb::Graph>,
+    client: ClientSender,
+}
+
+/// Translates the core's messages into protobuf and queues them on the right stream.
+struct Shell<'a> {
+    workers: &'a HashMap<WorkerId, WorkerEntry>,
+    jobs: &'a mut HashMap<JobId, JobEntry>,
+}
+
+impl Shell<'_> {
+    fn address(&self, w: WorkerId) -> String {
+        self.workers.get(&w).map(|e| e.address.clone()).unwrap_or_default()
+    }
+}
+
+impl Outbox for Shell<'_> {
+    fn to_worker(&mut self, worker: WorkerId, msg: ToWorker) {
+        use pb::scheduler_message::Msg;
+        let Some(sender) = self.workers.get(&worker).and_then(|e| e.sender.as_ref()) else {
+            return;
+        };
+        let msg = match msg {
+            ToWorker::Graph { job, .. } => match self.jobs.get(&job) {
+                Some(j) => Msg::Graph(pb::JobGraph {
+                    job: job.0,
+                    graph: Some((*j.wire).clone()),
+                }),
+                None => return,
+            },
+            ToWorker::Assign(assignments) => Msg::Assign(pb::Assign {
+                tasks: assignments
+                    .into_iter()
+                    .filter_map(|a| {
+                        let job = self.jobs.get(&a.job)?;
+                        let task = job.graph.tasks.get(a.task as usize)?;
+                        Some(pb::TaskAssignment {
+                            job: a.job.0,
+                            task: a.task,
+                            layer: task.layer,
+                            block: task.block.to_vec(),
+                            deps: a
+                                .deps
+                                .into_iter()
+                                .map(|(t, holders)| pb::DepLocation {
+                                    task: t,
+                                    addresses: holders.into_iter().map(|h| self.address(h)).collect(),
+                                })
+                                .collect(),
+                            priority: a.priority,
+                        })
+                    })
+                    .collect(),
+            }),
+            ToWorker::Release(chunks) => Msg::Release(pb::Release {
+                chunks: chunks
+                    .into_iter()
+                    .map(|(job, task)| pb::ChunkRef { job: job.0, task })
+                    .collect(),
+            }),
+            ToWorker::Replicate { job, task, from } => Msg::Replicate(pb::Replicate {
+                chunk: Some(pb::ChunkRef { job: job.0, task }),
+                from_address: self.address(from),
+            }),
+            ToWorker::Forget(job) => Msg::Forget(pb::ForgetJob { job: job.0 }),
+            ToWorker::Goodbye => Msg::Goodbye(pb::Goodbye {}),
+        };
+        let _ = sender.send(Ok(pb::SchedulerMessage { msg: Some(msg) }));
+    }
+
+    fn to_client(&mut self, job: JobId, msg: ToClient) {
+        use pb::client_event::Event as Ev;
+        let ends = matches!(msg, ToClient::Failed { .. });
+        let event = match msg {
+            ToClient::Accepted { tasks } => Ev::Accepted(pb::Accepted {
+                job: job.0,
+                tasks: tasks as u32,
+            }),
+            ToClient::OutputsReady(chunks) => Ev::OutputsReady(pb::OutputsReady {
+                chunks: chunks
+                    .into_iter()
+                    .map(|c| pb::OutputChunk {
+                        output: c.output as u32,
+                        block: c.block,
+                        task: c.task,
+                        address: self.address(c.worker),
+                    })
+                    .collect(),
+            }),
+            ToClient::Completed { tasks_run } => Ev::Completed(pb::Completed { tasks_run }),
+            ToClient::Failed { key, worker, message } => Ev::Failed(pb::JobFailed {
+                key,
+                worker: worker.map(|w| self.address(w)).unwrap_or_default(),
+                message,
+            }),
+        };
+        if let Some(j) = self.jobs.get(&job) {
+            let _ = j.client.send(Ok(pb::ClientEvent { event: Some(event) }));
+        }
+        if ends {
+            // The core dropped the job; dropping the sender ends the client's stream.
+            self.jobs.remove(&job);
+        }
+    }
+}
+
+struct Actor {
+    core: State,
+    workers: HashMap<WorkerId, WorkerEntry>,
+    jobs: HashMap<JobId, JobEntry>,
+    next_worker: u32,
+    next_job: u64,
+}
+
+/// Starts the actor on the current tokio runtime.
+pub fn spawn(config: SchedulerConfig) -> ActorHandle {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let actor = Actor {
+        core: State::new(config.core()),
+        workers: HashMap::new(),
+        jobs: HashMap::new(),
+        next_worker: 1,
+        next_job: 1,
+    };
+    tokio::spawn(actor.run(rx, config));
+    ActorHandle { tx }
+}
+
+impl Actor {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Event>, config: SchedulerConfig) {
+        let mut tick = tokio::time::interval(config.heartbeat_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                event = rx.recv() => match event {
+                    Some(e) => self.apply(e),
+                    None => return,
+                },
+                _ = tick.tick() => {
+                    let now = Instant::now();
+                    let mut shell = Shell { workers: &self.workers, jobs: &mut self.jobs };
+                    let lost = core::on_tick(&mut self.core, &mut shell, now);
+                    for w in lost {
+                        warn!(worker = %w, "no heartbeat: worker lost, rescheduling its work");
+                        self.workers.remove(&w);
+                    }
+                }
+            }
+        }
+    }
+
+    fn apply(&mut self, event: Event) {
+        let now = Instant::now();
+        let mut shell = Shell {
+            workers: &self.workers,
+            jobs: &mut self.jobs,
+        };
+        match event {
+            Event::Register { address, threads, memory_limit, reply } => {
+                let id = WorkerId(self.next_worker);
+                self.next_worker += 1;
+                info!(worker = %id, %address, threads, "worker registered");
+                self.workers.insert(id, WorkerEntry { address, threads, memory_limit, sender: None });
+                let _ = reply.send(id);
+            }
+            Event::SessionOpened { worker, sender, reply } => {
+                let Some(entry) = self.workers.get_mut(&worker) else {
+                    let _ = reply.send(false);
+                    return;
+                };
+                entry.sender = Some(sender);
+                let (threads, memory_limit) = (entry.threads, entry.memory_limit);
+                let mut shell = Shell { workers: &self.workers, jobs: &mut self.jobs };
+                core::on_worker_joined(&mut self.core, &mut shell, now, worker, threads, memory_limit);
+                let _ = reply.send(true);
+            }
+            Event::FromWorker { worker, msg } => {
+                use pb::worker_message::Msg;
+                match msg {
+                    Msg::Hello(_) => {}
+                    Msg::Heartbeat(h) => core::on_heartbeat(&mut self.core, now, worker, h.bytes_held),
+                    Msg::Results(r) => {
+                        for d in r.done {
+                            core::on_task_done(&mut self.core, &mut shell, now, worker, JobId(d.job), d.task, d.nbytes);
+                        }
+                        for f in r.failed {
+                            let failure = TaskFailure {
+                                message: f.message,
+                                missing_input: f.missing_input.map(|c| (JobId(c.job), c.task)),
+                            };
+                            core::on_task_failed(&mut self.core, &mut shell, now, worker, JobId(f.job), f.task, failure);
+                        }
+                    }
+                    Msg::Retiring(_) => {
+                        info!(worker = %worker, "worker retiring");
+                        core::on_worker_retiring(&mut self.core, &mut shell, now, worker);
+                    }
+                }
+            }
+            Event::SessionClosed { worker } => {
+                if self.core.has_worker(worker) {
+                    warn!(worker = %worker, "worker session closed: rescheduling its work");
+                    core::on_worker_lost(&mut self.core, &mut shell, now, worker);
+                } else {
+                    debug!(worker = %worker, "session of a departed worker closed");
+                }
+                self.workers.remove(&worker);
+            }
+            Event::Submit { graph, wire, sender, reply } => {
+                let job = JobId(self.next_job);
+                self.next_job += 1;
+                info!(job = %job, tasks = graph.tasks.len(), "job submitted");
+                self.jobs.insert(job, JobEntry { graph: graph.clone(), wire, client: sender });
+                let _ = reply.send(job);
+                let mut shell = Shell { workers: &self.workers, jobs: &mut self.jobs };
+                core::on_job_submitted(&mut self.core, &mut shell, now, job, graph);
+            }
+            Event::Fetched { job, tasks } => {
+                core::on_outputs_fetched(&mut self.core, &mut shell, now, job, &tasks);
+            }
+            Event::ClientClosed { job } => {
+                if self.core.has_job(job) {
+                    core::on_job_cancelled(&mut self.core, &mut shell, now, job);
+                }
+                self.jobs.remove(&job);
+            }
+            Event::Status { reply } => {
+                let workers = self
+                    .core
+                    .workers()
+                    .into_iter()
+                    .map(|w| pb::WorkerStatus {
+                        id: w.id.0,
+                        address: self.workers.get(&w.id).map(|e| e.address.clone()).unwrap_or_default(),
+                        threads: w.threads,
+                        running: w.running,
+                        chunks_held: w.chunks_held,
+                        bytes_held: w.bytes_held,
+                    })
+                    .collect();
+                let _ = reply.send(pb::StatusReply {
+                    protocol_version: PROTOCOL_VERSION,
+                    workers,
+                    jobs: self.core.num_jobs() as u32,
+                });
+            }
+            Event::Shutdown { reply } => {
+                for entry in self.workers.values() {
+                    if let Some(s) = &entry.sender {
+                        let _ = s.send(Ok(pb::SchedulerMessage {
+                            msg: Some(pb::scheduler_message::Msg::Goodbye(pb::Goodbye {})),
+                        }));
+                    }
+                }
+                let _ = reply.send(());
+            }
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! The worker binary: `tessera-worker --scheduler http://127.0.0.1:8786 --threads N --memory-limit 4GiB
+//! [--listen ADDR]`. Every flag can also be set through its environment variable (see `--help`).
+//! Ctrl-C or SIGTERM retires the worker gracefully.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use clap::Parser;
+use tessera_worker::{WorkerConfig, WorkerError, parse_memory};
+
+#[derive(Parser, Debug)]
+#[command(name = "tessera-worker", version, about = "A tessera worker node")]
+struct Args {
+    /// The scheduler's address.
+    #[arg(long, env = "TESSERA_SCHEDULER", default_value = "http://127.0.0.1:8786")]
+    scheduler: String,
+    /// Threads that run tasks (default: all cores).
+    #[arg(long, env = "TESSERA_WORKER_THREADS")]
+    threads: Option<usize>,
+    /// Most chunk data to hold, e.g. 4GiB or 512MB.
+    #[arg(long, env = "TESSERA_WORKER_MEMORY_LIMIT", default_value = "4GiB")]
+    memory_limit: String,
+    /// Where this worker serves chunks to peers and clients.
+    #[arg(long, env = "TESSERA_WORKER_LISTEN", default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// The address peers use to reach this worker (default: the listen address).
+    #[arg(long, env = "TESSERA_WORKER_ADVERTISE")]
+    advertise: Option<String>,
+}
+
+impl Args {
+    fn into_config(self) -> Result<WorkerConfig, WorkerError> {
+        let mut config = WorkerConfig::new(self.scheduler)
+            .with_memory_limit(parse_memory(&self.memory_limit)?)
+            .with_listen(self.listen);
+        if let Some(t) = self.threads {
+            config = config.with_threads(t);
+        }
+        config.advertise = self.advertise;
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = Args::parse().into_config().and_then(|config| {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| WorkerError::Config(format!("cannot start the runtime: {e}")))?;
+        runtime.block_on(async {
+            let listener = tokio::net::TcpListener::bind(config.listen)
+                .await
+                .map_err(|e| WorkerError::Serve {
+                    address: config.listen.to_string(),
+                    message: e.to_string(),
+                })?;
+            tessera_worker::run(config, listener, shutdown_signal()).await
+        })
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tessera-worker: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

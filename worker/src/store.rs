@@ -1,0 +1,118 @@
+//! The worker's chunk store: task results by (job, task), with the bytes held, and the graphs of the
+//! jobs it works on. Shared by the task runner, the session (releases) and the service (fetches).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tessera::ChunkValue;
+use tessera::graph::{ArrayMeta, Graph};
+
+/// A chunk's identity on a worker: the job and the task index in the job's expanded graph.
+pub type ChunkId = (u64, u32);
+
+/// A job's graph as a worker uses it: layers by index, with their inputs' metadata.
+#[derive(Debug)]
+pub struct JobGraph {
+    pub graph: Graph,
+    /// Per layer, the positions of its inputs in `graph.layers()`.
+    pub inputs: Vec<Vec<usize>>,
+}
+
+impl JobGraph {
+    pub fn new(graph: Graph) -> Self {
+        let inputs = graph
+            .layers()
+            .iter()
+            .map(|l| {
+                l.inputs
+                    .iter()
+                    .filter_map(|id| graph.position(*id))
+                    .collect()
+            })
+            .collect();
+        JobGraph { graph, inputs }
+    }
+
+    /// Metadata of the inputs of layer `layer`.
+    pub fn input_metas(&self, layer: usize) -> Vec<&ArrayMeta> {
+        self.inputs[layer]
+            .iter()
+            .map(|&p| &self.graph.layers()[p].meta)
+            .collect()
+    }
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    chunks: HashMap<ChunkId, Arc<ChunkValue>>,
+    graphs: HashMap<u64, Arc<JobGraph>>,
+    bytes: u64,
+}
+
+/// Chunks and graphs held by this worker.
+#[derive(Debug, Default, Clone)]
+pub struct Store {
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl Store {
+    pub fn put(&self, id: ChunkId, value: Arc<ChunkValue>) {
+        let mut s = self.inner.lock().expect("store");
+        let n = value.nbytes() as u64;
+        if let Some(old) = s.chunks.insert(id, value) {
+            s.bytes -= old.nbytes() as u64;
+        }
+        s.bytes += n;
+    }
+
+    pub fn get(&self, id: ChunkId) -> Option<Arc<ChunkValue>> {
+        self.inner.lock().expect("store").chunks.get(&id).cloned()
+    }
+
+    pub fn release(&self, ids: impl IntoIterator<Item = ChunkId>) {
+        let mut s = self.inner.lock().expect("store");
+        for id in ids {
+            if let Some(old) = s.chunks.remove(&id) {
+                s.bytes -= old.nbytes() as u64;
+            }
+        }
+    }
+
+    pub fn put_graph(&self, job: u64, graph: Arc<JobGraph>) {
+        self.inner.lock().expect("store").graphs.insert(job, graph);
+    }
+
+    pub fn graph(&self, job: u64) -> Option<Arc<JobGraph>> {
+        self.inner.lock().expect("store").graphs.get(&job).cloned()
+    }
+
+    /// Drops a job's graph and every chunk of it.
+    pub fn forget(&self, job: u64) {
+        let mut s = self.inner.lock().expect("store");
+        s.graphs.remove(&job);
+        let mut freed = 0;
+        s.chunks.retain(|&(j, _), v| {
+            if j == job {
+                freed += v.nbytes() as u64;
+                false
+            } else {
+                true
+            }
+        });
+        s.bytes -= freed;
+    }
+
+    /// Bytes of chunk data held.
+    pub fn bytes(&self) -> u64 {
+        self.inner.lock().expect("store").bytes
+    }
+
+    /// Number of chunks held.
+    pub fn len(&self) -> usize {
+        self.inner.lock().expect("store").chunks.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

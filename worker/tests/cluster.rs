@@ -1,0 +1,312 @@
+//! The distributed executor driven the way a user runs it: the real `tessera-scheduler` and
+//! `tessera-worker` binaries on loopback ports, a `tessera::Client`, and results compared bit for bit
+//! with the local executor. Also: a worker killed with SIGKILL mid-run, malformed graphs, two clients
+//! at once, and a closure that cannot leave the process.
+//!
+//! `cargo test --workspace` builds both binaries before any test runs (each package's integration
+//! tests need its own binary); the scheduler's is found next to the worker's.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tessera::{Array, Client, Error, LocalExecutor, ReduceOptions, s};
+
+fn worker_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_tessera-worker"))
+}
+
+fn scheduler_binary() -> PathBuf {
+    let path = worker_binary().with_file_name(format!("tessera-scheduler{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo build -p tessera-scheduler` (cargo test --workspace does)",
+        path.display()
+    );
+    path
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Kills its processes when dropped, so a failing test leaves nothing running.
+struct Cluster {
+    address: String,
+    scheduler: Child,
+    workers: Vec<Child>,
+}
+
+impl Cluster {
+    fn start(workers: usize) -> Cluster {
+        let port = free_port();
+        let address = format!("http://127.0.0.1:{port}");
+        let scheduler = Command::new(scheduler_binary())
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--heartbeat-ms", "200", "--heartbeat-timeout-ms", "2000"])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start the scheduler");
+        let mut cluster = Cluster {
+            address,
+            scheduler,
+            workers: Vec::new(),
+        };
+        drop(cluster.client());
+        for _ in 0..workers {
+            cluster.add_worker();
+        }
+        cluster.wait_for_workers(workers);
+        cluster
+    }
+
+    fn add_worker(&mut self) {
+        let child = Command::new(worker_binary())
+            .args(["--scheduler", &self.address, "--threads", "1", "--memory-limit", "1GiB"])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start a worker");
+        self.workers.push(child);
+    }
+
+    fn client(&self) -> Client {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match Client::connect(&self.address) {
+                Ok(c) => return c,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => panic!("the scheduler never came up: {e}"),
+            }
+        }
+    }
+
+    fn wait_for_workers(&self, n: usize) {
+        let client = self.client();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while client.status().unwrap().workers.len() < n {
+            assert!(Instant::now() < deadline, "workers did not register");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for w in &mut self.workers {
+            let _ = w.kill();
+            let _ = w.wait();
+        }
+        let _ = self.scheduler.kill();
+        let _ = self.scheduler.wait();
+    }
+}
+
+fn local(a: &Array) -> tessera::ArrayData {
+    a.compute_on(&LocalExecutor::with_threads(2).unwrap()).unwrap()
+}
+
+/// Bit-for-bit equality, NaN included.
+fn assert_same_bits(a: &tessera::ArrayData, b: &tessera::ArrayData, what: &str) {
+    assert_eq!(a.dtype(), b.dtype(), "{what}: dtype");
+    assert_eq!(a.shape(), b.shape(), "{what}: shape");
+    let bits = |d: &tessera::ArrayData| -> Vec<u64> {
+        match d {
+            tessera::ArrayData::F64(x) => x.iter().map(|v| v.to_bits()).collect(),
+            tessera::ArrayData::F32(x) => x.iter().map(|v| v.to_bits() as u64).collect(),
+            tessera::ArrayData::I64(x) => x.iter().map(|&v| v as u64).collect(),
+            tessera::ArrayData::Bool(x) => x.iter().map(|&v| v as u64).collect(),
+        }
+    };
+    assert!(bits(a) == bits(b), "{what}: values differ");
+}
+
+fn suite() -> Vec<(&'static str, Array)> {
+    let rng = tessera::default_rng(7);
+    let x = rng.random(&[300, 200], [70, 45]).unwrap();
+    let n = rng.standard_normal(&[120, 90], [50, 40]).unwrap();
+    let i = tessera::arange(0i64, 1000, 1, [128]).unwrap().reshape(&[40, 25]).unwrap();
+    let data = ndarray::ArrayD::from_shape_fn(ndarray::IxDyn(&[13, 17]), |ix| (ix[0] * 17 + ix[1]) as f64 * 0.5);
+    let f = tessera::from_array(data, [5, 6]).unwrap();
+    let sq = x.slice(s![..150, ..150]).unwrap();
+    vec![
+        ("mean", x.mean().unwrap()),
+        ("fused chain", ((&x * 2.0).unwrap() + 1.0).unwrap().sin().unwrap()),
+        ("sum axis 0", x.sum_with(&ReduceOptions::axes([0]).split_every(3)).unwrap()),
+        ("x + x.T mean", (&sq + &sq.t()).unwrap().mean_axis(0).unwrap()),
+        ("var ddof 1", n.var_with(&ReduceOptions::axis(1).ddof(1.0).keepdims(true)).unwrap()),
+        ("std", n.std(0.0).unwrap()),
+        ("argmax", n.argmax_axis(0).unwrap()),
+        ("int sum", i.sum_axis(1).unwrap()),
+        ("where", tessera::where_(n.gt(0.0).unwrap(), &n, 0.0).unwrap()),
+        ("matmul", sq.matmul(&sq.t()).unwrap()),
+        ("slice step", x.slice(s![10..290;-3, 5..]).unwrap()),
+        ("rechunk", x.rechunk([100, 100]).unwrap()),
+        ("concatenate", tessera::concatenate(&[&f, &f], 1).unwrap()),
+        ("stack", tessera::stack(&[&f, &f.clip(3.0, 50.0).unwrap()], 0).unwrap()),
+        ("from_array transpose", f.t()),
+        ("astype any", i.gt(500).unwrap().any_axis(0).unwrap()),
+    ]
+}
+
+#[test]
+fn cluster_results_match_the_local_executor_bit_for_bit() {
+    let cluster = Cluster::start(2);
+    let client = cluster.client();
+    for (name, array) in suite() {
+        let remote = array.compute_on(&client).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_same_bits(&remote, &local(&array), name);
+    }
+    // Several outputs in one job share their common subgraph.
+    let x = tessera::default_rng(3).random(&[100, 100], [30, 30]).unwrap();
+    let (a, b) = (x.sum().unwrap(), x.max_axis(1).unwrap());
+    // Compared with the same graph locally: sharing `x` keeps it from fusing into the sum, which
+    // rounds differently from the fused `random → sum`.
+    let both = client.compute_many(&[&a, &b]).unwrap();
+    let here = tessera::compute_many(&[&a, &b]).unwrap();
+    assert_same_bits(&both[0], &here[0], "compute_many sum");
+    assert_same_bits(&both[1], &here[1], "compute_many max");
+    // persist brings the chunks back and the result computes locally afterwards.
+    let p = client.persist(&x).unwrap();
+    assert_same_bits(&local(&p), &local(&x), "persist");
+}
+
+#[test]
+fn the_headline_job_gives_the_same_mean_on_the_cluster() {
+    let cluster = Cluster::start(2);
+    let client = cluster.client();
+    let x = tessera::default_rng(42).random(&[2000, 2000], [500, 500]).unwrap();
+    let m = x.mean().unwrap();
+    let remote: f64 = client.compute_scalar(&m).unwrap();
+    let here: f64 = m.compute_scalar().unwrap();
+    assert_eq!(remote.to_bits(), here.to_bits());
+    assert_eq!(client.status().unwrap().workers.len(), 2);
+}
+
+#[test]
+fn a_killed_worker_is_replaced_and_the_result_is_still_right() {
+    let mut cluster = Cluster::start(2);
+    let client = cluster.client();
+    // Enough work that the kill lands mid-run: 1600 chunks of elementwise math, then a tree sum.
+    let x = tessera::default_rng(11).random(&[4000, 4000], [100, 100]).unwrap();
+    let y = x.sin().unwrap().exp().unwrap().sqrt().unwrap().sum_with(&ReduceOptions::all().split_every(4)).unwrap();
+    let expected = local(&y);
+    let victim = cluster.workers[0].id();
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        // SAFETY: sends a signal to a child process this test started.
+        unsafe { libc::kill(victim as i32, libc::SIGKILL) };
+    });
+    // A third worker joins mid-run and must get work too.
+    cluster.add_worker();
+    let remote = y.compute_on(&client).expect("the job survives a lost worker");
+    killer.join().unwrap();
+    assert_same_bits(&remote, &expected, "sum after SIGKILL");
+    // The cluster keeps serving with the survivors.
+    let again = y.compute_on(&client).unwrap();
+    assert_same_bits(&again, &expected, "sum after recovery");
+}
+
+#[test]
+fn malformed_graphs_are_rejected_and_the_scheduler_keeps_serving() {
+    use tessera_proto::v1 as pb;
+    let cluster = Cluster::start(2);
+    let client = cluster.client();
+    let x = tessera::default_rng(1).random(&[50, 50], [10, 10]).unwrap();
+    let good = tessera::wire::graph_to_proto(&tessera::optimize::optimize(x.sum().unwrap().graph())).unwrap();
+
+    let submit = |graph: pb::Graph| -> String {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let mut sched = pb::scheduler_client::SchedulerClient::connect(cluster.address.clone()).await.unwrap();
+            let (tx, rx) = tokio::sync::mpsc::channel(4);
+            tx.send(pb::ClientMessage {
+                msg: Some(pb::client_message::Msg::Submit(pb::Submit {
+                    protocol_version: tessera_proto::PROTOCOL_VERSION,
+                    graph: Some(graph),
+                })),
+            })
+            .await
+            .unwrap();
+            let mut events = sched.run(tokio_stream::wrappers::ReceiverStream::new(rx)).await.unwrap().into_inner();
+            while let Some(e) = events.message().await.unwrap() {
+                if let Some(pb::client_event::Event::Failed(f)) = e.event {
+                    return f.message;
+                }
+            }
+            panic!("a malformed graph was not rejected");
+        })
+    };
+
+    // A missing dependency: drop the first layer.
+    let mut missing = good.clone();
+    missing.layers.remove(0);
+    let msg = submit(missing);
+    assert!(msg.contains("not") || msg.contains("missing"), "{msg}");
+    // A cycle / forward reference: reverse the layers.
+    let mut cycle = good.clone();
+    cycle.layers.reverse();
+    assert!(!submit(cycle).is_empty());
+    // An unknown op: clear the op of a layer.
+    let mut unknown = good.clone();
+    unknown.layers[0].op = None;
+    assert!(!submit(unknown).is_empty());
+    // A shape mismatch: change a chunk size.
+    let mut shape = good.clone();
+    if let Some(meta) = shape.layers[0].meta.as_mut()
+        && let Some(chunks) = meta.chunks.as_mut()
+    {
+        chunks.axes[0].sizes[0] += 1;
+    }
+    assert!(!submit(shape).is_empty());
+
+    // Nothing else was disturbed.
+    let m = x.sum().unwrap();
+    assert_same_bits(&m.compute_on(&client).unwrap(), &local(&m), "after rejections");
+}
+
+#[test]
+fn two_clients_at_once_and_errors_that_name_the_problem() {
+    let cluster = Cluster::start(2);
+    let address = cluster.address.clone();
+    let threads: Vec<_> = (0..2u64)
+        .map(|seed| {
+            let address = address.clone();
+            std::thread::spawn(move || {
+                let client = Client::connect(&address).unwrap();
+                let x = tessera::default_rng(seed).random(&[600, 600], [100, 100]).unwrap();
+                let y = (&x * &x).unwrap().mean_axis(1).unwrap();
+                let remote = y.compute_on(&client).unwrap();
+                assert_same_bits(&remote, &local(&y), "concurrent client");
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+
+    let client = cluster.client();
+    // A closure cannot cross processes.
+    let x = tessera::arange(0.0, 10.0, 1.0, [5]).unwrap();
+    let mapped = x.map_blocks(|b: ndarray::ArrayViewD<f64>| b.to_owned()).unwrap();
+    match mapped.compute_on(&client) {
+        Err(Error::NotSerializable { .. }) => {}
+        other => panic!("expected NotSerializable, got {other:?}"),
+    }
+    // A task that fails deterministically is reported with its key, not retried forever.
+    let dir = std::env::temp_dir().join(format!("tessera-cluster-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("vanishing.npy");
+    tessera::ones::<f64>(&[10], [5]).unwrap().to_npy(&path).unwrap();
+    let a = tessera::from_npy(&path, [5]).unwrap().sum().unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let err = a.compute_on(&client).unwrap_err().to_string();
+    assert!(err.contains("vanishing.npy"), "{err}");
+    // A bad address is a clear error.
+    let err = Client::connect("http://127.0.0.1:1").unwrap_err().to_string();
+    assert!(err.contains("127.0.0.1:1"), "{err}");
+}
