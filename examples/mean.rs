@@ -70,7 +70,11 @@ fn run(args: &Args) -> tessera::Result<()> {
             counts.before,
             args.shape,
             args.chunks,
-            if cluster.is_some() { "distributed" } else { "local" }
+            if cluster.is_some() {
+                "distributed"
+            } else {
+                "local"
+            }
         );
     } else {
         println!("mean     {value}");

@@ -18,14 +18,16 @@ use ndarray::ArrayD;
 use tessera_proto::PROTOCOL_VERSION;
 use tessera_proto::v1::scheduler_client::SchedulerClient;
 use tessera_proto::v1::worker_client::WorkerClient;
-use tessera_proto::v1::{ChunkRef, ClientMessage, Fetched, StatusRequest, Submit, client_event, client_message};
+use tessera_proto::v1::{
+    ChunkRef, ClientMessage, Fetched, StatusRequest, Submit, client_event, client_message,
+};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::array::{Array, Assembly, Executor, compute_many_on, graph_of};
 use crate::data::{ArrayData, ChunkValue, Element};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, display_chain};
 use crate::exec::{ExecStats, OutputSink};
 use crate::graph::Graph;
 
@@ -47,7 +49,7 @@ impl WorkerChannels {
             .connect_timeout(Duration::from_secs(10))
             .connect()
             .await
-            .map_err(|e| format!("cannot connect to worker {address}: {}", error_chain(&e)))?;
+            .map_err(|e| format!("cannot connect to worker {address}: {}", display_chain(&e)))?;
         let client = WorkerClient::new(channel).max_decoding_message_size(usize::MAX);
         self.clients
             .lock()
@@ -61,7 +63,10 @@ impl WorkerChannels {
         let result = self.fetch_once(address, job, task).await;
         if result.is_err() {
             // A restarted worker gets a fresh connection next time.
-            self.clients.lock().expect("worker channels").remove(address);
+            self.clients
+                .lock()
+                .expect("worker channels")
+                .remove(address);
         }
         result
     }
@@ -84,7 +89,8 @@ impl WorkerChannels {
             }
             bytes.extend_from_slice(&piece.data);
         }
-        crate::wire::decode_chunk(&bytes).map_err(|e| format!("chunk of task {task} of job {job} from {address}: {e}"))
+        crate::wire::decode_chunk(&bytes)
+            .map_err(|e| format!("chunk of task {task} of job {job} from {address}: {e}"))
     }
 }
 
@@ -118,7 +124,7 @@ impl AsyncClient {
             .connect_timeout(Duration::from_secs(10))
             .connect()
             .await
-            .map_err(|e| connect_err(error_chain(&e)))?;
+            .map_err(|e| connect_err(display_chain(&e)))?;
         let mut scheduler = SchedulerClient::new(channel)
             .max_decoding_message_size(usize::MAX)
             .max_encoding_message_size(usize::MAX);
@@ -156,7 +162,11 @@ impl AsyncClient {
             .map_err(|s| self.remote(s.message()))?
             .into_inner();
         Ok(ClusterStatus {
-            workers: s.workers.into_iter().map(|w| (w.address, w.threads)).collect(),
+            workers: s
+                .workers
+                .into_iter()
+                .map(|w| (w.address, w.threads))
+                .collect(),
             jobs: s.jobs,
         })
     }
@@ -172,13 +182,18 @@ impl AsyncClient {
     pub async fn compute_many(&self, arrays: &[&Array]) -> Result<Vec<ArrayData>> {
         let assembly = Assembly::new(arrays);
         let sink = |o: usize, block: &[u32], v: Arc<ChunkValue>| assembly.accept(o, block, v);
-        self.execute(crate::optimize::optimize(graph_of(arrays)), &sink).await?;
+        self.execute(crate::optimize::optimize(graph_of(arrays)), &sink)
+            .await?;
         Ok(assembly.finish())
     }
 
     /// Computes one array on the cluster.
     pub async fn compute<T: Element>(&self, array: &Array) -> Result<ArrayD<T>> {
-        self.compute_many(&[array]).await?.pop().expect("one output").into_typed()
+        self.compute_many(&[array])
+            .await?
+            .pop()
+            .expect("one output")
+            .into_typed()
     }
 
     /// Runs an optimized graph on the cluster, handing output chunks to `sink` as they are gathered.
@@ -311,7 +326,10 @@ impl Client {
                 reason: format!("array of shape {:?} is not 0-d", array.shape()),
             });
         }
-        Ok(*self.compute::<T>(array)?.first().expect("a 0-d array has one element"))
+        Ok(*self
+            .compute::<T>(array)?
+            .first()
+            .expect("a 0-d array has one element"))
     }
 
     /// Computes several arrays in one job, sharing common subexpressions.
@@ -330,15 +348,4 @@ impl Executor for Client {
     fn execute_graph(&self, graph: Graph, sink: &OutputSink<'_>) -> Result<ExecStats> {
         self.runtime.block_on(self.inner.execute(graph, sink))
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        s.push_str(": ");
-        s.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    s
 }

@@ -83,12 +83,12 @@ impl ArrayData {
             return self.clone();
         }
         match dtype {
-            DType::Bool => ArrayData::Bool(with_array!(self, a => a.mapv(|v| Element::to_bool(v)))),
-            DType::I64 => ArrayData::I64(with_array!(self, a => a.mapv(|v| Element::to_i64(v)))),
+            DType::Bool => ArrayData::Bool(with_array!(self, a => a.mapv(Element::to_bool))),
+            DType::I64 => ArrayData::I64(with_array!(self, a => a.mapv(Element::to_i64))),
             DType::F32 => {
                 ArrayData::F32(with_array!(self, a => a.mapv(|v| Element::to_f64(v) as f32)))
             }
-            DType::F64 => ArrayData::F64(with_array!(self, a => a.mapv(|v| Element::to_f64(v)))),
+            DType::F64 => ArrayData::F64(with_array!(self, a => a.mapv(Element::to_f64))),
         }
     }
 

@@ -54,8 +54,14 @@ pub enum Error {
     NotSerializable { key: String },
     #[error("cannot connect to the scheduler at {address}: {message}")]
     Connect { address: String, message: String },
-    #[error("the scheduler at {address} speaks protocol version {theirs}, this client {ours}: run the same tessera version everywhere")]
-    ProtocolMismatch { address: String, ours: u32, theirs: u32 },
+    #[error(
+        "the scheduler at {address} speaks protocol version {theirs}, this client {ours}: run the same tessera version everywhere"
+    )]
+    ProtocolMismatch {
+        address: String,
+        ours: u32,
+        theirs: u32,
+    },
     #[error("the cluster at {address} failed: {message}")]
     Remote { address: String, message: String },
     #[error("the scheduler at {address} rejected the graph: {message}")]
@@ -75,3 +81,16 @@ pub enum Error {
 
 /// Result with the engine's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An error and its sources on one line, `outer: cause: root cause`, for messages about transport
+/// failures whose useful part is deep in the chain.
+pub fn display_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        s.push_str(": ");
+        s.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    s
+}

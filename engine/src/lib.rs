@@ -29,6 +29,8 @@
 //! - [`error`]: the one error type.
 
 pub mod array;
+#[cfg(feature = "distributed")]
+pub mod client;
 pub mod data;
 pub mod error;
 pub mod exec;
@@ -40,8 +42,6 @@ pub mod ops;
 pub mod optimize;
 #[cfg(feature = "distributed")]
 pub mod wire;
-#[cfg(feature = "distributed")]
-pub mod client;
 
 pub use array::from_array_data;
 pub use array::{

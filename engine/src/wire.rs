@@ -1486,7 +1486,7 @@ mod tests {
     #[test]
     fn op_blockwise() {
         let a = x();
-        let y = where_((&a.t()).gt(0.5).unwrap(), (&a.t() * 2.0f64).unwrap(), -1.0).unwrap();
+        let y = where_(a.t().gt(0.5).unwrap(), (&a.t() * 2.0f64).unwrap(), -1.0).unwrap();
         assert_round_trip(&top_op(&y, "op_blockwise"));
         let m = a.var_axis(1, 1.0).unwrap();
         let partial = m.graph().layers()[1].op.clone();
@@ -1662,6 +1662,7 @@ mod tests {
     fn op_slice() {
         let a = x().slice(s![1..11;3, -1]).unwrap();
         assert_round_trip(&top_op(&a, "op_slice"));
+        #[allow(clippy::reversed_empty_ranges)] // an empty selection, on purpose
         let b = x().slice(s![..;-4, 7..2]).unwrap();
         assert_round_trip(&top_op(&b, "op_slice"));
     }
@@ -1924,7 +1925,7 @@ mod tests {
                             5 if ni > 0 => p.instrs[i % ni].dtype = (x % 5) as i32,
                             6 => p.output = x as u32,
                             _ => match p.reduce.as_mut() {
-                                Some(r) if i % 2 == 0 => poke32(&mut r.axes, i, x),
+                                Some(r) if i.is_multiple_of(2) => poke32(&mut r.axes, i, x),
                                 Some(r) => poke(&mut r.domain_shape, i, x),
                                 None => {
                                     let c = p.domain.as_mut().unwrap();
@@ -1958,7 +1959,7 @@ mod tests {
                     W::Transpose(t) => poke32(&mut t.perm, i, x),
                     W::Slice(sl) => {
                         let n = sl.pieces.len();
-                        if n > 0 && i % 2 == 0 {
+                        if n > 0 && i.is_multiple_of(2) {
                             let ps = &mut sl.pieces[i % n].pieces;
                             let m = ps.len();
                             if m > 0 {

@@ -173,7 +173,31 @@ fn binary_ops_on_every_rank_and_chunking() {
                 &(&xi / &yi).unwrap(),
                 &zip_with(&ai, &bi, |p, q| p as f64 / q as f64),
             );
-            let _ = ctx;
+            let (af, bf) = (sample::<f32>(&shape, 5), sample::<f32>(&shape, 6));
+            let (xf, yf) = (
+                from_array(af.clone(), ca.clone()).unwrap(),
+                from_array(bf.clone(), cb.clone()).unwrap(),
+            );
+            let (ab, bb) = (sample::<bool>(&shape, 7), sample::<bool>(&shape, 8));
+            let (xb, yb) = (
+                from_array(ab.clone(), ca.clone()).unwrap(),
+                from_array(bb.clone(), cb.clone()).unwrap(),
+            );
+            in_context(&ctx, || {
+                check(&(&xf - &yf).unwrap(), &(&af - &bf));
+                check(&(&xf * &yf).unwrap(), &(&af * &bf));
+                check(&(&xb + &yb).unwrap(), &zip_with(&ab, &bb, |p, q| p | q));
+                check(&(&xb * &yb).unwrap(), &zip_with(&ab, &bb, |p, q| p & q));
+                // Mixed: bool + f32 is f32, i64 - f32 is f64.
+                check(
+                    &(&xb + &yf).unwrap(),
+                    &zip_with(&ab, &bf, |p, q| p as u8 as f32 + q),
+                );
+                check(
+                    &(&xi - &yf).unwrap(),
+                    &zip_with(&ai, &bf, |p, q| p as f64 - q as f64),
+                );
+            });
         }
     }
 }
@@ -321,7 +345,7 @@ fn with_scalar(op: Bin, a: &Array, s: Scalar, scalar_left: bool) -> tessera::Res
     match s {
         Scalar::Bool(v) => go!(v),
         Scalar::I64(v) => go!(v),
-        Scalar::F32(v) => go!(v),
+        Scalar::F32(v) => go!(Scalar::F32(v)),
         Scalar::F64(v) => go!(v),
     }
 }

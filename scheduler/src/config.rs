@@ -45,7 +45,9 @@ impl SchedulerConfig {
     /// Checks the values make sense together.
     pub fn validate(&self) -> Result<(), SchedulerError> {
         if self.heartbeat_interval.is_zero() {
-            return Err(SchedulerError::Config("the heartbeat interval must be positive".into()));
+            return Err(SchedulerError::Config(
+                "the heartbeat interval must be positive".into(),
+            ));
         }
         if self.heartbeat_timeout <= self.heartbeat_interval {
             return Err(SchedulerError::Config(format!(
@@ -54,7 +56,9 @@ impl SchedulerConfig {
             )));
         }
         if self.slots_per_thread == 0 {
-            return Err(SchedulerError::Config("slots per thread must be at least 1".into()));
+            return Err(SchedulerError::Config(
+                "slots per thread must be at least 1".into(),
+            ));
         }
         Ok(())
     }
@@ -74,7 +78,8 @@ mod tests {
     #[test]
     fn validation_names_the_bad_setting() {
         assert!(SchedulerConfig::default().validate().is_ok());
-        let c = SchedulerConfig::default().with_heartbeat(Duration::from_secs(2), Duration::from_secs(1));
+        let c = SchedulerConfig::default()
+            .with_heartbeat(Duration::from_secs(2), Duration::from_secs(1));
         assert!(c.validate().unwrap_err().to_string().contains("timeout"));
     }
 }

@@ -26,7 +26,7 @@
 //! - [`server`]: the I/O shell — `server/actor.rs` (owns the state, translates the outbox to protobuf)
 //!   and `server/grpc.rs` (the tonic service: version checks, graph validation and expansion).
 //! - [`config`]: [`SchedulerConfig`]; `src/bin/tessera-scheduler.rs` parses flags into it.
-//! - [`error`]: [`SchedulerError`].
+//! - [`error`]: the scheduler's error type, [`SchedulerError`].
 
 pub mod config;
 pub mod core;

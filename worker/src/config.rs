@@ -78,7 +78,11 @@ pub fn parse_memory(text: &str) -> Result<u64, WorkerError> {
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let bad = || WorkerError::Config(format!("cannot read memory size {text:?} (try 4GiB or 512MB)"));
+    let bad = || {
+        WorkerError::Config(format!(
+            "cannot read memory size {text:?} (try 4GiB or 512MB)"
+        ))
+    };
     let value: f64 = num.parse().map_err(|_| bad())?;
     let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1.0,
@@ -109,7 +113,12 @@ mod tests {
         assert_eq!(parse_memory("512MB").unwrap(), 512_000_000);
         assert_eq!(parse_memory("1.5 GB").unwrap(), 1_500_000_000);
         assert_eq!(parse_memory("1000").unwrap(), 1000);
-        assert!(parse_memory("lots").unwrap_err().to_string().contains("lots"));
+        assert!(
+            parse_memory("lots")
+                .unwrap_err()
+                .to_string()
+                .contains("lots")
+        );
         assert!(parse_memory("4XB").is_err());
         assert!(parse_memory("0").is_err());
     }
@@ -121,6 +130,11 @@ mod tests {
         let c = WorkerConfig::new("http://127.0.0.1:8786").with_threads(0);
         assert!(c.validate().unwrap_err().to_string().contains("--threads"));
         let c = WorkerConfig::new("http://h:1").with_listen("0.0.0.0:9000".parse().unwrap());
-        assert!(c.validate().unwrap_err().to_string().contains("--advertise"));
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("--advertise")
+        );
     }
 }

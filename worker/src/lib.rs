@@ -13,7 +13,7 @@
 //!   `tessera::client::WorkerChannels`) and runs its kernel on the pool.
 //! - [`service`]: the gRPC service peers and clients fetch chunks from.
 //! - [`store`]: chunks and job graphs held by this worker.
-//! - [`error`]: [`WorkerError`].
+//! - [`error`]: the worker's error type, [`WorkerError`].
 
 pub mod config;
 pub mod error;

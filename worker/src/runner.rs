@@ -7,17 +7,27 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use tessera::exec::panic_message;
 use tessera_proto::v1::TaskAssignment;
 use tokio::sync::{mpsc, oneshot};
 
-use tessera::client::WorkerChannels as Peers;
 use crate::store::Store;
+use tessera::client::WorkerChannels as Peers;
 
 /// What became of a task.
 #[derive(Debug)]
 pub enum Outcome {
-    Done { job: u64, task: u32, nbytes: u64 },
-    Failed { job: u64, task: u32, message: String, missing_input: Option<(u64, u32)> },
+    Done {
+        job: u64,
+        task: u32,
+        nbytes: u64,
+    },
+    Failed {
+        job: u64,
+        task: u32,
+        message: String,
+        missing_input: Option<(u64, u32)>,
+    },
 }
 
 /// Runs tasks; clones share the pool, store and result channel.
@@ -88,7 +98,12 @@ impl Runner {
 
     async fn run(&self, a: TaskAssignment) -> Outcome {
         let (job, task) = (a.job, a.task);
-        let fail = |message: String, missing_input| Outcome::Failed { job, task, message, missing_input };
+        let fail = |message: String, missing_input| Outcome::Failed {
+            job,
+            task,
+            message,
+            missing_input,
+        };
         let Some(graph) = self.store.graph(job) else {
             return fail(format!("the graph of job {job} was not received"), None);
         };
@@ -123,7 +138,9 @@ impl Runner {
         let g = graph.clone();
         self.pool.spawn(move || {
             let metas = g.input_metas(layer_pos);
-            let result = catch_unwind(AssertUnwindSafe(|| layer.op.run(&layer, &metas, &block, &inputs)));
+            let result = catch_unwind(AssertUnwindSafe(|| {
+                layer.op.run(&layer, &metas, &block, &inputs)
+            }));
             let _ = tx.send(result);
         });
         match rx.await {
@@ -136,15 +153,5 @@ impl Runner {
             Ok(Err(panic)) => fail(format!("panicked: {}", panic_message(&panic)), None),
             Err(_) => fail("the task was dropped by the thread pool".into(), None),
         }
-    }
-}
-
-fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "a non-string panic payload".to_string()
     }
 }

@@ -31,10 +31,16 @@ type PieceStream = Pin<Box<dyn Stream<Item = Result<ChunkPiece, Status>> + Send>
 impl Worker for WorkerService {
     type FetchChunkStream = PieceStream;
 
-    async fn fetch_chunk(&self, request: Request<ChunkRef>) -> Result<Response<PieceStream>, Status> {
+    async fn fetch_chunk(
+        &self,
+        request: Request<ChunkRef>,
+    ) -> Result<Response<PieceStream>, Status> {
         let r = request.into_inner();
         let value = self.store.get((r.job, r.task)).ok_or_else(|| {
-            Status::not_found(format!("chunk of task {} of job {} is not held here", r.task, r.job))
+            Status::not_found(format!(
+                "chunk of task {} of job {} is not held here",
+                r.task, r.job
+            ))
         })?;
         // Encoding a large chunk is CPU work: keep it off the async threads.
         let bytes = tokio::task::spawn_blocking(move || tessera::wire::encode_chunk(&value))
@@ -42,7 +48,10 @@ impl Worker for WorkerService {
             .map_err(|e| Status::internal(format!("encoding failed: {e}")))?;
         let total = bytes.len() as u64;
         let pieces: Vec<Result<ChunkPiece, Status>> = if bytes.is_empty() {
-            vec![Ok(ChunkPiece { total_len: 0, data: Vec::new() })]
+            vec![Ok(ChunkPiece {
+                total_len: 0,
+                data: Vec::new(),
+            })]
         } else {
             bytes
                 .chunks(PIECE_BYTES)

@@ -22,10 +22,10 @@ use tracing::{info, warn};
 
 use crate::config::WorkerConfig;
 use crate::error::WorkerError;
-use tessera::client::WorkerChannels as Peers;
 use crate::runner::{Outcome, Runner};
 use crate::service::WorkerService;
 use crate::store::{JobGraph, Store};
+use tessera::client::WorkerChannels as Peers;
 
 /// How long a worker keeps trying to reach the scheduler when it starts.
 const CONNECT_PATIENCE: Duration = Duration::from_secs(20);
@@ -45,11 +45,15 @@ pub async fn run(
         address: config.listen.to_string(),
         message: e.to_string(),
     })?;
-    let address = config.advertise.clone().unwrap_or_else(|| format!("http://{local}"));
+    let address = config
+        .advertise
+        .clone()
+        .unwrap_or_else(|| format!("http://{local}"));
     let store = Store::default();
 
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
-    let service = WorkerServer::new(WorkerService::new(store.clone())).max_decoding_message_size(64 << 20);
+    let service =
+        WorkerServer::new(WorkerService::new(store.clone())).max_decoding_message_size(64 << 20);
     let server = tokio::spawn(
         tonic::transport::Server::builder()
             .tcp_nodelay(true)
@@ -85,7 +89,9 @@ async fn run_session(
     let channel = loop {
         match endpoint.connect().await {
             Ok(c) => break c,
-            Err(e) if tokio::time::Instant::now() >= deadline => return Err(connect_err(error_chain(&e))),
+            Err(e) if tokio::time::Instant::now() >= deadline => {
+                return Err(connect_err(tessera::error::display_chain(&e)));
+            }
             Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
         }
     };
@@ -129,12 +135,22 @@ async fn run_session(
             .num_threads(config.threads)
             .thread_name(|i| format!("tessera-worker-{i}"))
             .build()
-            .map_err(|e| WorkerError::Config(format!("cannot start {} threads: {e}", config.threads)))?,
+            .map_err(|e| {
+                WorkerError::Config(format!("cannot start {} threads: {e}", config.threads))
+            })?,
     );
     let (results_tx, mut results_rx) = mpsc::unbounded_channel::<Outcome>();
-    let runner = Runner::new(store.clone(), Peers::default(), pool, results_tx, address.to_string());
+    let runner = Runner::new(
+        store.clone(),
+        Peers::default(),
+        pool,
+        results_tx,
+        address.to_string(),
+    );
 
-    let mut heartbeat = tokio::time::interval(Duration::from_millis(reply.heartbeat_interval_ms.max(10) as u64));
+    let mut heartbeat = tokio::time::interval(Duration::from_millis(
+        reply.heartbeat_interval_ms.max(10) as u64,
+    ));
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
     let mut retiring = false;
@@ -225,16 +241,4 @@ async fn run_session(
             }
         }
     }
-}
-
-/// The error and its sources on one line.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        s.push_str(": ");
-        s.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    s
 }

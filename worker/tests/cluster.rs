@@ -18,7 +18,8 @@ fn worker_binary() -> PathBuf {
 }
 
 fn scheduler_binary() -> PathBuf {
-    let path = worker_binary().with_file_name(format!("tessera-scheduler{}", std::env::consts::EXE_SUFFIX));
+    let path = worker_binary()
+        .with_file_name(format!("tessera-scheduler{}", std::env::consts::EXE_SUFFIX));
     assert!(
         path.exists(),
         "{} is missing: build it with `cargo build -p tessera-scheduler` (cargo test --workspace does)",
@@ -28,7 +29,11 @@ fn scheduler_binary() -> PathBuf {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Kills its processes when dropped, so a failing test leaves nothing running.
@@ -43,7 +48,14 @@ impl Cluster {
         let port = free_port();
         let address = format!("http://127.0.0.1:{port}");
         let scheduler = Command::new(scheduler_binary())
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--heartbeat-ms", "200", "--heartbeat-timeout-ms", "2000"])
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--heartbeat-ms",
+                "200",
+                "--heartbeat-timeout-ms",
+                "2000",
+            ])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .spawn()
@@ -63,7 +75,14 @@ impl Cluster {
 
     fn add_worker(&mut self) {
         let child = Command::new(worker_binary())
-            .args(["--scheduler", &self.address, "--threads", "1", "--memory-limit", "1GiB"])
+            .args([
+                "--scheduler",
+                &self.address,
+                "--threads",
+                "1",
+                "--memory-limit",
+                "1GiB",
+            ])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .spawn()
@@ -107,7 +126,8 @@ impl Drop for Cluster {
 }
 
 fn local(a: &Array) -> tessera::ArrayData {
-    a.compute_on(&LocalExecutor::with_threads(2).unwrap()).unwrap()
+    a.compute_on(&LocalExecutor::with_threads(2).unwrap())
+        .unwrap()
 }
 
 /// Bit-for-bit equality, NaN included.
@@ -129,25 +149,50 @@ fn suite() -> Vec<(&'static str, Array)> {
     let rng = tessera::default_rng(7);
     let x = rng.random(&[300, 200], [70, 45]).unwrap();
     let n = rng.standard_normal(&[120, 90], [50, 40]).unwrap();
-    let i = tessera::arange(0i64, 1000, 1, [128]).unwrap().reshape(&[40, 25]).unwrap();
-    let data = ndarray::ArrayD::from_shape_fn(ndarray::IxDyn(&[13, 17]), |ix| (ix[0] * 17 + ix[1]) as f64 * 0.5);
+    let i = tessera::arange(0i64, 1000, 1, [128])
+        .unwrap()
+        .reshape(&[40, 25])
+        .unwrap();
+    let data = ndarray::ArrayD::from_shape_fn(ndarray::IxDyn(&[13, 17]), |ix| {
+        (ix[0] * 17 + ix[1]) as f64 * 0.5
+    });
     let f = tessera::from_array(data, [5, 6]).unwrap();
     let sq = x.slice(s![..150, ..150]).unwrap();
     vec![
         ("mean", x.mean().unwrap()),
-        ("fused chain", ((&x * 2.0).unwrap() + 1.0).unwrap().sin().unwrap()),
-        ("sum axis 0", x.sum_with(&ReduceOptions::axes([0]).split_every(3)).unwrap()),
-        ("x + x.T mean", (&sq + &sq.t()).unwrap().mean_axis(0).unwrap()),
-        ("var ddof 1", n.var_with(&ReduceOptions::axis(1).ddof(1.0).keepdims(true)).unwrap()),
+        (
+            "fused chain",
+            ((&x * 2.0).unwrap() + 1.0).unwrap().sin().unwrap(),
+        ),
+        (
+            "sum axis 0",
+            x.sum_with(&ReduceOptions::axes([0]).split_every(3))
+                .unwrap(),
+        ),
+        (
+            "x + x.T mean",
+            (&sq + &sq.t()).unwrap().mean_axis(0).unwrap(),
+        ),
+        (
+            "var ddof 1",
+            n.var_with(&ReduceOptions::axis(1).ddof(1.0).keepdims(true))
+                .unwrap(),
+        ),
         ("std", n.std(0.0).unwrap()),
         ("argmax", n.argmax_axis(0).unwrap()),
         ("int sum", i.sum_axis(1).unwrap()),
-        ("where", tessera::where_(n.gt(0.0).unwrap(), &n, 0.0).unwrap()),
+        (
+            "where",
+            tessera::where_(n.gt(0.0).unwrap(), &n, 0.0).unwrap(),
+        ),
         ("matmul", sq.matmul(&sq.t()).unwrap()),
         ("slice step", x.slice(s![10..290;-3, 5..]).unwrap()),
         ("rechunk", x.rechunk([100, 100]).unwrap()),
         ("concatenate", tessera::concatenate(&[&f, &f], 1).unwrap()),
-        ("stack", tessera::stack(&[&f, &f.clip(3.0, 50.0).unwrap()], 0).unwrap()),
+        (
+            "stack",
+            tessera::stack(&[&f, &f.clip(3.0, 50.0).unwrap()], 0).unwrap(),
+        ),
         ("from_array transpose", f.t()),
         ("astype any", i.gt(500).unwrap().any_axis(0).unwrap()),
     ]
@@ -158,11 +203,15 @@ fn cluster_results_match_the_local_executor_bit_for_bit() {
     let cluster = Cluster::start(2);
     let client = cluster.client();
     for (name, array) in suite() {
-        let remote = array.compute_on(&client).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let remote = array
+            .compute_on(&client)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_same_bits(&remote, &local(&array), name);
     }
     // Several outputs in one job share their common subgraph.
-    let x = tessera::default_rng(3).random(&[100, 100], [30, 30]).unwrap();
+    let x = tessera::default_rng(3)
+        .random(&[100, 100], [30, 30])
+        .unwrap();
     let (a, b) = (x.sum().unwrap(), x.max_axis(1).unwrap());
     // Compared with the same graph locally: sharing `x` keeps it from fusing into the sum, which
     // rounds differently from the fused `random → sum`.
@@ -179,7 +228,9 @@ fn cluster_results_match_the_local_executor_bit_for_bit() {
 fn the_headline_job_gives_the_same_mean_on_the_cluster() {
     let cluster = Cluster::start(2);
     let client = cluster.client();
-    let x = tessera::default_rng(42).random(&[2000, 2000], [500, 500]).unwrap();
+    let x = tessera::default_rng(42)
+        .random(&[2000, 2000], [500, 500])
+        .unwrap();
     let m = x.mean().unwrap();
     let remote: f64 = client.compute_scalar(&m).unwrap();
     let here: f64 = m.compute_scalar().unwrap();
@@ -192,8 +243,18 @@ fn a_killed_worker_is_replaced_and_the_result_is_still_right() {
     let mut cluster = Cluster::start(2);
     let client = cluster.client();
     // Enough work that the kill lands mid-run: 1600 chunks of elementwise math, then a tree sum.
-    let x = tessera::default_rng(11).random(&[4000, 4000], [100, 100]).unwrap();
-    let y = x.sin().unwrap().exp().unwrap().sqrt().unwrap().sum_with(&ReduceOptions::all().split_every(4)).unwrap();
+    let x = tessera::default_rng(11)
+        .random(&[4000, 4000], [100, 100])
+        .unwrap();
+    let y = x
+        .sin()
+        .unwrap()
+        .exp()
+        .unwrap()
+        .sqrt()
+        .unwrap()
+        .sum_with(&ReduceOptions::all().split_every(4))
+        .unwrap();
     let expected = local(&y);
     let victim = cluster.workers[0].id();
     let killer = std::thread::spawn(move || {
@@ -203,7 +264,9 @@ fn a_killed_worker_is_replaced_and_the_result_is_still_right() {
     });
     // A third worker joins mid-run and must get work too.
     cluster.add_worker();
-    let remote = y.compute_on(&client).expect("the job survives a lost worker");
+    let remote = y
+        .compute_on(&client)
+        .expect("the job survives a lost worker");
     killer.join().unwrap();
     assert_same_bits(&remote, &expected, "sum after SIGKILL");
     // The cluster keeps serving with the survivors.
@@ -217,12 +280,19 @@ fn malformed_graphs_are_rejected_and_the_scheduler_keeps_serving() {
     let cluster = Cluster::start(2);
     let client = cluster.client();
     let x = tessera::default_rng(1).random(&[50, 50], [10, 10]).unwrap();
-    let good = tessera::wire::graph_to_proto(&tessera::optimize::optimize(x.sum().unwrap().graph())).unwrap();
+    let good =
+        tessera::wire::graph_to_proto(&tessera::optimize::optimize(x.sum().unwrap().graph()))
+            .unwrap();
 
     let submit = |graph: pb::Graph| -> String {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(async {
-            let mut sched = pb::scheduler_client::SchedulerClient::connect(cluster.address.clone()).await.unwrap();
+            let mut sched = pb::scheduler_client::SchedulerClient::connect(cluster.address.clone())
+                .await
+                .unwrap();
             let (tx, rx) = tokio::sync::mpsc::channel(4);
             tx.send(pb::ClientMessage {
                 msg: Some(pb::client_message::Msg::Submit(pb::Submit {
@@ -232,7 +302,11 @@ fn malformed_graphs_are_rejected_and_the_scheduler_keeps_serving() {
             })
             .await
             .unwrap();
-            let mut events = sched.run(tokio_stream::wrappers::ReceiverStream::new(rx)).await.unwrap().into_inner();
+            let mut events = sched
+                .run(tokio_stream::wrappers::ReceiverStream::new(rx))
+                .await
+                .unwrap()
+                .into_inner();
             while let Some(e) = events.message().await.unwrap() {
                 if let Some(pb::client_event::Event::Failed(f)) = e.event {
                     return f.message;
@@ -266,7 +340,11 @@ fn malformed_graphs_are_rejected_and_the_scheduler_keeps_serving() {
 
     // Nothing else was disturbed.
     let m = x.sum().unwrap();
-    assert_same_bits(&m.compute_on(&client).unwrap(), &local(&m), "after rejections");
+    assert_same_bits(
+        &m.compute_on(&client).unwrap(),
+        &local(&m),
+        "after rejections",
+    );
 }
 
 #[test]
@@ -278,7 +356,9 @@ fn two_clients_at_once_and_errors_that_name_the_problem() {
             let address = address.clone();
             std::thread::spawn(move || {
                 let client = Client::connect(&address).unwrap();
-                let x = tessera::default_rng(seed).random(&[600, 600], [100, 100]).unwrap();
+                let x = tessera::default_rng(seed)
+                    .random(&[600, 600], [100, 100])
+                    .unwrap();
                 let y = (&x * &x).unwrap().mean_axis(1).unwrap();
                 let remote = y.compute_on(&client).unwrap();
                 assert_same_bits(&remote, &local(&y), "concurrent client");
@@ -292,7 +372,9 @@ fn two_clients_at_once_and_errors_that_name_the_problem() {
     let client = cluster.client();
     // A closure cannot cross processes.
     let x = tessera::arange(0.0, 10.0, 1.0, [5]).unwrap();
-    let mapped = x.map_blocks(|b: ndarray::ArrayViewD<f64>| b.to_owned()).unwrap();
+    let mapped = x
+        .map_blocks(|b: ndarray::ArrayViewD<f64>| b.to_owned())
+        .unwrap();
     match mapped.compute_on(&client) {
         Err(Error::NotSerializable { .. }) => {}
         other => panic!("expected NotSerializable, got {other:?}"),
@@ -301,12 +383,17 @@ fn two_clients_at_once_and_errors_that_name_the_problem() {
     let dir = std::env::temp_dir().join(format!("tessera-cluster-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("vanishing.npy");
-    tessera::ones::<f64>(&[10], [5]).unwrap().to_npy(&path).unwrap();
+    tessera::ones::<f64>(&[10], [5])
+        .unwrap()
+        .to_npy(&path)
+        .unwrap();
     let a = tessera::from_npy(&path, [5]).unwrap().sum().unwrap();
     std::fs::remove_file(&path).unwrap();
     let err = a.compute_on(&client).unwrap_err().to_string();
     assert!(err.contains("vanishing.npy"), "{err}");
     // A bad address is a clear error.
-    let err = Client::connect("http://127.0.0.1:1").unwrap_err().to_string();
+    let err = Client::connect("http://127.0.0.1:1")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("127.0.0.1:1"), "{err}");
 }

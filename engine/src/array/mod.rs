@@ -330,9 +330,14 @@ impl<'a> Assembly<'a> {
             reason: format!("a chunk arrived for output {o} of {}", self.arrays.len()),
         })?;
         let numblocks = array.numblocks();
-        if block.len() != numblocks.len() || block.iter().zip(&numblocks).any(|(&b, &n)| b as usize >= n) {
+        if block.len() != numblocks.len()
+            || block.iter().zip(&numblocks).any(|(&b, &n)| b as usize >= n)
+        {
             return Err(Error::InvalidGraph {
-                reason: format!("chunk {block:?} is outside the {numblocks:?} blocks of {}", array.id()),
+                reason: format!(
+                    "chunk {block:?} is outside the {numblocks:?} blocks of {}",
+                    array.id()
+                ),
             });
         }
         let chunk = v.as_array()?;

@@ -200,9 +200,7 @@ impl LocalExecutor {
                             }
                         }
                         s.done += 1;
-                        if s.done == n {
-                            wake.notify_all();
-                        } else if woke > 1 {
+                        if s.done == n || woke > 1 {
                             wake.notify_all();
                         } else if woke == 1 {
                             wake.notify_one();
@@ -233,7 +231,8 @@ impl LocalExecutor {
     }
 }
 
-fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+/// The text of a caught panic's payload.
+pub fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
     if let Some(s) = panic.downcast_ref::<&str>() {
         (*s).to_string()
     } else if let Some(s) = panic.downcast_ref::<String>() {

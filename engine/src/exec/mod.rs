@@ -5,7 +5,7 @@
 
 mod local;
 
-pub use local::{ExecStats, LocalExecutor};
+pub use local::{ExecStats, LocalExecutor, panic_message};
 
 use std::sync::Arc;
 

@@ -84,7 +84,10 @@ impl TaskGraph {
             .map(|ps| ps.iter().map(|&p| &layers[p as usize].meta).collect())
             .collect();
 
-        let dep_list = |layer: u32, block: &Block, scratch: &mut Vec<(usize, Block)>| -> Result<Vec<(u32, Block)>> {
+        let dep_list = |layer: u32,
+                        block: &Block,
+                        scratch: &mut Vec<(usize, Block)>|
+         -> Result<Vec<(u32, Block)>> {
             let l = &layers[layer as usize];
             let metas = &input_metas[layer as usize];
             scratch.clear();
@@ -94,16 +97,33 @@ impl TaskGraph {
                 .map(|(i, b)| {
                     let Some(&p) = input_pos[layer as usize].get(i) else {
                         return Err(Error::InvalidGraph {
-                            reason: format!("{} reads input {i}, but the layer has {}", ChunkKey { layer: l.id, block: block.clone() }, metas.len()),
+                            reason: format!(
+                                "{} reads input {i}, but the layer has {}",
+                                ChunkKey {
+                                    layer: l.id,
+                                    block: block.clone()
+                                },
+                                metas.len()
+                            ),
                         });
                     };
                     let sizes = layers[p as usize].meta.chunks.sizes();
-                    if b.len() != sizes.len() || b.iter().zip(sizes).any(|(&x, axis)| x as usize >= axis.len()) {
+                    if b.len() != sizes.len()
+                        || b.iter()
+                            .zip(sizes)
+                            .any(|(&x, axis)| x as usize >= axis.len())
+                    {
                         return Err(Error::InvalidGraph {
                             reason: format!(
                                 "{} reads chunk {}, outside its grid of {:?} blocks",
-                                ChunkKey { layer: l.id, block: block.clone() },
-                                ChunkKey { layer: layers[p as usize].id, block: b },
+                                ChunkKey {
+                                    layer: l.id,
+                                    block: block.clone()
+                                },
+                                ChunkKey {
+                                    layer: layers[p as usize].id,
+                                    block: b
+                                },
                                 layers[p as usize].meta.chunks.numblocks()
                             ),
                         });

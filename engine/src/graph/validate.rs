@@ -512,6 +512,18 @@ fn check_program(layer: &Layer, p: &Program, inputs: &[Input<'_>]) -> Result<Pro
             LeafKind::Arange { .. } if leaf.dtype == DType::Bool => {
                 return Err(format!("leaf {li} is an arange of dtype bool"));
             }
+            LeafKind::Arange { start, step } if leaf.dtype == DType::I64 => {
+                // The kernel computes `start + i·step` in int64 for every flat index `i` of the leaf;
+                // the largest `i` bounds both the product and the sum.
+                let n: usize = leaf.shape.iter().product();
+                let last = (n.max(1) - 1) as i128 * (*step as i64) as i128;
+                let end = (*start as i64) as i128 + last;
+                if i64::try_from(last).is_err() || i64::try_from(end).is_err() {
+                    return Err(format!(
+                        "leaf {li}: an int64 arange from {start} by {step} over {n} elements overflows"
+                    ));
+                }
+            }
             _ => {}
         }
     }
@@ -860,7 +872,12 @@ mod tests {
                 .unwrap()
                 .prod_with(&ReduceOptions::axes([0]).keepdims(true))
                 .unwrap(),
-            (&ints / 3i64).unwrap().powf(0.5).unwrap().max_axis(1).unwrap(),
+            (&ints / 3i64)
+                .unwrap()
+                .powf(0.5)
+                .unwrap()
+                .max_axis(1)
+                .unwrap(),
             x.argmin().unwrap(),
             x.argmax_axis(1).unwrap(),
             x.var_axis(1, 1.0).unwrap(),
@@ -959,11 +976,19 @@ mod tests {
         let tid = g.layers()[t].id;
         // The transpose's chunks do not line up with x's, so a rechunk reads it before the add.
         let reader = g.layers()[find(&g, |l| l.inputs.contains(&tid))].id;
-        rejects(&edit(&g, |ls| drop(ls.remove(t))), reader, "not in the graph");
+        rejects(
+            &edit(&g, |ls| drop(ls.remove(t))),
+            reader,
+            "not in the graph",
+        );
         // Dropping the source leaves the transpose and the add without it; the first is named.
         let rand = g.layers()[0].id;
         let first_reader = g.layers()[find(&g, |l| l.inputs.contains(&rand))].id;
-        rejects(&edit(&g, |ls| drop(ls.remove(0))), first_reader, &rand.to_string());
+        rejects(
+            &edit(&g, |ls| drop(ls.remove(0))),
+            first_reader,
+            &rand.to_string(),
+        );
     }
 
     #[test]
@@ -1107,6 +1132,28 @@ mod tests {
             p.instrs[0].dtype = DType::F32;
         });
         rejects(&bad, id, "computes float64 -> float64");
+    }
+
+    #[test]
+    fn an_int64_arange_that_overflows_is_rejected() {
+        let a = arange(0i64, 10, 1, [4]).unwrap();
+        let g = a.graph();
+        let bad = edit(&g, |ls| {
+            program(&mut ls[0]).leaves[0].kind = LeafKind::Arange {
+                start: 0.0,
+                step: 2f64.powi(62),
+            }
+        });
+        rejects(&bad, a.id(), "overflows");
+        // As floats the same values are fine.
+        let f = arange(0.0, 10.0, 1.0, [4]).unwrap();
+        let ok = edit(&f.graph(), |ls| {
+            program(&mut ls[0]).leaves[0].kind = LeafKind::Arange {
+                start: 0.0,
+                step: 2f64.powi(62),
+            }
+        });
+        validate(&ok).unwrap();
     }
 
     #[test]

@@ -204,14 +204,18 @@ pub fn run(p: &Program, block: &[u32], deps: &[Arc<ChunkValue>]) -> Result<Chunk
     let fused_uniform_sum = match (&p.leaves[..], p.instrs.is_empty(), &p.reduce) {
         ([leaf], true, Some(r))
             if (row_reduced || ndim == 0)
-                && matches!(r.reduction, crate::ops::Reduction::Sum | crate::ops::Reduction::Mean)
+                && matches!(
+                    r.reduction,
+                    crate::ops::Reduction::Sum | crate::ops::Reduction::Mean
+                )
                 && leaf.dtype == DType::F64
                 && matches!(plans[0].row, LeafRow::Generated) =>
         {
             match leaf.kind {
-                LeafKind::Random { seed, dist: Distribution::Uniform } => {
-                    Some(RandomKey::new(seed, Distribution::Uniform as u64))
-                }
+                LeafKind::Random {
+                    seed,
+                    dist: Distribution::Uniform,
+                } => Some(RandomKey::new(seed, Distribution::Uniform as u64)),
                 _ => None,
             }
         }
@@ -261,7 +265,11 @@ pub fn run(p: &Program, block: &[u32], deps: &[Arc<ChunkValue>]) -> Result<Chunk
             let (Some((a, _, _)), LeafRow::Generated) = (acc.as_mut(), &plans[0].row) else {
                 unreachable!("checked when choosing the fused path")
             };
-            a.feed_sum(pos_base, random::sum_uniform_f64(key, bases[0] as u64, row_len as u64), row_len);
+            a.feed_sum(
+                pos_base,
+                random::sum_uniform_f64(key, bases[0] as u64, row_len as u64),
+                row_len,
+            );
             advance(&mut outer_idx, &dshape[..row_start]);
             continue;
         }

@@ -318,7 +318,10 @@ impl Accumulator {
         match self {
             Accumulator::SumF(acc) => acc[pos] += sum,
             Accumulator::Moments {
-                count, sum: s, m2: None, ..
+                count,
+                sum: s,
+                m2: None,
+                ..
             } => {
                 s[pos] += sum;
                 count[pos] += n as f64;
@@ -401,12 +404,12 @@ impl Accumulator {
                         count[pos0..pos0 + n].iter_mut().for_each(|c| *c += 1.0);
                     }
                     Some(m2) => {
-                        for j in 0..n {
+                        for (j, &v) in x.iter().enumerate() {
                             let p = pos0 + j;
                             let c = count[p] + 1.0;
-                            let delta = x[j] - sum[p];
+                            let delta = v - sum[p];
                             sum[p] += delta / c;
-                            m2[p] += delta * (x[j] - sum[p]);
+                            m2[p] += delta * (v - sum[p]);
                             count[p] = c;
                         }
                     }

@@ -13,7 +13,11 @@ use tessera_scheduler::{SchedulerConfig, SchedulerError};
 #[command(name = "tessera-scheduler", version, about = "The tessera scheduler")]
 struct Args {
     /// Address to listen on.
-    #[arg(long, env = "TESSERA_SCHEDULER_LISTEN", default_value = "127.0.0.1:8786")]
+    #[arg(
+        long,
+        env = "TESSERA_SCHEDULER_LISTEN",
+        default_value = "127.0.0.1:8786"
+    )]
     listen: SocketAddr,
     /// Milliseconds between worker heartbeats.
     #[arg(long, env = "TESSERA_HEARTBEAT_MS", default_value_t = 500)]
@@ -32,10 +36,12 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
-    let config = SchedulerConfig::default().with_listen(args.listen).with_heartbeat(
-        Duration::from_millis(args.heartbeat_ms),
-        Duration::from_millis(args.heartbeat_timeout_ms),
-    );
+    let config = SchedulerConfig::default()
+        .with_listen(args.listen)
+        .with_heartbeat(
+            Duration::from_millis(args.heartbeat_ms),
+            Duration::from_millis(args.heartbeat_timeout_ms),
+        );
     let result = config.validate().and_then(|()| {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -66,13 +72,14 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

@@ -18,21 +18,25 @@
 //! # Task states
 //!
 //! ```text
-//!                  every input Done                assigned to the chosen worker
-//!   submit ──► Waiting ───────────────────► Ready ───────────────────────────────► Running
-//!                 ▲  ◄─────────────────────   ▲  ◄─────────────────────────────────  │  │
-//!                 │     an input was lost     │   its worker was lost, or it failed   │  │ its worker
-//!                 │                           │   for a missing input (no runner left)│  │ reports done
-//!                 │    needed again: its      │                                       │  ▼
-//!                 └──── inputs missing ───┐ ┌─┘ needed again, inputs all Done         │ Done ──┐
-//!                                         │ │                                         │  │    │ last holder
-//!                                       Released ◄── no longer needed ────────────────┘  │    │ lost, still
-//!                                         ▲  (Waiting / Ready / Done: at once;           │    │ needed: back
-//!                                         │   Running: when it reports or is lost)       │    │ to Waiting,
-//!                                         └──────────────── no longer needed ────────────┘    │ Ready or
-//!                                                  (its holders get a Release)                │ Running
-//!                                                                                             ▼
+//!                  every input Done           a slot is free          reported done
+//!   submit ──► Waiting ──────────────► Ready ──────────────► Running ──────────────► Done
+//!                 ▲ ◄──── input lost ───┘ ▲ ◄── worker lost ───┘                       │
+//!                 │                       │   or missing input                         │
+//!                 └──── needed again ──── Released ◄──────── no longer needed ─────────┘
 //! ```
+//!
+//! | from              | to                            | when                                        |
+//! |-------------------|-------------------------------|---------------------------------------------|
+//! | Waiting           | Ready                         | its last missing input becomes `Done`       |
+//! | Ready             | Waiting                       | an input lost its last holder               |
+//! | Ready             | Running                       | assigned to a worker with a free slot       |
+//! | Running           | Ready, Waiting                | its worker was lost, or it failed for a missing input (and no other worker runs it) |
+//! | Running, Waiting, Ready | Done                    | a worker reports it (Waiting/Ready: a replica arriving while it is recomputed) |
+//! | Done              | Released                      | no longer needed: its holders get `Release` |
+//! | Done              | Waiting, Ready, Running       | its last holder is gone and it is still needed |
+//! | Released          | Waiting, Ready, Running       | needed again: a consumer is being recomputed |
+//! | Waiting, Ready    | Released                      | no longer needed (a recomputation whose reader finished after all, an output fetched meanwhile) |
+//! | Running           | (stays)                       | no longer needed: it runs out and is released when reported |
 //!
 //! `Released` is not terminal: a chunk that was released and is needed again (a consumer lost its
 //! result and must be recomputed) goes back to `Waiting` or `Ready`, which in turn makes its own inputs
@@ -66,8 +70,8 @@ use tessera::graph::expand::TaskGraph;
 
 pub use outbox::Outbox;
 pub use reactor::{
-    TaskFailure, on_heartbeat, on_job_cancelled, on_job_submitted, on_outputs_fetched, on_task_done,
-    on_task_failed, on_tick, on_worker_joined, on_worker_lost, on_worker_retiring,
+    TaskFailure, on_heartbeat, on_job_cancelled, on_job_submitted, on_outputs_fetched,
+    on_task_done, on_task_failed, on_tick, on_worker_joined, on_worker_lost, on_worker_retiring,
 };
 pub use state::{JobStatus, State, Stats, TaskStatus, WorkerStatus};
 
@@ -146,7 +150,11 @@ pub enum ToWorker {
     /// Chunks the worker may drop: no task needs them any more.
     Release(Vec<ChunkRef>),
     /// Fetch the chunk from `from` and keep a copy, then report it with a task-done (`from` is retiring).
-    Replicate { job: JobId, task: u32, from: WorkerId },
+    Replicate {
+        job: JobId,
+        task: u32,
+        from: WorkerId,
+    },
     /// Drop everything of the job (cancelled, failed, or finished and closed by its client).
     Forget(JobId),
     /// The worker has retired: it holds nothing anyone needs and may exit.

@@ -46,12 +46,7 @@ pub(crate) fn choose_worker(
             }
         }
     }
-    let bytes_on = |w: WorkerId| {
-        local
-            .iter()
-            .find(|(x, _)| *x == w)
-            .map_or(0, |&(_, b)| b)
-    };
+    let bytes_on = |w: WorkerId| local.iter().find(|(x, _)| *x == w).map_or(0, |&(_, b)| b);
     let mut best: Option<(&Worker, u64)> = None;
     for w in workers.values() {
         if !w.has_capacity(config) {
@@ -61,10 +56,7 @@ pub(crate) fn choose_worker(
         let better = match best {
             None => true,
             // Workers are visited by id, so on a full tie the lower id stays.
-            Some((b, b_bytes)) => bytes
-                .cmp(&b_bytes)
-                .then_with(|| cmp_load(b, w))
-                .is_gt(),
+            Some((b, b_bytes)) => bytes.cmp(&b_bytes).then_with(|| cmp_load(b, w)).is_gt(),
         };
         if better {
             best = Some((w, bytes));

@@ -15,9 +15,9 @@ use tessera::graph::expand::TaskGraph;
 
 use super::outbox::Outbox;
 use super::policy;
-use super::state::{self, Evacuation, Job, State, TaskStatus, Worker};
 #[cfg(doc)]
 use super::state::Stats;
+use super::state::{self, Evacuation, Job, State, TaskStatus, Worker};
 use super::{ChunkRef, JobId, ToClient, WorkerId};
 
 /// How a task failed.
@@ -309,7 +309,12 @@ pub fn on_job_cancelled(state: &mut State, out: &mut impl Outbox, _now: Instant,
 /// copied (`Replicate { from: it }`) to the least loaded other worker; once nothing is in flight on
 /// it and every such chunk has another holder, it gets `Goodbye` and is removed. With no other worker
 /// to hand its chunks to, it gets `Goodbye` at once (what it held is recomputed when workers join).
-pub fn on_worker_retiring(state: &mut State, out: &mut impl Outbox, now: Instant, worker: WorkerId) {
+pub fn on_worker_retiring(
+    state: &mut State,
+    out: &mut impl Outbox,
+    now: Instant,
+    worker: WorkerId,
+) {
     begin(state);
     if !touch(state, worker, now) {
         state.stats.ignored += 1;

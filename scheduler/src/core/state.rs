@@ -1090,7 +1090,10 @@ impl State {
                         .workers
                         .get(r)
                         .unwrap_or_else(|| panic!("{key} runs on gone worker {r}"));
-                    assert!(w.jobs[&jid].running.contains_key(&t), "{key}: runner's list");
+                    assert!(
+                        w.jobs[&jid].running.contains_key(&t),
+                        "{key}: runner's list"
+                    );
                 }
                 match ts.status {
                     TaskStatus::Waiting => {
@@ -1101,7 +1104,10 @@ impl State {
                     TaskStatus::Ready => {
                         assert!(ts.needed(), "{key} is ready but not needed");
                         assert_eq!(ts.missing, 0, "{key} is ready with inputs missing");
-                        assert!(ts.running_on.is_empty(), "{key} is both ready and in flight");
+                        assert!(
+                            ts.running_on.is_empty(),
+                            "{key} is both ready and in flight"
+                        );
                         assert!(in_heap.contains(&t), "{key} is ready but not in the heap");
                         any_ready = true;
                     }
@@ -1126,9 +1132,10 @@ impl State {
             }
         }
         // Ready work and free slots never coexist after an event.
-        let ready = self.jobs.values().any(|j| {
-            j.tasks.iter().any(|t| t.status == TaskStatus::Ready)
-        });
+        let ready = self
+            .jobs
+            .values()
+            .any(|j| j.tasks.iter().any(|t| t.status == TaskStatus::Ready));
         if ready {
             assert!(
                 !self.workers.values().any(|w| w.has_capacity(&self.config)),

@@ -166,7 +166,14 @@ impl TestEnv {
                 ran: 0,
             },
         );
-        on_worker_joined(&mut self.state, &mut self.out, self.now, w, threads, 1 << 30);
+        on_worker_joined(
+            &mut self.state,
+            &mut self.out,
+            self.now,
+            w,
+            threads,
+            1 << 30,
+        );
         self.checked();
     }
 
@@ -479,7 +486,8 @@ impl TestEnv {
                                 panic!("{}/{d} said to be on {h}, which is gone", a.job)
                             });
                             assert!(
-                                hw.store.contains(&(a.job, *d)) || hw.vanished.contains(&(a.job, *d)),
+                                hw.store.contains(&(a.job, *d))
+                                    || hw.vanished.contains(&(a.job, *d)),
                                 "{}/{d} said to be on {h}, which does not hold it",
                                 a.job
                             );
@@ -531,7 +539,10 @@ impl TestEnv {
             ToWorker::Goodbye => {
                 self.workers.remove(&w);
                 self.goodbyes.push(w);
-                assert!(!self.state.has_worker(w), "{w} said goodbye but is still known");
+                assert!(
+                    !self.state.has_worker(w),
+                    "{w} said goodbye but is still known"
+                );
             }
         }
     }
@@ -554,7 +565,13 @@ impl TestEnv {
                 assert!(client.accepted.is_some());
                 client.batches += 1;
                 for c in chunks {
-                    assert_eq!(graph.outputs[c.output].iter().filter(|&&t| t == c.task).count(), 1);
+                    assert_eq!(
+                        graph.outputs[c.output]
+                            .iter()
+                            .filter(|&&t| t == c.task)
+                            .count(),
+                        1
+                    );
                     assert_eq!(c.block, graph.tasks[c.task as usize].block.to_vec());
                     assert!(
                         self.workers
@@ -572,7 +589,10 @@ impl TestEnv {
                 assert!(client.accepted.is_some());
                 for ids in &graph.outputs {
                     for t in ids {
-                        assert!(client.ready.contains_key(t), "{job} completed before output {t}");
+                        assert!(
+                            client.ready.contains_key(t),
+                            "{job} completed before output {t}"
+                        );
                     }
                 }
                 client.completed = Some(tasks_run);
@@ -608,7 +628,11 @@ impl TestEnv {
     // -- looking -----------------------------------------------------------------------------------
 
     fn queue(&self, w: WorkerId) -> Vec<(JobId, u32)> {
-        self.workers[&w].queue.iter().map(|&(_, j, t)| (j, t)).collect()
+        self.workers[&w]
+            .queue
+            .iter()
+            .map(|&(_, j, t)| (j, t))
+            .collect()
     }
 
     fn in_flight(&self, w: WorkerId) -> usize {
@@ -652,7 +676,10 @@ fn a_reduction_runs_to_completion_on_two_workers() {
     assert_eq!(env.take_client(J1), vec![ToClient::Accepted { tasks: n }]);
     for (w, tasks) in [(W1, vec![0, 2]), (W2, vec![1, 3])] {
         let msgs = env.take_worker(w);
-        assert!(matches!(&msgs[0], ToWorker::Graph { job: J1, .. }), "{msgs:?}");
+        assert!(
+            matches!(&msgs[0], ToWorker::Graph { job: J1, .. }),
+            "{msgs:?}"
+        );
         assert_eq!(assigned(&msgs), tasks);
         assert_eq!(msgs.len(), 2);
     }
@@ -815,9 +842,7 @@ fn a_lost_worker_s_tasks_are_reassigned_and_its_chunks_recomputed_through_releas
     });
     assert!(found);
     let lost: Vec<u32> = (0..n as u32)
-        .filter(|&t| {
-            env.status(J1, t) == TaskStatus::Done && env.state.holders(J1, t) == vec![W2]
-        })
+        .filter(|&t| env.status(J1, t) == TaskStatus::Done && env.state.holders(J1, t) == vec![W2])
         .collect();
     let in_flight = env.queue(W2);
     let ran_before = env.state.job_status(J1).unwrap().tasks_run;
@@ -828,7 +853,11 @@ fn a_lost_worker_s_tasks_are_reassigned_and_its_chunks_recomputed_through_releas
     for &t in &lost {
         assert!(env.status(J1, t).is_active(), "lost chunk {t}");
         for &d in &graph.tasks[t as usize].deps {
-            assert_ne!(env.status(J1, d), TaskStatus::Released, "input {d} of lost {t}");
+            assert_ne!(
+                env.status(J1, d),
+                TaskStatus::Released,
+                "input {d} of lost {t}"
+            );
         }
     }
     for &(_, t) in &in_flight {
@@ -907,7 +936,11 @@ fn a_deterministic_failure_fails_the_job_once_and_forgets_it_everywhere() {
     env.assert_quiet();
     assert_eq!(env.state.stats().ignored, 2);
     env.deliver();
-    assert!(env.workers.values().all(|w| w.store.is_empty() && w.graphs.is_empty()));
+    assert!(
+        env.workers
+            .values()
+            .all(|w| w.store.is_empty() && w.graphs.is_empty())
+    );
 }
 
 #[test]
@@ -1063,7 +1096,12 @@ fn cancelling_a_job_forgets_it_and_frees_its_slots_for_the_next() {
     env.submit(J2, map_graph(2));
     env.deliver();
     // All four slots are J1's.
-    assert!(env.queue(W1).iter().chain(&env.queue(W2)).all(|&(j, _)| j == J1));
+    assert!(
+        env.queue(W1)
+            .iter()
+            .chain(&env.queue(W2))
+            .all(|&(j, _)| j == J1)
+    );
     env.cancel(J1);
     // Both workers forget J1 and take J2's tasks in the same breath.
     for w in [W1, W2] {

@@ -105,7 +105,10 @@ struct Shell<'a> {
 
 impl Shell<'_> {
     fn address(&self, w: WorkerId) -> String {
-        self.workers.get(&w).map(|e| e.address.clone()).unwrap_or_default()
+        self.workers
+            .get(&w)
+            .map(|e| e.address.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -139,7 +142,10 @@ impl Outbox for Shell<'_> {
                                 .into_iter()
                                 .map(|(t, holders)| pb::DepLocation {
                                     task: t,
-                                    addresses: holders.into_iter().map(|h| self.address(h)).collect(),
+                                    addresses: holders
+                                        .into_iter()
+                                        .map(|h| self.address(h))
+                                        .collect(),
                                 })
                                 .collect(),
                             priority: a.priority,
@@ -183,7 +189,11 @@ impl Outbox for Shell<'_> {
                     .collect(),
             }),
             ToClient::Completed { tasks_run } => Ev::Completed(pb::Completed { tasks_run }),
-            ToClient::Failed { key, worker, message } => Ev::Failed(pb::JobFailed {
+            ToClient::Failed {
+                key,
+                worker,
+                message,
+            } => Ev::Failed(pb::JobFailed {
                 key,
                 worker: worker.map(|w| self.address(w)).unwrap_or_default(),
                 message,
@@ -251,39 +261,84 @@ impl Actor {
             jobs: &mut self.jobs,
         };
         match event {
-            Event::Register { address, threads, memory_limit, reply } => {
+            Event::Register {
+                address,
+                threads,
+                memory_limit,
+                reply,
+            } => {
                 let id = WorkerId(self.next_worker);
                 self.next_worker += 1;
                 info!(worker = %id, %address, threads, "worker registered");
-                self.workers.insert(id, WorkerEntry { address, threads, memory_limit, sender: None });
+                self.workers.insert(
+                    id,
+                    WorkerEntry {
+                        address,
+                        threads,
+                        memory_limit,
+                        sender: None,
+                    },
+                );
                 let _ = reply.send(id);
             }
-            Event::SessionOpened { worker, sender, reply } => {
+            Event::SessionOpened {
+                worker,
+                sender,
+                reply,
+            } => {
                 let Some(entry) = self.workers.get_mut(&worker) else {
                     let _ = reply.send(false);
                     return;
                 };
                 entry.sender = Some(sender);
                 let (threads, memory_limit) = (entry.threads, entry.memory_limit);
-                let mut shell = Shell { workers: &self.workers, jobs: &mut self.jobs };
-                core::on_worker_joined(&mut self.core, &mut shell, now, worker, threads, memory_limit);
+                let mut shell = Shell {
+                    workers: &self.workers,
+                    jobs: &mut self.jobs,
+                };
+                core::on_worker_joined(
+                    &mut self.core,
+                    &mut shell,
+                    now,
+                    worker,
+                    threads,
+                    memory_limit,
+                );
                 let _ = reply.send(true);
             }
             Event::FromWorker { worker, msg } => {
                 use pb::worker_message::Msg;
                 match msg {
                     Msg::Hello(_) => {}
-                    Msg::Heartbeat(h) => core::on_heartbeat(&mut self.core, now, worker, h.bytes_held),
+                    Msg::Heartbeat(h) => {
+                        core::on_heartbeat(&mut self.core, now, worker, h.bytes_held)
+                    }
                     Msg::Results(r) => {
                         for d in r.done {
-                            core::on_task_done(&mut self.core, &mut shell, now, worker, JobId(d.job), d.task, d.nbytes);
+                            core::on_task_done(
+                                &mut self.core,
+                                &mut shell,
+                                now,
+                                worker,
+                                JobId(d.job),
+                                d.task,
+                                d.nbytes,
+                            );
                         }
                         for f in r.failed {
                             let failure = TaskFailure {
                                 message: f.message,
                                 missing_input: f.missing_input.map(|c| (JobId(c.job), c.task)),
                             };
-                            core::on_task_failed(&mut self.core, &mut shell, now, worker, JobId(f.job), f.task, failure);
+                            core::on_task_failed(
+                                &mut self.core,
+                                &mut shell,
+                                now,
+                                worker,
+                                JobId(f.job),
+                                f.task,
+                                failure,
+                            );
                         }
                     }
                     Msg::Retiring(_) => {
@@ -301,13 +356,28 @@ impl Actor {
                 }
                 self.workers.remove(&worker);
             }
-            Event::Submit { graph, wire, sender, reply } => {
+            Event::Submit {
+                graph,
+                wire,
+                sender,
+                reply,
+            } => {
                 let job = JobId(self.next_job);
                 self.next_job += 1;
                 info!(job = %job, tasks = graph.tasks.len(), "job submitted");
-                self.jobs.insert(job, JobEntry { graph: graph.clone(), wire, client: sender });
+                self.jobs.insert(
+                    job,
+                    JobEntry {
+                        graph: graph.clone(),
+                        wire,
+                        client: sender,
+                    },
+                );
                 let _ = reply.send(job);
-                let mut shell = Shell { workers: &self.workers, jobs: &mut self.jobs };
+                let mut shell = Shell {
+                    workers: &self.workers,
+                    jobs: &mut self.jobs,
+                };
                 core::on_job_submitted(&mut self.core, &mut shell, now, job, graph);
             }
             Event::Fetched { job, tasks } => {
@@ -326,7 +396,11 @@ impl Actor {
                     .into_iter()
                     .map(|w| pb::WorkerStatus {
                         id: w.id.0,
-                        address: self.workers.get(&w.id).map(|e| e.address.clone()).unwrap_or_default(),
+                        address: self
+                            .workers
+                            .get(&w.id)
+                            .map(|e| e.address.clone())
+                            .unwrap_or_default(),
                         threads: w.threads,
                         running: w.running,
                         chunks_held: w.chunks_held,

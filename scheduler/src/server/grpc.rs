@@ -72,7 +72,9 @@ impl Scheduler for SchedulerService {
         let r = request.into_inner();
         check_version(r.protocol_version, "this worker")?;
         if r.threads == 0 {
-            return Err(Status::invalid_argument("a worker needs at least one thread"));
+            return Err(Status::invalid_argument(
+                "a worker needs at least one thread",
+            ));
         }
         if !(r.address.starts_with("http://") || r.address.starts_with("https://")) {
             return Err(Status::invalid_argument(format!(
@@ -87,7 +89,9 @@ impl Scheduler for SchedulerService {
             memory_limit: r.memory_limit,
             reply,
         })?;
-        let id = id.await.map_err(|_| Status::unavailable("the scheduler is shutting down"))?;
+        let id = id
+            .await
+            .map_err(|_| Status::unavailable("the scheduler is shutting down"))?;
         Ok(Response::new(pb::RegisterWorkerReply {
             worker_id: id.0,
             heartbeat_interval_ms: self.heartbeat_interval.as_millis() as u32,
@@ -105,7 +109,11 @@ impl Scheduler for SchedulerService {
             Some(pb::WorkerMessage {
                 msg: Some(pb::worker_message::Msg::Hello(h)),
             }) => WorkerId(h.worker_id),
-            _ => return Err(Status::invalid_argument("a worker session must start with hello")),
+            _ => {
+                return Err(Status::invalid_argument(
+                    "a worker session must start with hello",
+                ));
+            }
         };
         let (tx, rx) = mpsc::unbounded_channel();
         let (reply, known) = oneshot::channel();
@@ -144,7 +152,10 @@ impl Scheduler for SchedulerService {
 
     type RunStream = BoxStream<pb::ClientEvent>;
 
-    async fn run(&self, request: Request<Streaming<pb::ClientMessage>>) -> Result<Response<Self::RunStream>, Status> {
+    async fn run(
+        &self,
+        request: Request<Streaming<pb::ClientMessage>>,
+    ) -> Result<Response<Self::RunStream>, Status> {
         let mut inbound = request.into_inner();
         let submit = match inbound.message().await? {
             Some(pb::ClientMessage {
@@ -182,13 +193,18 @@ impl Scheduler for SchedulerService {
             sender: tx,
             reply,
         })?;
-        let job = job.await.map_err(|_| Status::unavailable("the scheduler is shutting down"))?;
+        let job = job
+            .await
+            .map_err(|_| Status::unavailable("the scheduler is shutting down"))?;
         let actor = self.actor.clone();
         tokio::spawn(async move {
             // Fetch acknowledgements until the client closes its side, which ends (or cancels) the job.
             while let Ok(Some(m)) = inbound.message().await {
                 if let Some(pb::client_message::Msg::Fetched(f)) = m.msg
-                    && !actor.send(Event::Fetched { job, tasks: f.tasks })
+                    && !actor.send(Event::Fetched {
+                        job,
+                        tasks: f.tasks,
+                    })
                 {
                     return;
                 }
@@ -198,10 +214,15 @@ impl Scheduler for SchedulerService {
         Ok(Response::new(Box::pin(UnboundedReceiverStream::new(rx))))
     }
 
-    async fn status(&self, _request: Request<pb::StatusRequest>) -> Result<Response<pb::StatusReply>, Status> {
+    async fn status(
+        &self,
+        _request: Request<pb::StatusRequest>,
+    ) -> Result<Response<pb::StatusReply>, Status> {
         let (reply, status) = oneshot::channel();
         self.send(Event::Status { reply })?;
-        let status = status.await.map_err(|_| Status::unavailable("the scheduler is shutting down"))?;
+        let status = status
+            .await
+            .map_err(|_| Status::unavailable("the scheduler is shutting down"))?;
         Ok(Response::new(status))
     }
 }

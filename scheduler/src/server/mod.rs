@@ -27,11 +27,14 @@ pub async fn run(
         .map(|a| a.to_string())
         .unwrap_or_else(|_| config.listen.to_string());
     let actor = actor::spawn(config.clone());
-    let service = SchedulerServer::new(grpc::SchedulerService::new(actor.clone(), config.heartbeat_interval))
-        .max_decoding_message_size(usize::MAX)
-        .max_encoding_message_size(usize::MAX);
+    let service = SchedulerServer::new(grpc::SchedulerService::new(
+        actor.clone(),
+        config.heartbeat_interval,
+    ))
+    .max_decoding_message_size(usize::MAX)
+    .max_encoding_message_size(usize::MAX);
     info!(%address, "scheduler listening");
-    let result = tonic::transport::Server::builder()
+    tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .add_service(service)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
@@ -43,6 +46,5 @@ pub async fn run(
         .map_err(|e| SchedulerError::Serve {
             address: address.clone(),
             message: e.to_string(),
-        });
-    result
+        })
 }

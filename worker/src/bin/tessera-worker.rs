@@ -12,7 +12,11 @@ use tessera_worker::{WorkerConfig, WorkerError, parse_memory};
 #[command(name = "tessera-worker", version, about = "A tessera worker node")]
 struct Args {
     /// The scheduler's address.
-    #[arg(long, env = "TESSERA_SCHEDULER", default_value = "http://127.0.0.1:8786")]
+    #[arg(
+        long,
+        env = "TESSERA_SCHEDULER",
+        default_value = "http://127.0.0.1:8786"
+    )]
     scheduler: String,
     /// Threads that run tasks (default: all cores).
     #[arg(long, env = "TESSERA_WORKER_THREADS")]
@@ -80,13 +84,14 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}
