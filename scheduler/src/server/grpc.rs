@@ -57,8 +57,8 @@ type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 /// Decodes, validates and expands a submitted graph; the error text is what the client sees.
 fn prepare(graph: pb::Graph) -> Result<(Arc<TaskGraph>, Arc<pb::Graph>), String> {
     let wire = Arc::new(graph.clone());
+    // Decoding validates the graph (missing inputs, cycles, shapes) before anything expands it.
     let graph = tessera::wire::graph_from_proto(graph).map_err(|e| e.to_string())?;
-    tessera::graph::validate::validate(&graph).map_err(|e| e.to_string())?;
     let tasks = TaskGraph::expand(graph).map_err(|e| e.to_string())?;
     Ok((Arc::new(tasks), wire))
 }
