@@ -409,6 +409,18 @@ impl Worker {
     }
 
     /// Slots for tasks in flight: none once retiring.
+    /// Forgets that this worker holds chunk `t` of `job` (`nbytes` long).
+    fn unbook_chunk(&mut self, job: JobId, t: u32, nbytes: u64) {
+        if let Some(wj) = self.jobs.get_mut(&job) {
+            wj.held.remove(&t);
+        }
+        self.held_chunks -= 1;
+        self.held_bytes -= nbytes;
+        if let Some(ev) = &mut self.retiring {
+            ev.remove((job, t));
+        }
+    }
+
     pub fn capacity(&self, config: &Config) -> u32 {
         if self.retiring.is_some() {
             0
@@ -748,14 +760,7 @@ pub(crate) fn drop_holder(
     ts.holders.remove(i);
     let nbytes = ts.nbytes;
     if let Some(worker) = workers.get_mut(&w) {
-        if let Some(wj) = worker.jobs.get_mut(&job.id) {
-            wj.held.remove(&t);
-        }
-        worker.held_chunks -= 1;
-        worker.held_bytes -= nbytes;
-        if let Some(ev) = &mut worker.retiring {
-            ev.remove((job.id, t));
-        }
+        worker.unbook_chunk(job.id, t, nbytes);
         if notify {
             batch.release(w, (job.id, t));
         }
@@ -831,14 +836,7 @@ fn release_chunk(job: &mut Job, t: u32, workers: &mut Workers, batch: &mut Batch
     let nbytes = job.tasks[t as usize].nbytes;
     for h in holders {
         if let Some(worker) = workers.get_mut(&h.worker) {
-            if let Some(wj) = worker.jobs.get_mut(&job.id) {
-                wj.held.remove(&t);
-            }
-            worker.held_chunks -= 1;
-            worker.held_bytes -= nbytes;
-            if let Some(ev) = &mut worker.retiring {
-                ev.remove((job.id, t));
-            }
+            worker.unbook_chunk(job.id, t, nbytes);
             batch.release(h.worker, (job.id, t));
         }
     }
