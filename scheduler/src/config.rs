@@ -67,6 +67,7 @@ impl SchedulerConfig {
         crate::core::Config {
             heartbeat_timeout: self.heartbeat_timeout,
             slots_per_thread: self.slots_per_thread,
+            ..crate::core::Config::default()
         }
     }
 }

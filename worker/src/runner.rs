@@ -6,10 +6,12 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
 
+use tessera::ChunkValue;
 use tessera::exec::panic_message;
 use tessera_proto::v1::TaskAssignment;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use crate::store::Store;
 use tessera::client::WorkerChannels as Peers;
@@ -21,6 +23,8 @@ pub enum Outcome {
         job: u64,
         task: u32,
         nbytes: u64,
+        /// How long the kernel ran (0 for a replica).
+        run_nanos: u64,
     },
     Failed {
         job: u64,
@@ -64,15 +68,33 @@ impl Runner {
         self.running.load(Ordering::Relaxed)
     }
 
-    /// Starts a task; its outcome arrives on the results channel.
+    /// Starts a task; its outcome arrives on the results channel. A task whose inputs are all in the
+    /// store goes straight to the pool (no async hop: microsecond tasks are common); one that needs
+    /// chunks from peers fetches them all at once first.
     pub fn start(&self, a: TaskAssignment) {
         self.running.fetch_add(1, Ordering::Relaxed);
-        let this = self.clone();
-        tokio::spawn(async move {
-            let outcome = this.run(a).await;
-            this.running.fetch_sub(1, Ordering::Relaxed);
-            let _ = this.results.send(outcome);
-        });
+        let local: Option<Vec<_>> = a
+            .deps
+            .iter()
+            .map(|d| self.store.get((a.job, d.task)))
+            .collect();
+        match local {
+            Some(inputs) => self.compute(a, inputs),
+            None => {
+                let this = self.clone();
+                tokio::spawn(async move {
+                    match this.gather(&a).await {
+                        Ok(inputs) => this.compute(a, inputs),
+                        Err(outcome) => this.report(outcome),
+                    }
+                });
+            }
+        }
+    }
+
+    fn report(&self, outcome: Outcome) {
+        self.running.fetch_sub(1, Ordering::Relaxed);
+        let _ = self.results.send(outcome);
     }
 
     /// Copies a chunk from another worker (when that worker retires) and reports it like a task.
@@ -83,7 +105,12 @@ impl Runner {
                 Ok(v) => {
                     let nbytes = v.nbytes() as u64;
                     this.store.put((job, task), Arc::new(v));
-                    Outcome::Done { job, task, nbytes }
+                    Outcome::Done {
+                        job,
+                        task,
+                        nbytes,
+                        run_nanos: 0,
+                    }
                 }
                 Err(message) => Outcome::Failed {
                     job,
@@ -96,62 +123,74 @@ impl Runner {
         });
     }
 
-    async fn run(&self, a: TaskAssignment) -> Outcome {
-        let (job, task) = (a.job, a.task);
-        let fail = |message: String, missing_input| Outcome::Failed {
-            job,
-            task,
-            message,
-            missing_input,
-        };
-        let Some(graph) = self.store.graph(job) else {
-            return fail(format!("the graph of job {job} was not received"), None);
-        };
-        let layer_pos = a.layer as usize;
-        let Some(layer) = graph.graph.layers().get(layer_pos).cloned() else {
-            return fail(format!("job {job} has no layer {layer_pos}"), None);
-        };
-        let mut inputs = Vec::with_capacity(a.deps.len());
-        for dep in &a.deps {
+    /// The task's inputs, from the store or fetched concurrently from the peers that hold them.
+    async fn gather(&self, a: &TaskAssignment) -> Result<Vec<Arc<ChunkValue>>, Outcome> {
+        let job = a.job;
+        let fetches = a.deps.iter().map(|dep| async move {
             if let Some(v) = self.store.get((job, dep.task)) {
-                inputs.push(v);
-                continue;
+                return Ok(v);
             }
             let mut last_error = format!("no worker holds input task {}", dep.task);
-            let mut found = None;
             for address in dep.addresses.iter().filter(|a| **a != self.address) {
                 match self.peers.fetch(address, job, dep.task).await {
-                    Ok(v) => {
-                        found = Some(Arc::new(v));
-                        break;
-                    }
+                    Ok(v) => return Ok(Arc::new(v)),
                     Err(e) => last_error = e,
                 }
             }
-            match found {
-                Some(v) => inputs.push(v),
-                None => return fail(last_error, Some((job, dep.task))),
-            }
-        }
-        let (tx, rx) = oneshot::channel();
-        let block: Vec<u32> = a.block.clone();
-        let g = graph.clone();
-        self.pool.spawn(move || {
-            let metas = g.input_metas(layer_pos);
-            let result = catch_unwind(AssertUnwindSafe(|| {
-                layer.op.run(&layer, &metas, &block, &inputs)
-            }));
-            let _ = tx.send(result);
+            Err(Outcome::Failed {
+                job,
+                task: a.task,
+                message: last_error,
+                missing_input: Some((job, dep.task)),
+            })
         });
-        match rx.await {
-            Ok(Ok(Ok(value))) => {
-                let nbytes = value.nbytes() as u64;
-                self.store.put((job, task), value);
-                Outcome::Done { job, task, nbytes }
-            }
-            Ok(Ok(Err(e))) => fail(e.to_string(), None),
-            Ok(Err(panic)) => fail(format!("panicked: {}", panic_message(&panic)), None),
-            Err(_) => fail("the task was dropped by the thread pool".into(), None),
+        futures_util::future::join_all(fetches)
+            .await
+            .into_iter()
+            .collect()
+    }
+
+    /// Runs the task's kernel on the pool; the pool thread stores the chunk and reports.
+    fn compute(&self, a: TaskAssignment, inputs: Vec<Arc<ChunkValue>>) {
+        let (job, task) = (a.job, a.task);
+        let fail = move |message: String| Outcome::Failed {
+            job,
+            task,
+            message,
+            missing_input: None,
+        };
+        let Some(graph) = self.store.graph(job) else {
+            return self.report(fail(format!("the graph of job {job} was not received")));
+        };
+        let layer_pos = a.layer as usize;
+        if layer_pos >= graph.graph.layers().len() {
+            return self.report(fail(format!("job {job} has no layer {layer_pos}")));
         }
+        let this = self.clone();
+        self.pool.spawn(move || {
+            let layer = &graph.graph.layers()[layer_pos];
+            let metas = graph.input_metas(layer_pos);
+            let started = Instant::now();
+            let result = catch_unwind(AssertUnwindSafe(|| {
+                layer.op.run(layer, &metas, &a.block, &inputs)
+            }));
+            let run_nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            drop(inputs);
+            let outcome = match result {
+                Ok(Ok(value)) => {
+                    let nbytes = value.nbytes() as u64;
+                    this.store.put((job, task), value);
+                    Outcome::Done {
+                        job,
+                        task,
+                        nbytes,
+                        run_nanos,
+                    }
+                }
+                Ok(Err(e)) => fail(e.to_string()),
+                Err(panic) => fail(format!("panicked: {}", panic_message(&panic))),
+            };
+            this.report(outcome);
+        });
     }
 }

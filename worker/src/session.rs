@@ -16,8 +16,9 @@ use tessera_proto::v1::{
 };
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Endpoint;
+use tonic::transport::server::TcpIncoming;
 use tracing::{info, warn};
 
 use crate::config::WorkerConfig;
@@ -55,12 +56,15 @@ pub async fn run(
     let service =
         WorkerServer::new(WorkerService::new(store.clone())).max_decoding_message_size(64 << 20);
     let server = tokio::spawn(
+        // Nagle off on accepted sockets too (the builder's tcp_nodelay ignores a supplied listener).
         tonic::transport::Server::builder()
-            .tcp_nodelay(true)
             .add_service(service)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
-                let _ = server_stopped.await;
-            }),
+            .serve_with_incoming_shutdown(
+                TcpIncoming::from(listener).with_nodelay(Some(true)),
+                async {
+                    let _ = server_stopped.await;
+                },
+            ),
     );
 
     let result = run_session(&config, &address, store, shutdown).await;
@@ -200,7 +204,7 @@ async fn run_session(
             Some(first) = results_rx.recv() => {
                 let mut results = TaskResults::default();
                 let mut push = |o: Outcome| match o {
-                    Outcome::Done { job, task, nbytes } => results.done.push(TaskDone { job, task, nbytes }),
+                    Outcome::Done { job, task, nbytes, run_nanos } => results.done.push(TaskDone { job, task, nbytes, run_nanos }),
                     Outcome::Failed { job, task, message, missing_input } => results.failed.push(TaskFailed {
                         job,
                         task,

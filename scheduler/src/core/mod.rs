@@ -13,7 +13,8 @@
 //!   number of its active consumers. A chunk is *needed* while it is pending or is an output the client
 //!   has not fetched yet.
 //! - A worker's *in-flight* tasks are the ones assigned to it that it has not reported; it has
-//!   `threads × slots_per_thread` slots for them.
+//!   slots for them: `threads × slots_per_thread` at first, more once its tasks prove short (about
+//!   `Config::queue_time` of work per thread).
 //!
 //! # Task states
 //!
@@ -70,8 +71,8 @@ use tessera::graph::expand::TaskGraph;
 
 pub use outbox::Outbox;
 pub use reactor::{
-    TaskFailure, on_heartbeat, on_job_cancelled, on_job_submitted, on_outputs_fetched,
-    on_task_done, on_task_failed, on_tick, on_worker_joined, on_worker_lost, on_worker_retiring,
+    TaskFailure, TaskReport, on_heartbeat, on_job_cancelled, on_job_submitted, on_outputs_fetched,
+    on_task_failed, on_tasks_done, on_tick, on_worker_joined, on_worker_lost, on_worker_retiring,
 };
 pub use state::{JobStatus, State, Stats, TaskStatus, WorkerStatus};
 
@@ -114,9 +115,15 @@ pub struct Config {
     /// A worker not heard from (heartbeat or task result) for longer than this is lost at the next
     /// [`on_tick`].
     pub heartbeat_timeout: Duration,
-    /// Tasks in flight per worker thread: a worker has `threads × slots_per_thread` slots. Two keeps a
-    /// worker's threads busy while its next results travel, without piling work on it.
+    /// The fewest tasks in flight per worker thread (and the number before any task has been timed):
+    /// two keeps a thread busy while its next result travels, without piling work on it.
     pub slots_per_thread: u32,
+    /// The most tasks in flight per worker thread, however short the tasks.
+    pub max_slots_per_thread: u32,
+    /// About how much work (by the worker's recent task run times) each worker thread gets queued:
+    /// enough to hide a round trip to the scheduler when tasks take microseconds, and little enough
+    /// that no worker sits on work another could start.
+    pub queue_time: Duration,
 }
 
 impl Default for Config {
@@ -124,6 +131,8 @@ impl Default for Config {
         Config {
             heartbeat_timeout: Duration::from_secs(30),
             slots_per_thread: 2,
+            max_slots_per_thread: 256,
+            queue_time: Duration::from_millis(2),
         }
     }
 }

@@ -1,11 +1,14 @@
 //! Placement: which ready task runs next, and where.
 //!
-//! - **Bounded queues instead of work stealing.** A worker gets at most `threads × slots_per_thread`
-//!   tasks in flight (two per thread by default: one running, one queued so the thread never waits for
-//!   the scheduler). Nothing else is ever handed out ahead of time: every other ready task stays in the
-//!   scheduler until some worker has a free slot. So work never piles up behind a busy worker, a worker
-//!   that finishes early (or joins mid-run) takes the next ready task at once, and there is nothing to
-//!   steal back — the most a slow worker can hold up is its own few slots.
+//! - **Bounded queues instead of work stealing.** A worker holds a bounded number of tasks in flight:
+//!   per thread, about `Config::queue_time` of work by its recent task run times, never fewer than
+//!   `slots_per_thread` (two: one running, one queued so the thread never waits for the scheduler)
+//!   nor more than `max_slots_per_thread`. Millisecond tasks thus get two slots per thread, and
+//!   microsecond tasks get hundreds, so the round trip to the scheduler is hidden either way. Nothing
+//!   beyond that is handed out ahead of time: every other ready task stays in the scheduler until
+//!   some worker has a free slot. So work never piles up behind a busy worker, a worker that finishes
+//!   early (or joins mid-run) takes the next ready task at once, and there is nothing to steal back —
+//!   the most a slow worker can hold up is about `queue_time` of work per thread.
 //! - **Fair across jobs.** Jobs with ready tasks take turns, one task per turn (round robin); within a
 //!   job the lowest task index runs first. Task indices are the engine's depth-first post-order, so a
 //!   job finishes one subtree (say, one group of a tree reduction) before starting the next and its

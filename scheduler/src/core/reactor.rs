@@ -9,7 +9,7 @@
 //! the network reorders and repeats, and none of that may panic the scheduler.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tessera::graph::expand::TaskGraph;
 
@@ -151,33 +151,54 @@ pub fn on_job_submitted(
     finish(state, out);
 }
 
-/// A worker finished a task (or a replica it was asked for) and holds its `nbytes`-byte chunk.
-/// Idempotent: a second report of a chunk only adds a holder.
-pub fn on_task_done(
+/// What a worker reports of one finished task (or of a replica it now holds).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TaskReport {
+    pub job: JobId,
+    pub task: u32,
+    /// Size of the chunk it produced.
+    pub nbytes: u64,
+    /// How long the kernel ran; zero when not measured (replicas).
+    pub run_time: Duration,
+}
+
+/// A worker finished tasks (or replicas it was asked for) and holds their chunks: one event for a
+/// whole `TaskResults` message, so its follow-up assignments leave as one `Assign`. Idempotent: a
+/// second report of a chunk only adds a holder. Reports of unknown tasks are counted and ignored.
+pub fn on_tasks_done(
     state: &mut State,
     out: &mut impl Outbox,
     now: Instant,
     worker: WorkerId,
-    job: JobId,
-    task: u32,
-    nbytes: u64,
+    reports: &[TaskReport],
 ) {
     begin(state);
-    if !touch(state, worker, now) || !valid_task(state, job, task) {
-        state.stats.ignored += 1;
+    if !touch(state, worker, now) {
+        state.stats.ignored += reports.len() as u64;
         return finish(state, out);
     }
-    let (ran, replicated) = take_request(state, worker, job, task);
-    if !ran && !replicated {
-        state.stats.ignored += 1;
-        return finish(state, out);
+    for r in reports {
+        let (job, task) = (r.job, r.task);
+        if !valid_task(state, job, task) {
+            state.stats.ignored += 1;
+            continue;
+        }
+        let (ran, replicated) = take_request(state, worker, job, task);
+        if !ran && !replicated {
+            state.stats.ignored += 1;
+            continue;
+        }
+        if ran {
+            let j = state.jobs.get_mut(&job).expect("valid job");
+            j.tasks_run += 1;
+            j.task_mut(task).running_on.retain(|&w| w != worker);
+            if !r.run_time.is_zero() {
+                let w = state.workers.get_mut(&worker).expect("touched");
+                w.record_run_time(r.run_time);
+            }
+        }
+        state::chunk_reported(state, job, task, worker, r.nbytes);
     }
-    if ran {
-        let j = state.jobs.get_mut(&job).expect("valid job");
-        j.tasks_run += 1;
-        j.task_mut(task).running_on.retain(|&w| w != worker);
-    }
-    state::chunk_reported(state, job, task, worker, nbytes);
     finish(state, out);
 }
 

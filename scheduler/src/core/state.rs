@@ -16,7 +16,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 use std::fmt;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tessera::graph::expand::TaskGraph;
 
@@ -387,6 +387,8 @@ pub(crate) struct Worker {
     pub held_bytes: u64,
     /// Replications asked of it and not reported yet.
     pub replicating: u32,
+    /// Moving average of its tasks' kernel run times, in nanoseconds (None until one is reported).
+    pub mean_run_nanos: Option<u64>,
     pub jobs: BTreeMap<JobId, WorkerJob>,
     pub retiring: Option<Evacuation>,
 }
@@ -403,12 +405,12 @@ impl Worker {
             held_chunks: 0,
             held_bytes: 0,
             replicating: 0,
+            mean_run_nanos: None,
             jobs: BTreeMap::new(),
             retiring: None,
         }
     }
 
-    /// Slots for tasks in flight: none once retiring.
     /// Forgets that this worker holds chunk `t` of `job` (`nbytes` long).
     fn unbook_chunk(&mut self, job: JobId, t: u32, nbytes: u64) {
         if let Some(wj) = self.jobs.get_mut(&job) {
@@ -421,12 +423,37 @@ impl Worker {
         }
     }
 
+    /// Folds a task's run time into the moving average (weight 1/8: a few tasks of a new kind of
+    /// work move it, one outlier does not).
+    pub fn record_run_time(&mut self, run_time: Duration) {
+        let nanos = u64::try_from(run_time.as_nanos())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        self.mean_run_nanos = Some(match self.mean_run_nanos {
+            None => nanos,
+            Some(mean) => mean - mean / 8 + nanos / 8,
+        });
+    }
+
+    /// Slots for tasks in flight: none once retiring; otherwise per thread about
+    /// `config.queue_time` worth of its recent tasks, between `slots_per_thread` and
+    /// `max_slots_per_thread`.
     pub fn capacity(&self, config: &Config) -> u32 {
         if self.retiring.is_some() {
-            0
-        } else {
-            self.threads.saturating_mul(config.slots_per_thread.max(1))
+            return 0;
         }
+        let low = config.slots_per_thread.max(1);
+        let high = config.max_slots_per_thread.max(low);
+        let per_thread = match self.mean_run_nanos {
+            None => low,
+            Some(mean) => {
+                let queue = u64::try_from(config.queue_time.as_nanos()).unwrap_or(u64::MAX);
+                u32::try_from(queue.div_ceil(mean.max(1)))
+                    .unwrap_or(u32::MAX)
+                    .clamp(low, high)
+            }
+        };
+        self.threads.saturating_mul(per_thread)
     }
 
     pub fn has_capacity(&self, config: &Config) -> bool {
@@ -988,10 +1015,14 @@ impl State {
             assert_eq!(wid, w.id);
             let running: usize = w.jobs.values().map(|j| j.running.len()).sum();
             assert_eq!(w.in_flight as usize, running, "{wid}: in-flight count");
-            assert!(
-                w.in_flight <= w.threads * self.config.slots_per_thread.max(1),
-                "{wid}: over capacity"
-            );
+            // The capacity shrinks when tasks turn out long, so in flight may exceed it until the
+            // queue drains; never the ceiling.
+            let ceiling = self
+                .config
+                .max_slots_per_thread
+                .max(self.config.slots_per_thread)
+                .max(1);
+            assert!(w.in_flight <= w.threads * ceiling, "{wid}: over capacity");
             let replicating: usize = w.jobs.values().map(|j| j.replicating.len()).sum();
             assert_eq!(w.replicating as usize, replicating, "{wid}: replicating");
             let mut chunks = 0;

@@ -113,6 +113,8 @@ struct TestEnv {
     /// Run `sanity_check` after every event (off for the large job: it is O(tasks)).
     check: bool,
     chunk_bytes: u64,
+    /// The kernel run time the simulated workers report for each task.
+    run_time: Duration,
 }
 
 impl TestEnv {
@@ -132,6 +134,7 @@ impl TestEnv {
             goodbyes: Vec::new(),
             check: true,
             chunk_bytes: 1000,
+            run_time: Duration::ZERO,
         }
     }
 
@@ -194,16 +197,15 @@ impl TestEnv {
         self.checked();
     }
 
+    /// `w` reports a task (or a replica) done, with the environment's `run_time`.
     fn report_done(&mut self, w: WorkerId, job: JobId, task: u32, nbytes: u64) {
-        on_task_done(
-            &mut self.state,
-            &mut self.out,
-            self.now,
-            w,
+        let report = TaskReport {
             job,
             task,
             nbytes,
-        );
+            run_time: self.run_time,
+        };
+        on_tasks_done(&mut self.state, &mut self.out, self.now, w, &[report]);
         self.checked();
     }
 
@@ -818,6 +820,43 @@ fn a_worker_never_has_more_than_its_slots_in_flight() {
         false
     });
     assert_eq!(env.completed(J1), Some(100));
+}
+
+#[test]
+fn short_tasks_deepen_a_worker_s_queue_and_long_ones_shrink_it_back() {
+    let mut env = TestEnv::with_workers(&[2]);
+    env.submit(J1, map_graph(40));
+    env.deliver();
+    // Nothing timed yet: two slots per thread.
+    assert_eq!(env.in_flight(W1), 4);
+    // 10 µs tasks: about 2 ms of work per thread is 200 tasks each.
+    env.run_time = Duration::from_micros(10);
+    env.finish_next(W1);
+    env.deliver();
+    assert_eq!(env.in_flight(W1), 400);
+    // Tasks of a nanosecond stop at the ceiling of 256 per thread.
+    env.run_time = Duration::from_nanos(1);
+    for _ in 0..40 {
+        env.finish_next(W1);
+    }
+    env.deliver();
+    assert_eq!(env.in_flight(W1), 512);
+    // 5 ms tasks: the average follows within a few dozen reports, no new work is handed out until
+    // the queue has drained to the floor of two per thread, and it stays there.
+    env.run_time = Duration::from_millis(5);
+    let mut previous = env.in_flight(W1);
+    while env.in_flight(W1) > 4 {
+        env.finish_next(W1);
+        env.deliver();
+        let now = env.in_flight(W1);
+        assert!(now <= previous, "the queue grew from {previous} to {now}");
+        previous = now;
+    }
+    env.run_until(|env| {
+        assert!(env.in_flight(W1) <= 4);
+        false
+    });
+    assert_eq!(env.completed(J1), Some(1600));
 }
 
 #[test]

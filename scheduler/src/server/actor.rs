@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tessera::graph::expand::TaskGraph;
 use tessera_proto::PROTOCOL_VERSION;
@@ -15,7 +15,9 @@ use tonic::Status;
 use tracing::{debug, info, warn};
 
 use crate::config::SchedulerConfig;
-use crate::core::{self, JobId, Outbox, State, TaskFailure, ToClient, ToWorker, WorkerId};
+use crate::core::{
+    self, JobId, Outbox, State, TaskFailure, TaskReport, ToClient, ToWorker, WorkerId,
+};
 
 /// A stream of messages to a worker's session or a client's job.
 pub type WorkerSender = mpsc::UnboundedSender<Result<pb::SchedulerMessage, Status>>;
@@ -314,16 +316,18 @@ impl Actor {
                         core::on_heartbeat(&mut self.core, now, worker, h.bytes_held)
                     }
                     Msg::Results(r) => {
-                        for d in r.done {
-                            core::on_task_done(
-                                &mut self.core,
-                                &mut shell,
-                                now,
-                                worker,
-                                JobId(d.job),
-                                d.task,
-                                d.nbytes,
-                            );
+                        let reports: Vec<TaskReport> = r
+                            .done
+                            .iter()
+                            .map(|d| TaskReport {
+                                job: JobId(d.job),
+                                task: d.task,
+                                nbytes: d.nbytes,
+                                run_time: Duration::from_nanos(d.run_nanos),
+                            })
+                            .collect();
+                        if !reports.is_empty() {
+                            core::on_tasks_done(&mut self.core, &mut shell, now, worker, &reports);
                         }
                         for f in r.failed {
                             let failure = TaskFailure {
