@@ -50,7 +50,7 @@ fn run(args: &Args) -> tessera::Result<()> {
     let (executor, threads): (&dyn tessera::Executor, String) = match &cluster {
         Some(c) => {
             let workers = c.status()?.workers;
-            let threads: u32 = workers.iter().map(|w| w.1).sum();
+            let threads: u32 = workers.iter().map(|w| w.threads).sum();
             (c, format!("{threads} (on {} workers)", workers.len()))
         }
         None => (&local, local.threads().to_string()),

@@ -9,7 +9,11 @@
 //! cargo build --release -p tessera-examples --example workloads
 //! target/release/examples/workloads --workload headline --threads 2 --repeat 3
 //! /usr/bin/time -v target/release/examples/workloads --workload mean_40000   # peak RSS
+//! target/release/examples/workloads --workload per_task --scheduler http://127.0.0.1:8786
 //! ```
+//!
+//! With `--scheduler` the workload runs on that cluster (`threads` then reports the cluster's worker
+//! threads); `benches/compare_distributed.py` drives that.
 //!
 //! Workloads: `headline`, `per_task`, `matmul`, `xxt_mean`, `mean_40000`.
 
@@ -28,6 +32,10 @@ struct Args {
     /// Worker threads (default: all cores).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     threads: Option<u16>,
+    /// Run on a cluster: the scheduler's address, e.g. http://127.0.0.1:8786 (--threads is then
+    /// not allowed: the workers' own thread counts apply).
+    #[arg(long, conflicts_with = "threads")]
+    scheduler: Option<String>,
     /// Repetitions, each timed and printed on its own line.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     repeat: u32,
@@ -39,19 +47,36 @@ fn workload_parser() -> impl TypedValueParser<Value = Workload> {
 }
 
 fn run(args: &Args) -> tessera::Result<()> {
-    let executor = match args.threads {
-        Some(n) => tessera::LocalExecutor::with_threads(n.into())?,
-        None => tessera::LocalExecutor::new(),
+    let (local, cluster);
+    let (executor, threads): (&dyn tessera::Executor, usize) = match &args.scheduler {
+        Some(address) => {
+            cluster = tessera::Client::connect(address)?;
+            let threads = cluster
+                .status()?
+                .workers
+                .iter()
+                .map(|w| w.threads as usize)
+                .sum();
+            (&cluster, threads)
+        }
+        None => {
+            local = match args.threads {
+                Some(n) => tessera::LocalExecutor::with_threads(n.into())?,
+                None => tessera::LocalExecutor::new(),
+            };
+            (&local, local.threads())
+        }
     };
     for repetition in 0..args.repeat {
-        let run = args.workload.run(&executor)?;
+        let run = args.workload.run(executor)?;
         let line = serde_json::json!({
             "workload": args.workload.name(),
             "seconds": run.elapsed.as_secs_f64(),
             "cpu_seconds": run.cpu.map(|d| d.as_secs_f64()),
             "tasks": run.tasks,
             "result": run.checksum,
-            "threads": executor.threads(),
+            "threads": threads,
+            "executor": if args.scheduler.is_some() { "distributed" } else { "local" },
             "repetition": repetition,
         });
         println!("{line}");

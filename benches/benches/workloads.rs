@@ -7,6 +7,10 @@
 //! - `matmul_2000`: `x[:2000, :2000] @ x[:2000, :2000].T`, x 10000×10000 in 1000×1000 chunks.
 //! - `x_plus_xt_mean_axis0`: `(x + x.T).mean(axis=0)`, x 10000×10000 in 1000×1000 chunks.
 //! - `mean_40000`: mean of a 40000×40000 random array in 4000×4000 chunks.
+//! - `distributed`: the headline job and the 10,000-chunk sum on a cluster started inside the bench
+//!   process (a `tessera-scheduler` and two 1-thread `tessera-worker`s from their libraries, real gRPC
+//!   on loopback) beside the same jobs on a 2-thread local executor; prints the ratios.
+//!   `benches/compare_distributed.py` runs the real binaries and dask.distributed beside them.
 //!
 //! ```text
 //! cargo bench -p tessera-benches --bench workloads                  # all groups, a few minutes
@@ -25,7 +29,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkGroup, Criterion, Throughput, measurement::WallTime};
-use tessera::LocalExecutor;
+use tessera::{Client, Executor, LocalExecutor};
 use tessera_benches::{Workload, compute_one, per_task_sum};
 
 /// Benchmarks one workload in its own group.
@@ -134,6 +138,112 @@ fn mean_40000(c: &mut Criterion) {
     });
 }
 
+/// A scheduler and `workers` one-thread workers on a tokio runtime of their own, on loopback ports;
+/// dropping it drops the runtime, which stops them.
+struct InProcessCluster {
+    address: String,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl InProcessCluster {
+    fn start(workers: usize) -> InProcessCluster {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        let bind = || {
+            runtime
+                .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+                .expect("a loopback port")
+        };
+        let listener = bind();
+        let at = listener.local_addr().expect("bound");
+        let address = format!("http://{at}");
+        let config = tessera_scheduler::SchedulerConfig::default().with_listen(at);
+        runtime.spawn(tessera_scheduler::run(
+            listener,
+            config,
+            std::future::pending(),
+        ));
+        for _ in 0..workers {
+            let listener = bind();
+            let mut config = tessera_worker::WorkerConfig::new(address.clone());
+            config.threads = 1;
+            config.listen = listener.local_addr().expect("bound");
+            runtime.spawn(tessera_worker::run(
+                config,
+                listener,
+                std::future::pending(),
+            ));
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let up = Client::connect(&address)
+                .and_then(|c| c.status())
+                .is_ok_and(|s| s.workers.len() == workers);
+            if up {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the in-process cluster did not come up"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        InProcessCluster {
+            address,
+            _runtime: runtime,
+        }
+    }
+}
+
+fn distributed(c: &mut Criterion) {
+    let cluster = InProcessCluster::start(2);
+    let client = Client::connect(&cluster.address).expect("connects");
+    let local = LocalExecutor::with_threads(2).expect("a pool");
+    let mut g = c.benchmark_group("distributed");
+    g.sample_size(20).measurement_time(Duration::from_secs(5));
+    let mut means: Vec<(&str, Option<f64>)> = Vec::new();
+    let sides: [(&str, &dyn Executor); 2] = [("local_2_threads", &local), ("cluster_2x1", &client)];
+    for workload in [Workload::Headline, Workload::PerTask] {
+        for (side, executor) in sides {
+            let tally = RefCell::new(Tally::default());
+            let name = format!("{}/{side}", workload.name());
+            g.bench_function(&name, |b| {
+                b.iter_custom(|iters| {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        black_box(workload.compute(executor).expect("workload computes"));
+                    }
+                    let elapsed = start.elapsed();
+                    let mut t = tally.borrow_mut();
+                    t.total += elapsed;
+                    t.iters += iters;
+                    elapsed
+                });
+            });
+            means.push((workload.name(), tally.into_inner().mean()));
+        }
+    }
+    g.finish();
+    for pair in means.chunks(2) {
+        if let [(name, Some(local)), (_, Some(cluster))] = pair {
+            let chunks = Workload::from_name(name)
+                .expect("a workload")
+                .input_chunks() as f64;
+            println!(
+                "distributed {name}: cluster {:.2} ms vs local {:.2} ms ({:.2}× local), \
+                 {:.1} µs per chunk end to end [means over warm-up and samples]",
+                cluster * 1e3,
+                local * 1e3,
+                cluster / local,
+                cluster / chunks * 1e6,
+            );
+        }
+    }
+}
+
 fn main() {
     // `cargo bench` passes --bench; `cargo test --all-targets` does not, and criterion would then run
     // every workload once. Skip them there: the library's unit tests cover the workloads.
@@ -150,5 +260,6 @@ fn main() {
     matmul_2000(&mut c);
     x_plus_xt_mean_axis0(&mut c);
     mean_40000(&mut c);
+    distributed(&mut c);
     c.final_summary();
 }

@@ -97,10 +97,27 @@ impl WorkerChannels {
 /// The cluster as the scheduler sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClusterStatus {
-    /// (address, threads) of each connected worker.
-    pub workers: Vec<(String, u32)>,
+    /// Each connected worker, by id.
+    pub workers: Vec<WorkerInfo>,
     /// Jobs in progress.
     pub jobs: u32,
+}
+
+/// One worker in a [`ClusterStatus`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkerInfo {
+    /// Where peers and clients reach it, e.g. `http://127.0.0.1:9001`.
+    pub address: String,
+    pub threads: u32,
+    /// Tasks assigned to it and not reported yet.
+    pub running: u32,
+    /// Chunks it holds by the scheduler's books (task-done reports, releases, forgotten jobs).
+    pub chunks_held: u64,
+    /// Bytes of those chunks.
+    pub bytes_held: u64,
+    /// Bytes of chunk data the worker itself reported holding in its last heartbeat: what its memory
+    /// really holds, a heartbeat late.
+    pub reported_bytes: u64,
 }
 
 /// An async connection to a tessera scheduler.
@@ -165,7 +182,14 @@ impl AsyncClient {
             workers: s
                 .workers
                 .into_iter()
-                .map(|w| (w.address, w.threads))
+                .map(|w| WorkerInfo {
+                    address: w.address,
+                    threads: w.threads,
+                    running: w.running,
+                    chunks_held: w.chunks_held,
+                    bytes_held: w.bytes_held,
+                    reported_bytes: w.reported_bytes,
+                })
                 .collect(),
             jobs: s.jobs,
         })

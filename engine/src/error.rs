@@ -83,14 +83,52 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// An error and its sources on one line, `outer: cause: root cause`, for messages about transport
-/// failures whose useful part is deep in the chain.
+/// failures whose useful part is deep in the chain. A cause that the line already ends with (a
+/// wrapper displaying its source, or two links saying the same) is not repeated.
 pub fn display_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut source = e.source();
     while let Some(cause) = source {
-        s.push_str(": ");
-        s.push_str(&cause.to_string());
+        let text = cause.to_string();
+        if !s.ends_with(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
+        }
         source = cause.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::display_chain;
+
+    #[derive(Debug)]
+    struct Link(&'static str, Option<Box<Link>>);
+
+    impl std::fmt::Display for Link {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Link {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|l| l as _)
+        }
+    }
+
+    #[test]
+    fn display_chain_says_each_cause_once() {
+        let root = Link("Connection refused (os error 111)", None);
+        let twice = Link("tcp connect error", Some(Box::new(root)));
+        let e = Link(
+            "transport error",
+            Some(Box::new(Link("tcp connect error", Some(Box::new(twice))))),
+        );
+        assert_eq!(
+            display_chain(&e),
+            "transport error: tcp connect error: Connection refused (os error 111)"
+        );
+    }
 }

@@ -50,7 +50,7 @@ pub use array::{
     stack, where_, zeros,
 };
 #[cfg(feature = "distributed")]
-pub use client::{AsyncClient, Client, ClusterStatus};
+pub use client::{AsyncClient, Client, ClusterStatus, WorkerInfo};
 pub use data::{ArrayData, ChunkValue, Element};
 pub use error::{Error, Result};
 pub use exec::{ExecStats, LocalExecutor};

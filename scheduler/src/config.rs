@@ -15,7 +15,8 @@ pub struct SchedulerConfig {
     pub heartbeat_interval: Duration,
     /// A worker silent for this long is declared lost and its work is rescheduled.
     pub heartbeat_timeout: Duration,
-    /// Tasks in flight per worker thread.
+    /// The fewest tasks in flight per worker thread; a worker whose tasks prove short gets more
+    /// (about 2 ms of work per thread, see `core::Config`).
     pub slots_per_thread: u32,
 }
 

@@ -2,6 +2,7 @@
 //! sizes such as `4GiB`. The binary's flags convert into it.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use crate::error::WorkerError;
 
@@ -20,10 +21,13 @@ pub struct WorkerConfig {
     /// The address peers should use to reach this worker (default: the listen address), e.g. when
     /// listening on 0.0.0.0 behind a host name.
     pub advertise: Option<String>,
+    /// How long the worker keeps trying to reach the scheduler when it starts (it may start first).
+    pub connect_timeout: Duration,
 }
 
 impl WorkerConfig {
-    /// A config for a scheduler address with defaults: all cores, 4 GiB, an ephemeral loopback port.
+    /// A config for a scheduler address with defaults: all cores, 4 GiB, an ephemeral loopback port,
+    /// 20 seconds to reach the scheduler.
     pub fn new(scheduler: impl Into<String>) -> Self {
         WorkerConfig {
             scheduler: scheduler.into(),
@@ -31,6 +35,7 @@ impl WorkerConfig {
             memory_limit: 4 << 30,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             advertise: None,
+            connect_timeout: Duration::from_secs(20),
         }
     }
 
@@ -46,6 +51,11 @@ impl WorkerConfig {
 
     pub fn with_listen(mut self, listen: SocketAddr) -> Self {
         self.listen = listen;
+        self
+    }
+
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
         self
     }
 

@@ -168,6 +168,10 @@ impl Runner {
         }
         let this = self.clone();
         self.pool.spawn(move || {
+            // Forgotten while it waited for a thread (the client went away): nothing will read it.
+            if this.store.is_forgotten(job) {
+                return this.report(fail(format!("job {job} was cancelled")));
+            }
             let layer = &graph.graph.layers()[layer_pos];
             let metas = graph.input_metas(layer_pos);
             let started = Instant::now();

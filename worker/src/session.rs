@@ -28,9 +28,6 @@ use crate::service::WorkerService;
 use crate::store::{JobGraph, Store};
 use tessera::client::WorkerChannels as Peers;
 
-/// How long a worker keeps trying to reach the scheduler when it starts.
-const CONNECT_PATIENCE: Duration = Duration::from_secs(20);
-
 /// How long a retiring worker waits for the scheduler's goodbye before leaving anyway.
 const RETIRE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -84,17 +81,22 @@ async fn run_session(
         address: scheduler.clone(),
         message,
     };
+    // A worker may start before its scheduler: keep trying for a while, as dask workers do. One
+    // attempt never outlasts the patience by much (a silent host would take the whole timeout).
+    let patience = config.connect_timeout;
     let endpoint = Endpoint::from_shared(scheduler.clone())
         .map_err(|e| connect_err(e.to_string()))?
         .tcp_nodelay(true)
-        .connect_timeout(Duration::from_secs(5));
-    // A worker may start before its scheduler: keep trying for a while, as dask workers do.
-    let deadline = tokio::time::Instant::now() + CONNECT_PATIENCE;
+        .connect_timeout(patience.clamp(Duration::from_secs(1), Duration::from_secs(5)));
+    let deadline = tokio::time::Instant::now() + patience;
     let channel = loop {
         match endpoint.connect().await {
             Ok(c) => break c,
             Err(e) if tokio::time::Instant::now() >= deadline => {
-                return Err(connect_err(tessera::error::display_chain(&e)));
+                return Err(connect_err(format!(
+                    "gave up after {patience:?}: {}",
+                    tessera::error::display_chain(&e)
+                )));
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
         }

@@ -1,7 +1,11 @@
 //! The worker's chunk store: task results by (job, task), with the bytes held, and the graphs of the
 //! jobs it works on. Shared by the task runner, the session (releases) and the service (fetches).
+//!
+//! A job the scheduler has forgotten (cancelled, failed, or finished) stays forgotten: a task of it
+//! that was already running, or a replica already on its way, finishes after the `Forget` and must not
+//! leave its chunk behind, since nothing would ever release it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use tessera::ChunkValue;
@@ -47,6 +51,9 @@ struct Inner {
     chunks: HashMap<ChunkId, Arc<ChunkValue>>,
     graphs: HashMap<u64, Arc<JobGraph>>,
     bytes: u64,
+    /// Jobs dropped by [`Store::forget`]; job ids are never reused within a session (eight bytes a
+    /// job).
+    forgotten: HashSet<u64>,
 }
 
 /// Chunks and graphs held by this worker.
@@ -56,13 +63,18 @@ pub struct Store {
 }
 
 impl Store {
-    pub fn put(&self, id: ChunkId, value: Arc<ChunkValue>) {
+    /// Keeps a chunk, unless its job was forgotten (then the chunk is dropped and this returns false).
+    pub fn put(&self, id: ChunkId, value: Arc<ChunkValue>) -> bool {
         let mut s = self.inner.lock().expect("store");
+        if s.forgotten.contains(&id.0) {
+            return false;
+        }
         let n = value.nbytes() as u64;
         if let Some(old) = s.chunks.insert(id, value) {
             s.bytes -= old.nbytes() as u64;
         }
         s.bytes += n;
+        true
     }
 
     pub fn get(&self, id: ChunkId) -> Option<Arc<ChunkValue>> {
@@ -79,16 +91,20 @@ impl Store {
     }
 
     pub fn put_graph(&self, job: u64, graph: Arc<JobGraph>) {
-        self.inner.lock().expect("store").graphs.insert(job, graph);
+        let mut s = self.inner.lock().expect("store");
+        if !s.forgotten.contains(&job) {
+            s.graphs.insert(job, graph);
+        }
     }
 
     pub fn graph(&self, job: u64) -> Option<Arc<JobGraph>> {
         self.inner.lock().expect("store").graphs.get(&job).cloned()
     }
 
-    /// Drops a job's graph and every chunk of it.
+    /// Drops a job's graph and every chunk of it, now and when any arrives later.
     pub fn forget(&self, job: u64) {
         let mut s = self.inner.lock().expect("store");
+        s.forgotten.insert(job);
         s.graphs.remove(&job);
         let mut freed = 0;
         s.chunks.retain(|&(j, _), v| {
@@ -100,6 +116,11 @@ impl Store {
             }
         });
         s.bytes -= freed;
+    }
+
+    /// Whether [`Store::forget`] dropped the job.
+    pub fn is_forgotten(&self, job: u64) -> bool {
+        self.inner.lock().expect("store").forgotten.contains(&job)
     }
 
     /// Bytes of chunk data held.
@@ -114,5 +135,33 @@ impl Store {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(n: usize) -> Arc<ChunkValue> {
+        Arc::new(ChunkValue::Array(tessera::ArrayData::F64(
+            ndarray::ArrayD::zeros(ndarray::IxDyn(&[n])),
+        )))
+    }
+
+    #[test]
+    fn a_forgotten_job_keeps_nothing_even_what_arrives_late() {
+        let store = Store::default();
+        assert!(store.put((1, 0), chunk(10)));
+        assert!(store.put((2, 0), chunk(5)));
+        assert_eq!(store.bytes(), 120);
+        store.forget(1);
+        assert_eq!((store.len(), store.bytes()), (1, 40));
+        assert!(store.is_forgotten(1) && !store.is_forgotten(2));
+        // A task of job 1 that was running when the job was forgotten finishes now.
+        assert!(!store.put((1, 1), chunk(10)));
+        assert_eq!((store.len(), store.bytes()), (1, 40));
+        assert!(store.get((1, 1)).is_none());
+        store.release([(2, 0)]);
+        assert_eq!((store.len(), store.bytes()), (0, 0));
     }
 }

@@ -154,11 +154,40 @@ pub fn run(p: &Program, block: &[u32], deps: &[Arc<ChunkValue>]) -> Result<Chunk
         })
         .collect();
 
+    let row_reduced = ndim > 0 && reduced(ndim - 1);
+    // `random → sum/mean`: sum each row's uniform values straight from the generator, exactly, without
+    // filling a tile.
+    let fused_uniform_sum = match (&p.leaves[..], p.instrs.is_empty(), &p.reduce) {
+        ([leaf], true, Some(r))
+            if (row_reduced || ndim == 0)
+                && matches!(
+                    r.reduction,
+                    crate::ops::Reduction::Sum | crate::ops::Reduction::Mean
+                )
+                && leaf.dtype == DType::F64
+                && matches!(plans[0].row, LeafRow::Generated) =>
+        {
+            match leaf.kind {
+                LeafKind::Random {
+                    seed,
+                    dist: Distribution::Uniform,
+                } => Some(RandomKey::new(seed, Distribution::Uniform as u64)),
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+
     let nvalues = p.leaves.len() + p.instrs.len();
     let tile = row_len.clamp(1, TILE);
-    let mut bufs: Vec<Buf> = (0..nvalues as u32)
-        .map(|v| Buf::new(p.value_dtype(v), tile))
-        .collect();
+    // The fused sum never fills a tile: no buffers (tiny tasks are dominated by allocation).
+    let mut bufs: Vec<Buf> = if fused_uniform_sum.is_some() {
+        Vec::new()
+    } else {
+        (0..nvalues as u32)
+            .map(|v| Buf::new(p.value_dtype(v), tile))
+            .collect()
+    };
     for (i, leaf) in p.leaves.iter().enumerate() {
         if let LeafKind::Full(s) = leaf.kind {
             bufs[i].fill(s, tile);
@@ -198,29 +227,6 @@ pub fn run(p: &Program, block: &[u32], deps: &[Arc<ChunkValue>]) -> Result<Chunk
             arg_strides = s;
         }
     }
-    let row_reduced = ndim > 0 && reduced(ndim - 1);
-    // `random → sum/mean`: sum each row's uniform values straight from the generator, exactly, without
-    // filling a tile.
-    let fused_uniform_sum = match (&p.leaves[..], p.instrs.is_empty(), &p.reduce) {
-        ([leaf], true, Some(r))
-            if (row_reduced || ndim == 0)
-                && matches!(
-                    r.reduction,
-                    crate::ops::Reduction::Sum | crate::ops::Reduction::Mean
-                )
-                && leaf.dtype == DType::F64
-                && matches!(plans[0].row, LeafRow::Generated) =>
-        {
-            match leaf.kind {
-                LeafKind::Random {
-                    seed,
-                    dist: Distribution::Uniform,
-                } => Some(RandomKey::new(seed, Distribution::Uniform as u64)),
-                _ => None,
-            }
-        }
-        _ => None,
-    };
 
     let mut outer_idx: SmallVec<[usize; 4]> = SmallVec::from_elem(0, row_start);
     let mut bases: SmallVec<[usize; 8]> = SmallVec::from_elem(0, p.leaves.len());

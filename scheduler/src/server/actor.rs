@@ -409,6 +409,7 @@ impl Actor {
                         running: w.running,
                         chunks_held: w.chunks_held,
                         bytes_held: w.bytes_held,
+                        reported_bytes: w.reported_bytes,
                     })
                     .collect();
                 let _ = reply.send(pb::StatusReply {

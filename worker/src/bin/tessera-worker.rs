@@ -1,9 +1,10 @@
 //! The worker binary: `tessera-worker --scheduler http://127.0.0.1:8786 --threads N --memory-limit 4GiB
-//! [--listen ADDR]`. Every flag can also be set through its environment variable (see `--help`).
-//! Ctrl-C or SIGTERM retires the worker gracefully.
+//! [--listen ADDR] [--connect-timeout-secs S]`. Every flag can also be set through its environment
+//! variable (see `--help`). Ctrl-C or SIGTERM retires the worker gracefully.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use tessera_worker::{WorkerConfig, WorkerError, parse_memory};
@@ -30,13 +31,21 @@ struct Args {
     /// The address peers use to reach this worker (default: the listen address).
     #[arg(long, env = "TESSERA_WORKER_ADVERTISE")]
     advertise: Option<String>,
+    /// Seconds to keep trying to reach the scheduler at start-up before giving up.
+    #[arg(
+        long,
+        env = "TESSERA_WORKER_CONNECT_TIMEOUT_SECS",
+        default_value_t = 20
+    )]
+    connect_timeout_secs: u64,
 }
 
 impl Args {
     fn into_config(self) -> Result<WorkerConfig, WorkerError> {
         let mut config = WorkerConfig::new(self.scheduler)
             .with_memory_limit(parse_memory(&self.memory_limit)?)
-            .with_listen(self.listen);
+            .with_listen(self.listen)
+            .with_connect_timeout(Duration::from_secs(self.connect_timeout_secs));
         if let Some(t) = self.threads {
             config = config.with_threads(t);
         }

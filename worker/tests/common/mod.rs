@@ -1,0 +1,183 @@
+//! The cluster harness shared by the integration tests: the real `tessera-scheduler` and
+//! `tessera-worker` binaries on loopback ports, killed when the [`Cluster`] is dropped, and bit-for-bit
+//! comparison with the local executor.
+//!
+//! `cargo test --workspace` builds both binaries before any test runs (each package's integration
+//! tests need its own binary); the scheduler's is found next to the worker's.
+
+// Each test file compiles this module on its own and uses only part of it.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use tessera::{Array, Client, LocalExecutor};
+
+pub fn worker_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_tessera-worker"))
+}
+
+pub fn scheduler_binary() -> PathBuf {
+    let path = worker_binary()
+        .with_file_name(format!("tessera-scheduler{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo build -p tessera-scheduler` (cargo test --workspace does)",
+        path.display()
+    );
+    path
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Calls `probe` every 20 ms until it returns `Some`, for at most `patience`; panics naming `what`
+/// (and the last thing `probe` saw, through `last`) when time runs out.
+pub fn poll<T>(
+    what: &str,
+    patience: Duration,
+    mut probe: impl FnMut(&mut String) -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + patience;
+    let mut last = String::new();
+    loop {
+        if let Some(v) = probe(&mut last) {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not within {patience:?} (last seen: {last})"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits for a child process to exit, for at most `patience`.
+pub fn wait_exit(child: &mut Child, what: &str, patience: Duration) -> ExitStatus {
+    poll(what, patience, |_| child.try_wait().unwrap())
+}
+
+/// Kills its processes when dropped, so a failing test leaves nothing running.
+#[derive(Debug)]
+pub struct Cluster {
+    pub address: String,
+    pub scheduler: Child,
+    pub workers: Vec<Child>,
+    /// The address each worker in `workers` serves on (as the scheduler's status lists it).
+    pub worker_addresses: Vec<String>,
+}
+
+impl Cluster {
+    pub fn start(workers: usize) -> Cluster {
+        let port = free_port();
+        let address = format!("http://127.0.0.1:{port}");
+        let scheduler = Command::new(scheduler_binary())
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--heartbeat-ms",
+                "200",
+                "--heartbeat-timeout-ms",
+                "2000",
+            ])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start the scheduler");
+        let mut cluster = Cluster {
+            address,
+            scheduler,
+            workers: Vec::new(),
+            worker_addresses: Vec::new(),
+        };
+        drop(cluster.client());
+        for _ in 0..workers {
+            cluster.add_worker();
+        }
+        cluster.wait_for_workers(workers);
+        cluster
+    }
+
+    /// Starts a worker with one thread on a port of its own.
+    pub fn add_worker(&mut self) {
+        let listen = format!("127.0.0.1:{}", free_port());
+        let child = Command::new(worker_binary())
+            .args([
+                "--scheduler",
+                &self.address,
+                "--threads",
+                "1",
+                "--memory-limit",
+                "1GiB",
+                "--listen",
+                &listen,
+            ])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start a worker");
+        self.workers.push(child);
+        self.worker_addresses.push(format!("http://{listen}"));
+    }
+
+    pub fn client(&self) -> Client {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match Client::connect(&self.address) {
+                Ok(c) => return c,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => panic!("the scheduler never came up: {e}"),
+            }
+        }
+    }
+
+    pub fn wait_for_workers(&self, n: usize) {
+        let client = self.client();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while client.status().unwrap().workers.len() < n {
+            assert!(Instant::now() < deadline, "workers did not register");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for w in &mut self.workers {
+            let _ = w.kill();
+            let _ = w.wait();
+        }
+        let _ = self.scheduler.kill();
+        let _ = self.scheduler.wait();
+    }
+}
+
+pub fn local(a: &Array) -> tessera::ArrayData {
+    a.compute_on(&LocalExecutor::with_threads(2).unwrap())
+        .unwrap()
+}
+
+/// Bit-for-bit equality, NaN included.
+pub fn assert_same_bits(a: &tessera::ArrayData, b: &tessera::ArrayData, what: &str) {
+    assert_eq!(a.dtype(), b.dtype(), "{what}: dtype");
+    assert_eq!(a.shape(), b.shape(), "{what}: shape");
+    let bits = |d: &tessera::ArrayData| -> Vec<u64> {
+        match d {
+            tessera::ArrayData::F64(x) => x.iter().map(|v| v.to_bits()).collect(),
+            tessera::ArrayData::F32(x) => x.iter().map(|v| v.to_bits() as u64).collect(),
+            tessera::ArrayData::I64(x) => x.iter().map(|&v| v as u64).collect(),
+            tessera::ArrayData::Bool(x) => x.iter().map(|&v| v as u64).collect(),
+        }
+    };
+    assert!(bits(a) == bits(b), "{what}: values differ");
+}
