@@ -31,6 +31,7 @@ import argparse
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -207,6 +208,10 @@ def main() -> int:
             dist_s = r.get("distributed") and r["distributed"]["seconds"]
             dask_s = r.get("dask") and r["dask"]["seconds"]
             r["distributed_over_local"] = ratio(dist_s, local_s)
+            # Each repetition ran local then distributed back to back: the median of those paired
+            # ratios shrugs off a burst of outside load that hit one repetition.
+            paired = [d["seconds"] / l["seconds"] for l, d in zip(runs["local"], runs["distributed"])]
+            r["distributed_over_local_paired_median"] = statistics.median(paired) if paired else None
             r["dask_over_distributed"] = ratio(dask_s, dist_s)
             if w in CHUNKS:
                 n = CHUNKS[w]
@@ -214,21 +219,24 @@ def main() -> int:
                                      (("local", local_s), ("distributed", dist_s), ("dask", dask_s))}
             results[w] = r
 
-    header = (f"{'workload':<11} {'local s':>8} {'dist s':>8} {'dist/local':>10} {'dask.dist s':>11} "
-              f"{'dask/dist':>9}  result (local | dist | dask)")
+    header = (f"{'workload':<11} {'local s':>8} {'dist s':>8} {'dist/local':>10} {'paired':>7} "
+              f"{'dask.dist s':>11} {'dask/dist':>9}  result (local | dist | dask)")
     print(header)
     print("-" * len(header))
     for w, r in results.items():
         loc, dist, dask = r.get("local"), r.get("distributed"), r.get("dask")
         checks = " | ".join(fmt(s and s["result"], ".6g") for s in (loc, dist, dask))
         print(f"{w:<11} {fmt(loc and loc['seconds'], '.3f'):>8} {fmt(dist and dist['seconds'], '.3f'):>8} "
-              f"{fmt(r['distributed_over_local'], '.2f'):>10} {fmt(dask and dask['seconds'], '.3f'):>11} "
+              f"{fmt(r['distributed_over_local'], '.2f'):>10} "
+              f"{fmt(r['distributed_over_local_paired_median'], '.2f'):>7} {fmt(dask and dask['seconds'], '.3f'):>11} "
               f"{fmt(r['dask_over_distributed'], '.1f'):>9}  {checks}")
         if "us_per_chunk" in r:
             u = r["us_per_chunk"]
             print(f"{'':<11} per chunk, end to end: local {fmt(u['local'], '.1f')} µs, distributed "
                   f"{fmt(u['distributed'], '.1f')} µs, dask.distributed {fmt(u['dask'], '.1f')} µs")
     startups = [r["dask_startup_seconds"] for r in results.values() if "dask_startup_seconds" in r]
+    print("(s: best of the repetitions; dist/local: best over best; paired: median over the "
+          "repetitions of distributed over the local run just before it)")
     print(f"(best of {args.repeat}, interleaved; {args.workers} workers x 1 thread; local executor "
           f"{threads} threads; dask's LocalCluster start-up, not counted: "
           f"{fmt(min(startups) if startups else None, '.2f')} s)")

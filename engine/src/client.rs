@@ -157,10 +157,19 @@ impl AsyncClient {
                 theirs: status.protocol_version,
             });
         }
+        let workers = WorkerChannels::default();
+        // Open the workers' channels in the background now, so that a job's first result fetch
+        // does not pay for a TCP and HTTP/2 handshake; a failure here only means the fetch connects.
+        for w in &status.workers {
+            let (channels, worker) = (workers.clone(), w.address.clone());
+            tokio::spawn(async move {
+                let _ = channels.client(&worker).await;
+            });
+        }
         Ok(AsyncClient {
             address: address.to_string(),
             scheduler,
-            workers: WorkerChannels::default(),
+            workers,
         })
     }
 

@@ -16,7 +16,7 @@ pub struct SchedulerConfig {
     /// A worker silent for this long is declared lost and its work is rescheduled.
     pub heartbeat_timeout: Duration,
     /// The fewest tasks in flight per worker thread; a worker whose tasks prove short gets more
-    /// (about 2 ms of work per thread, see `core::Config`).
+    /// (about 1 ms of work per thread, see `core::Config`).
     pub slots_per_thread: u32,
 }
 

@@ -132,7 +132,7 @@ impl Default for Config {
             heartbeat_timeout: Duration::from_secs(30),
             slots_per_thread: 2,
             max_slots_per_thread: 256,
-            queue_time: Duration::from_millis(2),
+            queue_time: Duration::from_millis(1),
         }
     }
 }

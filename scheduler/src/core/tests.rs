@@ -829,11 +829,13 @@ fn short_tasks_deepen_a_worker_s_queue_and_long_ones_shrink_it_back() {
     env.deliver();
     // Nothing timed yet: two slots per thread.
     assert_eq!(env.in_flight(W1), 4);
-    // 10 µs tasks: about 2 ms of work per thread is 200 tasks each.
+    // 10 µs tasks: `queue_time` of work per thread (1 ms by default: 100 tasks) on each of 2.
+    let queue = Config::default().queue_time;
     env.run_time = Duration::from_micros(10);
     env.finish_next(W1);
     env.deliver();
-    assert_eq!(env.in_flight(W1), 400);
+    assert_eq!(env.in_flight(W1), 2 * queue.as_micros() as usize / 10);
+    assert!(env.in_flight(W1) > 4);
     // Tasks of a nanosecond stop at the ceiling of 256 per thread.
     env.run_time = Duration::from_nanos(1);
     for _ in 0..40 {
