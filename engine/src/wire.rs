@@ -442,6 +442,11 @@ impl TryFrom<&Leaf> for pb::Leaf {
             shape: u64s(&l.shape),
             rank: u32_of(l.rank, "leaf rank")?,
             dtype: pb::DType::from(l.dtype) as i32,
+            axes: l
+                .axes
+                .iter()
+                .map(|&a| u32_of(a, "leaf axis"))
+                .collect::<Result<_>>()?,
         })
     }
 }
@@ -474,6 +479,7 @@ impl TryFrom<pb::Leaf> for Leaf {
             shape: usizes_of(&l.shape, "leaf dimension")?,
             rank: l.rank as usize,
             dtype: dtype_of(l.dtype)?,
+            axes: l.axes.iter().map(|&a| a as usize).collect(),
         })
     }
 }
@@ -1473,6 +1479,7 @@ mod tests {
             shape: vec![7, 1],
             rank: 1,
             dtype,
+            axes: Vec::new(),
         }
     }
 
@@ -2077,6 +2084,36 @@ mod tests {
             matches!(&err, Error::InvalidLayer { reason, .. } if reason.contains("not in the graph")),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_transposed_source_crosses_the_wire_and_bad_axes_are_refused() {
+        let r = default_rng(4).random(&[12, 10], [5, 4]).unwrap();
+        let g = crate::optimize::optimize(r.t().graph());
+        let permuted = |g: &Graph| {
+            g.layers().iter().any(|l| match &l.op {
+                Op::Blockwise(p) => p.leaves.iter().any(|leaf| leaf.axes == [1, 0]),
+                _ => false,
+            })
+        };
+        assert!(permuted(&g), "the optimizer generates r.T in place");
+        let back = graph_from_proto(graph_to_proto(&g).unwrap()).unwrap();
+        assert!(permuted(&back));
+        let ids = |g: &Graph| g.layers().iter().map(|l| l.id).collect::<Vec<_>>();
+        assert_eq!(ids(&back), ids(&g));
+
+        for bad in [vec![0, 0], vec![1], vec![0, 2]] {
+            let mut msg = graph_to_proto(&g).unwrap();
+            for layer in &mut msg.layers {
+                if let Some(pb::op::Op::Blockwise(p)) =
+                    layer.op.as_mut().and_then(|o| o.op.as_mut())
+                {
+                    p.leaves[0].axes = bad.clone();
+                }
+            }
+            let err = graph_from_proto(msg).unwrap_err();
+            assert!(err.to_string().contains("axes"), "{bad:?}: {err}");
+        }
     }
 
     // -----------------------------------------------------------------------------------------

@@ -83,6 +83,81 @@ fn transpose_composes_with_elementwise_and_reductions() {
     check(&(&sq + &sq.t()).unwrap(), &(&sqd + &sqd.t()));
 }
 
+/// A transpose of a generated source is generated in place (the optimizer's `transpose_sources`):
+/// every value must be bit for bit the transpose of the source's values, whatever the source, the
+/// permutation and the chunking, and `x + x.T` must fuse to one task per chunk.
+#[test]
+fn transposed_sources_are_generated_in_place_bit_for_bit() {
+    let rng = default_rng(9);
+    let sources: Vec<(&str, Array)> = vec![
+        ("uniform", rng.random(&[37, 23], [10, 7]).unwrap()),
+        (
+            "uniform f32",
+            rng.random_dtype(&[37, 23], [10, 7], DType::F32).unwrap(),
+        ),
+        ("normal", rng.standard_normal(&[23, 37], [7, 10]).unwrap()),
+        ("uniform 3-d", rng.random(&[5, 6, 7], [2, 4, 3]).unwrap()),
+        (
+            "arange reshaped",
+            tessera::arange(0.0, 60.0, 1.0, [7])
+                .unwrap()
+                .reshape(&[6, 10])
+                .unwrap(),
+        ),
+        (
+            "linspace row times full",
+            (&tessera::linspace(0.0, 1.0, 10, true, [4]).unwrap()
+                * &tessera::full(&[6, 10], 2.0f64, [4, 4]).unwrap())
+                .unwrap(),
+        ),
+        // Math on a source, and a source broadcast against another: still input-free programs.
+        (
+            "sqrt(uniform) * 3 + row",
+            (&(&rng.random(&[12, 9], [5, 4]).unwrap().sqrt().unwrap() * 3.0f64).unwrap()
+                + &rng.random(&[9], [4]).unwrap())
+                .unwrap(),
+        ),
+    ];
+    for (what, x) in sources {
+        let values = x.compute_dyn().unwrap();
+        let nd = x.ndim();
+        for perm in permutations(nd) {
+            let t = x.permute_axes(&perm).unwrap();
+            let expected = tessera::map_array!(&values, v => {
+                v.view().permuted_axes(IxDyn(&perm)).as_standard_layout().into_owned()
+            });
+            let counts = (t.task_counts().unwrap(), x.task_counts().unwrap());
+            assert_bits_eq(&t.compute_dyn().unwrap(), &expected);
+            if what != "arange reshaped" {
+                // Generated in place: no transpose tasks on top of the source's.
+                assert_eq!(counts.0.after, counts.1.after, "{what} {perm:?}");
+            }
+        }
+        // Then reduced: the generated rows run along an outer axis of the source.
+        if nd == 2 && values.dtype() == DType::F64 {
+            let xs = x.compute::<f64>().unwrap();
+            check(
+                &x.t().sum_axis(1).unwrap(),
+                &reduce_lanes(&xs, &[0], false, |l| l.iter().sum::<f64>()),
+            );
+        }
+    }
+
+    let x = rng.random(&[40, 40], [10, 10]).unwrap();
+    let both = (&x + &x.t()).unwrap().mean_axis(0).unwrap();
+    // 16 fused (x + x.T → partial mean) tasks and one combine per output column block; no chunk of
+    // x is materialized and no transpose copies one.
+    assert_eq!(both.task_counts().unwrap().after, 16 + 4);
+    let xs = x.compute::<f64>().unwrap();
+    let sum = &xs + &xs.t();
+    check(
+        &both,
+        &reduce_lanes(&sum, &[0], false, |l| {
+            l.iter().sum::<f64>() / l.len() as f64
+        }),
+    );
+}
+
 #[test]
 fn permute_axes_rejects_bad_permutations() {
     let a = from_array(sample::<f64>(&[2, 3, 4], 1), [1, 2, 3]).unwrap();

@@ -186,6 +186,7 @@ impl ProgramBuilder {
             shape,
             rank: a.ndim(),
             dtype: a.dtype(),
+            axes: Vec::new(),
         });
         (self.leaves.len() - 1) as u32
     }
@@ -200,6 +201,7 @@ impl ProgramBuilder {
             shape: vec![1; self.domain.ndim()],
             rank: 0,
             dtype: s.dtype(),
+            axes: Vec::new(),
         });
         (self.leaves.len() - 1) as u32
     }

@@ -454,6 +454,22 @@ fn check_program(layer: &Layer, p: &Program, inputs: &[Input<'_>]) -> Result<Pro
                 leaf.shape, leaf.rank
             ));
         }
+        if !leaf.axes.is_empty() {
+            let mut seen = vec![false; nd];
+            let permutation = leaf.axes.len() == nd
+                && leaf.rank == nd
+                && leaf
+                    .axes
+                    .iter()
+                    .all(|&a| a < nd && !std::mem::replace(&mut seen[a], true));
+            if !permutation || matches!(leaf.kind, LeafKind::Input(_)) {
+                return Err(format!(
+                    "leaf {li} has axes {:?}: only a generated leaf of the domain's rank {nd} may \
+                     permute its axes, and only with a permutation of 0..{nd}",
+                    leaf.axes
+                ));
+            }
+        }
         match &leaf.kind {
             LeafKind::Input(i) => {
                 let Some(input) = inputs.get(*i) else {

@@ -25,7 +25,7 @@ enum LeafRow<'a> {
     Constant,
     /// A contiguous run of an input chunk.
     Slice(&'a ArrayData),
-    /// Generated from consecutive global indices.
+    /// Generated from global indices a fixed step apart (1 unless the leaf's axes are permuted).
     Generated,
 }
 
@@ -67,6 +67,11 @@ pub fn run(p: &Program, block: &[u32], deps: &[Arc<ChunkValue>]) -> Result<Chunk
         });
     }
     let broadcast = |leaf: &crate::ops::Leaf, a: usize| leaf.shape[a] == 1 && full[a] != 1;
+    let global_strides: Vec<SmallVec<[usize; 4]>> = p
+        .leaves
+        .iter()
+        .map(|leaf| generated_strides(leaf, |a| broadcast(leaf, a)))
+        .collect();
 
     // Which trailing axes form one contiguous row.
     let reduced = |a: usize| p.reduce.as_ref().is_some_and(|r| r.axes.contains(&a));
@@ -76,16 +81,20 @@ pub fn run(p: &Program, block: &[u32], deps: &[Arc<ChunkValue>]) -> Result<Chunk
             let a = row_start - 1;
             let last = ndim - 1;
             let ok = reduced(a) == reduced(last)
-                && p.leaves.iter().all(|leaf| {
+                && p.leaves.iter().enumerate().all(|(li, leaf)| {
                     let b = broadcast(leaf, a);
                     if b != broadcast(leaf, last) {
                         return false;
                     }
                     match leaf.kind {
                         LeafKind::Input(_) | LeafKind::Full(_) => true,
-                        // Global flat indices are contiguous across rows only if the chunk spans the
-                        // inner axes whole.
-                        _ => b || (a + 1..ndim).all(|i| dshape[i] == full[i]),
+                        // Global flat indices stay one arithmetic run across rows only if axis `a`
+                        // steps exactly over the row (true when the chunk spans the inner axes whole
+                        // of an unpermuted leaf).
+                        _ => {
+                            let g = &global_strides[li];
+                            b || g[a] == g[last] * dshape[a + 1..].iter().product::<usize>()
+                        }
                     }
                 });
             if !ok {
@@ -105,7 +114,8 @@ pub fn run(p: &Program, block: &[u32], deps: &[Arc<ChunkValue>]) -> Result<Chunk
     let plans: Vec<LeafPlan> = p
         .leaves
         .iter()
-        .map(|leaf| {
+        .enumerate()
+        .map(|(li, leaf)| {
             let bc = ndim > 0 && broadcast(leaf, ndim - 1);
             match &leaf.kind {
                 LeafKind::Input(i) => {
@@ -134,12 +144,7 @@ pub fn run(p: &Program, block: &[u32], deps: &[Arc<ChunkValue>]) -> Result<Chunk
                     global: true,
                 },
                 _ => {
-                    let mut strides = strides_of(&leaf.shape);
-                    for (a, s) in strides.iter_mut().enumerate() {
-                        if broadcast(leaf, a) {
-                            *s = 0;
-                        }
-                    }
+                    let strides = global_strides[li].clone();
                     LeafPlan {
                         row: if bc {
                             LeafRow::Constant
@@ -273,7 +278,7 @@ pub fn run(p: &Program, block: &[u32], deps: &[Arc<ChunkValue>]) -> Result<Chunk
             };
             a.feed_sum(
                 pos_base,
-                random::sum_uniform_f64(key, bases[0] as u64, row_len as u64),
+                random::sum_uniform_f64(key, bases[0] as u64, row_step(&plans[0]), row_len as u64),
                 row_len,
             );
             advance(&mut outer_idx, &dshape[..row_start]);
@@ -287,7 +292,9 @@ pub fn run(p: &Program, block: &[u32], deps: &[Arc<ChunkValue>]) -> Result<Chunk
                     LeafRow::Constant => {}
                     LeafRow::Slice(data) => copy_slice(data, bases[li] + t0, n, &mut bufs[li]),
                     LeafRow::Generated => {
-                        generate(&leaf.kind, (bases[li] + t0) as u64, n, &mut bufs[li])
+                        let step = row_step(&plans[li]);
+                        let start = bases[li] as u64 + t0 as u64 * step;
+                        generate(&leaf.kind, start, step, n, &mut bufs[li])
                     }
                 }
             }
@@ -322,6 +329,35 @@ pub fn run(p: &Program, block: &[u32], deps: &[Arc<ChunkValue>]) -> Result<Chunk
         (None, Some((a, pshape, _))) => Ok(a.finish(&pshape)),
         (None, None) => unreachable!("a program either writes or reduces"),
     }
+}
+
+/// Per domain axis, the step of a generated leaf's global flat index (0 where it is broadcast): the
+/// C-order strides of the leaf's own array, taken in domain order when its axes are permuted.
+fn generated_strides(
+    leaf: &crate::ops::Leaf,
+    broadcast: impl Fn(usize) -> bool,
+) -> SmallVec<[usize; 4]> {
+    let mut strides = if leaf.axes.is_empty() {
+        strides_of(&leaf.shape)
+    } else {
+        let mut own = vec![0; leaf.shape.len()];
+        for (d, &a) in leaf.axes.iter().enumerate() {
+            own[a] = leaf.shape[d];
+        }
+        let own_strides = strides_of(&own);
+        leaf.axes.iter().map(|&a| own_strides[a]).collect()
+    };
+    for (a, s) in strides.iter_mut().enumerate() {
+        if broadcast(a) {
+            *s = 0;
+        }
+    }
+    strides
+}
+
+/// The global index step along a generated leaf's row (the last domain axis).
+fn row_step(plan: &LeafPlan) -> u64 {
+    plan.strides.last().map_or(1, |&s| s as u64)
 }
 
 /// Steps a C-order odometer over `shape`.
@@ -380,7 +416,7 @@ fn leaf_value(
         }
         (kind, _) => {
             let mut b = Buf::new(leaf.dtype, 1);
-            generate(kind, base as u64, 1, &mut b);
+            generate(kind, base as u64, 1, 1, &mut b);
             match b {
                 Buf::F64(v) => Scalar::F64(v[0]),
                 Buf::F32(v) => Scalar::F32(v[0]),
@@ -391,48 +427,49 @@ fn leaf_value(
     }
 }
 
-/// Fills `n` generated values starting at global flat index `start`.
-fn generate(kind: &LeafKind, start: u64, n: usize, buf: &mut Buf) {
+/// Fills `n` generated values at global flat indices `start + j·step`.
+fn generate(kind: &LeafKind, start: u64, step: u64, n: usize, buf: &mut Buf) {
+    let index = |j: usize| start + j as u64 * step;
     match (kind, buf) {
         (LeafKind::Random { seed, dist }, buf) => {
             let key = RandomKey::new(*seed, *dist as u64);
             match (dist, buf) {
                 (Distribution::Uniform, Buf::F64(b)) => {
-                    random::fill_uniform_f64(key, start, &mut b[..n])
+                    random::fill_uniform_f64(key, start, step, &mut b[..n])
                 }
                 (Distribution::Uniform, Buf::F32(b)) => {
-                    random::fill_uniform_f32(key, start, &mut b[..n])
+                    random::fill_uniform_f32(key, start, step, &mut b[..n])
                 }
                 (Distribution::StandardNormal, Buf::F64(b)) => {
-                    random::fill_standard_normal_f64(key, start, &mut b[..n])
+                    random::fill_standard_normal_f64(key, start, step, &mut b[..n])
                 }
                 (Distribution::StandardNormal, Buf::F32(b)) => {
-                    random::fill_standard_normal_f32(key, start, &mut b[..n])
+                    random::fill_standard_normal_f32(key, start, step, &mut b[..n])
                 }
                 (_, b) => unreachable!("random arrays are float, not {}", b.dtype()),
             }
         }
-        (LeafKind::Arange { start: s, step }, Buf::I64(b)) => {
-            let (s, step) = (*s as i64, *step as i64);
+        (LeafKind::Arange { start: s, step: d }, Buf::I64(b)) => {
+            let (s, d) = (*s as i64, *d as i64);
             for (j, v) in b[..n].iter_mut().enumerate() {
-                *v = s + (start as i64 + j as i64) * step;
+                *v = s + index(j) as i64 * d;
             }
         }
-        (LeafKind::Arange { start: s, step }, Buf::F64(b)) => {
+        (LeafKind::Arange { start: s, step: d }, Buf::F64(b)) => {
             for (j, v) in b[..n].iter_mut().enumerate() {
-                *v = s + (start + j as u64) as f64 * step;
+                *v = s + index(j) as f64 * d;
             }
         }
-        (LeafKind::Arange { start: s, step }, Buf::F32(b)) => {
+        (LeafKind::Arange { start: s, step: d }, Buf::F32(b)) => {
             for (j, v) in b[..n].iter_mut().enumerate() {
-                *v = (s + (start + j as u64) as f64 * step) as f32;
+                *v = (s + index(j) as f64 * d) as f32;
             }
         }
         (
             LeafKind::Linspace {
                 start: s,
                 stop,
-                step,
+                step: d,
                 num,
                 endpoint,
             },
@@ -442,18 +479,18 @@ fn generate(kind: &LeafKind, start: u64, n: usize, buf: &mut Buf) {
                 if *endpoint && i + 1 == *num && *num > 1 {
                     *stop
                 } else {
-                    s + i as f64 * step
+                    s + i as f64 * d
                 }
             };
             match buf {
                 Buf::F64(b) => b[..n]
                     .iter_mut()
                     .enumerate()
-                    .for_each(|(j, v)| *v = value(start + j as u64)),
+                    .for_each(|(j, v)| *v = value(index(j))),
                 Buf::F32(b) => b[..n]
                     .iter_mut()
                     .enumerate()
-                    .for_each(|(j, v)| *v = value(start + j as u64) as f32),
+                    .for_each(|(j, v)| *v = value(index(j)) as f32),
                 b => unreachable!("linspace is float, not {}", b.dtype()),
             }
         }

@@ -234,14 +234,16 @@ fn normal_streams(key: RandomKey) -> (Stream, Stream) {
     )
 }
 
-/// `out[j] = elem(stream.counter(start + j))`. A plain loop over a linear counter is what LLVM's
-/// loop vectorizer handles best (explicit lane arrays get vectorized across steps, with scatters).
+/// `out[j] = elem(stream.counter(start + j·step))`. A plain loop over a linear counter is what LLVM's
+/// loop vectorizer handles best (explicit lane arrays get vectorized across steps, with scatters);
+/// the counter of index `i + step` is the counter of `i` plus `step·GAMMA`, so any step costs the same.
 #[inline(always)]
-fn fill_counters<T>(stream: Stream, start: u64, out: &mut [T], elem: impl Fn(u64) -> T) {
+fn fill_counters<T>(stream: Stream, start: u64, step: u64, out: &mut [T], elem: impl Fn(u64) -> T) {
     let mut counter = stream.counter(start);
+    let delta = step.wrapping_mul(GAMMA);
     for o in out {
         *o = elem(counter);
-        counter = counter.wrapping_add(GAMMA);
+        counter = counter.wrapping_add(delta);
     }
 }
 
@@ -334,42 +336,44 @@ macro_rules! multiversion {
 }
 
 multiversion! {
-    fn uniform_f64_at(stream: Stream, start: u64, out: &mut [f64]) {
-        fill_counters(stream, start, out, |c| unit_f64(stream.bits(c)));
+    fn uniform_f64_at(stream: Stream, start: u64, step: u64, out: &mut [f64]) {
+        fill_counters(stream, start, step, out, |c| unit_f64(stream.bits(c)));
     }
 }
 
 multiversion! {
-    fn uniform_f32_at(stream: Stream, start: u64, out: &mut [f32]) {
-        fill_counters(stream, start, out, |c| unit_f32(stream.bits(c)));
+    fn uniform_f32_at(stream: Stream, start: u64, step: u64, out: &mut [f32]) {
+        fill_counters(stream, start, step, out, |c| unit_f32(stream.bits(c)));
     }
 }
 
 multiversion! {
-    fn normal_f64_at(radius: Stream, angle: Stream, start: u64, out: &mut [f64]) {
-        // Both sub-streams advance by GAMMA per element, so their counters differ by a constant.
+    fn normal_f64_at(radius: Stream, angle: Stream, start: u64, step: u64, out: &mut [f64]) {
+        // Both sub-streams advance by step·GAMMA per element, so their counters differ by a constant.
         let offset = angle.k0.wrapping_sub(radius.k0);
-        fill_counters(radius, start, out, |c| {
+        fill_counters(radius, start, step, out, |c| {
             standard_normal(radius.bits(c), angle.bits(c.wrapping_add(offset)))
         });
     }
 }
 
 multiversion! {
-    fn normal_f32_at(radius: Stream, angle: Stream, start: u64, out: &mut [f32]) {
+    fn normal_f32_at(radius: Stream, angle: Stream, start: u64, step: u64, out: &mut [f32]) {
         let offset = angle.k0.wrapping_sub(radius.k0);
-        fill_counters(radius, start, out, |c| {
+        fill_counters(radius, start, step, out, |c| {
             standard_normal(radius.bits(c), angle.bits(c.wrapping_add(offset))) as f32
         });
     }
 }
 
 multiversion! {
-    /// Sum of `bits >> 12` over elements `start..start + n`: the uniform values in units of 2^-52.
+    /// Sum of `bits >> 12` over elements `start + k·step` for `k` in `0..n`: the uniform values in
+    /// units of 2^-52.
     /// Integer addition is associative, so the result is exact and the same on every path however
     /// the vectorizer splits the accumulator.
-    fn mantissa_sum_at(stream: Stream, start: u64, n: u64) -> u128 {
+    fn mantissa_sum_at(stream: Stream, start: u64, step: u64, n: u64) -> u128 {
         let mut counter = stream.counter(start);
+        let delta = step.wrapping_mul(GAMMA);
         let mut total = 0u128;
         let mut left = n;
         while left > 0 {
@@ -377,7 +381,7 @@ multiversion! {
             let mut acc = 0u64;
             for _ in 0..block {
                 acc += stream.bits(counter) >> 12;
-                counter = counter.wrapping_add(GAMMA);
+                counter = counter.wrapping_add(delta);
             }
             total += u128::from(acc);
             left -= block;
@@ -386,35 +390,37 @@ multiversion! {
     }
 }
 
-/// out[j] = uniform value of element start + j.
-pub fn fill_uniform_f64(key: RandomKey, start: u64, out: &mut [f64]) {
-    uniform_f64_at(SimdLevel::BEST, key.stream(), start, out);
+/// out[j] = uniform value of element start + j·step (step 1: a contiguous run; another step: a run
+/// along an outer axis, for a transposed array).
+pub fn fill_uniform_f64(key: RandomKey, start: u64, step: u64, out: &mut [f64]) {
+    uniform_f64_at(SimdLevel::BEST, key.stream(), start, step, out);
 }
 
-/// out[j] = uniform f32 value of element start + j (23-bit resolution, not the f64 value rounded).
-pub fn fill_uniform_f32(key: RandomKey, start: u64, out: &mut [f32]) {
-    uniform_f32_at(SimdLevel::BEST, key.stream(), start, out);
+/// out[j] = uniform f32 value of element start + j·step (23-bit resolution, not the f64 value
+/// rounded).
+pub fn fill_uniform_f32(key: RandomKey, start: u64, step: u64, out: &mut [f32]) {
+    uniform_f32_at(SimdLevel::BEST, key.stream(), start, step, out);
 }
 
-/// out[j] = standard normal value of element start + j.
-pub fn fill_standard_normal_f64(key: RandomKey, start: u64, out: &mut [f64]) {
+/// out[j] = standard normal value of element start + j·step.
+pub fn fill_standard_normal_f64(key: RandomKey, start: u64, step: u64, out: &mut [f64]) {
     let (radius, angle) = normal_streams(key);
-    normal_f64_at(SimdLevel::BEST, radius, angle, start, out);
+    normal_f64_at(SimdLevel::BEST, radius, angle, start, step, out);
 }
 
-/// out[j] = standard normal value of element start + j, the f64 value rounded to f32.
-pub fn fill_standard_normal_f32(key: RandomKey, start: u64, out: &mut [f32]) {
+/// out[j] = standard normal value of element start + j·step, the f64 value rounded to f32.
+pub fn fill_standard_normal_f32(key: RandomKey, start: u64, step: u64, out: &mut [f32]) {
     let (radius, angle) = normal_streams(key);
-    normal_f32_at(SimdLevel::BEST, radius, angle, start, out);
+    normal_f32_at(SimdLevel::BEST, radius, angle, start, step, out);
 }
 
-/// Sum of the uniform values of elements start..start+n, without storing them: the fused kernel for
-/// `random(..).sum()/mean()`. The sum is computed exactly and rounded once (correctly rounded), so it
+/// Sum of the uniform values of elements start + k·step for k in 0..n, without storing them: the
+/// fused kernel for `random(..).sum()/mean()`. The sum is computed exactly and rounded once (correctly rounded), so it
 /// is the same on every CPU path and at least as accurate as any summation of the filled values.
 /// Adding the results for several ranges rounds once per range.
-pub fn sum_uniform_f64(key: RandomKey, start: u64, n: u64) -> f64 {
+pub fn sum_uniform_f64(key: RandomKey, start: u64, step: u64, n: u64) -> f64 {
     // Exact: the total is below 2^116, and scaling by a power of two does not round.
-    mantissa_sum_at(SimdLevel::BEST, key.stream(), start, n) as f64 * UNIT_F64
+    mantissa_sum_at(SimdLevel::BEST, key.stream(), start, step, n) as f64 * UNIT_F64
 }
 
 #[cfg(test)]
@@ -425,13 +431,13 @@ mod tests {
 
     fn uniform(seed: u64, stream: u64, start: u64, n: usize) -> Vec<f64> {
         let mut out = vec![0.0; n];
-        fill_uniform_f64(RandomKey::new(seed, stream), start, &mut out);
+        fill_uniform_f64(RandomKey::new(seed, stream), start, 1, &mut out);
         out
     }
 
     fn normal(seed: u64, stream: u64, n: usize) -> Vec<f64> {
         let mut out = vec![0.0; n];
-        fill_standard_normal_f64(RandomKey::new(seed, stream), 0, &mut out);
+        fill_standard_normal_f64(RandomKey::new(seed, stream), 0, 1, &mut out);
         out
     }
 
@@ -491,7 +497,7 @@ mod tests {
         let k1 = mix(stream ^ mix(seed.wrapping_add(0xB7E1_5162_8AED_2A6B)));
         let key = RandomKey::new(seed, stream);
         let mut out = vec![0.0; 100];
-        fill_uniform_f64(key, 1_000, &mut out);
+        fill_uniform_f64(key, 1_000, 1, &mut out);
         for (j, &v) in out.iter().enumerate() {
             let i = 1_000 + j as u64;
             let mut z = i.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(k0);
@@ -538,27 +544,56 @@ mod tests {
                 for k in [0, 1, n / 3, n.saturating_sub(1), n].map(|k| k.min(n)) {
                     let mut whole = vec![0.0; n];
                     let mut parts = vec![0.0; n];
-                    fill_uniform_f64(key, start, &mut whole);
+                    fill_uniform_f64(key, start, 1, &mut whole);
                     let (a, b) = parts.split_at_mut(k);
-                    fill_uniform_f64(key, start, a);
-                    fill_uniform_f64(key, start.wrapping_add(k as u64), b);
+                    fill_uniform_f64(key, start, 1, a);
+                    fill_uniform_f64(key, start.wrapping_add(k as u64), 1, b);
                     assert_eq!(whole, parts, "start {start} n {n} k {k}");
 
                     let mut whole = vec![0.0f32; n];
                     let mut parts = vec![0.0f32; n];
-                    fill_standard_normal_f32(key, start, &mut whole);
+                    fill_standard_normal_f32(key, start, 1, &mut whole);
                     let (a, b) = parts.split_at_mut(k);
-                    fill_standard_normal_f32(key, start, a);
-                    fill_standard_normal_f32(key, start.wrapping_add(k as u64), b);
+                    fill_standard_normal_f32(key, start, 1, a);
+                    fill_standard_normal_f32(key, start.wrapping_add(k as u64), 1, b);
                     assert_eq!(whole, parts, "start {start} n {n} k {k}");
 
                     let sum = |from: u64, len: usize| {
-                        mantissa_sum_at(SimdLevel::BEST, key.stream(), from, len as u64)
+                        mantissa_sum_at(SimdLevel::BEST, key.stream(), from, 1, len as u64)
                     };
                     let parts = sum(start, k) + sum(start.wrapping_add(k as u64), n - k);
                     assert_eq!(sum(start, n), parts, "start {start} n {n} k {k}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn a_strided_run_is_the_contiguous_values_at_those_indices() {
+        let key = RandomKey::new(8, 0);
+        let (radius, angle) = normal_streams(key);
+        let (start, step, n) = (123usize, 1000usize, 500usize);
+        let at = |j: usize| start + j * step;
+        let mut uniform = vec![0.0; at(n)];
+        fill_uniform_f64(key, 0, 1, &mut uniform);
+        let mut normal = vec![0.0; at(n)];
+        fill_standard_normal_f64(key, 0, 1, &mut normal);
+        let mantissas: u128 = (0..n).map(|j| (uniform[at(j)] / UNIT_F64) as u128).sum();
+        for level in levels() {
+            let mut strided = vec![0.0; n];
+            uniform_f64_at(level, key.stream(), start as u64, step as u64, &mut strided);
+            assert!((0..n).all(|j| strided[j] == uniform[at(j)]), "{level:?}");
+            normal_f64_at(
+                level,
+                radius,
+                angle,
+                start as u64,
+                step as u64,
+                &mut strided,
+            );
+            assert!((0..n).all(|j| strided[j] == normal[at(j)]), "{level:?}");
+            let sum = mantissa_sum_at(level, key.stream(), start as u64, step as u64, n as u64);
+            assert_eq!(sum, mantissas, "{level:?}");
         }
     }
 
@@ -573,24 +608,24 @@ mod tests {
             for &start in &STARTS {
                 for &n in &LENGTHS {
                     let (mut a, mut b) = (vec![0.0; n], vec![0.0; n]);
-                    uniform_f64_at(SimdLevel::Portable, stream, start, &mut a);
-                    uniform_f64_at(level, stream, start, &mut b);
+                    uniform_f64_at(SimdLevel::Portable, stream, start, 1, &mut a);
+                    uniform_f64_at(level, stream, start, 1, &mut b);
                     assert_eq!(bits64(&a), bits64(&b), "{level:?}");
-                    normal_f64_at(SimdLevel::Portable, radius, angle, start, &mut a);
-                    normal_f64_at(level, radius, angle, start, &mut b);
+                    normal_f64_at(SimdLevel::Portable, radius, angle, start, 1, &mut a);
+                    normal_f64_at(level, radius, angle, start, 1, &mut b);
                     assert_eq!(bits64(&a), bits64(&b), "{level:?}");
 
                     let (mut a, mut b) = (vec![0.0f32; n], vec![0.0f32; n]);
-                    uniform_f32_at(SimdLevel::Portable, stream, start, &mut a);
-                    uniform_f32_at(level, stream, start, &mut b);
+                    uniform_f32_at(SimdLevel::Portable, stream, start, 1, &mut a);
+                    uniform_f32_at(level, stream, start, 1, &mut b);
                     assert_eq!(bits32(&a), bits32(&b), "{level:?}");
-                    normal_f32_at(SimdLevel::Portable, radius, angle, start, &mut a);
-                    normal_f32_at(level, radius, angle, start, &mut b);
+                    normal_f32_at(SimdLevel::Portable, radius, angle, start, 1, &mut a);
+                    normal_f32_at(level, radius, angle, start, 1, &mut b);
                     assert_eq!(bits32(&a), bits32(&b), "{level:?}");
 
                     assert_eq!(
-                        mantissa_sum_at(SimdLevel::Portable, stream, start, n as u64),
-                        mantissa_sum_at(level, stream, start, n as u64),
+                        mantissa_sum_at(SimdLevel::Portable, stream, start, 1, n as u64),
+                        mantissa_sum_at(level, stream, start, 1, n as u64),
                         "{level:?}"
                     );
                 }
@@ -604,7 +639,7 @@ mod tests {
             for &n in &LENGTHS {
                 let values = uniform(5, 0, start, n);
                 let plain: f64 = values.iter().sum();
-                let fused = sum_uniform_f64(RandomKey::new(5, 0), start, n as u64);
+                let fused = sum_uniform_f64(RandomKey::new(5, 0), start, 1, n as u64);
                 assert!(
                     (fused - plain).abs() <= 1e-9 * plain.abs(),
                     "{fused} {plain}"
@@ -613,8 +648,8 @@ mod tests {
         }
         // Splitting the range only adds one rounding per part.
         let key = RandomKey::new(5, 0);
-        let whole = sum_uniform_f64(key, 11, 100_001);
-        let split = sum_uniform_f64(key, 11, 40_000) + sum_uniform_f64(key, 40_011, 60_001);
+        let whole = sum_uniform_f64(key, 11, 1, 100_001);
+        let split = sum_uniform_f64(key, 11, 1, 40_000) + sum_uniform_f64(key, 40_011, 1, 60_001);
         assert!((whole - split).abs() <= 1e-12 * whole);
     }
 
@@ -654,7 +689,7 @@ mod tests {
     #[test]
     fn uniform_f32_quality() {
         let mut x = vec![0.0f32; N];
-        fill_uniform_f32(RandomKey::new(31, 0), 0, &mut x);
+        fill_uniform_f32(RandomKey::new(31, 0), 0, 1, &mut x);
         let x: Vec<f64> = x.into_iter().map(f64::from).collect();
         assert!(x.iter().all(|&v| (0.0..1.0).contains(&v)));
         let se = (1.0 / 12.0 / N as f64).sqrt();
@@ -675,7 +710,7 @@ mod tests {
         assert!(lag1.abs() < 5.0 * se);
 
         let mut z32 = vec![0.0f32; 1000];
-        fill_standard_normal_f32(RandomKey::new(77, 0), 0, &mut z32);
+        fill_standard_normal_f32(RandomKey::new(77, 0), 0, 1, &mut z32);
         assert!(z32.iter().zip(&z).all(|(&a, &b)| a == b as f32));
     }
 

@@ -52,6 +52,11 @@ pub struct Leaf {
     /// The leaf array's own rank (`shape` without the padding).
     pub rank: usize,
     pub dtype: DType,
+    /// Generated leaves only: empty for values in the leaf array's own axis order; otherwise domain
+    /// axis `d` runs along axis `axes[d]` of the generated array (whose shape is `shape` permuted
+    /// back), so a transposed source is generated in place instead of copied. A permuted leaf has
+    /// `rank` equal to the domain's.
+    pub axes: Vec<usize>,
 }
 
 /// One step: apply `func` to earlier values (leaves are values `0..leaves.len()`, then instructions).
@@ -83,6 +88,7 @@ impl Program {
                 shape: chunks.shape(),
                 rank: chunks.ndim(),
                 dtype,
+                axes: Vec::new(),
             }],
             domain: chunks,
             instrs: Vec::new(),
@@ -177,6 +183,11 @@ impl Program {
                     t.u64(*endpoint as u64);
                 }
             }
+            // Nothing for unpermuted leaves, so their tokens are what they always were.
+            if !leaf.axes.is_empty() {
+                t.u64(6);
+                t.usizes(&leaf.axes);
+            }
         }
         for ins in &self.instrs {
             t.u64(ins.func.code());
@@ -200,12 +211,19 @@ impl Program {
         let mut parts: Vec<String> = self
             .leaves
             .iter()
-            .filter_map(|l| match &l.kind {
-                LeafKind::Input(_) => None,
-                LeafKind::Random { dist, .. } => Some(format!("random-{dist:?}").to_lowercase()),
-                LeafKind::Full(s) => Some(format!("full({s})")),
-                LeafKind::Arange { .. } => Some("arange".into()),
-                LeafKind::Linspace { .. } => Some("linspace".into()),
+            .filter_map(|l| {
+                let name = match &l.kind {
+                    LeafKind::Input(_) => return None,
+                    LeafKind::Random { dist, .. } => format!("random-{dist:?}").to_lowercase(),
+                    LeafKind::Full(s) => format!("full({s})"),
+                    LeafKind::Arange { .. } => "arange".into(),
+                    LeafKind::Linspace { .. } => "linspace".into(),
+                };
+                Some(if l.axes.is_empty() {
+                    name
+                } else {
+                    format!("{name}{:?}", l.axes)
+                })
             })
             .collect();
         parts.extend(self.instrs.iter().map(|i| i.func.name().to_string()));

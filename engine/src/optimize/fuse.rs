@@ -116,6 +116,11 @@ fn inline(consumer: &Layer, slot: usize, producer: &Layer) -> Option<Layer> {
         let mut shape = vec![1; pad];
         shape.extend_from_slice(&leaf.shape);
         leaf.shape = shape;
+        if !leaf.axes.is_empty() {
+            // The padding axes are new leading axes of the generated array too.
+            leaf.axes = (0..pad).chain(leaf.axes.iter().map(|&a| a + pad)).collect();
+            leaf.rank += pad;
+        }
         if let LeafKind::Input(k) = leaf.kind {
             let idx = input_index(&mut inputs, producer.inputs[k]);
             leaf.kind = LeafKind::Input(idx);
