@@ -61,20 +61,9 @@ RSS_WORKLOADS = {"headline", "mean_40000"}
 GNU_TIME = "/usr/bin/time"
 MISSING_EXIT = 3  # exit status of a child that could not import dask or numpy
 
-# Runs in the --python interpreter: `python -c DASK_CHILD '<json config>'`. Prints one JSON line per
-# repetition, like our workloads binary. Keep the workloads in step with benches/src/lib.rs.
-DASK_CHILD = r"""
-import json, sys, time
-cfg = json.loads(sys.argv[1])
-try:
-    import numpy as np
-    if cfg["engine"] == "dask":
-        import dask
-        import dask.array as da
-except ImportError as e:
-    print(json.dumps({"missing": e.name or "dask"}))
-    sys.exit(3)
-
+# The workloads in dask, as Python source for the child processes (this one and
+# compare_distributed.py's). Keep them in step with benches/src/lib.rs.
+DASK_WORKLOADS = r"""
 def dask_workload(name):
     rng = da.random.default_rng(42)
     if name == "headline":
@@ -90,7 +79,23 @@ def dask_workload(name):
     if name == "mean_40000":
         return rng.random((40000, 40000), chunks=(4000, 4000)).mean()
     raise SystemExit("unknown workload " + name)
+"""
 
+# Runs in the --python interpreter: `python -c DASK_CHILD '<json config>'`. Prints one JSON line per
+# repetition, like our workloads binary. Keep the workloads in step with benches/src/lib.rs.
+DASK_CHILD = r"""
+import json, sys, time
+cfg = json.loads(sys.argv[1])
+try:
+    import numpy as np
+    if cfg["engine"] == "dask":
+        import dask
+        import dask.array as da
+except ImportError as e:
+    print(json.dumps({"missing": e.name or "dask"}))
+    sys.exit(3)
+
+""" + DASK_WORKLOADS + r"""
 def numpy_workload(name):
     # Returns (result, seconds of the step after generating the input).
     rng = np.random.default_rng(42)

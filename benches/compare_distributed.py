@@ -37,15 +37,15 @@ import sys
 import time
 from pathlib import Path
 
-from compare_dask import Failed, Missing, best, engine_version, fmt, parse_runs, ratio, run_child
+from compare_dask import (DASK_WORKLOADS, WORKLOADS, Failed, Missing, best, engine_version, fmt, parse_runs,
+                          ratio, run_child)
 
 REPO = Path(__file__).resolve().parent.parent
 RELEASE = REPO / "target" / "release"
-WORKLOADS = ["headline", "per_task", "matmul", "xxt_mean", "mean_40000"]
 CHUNKS = {"per_task": 10_000}
 
 # Runs in the --python interpreter: `python -c DASK_DISTRIBUTED '<json config>'`. Prints one JSON line
-# for the cluster start-up, then one per repetition. Keep the workloads in step with benches/src/lib.rs.
+# for the cluster start-up, then one per repetition. The workloads are compare_dask.py's.
 DASK_DISTRIBUTED = r"""
 import json, sys, time
 cfg = json.loads(sys.argv[1])
@@ -57,22 +57,7 @@ except ImportError as e:
     print(json.dumps({"missing": e.name or "dask"}))
     sys.exit(3)
 
-def workload(name):
-    rng = da.random.default_rng(42)
-    if name == "headline":
-        return rng.random((10000, 10000), chunks=(1000, 1000)).mean()
-    if name == "per_task":
-        return rng.random((1000000,), chunks=(100,)).sum()
-    if name == "matmul":
-        a = rng.random((10000, 10000), chunks=(1000, 1000))[:2000, :2000]
-        return a @ a.T
-    if name == "xxt_mean":
-        x = rng.random((10000, 10000), chunks=(1000, 1000))
-        return (x + x.T).mean(axis=0)
-    if name == "mean_40000":
-        return rng.random((40000, 40000), chunks=(4000, 4000)).mean()
-    raise SystemExit("unknown workload " + name)
-
+""" + DASK_WORKLOADS + r"""
 if __name__ == "__main__":
     start = time.perf_counter()
     cluster = LocalCluster(n_workers=cfg["workers"], threads_per_worker=1, processes=True,
@@ -81,7 +66,7 @@ if __name__ == "__main__":
     print(json.dumps({"startup_seconds": time.perf_counter() - start}), flush=True)
     for rep in range(cfg["repeat"]):
         start = time.perf_counter()
-        value = workload(cfg["workload"]).compute()
+        value = dask_workload(cfg["workload"]).compute()
         seconds = time.perf_counter() - start
         print(json.dumps({"workload": cfg["workload"], "seconds": seconds,
                           "result": float(np.mean(value)), "repetition": rep}), flush=True)

@@ -15,13 +15,14 @@
 //!     threads: 2,
 //!     memory_limit: 1 << 30,
 //! };
-//! assert_eq!(hello.protocol_version, 1);
+//! assert_eq!(hello.protocol_version, 2);
 //! ```
 
 /// The protocol version this build speaks. Workers and clients send it when they register or submit;
 /// the scheduler refuses a different one. Bump it with any change to the .proto that is not
-/// backward compatible.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// backward compatible — including a new field whose absence changes results: version 2 added
+/// `Leaf.axes` (a peer that ignored it would generate a transposed source untransposed).
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Generated code for package `tessera.v1`.
 ///

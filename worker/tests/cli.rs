@@ -115,8 +115,9 @@ fn help_lists_the_flags_and_their_environment_variables() {
     }
 }
 
-#[test]
-fn a_bad_memory_limit_is_one_line_naming_it_from_a_flag_or_the_environment() {
+/// A bad setting given as a flag, then as its environment variable: the same one-line error, which
+/// contains every string in `expect`.
+fn same_error_from_flag_and_environment(flag: &str, env: &str, value: &str, expect: &[&str]) {
     let scheduler = unreachable_scheduler();
     let (out, _) = run(
         worker().args([
@@ -124,47 +125,40 @@ fn a_bad_memory_limit_is_one_line_naming_it_from_a_flag_or_the_environment() {
             &scheduler,
             "--connect-timeout-secs",
             "1",
-            "--memory-limit",
-            "4XB",
+            flag,
+            value,
         ]),
         QUICK,
     );
-    let from_flag = one_line_error(&out, &["\"4XB\""]);
-
+    let from_flag = one_line_error(&out, expect);
     let (out, _) = run(
         worker()
             .env("TESSERA_SCHEDULER", &scheduler)
             .env("TESSERA_WORKER_CONNECT_TIMEOUT_SECS", "1")
-            .env("TESSERA_WORKER_MEMORY_LIMIT", "4XB"),
+            .env(env, value),
         QUICK,
     );
-    assert_eq!(one_line_error(&out, &["\"4XB\""]), from_flag);
+    assert_eq!(one_line_error(&out, expect), from_flag);
+}
+
+#[test]
+fn a_bad_memory_limit_is_one_line_naming_it_from_a_flag_or_the_environment() {
+    same_error_from_flag_and_environment(
+        "--memory-limit",
+        "TESSERA_WORKER_MEMORY_LIMIT",
+        "4XB",
+        &["\"4XB\""],
+    );
 }
 
 #[test]
 fn zero_threads_is_one_line_from_a_flag_or_the_environment() {
-    let scheduler = unreachable_scheduler();
-    let (out, _) = run(
-        worker().args([
-            "--scheduler",
-            &scheduler,
-            "--connect-timeout-secs",
-            "1",
-            "--threads",
-            "0",
-        ]),
-        QUICK,
+    same_error_from_flag_and_environment(
+        "--threads",
+        "TESSERA_WORKER_THREADS",
+        "0",
+        &["--threads", "at least 1"],
     );
-    let from_flag = one_line_error(&out, &["--threads", "at least 1"]);
-
-    let (out, _) = run(
-        worker()
-            .env("TESSERA_SCHEDULER", &scheduler)
-            .env("TESSERA_WORKER_CONNECT_TIMEOUT_SECS", "1")
-            .env("TESSERA_WORKER_THREADS", "0"),
-        QUICK,
-    );
-    assert_eq!(one_line_error(&out, &["--threads"]), from_flag);
 }
 
 #[test]

@@ -157,16 +157,15 @@ fn a_client_that_goes_away_cancels_its_job_and_the_workers_free_its_chunks() {
                 w.running == 0 && w.chunks_held == 0 && w.bytes_held == 0 && w.reported_bytes == 0
             })
     };
-    let cancelled = Instant::now();
-    poll(
-        "the job to be dropped and every chunk freed",
-        Duration::from_secs(10),
-        |last| {
+    let wait_idle = |what: &str| {
+        poll(what, Duration::from_secs(10), |last| {
             let s = client.status().unwrap();
             *last = format!("{s:?}");
             idle(&s).then_some(())
-        },
-    );
+        })
+    };
+    let cancelled = Instant::now();
+    wait_idle("the job to be dropped and every chunk freed");
     let freed_in = cancelled.elapsed();
 
     // The cluster computes a fresh job correctly, and frees its chunks once the client has them.
@@ -179,15 +178,7 @@ fn a_client_that_goes_away_cancels_its_job_and_the_workers_free_its_chunks() {
         &local(&fresh),
         "a fresh job after the cancellation",
     );
-    poll(
-        "the finished job's chunks to be freed",
-        Duration::from_secs(10),
-        |last| {
-            let s = client.status().unwrap();
-            *last = format!("{s:?}");
-            idle(&s).then_some(())
-        },
-    );
+    wait_idle("the finished job's chunks to be freed");
     eprintln!("freed in {freed_in:?}; test took {:?}", started.elapsed());
 }
 
