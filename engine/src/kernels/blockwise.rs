@@ -67,55 +67,11 @@ pub fn run(p: &Program, block: &[u32], deps: &[Arc<ChunkValue>]) -> Result<Chunk
         });
     }
     let broadcast = |leaf: &crate::ops::Leaf, a: usize| leaf.shape[a] == 1 && full[a] != 1;
-    let global_strides: Vec<SmallVec<[usize; 4]>> = p
-        .leaves
-        .iter()
-        .map(|leaf| generated_strides(leaf, |a| broadcast(leaf, a)))
-        .collect();
-
-    // Which trailing axes form one contiguous row.
-    let reduced = |a: usize| p.reduce.as_ref().is_some_and(|r| r.axes.contains(&a));
-    let mut row_start = ndim.saturating_sub(1);
-    if ndim > 0 && !p.reduce.as_ref().is_some_and(|r| r.reduction.is_arg()) {
-        while row_start > 0 {
-            let a = row_start - 1;
-            let last = ndim - 1;
-            let ok = reduced(a) == reduced(last)
-                && p.leaves.iter().enumerate().all(|(li, leaf)| {
-                    let b = broadcast(leaf, a);
-                    if b != broadcast(leaf, last) {
-                        return false;
-                    }
-                    match leaf.kind {
-                        LeafKind::Input(_) | LeafKind::Full(_) => true,
-                        // Global flat indices stay one arithmetic run across rows only if axis `a`
-                        // steps exactly over the row (true when the chunk spans the inner axes whole
-                        // of an unpermuted leaf).
-                        _ => {
-                            let g = &global_strides[li];
-                            b || g[a] == g[last] * dshape[a + 1..].iter().product::<usize>()
-                        }
-                    }
-                });
-            if !ok {
-                break;
-            }
-            row_start = a;
-        }
-    }
-    let row_len: usize = if ndim == 0 {
-        1
-    } else {
-        dshape[row_start..].iter().product()
-    };
-    let outer_shape = &dshape[..row_start.min(ndim)];
-    let outer_count: usize = outer_shape.iter().product();
 
     let plans: Vec<LeafPlan> = p
         .leaves
         .iter()
-        .enumerate()
-        .map(|(li, leaf)| {
+        .map(|leaf| {
             let bc = ndim > 0 && broadcast(leaf, ndim - 1);
             match &leaf.kind {
                 LeafKind::Input(i) => {
@@ -144,7 +100,7 @@ pub fn run(p: &Program, block: &[u32], deps: &[Arc<ChunkValue>]) -> Result<Chunk
                     global: true,
                 },
                 _ => {
-                    let strides = global_strides[li].clone();
+                    let strides = generated_strides(leaf, |a| broadcast(leaf, a));
                     LeafPlan {
                         row: if bc {
                             LeafRow::Constant
@@ -158,6 +114,44 @@ pub fn run(p: &Program, block: &[u32], deps: &[Arc<ChunkValue>]) -> Result<Chunk
             }
         })
         .collect();
+
+    // Which trailing axes form one contiguous row.
+    let reduced = |a: usize| p.reduce.as_ref().is_some_and(|r| r.axes.contains(&a));
+    let mut row_start = ndim.saturating_sub(1);
+    if ndim > 0 && !p.reduce.as_ref().is_some_and(|r| r.reduction.is_arg()) {
+        while row_start > 0 {
+            let a = row_start - 1;
+            let last = ndim - 1;
+            let ok = reduced(a) == reduced(last)
+                && p.leaves.iter().enumerate().all(|(li, leaf)| {
+                    let b = broadcast(leaf, a);
+                    if b != broadcast(leaf, last) {
+                        return false;
+                    }
+                    match leaf.kind {
+                        LeafKind::Input(_) | LeafKind::Full(_) => true,
+                        // Global flat indices stay one arithmetic run across rows only if axis `a`
+                        // steps exactly over the row (true when the chunk spans the inner axes whole
+                        // of an unpermuted leaf).
+                        _ => {
+                            let g = &plans[li].strides;
+                            b || g[a] == g[last] * dshape[a + 1..].iter().product::<usize>()
+                        }
+                    }
+                });
+            if !ok {
+                break;
+            }
+            row_start = a;
+        }
+    }
+    let row_len: usize = if ndim == 0 {
+        1
+    } else {
+        dshape[row_start..].iter().product()
+    };
+    let outer_shape = &dshape[..row_start.min(ndim)];
+    let outer_count: usize = outer_shape.iter().product();
 
     let row_reduced = ndim > 0 && reduced(ndim - 1);
     // `random → sum/mean`: sum each row's uniform values straight from the generator, exactly, without
