@@ -18,6 +18,8 @@
 //! assert_eq!(hello.protocol_version, 2);
 //! ```
 
+pub mod serve;
+
 /// The protocol version this build speaks. Workers and clients send it when they register or submit;
 /// the scheduler refuses a different one. Bump it with any change to the .proto that is not
 /// backward compatible — including a new field whose absence changes results: version 2 added

@@ -18,7 +18,6 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Endpoint;
-use tonic::transport::server::TcpIncoming;
 use tracing::{info, warn};
 
 use crate::config::WorkerConfig;
@@ -53,15 +52,11 @@ pub async fn run(
     let service =
         WorkerServer::new(WorkerService::new(store.clone())).max_decoding_message_size(64 << 20);
     let server = tokio::spawn(
-        // Nagle off on accepted sockets too (the builder's tcp_nodelay ignores a supplied listener).
         tonic::transport::Server::builder()
             .add_service(service)
-            .serve_with_incoming_shutdown(
-                TcpIncoming::from(listener).with_nodelay(Some(true)),
-                async {
-                    let _ = server_stopped.await;
-                },
-            ),
+            .serve_with_incoming_shutdown(tessera_proto::serve::incoming(listener), async {
+                let _ = server_stopped.await;
+            }),
     );
 
     let result = run_session(&config, &address, store, shutdown).await;

@@ -9,7 +9,6 @@ use std::future::Future;
 
 use tessera_proto::v1::scheduler_server::SchedulerServer;
 use tokio::net::TcpListener;
-use tonic::transport::server::TcpIncoming;
 use tracing::info;
 
 use crate::config::SchedulerConfig;
@@ -34,18 +33,13 @@ pub async fn run(
     .max_decoding_message_size(usize::MAX)
     .max_encoding_message_size(usize::MAX);
     info!(%address, "scheduler listening");
-    // The builder's tcp_nodelay only applies to sockets it binds itself; without it on the accepted
-    // sockets, Nagle's algorithm holds small replies for the peer's delayed ACK (~40 ms per round trip).
     tonic::transport::Server::builder()
         .add_service(service)
-        .serve_with_incoming_shutdown(
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
-            async {
-                shutdown.await;
-                info!("shutting down: saying goodbye to the workers");
-                actor.shutdown().await;
-            },
-        )
+        .serve_with_incoming_shutdown(tessera_proto::serve::incoming(listener), async {
+            shutdown.await;
+            info!("shutting down: saying goodbye to the workers");
+            actor.shutdown().await;
+        })
         .await
         .map_err(|e| SchedulerError::Serve {
             address: address.clone(),

@@ -76,7 +76,7 @@ fn main() -> ExitCode {
                     address: config.listen.to_string(),
                     message: e.to_string(),
                 })?;
-            tessera_worker::run(config, listener, shutdown_signal()).await
+            tessera_worker::run(config, listener, tessera_proto::serve::shutdown_signal()).await
         })
     });
     match result {
@@ -85,29 +85,5 @@ fn main() -> ExitCode {
             eprintln!("tessera-worker: {e}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
     }
 }
