@@ -336,6 +336,7 @@ const OP_NAMES: &[&str] = &[
     "concatenate",
     "stack",
     "matmul",
+    "mirror-upper",
     "map-blocks",
 ];
 
@@ -1128,7 +1129,10 @@ impl TryFrom<&Op> for pb::Op {
             Op::Stack { axis } => W::Stack(pb::Axis {
                 axis: u32_of(*axis, "axis")?,
             }),
-            Op::Matmul => W::Matmul(pb::Empty {}),
+            Op::Matmul { transpose_b } => W::Matmul(pb::Matmul {
+                transpose_b: *transpose_b,
+            }),
+            Op::MirrorUpper => W::MirrorUpper(pb::Empty {}),
             Op::MapBlocks(f) => {
                 return Err(Error::NotSerializable {
                     key: format!("map-blocks closure {:#x}", f.token()),
@@ -1165,7 +1169,10 @@ impl TryFrom<pb::Op> for Op {
             W::Stack(a) => Op::Stack {
                 axis: a.axis as usize,
             },
-            W::Matmul(_) => Op::Matmul,
+            W::Matmul(m) => Op::Matmul {
+                transpose_b: m.transpose_b,
+            },
+            W::MirrorUpper(_) => Op::MirrorUpper,
         })
     }
 }
@@ -1392,7 +1399,8 @@ mod tests {
             Op::Reshape => "op_reshape",
             Op::Concatenate { .. } => "op_concatenate",
             Op::Stack { .. } => "op_stack",
-            Op::Matmul => "op_matmul",
+            Op::Matmul { .. } => "op_matmul",
+            Op::MirrorUpper => "op_mirror_upper",
             Op::MapBlocks(_) => "op_map_blocks_is_not_serializable",
         }
     }
@@ -1700,15 +1708,24 @@ mod tests {
     #[test]
     fn op_matmul() {
         let a = x();
-        let p = a.matmul(&a.t()).unwrap();
-        let g = p.graph();
-        let products = g
-            .layers()
-            .iter()
-            .find(|l| matches!(l.op, Op::Matmul))
-            .unwrap();
-        assert_eq!(op_test(&products.op), "op_matmul");
-        assert_round_trip(&products.op);
+        // `a @ a.T` reads `a` untransposed; `a @ a` reads it as it is.
+        for (p, transpose_b) in [(a.matmul(&a.t()), true), (a.t().matmul(&a), false)] {
+            let g = p.unwrap().graph();
+            let products = g
+                .layers()
+                .iter()
+                .find(|l| matches!(l.op, Op::Matmul { .. }))
+                .unwrap();
+            assert!(matches!(products.op, Op::Matmul { transpose_b: t } if t == transpose_b));
+            assert_eq!(op_test(&products.op), "op_matmul");
+            assert_round_trip(&products.op);
+        }
+    }
+
+    #[test]
+    fn op_mirror_upper() {
+        let a = x();
+        assert_round_trip(&top_op(&a.matmul(&a.t()).unwrap(), "op_mirror_upper"));
     }
 
     #[test]

@@ -819,6 +819,65 @@ fn matmul_i64_f32_and_mixed() {
 }
 
 #[test]
+fn matmul_with_a_transposed_operand() {
+    let x = sample::<f64>(&[37, 23], 60);
+    let y = sample::<f64>(&[11, 23], 61);
+    let expected = oracle_matmul(&x, &y.t().to_owned().into_dyn());
+    for (name, spec) in chunkings(&[37, 23]) {
+        let a = from_array(x.clone(), spec.clone()).unwrap();
+        for yspec in [ChunkSpec::from([5, 4]), ChunkSpec::from([11, 23])] {
+            let b = from_array(y.clone(), yspec.clone()).unwrap();
+            in_context(format!("{name} @ ({yspec:?}).T"), || {
+                check(&a.matmul(&b.t()).unwrap(), &expected)
+            });
+        }
+    }
+}
+
+#[test]
+fn a_gram_matrix_computes_its_upper_block_triangle_and_is_exactly_symmetric() {
+    // 450 rows in one block: the diagonal block's half-products recurse twice.
+    for (shape, spec) in [
+        (vec![37, 23], ChunkSpec::from([10, 7])),
+        (vec![37, 23], vec![ragged_axis(37), ragged_axis(23)].into()),
+        (vec![37, 23], ChunkSpec::from([100, 100])),
+        (vec![450, 40], ChunkSpec::from([450, 15])),
+        (vec![450, 40], ChunkSpec::from([200, 40])),
+    ] {
+        let x = sample::<f64>(&shape, 62);
+        let a = from_array(x.clone(), spec.clone()).unwrap();
+        let gram = a.matmul(&a.t()).unwrap();
+        in_context(format!("{shape:?} in {spec:?}"), || {
+            check(&gram, &oracle_matmul(&x, &x.t().to_owned()));
+            let got = gram.compute::<f64>().unwrap();
+            assert_eq!(got, got.t(), "a @ a.T is symmetric bit for bit");
+        });
+        let xs = x.mapv(|v| v as f32);
+        let gs = from_array(xs.clone(), spec.clone()).unwrap();
+        let gs = gs.matmul(&gs.t()).unwrap();
+        let exact = oracle_matmul(&x, &x.t().to_owned()).mapv(|v| v as f32);
+        in_context(format!("float32 {shape:?} in {spec:?}"), || {
+            check(&gs, &exact)
+        });
+        let xi = x.mapv(|v| (v * 100.0) as i64);
+        let gi = from_array(xi.clone(), spec).unwrap();
+        check(
+            &gi.matmul(&gi.t()).unwrap(),
+            &oracle_matmul(&xi, &xi.t().to_owned()),
+        );
+    }
+    // 4 × 4 blocks and 4 inner blocks. The gram matrix: 16 source chunks, 4 products for each of
+    // the 10 blocks on or above the diagonal, their 10 sums, and 16 mirrored blocks. A product of
+    // two arrays: 2 × 16 source chunks, 16 × 4 products and 16 sums.
+    let x = sample::<f64>(&[37, 23], 63);
+    let a = from_array(x.clone(), [10, 7]).unwrap();
+    let other = from_array(x.mapv(|v| v + 1.0), [10, 7]).unwrap();
+    let tasks = |c: &tessera::Array| c.task_counts().unwrap().after;
+    assert_eq!(tasks(&a.matmul(&a.t()).unwrap()), 16 + 40 + 10 + 16);
+    assert_eq!(tasks(&a.matmul(&other.t()).unwrap()), 32 + 64 + 16);
+}
+
+#[test]
 fn matmul_with_an_empty_inner_dimension_is_zero() {
     let a = from_array(ArrayD::<f64>::zeros(IxDyn(&[3, 0])), [2, 1]).unwrap();
     let b = from_array(ArrayD::<f64>::zeros(IxDyn(&[0, 4])), [1, 3]).unwrap();

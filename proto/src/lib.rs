@@ -24,7 +24,7 @@ pub mod serve;
 /// the scheduler refuses a different one. Bump it with any change to the .proto that is not
 /// backward compatible — including a new field whose absence changes results: version 2 added
 /// `Leaf.axes` (a peer that ignored it would generate a transposed source untransposed).
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Generated code for package `tessera.v1`.
 ///

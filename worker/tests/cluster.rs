@@ -52,7 +52,13 @@ fn suite() -> Vec<(&'static str, Array)> {
             "where",
             tessera::where_(n.gt(0.0).unwrap(), &n, 0.0).unwrap(),
         ),
-        ("matmul", sq.matmul(&sq.t()).unwrap()),
+        ("matmul x @ x.T", sq.matmul(&sq.t()).unwrap()),
+        // Diagonal products read one chunk twice.
+        ("matmul x @ x", sq.matmul(&sq).unwrap()),
+        (
+            "matmul a @ b.T",
+            sq.matmul(&(&sq + 1.0).unwrap().t()).unwrap(),
+        ),
         ("slice step", x.slice(s![10..290;-3, 5..]).unwrap()),
         ("rechunk", x.rechunk([100, 100]).unwrap()),
         ("concatenate", tessera::concatenate(&[&f, &f], 1).unwrap()),

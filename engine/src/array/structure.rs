@@ -288,19 +288,39 @@ impl Array {
             });
         }
         let a = self.astype(dtype)?;
-        let b = other.astype(dtype)?.rechunk(vec![
-            self.chunks().axis(1).to_vec(),
-            other.chunks().axis(1).to_vec(),
-        ])?;
+        // `a @ y.T` reads `y` as it is (the kernel takes its blocks by strides) rather than a
+        // transposed copy; `a @ a.T` is symmetric, and only its upper block triangle is computed.
+        let (b, transpose_b) = match other.transposed_matrix() {
+            Some(y) => (
+                y.astype(dtype)?.rechunk(vec![
+                    other.chunks().axis(1).to_vec(),
+                    self.chunks().axis(1).to_vec(),
+                ])?,
+                true,
+            ),
+            None => (
+                other.astype(dtype)?.rechunk(vec![
+                    self.chunks().axis(1).to_vec(),
+                    other.chunks().axis(1).to_vec(),
+                ])?,
+                false,
+            ),
+        };
+        let symmetric = transpose_b && a.id() == b.id();
         let nk = a.chunks().axis(1).len();
         let products = Chunks::from_sizes(vec![
             a.chunks().axis(0).to_vec(),
-            b.chunks().axis(1).to_vec(),
+            other.chunks().axis(1).to_vec(),
             vec![1; nk],
         ]);
-        let partial = Array::from_op(Op::Matmul, vec![a, b], products.clone(), dtype);
+        let partial = Array::from_op(
+            Op::Matmul { transpose_b },
+            vec![a, b],
+            products.clone(),
+            dtype,
+        );
         let pchunks = partial_chunks(&products, &[2]);
-        Ok(tree(
+        let sum = tree(
             partial,
             &pchunks,
             Reduction::Sum,
@@ -311,7 +331,20 @@ impl Array {
                 ddof: 0.0,
                 dtype,
             },
-        ))
+        );
+        if !symmetric {
+            return Ok(sum);
+        }
+        let chunks = sum.chunks().clone();
+        Ok(Array::from_op(Op::MirrorUpper, vec![sum], chunks, dtype))
+    }
+
+    /// The matrix this 2-d array is the transpose of, if it was built as one.
+    fn transposed_matrix(&self) -> Option<&Array> {
+        match (&self.0.layer.op, self.0.inputs.as_slice()) {
+            (Op::Transpose { perm }, [input]) if perm == &[1, 0] => Some(input),
+            _ => None,
+        }
     }
 
     /// Same as [`Array::matmul`].

@@ -383,7 +383,7 @@ fn check_op(layer: &Layer, inputs: &[Input<'_>]) -> Result<Produces, String> {
             )?;
             Ok(Produces::Array)
         }
-        Op::Matmul => {
+        Op::Matmul { transpose_b } => {
             let [a, b] = inputs else {
                 return Err(format!(
                     "matmul reads two inputs, this layer has {}",
@@ -404,22 +404,37 @@ fn check_op(layer: &Layer, inputs: &[Input<'_>]) -> Result<Produces, String> {
             if meta.dtype == DType::Bool {
                 return Err("matmul does not support bool".into());
             }
-            if a.meta.chunks.axis(1) != b.meta.chunks.axis(0) {
+            // Which axes of `b` are the inner and the output-column ones.
+            let (inner, cols) = if *transpose_b { (1, 0) } else { (0, 1) };
+            if a.meta.chunks.axis(1) != b.meta.chunks.axis(inner) {
                 return Err(format!(
-                    "inner chunks differ: {} is chunked {:?} along axis 1, {} {:?} along axis 0",
+                    "inner chunks differ: {} is chunked {:?} along axis 1, {} {:?} along axis {inner}",
                     a.id,
                     a.meta.chunks.axis(1),
                     b.id,
-                    b.meta.chunks.axis(0)
+                    b.meta.chunks.axis(inner)
                 ));
             }
             let want = Chunks::from_sizes(vec![
                 a.meta.chunks.axis(0).to_vec(),
-                b.meta.chunks.axis(1).to_vec(),
+                b.meta.chunks.axis(cols).to_vec(),
                 vec![1; a.meta.chunks.axis(1).len()],
             ]);
             expect_chunks(layer, &want, "the grid of block products")?;
             Ok(Produces::Products)
+        }
+        Op::MirrorUpper => {
+            let input = one_input(inputs, "mirror_upper")?;
+            let chunks = &input.meta.chunks;
+            if chunks.ndim() != 2 || chunks.axis(0) != chunks.axis(1) {
+                return Err(format!(
+                    "mirror_upper needs a square 2-d input chunked alike on both axes, {} is chunked {chunks}",
+                    input.id
+                ));
+            }
+            same_dtype(layer, input)?;
+            expect_chunks(layer, chunks, "its input")?;
+            Ok(Produces::Array)
         }
         Op::MapBlocks(_) => {
             let input = one_input(inputs, "map_blocks")?;
@@ -1240,13 +1255,23 @@ mod tests {
 
         let m = x.matmul(&x).unwrap();
         let g = m.graph();
-        let mm = find(&g, |l| matches!(l.op, Op::Matmul));
+        let mm = find(&g, |l| matches!(l.op, Op::Matmul { .. }));
         let bad = edit(&g, |ls| {
             ls[mm].meta.chunks = Chunks::from_sizes(vec![vec![12], vec![12], vec![1]])
         });
         rejects(&bad, g.layers()[mm].id, "block products");
         let bad = edit(&g, |ls| ls[mm].inputs.reverse());
         rejects(&bad, g.layers()[mm].id, "inner chunks differ");
+
+        // `x @ x.T` reads `x` untransposed; read as it is, its chunks do not line up.
+        let sym = x.matmul(&x.t()).unwrap();
+        let g = sym.graph();
+        let mm = find(&g, |l| matches!(l.op, Op::Matmul { transpose_b: true }));
+        let bad = edit(&g, |ls| ls[mm].op = Op::Matmul { transpose_b: false });
+        rejects(&bad, g.layers()[mm].id, "inner chunks differ");
+        let mirror = find(&g, |l| matches!(l.op, Op::MirrorUpper));
+        let bad = edit(&g, |ls| ls[mirror].inputs = vec![x.id()]);
+        rejects(&bad, sym.id(), "square 2-d input chunked alike");
 
         let c = concatenate(&[&x, &x.slice(s![..2, ..]).unwrap()], 0).unwrap();
         let g = c.graph();

@@ -2,30 +2,60 @@
 //! `(i, j, k)` is `a[i, k] @ b[k, j]` with a trailing axis of length 1 — and a sum reduction tree over
 //! that axis adds them, so the inner dimension is summed as a tree like any other reduction.
 //!
+//! With `transpose_b` the second input is `bᵀ` stored as it is: block `(i, j, k)` reads `b[j, k]` and
+//! the kernel takes it by strides, so `a @ b.T` copies nothing. When both inputs are one array
+//! (`a @ a.T`) the product is symmetric, as numpy's `syrk` path exploits: diagonal blocks are computed
+//! as their upper triangle and mirrored, and [`Op::MirrorUpper`](crate::ops::Op::MirrorUpper) builds
+//! the lower block triangle from the upper one, so the lower products are culled and never run.
+//!
 //! f64 and f32 block products use the `gemm` crate's packed kernels (AVX-512 or AVX2+FMA, chosen at
 //! run time, single-threaded inside a task); i64 uses ndarray's generic product.
 
 use std::sync::Arc;
 
-use ndarray::{Array2, ArrayView2, Axis, Ix2};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis, Ix2, s};
 
 use crate::data::{ArrayData, ChunkValue};
 use crate::error::{Error, Result};
-use crate::graph::Block;
+use crate::graph::{Block, Layer};
 
-pub(crate) fn deps(block: &[u32], out: &mut Vec<(usize, Block)>) {
+pub(crate) fn deps(transpose_b: bool, block: &[u32], out: &mut Vec<(usize, Block)>) {
     let (i, j, k) = (block[0], block[1], block[2]);
     out.push((0, Block::from_slice(&[i, k])));
-    out.push((1, Block::from_slice(&[k, j])));
+    if transpose_b {
+        out.push((1, Block::from_slice(&[j, k])));
+    } else {
+        out.push((1, Block::from_slice(&[k, j])));
+    }
 }
 
-pub(crate) fn run(deps: &[Arc<ChunkValue>]) -> Result<ChunkValue> {
+/// Whether the layer is `a @ a.T`, whose products are symmetric.
+pub(crate) fn is_symmetric(transpose_b: bool, layer: &Layer) -> bool {
+    transpose_b && layer.inputs.len() == 2 && layer.inputs[0] == layer.inputs[1]
+}
+
+pub(crate) fn run(
+    transpose_b: bool,
+    layer: &Layer,
+    block: &[u32],
+    deps: &[Arc<ChunkValue>],
+) -> Result<ChunkValue> {
     let a = deps[0].as_array()?;
     let b = deps[1].as_array()?;
+    // A diagonal block of `a @ a.T` reads one block twice: `a[i, k] @ a[i, k]ᵀ`.
+    let shape = Shape {
+        transpose_b,
+        symmetric: is_symmetric(transpose_b, layer) && block[0] == block[1],
+    };
     let out = match (a, b) {
-        (ArrayData::F64(a), ArrayData::F64(b)) => ArrayData::F64(float_product(a, b)?),
-        (ArrayData::F32(a), ArrayData::F32(b)) => ArrayData::F32(float_product(a, b)?),
-        (ArrayData::I64(a), ArrayData::I64(b)) => ArrayData::I64(product(a, b)?),
+        (ArrayData::F64(a), ArrayData::F64(b)) => ArrayData::F64(float_product(a, b, shape)?),
+        (ArrayData::F32(a), ArrayData::F32(b)) => ArrayData::F32(float_product(a, b, shape)?),
+        (ArrayData::I64(a), ArrayData::I64(b)) => {
+            let (a2, b2) = matrices(a, b, transpose_b)?;
+            // ndarray may pick a column-major result for a transposed operand; chunks are C order.
+            let c = a2.dot(&b2).as_standard_layout().into_owned();
+            ArrayData::I64(c.insert_axis(Axis(2)).into_dyn())
+        }
         (a, b) => {
             return Err(Error::InvalidArgument {
                 op: "matmul",
@@ -36,72 +66,134 @@ pub(crate) fn run(deps: &[Arc<ChunkValue>]) -> Result<ChunkValue> {
     Ok(ChunkValue::Array(out))
 }
 
-/// The two blocks as matrices whose inner dimensions agree.
+#[derive(Clone, Copy)]
+struct Shape {
+    transpose_b: bool,
+    symmetric: bool,
+}
+
+/// The two blocks as matrices whose inner dimensions agree (`b` seen transposed with `transpose_b`).
 fn matrices<'a, T>(
     a: &'a ndarray::ArrayD<T>,
     b: &'a ndarray::ArrayD<T>,
+    transpose_b: bool,
 ) -> Result<(ArrayView2<'a, T>, ArrayView2<'a, T>)> {
     let shape_err = || Error::ShapeMismatch {
         op: "matmul",
-        reason: format!("blocks of shapes {:?} and {:?}", a.shape(), b.shape()),
+        reason: format!(
+            "blocks of shapes {:?} and {:?}{}",
+            a.shape(),
+            b.shape(),
+            if transpose_b { " (transposed)" } else { "" }
+        ),
     };
     let a2 = a
         .view()
         .into_dimensionality::<Ix2>()
         .map_err(|_| shape_err())?;
-    let b2 = b
+    let mut b2 = b
         .view()
         .into_dimensionality::<Ix2>()
         .map_err(|_| shape_err())?;
+    if transpose_b {
+        b2 = b2.reversed_axes();
+    }
     if a2.ncols() != b2.nrows() {
         return Err(shape_err());
     }
     Ok((a2, b2))
 }
 
-fn product<T: ndarray::LinalgScalar>(
-    a: &ndarray::ArrayD<T>,
-    b: &ndarray::ArrayD<T>,
-) -> Result<ndarray::ArrayD<T>> {
-    let (a2, b2) = matrices(a, b)?;
-    Ok(a2.dot(&b2).insert_axis(Axis(2)).into_dyn())
-}
+/// Diagonal blocks of a symmetric product at most this many rows are computed whole: below it the
+/// saved flops no longer pay for gemm's per-call packing.
+const SYMMETRIC_LEAF_ROWS: usize = 192;
 
 fn float_product<T: ndarray::LinalgScalar + 'static>(
     a: &ndarray::ArrayD<T>,
     b: &ndarray::ArrayD<T>,
+    shape: Shape,
 ) -> Result<ndarray::ArrayD<T>> {
-    let (a2, b2) = matrices(a, b)?;
-    let (m, k, n) = (a2.nrows(), a2.ncols(), b2.ncols());
-    let mut out = Array2::<T>::zeros((m, n));
-    if m > 0 && n > 0 && k > 0 {
-        let out_rs = out.strides()[0];
-        // SAFETY: every pointer comes with the strides (in elements) and extents of its own live
-        // view, and `out` is a distinct, freshly allocated m × n array; with `read_dst` false, gemm
-        // only writes `out` (beta · a · b with beta = 1) and never reads it.
-        unsafe {
-            gemm::gemm(
-                m,
-                n,
-                k,
-                out.as_mut_ptr(),
-                1,
-                out_rs,
-                false,
-                a2.as_ptr(),
-                a2.strides()[1],
-                a2.strides()[0],
-                b2.as_ptr(),
-                b2.strides()[1],
-                b2.strides()[0],
-                T::zero(),
-                T::one(),
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
-            );
-        }
+    let (a2, b2) = matrices(a, b, shape.transpose_b)?;
+    let mut out = Array2::<T>::zeros((a2.nrows(), b2.ncols()));
+    if shape.symmetric && a2.nrows() == b2.ncols() {
+        symmetric_product(a2, out.view_mut());
+    } else {
+        gemm_into(a2, b2, out.view_mut());
     }
     Ok(out.insert_axis(Axis(2)).into_dyn())
+}
+
+/// `out = a @ aᵀ`, computing about half of its products: the two diagonal quarters recursively, the
+/// upper-right quarter by one product, and the lower-left quarter as its transpose.
+fn symmetric_product<T: ndarray::LinalgScalar + 'static>(
+    a: ArrayView2<T>,
+    mut out: ArrayViewMut2<T>,
+) {
+    let m = a.nrows();
+    if m <= SYMMETRIC_LEAF_ROWS {
+        return gemm_into(a, a.t(), out);
+    }
+    let h = m / 2;
+    let (top, bottom) = a.split_at(Axis(0), h);
+    gemm_into(top, bottom.t(), out.slice_mut(s![..h, h..]));
+    let (mut upper, mut lower) = out.view_mut().split_at(Axis(0), h);
+    lower
+        .slice_mut(s![.., ..h])
+        .assign(&upper.slice(s![.., h..]).t());
+    symmetric_product(top, upper.slice_mut(s![.., ..h]));
+    symmetric_product(bottom, lower.slice_mut(s![.., h..]));
+}
+
+/// `out = a @ b` for any strides, with `out` zeroed beforehand.
+fn gemm_into<T: ndarray::LinalgScalar + 'static>(
+    a: ArrayView2<T>,
+    b: ArrayView2<T>,
+    mut out: ArrayViewMut2<T>,
+) {
+    let (m, k, n) = (a.nrows(), a.ncols(), b.ncols());
+    debug_assert_eq!((out.nrows(), out.ncols(), b.nrows()), (m, n, k));
+    if m == 0 || n == 0 || k == 0 {
+        return;
+    }
+    let (out_rs, out_cs) = (out.strides()[0], out.strides()[1]);
+    // SAFETY: every pointer comes with the strides (in elements) and extents of its own live view;
+    // `out` is a unique mutable view that aliases neither input; with `read_dst` false, gemm only
+    // writes `out` (beta · a · b with beta = 1) and never reads it.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out.as_mut_ptr(),
+            out_cs,
+            out_rs,
+            false,
+            a.as_ptr(),
+            a.strides()[1],
+            a.strides()[0],
+            b.as_ptr(),
+            b.strides()[1],
+            b.strides()[0],
+            T::zero(),
+            T::one(),
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+/// Block `(i, j)` of a symmetric matrix whose upper block triangle (`i <= j`) is computed: the block
+/// itself there, and block `(j, i)` transposed below the diagonal.
+pub(crate) fn mirror_deps(block: &[u32], out: &mut Vec<(usize, Block)>) {
+    let (i, j) = (block[0], block[1]);
+    out.push((0, Block::from_slice(&[i.min(j), i.max(j)])));
+}
+
+pub(crate) fn mirror_run(block: &[u32], deps: &[Arc<ChunkValue>]) -> Result<Arc<ChunkValue>> {
+    if block[0] <= block[1] {
+        return Ok(deps[0].clone());
+    }
+    crate::ops::structure::transpose_run(&[1, 0], deps).map(Arc::new)
 }

@@ -49,8 +49,12 @@ pub enum Op {
     Concatenate { axis: usize },
     /// Joining along a new axis.
     Stack { axis: usize },
-    /// Partial products of a blocked matrix product: block (i, j, k) is `a[i, k] @ b[k, j]`.
-    Matmul,
+    /// Partial products of a blocked matrix product: block (i, j, k) is `a[i, k] @ b[k, j]`, or
+    /// `a[i, k] @ b[j, k]ᵀ` when the second input is stored untransposed.
+    Matmul { transpose_b: bool },
+    /// A symmetric matrix from its upper block triangle: block (i, j) below the diagonal is block
+    /// (j, i) transposed, so the lower blocks' producers are never run.
+    MirrorUpper,
     /// A user closure applied to every chunk (local executor only).
     MapBlocks(BlockFn),
 }
@@ -84,7 +88,8 @@ impl Op {
             Op::Reshape => "reshape",
             Op::Concatenate { .. } => "concatenate",
             Op::Stack { .. } => "stack",
-            Op::Matmul => "matmul",
+            Op::Matmul { .. } => "matmul",
+            Op::MirrorUpper => "mirror-upper",
             Op::MapBlocks(_) => "map-blocks",
         }
     }
@@ -120,7 +125,8 @@ impl Op {
             }
             Op::Transpose { perm } => t.usizes(perm),
             Op::Slice(s) => s.tokenize(t),
-            Op::Rechunk | Op::Reshape | Op::Matmul => {}
+            Op::Rechunk | Op::Reshape | Op::MirrorUpper => {}
+            Op::Matmul { transpose_b } => t.u64(*transpose_b as u64),
             Op::Concatenate { axis } | Op::Stack { axis } => t.u64(*axis as u64),
             Op::MapBlocks(f) => t.u64(f.token()),
         }
@@ -151,7 +157,8 @@ impl Op {
             Op::Reshape => structure::reshape_deps(&layer.meta, inputs[0], block, out),
             Op::Concatenate { axis } => structure::concat_deps(*axis, inputs, block, out),
             Op::Stack { axis } => structure::stack_deps(*axis, block, out),
-            Op::Matmul => matmul::deps(block, out),
+            Op::Matmul { transpose_b } => matmul::deps(*transpose_b, block, out),
+            Op::MirrorUpper => matmul::mirror_deps(block, out),
             Op::MapBlocks(_) => out.push((0, block.iter().copied().collect())),
         }
     }
@@ -176,7 +183,8 @@ impl Op {
             Op::Reshape => structure::reshape_run(&layer.meta, inputs[0], block, deps)?,
             Op::Concatenate { .. } => return Ok(deps[0].clone()),
             Op::Stack { axis } => structure::stack_run(*axis, deps)?,
-            Op::Matmul => matmul::run(deps)?,
+            Op::Matmul { transpose_b } => matmul::run(*transpose_b, layer, block, deps)?,
+            Op::MirrorUpper => return matmul::mirror_run(block, deps),
             Op::MapBlocks(f) => f.run(&layer.meta, block, deps)?,
         };
         Ok(Arc::new(value))

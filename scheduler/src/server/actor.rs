@@ -139,15 +139,20 @@ impl Outbox for Shell<'_> {
                             task: a.task,
                             layer: task.layer,
                             block: task.block.to_vec(),
-                            deps: a
+                            // The core lists each input once; the kernel wants them in the op's
+                            // order, a chunk read twice given twice.
+                            deps: task
                                 .deps
-                                .into_iter()
-                                .map(|(t, holders)| pb::DepLocation {
-                                    task: t,
-                                    addresses: holders
-                                        .into_iter()
-                                        .map(|h| self.address(h))
-                                        .collect(),
+                                .iter()
+                                .filter_map(|t| {
+                                    let (_, holders) = a.deps.iter().find(|(d, _)| d == t)?;
+                                    Some(pb::DepLocation {
+                                        task: *t,
+                                        addresses: holders
+                                            .iter()
+                                            .map(|&h| self.address(h))
+                                            .collect(),
+                                    })
                                 })
                                 .collect(),
                             priority: a.priority,
