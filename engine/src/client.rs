@@ -19,10 +19,12 @@ use tessera_proto::PROTOCOL_VERSION;
 use tessera_proto::v1::scheduler_client::SchedulerClient;
 use tessera_proto::v1::worker_client::WorkerClient;
 use tessera_proto::v1::{
-    ChunkRef, ClientMessage, Fetched, StatusRequest, Submit, client_event, client_message,
+    ChunkPiece, ChunkRef, ChunkRefs, ClientMessage, Fetched, OutputChunk, StatusRequest, Submit,
+    client_event, client_message,
 };
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+use tonic::Streaming;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::array::{Array, Assembly, Executor, compute_many_on, graph_of};
@@ -60,7 +62,89 @@ impl WorkerChannels {
 
     /// Fetches chunk (job, task) from the worker at `address`; the error text names both.
     pub async fn fetch(&self, address: &str, job: u64, task: u32) -> Result<ChunkValue, String> {
-        let result = self.fetch_once(address, job, task).await;
+        let reply = async {
+            let mut client = self.client(address).await?;
+            client
+                .fetch_chunk(ChunkRef { job, task })
+                .await
+                .map_err(|s| format!("{address}: {}", s.message()))
+        };
+        let mut values = self.receive(address, job, &[task], reply).await?;
+        values
+            .pop()
+            .ok_or_else(|| format!("{address} sent nothing for task {task} of job {job}"))
+    }
+
+    /// Fetches chunks `tasks` of `job` from the worker at `address` in one call, in that order; the
+    /// error text names the address and job, and the task when one chunk was the problem.
+    pub async fn fetch_many(
+        &self,
+        address: &str,
+        job: u64,
+        tasks: &[u32],
+    ) -> Result<Vec<ChunkValue>, String> {
+        let reply = async {
+            let mut client = self.client(address).await?;
+            client
+                .fetch_chunks(ChunkRefs {
+                    job,
+                    tasks: tasks.to_vec(),
+                })
+                .await
+                .map_err(|s| format!("{address}: {}", s.message()))
+        };
+        self.receive(address, job, tasks, reply).await
+    }
+
+    /// Reads a fetch's reply: the chunks of `tasks`, each decoded as soon as its last piece is in.
+    /// Any error drops the cached channel to `address`.
+    async fn receive(
+        &self,
+        address: &str,
+        job: u64,
+        tasks: &[u32],
+        reply: impl Future<Output = Result<tonic::Response<Streaming<ChunkPiece>>, String>>,
+    ) -> Result<Vec<ChunkValue>, String> {
+        let result = async {
+            let mut stream = reply.await?.into_inner();
+            let mut values = Vec::with_capacity(tasks.len());
+            let mut decode = |(index, bytes): (u32, Vec<u8>)| {
+                let Some(task) = tasks.get(index as usize) else {
+                    return Err(format!(
+                        "{address} sent chunk {index} of job {job} when {} were asked for",
+                        tasks.len()
+                    ));
+                };
+                let value = crate::wire::decode_chunk(&bytes).map_err(|e| {
+                    format!("chunk of task {task} of job {job} from {address}: {e}")
+                })?;
+                values.push(value);
+                Ok(())
+            };
+            let mut splitter = Splitter::default();
+            let bad_stream = |e: String| format!("{address}, job {job}, tasks {tasks:?}: {e}");
+            while let Some(piece) = stream
+                .message()
+                .await
+                .map_err(|s| format!("{address}: {}", s.message()))?
+            {
+                if let Some(chunk) = splitter.push(piece).map_err(bad_stream)? {
+                    decode(chunk)?;
+                }
+            }
+            if let Some(chunk) = splitter.finish().map_err(bad_stream)? {
+                decode(chunk)?;
+            }
+            if values.len() != tasks.len() {
+                return Err(bad_stream(format!(
+                    "the reply ended after {} of {} chunks",
+                    values.len(),
+                    tasks.len()
+                )));
+            }
+            Ok(values)
+        }
+        .await;
         if result.is_err() {
             // A restarted worker gets a fresh connection next time.
             self.clients
@@ -70,28 +154,65 @@ impl WorkerChannels {
         }
         result
     }
+}
 
-    async fn fetch_once(&self, address: &str, job: u64, task: u32) -> Result<ChunkValue, String> {
-        let mut client = self.client(address).await?;
-        let mut stream = client
-            .fetch_chunk(ChunkRef { job, task })
-            .await
-            .map_err(|s| format!("{address}: {}", s.message()))?
-            .into_inner();
-        let mut bytes: Vec<u8> = Vec::new();
-        while let Some(piece) = stream
-            .message()
-            .await
-            .map_err(|s| format!("{address}: {}", s.message()))?
+/// Cuts a fetch's stream of pieces back into its chunks' encodings. The pieces of chunk `i` carry
+/// index `i` and follow those of chunk `i - 1`; a chunk ends where the next index starts, or with the
+/// stream, so a chunk that encodes to nothing (one empty piece) is still seen.
+#[derive(Debug, Default)]
+struct Splitter {
+    /// The chunk being received: its index, its announced length, and its bytes so far.
+    current: Option<(u32, u64, Vec<u8>)>,
+}
+
+impl Splitter {
+    /// Takes the next piece; when it starts a new chunk, returns the one before it (index, bytes).
+    fn push(&mut self, piece: ChunkPiece) -> Result<Option<(u32, Vec<u8>)>, String> {
+        if let Some((index, _, bytes)) = &mut self.current
+            && *index == piece.index
         {
-            if bytes.is_empty() && piece.total_len > 0 {
-                bytes.reserve_exact(piece.total_len as usize);
-            }
             bytes.extend_from_slice(&piece.data);
+            return Ok(None);
         }
-        crate::wire::decode_chunk(&bytes)
-            .map_err(|e| format!("chunk of task {task} of job {job} from {address}: {e}"))
+        let due = self.current.as_ref().map_or(0, |c| u64::from(c.0) + 1);
+        if u64::from(piece.index) != due {
+            return Err(format!(
+                "a piece of chunk {} arrived where chunk {due} was due",
+                piece.index
+            ));
+        }
+        let mut bytes = Vec::new();
+        // A bogus length must not abort the process.
+        usize::try_from(piece.total_len)
+            .ok()
+            .and_then(|n| bytes.try_reserve_exact(n).ok())
+            .ok_or_else(|| {
+                format!(
+                    "chunk {} announced {} bytes, more than this process can hold",
+                    piece.index, piece.total_len
+                )
+            })?;
+        bytes.extend_from_slice(&piece.data);
+        self.current
+            .replace((piece.index, piece.total_len, bytes))
+            .map(complete)
+            .transpose()
     }
+
+    /// The stream has ended: the last chunk, if there was any.
+    fn finish(&mut self) -> Result<Option<(u32, Vec<u8>)>, String> {
+        self.current.take().map(complete).transpose()
+    }
+}
+
+fn complete((index, total_len, bytes): (u32, u64, Vec<u8>)) -> Result<(u32, Vec<u8>), String> {
+    if bytes.len() as u64 != total_len {
+        return Err(format!(
+            "chunk {index} announced {total_len} bytes and {} arrived",
+            bytes.len()
+        ));
+    }
+    Ok((index, bytes))
 }
 
 /// The cluster as the scheduler sees it.
@@ -272,12 +393,18 @@ impl AsyncClient {
                     match event.event {
                         Some(client_event::Event::Accepted(a)) => job = a.job,
                         Some(client_event::Event::OutputsReady(ready)) => {
+                            // One call per worker for the chunks announced together.
+                            let mut by_worker: HashMap<String, Vec<OutputChunk>> = HashMap::new();
                             for chunk in ready.chunks {
+                                by_worker.entry(chunk.address.clone()).or_default().push(chunk);
+                            }
+                            for (address, chunks) in by_worker {
                                 let workers = self.workers.clone();
                                 pending += 1;
                                 fetches.spawn(async move {
-                                    let value = workers.fetch(&chunk.address, job, chunk.task).await;
-                                    (chunk, value)
+                                    let tasks: Vec<u32> = chunks.iter().map(|c| c.task).collect();
+                                    let values = workers.fetch_many(&address, job, &tasks).await;
+                                    (chunks, values)
                                 });
                             }
                         }
@@ -297,14 +424,17 @@ impl AsyncClient {
                 }
                 Some(done) = fetches.join_next(), if pending > 0 => {
                     pending -= 1;
-                    let (chunk, value) = done.map_err(|e| self.remote(&format!("a fetch task failed: {e}")))?;
-                    let value = value.map_err(|m| self.remote(&m))?;
-                    sink(chunk.output as usize, &chunk.block, Arc::new(value))?;
+                    let (chunks, values) = done.map_err(|e| self.remote(&format!("a fetch task failed: {e}")))?;
+                    let values = values.map_err(|m| self.remote(&m))?;
+                    for (chunk, value) in chunks.iter().zip(values) {
+                        sink(chunk.output as usize, &chunk.block, Arc::new(value))?;
+                    }
                     // The scheduler may release what the client has; a closed stream only means the
                     // job is over.
+                    let tasks = chunks.iter().map(|c| c.task).collect();
                     let _ = tx
                         .send(ClientMessage {
-                            msg: Some(client_message::Msg::Fetched(Fetched { tasks: vec![chunk.task] })),
+                            msg: Some(client_message::Msg::Fetched(Fetched { tasks })),
                         })
                         .await;
                 }
@@ -380,5 +510,69 @@ impl Client {
 impl Executor for Client {
     fn execute_graph(&self, graph: Graph, sink: &OutputSink<'_>) -> Result<ExecStats> {
         self.runtime.block_on(self.inner.execute(graph, sink))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn piece(index: u32, total_len: u64, data: &[u8]) -> ChunkPiece {
+        ChunkPiece {
+            total_len,
+            data: data.to_vec(),
+            index,
+        }
+    }
+
+    fn split(pieces: Vec<ChunkPiece>) -> Result<Vec<(u32, Vec<u8>)>, String> {
+        let mut splitter = Splitter::default();
+        let mut chunks = Vec::new();
+        for p in pieces {
+            chunks.extend(splitter.push(p)?);
+        }
+        chunks.extend(splitter.finish()?);
+        Ok(chunks)
+    }
+
+    #[test]
+    fn a_reply_splits_into_its_chunks_even_empty_ones() {
+        let chunks = split(vec![
+            piece(0, 5, b"abc"),
+            piece(0, 0, b"de"),
+            piece(1, 0, b""),
+            piece(2, 1, b"f"),
+            piece(3, 0, b""),
+        ]);
+        let want: Vec<(u32, Vec<u8>)> = vec![
+            (0, b"abcde".to_vec()),
+            (1, Vec::new()),
+            (2, b"f".to_vec()),
+            (3, Vec::new()),
+        ];
+        assert_eq!(chunks, Ok(want));
+        assert_eq!(split(Vec::new()), Ok(Vec::new()));
+    }
+
+    #[test]
+    fn a_garbled_reply_is_an_error_naming_the_chunk() {
+        let skipped = split(vec![piece(0, 1, b"a"), piece(2, 1, b"b")]).unwrap_err();
+        assert!(
+            skipped.contains("chunk 2") && skipped.contains("chunk 1 was due"),
+            "{skipped}"
+        );
+        let back = split(vec![
+            piece(0, 1, b"a"),
+            piece(1, 1, b"b"),
+            piece(0, 1, b"c"),
+        ]);
+        assert!(back.is_err());
+        let short = split(vec![piece(0, 4, b"ab"), piece(1, 0, b"")]).unwrap_err();
+        assert!(
+            short.contains("chunk 0 announced 4 bytes and 2 arrived"),
+            "{short}"
+        );
+        let huge = split(vec![piece(0, u64::MAX, b"")]).unwrap_err();
+        assert!(huge.contains("more than this process can hold"), "{huge}");
     }
 }

@@ -15,7 +15,7 @@
 //!     threads: 2,
 //!     memory_limit: 1 << 30,
 //! };
-//! assert_eq!(hello.protocol_version, 2);
+//! assert_eq!(hello.protocol_version, 3);
 //! ```
 
 pub mod serve;
@@ -23,7 +23,9 @@ pub mod serve;
 /// The protocol version this build speaks. Workers and clients send it when they register or submit;
 /// the scheduler refuses a different one. Bump it with any change to the .proto that is not
 /// backward compatible — including a new field whose absence changes results: version 2 added
-/// `Leaf.axes` (a peer that ignored it would generate a transposed source untransposed).
+/// `Leaf.axes` (a peer that ignored it would generate a transposed source untransposed); version 3
+/// added `Worker.FetchChunks`, which workers and clients call and older workers do not serve, and
+/// `Matmul.transpose_b` and `MirrorUpper`, which change results if a peer ignores them.
 pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Generated code for package `tessera.v1`.

@@ -2,8 +2,9 @@
 //!
 //! A worker node of a tessera cluster. It registers with the scheduler, heartbeats, runs the tasks it
 //! is assigned with the engine's kernels on its own rayon pool, keeps results in a local store, and
-//! serves them to peers and clients over gRPC (`Worker.FetchChunk`), streamed in pieces so chunks of any
-//! size move directly between workers — never through the scheduler.
+//! serves them to peers and clients over gRPC (`Worker.FetchChunks`, several chunks per call, and
+//! `Worker.FetchChunk`), streamed in pieces so chunks of any size move directly between workers —
+//! never through the scheduler.
 //!
 //! # Layout
 //! - [`config`]: [`WorkerConfig`] and memory-size parsing; the binary's flags convert into it.

@@ -1,17 +1,19 @@
-//! Runs assigned tasks: gathers inputs (from the local store, or from the peers that hold them), runs
-//! the engine's kernel for the task's layer and block on the worker's rayon pool, keeps the result, and
-//! reports the outcome. A task whose input cannot be fetched reports which one, so the scheduler
-//! recomputes it rather than failing the job.
+//! Runs assigned tasks: gathers inputs (from the local store, or from the peers that hold them, one
+//! call per peer), runs the engine's kernel for the task's layer and block on the worker's rayon
+//! pool, keeps the result, and reports the outcome. A task whose input cannot be fetched reports which
+//! one, so the scheduler recomputes it rather than failing the job.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
+use futures_util::future::join_all;
 use tessera::ChunkValue;
 use tessera::exec::panic_message;
-use tessera_proto::v1::TaskAssignment;
+use tessera_proto::v1::{DepLocation, TaskAssignment};
 use tokio::sync::mpsc;
+use tracing::debug;
 
 use crate::store::Store;
 use tessera::client::WorkerChannels as Peers;
@@ -70,7 +72,7 @@ impl Runner {
 
     /// Starts a task; its outcome arrives on the results channel. A task whose inputs are all in the
     /// store goes straight to the pool (no async hop: microsecond tasks are common); one that needs
-    /// chunks from peers fetches them all at once first.
+    /// chunks from peers fetches them first, one call per peer.
     pub fn start(&self, a: TaskAssignment) {
         self.running.fetch_add(1, Ordering::Relaxed);
         let local: Option<Vec<_>> = a
@@ -123,31 +125,106 @@ impl Runner {
         });
     }
 
-    /// The task's inputs, from the store or fetched concurrently from the peers that hold them.
+    /// The task's inputs, in dependency order: from the store, or fetched from the peers that hold
+    /// them with one call per peer (a combine task reads many small partials, often several from one
+    /// peer), all peers at once. A chunk whose call failed is then fetched alone from each of its
+    /// holders, so one chunk a peer no longer has does not cost the batch.
     async fn gather(&self, a: &TaskAssignment) -> Result<Vec<Arc<ChunkValue>>, Outcome> {
         let job = a.job;
-        let fetches = a.deps.iter().map(|dep| async move {
-            if let Some(v) = self.store.get((job, dep.task)) {
-                return Ok(v);
+        let mut inputs: Vec<Option<Arc<ChunkValue>>> = a
+            .deps
+            .iter()
+            .map(|d| self.store.get((job, d.task)))
+            .collect();
+        // Positions in `a.deps` of the inputs to fetch, by the first peer that holds them.
+        let mut batches: Vec<(&str, Vec<usize>)> = Vec::new();
+        // An input read twice (the diagonal blocks of `x @ x.T`) is fetched once.
+        let mut repeats: Vec<(usize, usize)> = Vec::new();
+        for (i, dep) in a.deps.iter().enumerate() {
+            if inputs[i].is_some() {
+                continue;
             }
-            let mut last_error = format!("no worker holds input task {}", dep.task);
-            for address in dep.addresses.iter().filter(|a| **a != self.address) {
-                match self.peers.fetch(address, job, dep.task).await {
-                    Ok(v) => return Ok(Arc::new(v)),
-                    Err(e) => last_error = e,
+            if let Some(first) = a.deps[..i].iter().position(|d| d.task == dep.task) {
+                repeats.push((i, first));
+                continue;
+            }
+            let Some(peer) = dep.addresses.iter().find(|a| **a != self.address) else {
+                continue;
+            };
+            match batches.iter_mut().find(|(p, _)| *p == peer.as_str()) {
+                Some((_, positions)) => positions.push(i),
+                None => batches.push((peer, vec![i])),
+            }
+        }
+        let fetched = join_all(batches.iter().map(|(peer, positions)| {
+            let tasks: Vec<u32> = positions.iter().map(|&i| a.deps[i].task).collect();
+            async move { self.peers.fetch_many(peer, job, &tasks).await }
+        }))
+        .await;
+        let mut failed_at: Vec<Option<&str>> = vec![None; a.deps.len()];
+        for ((peer, positions), result) in batches.iter().zip(fetched) {
+            match result {
+                Ok(values) => {
+                    for (&i, v) in positions.iter().zip(values) {
+                        inputs[i] = Some(Arc::new(v));
+                    }
+                }
+                Err(e) => {
+                    debug!(
+                        peer,
+                        job, "batched fetch failed, fetching its chunks alone: {e}"
+                    );
+                    for &i in positions {
+                        failed_at[i] = Some(peer);
+                    }
                 }
             }
-            Err(Outcome::Failed {
-                job,
-                task: a.task,
-                message: last_error,
-                missing_input: Some((job, dep.task)),
-            })
-        });
-        futures_util::future::join_all(fetches)
-            .await
-            .into_iter()
-            .collect()
+        }
+        for (i, first) in repeats {
+            inputs[i] = inputs[first].clone();
+            failed_at[i] = failed_at[first];
+        }
+        let inputs = inputs.into_iter().zip(&a.deps).zip(failed_at).map(
+            |((input, dep), failed_at)| async move {
+                match input {
+                    Some(v) => Ok(v),
+                    None => self
+                        .fetch_alone(job, dep, failed_at)
+                        .await
+                        .map_err(|message| Outcome::Failed {
+                            job,
+                            task: a.task,
+                            message,
+                            missing_input: Some((job, dep.task)),
+                        }),
+                }
+            },
+        );
+        join_all(inputs).await.into_iter().collect()
+    }
+
+    /// Fetches one input by itself from each peer that holds it in turn. The peer whose batched call
+    /// failed goes last: it may have lost only another chunk of the batch, or be gone.
+    async fn fetch_alone(
+        &self,
+        job: u64,
+        dep: &DepLocation,
+        failed_at: Option<&str>,
+    ) -> Result<Arc<ChunkValue>, String> {
+        let (others, failed): (Vec<&str>, Vec<&str>) = dep
+            .addresses
+            .iter()
+            .map(String::as_str)
+            .filter(|a| *a != self.address)
+            .partition(|a| Some(*a) != failed_at);
+        let mut last_error = format!("no worker holds input task {}", dep.task);
+        for address in others.into_iter().chain(failed) {
+            match self.peers.fetch(address, job, dep.task).await {
+                Ok(v) => return Ok(Arc::new(v)),
+                Err(e) => last_error = e,
+            }
+        }
+        Err(last_error)
     }
 
     /// Runs the task's kernel on the pool; the pool thread stores the chunk and reports.

@@ -1,10 +1,16 @@
-//! The worker's gRPC service: peers and clients fetch chunks from it. Chunks are encoded once and
-//! streamed in pieces of [`PIECE_BYTES`], so chunks of any size cross the wire.
+//! The worker's gRPC service: peers and clients fetch chunks from it, one per call (`FetchChunk`) or
+//! several of a job per call (`FetchChunks`: a combine task reads many small partials, and a call
+//! costs far more than their bytes). Each chunk is encoded when the stream reaches it and sent in
+//! pieces of at most [`PIECE_BYTES`], so chunks of any size cross the wire and a batch of large
+//! chunks is never encoded all at once.
 
+use std::collections::VecDeque;
 use std::pin::Pin;
+use std::sync::Arc;
 
+use tessera::ChunkValue;
 use tessera_proto::v1::worker_server::Worker;
-use tessera_proto::v1::{ChunkPiece, ChunkRef};
+use tessera_proto::v1::{ChunkPiece, ChunkRef, ChunkRefs};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
@@ -12,6 +18,11 @@ use crate::store::Store;
 
 /// Bytes per streamed piece: well under tonic's default 4 MiB message limit.
 pub const PIECE_BYTES: usize = 1 << 20;
+
+/// Chunks of at least this many bytes are encoded on the blocking pool, off the async threads.
+/// Smaller ones (a reduction's partials are a few bytes) are encoded in place: handing them to another
+/// thread would cost more than encoding them.
+const BLOCKING_ENCODE_BYTES: usize = 64 << 10;
 
 /// Serves the chunks in a [`Store`].
 #[derive(Clone, Debug)]
@@ -23,6 +34,32 @@ impl WorkerService {
     pub fn new(store: Store) -> Self {
         WorkerService { store }
     }
+
+    /// The pieces of chunks `tasks` of `job`, in that order. Every chunk is looked up before the
+    /// first piece is sent, so that a missing one fails the call cleanly rather than mid-stream.
+    fn pieces(&self, job: u64, tasks: &[u32]) -> Result<PieceStream, Status> {
+        let chunks = tasks
+            .iter()
+            .map(|&task| {
+                let value = self.store.get((job, task)).ok_or_else(|| {
+                    Status::not_found(format!(
+                        "chunk of task {task} of job {job} is not held here"
+                    ))
+                })?;
+                Ok((task, value))
+            })
+            .collect::<Result<VecDeque<_>, Status>>()?;
+        let outgoing = Outgoing {
+            job,
+            chunks,
+            next: 0,
+            current: None,
+        };
+        Ok(Box::pin(futures_util::stream::unfold(
+            outgoing,
+            Outgoing::next_piece,
+        )))
+    }
 }
 
 type PieceStream = Pin<Box<dyn Stream<Item = Result<ChunkPiece, Status>> + Send>>;
@@ -30,40 +67,147 @@ type PieceStream = Pin<Box<dyn Stream<Item = Result<ChunkPiece, Status>> + Send>
 #[tonic::async_trait]
 impl Worker for WorkerService {
     type FetchChunkStream = PieceStream;
+    type FetchChunksStream = PieceStream;
 
     async fn fetch_chunk(
         &self,
         request: Request<ChunkRef>,
     ) -> Result<Response<PieceStream>, Status> {
         let r = request.into_inner();
-        let value = self.store.get((r.job, r.task)).ok_or_else(|| {
-            Status::not_found(format!(
-                "chunk of task {} of job {} is not held here",
-                r.task, r.job
-            ))
-        })?;
-        // Encoding a large chunk is CPU work: keep it off the async threads.
-        let bytes = tokio::task::spawn_blocking(move || tessera::wire::encode_chunk(&value))
-            .await
-            .map_err(|e| Status::internal(format!("encoding failed: {e}")))?;
-        let total = bytes.len() as u64;
-        let pieces: Vec<Result<ChunkPiece, Status>> = if bytes.is_empty() {
-            vec![Ok(ChunkPiece {
-                total_len: 0,
-                data: Vec::new(),
-            })]
-        } else {
-            bytes
-                .chunks(PIECE_BYTES)
-                .enumerate()
-                .map(|(i, c)| {
-                    Ok(ChunkPiece {
-                        total_len: if i == 0 { total } else { 0 },
-                        data: c.to_vec(),
-                    })
-                })
-                .collect()
+        Ok(Response::new(self.pieces(r.job, &[r.task])?))
+    }
+
+    async fn fetch_chunks(
+        &self,
+        request: Request<ChunkRefs>,
+    ) -> Result<Response<PieceStream>, Status> {
+        let r = request.into_inner();
+        Ok(Response::new(self.pieces(r.job, &r.tasks)?))
+    }
+}
+
+/// A fetch's reply in progress.
+struct Outgoing {
+    job: u64,
+    /// Chunks not encoded yet, with their tasks.
+    chunks: VecDeque<(u32, Arc<ChunkValue>)>,
+    /// Index in the request of the front of `chunks`.
+    next: u32,
+    /// The chunk being sent: its index, its encoding, and how many bytes of it are out.
+    current: Option<(u32, Vec<u8>, usize)>,
+}
+
+impl Outgoing {
+    async fn next_piece(mut self) -> Option<(Result<ChunkPiece, Status>, Outgoing)> {
+        let (index, bytes, sent) = match self.current.take() {
+            Some(current) => current,
+            None => {
+                let (task, value) = self.chunks.pop_front()?;
+                let index = self.next;
+                self.next += 1;
+                match encode(value).await {
+                    Ok(bytes) => (index, bytes, 0),
+                    Err(e) => {
+                        self.chunks.clear();
+                        let message =
+                            format!("encoding the chunk of task {task} of job {}: {e}", self.job);
+                        return Some((Err(Status::internal(message)), self));
+                    }
+                }
+            }
         };
-        Ok(Response::new(Box::pin(tokio_stream::iter(pieces))))
+        let end = bytes.len().min(sent + PIECE_BYTES);
+        let total_len = if sent == 0 { bytes.len() as u64 } else { 0 };
+        let data = if sent == 0 && end == bytes.len() {
+            // The whole chunk fits in one piece (every partial does): no copy. An empty encoding
+            // still goes out as one empty piece, so that the receiver sees the chunk.
+            bytes
+        } else {
+            let data = bytes[sent..end].to_vec();
+            if end < bytes.len() {
+                self.current = Some((index, bytes, end));
+            }
+            data
+        };
+        let piece = ChunkPiece {
+            total_len,
+            data,
+            index,
+        };
+        Some((Ok(piece), self))
+    }
+}
+
+async fn encode(value: Arc<ChunkValue>) -> Result<Vec<u8>, tokio::task::JoinError> {
+    if value.nbytes() < BLOCKING_ENCODE_BYTES {
+        return Ok(tessera::wire::encode_chunk(&value));
+    }
+    tokio::task::spawn_blocking(move || tessera::wire::encode_chunk(&value)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Dimension;
+    use tokio_stream::StreamExt;
+
+    fn f64_chunk(shape: &[usize]) -> Arc<ChunkValue> {
+        let a = ndarray::ArrayD::from_shape_fn(ndarray::IxDyn(shape), |i| {
+            i.slice().iter().sum::<usize>() as f64
+        });
+        Arc::new(ChunkValue::Array(tessera::ArrayData::F64(a)))
+    }
+
+    #[tokio::test]
+    async fn chunks_are_cut_into_pieces_in_request_order() {
+        let store = Store::default();
+        // 8 MB: eight pieces, encoded on the blocking pool; then chunks far below one piece.
+        let chunks = [f64_chunk(&[1000, 1000]), f64_chunk(&[0]), f64_chunk(&[3])];
+        for (task, c) in chunks.iter().enumerate() {
+            store.put((5, task as u32 * 10), c.clone());
+        }
+        let service = WorkerService::new(store);
+        let pieces: Vec<ChunkPiece> = service
+            .pieces(5, &[0, 10, 20])
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+            .await;
+        let mut got: Vec<Vec<u8>> = Vec::new();
+        for p in &pieces {
+            assert!(p.data.len() <= PIECE_BYTES);
+            if p.index as usize == got.len() {
+                got.push(Vec::new());
+                assert_eq!(
+                    p.total_len,
+                    tessera::wire::encode_chunk(&chunks[p.index as usize]).len() as u64
+                );
+            } else {
+                assert_eq!(p.index as usize, got.len() - 1, "pieces out of order");
+                assert_eq!(p.total_len, 0);
+            }
+            got.last_mut().unwrap().extend_from_slice(&p.data);
+        }
+        assert_eq!(pieces.len(), 8 + 1 + 1);
+        let want: Vec<Vec<u8>> = chunks
+            .iter()
+            .map(|c| tessera::wire::encode_chunk(c))
+            .collect();
+        assert!(got == want);
+    }
+
+    #[tokio::test]
+    async fn a_chunk_not_held_fails_the_whole_call() {
+        let store = Store::default();
+        store.put((5, 0), f64_chunk(&[3]));
+        let Err(status) = WorkerService::new(store).pieces(5, &[0, 7]) else {
+            panic!("a stream for a chunk that is not held");
+        };
+        assert_eq!(status.code(), tonic::Code::NotFound);
+        assert!(
+            status.message().contains("task 7 of job 5"),
+            "{}",
+            status.message()
+        );
     }
 }
