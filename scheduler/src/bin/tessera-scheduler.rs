@@ -43,8 +43,7 @@ fn main() -> ExitCode {
             Duration::from_millis(args.heartbeat_timeout_ms),
         );
     let result = config.validate().and_then(|()| {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+        let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| SchedulerError::Config(format!("cannot start the runtime: {e}")))?;

@@ -64,8 +64,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = Args::parse().into_config().and_then(|config| {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+        let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| WorkerError::Config(format!("cannot start the runtime: {e}")))?;
