@@ -121,8 +121,9 @@ pub struct Config {
     /// The most tasks in flight per worker thread, however short the tasks.
     pub max_slots_per_thread: u32,
     /// About how much work (by the worker's recent task run times) each worker thread gets queued:
-    /// enough to hide a round trip to the scheduler when tasks take microseconds, and little enough
-    /// that no worker sits on work another could start.
+    /// enough to hide a round trip to the scheduler when tasks take microseconds, and to top queues
+    /// up in batches when they take a fraction of a millisecond, and little enough that no worker
+    /// sits on work another could start.
     pub queue_time: Duration,
 }
 
@@ -132,7 +133,7 @@ impl Default for Config {
             heartbeat_timeout: Duration::from_secs(30),
             slots_per_thread: 2,
             max_slots_per_thread: 256,
-            queue_time: Duration::from_millis(1),
+            queue_time: Duration::from_millis(4),
         }
     }
 }

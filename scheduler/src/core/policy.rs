@@ -4,11 +4,14 @@
 //!   per thread, about `Config::queue_time` of work by its recent task run times, never fewer than
 //!   `slots_per_thread` (two: one running, one queued so the thread never waits for the scheduler)
 //!   nor more than `max_slots_per_thread`. Millisecond tasks thus get two slots per thread, and
-//!   microsecond tasks get hundreds, so the round trip to the scheduler is hidden either way. Nothing
-//!   beyond that is handed out ahead of time: every other ready task stays in the scheduler until
-//!   some worker has a free slot. So work never piles up behind a busy worker, a worker that finishes
-//!   early (or joins mid-run) takes the next ready task at once, and there is nothing to steal back —
-//!   the most a slow worker can hold up is about `queue_time` of work per thread.
+//!   microsecond tasks get hundreds, so the round trip to the scheduler is hidden either way. A
+//!   worker is topped up once half its queue has drained (or fewer tasks than threads are left), in
+//!   one message, rather than by one task per result: with sub-millisecond tasks that halves the
+//!   messages or better. Nothing beyond that is handed out ahead of time: every other ready task
+//!   stays in the scheduler until some worker is due. So work never piles up behind a busy worker,
+//!   a worker that finishes early (or joins mid-run) takes the next ready task at once, and there is
+//!   nothing to steal back — the most a slow worker can hold up is about `queue_time` of work per
+//!   thread.
 //! - **Fair across jobs.** Jobs with ready tasks take turns, one task per turn (round robin); within a
 //!   job the lowest task index runs first. Task indices are the engine's depth-first post-order, so a
 //!   job finishes one subtree (say, one group of a tree reduction) before starting the next and its
@@ -95,6 +98,9 @@ pub(crate) fn schedule(state: &mut State) {
         batch,
         stats,
     } = state;
+    for w in workers.values_mut() {
+        w.refilling = w.hungry(config);
+    }
     while workers.values().any(|w| w.has_capacity(config)) {
         let Some(job_id) = ring.pop_front() else {
             break;

@@ -391,6 +391,8 @@ pub(crate) struct Worker {
     pub mean_run_nanos: Option<u64>,
     pub jobs: BTreeMap<JobId, WorkerJob>,
     pub retiring: Option<Evacuation>,
+    /// Taking tasks in this scheduling pass: its queue had drained to half (see [`Worker::hungry`]).
+    pub refilling: bool,
 }
 
 impl Worker {
@@ -408,6 +410,7 @@ impl Worker {
             mean_run_nanos: None,
             jobs: BTreeMap::new(),
             retiring: None,
+            refilling: false,
         }
     }
 
@@ -457,7 +460,16 @@ impl Worker {
     }
 
     pub fn has_capacity(&self, config: &Config) -> bool {
-        self.in_flight < self.capacity(config)
+        self.refilling && self.in_flight < self.capacity(config)
+    }
+
+    /// Whether the worker should be topped up: its queue has drained to half its capacity (or below
+    /// one task per thread). Topping up in batches, rather than one task per result, keeps the
+    /// messages per task down when tasks are short.
+    pub fn hungry(&self, config: &Config) -> bool {
+        let capacity = self.capacity(config);
+        self.in_flight < capacity
+            && (self.in_flight * 2 <= capacity || self.in_flight < self.threads)
     }
 }
 
@@ -1160,15 +1172,15 @@ impl State {
                 assert!(job.in_ring, "{jid} has ready tasks but is not in the ring");
             }
         }
-        // Ready work and free slots never coexist after an event.
+        // Ready work and a worker due for topping up never coexist after an event.
         let ready = self
             .jobs
             .values()
             .any(|j| j.tasks.iter().any(|t| t.status == TaskStatus::Ready));
         if ready {
             assert!(
-                !self.workers.values().any(|w| w.has_capacity(&self.config)),
-                "a worker has free slots while tasks are ready"
+                !self.workers.values().any(|w| w.hungry(&self.config)),
+                "a worker's queue has drained to half while tasks are ready"
             );
         }
     }

@@ -796,7 +796,7 @@ fn a_two_thread_worker_gets_twice_the_work_of_a_one_thread_worker() {
 }
 
 #[test]
-fn a_worker_never_has_more_than_its_slots_in_flight() {
+fn a_worker_is_topped_up_in_batches_and_never_over_its_slots() {
     let config = Config {
         slots_per_thread: 3,
         ..Config::default()
@@ -808,12 +808,19 @@ fn a_worker_never_has_more_than_its_slots_in_flight() {
     env.join(W1, 2);
     env.deliver();
     assert_eq!(env.in_flight(W1), 6);
-    // Each result frees one slot, which is filled at once with the next task in order.
-    let (_, t) = env.finish_next(W1).unwrap();
-    assert_eq!(t, 0);
-    assert_eq!(assigned(&env.take_worker(W1)), vec![6]);
+    // Results free slots, but nothing is sent until half the queue has drained; then it is filled
+    // with the next tasks in order, in one message.
+    for expected in [0, 1] {
+        let (_, t) = env.finish_next(W1).unwrap();
+        assert_eq!(t, expected);
+        assert_eq!(assigned(&env.take_worker(W1)), Vec::<u32>::new());
+    }
+    assert_eq!(env.in_flight(W1), 4);
+    env.finish_next(W1).unwrap();
+    assert_eq!(assigned(&env.take_worker(W1)), vec![6, 7, 8]);
     assert_eq!(env.in_flight(W1), 6);
-    // Always full, never over, to the end (the sanity check asserts it after every event).
+    // Never over, to the end (the sanity check asserts after every event that no worker at half
+    // its queue or below is left waiting while tasks are ready).
     env.run_until(|env| {
         let f = env.in_flight(W1);
         assert!(f <= 6);
@@ -829,20 +836,22 @@ fn short_tasks_deepen_a_worker_s_queue_and_long_ones_shrink_it_back() {
     env.deliver();
     // Nothing timed yet: two slots per thread.
     assert_eq!(env.in_flight(W1), 4);
-    // 10 µs tasks: `queue_time` of work per thread (1 ms by default: 100 tasks) on each of 2.
+    // 100 µs tasks: `queue_time` of work per thread (4 ms by default: 40 tasks) on each of 2.
     let queue = Config::default().queue_time;
-    env.run_time = Duration::from_micros(10);
+    env.run_time = Duration::from_micros(100);
     env.finish_next(W1);
     env.deliver();
-    assert_eq!(env.in_flight(W1), 2 * queue.as_micros() as usize / 10);
+    assert_eq!(env.in_flight(W1), 2 * queue.as_micros() as usize / 100);
     assert!(env.in_flight(W1) > 4);
     // Tasks of a nanosecond stop at the ceiling of 256 per thread.
     env.run_time = Duration::from_nanos(1);
-    for _ in 0..40 {
+    let mut most = 0;
+    for _ in 0..200 {
         env.finish_next(W1);
+        env.deliver();
+        most = most.max(env.in_flight(W1));
     }
-    env.deliver();
-    assert_eq!(env.in_flight(W1), 512);
+    assert_eq!(most, 512);
     // 5 ms tasks: the average follows within a few dozen reports, no new work is handed out until
     // the queue has drained to the floor of two per thread, and it stays there.
     env.run_time = Duration::from_millis(5);
