@@ -40,7 +40,8 @@ use crate::meta::{Chunks, DType, Scalar};
 use crate::ops::structure::Piece;
 use crate::ops::{
     AxisSlice, BinaryFn, CmpFn, Distribution, ElemFunc, Finalize, FromArray, Instr, Leaf, LeafKind,
-    Materialized, NpySource, Op, Program, ReduceCombine, ReduceSink, Reduction, SliceOp, UnaryFn,
+    Materialized, MatmulOp, NpySource, Op, Program, ReduceCombine, ReduceSink, Reduction, SliceOp,
+    UnaryFn,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -1129,8 +1130,9 @@ impl TryFrom<&Op> for pb::Op {
             Op::Stack { axis } => W::Stack(pb::Axis {
                 axis: u32_of(*axis, "axis")?,
             }),
-            Op::Matmul { transpose_b } => W::Matmul(pb::Matmul {
-                transpose_b: *transpose_b,
+            Op::Matmul(m) => W::Matmul(pb::Matmul {
+                transpose_a: m.transpose_a,
+                transpose_b: m.transpose_b,
             }),
             Op::MirrorUpper => W::MirrorUpper(pb::Empty {}),
             Op::MapBlocks(f) => {
@@ -1169,9 +1171,10 @@ impl TryFrom<pb::Op> for Op {
             W::Stack(a) => Op::Stack {
                 axis: a.axis as usize,
             },
-            W::Matmul(m) => Op::Matmul {
+            W::Matmul(m) => Op::Matmul(MatmulOp {
+                transpose_a: m.transpose_a,
                 transpose_b: m.transpose_b,
-            },
+            }),
             W::MirrorUpper(_) => Op::MirrorUpper,
         })
     }
@@ -1399,7 +1402,7 @@ mod tests {
             Op::Reshape => "op_reshape",
             Op::Concatenate { .. } => "op_concatenate",
             Op::Stack { .. } => "op_stack",
-            Op::Matmul { .. } => "op_matmul",
+            Op::Matmul(_) => "op_matmul",
             Op::MirrorUpper => "op_mirror_upper",
             Op::MapBlocks(_) => "op_map_blocks_is_not_serializable",
         }
@@ -1708,15 +1711,26 @@ mod tests {
     #[test]
     fn op_matmul() {
         let a = x();
-        // `a @ a.T` reads `a` untransposed; `a @ a` reads it as it is.
-        for (p, transpose_b) in [(a.matmul(&a.t()), true), (a.t().matmul(&a), false)] {
+        // Operands built as transposes are read untransposed.
+        let b = (&a + 1.0).unwrap();
+        let wide = default_rng(6).random(&[5, 12], [2, 4]).unwrap();
+        for (p, transpose_a, transpose_b) in [
+            (a.matmul(&a.t()), false, true),
+            (a.t().matmul(&b), true, false),
+            (a.t().matmul(&wide.t()), true, true),
+            (a.matmul(&b.slice(s![..10, ..]).unwrap()), false, false),
+        ] {
             let g = p.unwrap().graph();
             let products = g
                 .layers()
                 .iter()
-                .find(|l| matches!(l.op, Op::Matmul { .. }))
+                .find(|l| matches!(l.op, Op::Matmul(_)))
                 .unwrap();
-            assert!(matches!(products.op, Op::Matmul { transpose_b: t } if t == transpose_b));
+            let want = MatmulOp {
+                transpose_a,
+                transpose_b,
+            };
+            assert!(matches!(products.op, Op::Matmul(m) if m == want));
             assert_eq!(op_test(&products.op), "op_matmul");
             assert_round_trip(&products.op);
         }

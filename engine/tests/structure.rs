@@ -819,16 +819,30 @@ fn matmul_i64_f32_and_mixed() {
 }
 
 #[test]
-fn matmul_with_a_transposed_operand() {
+fn matmul_with_transposed_operands() {
     let x = sample::<f64>(&[37, 23], 60);
     let y = sample::<f64>(&[11, 23], 61);
-    let expected = oracle_matmul(&x, &y.t().to_owned().into_dyn());
+    let z = sample::<f64>(&[37, 11], 64);
+    let wide = sample::<f64>(&[11, 37], 65);
+    let xt = x.t().to_owned();
+    let expected = oracle_matmul(&x, &y.t().to_owned());
     for (name, spec) in chunkings(&[37, 23]) {
         let a = from_array(x.clone(), spec.clone()).unwrap();
-        for yspec in [ChunkSpec::from([5, 4]), ChunkSpec::from([11, 23])] {
-            let b = from_array(y.clone(), yspec.clone()).unwrap();
-            in_context(format!("{name} @ ({yspec:?}).T"), || {
+        for other in [ChunkSpec::from([5, 4]), ChunkSpec::from([11, 23])] {
+            let b = from_array(y.clone(), other.clone()).unwrap();
+            in_context(format!("{name} @ ({other:?}).T"), || {
                 check(&a.matmul(&b.t()).unwrap(), &expected)
+            });
+            let c = from_array(z.clone(), other.clone()).unwrap();
+            in_context(format!("({name}).T @ {other:?}"), || {
+                check(&a.t().matmul(&c).unwrap(), &oracle_matmul(&xt, &z))
+            });
+            let w = from_array(wide.clone(), other.clone()).unwrap();
+            in_context(format!("({name}).T @ ({other:?}).T"), || {
+                check(
+                    &a.t().matmul(&w.t()).unwrap(),
+                    &oracle_matmul(&xt, &wide.t().to_owned()),
+                )
             });
         }
     }
@@ -852,6 +866,12 @@ fn a_gram_matrix_computes_its_upper_block_triangle_and_is_exactly_symmetric() {
             let got = gram.compute::<f64>().unwrap();
             assert_eq!(got, got.t(), "a @ a.T is symmetric bit for bit");
         });
+        let cov = a.t().matmul(&a).unwrap();
+        in_context(format!("{shape:?} in {spec:?}, a.T @ a"), || {
+            check(&cov, &oracle_matmul(&x.t().to_owned(), &x));
+            let got = cov.compute::<f64>().unwrap();
+            assert_eq!(got, got.t(), "a.T @ a is symmetric bit for bit");
+        });
         let xs = x.mapv(|v| v as f32);
         let gs = from_array(xs.clone(), spec.clone()).unwrap();
         let gs = gs.matmul(&gs.t()).unwrap();
@@ -874,6 +894,8 @@ fn a_gram_matrix_computes_its_upper_block_triangle_and_is_exactly_symmetric() {
     let other = from_array(x.mapv(|v| v + 1.0), [10, 7]).unwrap();
     let tasks = |c: &tessera::Array| c.task_counts().unwrap().after;
     assert_eq!(tasks(&a.matmul(&a.t()).unwrap()), 16 + 40 + 10 + 16);
+    // a.T @ a: 4 × 4 inner blocks make 10 upper blocks of 4 products each as well.
+    assert_eq!(tasks(&a.t().matmul(&a).unwrap()), 16 + 40 + 10 + 16);
     assert_eq!(tasks(&a.matmul(&other.t()).unwrap()), 32 + 64 + 16);
 }
 

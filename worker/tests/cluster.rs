@@ -53,6 +53,7 @@ fn suite() -> Vec<(&'static str, Array)> {
             tessera::where_(n.gt(0.0).unwrap(), &n, 0.0).unwrap(),
         ),
         ("matmul x @ x.T", sq.matmul(&sq.t()).unwrap()),
+        ("matmul x.T @ x", sq.t().matmul(&sq).unwrap()),
         // Diagonal products read one chunk twice.
         ("matmul x @ x", sq.matmul(&sq).unwrap()),
         (

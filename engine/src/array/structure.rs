@@ -10,7 +10,7 @@ use crate::data::{ArrayData, Element};
 use crate::error::{Error, Result};
 use crate::meta::{ChunkSpec, Chunks, DType};
 use crate::ops::reduce::{normalize_axis, partial_chunks};
-use crate::ops::{AxisSlice, BlockFn, Finalize, Op, Reduction, SliceOp};
+use crate::ops::{AxisSlice, BlockFn, Finalize, MatmulOp, Op, Reduction, SliceOp};
 
 impl Array {
     /// The same values with new chunks.
@@ -287,9 +287,13 @@ impl Array {
                 dtype,
             });
         }
-        let a = self.astype(dtype)?;
-        // `a @ y.T` reads `y` as it is (the kernel takes its blocks by strides) rather than a
-        // transposed copy; `a @ a.T` is symmetric, and only its upper block triangle is computed.
+        // An operand built as `y.T` is read as `y` is stored (the kernel takes its blocks by
+        // strides) rather than as a transposed copy; `x @ x.T` and `x.T @ x` are symmetric, and only
+        // their upper block triangle is computed.
+        let (a, transpose_a) = match self.transposed_matrix() {
+            Some(y) => (y.astype(dtype)?, true),
+            None => (self.astype(dtype)?, false),
+        };
         let (b, transpose_b) = match other.transposed_matrix() {
             Some(y) => (
                 y.astype(dtype)?.rechunk(vec![
@@ -306,15 +310,18 @@ impl Array {
                 false,
             ),
         };
-        let symmetric = transpose_b && a.id() == b.id();
-        let nk = a.chunks().axis(1).len();
+        let symmetric = transpose_a != transpose_b && a.id() == b.id();
+        let nk = self.chunks().axis(1).len();
         let products = Chunks::from_sizes(vec![
-            a.chunks().axis(0).to_vec(),
+            self.chunks().axis(0).to_vec(),
             other.chunks().axis(1).to_vec(),
             vec![1; nk],
         ]);
         let partial = Array::from_op(
-            Op::Matmul { transpose_b },
+            Op::Matmul(MatmulOp {
+                transpose_a,
+                transpose_b,
+            }),
             vec![a, b],
             products.clone(),
             dtype,

@@ -383,7 +383,7 @@ fn check_op(layer: &Layer, inputs: &[Input<'_>]) -> Result<Produces, String> {
             )?;
             Ok(Produces::Array)
         }
-        Op::Matmul { transpose_b } => {
+        Op::Matmul(m) => {
             let [a, b] = inputs else {
                 return Err(format!(
                     "matmul reads two inputs, this layer has {}",
@@ -404,21 +404,22 @@ fn check_op(layer: &Layer, inputs: &[Input<'_>]) -> Result<Produces, String> {
             if meta.dtype == DType::Bool {
                 return Err("matmul does not support bool".into());
             }
-            // Which axes of `b` are the inner and the output-column ones.
-            let (inner, cols) = if *transpose_b { (1, 0) } else { (0, 1) };
-            if a.meta.chunks.axis(1) != b.meta.chunks.axis(inner) {
+            // Which stored axes are the rows, the inner dimension and the columns.
+            let (rows, a_inner) = if m.transpose_a { (1, 0) } else { (0, 1) };
+            let (b_inner, cols) = if m.transpose_b { (1, 0) } else { (0, 1) };
+            if a.meta.chunks.axis(a_inner) != b.meta.chunks.axis(b_inner) {
                 return Err(format!(
-                    "inner chunks differ: {} is chunked {:?} along axis 1, {} {:?} along axis {inner}",
+                    "inner chunks differ: {} is chunked {:?} along axis {a_inner}, {} {:?} along axis {b_inner}",
                     a.id,
-                    a.meta.chunks.axis(1),
+                    a.meta.chunks.axis(a_inner),
                     b.id,
-                    b.meta.chunks.axis(inner)
+                    b.meta.chunks.axis(b_inner)
                 ));
             }
             let want = Chunks::from_sizes(vec![
-                a.meta.chunks.axis(0).to_vec(),
+                a.meta.chunks.axis(rows).to_vec(),
                 b.meta.chunks.axis(cols).to_vec(),
-                vec![1; a.meta.chunks.axis(1).len()],
+                vec![1; a.meta.chunks.axis(a_inner).len()],
             ]);
             expect_chunks(layer, &want, "the grid of block products")?;
             Ok(Produces::Products)
@@ -844,7 +845,7 @@ mod tests {
     use super::*;
     use crate::array::Array;
     use crate::meta::Scalar;
-    use crate::ops::LeafKind;
+    use crate::ops::{LeafKind, MatmulOp};
     use crate::optimize::optimize;
     use crate::{
         ReduceOptions, arange, concatenate, default_rng, from_array, from_npy, full, linspace,
@@ -1255,7 +1256,7 @@ mod tests {
 
         let m = x.matmul(&x).unwrap();
         let g = m.graph();
-        let mm = find(&g, |l| matches!(l.op, Op::Matmul { .. }));
+        let mm = find(&g, |l| matches!(l.op, Op::Matmul(_)));
         let bad = edit(&g, |ls| {
             ls[mm].meta.chunks = Chunks::from_sizes(vec![vec![12], vec![12], vec![1]])
         });
@@ -1266,8 +1267,8 @@ mod tests {
         // `x @ x.T` reads `x` untransposed; read as it is, its chunks do not line up.
         let sym = x.matmul(&x.t()).unwrap();
         let g = sym.graph();
-        let mm = find(&g, |l| matches!(l.op, Op::Matmul { transpose_b: true }));
-        let bad = edit(&g, |ls| ls[mm].op = Op::Matmul { transpose_b: false });
+        let mm = find(&g, |l| matches!(l.op, Op::Matmul(m) if m.transpose_b));
+        let bad = edit(&g, |ls| ls[mm].op = Op::Matmul(MatmulOp::default()));
         rejects(&bad, g.layers()[mm].id, "inner chunks differ");
         let mirror = find(&g, |l| matches!(l.op, Op::MirrorUpper));
         let bad = edit(&g, |ls| ls[mirror].inputs = vec![x.id()]);

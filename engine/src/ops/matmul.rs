@@ -2,11 +2,12 @@
 //! `(i, j, k)` is `a[i, k] @ b[k, j]` with a trailing axis of length 1 — and a sum reduction tree over
 //! that axis adds them, so the inner dimension is summed as a tree like any other reduction.
 //!
-//! With `transpose_b` the second input is `bᵀ` stored as it is: block `(i, j, k)` reads `b[j, k]` and
-//! the kernel takes it by strides, so `a @ b.T` copies nothing. When both inputs are one array
-//! (`a @ a.T`) the product is symmetric, as numpy's `syrk` path exploits: diagonal blocks are computed
-//! as their upper triangle and mirrored, and [`Op::MirrorUpper`](crate::ops::Op::MirrorUpper) builds
-//! the lower block triangle from the upper one, so the lower products are culled and never run.
+//! An operand built as a transpose (`a.T @ b`, `a @ b.T`) is read as it is stored: block `(i, j, k)`
+//! reads `a[k, i]` or `b[j, k]` and the kernel takes it by strides, so no transposed copy of any
+//! block is made. When both operands are one array, once transposed (`x @ x.T`, `x.T @ x`), the
+//! product is symmetric, as numpy's `syrk` path exploits: diagonal blocks are computed as their
+//! upper triangle and mirrored, and [`Op::MirrorUpper`](crate::ops::Op::MirrorUpper) builds the
+//! lower block triangle from the upper one, so the lower products are culled and never run.
 //!
 //! f64 and f32 block products use the `gemm` crate's packed kernels (AVX-512 or AVX2+FMA, chosen at
 //! run time, single-threaded inside a task); i64 uses ndarray's generic product.
@@ -19,85 +20,94 @@ use crate::data::{ArrayData, ChunkValue};
 use crate::error::{Error, Result};
 use crate::graph::{Block, Layer};
 
-pub(crate) fn deps(transpose_b: bool, block: &[u32], out: &mut Vec<(usize, Block)>) {
-    let (i, j, k) = (block[0], block[1], block[2]);
-    out.push((0, Block::from_slice(&[i, k])));
-    if transpose_b {
-        out.push((1, Block::from_slice(&[j, k])));
-    } else {
-        out.push((1, Block::from_slice(&[k, j])));
+/// Which operands of a [`Op::Matmul`](crate::ops::Op::Matmul) layer are stored transposed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MatmulOp {
+    /// The first input is `aᵀ` as stored: block `(i, j, k)` reads its block `(k, i)`.
+    pub transpose_a: bool,
+    /// The second input is `bᵀ` as stored: block `(i, j, k)` reads its block `(j, k)`.
+    pub transpose_b: bool,
+}
+
+impl MatmulOp {
+    pub(crate) fn deps(self, block: &[u32], out: &mut Vec<(usize, Block)>) {
+        let (i, j, k) = (block[0], block[1], block[2]);
+        let a = if self.transpose_a { [k, i] } else { [i, k] };
+        let b = if self.transpose_b { [j, k] } else { [k, j] };
+        out.push((0, Block::from_slice(&a)));
+        out.push((1, Block::from_slice(&b)));
     }
-}
 
-/// Whether the layer is `a @ a.T`, whose products are symmetric.
-pub(crate) fn is_symmetric(transpose_b: bool, layer: &Layer) -> bool {
-    transpose_b && layer.inputs.len() == 2 && layer.inputs[0] == layer.inputs[1]
-}
+    /// Whether the layer is `x @ x.T` or `x.T @ x`, whose products are symmetric.
+    pub(crate) fn is_symmetric(self, layer: &Layer) -> bool {
+        self.transpose_a != self.transpose_b
+            && layer.inputs.len() == 2
+            && layer.inputs[0] == layer.inputs[1]
+    }
 
-pub(crate) fn run(
-    transpose_b: bool,
-    layer: &Layer,
-    block: &[u32],
-    deps: &[Arc<ChunkValue>],
-) -> Result<ChunkValue> {
-    let a = deps[0].as_array()?;
-    let b = deps[1].as_array()?;
-    // A diagonal block of `a @ a.T` reads one block twice: `a[i, k] @ a[i, k]ᵀ`.
-    let shape = Shape {
-        transpose_b,
-        symmetric: is_symmetric(transpose_b, layer) && block[0] == block[1],
-    };
-    let out = match (a, b) {
-        (ArrayData::F64(a), ArrayData::F64(b)) => ArrayData::F64(float_product(a, b, shape)?),
-        (ArrayData::F32(a), ArrayData::F32(b)) => ArrayData::F32(float_product(a, b, shape)?),
-        (ArrayData::I64(a), ArrayData::I64(b)) => {
-            let (a2, b2) = matrices(a, b, transpose_b)?;
-            // ndarray may pick a column-major result for a transposed operand; chunks are C order.
-            let c = a2.dot(&b2).as_standard_layout().into_owned();
-            ArrayData::I64(c.insert_axis(Axis(2)).into_dyn())
-        }
-        (a, b) => {
-            return Err(Error::InvalidArgument {
-                op: "matmul",
-                reason: format!("blocks of dtypes {} and {}", a.dtype(), b.dtype()),
-            });
-        }
-    };
-    Ok(ChunkValue::Array(out))
+    pub(crate) fn run(
+        self,
+        layer: &Layer,
+        block: &[u32],
+        deps: &[Arc<ChunkValue>],
+    ) -> Result<ChunkValue> {
+        let a = deps[0].as_array()?;
+        let b = deps[1].as_array()?;
+        // A diagonal block of a symmetric product reads one block twice: `x[i, k] @ x[i, k]ᵀ`.
+        let shape = Shape {
+            op: self,
+            symmetric: self.is_symmetric(layer) && block[0] == block[1],
+        };
+        let out = match (a, b) {
+            (ArrayData::F64(a), ArrayData::F64(b)) => ArrayData::F64(float_product(a, b, shape)?),
+            (ArrayData::F32(a), ArrayData::F32(b)) => ArrayData::F32(float_product(a, b, shape)?),
+            (ArrayData::I64(a), ArrayData::I64(b)) => {
+                let (a2, b2) = matrices(a, b, self)?;
+                // ndarray may pick a column-major result for transposed operands; chunks are C order.
+                let c = a2.dot(&b2).as_standard_layout().into_owned();
+                ArrayData::I64(c.insert_axis(Axis(2)).into_dyn())
+            }
+            (a, b) => {
+                return Err(Error::InvalidArgument {
+                    op: "matmul",
+                    reason: format!("blocks of dtypes {} and {}", a.dtype(), b.dtype()),
+                });
+            }
+        };
+        Ok(ChunkValue::Array(out))
+    }
 }
 
 #[derive(Clone, Copy)]
 struct Shape {
-    transpose_b: bool,
+    op: MatmulOp,
     symmetric: bool,
 }
 
-/// The two blocks as matrices whose inner dimensions agree (`b` seen transposed with `transpose_b`).
+/// The two blocks as matrices whose inner dimensions agree (each seen transposed if stored so).
 fn matrices<'a, T>(
     a: &'a ndarray::ArrayD<T>,
     b: &'a ndarray::ArrayD<T>,
-    transpose_b: bool,
+    op: MatmulOp,
 ) -> Result<(ArrayView2<'a, T>, ArrayView2<'a, T>)> {
     let shape_err = || Error::ShapeMismatch {
         op: "matmul",
         reason: format!(
-            "blocks of shapes {:?} and {:?}{}",
+            "blocks of shapes {:?}{} and {:?}{}",
             a.shape(),
+            if op.transpose_a { " (transposed)" } else { "" },
             b.shape(),
-            if transpose_b { " (transposed)" } else { "" }
+            if op.transpose_b { " (transposed)" } else { "" }
         ),
     };
-    let a2 = a
-        .view()
-        .into_dimensionality::<Ix2>()
-        .map_err(|_| shape_err())?;
-    let mut b2 = b
-        .view()
-        .into_dimensionality::<Ix2>()
-        .map_err(|_| shape_err())?;
-    if transpose_b {
-        b2 = b2.reversed_axes();
-    }
+    let matrix = |x: &'a ndarray::ArrayD<T>, transposed: bool| {
+        let m = x
+            .view()
+            .into_dimensionality::<Ix2>()
+            .map_err(|_| shape_err())?;
+        Ok::<_, Error>(if transposed { m.reversed_axes() } else { m })
+    };
+    let (a2, b2) = (matrix(a, op.transpose_a)?, matrix(b, op.transpose_b)?);
     if a2.ncols() != b2.nrows() {
         return Err(shape_err());
     }
@@ -113,7 +123,7 @@ fn float_product<T: ndarray::LinalgScalar + 'static>(
     b: &ndarray::ArrayD<T>,
     shape: Shape,
 ) -> Result<ndarray::ArrayD<T>> {
-    let (a2, b2) = matrices(a, b, shape.transpose_b)?;
+    let (a2, b2) = matrices(a, b, shape.op)?;
     let mut out = Array2::<T>::zeros((a2.nrows(), b2.ncols()));
     if shape.symmetric && a2.nrows() == b2.ncols() {
         symmetric_product(a2, out.view_mut());

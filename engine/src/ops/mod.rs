@@ -19,6 +19,7 @@ use crate::graph::{ArrayMeta, Block, Layer, Tokenizer};
 
 pub use elementwise::{BinaryFn, CmpFn, ElemFunc, UnaryFn};
 pub use map_blocks::BlockFn;
+pub use matmul::MatmulOp;
 pub use program::{Distribution, Instr, Leaf, LeafKind, Program};
 pub use reduce::{Finalize, ReduceCombine, ReduceSink, Reduction};
 pub use source::{FromArray, Materialized, NpySource};
@@ -49,9 +50,9 @@ pub enum Op {
     Concatenate { axis: usize },
     /// Joining along a new axis.
     Stack { axis: usize },
-    /// Partial products of a blocked matrix product: block (i, j, k) is `a[i, k] @ b[k, j]`, or
-    /// `a[i, k] @ b[j, k]ᵀ` when the second input is stored untransposed.
-    Matmul { transpose_b: bool },
+    /// Partial products of a blocked matrix product: block (i, j, k) is `a[i, k] @ b[k, j]`, with
+    /// either operand possibly read from its untransposed storage.
+    Matmul(MatmulOp),
     /// A symmetric matrix from its upper block triangle: block (i, j) below the diagonal is block
     /// (j, i) transposed, so the lower blocks' producers are never run.
     MirrorUpper,
@@ -88,7 +89,7 @@ impl Op {
             Op::Reshape => "reshape",
             Op::Concatenate { .. } => "concatenate",
             Op::Stack { .. } => "stack",
-            Op::Matmul { .. } => "matmul",
+            Op::Matmul(_) => "matmul",
             Op::MirrorUpper => "mirror-upper",
             Op::MapBlocks(_) => "map-blocks",
         }
@@ -126,7 +127,10 @@ impl Op {
             Op::Transpose { perm } => t.usizes(perm),
             Op::Slice(s) => s.tokenize(t),
             Op::Rechunk | Op::Reshape | Op::MirrorUpper => {}
-            Op::Matmul { transpose_b } => t.u64(*transpose_b as u64),
+            Op::Matmul(m) => {
+                t.u64(m.transpose_a as u64);
+                t.u64(m.transpose_b as u64);
+            }
             Op::Concatenate { axis } | Op::Stack { axis } => t.u64(*axis as u64),
             Op::MapBlocks(f) => t.u64(f.token()),
         }
@@ -157,7 +161,7 @@ impl Op {
             Op::Reshape => structure::reshape_deps(&layer.meta, inputs[0], block, out),
             Op::Concatenate { axis } => structure::concat_deps(*axis, inputs, block, out),
             Op::Stack { axis } => structure::stack_deps(*axis, block, out),
-            Op::Matmul { transpose_b } => matmul::deps(*transpose_b, block, out),
+            Op::Matmul(m) => m.deps(block, out),
             Op::MirrorUpper => matmul::mirror_deps(block, out),
             Op::MapBlocks(_) => out.push((0, block.iter().copied().collect())),
         }
@@ -183,7 +187,7 @@ impl Op {
             Op::Reshape => structure::reshape_run(&layer.meta, inputs[0], block, deps)?,
             Op::Concatenate { .. } => return Ok(deps[0].clone()),
             Op::Stack { axis } => structure::stack_run(*axis, deps)?,
-            Op::Matmul { transpose_b } => matmul::run(*transpose_b, layer, block, deps)?,
+            Op::Matmul(m) => m.run(layer, block, deps)?,
             Op::MirrorUpper => return matmul::mirror_run(block, deps),
             Op::MapBlocks(f) => f.run(&layer.meta, block, deps)?,
         };
