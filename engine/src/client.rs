@@ -108,32 +108,34 @@ impl WorkerChannels {
         let result = async {
             let mut stream = reply.await?.into_inner();
             let mut values = Vec::with_capacity(tasks.len());
-            let mut decode = |(index, bytes): (u32, Vec<u8>)| {
-                let Some(task) = tasks.get(index as usize) else {
-                    return Err(format!(
-                        "{address} sent chunk {index} of job {job} when {} were asked for",
-                        tasks.len()
-                    ));
-                };
-                let value = crate::wire::decode_chunk(&bytes).map_err(|e| {
-                    format!("chunk of task {task} of job {job} from {address}: {e}")
-                })?;
-                values.push(value);
-                Ok(())
-            };
             let mut splitter = Splitter::default();
             let bad_stream = |e: String| format!("{address}, job {job}, tasks {tasks:?}: {e}");
-            while let Some(piece) = stream
-                .message()
-                .await
-                .map_err(|s| format!("{address}: {}", s.message()))?
-            {
-                if let Some(chunk) = splitter.push(piece).map_err(bad_stream)? {
-                    decode(chunk)?;
+            loop {
+                let piece = stream
+                    .message()
+                    .await
+                    .map_err(|s| format!("{address}: {}", s.message()))?;
+                let last = piece.is_none();
+                let chunk = match piece {
+                    Some(piece) => splitter.push(piece),
+                    None => splitter.finish(),
                 }
-            }
-            if let Some(chunk) = splitter.finish().map_err(bad_stream)? {
-                decode(chunk)?;
+                .map_err(bad_stream)?;
+                if let Some((index, bytes)) = chunk {
+                    let Some(&task) = tasks.get(index as usize) else {
+                        return Err(format!(
+                            "{address} sent chunk {index} of job {job} when {} were asked for",
+                            tasks.len()
+                        ));
+                    };
+                    let value = decode(bytes).await.map_err(|e| {
+                        format!("chunk of task {task} of job {job} from {address}: {e}")
+                    })?;
+                    values.push(value);
+                }
+                if last {
+                    break;
+                }
             }
             if values.len() != tasks.len() {
                 return Err(bad_stream(format!(
@@ -154,6 +156,17 @@ impl WorkerChannels {
         }
         result
     }
+}
+
+/// Decodes a fetched chunk; big ones on the blocking pool (see [`crate::wire::BLOCKING_CODEC_BYTES`]).
+async fn decode(bytes: Vec<u8>) -> std::result::Result<ChunkValue, String> {
+    if bytes.len() < crate::wire::BLOCKING_CODEC_BYTES {
+        return crate::wire::decode_chunk(&bytes).map_err(|e| e.to_string());
+    }
+    tokio::task::spawn_blocking(move || crate::wire::decode_chunk(&bytes))
+        .await
+        .map_err(|e| format!("decoding failed: {e}"))?
+        .map_err(|e| e.to_string())
 }
 
 /// Cuts a fetch's stream of pieces back into its chunks' encodings. The pieces of chunk `i` carry

@@ -896,6 +896,11 @@ pub fn encode_chunk(v: &ChunkValue) -> Vec<u8> {
     out
 }
 
+/// Chunks of at least this many bytes are encoded and decoded on tokio's blocking pool, off the
+/// async thread that also serves fetches and heartbeats. Smaller ones (a reduction's partials are a
+/// few bytes) are handled in place: handing them to another thread would cost more than the work.
+pub const BLOCKING_CODEC_BYTES: usize = 64 << 10;
+
 /// The chunk in bytes made by [`encode_chunk`] (or any encoder of [`pb::ChunkValue`]).
 pub fn decode_chunk(bytes: &[u8]) -> Result<ChunkValue> {
     if let Some(v) = decode_array_chunk(bytes) {

@@ -19,11 +19,6 @@ use crate::store::Store;
 /// Bytes per streamed piece: well under tonic's default 4 MiB message limit.
 pub const PIECE_BYTES: usize = 1 << 20;
 
-/// Chunks of at least this many bytes are encoded on the blocking pool, off the async threads.
-/// Smaller ones (a reduction's partials are a few bytes) are encoded in place: handing them to another
-/// thread would cost more than encoding them.
-const BLOCKING_ENCODE_BYTES: usize = 64 << 10;
-
 /// Serves the chunks in a [`Store`].
 #[derive(Clone, Debug)]
 pub struct WorkerService {
@@ -139,7 +134,7 @@ impl Outgoing {
 }
 
 async fn encode(value: Arc<ChunkValue>) -> Result<Vec<u8>, tokio::task::JoinError> {
-    if value.nbytes() < BLOCKING_ENCODE_BYTES {
+    if value.nbytes() < tessera::wire::BLOCKING_CODEC_BYTES {
         return Ok(tessera::wire::encode_chunk(&value));
     }
     tokio::task::spawn_blocking(move || tessera::wire::encode_chunk(&value)).await
