@@ -54,13 +54,13 @@ impl MatmulOp {
         let a = deps[0].as_array()?;
         let b = deps[1].as_array()?;
         // A diagonal block of a symmetric product reads one block twice: `x[i, k] @ x[i, k]ᵀ`.
-        let shape = Shape {
+        let product = BlockProduct {
             op: self,
             symmetric: self.is_symmetric(layer) && block[0] == block[1],
         };
         let out = match (a, b) {
-            (ArrayData::F64(a), ArrayData::F64(b)) => ArrayData::F64(float_product(a, b, shape)?),
-            (ArrayData::F32(a), ArrayData::F32(b)) => ArrayData::F32(float_product(a, b, shape)?),
+            (ArrayData::F64(a), ArrayData::F64(b)) => ArrayData::F64(float_product(a, b, product)?),
+            (ArrayData::F32(a), ArrayData::F32(b)) => ArrayData::F32(float_product(a, b, product)?),
             (ArrayData::I64(a), ArrayData::I64(b)) => {
                 let (a2, b2) = matrices(a, b, self)?;
                 // ndarray may pick a column-major result for transposed operands; chunks are C order.
@@ -78,8 +78,10 @@ impl MatmulOp {
     }
 }
 
+/// How one block product is computed: which operands are read transposed, and whether it is a
+/// diagonal block of a symmetric product.
 #[derive(Clone, Copy)]
-struct Shape {
+struct BlockProduct {
     op: MatmulOp,
     symmetric: bool,
 }
@@ -121,11 +123,11 @@ const SYMMETRIC_LEAF_ROWS: usize = 192;
 fn float_product<T: ndarray::LinalgScalar + 'static>(
     a: &ndarray::ArrayD<T>,
     b: &ndarray::ArrayD<T>,
-    shape: Shape,
+    product: BlockProduct,
 ) -> Result<ndarray::ArrayD<T>> {
-    let (a2, b2) = matrices(a, b, shape.op)?;
+    let (a2, b2) = matrices(a, b, product.op)?;
     let mut out = Array2::<T>::zeros((a2.nrows(), b2.ncols()));
-    if shape.symmetric && a2.nrows() == b2.ncols() {
+    if product.symmetric && a2.nrows() == b2.ncols() {
         symmetric_product(a2, out.view_mut());
     } else {
         gemm_into(a2, b2, out.view_mut());
