@@ -17,17 +17,26 @@ use std::time::{Duration, Instant};
 use common::{Cluster, assert_same_bits, local, poll, wait_exit};
 use tessera::{Array, AsyncClient, Client, ClusterStatus, ReduceOptions};
 
-/// A job of about a second on two one-thread workers (1360 tasks), whose intermediates live on the
-/// workers: `x` is read twice (as itself and transposed), so its 400 chunks are materialized, and the mean over axis
-/// 0 is a tree whose partial results wait on the workers for their siblings.
+/// A job of a few hundred milliseconds on two one-thread workers whose intermediates live on the
+/// workers: 1600 chunks of `x + x.T` (both generated in place), then a mean over axis 0 whose tree
+/// partials wait on the workers for their siblings.
 fn long_job() -> Array {
     let x = tessera::default_rng(7)
-        .random(&[4000, 4000], [200, 200])
+        .random(&[12_000, 12_000], [300, 300])
         .unwrap();
     (&x + &x.t())
         .unwrap()
         .mean_with(&ReduceOptions::axes([0]).split_every(4))
         .unwrap()
+}
+
+/// A job of seconds, far longer than a test waits for it to be under way: a test that cancels it
+/// must not see it finish first, however fast the cluster gets.
+fn job_to_cancel() -> Array {
+    let x = tessera::default_rng(8)
+        .random(&[40_000, 40_000], [400, 400])
+        .unwrap();
+    (&x + &x.t()).unwrap().mean_axis(0).unwrap()
 }
 
 #[test]
@@ -122,7 +131,7 @@ fn a_client_that_goes_away_cancels_its_job_and_the_workers_free_its_chunks() {
         .unwrap();
     runtime.block_on(async {
         let leaving = AsyncClient::connect(&cluster.address).await.unwrap();
-        let y = long_job();
+        let y = job_to_cancel();
         let outputs = [&y];
         let job = leaving.compute_many(&outputs);
         // Every worker holds chunks of the job, and has said so in a heartbeat.
