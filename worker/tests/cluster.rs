@@ -116,35 +116,53 @@ fn the_headline_job_gives_the_same_mean_on_the_cluster() {
 fn a_killed_worker_is_replaced_and_the_result_is_still_right() {
     let mut cluster = Cluster::start(2);
     let client = cluster.client();
-    // Enough work that the kill lands mid-run: 1600 chunks of elementwise math, then a tree sum.
-    let x = tessera::default_rng(11)
-        .random(&[4000, 4000], [100, 100])
-        .unwrap();
-    let y = x
-        .sin()
-        .unwrap()
-        .exp()
-        .unwrap()
-        .sqrt()
-        .unwrap()
-        .sum_with(&ReduceOptions::all().split_every(4))
-        .unwrap();
-    let expected = local(&y);
-    let victim = cluster.workers[0].id();
-    let killer = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(300));
-        // SAFETY: sends a signal to a child process this test started.
-        unsafe { libc::kill(victim as i32, libc::SIGKILL) };
-    });
+    // Enough work that the kill lands mid-run: 6400 chunks of elementwise math, then a tree sum.
+    let y = || {
+        tessera::default_rng(11)
+            .random(&[8000, 8000], [100, 100])
+            .unwrap()
+            .sin()
+            .unwrap()
+            .exp()
+            .unwrap()
+            .sqrt()
+            .unwrap()
+            .sum_with(&ReduceOptions::all().split_every(4))
+            .unwrap()
+    };
+    let expected = local(&y());
+    let address = cluster.address.clone();
+    let job = std::thread::spawn(move || y().compute_on(&Client::connect(&address).unwrap()));
+    // Mid-run: the victim holds chunks of the job.
+    let victim = cluster.worker_addresses[0].clone();
+    common::poll(
+        "the victim to hold chunks of the job",
+        Duration::from_secs(10),
+        |last| {
+            let s = client.status().unwrap();
+            *last = format!("{s:?}");
+            (s.jobs == 1
+                && s.workers
+                    .iter()
+                    .any(|w| w.address == victim && w.chunks_held > 0))
+            .then_some(())
+        },
+    );
+    // SAFETY: sends a signal to a child process this test started (and has not reaped).
+    assert_eq!(
+        unsafe { libc::kill(cluster.workers[0].id() as libc::pid_t, libc::SIGKILL) },
+        0
+    );
+    assert!(
+        !job.is_finished(),
+        "the job ended before the worker was killed: make it longer"
+    );
     // A third worker joins mid-run and must get work too.
     cluster.add_worker();
-    let remote = y
-        .compute_on(&client)
-        .expect("the job survives a lost worker");
-    killer.join().unwrap();
+    let remote = job.join().unwrap().expect("the job survives a lost worker");
     assert_same_bits(&remote, &expected, "sum after SIGKILL");
     // The cluster keeps serving with the survivors.
-    let again = y.compute_on(&client).unwrap();
+    let again = y().compute_on(&client).unwrap();
     assert_same_bits(&again, &expected, "sum after recovery");
 }
 
