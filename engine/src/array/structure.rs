@@ -253,11 +253,19 @@ impl Array {
 
     /// 2-D matrix product, blocked, with a tree sum over the inner dimension.
     ///
+    /// An operand built with [`Array::t`] is read as its input is stored (no transposed copy), and
+    /// `x.t().matmul(&x)` or `x.matmul(&x.t())` computes only the upper block triangle of its
+    /// symmetric result and mirrors it.
+    ///
     /// ```
     /// let a = tessera::ones::<f64>(&[4, 6], [2, 3]).unwrap();
     /// let b = tessera::ones::<f64>(&[6, 5], [2, 5]).unwrap();
     /// let c = a.matmul(&b).unwrap().compute::<f64>().unwrap();
     /// assert!(c.iter().all(|&v| v == 6.0));
+    ///
+    /// let x = tessera::default_rng(0).random(&[1000, 40], [250, 20]).unwrap();
+    /// let gram = x.t().matmul(&x).unwrap().compute::<f64>().unwrap();
+    /// assert_eq!(gram, gram.t());
     /// ```
     pub fn matmul(&self, other: &Array) -> Result<Array> {
         if self.ndim() != 2 || other.ndim() != 2 {
