@@ -246,6 +246,19 @@ def fmt(v: float | None, spec: str) -> str:
     return "-" if v is None else format(v, spec)
 
 
+def checked_args(ap: argparse.ArgumentParser, positive: tuple[str, ...]) -> tuple[argparse.Namespace, list[str]]:
+    """Parses the command line; returns it with the --workloads list, or exits naming a workload that
+    does not exist or an option of `positive` below 1."""
+    args = ap.parse_args()
+    workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
+    unknown = [w for w in workloads if w not in WORKLOADS]
+    if unknown:
+        ap.error(f"unknown workloads {unknown}")
+    if any(getattr(args, name) < 1 for name in positive):
+        ap.error(" and ".join("--" + name for name in positive) + " must be >= 1")
+    return args, workloads
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--python", default=sys.executable,
@@ -258,11 +271,7 @@ def main() -> int:
     ap.add_argument("--no-build", action="store_true", help="use the binary already built")
     ap.add_argument("--no-rss", action="store_true", help="skip the peak-RSS processes")
     ap.add_argument("--timeout", type=float, default=3600, help="seconds per process")
-    args = ap.parse_args()
-    workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
-    unknown = [w for w in workloads if w not in WORKLOADS]
-    if unknown or args.repeat < 1 or args.threads < 1:
-        ap.error(f"unknown workloads {unknown}" if unknown else "--repeat and --threads must be >= 1")
+    args, workloads = checked_args(ap, ("repeat", "threads"))
 
     binary = REPO / "target" / "release" / "examples" / "workloads"
     if not args.no_build:

@@ -37,8 +37,8 @@ import sys
 import time
 from pathlib import Path
 
-from compare_dask import (DASK_WORKLOADS, WORKLOADS, Failed, Missing, best, engine_version, fmt, parse_runs,
-                          ratio, run_child)
+from compare_dask import (DASK_WORKLOADS, WORKLOADS, Failed, Missing, best, checked_args, engine_version, fmt,
+                          parse_runs, ratio, run_child)
 
 REPO = Path(__file__).resolve().parent.parent
 RELEASE = REPO / "target" / "release"
@@ -134,11 +134,7 @@ def main() -> int:
                     help="comma-separated subset of " + ",".join(WORKLOADS))
     ap.add_argument("--no-build", action="store_true", help="use the binaries already built")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds per process")
-    args = ap.parse_args()
-    workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
-    unknown = [w for w in workloads if w not in WORKLOADS]
-    if unknown or args.repeat < 1 or args.workers < 1:
-        ap.error(f"unknown workloads {unknown}" if unknown else "--repeat and --workers must be >= 1")
+    args, workloads = checked_args(ap, ("repeat", "workers"))
 
     if not args.no_build:
         cmd = ["cargo", "build", "--release", "-p", "tessera-examples", "--example", "workloads",

@@ -7,8 +7,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::{Cluster, assert_same_bits, local};
 use tessera::{Array, Client, Error, ReduceOptions, s};
 
@@ -134,20 +132,7 @@ fn a_killed_worker_is_replaced_and_the_result_is_still_right() {
     let address = cluster.address.clone();
     let job = std::thread::spawn(move || y().compute_on(&Client::connect(&address).unwrap()));
     // Mid-run: the victim holds chunks of the job.
-    let victim = cluster.worker_addresses[0].clone();
-    common::poll(
-        "the victim to hold chunks of the job",
-        Duration::from_secs(10),
-        |last| {
-            let s = client.status().unwrap();
-            *last = format!("{s:?}");
-            (s.jobs == 1
-                && s.workers
-                    .iter()
-                    .any(|w| w.address == victim && w.chunks_held > 0))
-            .then_some(())
-        },
-    );
+    cluster.wait_until_worker_holds_chunks(&client, 0);
     // SAFETY: sends a signal to a child process this test started (and has not reaped).
     assert_eq!(
         unsafe { libc::kill(cluster.workers[0].id() as libc::pid_t, libc::SIGKILL) },

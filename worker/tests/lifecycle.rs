@@ -53,22 +53,9 @@ fn a_worker_sent_sigterm_mid_job_retires_and_the_job_still_completes() {
         tessera::compute_many_with_stats(&[&long_job()], &client)
     });
 
-    // Mid-job: the victim holds chunks of the running job (by the scheduler's books).
-    let victim = cluster.worker_addresses[0].clone();
+    // Mid-job: the victim holds chunks of the running job.
+    cluster.wait_until_worker_holds_chunks(&client, 0);
     let survivor = cluster.worker_addresses[1].clone();
-    poll(
-        "the victim to hold chunks of the job",
-        Duration::from_secs(10),
-        |last| {
-            let s = client.status().unwrap();
-            *last = format!("{s:?}");
-            (s.jobs == 1
-                && s.workers
-                    .iter()
-                    .any(|w| w.address == victim && w.chunks_held > 0))
-            .then_some(())
-        },
-    );
     assert!(
         !job.is_finished(),
         "the job ended before the worker was told to stop: make it longer"

@@ -75,6 +75,25 @@ pub struct Cluster {
 }
 
 impl Cluster {
+    /// Waits until worker `i` holds chunks of the one job in progress (by the scheduler's books): the
+    /// job is under way there, so stopping that worker now lands mid-run.
+    pub fn wait_until_worker_holds_chunks(&self, client: &Client, i: usize) {
+        let address = &self.worker_addresses[i];
+        poll(
+            "the worker to hold chunks of the job",
+            Duration::from_secs(10),
+            |last| {
+                let s = client.status().unwrap();
+                *last = format!("{s:?}");
+                (s.jobs == 1
+                    && s.workers
+                        .iter()
+                        .any(|w| &w.address == address && w.chunks_held > 0))
+                .then_some(())
+            },
+        );
+    }
+
     pub fn start(workers: usize) -> Cluster {
         let port = free_port();
         let address = format!("http://127.0.0.1:{port}");
