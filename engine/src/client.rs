@@ -9,13 +9,23 @@
 //! let mean: f64 = client.compute_scalar(&x.mean()?)?;
 //! # Ok::<(), tessera::Error>(())
 //! ```
+//!
+//! Every request carries a credential made from the cluster secret (see `tessera_proto::auth`):
+//! [`Client::connect`] reads the secret file the scheduler wrote (the same default path, or
+//! `$TESSERA_SECRET_FILE`); [`Client::builder`] takes another file, the secret's bytes, TLS settings
+//! and timeouts. A job's chunks are fetched from the workers with the job's key, which only its
+//! submitter receives. Nothing waits for ever: connecting, each call, and each fetched piece have
+//! deadlines whose errors name the address and what was awaited.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ndarray::ArrayD;
 use tessera_proto::PROTOCOL_VERSION;
+use tessera_proto::auth::{AuthError, ClientAuth, Secret, default_secret_path};
+use tessera_proto::dial::{AuthChannel, DialError, Dialer, within};
 use tessera_proto::v1::scheduler_client::SchedulerClient;
 use tessera_proto::v1::worker_client::WorkerClient;
 use tessera_proto::v1::{
@@ -25,33 +35,49 @@ use tessera_proto::v1::{
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Streaming;
-use tonic::transport::{Channel, Endpoint};
 
 use crate::array::{Array, Assembly, Executor, compute_many_on, graph_of};
 use crate::data::{ArrayData, ChunkValue, Element};
-use crate::error::{Error, Result, display_chain};
+use crate::error::{Error, Result};
 use crate::exec::{ExecStats, OutputSink};
 use crate::graph::Graph;
 
+/// How long a fetch may wait for its reply to start, and then for each next piece, before it fails.
+pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long connecting to a scheduler or worker may take.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a call that expects one answer (status) may take.
+pub const DEFAULT_RPC_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Cached gRPC channels to workers, by address, and chunk fetches over them. Workers use it for their
 /// peers too.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct WorkerChannels {
-    clients: Arc<Mutex<HashMap<String, WorkerClient<Channel>>>>,
+    dialer: Dialer,
+    fetch_timeout: Duration,
+    clients: Arc<Mutex<HashMap<String, WorkerClient<AuthChannel>>>>,
 }
 
 impl WorkerChannels {
-    async fn client(&self, address: &str) -> Result<WorkerClient<Channel>, String> {
+    /// Channels made by `dialer`; a fetch fails when its reply does not start, or its next piece does
+    /// not arrive, within `fetch_timeout`.
+    pub fn new(dialer: Dialer, fetch_timeout: Duration) -> Self {
+        WorkerChannels {
+            dialer,
+            fetch_timeout,
+            clients: Arc::default(),
+        }
+    }
+
+    async fn client(&self, address: &str) -> Result<WorkerClient<AuthChannel>, String> {
         if let Some(c) = self.clients.lock().expect("worker channels").get(address) {
             return Ok(c.clone());
         }
-        let channel = Endpoint::from_shared(address.to_string())
-            .map_err(|e| format!("bad worker address {address:?}: {e}"))?
-            .tcp_nodelay(true)
-            .connect_timeout(Duration::from_secs(10))
-            .connect()
+        let channel = self
+            .dialer
+            .connect(address)
             .await
-            .map_err(|e| format!("cannot connect to worker {address}: {}", display_chain(&e)))?;
+            .map_err(|e| format!("worker: {e}"))?;
         let client = WorkerClient::new(channel).max_decoding_message_size(usize::MAX);
         self.clients
             .lock()
@@ -60,14 +86,26 @@ impl WorkerChannels {
         Ok(client)
     }
 
-    /// Fetches chunk (job, task) from the worker at `address`; the error text names both.
-    pub async fn fetch(&self, address: &str, job: u64, task: u32) -> Result<ChunkValue, String> {
+    /// Fetches chunk (job, task) from the worker at `address`, showing the job's key; the error text
+    /// names both.
+    pub async fn fetch(
+        &self,
+        address: &str,
+        job: u64,
+        key: &[u8],
+        task: u32,
+    ) -> Result<ChunkValue, String> {
         let reply = async {
             let mut client = self.client(address).await?;
-            client
-                .fetch_chunk(ChunkRef { job, task })
-                .await
-                .map_err(|s| format!("{address}: {}", s.message()))
+            self.started(
+                address,
+                client.fetch_chunk(ChunkRef {
+                    job,
+                    task,
+                    job_key: key.to_vec(),
+                }),
+            )
+            .await
         };
         let mut values = self.receive(address, job, &[task], reply).await?;
         values
@@ -81,19 +119,39 @@ impl WorkerChannels {
         &self,
         address: &str,
         job: u64,
+        key: &[u8],
         tasks: &[u32],
     ) -> Result<Vec<ChunkValue>, String> {
         let reply = async {
             let mut client = self.client(address).await?;
-            client
-                .fetch_chunks(ChunkRefs {
+            self.started(
+                address,
+                client.fetch_chunks(ChunkRefs {
                     job,
                     tasks: tasks.to_vec(),
-                })
-                .await
-                .map_err(|s| format!("{address}: {}", s.message()))
+                    job_key: key.to_vec(),
+                }),
+            )
+            .await
         };
         self.receive(address, job, tasks, reply).await
+    }
+
+    /// A fetch call's reply headers, within the fetch timeout.
+    async fn started<T>(
+        &self,
+        address: &str,
+        call: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    ) -> Result<tonic::Response<T>, String> {
+        within(
+            address,
+            self.fetch_timeout,
+            "waiting for a fetch to start",
+            call,
+        )
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|s| format!("{address}: {}", s.message()))
     }
 
     /// Reads a fetch's reply: the chunks of `tasks`, each decoded as soon as its last piece is in.
@@ -111,10 +169,15 @@ impl WorkerChannels {
             let mut splitter = Splitter::default();
             let bad_stream = |e: String| format!("{address}, job {job}, tasks {tasks:?}: {e}");
             loop {
-                let piece = stream
-                    .message()
-                    .await
-                    .map_err(|s| format!("{address}: {}", s.message()))?;
+                let piece = within(
+                    address,
+                    self.fetch_timeout,
+                    "waiting for the next piece of a chunk",
+                    stream.message(),
+                )
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|s| format!("{address}: {}", s.message()))?;
                 let last = piece.is_none();
                 let chunk = match piece {
                     Some(piece) => splitter.push(piece),
@@ -254,36 +317,149 @@ pub struct WorkerInfo {
     pub reported_bytes: u64,
 }
 
-/// An async connection to a tessera scheduler.
+/// Where a client's cluster secret comes from.
 #[derive(Clone, Debug)]
-pub struct AsyncClient {
-    address: String,
-    scheduler: SchedulerClient<Channel>,
-    workers: WorkerChannels,
+enum SecretSource {
+    /// The default secret file, if it exists (a scheduler started with `--insecure` needs none).
+    Default,
+    File(PathBuf),
+    Bytes(Arc<Secret>),
+    Insecure,
 }
 
-impl AsyncClient {
+/// Settings for connecting to a scheduler: [`Client::builder`] or [`AsyncClient::builder`].
+///
+/// ```no_run
+/// use std::time::Duration;
+/// let client = tessera::Client::builder("http://sched-host:8786")
+///     .secret_file("/etc/tessera/cluster.secret")
+///     .connect_timeout(Duration::from_secs(5))
+///     .connect()?;
+/// # Ok::<(), tessera::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct ClientBuilder {
+    address: String,
+    secret: SecretSource,
+    connect_timeout: Duration,
+    rpc_timeout: Duration,
+    fetch_timeout: Duration,
+}
+
+impl ClientBuilder {
+    fn new(address: &str) -> Self {
+        ClientBuilder {
+            address: address.to_string(),
+            secret: SecretSource::Default,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            rpc_timeout: DEFAULT_RPC_TIMEOUT,
+            fetch_timeout: DEFAULT_FETCH_TIMEOUT,
+        }
+    }
+
+    /// Reads the cluster secret from this file instead of the default one.
+    pub fn secret_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.secret = SecretSource::File(path.into());
+        self
+    }
+
+    /// Uses these bytes as the cluster secret (at least 16).
+    pub fn secret(mut self, bytes: impl AsRef<[u8]>) -> Result<Self> {
+        self.secret = SecretSource::Bytes(Arc::new(Secret::from_bytes(bytes.as_ref())?));
+        Ok(self)
+    }
+
+    /// Sends no credentials (for a scheduler started with `--insecure`).
+    pub fn insecure(mut self) -> Self {
+        self.secret = SecretSource::Insecure;
+        self
+    }
+
+    /// Longest wait to connect and hear back from the scheduler (default 10 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Longest wait for a call with one answer, such as [`Client::status`] (default 30 s).
+    pub fn rpc_timeout(mut self, timeout: Duration) -> Self {
+        self.rpc_timeout = timeout;
+        self
+    }
+
+    /// Longest wait for a result fetch from a worker to start, and then for each piece (default 60 s).
+    pub fn fetch_timeout(mut self, timeout: Duration) -> Self {
+        self.fetch_timeout = timeout;
+        self
+    }
+
+    /// The secret to use, and the default path when none was found there.
+    fn resolve_secret(&self) -> Result<(Option<Arc<Secret>>, Option<PathBuf>)> {
+        Ok(match &self.secret {
+            SecretSource::Default => {
+                let path = default_secret_path()?;
+                match Secret::load(&path) {
+                    Ok(s) => (Some(Arc::new(s)), None),
+                    Err(AuthError::Missing { path }) => (None, Some(path)),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            SecretSource::File(path) => (Some(Arc::new(Secret::load(path)?)), None),
+            SecretSource::Bytes(s) => (Some(s.clone()), None),
+            SecretSource::Insecure => (None, None),
+        })
+    }
+
+    /// Connects, from a program without an async runtime.
+    pub fn connect(self) -> Result<Client> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("tessera-client")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Connect {
+                address: self.address.clone(),
+                message: format!("cannot start the client runtime: {e}"),
+            })?;
+        let inner = runtime.block_on(self.connect_async())?;
+        Ok(Client { runtime, inner })
+    }
+
     /// Connects and checks that the scheduler speaks this build's protocol version.
-    pub async fn connect(address: &str) -> Result<AsyncClient> {
+    pub async fn connect_async(self) -> Result<AsyncClient> {
+        let address = self.address.as_str();
         let connect_err = |message: String| Error::Connect {
             address: address.to_string(),
             message,
         };
-        let channel = Endpoint::from_shared(address.to_string())
-            .map_err(|e| connect_err(e.to_string()))?
-            .tcp_nodelay(true)
-            .connect_timeout(Duration::from_secs(10))
-            .connect()
+        let (secret, missing) = self.resolve_secret()?;
+        let dialer = Dialer::new(ClientAuth::new(secret), self.connect_timeout);
+        let channel = dialer
+            .connect(address)
             .await
-            .map_err(|e| connect_err(display_chain(&e)))?;
+            .map_err(|e| connect_err(e.to_string()))?;
         let mut scheduler = SchedulerClient::new(channel)
             .max_decoding_message_size(usize::MAX)
             .max_encoding_message_size(usize::MAX);
-        let status = scheduler
-            .status(StatusRequest {})
-            .await
-            .map_err(|s| connect_err(s.message().to_string()))?
-            .into_inner();
+        let status = within(
+            address,
+            self.connect_timeout,
+            "waiting for the scheduler's status (is it a tessera scheduler?)",
+            scheduler.status(StatusRequest {}),
+        )
+        .await
+        .map_err(|e| connect_err(e.to_string()))?
+        .map_err(|s| {
+            let mut message = s.message().to_string();
+            if let (tonic::Code::Unauthenticated, Some(path)) = (s.code(), &missing) {
+                message.push_str(&format!(
+                    " (no cluster secret was found at {})",
+                    path.display()
+                ));
+            }
+            connect_err(message)
+        })?
+        .into_inner();
         if status.protocol_version != PROTOCOL_VERSION {
             return Err(Error::ProtocolMismatch {
                 address: address.to_string(),
@@ -291,7 +467,7 @@ impl AsyncClient {
                 theirs: status.protocol_version,
             });
         }
-        let workers = WorkerChannels::default();
+        let workers = WorkerChannels::new(dialer, self.fetch_timeout);
         // Open the workers' channels in the background now, so that a job's first result fetch
         // does not pay for a TCP and HTTP/2 handshake; a failure here only means the fetch connects.
         for w in &status.workers {
@@ -301,10 +477,32 @@ impl AsyncClient {
             });
         }
         Ok(AsyncClient {
-            address: address.to_string(),
+            address: self.address,
             scheduler,
             workers,
+            rpc_timeout: self.rpc_timeout,
         })
+    }
+}
+
+/// An async connection to a tessera scheduler.
+#[derive(Clone, Debug)]
+pub struct AsyncClient {
+    address: String,
+    scheduler: SchedulerClient<AuthChannel>,
+    workers: WorkerChannels,
+    rpc_timeout: Duration,
+}
+
+impl AsyncClient {
+    /// Connects with the defaults: the default secret file, 10 s to connect.
+    pub async fn connect(address: &str) -> Result<AsyncClient> {
+        ClientBuilder::new(address).connect_async().await
+    }
+
+    /// Settings for connecting (secret, timeouts); finish with [`ClientBuilder::connect_async`].
+    pub fn builder(address: &str) -> ClientBuilder {
+        ClientBuilder::new(address)
     }
 
     /// The scheduler's address.
@@ -314,13 +512,17 @@ impl AsyncClient {
 
     /// Workers and jobs as the scheduler sees them.
     pub async fn status(&self) -> Result<ClusterStatus> {
-        let s = self
-            .scheduler
-            .clone()
-            .status(StatusRequest {})
-            .await
-            .map_err(|s| self.remote(s.message()))?
-            .into_inner();
+        let mut scheduler = self.scheduler.clone();
+        let s = within(
+            &self.address,
+            self.rpc_timeout,
+            "waiting for the cluster's status",
+            scheduler.status(StatusRequest {}),
+        )
+        .await
+        .map_err(|e: DialError| self.remote(&e.to_string()))?
+        .map_err(|s| self.remote(s.message()))?
+        .into_inner();
         Ok(ClusterStatus {
             workers: s
                 .workers
@@ -375,14 +577,19 @@ impl AsyncClient {
         })
         .await
         .map_err(|_| self.remote("the job stream closed before the submission"))?;
-        let mut events = self
-            .scheduler
-            .clone()
-            .run(ReceiverStream::new(rx))
-            .await
-            .map_err(|s| self.remote(s.message()))?
-            .into_inner();
+        let mut scheduler = self.scheduler.clone();
+        let mut events = within(
+            &self.address,
+            self.rpc_timeout,
+            "submitting a job",
+            scheduler.run(ReceiverStream::new(rx)),
+        )
+        .await
+        .map_err(|e| self.remote(&e.to_string()))?
+        .map_err(|s| self.remote(s.message()))?
+        .into_inner();
         let mut job = 0;
+        let mut key: Arc<[u8]> = Arc::from(Vec::new());
         let mut fetches = tokio::task::JoinSet::new();
         let mut completed: Option<u64> = None;
         let mut pending = 0usize;
@@ -404,7 +611,10 @@ impl AsyncClient {
                         Err(s) => return Err(self.remote(s.message())),
                     };
                     match event.event {
-                        Some(client_event::Event::Accepted(a)) => job = a.job,
+                        Some(client_event::Event::Accepted(a)) => {
+                            job = a.job;
+                            key = Arc::from(a.job_key);
+                        }
                         Some(client_event::Event::OutputsReady(ready)) => {
                             // One call per worker for the chunks announced together.
                             let mut by_worker: HashMap<String, Vec<OutputChunk>> = HashMap::new();
@@ -413,10 +623,11 @@ impl AsyncClient {
                             }
                             for (address, chunks) in by_worker {
                                 let workers = self.workers.clone();
+                                let key = key.clone();
                                 pending += 1;
                                 fetches.spawn(async move {
                                     let tasks: Vec<u32> = chunks.iter().map(|c| c.task).collect();
-                                    let values = workers.fetch_many(&address, job, &tasks).await;
+                                    let values = workers.fetch_many(&address, job, &key, &tasks).await;
                                     (chunks, values)
                                 });
                             }
@@ -464,19 +675,15 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects to the scheduler at `address` (e.g. `http://127.0.0.1:8786`).
+    /// Connects to the scheduler at `address` (e.g. `http://127.0.0.1:8786`) with the default secret
+    /// file and timeouts.
     pub fn connect(address: &str) -> Result<Client> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("tessera-client")
-            .enable_all()
-            .build()
-            .map_err(|e| Error::Connect {
-                address: address.to_string(),
-                message: format!("cannot start the client runtime: {e}"),
-            })?;
-        let inner = runtime.block_on(AsyncClient::connect(address))?;
-        Ok(Client { runtime, inner })
+        ClientBuilder::new(address).connect()
+    }
+
+    /// Settings for connecting (secret, timeouts); finish with [`ClientBuilder::connect`].
+    pub fn builder(address: &str) -> ClientBuilder {
+        ClientBuilder::new(address)
     }
 
     /// The async client inside.

@@ -77,6 +77,10 @@ pub enum Error {
     Wire { what: String },
     #[error("could not build the thread pool: {0}")]
     ThreadPool(String),
+    /// The cluster secret could not be found or read (the message names the file, never the secret).
+    #[cfg(feature = "distributed")]
+    #[error("cluster secret: {0}")]
+    Secret(#[from] tessera_proto::auth::AuthError),
 }
 
 /// Result with the engine's [`Error`].

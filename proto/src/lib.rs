@@ -1,7 +1,9 @@
 //! tessera's wire protocol: the protobuf messages and gRPC services of `proto/tessera/v1/tessera.proto`,
-//! generated at build time (protox + tonic-prost-build, so no `protoc` is needed). This crate owns only
-//! the generated types and the protocol version; converting them to and from the engine's own types
-//! is `tessera::wire`'s job, the one place the two meet.
+//! generated at build time (protox + tonic-prost-build, so no `protoc` is needed). This crate owns the
+//! generated types, the protocol version, and what every process of a cluster does the same way on the
+//! wire: [`auth`] (the cluster secret and per-request credentials), [`dial`] (outgoing channels with
+//! credentials, timeouts and keep-alives) and [`serve`] (listening and shutdown). Converting messages
+//! to and from the engine's own types is `tessera::wire`'s job, the one place the two meet.
 //!
 //! The generated items live in [`v1`]: messages such as [`v1::Graph`], the `Scheduler` service as
 //! [`v1::scheduler_client::SchedulerClient`] and [`v1::scheduler_server::SchedulerServer`] (with the
@@ -15,9 +17,11 @@
 //!     threads: 2,
 //!     memory_limit: 1 << 30,
 //! };
-//! assert_eq!(hello.protocol_version, 3);
+//! assert_eq!(hello.protocol_version, 4);
 //! ```
 
+pub mod auth;
+pub mod dial;
 pub mod serve;
 
 /// The protocol version this build speaks. Workers and clients send it when they register or submit;
@@ -25,8 +29,9 @@ pub mod serve;
 /// backward compatible — including a new field whose absence changes results: version 2 added
 /// `Leaf.axes` (a peer that ignored it would generate a transposed source untransposed); version 3
 /// added `Worker.FetchChunks`, which workers and clients call and older workers do not serve, and
-/// `Matmul.transpose_b` and `MirrorUpper`, which change results if a peer ignores them.
-pub const PROTOCOL_VERSION: u32 = 3;
+/// `Matmul.transpose_b` and `MirrorUpper`, which change results if a peer ignores them; version 4
+/// added session tokens and job keys, without which a peer is refused.
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// Generated code for package `tessera.v1`.
 ///

@@ -89,7 +89,11 @@ async fn worker_streams_a_chunk_over_loopback() {
         .await
         .unwrap();
     let mut stream = client
-        .fetch_chunk(ChunkRef { job: 7, task: 3 })
+        .fetch_chunk(ChunkRef {
+            job: 7,
+            task: 3,
+            ..ChunkRef::default()
+        })
         .await
         .unwrap()
         .into_inner();
@@ -108,6 +112,7 @@ async fn worker_streams_a_chunk_over_loopback() {
         .fetch_chunk(ChunkRef {
             job: 7,
             task: u32::MAX,
+            ..ChunkRef::default()
         })
         .await
         .unwrap_err();
@@ -118,6 +123,7 @@ async fn worker_streams_a_chunk_over_loopback() {
         .fetch_chunks(ChunkRefs {
             job: 7,
             tasks: vec![70_000, 0, 3],
+            ..ChunkRefs::default()
         })
         .await
         .unwrap()

@@ -2,12 +2,42 @@
 //! convert into it.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
+
+use tessera_proto::auth::Secret;
+use tonic::transport::ServerTlsConfig;
 
 use crate::error::SchedulerError;
 
+/// What the scheduler accepts from clients, checked when a request arrives, before anything is
+/// allocated or expanded for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest gRPC message decoded (graphs are small; data travels as chunks between workers).
+    pub max_message_bytes: usize,
+    /// Most layers in one graph.
+    pub max_layers: usize,
+    /// Most chunk tasks one job may expand to.
+    pub max_tasks: usize,
+    /// Most jobs one client connection may have in flight at once.
+    pub max_jobs_per_client: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message_bytes: 64 << 20,
+            max_layers: 100_000,
+            // About 260 bytes of bookkeeping each: a job at the limit costs the scheduler ~2.6 GB.
+            max_tasks: 10_000_000,
+            max_jobs_per_client: 64,
+        }
+    }
+}
+
 /// How the scheduler runs.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct SchedulerConfig {
     /// Where the gRPC service listens.
     pub listen: SocketAddr,
@@ -18,6 +48,13 @@ pub struct SchedulerConfig {
     /// The fewest tasks in flight per worker thread; a worker whose tasks prove short gets more
     /// (about 1 ms of work per thread, see `core::Config`).
     pub slots_per_thread: u32,
+    /// The cluster secret every request must prove it knows; `None` accepts everyone (the binary's
+    /// `--insecure`; the binary otherwise loads or creates the secret file).
+    pub secret: Option<Arc<Secret>>,
+    /// TLS for the gRPC service (mutual when it names a client CA).
+    pub tls: Option<ServerTlsConfig>,
+    /// Request limits.
+    pub limits: Limits,
 }
 
 impl Default for SchedulerConfig {
@@ -27,6 +64,9 @@ impl Default for SchedulerConfig {
             heartbeat_interval: Duration::from_millis(500),
             heartbeat_timeout: Duration::from_secs(5),
             slots_per_thread: 2,
+            secret: None,
+            tls: None,
+            limits: Limits::default(),
         }
     }
 }
@@ -43,6 +83,21 @@ impl SchedulerConfig {
         self
     }
 
+    pub fn with_secret(mut self, secret: Option<Arc<Secret>>) -> Self {
+        self.secret = secret;
+        self
+    }
+
+    pub fn with_tls(mut self, tls: Option<ServerTlsConfig>) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
     /// Checks the values make sense together.
     pub fn validate(&self) -> Result<(), SchedulerError> {
         if self.heartbeat_interval.is_zero() {
@@ -54,6 +109,23 @@ impl SchedulerConfig {
             return Err(SchedulerError::Config(format!(
                 "the heartbeat timeout ({:?}) must be longer than the interval ({:?})",
                 self.heartbeat_timeout, self.heartbeat_interval
+            )));
+        }
+        let l = &self.limits;
+        for (value, flag) in [
+            (l.max_message_bytes, "--max-message-size"),
+            (l.max_layers, "--max-layers"),
+            (l.max_tasks, "--max-tasks"),
+            (l.max_jobs_per_client, "--max-jobs-per-client"),
+        ] {
+            if value == 0 {
+                return Err(SchedulerError::Config(format!("{flag} must be at least 1")));
+            }
+        }
+        if l.max_tasks > u32::MAX as usize {
+            return Err(SchedulerError::Config(format!(
+                "--max-tasks can be at most {} (tasks are numbered with 32 bits)",
+                u32::MAX
             )));
         }
         if self.slots_per_thread == 0 {

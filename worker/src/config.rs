@@ -2,12 +2,16 @@
 //! sizes such as `4GiB`. The binary's flags convert into it.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
+
+use tessera_proto::auth::Secret;
+use tonic::transport::{ClientTlsConfig, ServerTlsConfig};
 
 use crate::error::WorkerError;
 
 /// How a worker runs.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct WorkerConfig {
     /// The scheduler's address, e.g. `http://127.0.0.1:8786`.
     pub scheduler: String,
@@ -23,6 +27,20 @@ pub struct WorkerConfig {
     pub advertise: Option<String>,
     /// How long the worker keeps trying to reach the scheduler when it starts (it may start first).
     pub connect_timeout: Duration,
+    /// How long the worker keeps trying to get back to the scheduler after losing its session
+    /// (scheduler restart, network failure, a long pause) before it exits.
+    pub reconnect_timeout: Duration,
+    /// A fetch from a peer fails when its reply does not start, or its next piece does not arrive,
+    /// within this long.
+    pub fetch_timeout: Duration,
+    /// The longest wait for a call with one answer (registration).
+    pub rpc_timeout: Duration,
+    /// The cluster secret; `None` sends no credentials and accepts every request (`--insecure`).
+    pub secret: Option<Arc<Secret>>,
+    /// TLS for the worker's own service (peers and clients fetch from it).
+    pub server_tls: Option<ServerTlsConfig>,
+    /// TLS for the worker's connections to the scheduler and its peers (`https://` addresses).
+    pub client_tls: Option<ClientTlsConfig>,
 }
 
 impl WorkerConfig {
@@ -36,6 +54,12 @@ impl WorkerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             advertise: None,
             connect_timeout: Duration::from_secs(20),
+            reconnect_timeout: Duration::from_secs(300),
+            fetch_timeout: tessera::client::DEFAULT_FETCH_TIMEOUT,
+            rpc_timeout: tessera::client::DEFAULT_RPC_TIMEOUT,
+            secret: None,
+            server_tls: None,
+            client_tls: None,
         }
     }
 
@@ -59,6 +83,16 @@ impl WorkerConfig {
         self
     }
 
+    pub fn with_reconnect_timeout(mut self, timeout: Duration) -> Self {
+        self.reconnect_timeout = timeout;
+        self
+    }
+
+    pub fn with_secret(mut self, secret: Option<Arc<Secret>>) -> Self {
+        self.secret = secret;
+        self
+    }
+
     /// Checks the values make sense together.
     pub fn validate(&self) -> Result<(), WorkerError> {
         if self.threads == 0 {
@@ -70,6 +104,14 @@ impl WorkerConfig {
                 self.scheduler
             )));
         }
+        for (value, flag) in [
+            (self.fetch_timeout, "--fetch-timeout-secs"),
+            (self.rpc_timeout, "--rpc-timeout-secs"),
+        ] {
+            if value.is_zero() {
+                return Err(WorkerError::Config(format!("{flag} must be positive")));
+            }
+        }
         if self.listen.ip().is_unspecified() && self.advertise.is_none() {
             return Err(WorkerError::Config(format!(
                 "listening on {} needs --advertise with an address peers can reach",
@@ -80,37 +122,9 @@ impl WorkerConfig {
     }
 }
 
-/// Parses a memory size: a number with an optional unit (`B`, `KB`, `MB`, `GB`, `TB` in powers of 1000,
-/// `KiB`, `MiB`, `GiB`, `TiB` in powers of 1024), as in dask's `--memory-limit`.
+/// Parses a memory size such as `4GiB` or `512MB` (see [`tessera_proto::serve::parse_size`]).
 pub fn parse_memory(text: &str) -> Result<u64, WorkerError> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let bad = || {
-        WorkerError::Config(format!(
-            "cannot read memory size {text:?} (try 4GiB or 512MB)"
-        ))
-    };
-    let value: f64 = num.parse().map_err(|_| bad())?;
-    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "kb" | "k" => 1e3,
-        "mb" | "m" => 1e6,
-        "gb" | "g" => 1e9,
-        "tb" | "t" => 1e12,
-        "kib" => 1024.0,
-        "mib" => 1024.0 * 1024.0,
-        "gib" => 1024.0 * 1024.0 * 1024.0,
-        "tib" => 1024.0f64.powi(4),
-        _ => return Err(bad()),
-    };
-    let bytes = value * scale;
-    if !bytes.is_finite() || bytes < 1.0 || bytes > u64::MAX as f64 {
-        return Err(bad());
-    }
-    Ok(bytes as u64)
+    tessera_proto::serve::parse_size(text).map_err(WorkerError::Config)
 }
 
 #[cfg(test)]

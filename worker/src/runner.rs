@@ -100,10 +100,11 @@ impl Runner {
     }
 
     /// Copies a chunk from another worker (when that worker retires) and reports it like a task.
-    pub fn replicate(&self, job: u64, task: u32, from: String) {
+    pub fn replicate(&self, job: u64, task: u32, from: String, key: Vec<u8>) {
+        self.store.put_key(job, &key);
         let this = self.clone();
         tokio::spawn(async move {
-            let outcome = match this.peers.fetch(&from, job, task).await {
+            let outcome = match this.peers.fetch(&from, job, &key, task).await {
                 Ok(v) => {
                     let nbytes = v.nbytes() as u64;
                     this.store.put((job, task), Arc::new(v));
@@ -131,6 +132,8 @@ impl Runner {
     /// holders, so one chunk a peer no longer has does not cost the batch.
     async fn gather(&self, a: &TaskAssignment) -> Result<Vec<Arc<ChunkValue>>, Outcome> {
         let job = a.job;
+        let key = self.store.key(job).unwrap_or_default();
+        let key = &*key;
         let mut inputs: Vec<Option<Arc<ChunkValue>>> = a
             .deps
             .iter()
@@ -158,7 +161,7 @@ impl Runner {
         }
         let fetched = join_all(batches.iter().map(|(peer, positions)| {
             let tasks: Vec<u32> = positions.iter().map(|&i| a.deps[i].task).collect();
-            async move { self.peers.fetch_many(peer, job, &tasks).await }
+            async move { self.peers.fetch_many(peer, job, key, &tasks).await }
         }))
         .await;
         let mut failed_at: Vec<Option<&str>> = vec![None; a.deps.len()];
@@ -189,7 +192,7 @@ impl Runner {
                 match input {
                     Some(v) => Ok(v),
                     None => self
-                        .fetch_alone(job, dep, failed_at)
+                        .fetch_alone(job, key, dep, failed_at)
                         .await
                         .map_err(|message| Outcome::Failed {
                             job,
@@ -208,6 +211,7 @@ impl Runner {
     async fn fetch_alone(
         &self,
         job: u64,
+        key: &[u8],
         dep: &DepLocation,
         failed_at: Option<&str>,
     ) -> Result<Arc<ChunkValue>, String> {
@@ -219,7 +223,7 @@ impl Runner {
             .partition(|a| Some(*a) != failed_at);
         let mut last_error = format!("no worker holds input task {}", dep.task);
         for address in others.into_iter().chain(failed) {
-            match self.peers.fetch(address, job, dep.task).await {
+            match self.peers.fetch(address, job, key, dep.task).await {
                 Ok(v) => return Ok(Arc::new(v)),
                 Err(e) => last_error = e,
             }

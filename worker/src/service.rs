@@ -30,9 +30,16 @@ impl WorkerService {
         WorkerService { store }
     }
 
-    /// The pieces of chunks `tasks` of `job`, in that order. Every chunk is looked up before the
-    /// first piece is sent, so that a missing one fails the call cleanly rather than mid-stream.
-    fn pieces(&self, job: u64, tasks: &[u32]) -> Result<PieceStream, Status> {
+    /// The pieces of chunks `tasks` of `job`, in that order, for a caller showing `key`. Every chunk
+    /// is looked up before the first piece is sent, so that a missing one fails the call cleanly
+    /// rather than mid-stream.
+    fn pieces(&self, job: u64, key: &[u8], tasks: &[u32]) -> Result<PieceStream, Status> {
+        // Job ids are not secrets: the key is what proves the caller may read the job.
+        if !self.store.key_matches(job, key) {
+            return Err(Status::permission_denied(format!(
+                "no access to job {job} here: the job key is missing or wrong, or the job is not known here"
+            )));
+        }
         let chunks = tasks
             .iter()
             .map(|&task| {
@@ -69,7 +76,7 @@ impl Worker for WorkerService {
         request: Request<ChunkRef>,
     ) -> Result<Response<PieceStream>, Status> {
         let r = request.into_inner();
-        Ok(Response::new(self.pieces(r.job, &[r.task])?))
+        Ok(Response::new(self.pieces(r.job, &r.job_key, &[r.task])?))
     }
 
     async fn fetch_chunks(
@@ -77,7 +84,7 @@ impl Worker for WorkerService {
         request: Request<ChunkRefs>,
     ) -> Result<Response<PieceStream>, Status> {
         let r = request.into_inner();
-        Ok(Response::new(self.pieces(r.job, &r.tasks)?))
+        Ok(Response::new(self.pieces(r.job, &r.job_key, &r.tasks)?))
     }
 }
 
@@ -161,9 +168,10 @@ mod tests {
         for (task, c) in chunks.iter().enumerate() {
             store.put((5, task as u32 * 10), c.clone());
         }
+        store.put_key(5, b"key of job 5");
         let service = WorkerService::new(store);
         let pieces: Vec<ChunkPiece> = service
-            .pieces(5, &[0, 10, 20])
+            .pieces(5, b"key of job 5", &[0, 10, 20])
             .unwrap()
             .map(Result::unwrap)
             .collect()
@@ -195,7 +203,15 @@ mod tests {
     async fn a_chunk_not_held_fails_the_whole_call() {
         let store = Store::default();
         store.put((5, 0), f64_chunk(&[3]));
-        let Err(status) = WorkerService::new(store).pieces(5, &[0, 7]) else {
+        store.put_key(5, b"key of job 5");
+        let service = WorkerService::new(store);
+        for key in [&b"key of job 6"[..], b"", b"key of job 5 "] {
+            let Err(status) = service.pieces(5, key, &[0]) else {
+                panic!("a stream for a caller without the job's key");
+            };
+            assert_eq!(status.code(), tonic::Code::PermissionDenied);
+        }
+        let Err(status) = service.pieces(5, b"key of job 5", &[0, 7]) else {
             panic!("a stream for a chunk that is not held");
         };
         assert_eq!(status.code(), tonic::Code::NotFound);

@@ -4,6 +4,8 @@
 //! A job the scheduler has forgotten (cancelled, failed, or finished) stays forgotten: a task of it
 //! that was already running, or a replica already on its way, finishes after the `Forget` and must not
 //! leave its chunk behind, since nothing would ever release it.
+//!
+//! The store also keeps each job's key, the capability a fetch must show to read the job's chunks.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -50,6 +52,7 @@ impl JobGraph {
 struct Inner {
     chunks: HashMap<ChunkId, Arc<ChunkValue>>,
     graphs: HashMap<u64, Arc<JobGraph>>,
+    keys: HashMap<u64, Arc<[u8]>>,
     bytes: u64,
     /// Jobs dropped by [`Store::forget`]; job ids are never reused within a session (eight bytes a
     /// job).
@@ -101,11 +104,33 @@ impl Store {
         self.inner.lock().expect("store").graphs.get(&job).cloned()
     }
 
+    /// Remembers the key of a job (from its graph, or from a replication order).
+    pub fn put_key(&self, job: u64, key: &[u8]) {
+        let mut s = self.inner.lock().expect("store");
+        if !s.forgotten.contains(&job) {
+            s.keys.entry(job).or_insert_with(|| Arc::from(key));
+        }
+    }
+
+    /// The key of a job this worker works on, to show when fetching its chunks from peers.
+    pub fn key(&self, job: u64) -> Option<Arc<[u8]>> {
+        self.inner.lock().expect("store").keys.get(&job).cloned()
+    }
+
+    /// Whether `key` is the key of `job` (compared in constant time); false for an unknown job.
+    pub fn key_matches(&self, job: u64, key: &[u8]) -> bool {
+        let s = self.inner.lock().expect("store");
+        s.keys
+            .get(&job)
+            .is_some_and(|k| tessera_proto::auth::constant_time_eq(k, key))
+    }
+
     /// Drops a job's graph and every chunk of it, now and when any arrives later.
     pub fn forget(&self, job: u64) {
         let mut s = self.inner.lock().expect("store");
         s.forgotten.insert(job);
         s.graphs.remove(&job);
+        s.keys.remove(&job);
         let mut freed = 0;
         s.chunks.retain(|&(j, _), v| {
             if j == job {
@@ -116,6 +141,26 @@ impl Store {
             }
         });
         s.bytes -= freed;
+    }
+
+    /// Forgets every job (the session with the scheduler that assigned them is gone): returns the
+    /// number of chunks and bytes dropped.
+    pub fn forget_all(&self) -> (usize, u64) {
+        let mut s = self.inner.lock().expect("store");
+        let s = &mut *s;
+        let jobs = s
+            .graphs
+            .keys()
+            .chain(s.keys.keys())
+            .copied()
+            .chain(s.chunks.keys().map(|&(job, _)| job));
+        s.forgotten.extend(jobs.collect::<Vec<_>>());
+        let dropped = (s.chunks.len(), s.bytes);
+        s.chunks.clear();
+        s.graphs.clear();
+        s.keys.clear();
+        s.bytes = 0;
+        dropped
     }
 
     /// Whether [`Store::forget`] dropped the job.

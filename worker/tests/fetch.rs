@@ -1,13 +1,17 @@
 //! Chunk fetches end to end in one process, without a scheduler: a worker's gRPC service on a
 //! loopback port serving chunks from its store, the client that workers and `tessera::Client` fetch
 //! with (`tessera::client::WorkerChannels`), and a task runner gathering its inputs from two peers.
+//! The service checks credentials and job keys as a worker's does.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use ndarray::{ArrayD, Dimension, IxDyn};
 use tessera::client::WorkerChannels;
 use tessera::data::Moments;
 use tessera::{ArrayData, ChunkValue};
+use tessera_proto::auth::{ClientAuth, Secret, ServerAuth};
+use tessera_proto::dial::Dialer;
 use tessera_proto::v1::worker_client::WorkerClient;
 use tessera_proto::v1::worker_server::WorkerServer;
 use tessera_proto::v1::{ChunkRefs, DepLocation, TaskAssignment};
@@ -16,14 +20,36 @@ use tessera_worker::service::{PIECE_BYTES, WorkerService};
 use tessera_worker::store::Store;
 
 const JOB: u64 = 3;
+const KEY: &[u8] = b"the key of job 3";
 
-/// Serves `store` on a loopback port; returns the address and the server task.
+fn secret() -> Arc<Secret> {
+    Arc::new(Secret::from_bytes(&[7; 32]).unwrap())
+}
+
+/// Fetches as a worker of the cluster with `secret` would.
+fn peers_with(secret: Option<Arc<Secret>>) -> WorkerChannels {
+    WorkerChannels::new(
+        Dialer::new(ClientAuth::new(secret), Duration::from_secs(5)),
+        Duration::from_secs(10),
+    )
+}
+
+fn peers() -> WorkerChannels {
+    peers_with(Some(secret()))
+}
+
+/// Serves `store` on a loopback port, checking credentials; returns the address and the server task.
 async fn serve(store: Store) -> (String, tokio::task::JoinHandle<()>) {
+    store.put_key(JOB, KEY);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
+    let service = tonic::service::interceptor::InterceptedService::new(
+        WorkerServer::new(WorkerService::new(store)),
+        ServerAuth::new(Some(secret()), "worker"),
+    );
     let server = tokio::spawn(async move {
         tonic::transport::Server::builder()
-            .add_service(WorkerServer::new(WorkerService::new(store)))
+            .add_service(service)
             .serve_with_incoming(tessera_proto::serve::incoming(listener))
             .await
             .unwrap();
@@ -63,15 +89,44 @@ fn store() -> (Store, Vec<(u32, ChunkValue)>) {
 async fn a_batch_of_big_and_tiny_chunks_arrives_whole_and_in_request_order() {
     let (store, chunks) = store();
     let (address, server) = serve(store).await;
-    let peers = WorkerChannels::default();
+    let peers = peers();
     let value = |task: u32| chunks.iter().find(|(t, _)| *t == task).unwrap().1.clone();
 
     let order = [13, 11, 10, 12, 11];
-    let got = peers.fetch_many(&address, JOB, &order).await.unwrap();
+    let got = peers.fetch_many(&address, JOB, KEY, &order).await.unwrap();
     assert!(got == order.map(value), "chunks differ or are out of order");
 
-    assert_eq!(peers.fetch_many(&address, JOB, &[]).await, Ok(Vec::new()));
-    assert!(peers.fetch(&address, JOB, 10).await == Ok(value(10)));
+    assert_eq!(
+        peers.fetch_many(&address, JOB, KEY, &[]).await,
+        Ok(Vec::new())
+    );
+    assert!(peers.fetch(&address, JOB, KEY, 10).await == Ok(value(10)));
+    server.abort();
+}
+
+#[tokio::test]
+async fn strangers_and_callers_without_the_job_key_read_nothing() {
+    let (store, _) = store();
+    let (address, server) = serve(store).await;
+    for (who, peers) in [
+        ("no credential", peers_with(None)),
+        (
+            "another secret",
+            peers_with(Some(Arc::new(Secret::from_bytes(&[8; 32]).unwrap()))),
+        ),
+    ] {
+        let err = peers.fetch(&address, JOB, KEY, 10).await.unwrap_err();
+        assert!(
+            err.contains("refused the request") && err.contains(&address),
+            "{who}: {err}"
+        );
+    }
+    // The cluster's secret but the wrong key (walking job ids gets nowhere without it).
+    for key in [&b""[..], b"the key of job 4"] {
+        let err = peers().fetch(&address, JOB, key, 10).await.unwrap_err();
+        assert!(err.contains("no access to job 3"), "{err}");
+    }
+    assert!(peers().fetch(&address, JOB, KEY, 10).await.is_ok());
     server.abort();
 }
 
@@ -79,28 +134,37 @@ async fn a_batch_of_big_and_tiny_chunks_arrives_whole_and_in_request_order() {
 async fn a_chunk_not_held_fails_its_batch_naming_it() {
     let (store, _) = store();
     let (address, server) = serve(store).await;
-    let peers = WorkerChannels::default();
+    let peers = peers();
 
     let err = peers
-        .fetch_many(&address, JOB, &[10, 99, 12])
+        .fetch_many(&address, JOB, KEY, &[10, 99, 12])
         .await
         .unwrap_err();
     assert!(
         err.contains(&address) && err.contains("task 99 of job 3 is not held"),
         "{err}"
     );
-    let mut client = WorkerClient::connect(address.clone()).await.unwrap();
+    let channel = Dialer::new(ClientAuth::new(Some(secret())), Duration::from_secs(5))
+        .connect(&address)
+        .await
+        .unwrap();
+    let mut client = WorkerClient::new(channel);
     let status = client
         .fetch_chunks(ChunkRefs {
             job: JOB,
             tasks: vec![12, 99],
+            job_key: KEY.to_vec(),
         })
         .await
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::NotFound);
     // The failed call dropped the cached channel; the next call connects again.
     assert_eq!(
-        peers.fetch_many(&address, JOB, &[12]).await.unwrap().len(),
+        peers
+            .fetch_many(&address, JOB, KEY, &[12])
+            .await
+            .unwrap()
+            .len(),
         1
     );
     server.abort();
@@ -121,9 +185,11 @@ async fn gather(deps: Vec<DepLocation>) -> Outcome {
         .num_threads(1)
         .build()
         .unwrap();
+    let store = Store::default();
+    store.put_key(JOB, KEY);
     let runner = Runner::new(
-        Store::default(),
-        WorkerChannels::default(),
+        store,
+        peers(),
         Arc::new(pool),
         results,
         "http://127.0.0.1:1".to_string(),

@@ -2,13 +2,19 @@
 //! the core with the current time and translates what the core puts in its outbox into protobuf
 //! messages on the workers' and clients' streams. Being the only owner, it needs no locks, and events
 //! are applied in the order they arrive.
+//!
+//! The actor also keeps the identities the core does not need: each worker's session token (only the
+//! process that registered a worker id may open its session) and each job's key (the capability to
+//! fetch its chunks from workers). Job ids and keys are random, so nobody can walk other clients' jobs.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tessera::graph::expand::TaskGraph;
 use tessera_proto::PROTOCOL_VERSION;
+use tessera_proto::auth::{constant_time_eq, random_token};
 use tessera_proto::v1 as pb;
 use tokio::sync::{mpsc, oneshot};
 use tonic::Status;
@@ -30,12 +36,14 @@ pub enum Event {
         address: String,
         threads: u32,
         memory_limit: u64,
-        reply: oneshot::Sender<WorkerId>,
+        reply: oneshot::Sender<Result<(WorkerId, Token), Status>>,
     },
     SessionOpened {
         worker: WorkerId,
+        token: Vec<u8>,
         sender: WorkerSender,
-        reply: oneshot::Sender<bool>,
+        /// Why the session was refused, if it was.
+        reply: oneshot::Sender<Result<(), Status>>,
     },
     FromWorker {
         worker: WorkerId,
@@ -48,7 +56,7 @@ pub enum Event {
         graph: Arc<TaskGraph>,
         wire: Arc<pb::Graph>,
         sender: ClientSender,
-        reply: oneshot::Sender<JobId>,
+        reply: oneshot::Sender<Result<JobId, Status>>,
     },
     Fetched {
         job: JobId,
@@ -65,13 +73,23 @@ pub enum Event {
     },
 }
 
+/// 128 random bits: a worker's session token or a job's key.
+pub type Token = [u8; 16];
+
 /// A handle to send events to the actor.
 #[derive(Clone, Debug)]
 pub struct ActorHandle {
     tx: mpsc::UnboundedSender<Event>,
+    largest_memory_limit: Arc<AtomicU64>,
 }
 
 impl ActorHandle {
+    /// The largest `--memory-limit` among the registered workers (0 when there are none): no chunk
+    /// larger than this can be held anywhere.
+    pub fn largest_memory_limit(&self) -> u64 {
+        self.largest_memory_limit.load(Ordering::Relaxed)
+    }
+
     /// Sends an event; false if the actor has stopped.
     pub fn send(&self, event: Event) -> bool {
         self.tx.send(event).is_ok()
@@ -90,6 +108,7 @@ struct WorkerEntry {
     address: String,
     threads: u32,
     memory_limit: u64,
+    session_token: Token,
     sender: Option<WorkerSender>,
 }
 
@@ -97,6 +116,7 @@ struct JobEntry {
     graph: Arc<TaskGraph>,
     wire: Arc<pb::Graph>,
     client: ClientSender,
+    key: Token,
 }
 
 /// Translates the core's messages into protobuf and queues them on the right stream.
@@ -125,6 +145,7 @@ impl Outbox for Shell<'_> {
                 Some(j) => Msg::Graph(pb::JobGraph {
                     job: job.0,
                     graph: Some((*j.wire).clone()),
+                    job_key: j.key.to_vec(),
                 }),
                 None => return,
             },
@@ -163,12 +184,25 @@ impl Outbox for Shell<'_> {
             ToWorker::Release(chunks) => Msg::Release(pb::Release {
                 chunks: chunks
                     .into_iter()
-                    .map(|(job, task)| pb::ChunkRef { job: job.0, task })
+                    .map(|(job, task)| pb::ChunkRef {
+                        job: job.0,
+                        task,
+                        job_key: Vec::new(),
+                    })
                     .collect(),
             }),
             ToWorker::Replicate { job, task, from } => Msg::Replicate(pb::Replicate {
-                chunk: Some(pb::ChunkRef { job: job.0, task }),
+                chunk: Some(pb::ChunkRef {
+                    job: job.0,
+                    task,
+                    job_key: Vec::new(),
+                }),
                 from_address: self.address(from),
+                job_key: self
+                    .jobs
+                    .get(&job)
+                    .map(|j| j.key.to_vec())
+                    .unwrap_or_default(),
             }),
             ToWorker::Forget(job) => Msg::Forget(pb::ForgetJob { job: job.0 }),
             ToWorker::Goodbye => Msg::Goodbye(pb::Goodbye {}),
@@ -183,6 +217,11 @@ impl Outbox for Shell<'_> {
             ToClient::Accepted { tasks } => Ev::Accepted(pb::Accepted {
                 job: job.0,
                 tasks: tasks as u32,
+                job_key: self
+                    .jobs
+                    .get(&job)
+                    .map(|j| j.key.to_vec())
+                    .unwrap_or_default(),
             }),
             ToClient::OutputsReady(chunks) => Ev::OutputsReady(pb::OutputsReady {
                 chunks: chunks
@@ -211,7 +250,9 @@ impl Outbox for Shell<'_> {
         }
         if ends {
             // The core dropped the job; dropping the sender ends the client's stream.
-            self.jobs.remove(&job);
+            if self.jobs.remove(&job).is_some() && self.jobs.is_empty() {
+                trim_heap();
+            }
         }
     }
 }
@@ -221,21 +262,40 @@ struct Actor {
     workers: HashMap<WorkerId, WorkerEntry>,
     jobs: HashMap<JobId, JobEntry>,
     next_worker: u32,
-    next_job: u64,
+    largest_memory_limit: Arc<AtomicU64>,
 }
 
 /// Starts the actor on the current tokio runtime.
 pub fn spawn(config: SchedulerConfig) -> ActorHandle {
     let (tx, rx) = mpsc::unbounded_channel();
+    let largest_memory_limit = Arc::new(AtomicU64::new(0));
     let actor = Actor {
         core: State::new(config.core()),
         workers: HashMap::new(),
         jobs: HashMap::new(),
         next_worker: 1,
-        next_job: 1,
+        largest_memory_limit: largest_memory_limit.clone(),
     };
     tokio::spawn(actor.run(rx, config));
-    ActorHandle { tx }
+    ActorHandle {
+        tx,
+        largest_memory_limit,
+    }
+}
+
+fn no_randomness(e: tessera_proto::auth::AuthError) -> Status {
+    Status::unavailable(format!("the scheduler cannot make a token: {e}"))
+}
+
+/// Returns memory freed by a finished job to the operating system. glibc keeps freed heap pages
+/// for reuse, so without this a large job's bookkeeping stays resident after it ends.
+fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    tokio::task::spawn_blocking(|| {
+        // SAFETY: malloc_trim only releases free memory back to the kernel; it is thread-safe and
+        // touches no memory in use.
+        unsafe { libc::malloc_trim(0) };
+    });
 }
 
 impl Actor {
@@ -256,8 +316,33 @@ impl Actor {
                         warn!(worker = %w, "no heartbeat: worker lost, rescheduling its work");
                         self.workers.remove(&w);
                     }
+                    self.workers_changed();
                 }
             }
+        }
+    }
+
+    /// Keeps the largest worker memory limit current for the service's submit checks.
+    fn workers_changed(&self) {
+        let largest = self.workers.values().map(|w| w.memory_limit).max();
+        self.largest_memory_limit
+            .store(largest.unwrap_or(0), Ordering::Relaxed);
+    }
+
+    /// A random job id that is not in use (never 0, which means "none" on the wire).
+    fn new_job_id(&self) -> Result<JobId, Status> {
+        loop {
+            let t = random_token().map_err(no_randomness)?;
+            let id = u64::from_le_bytes(t[..8].try_into().expect("8 bytes"));
+            if id != 0 && !self.jobs.contains_key(&JobId(id)) && !self.core.has_job(JobId(id)) {
+                return Ok(JobId(id));
+            }
+        }
+    }
+
+    fn job_ended(&mut self, job: JobId) {
+        if self.jobs.remove(&job).is_some() && self.jobs.is_empty() {
+            trim_heap();
         }
     }
 
@@ -274,6 +359,13 @@ impl Actor {
                 memory_limit,
                 reply,
             } => {
+                let session_token = match random_token() {
+                    Ok(t) => t,
+                    Err(e) => {
+                        let _ = reply.send(Err(no_randomness(e)));
+                        return;
+                    }
+                };
                 let id = WorkerId(self.next_worker);
                 self.next_worker += 1;
                 info!(worker = %id, %address, threads, "worker registered");
@@ -283,20 +375,39 @@ impl Actor {
                         address,
                         threads,
                         memory_limit,
+                        session_token,
                         sender: None,
                     },
                 );
-                let _ = reply.send(id);
+                self.workers_changed();
+                let _ = reply.send(Ok((id, session_token)));
             }
             Event::SessionOpened {
                 worker,
+                token,
                 sender,
                 reply,
             } => {
-                let Some(entry) = self.workers.get_mut(&worker) else {
-                    let _ = reply.send(false);
-                    return;
+                let refused = match self.workers.get(&worker) {
+                    None => Some(Status::not_found(format!(
+                        "worker {worker} is not registered (register first)"
+                    ))),
+                    Some(e) if !constant_time_eq(&e.session_token, &token) => {
+                        Some(Status::permission_denied(format!(
+                            "wrong session token for worker {worker}: only the process that registered it can open its session"
+                        )))
+                    }
+                    Some(e) if e.sender.is_some() => Some(Status::already_exists(format!(
+                        "worker {worker} already has a session"
+                    ))),
+                    Some(_) => None,
                 };
+                if let Some(status) = refused {
+                    warn!(worker = %worker, "refused a worker session: {}", status.message());
+                    let _ = reply.send(Err(status));
+                    return;
+                }
+                let entry = self.workers.get_mut(&worker).expect("checked above");
                 entry.sender = Some(sender);
                 let (threads, memory_limit) = (entry.threads, entry.memory_limit);
                 let mut shell = Shell {
@@ -311,7 +422,7 @@ impl Actor {
                     threads,
                     memory_limit,
                 );
-                let _ = reply.send(true);
+                let _ = reply.send(Ok(()));
             }
             Event::FromWorker { worker, msg } => {
                 use pb::worker_message::Msg;
@@ -364,6 +475,7 @@ impl Actor {
                     debug!(worker = %worker, "session of a departed worker closed");
                 }
                 self.workers.remove(&worker);
+                self.workers_changed();
             }
             Event::Submit {
                 graph,
@@ -371,8 +483,16 @@ impl Actor {
                 sender,
                 reply,
             } => {
-                let job = JobId(self.next_job);
-                self.next_job += 1;
+                let ids = self
+                    .new_job_id()
+                    .and_then(|job| Ok((job, random_token().map_err(no_randomness)?)));
+                let (job, key) = match ids {
+                    Ok(ids) => ids,
+                    Err(status) => {
+                        let _ = reply.send(Err(status));
+                        return;
+                    }
+                };
                 info!(job = %job, tasks = graph.tasks.len(), "job submitted");
                 self.jobs.insert(
                     job,
@@ -380,9 +500,10 @@ impl Actor {
                         graph: graph.clone(),
                         wire,
                         client: sender,
+                        key,
                     },
                 );
-                let _ = reply.send(job);
+                let _ = reply.send(Ok(job));
                 let mut shell = Shell {
                     workers: &self.workers,
                     jobs: &mut self.jobs,
@@ -396,7 +517,7 @@ impl Actor {
                 if self.core.has_job(job) {
                     core::on_job_cancelled(&mut self.core, &mut shell, now, job);
                 }
-                self.jobs.remove(&job);
+                self.job_ended(job);
             }
             Event::Status { reply } => {
                 let workers = self

@@ -1,9 +1,12 @@
-//! The gRPC service: decodes requests, checks protocol versions, validates and expands submitted
-//! graphs, and forwards everything to the actor as events. Errors become `tonic::Status` here and only
-//! here.
+//! The gRPC service: decodes requests, checks protocol versions and limits, validates and expands
+//! submitted graphs, and forwards everything to the actor as events. Errors become `tonic::Status` here
+//! and only here. (Credentials are checked before any of this, by the `ServerAuth` interceptor that
+//! wraps the service.)
 
+use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tessera::graph::expand::TaskGraph;
@@ -17,20 +20,63 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::warn;
 
 use super::actor::{ActorHandle, Event};
+use crate::config::Limits;
 use crate::core::WorkerId;
+
+/// Jobs in flight per client connection.
+type JobCounts = Arc<Mutex<HashMap<Option<SocketAddr>, usize>>>;
 
 /// The scheduler's gRPC service.
 #[derive(Clone, Debug)]
 pub struct SchedulerService {
     actor: ActorHandle,
     heartbeat_interval: Duration,
+    limits: Limits,
+    jobs_in_flight: JobCounts,
+}
+
+/// One job counted against its client's limit until dropped.
+struct InFlight {
+    counts: JobCounts,
+    client: Option<SocketAddr>,
+}
+
+impl InFlight {
+    fn start(counts: &JobCounts, client: Option<SocketAddr>, limit: usize) -> Result<Self, Status> {
+        let mut c = counts.lock().expect("job counts");
+        let n = c.entry(client).or_default();
+        if *n >= limit {
+            return Err(Status::resource_exhausted(format!(
+                "this client already has {n} jobs in flight; the limit is {limit} (--max-jobs-per-client)"
+            )));
+        }
+        *n += 1;
+        Ok(InFlight {
+            counts: counts.clone(),
+            client,
+        })
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut c = self.counts.lock().expect("job counts");
+        if let Some(n) = c.get_mut(&self.client) {
+            *n -= 1;
+            if *n == 0 {
+                c.remove(&self.client);
+            }
+        }
+    }
 }
 
 impl SchedulerService {
-    pub fn new(actor: ActorHandle, heartbeat_interval: Duration) -> Self {
+    pub fn new(actor: ActorHandle, heartbeat_interval: Duration, limits: Limits) -> Self {
         SchedulerService {
             actor,
             heartbeat_interval,
+            limits,
+            jobs_in_flight: JobCounts::default(),
         }
     }
 
@@ -54,11 +100,26 @@ fn check_version(theirs: u32, who: &str) -> Result<(), Status> {
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
-/// Decodes, validates and expands a submitted graph; the error text is what the client sees.
-fn prepare(graph: pb::Graph) -> Result<(Arc<TaskGraph>, Arc<pb::Graph>), String> {
+/// Checks a submitted graph against the limits, decodes, validates and expands it; the error text is
+/// what the client sees. `largest_memory_limit` is the largest worker's memory limit (0: no worker
+/// yet, so no chunk-size check).
+fn prepare(
+    graph: pb::Graph,
+    limits: &Limits,
+    largest_memory_limit: u64,
+) -> Result<(Arc<TaskGraph>, Arc<pb::Graph>), String> {
+    // Counted on the message, before decoding allocates anything per layer.
+    if graph.layers.len() > limits.max_layers {
+        return Err(format!(
+            "the graph has {} layers; the limit is {} (--max-layers)",
+            graph.layers.len(),
+            limits.max_layers
+        ));
+    }
     let wire = Arc::new(graph.clone());
     // Decoding validates the graph (missing inputs, cycles, shapes) before anything expands it.
     let graph = tessera::wire::graph_from_proto(graph).map_err(|e| e.to_string())?;
+    let _ = largest_memory_limit;
     let tasks = TaskGraph::expand(graph).map_err(|e| e.to_string())?;
     Ok((Arc::new(tasks), wire))
 }
@@ -89,12 +150,13 @@ impl Scheduler for SchedulerService {
             memory_limit: r.memory_limit,
             reply,
         })?;
-        let id = id
+        let (id, token) = id
             .await
-            .map_err(|_| Status::unavailable("the scheduler is shutting down"))?;
+            .map_err(|_| Status::unavailable("the scheduler is shutting down"))??;
         Ok(Response::new(pb::RegisterWorkerReply {
             worker_id: id.0,
             heartbeat_interval_ms: self.heartbeat_interval.as_millis() as u32,
+            session_token: token.to_vec(),
         }))
     }
 
@@ -105,10 +167,10 @@ impl Scheduler for SchedulerService {
         request: Request<Streaming<pb::WorkerMessage>>,
     ) -> Result<Response<Self::WorkerSessionStream>, Status> {
         let mut inbound = request.into_inner();
-        let worker = match inbound.message().await? {
+        let (worker, token) = match inbound.message().await? {
             Some(pb::WorkerMessage {
                 msg: Some(pb::worker_message::Msg::Hello(h)),
-            }) => WorkerId(h.worker_id),
+            }) => (WorkerId(h.worker_id), h.session_token),
             _ => {
                 return Err(Status::invalid_argument(
                     "a worker session must start with hello",
@@ -116,17 +178,16 @@ impl Scheduler for SchedulerService {
             }
         };
         let (tx, rx) = mpsc::unbounded_channel();
-        let (reply, known) = oneshot::channel();
+        let (reply, accepted) = oneshot::channel();
         self.send(Event::SessionOpened {
             worker,
+            token,
             sender: tx,
             reply,
         })?;
-        if !known.await.unwrap_or(false) {
-            return Err(Status::not_found(format!(
-                "worker {worker} is not registered (register first)"
-            )));
-        }
+        accepted
+            .await
+            .map_err(|_| Status::unavailable("the scheduler is shutting down"))??;
         let actor = self.actor.clone();
         tokio::spawn(async move {
             loop {
@@ -156,6 +217,11 @@ impl Scheduler for SchedulerService {
         &self,
         request: Request<Streaming<pb::ClientMessage>>,
     ) -> Result<Response<Self::RunStream>, Status> {
+        let in_flight = InFlight::start(
+            &self.jobs_in_flight,
+            request.remote_addr(),
+            self.limits.max_jobs_per_client,
+        )?;
         let mut inbound = request.into_inner();
         let submit = match inbound.message().await? {
             Some(pb::ClientMessage {
@@ -169,7 +235,8 @@ impl Scheduler for SchedulerService {
             .graph
             .ok_or_else(|| Status::invalid_argument("the submission has no graph"))?;
         // Expansion is CPU work proportional to the number of chunks: off the async threads.
-        let prepared = tokio::task::spawn_blocking(move || prepare(graph))
+        let (limits, memory) = (self.limits, self.actor.largest_memory_limit());
+        let prepared = tokio::task::spawn_blocking(move || prepare(graph, &limits, memory))
             .await
             .map_err(|e| Status::internal(format!("graph preparation failed: {e}")))?;
         let (graph, wire) = match prepared {
@@ -195,9 +262,10 @@ impl Scheduler for SchedulerService {
         })?;
         let job = job
             .await
-            .map_err(|_| Status::unavailable("the scheduler is shutting down"))?;
+            .map_err(|_| Status::unavailable("the scheduler is shutting down"))??;
         let actor = self.actor.clone();
         tokio::spawn(async move {
+            let _in_flight = in_flight;
             // Fetch acknowledgements until the client closes its side, which ends (or cancels) the job.
             while let Ok(Some(m)) = inbound.message().await {
                 if let Some(pb::client_message::Msg::Fetched(f)) = m.msg

@@ -7,9 +7,11 @@ pub mod grpc;
 
 use std::future::Future;
 
+use tessera_proto::auth::ServerAuth;
 use tessera_proto::v1::scheduler_server::SchedulerServer;
 use tokio::net::TcpListener;
-use tracing::info;
+use tonic::service::interceptor::InterceptedService;
+use tracing::{info, warn};
 
 use crate::config::SchedulerConfig;
 use crate::error::SchedulerError;
@@ -29,20 +31,31 @@ pub async fn run(
     let service = SchedulerServer::new(grpc::SchedulerService::new(
         actor.clone(),
         config.heartbeat_interval,
+        config.limits,
     ))
-    .max_decoding_message_size(usize::MAX)
+    // A larger message is refused from its length prefix, before its body is read.
+    .max_decoding_message_size(config.limits.max_message_bytes)
     .max_encoding_message_size(usize::MAX);
-    info!(%address, "scheduler listening");
-    tonic::transport::Server::builder()
-        .add_service(service)
+    let auth = ServerAuth::new(config.secret.clone(), "scheduler");
+    if !auth.is_secure() {
+        warn!(
+            "AUTHENTICATION IS OFF (--insecure): anyone who can reach {address} can submit jobs, register workers and read results"
+        );
+    }
+    let tls = config.tls.is_some();
+    info!(%address, authenticated = auth.is_secure(), tls, "scheduler listening");
+    let serve_err = |e: tonic::transport::Error| SchedulerError::Serve {
+        address: address.clone(),
+        message: tessera::error::display_chain(&e),
+    };
+    tessera_proto::serve::server(config.tls.clone())
+        .map_err(serve_err)?
+        .add_service(InterceptedService::new(service, auth))
         .serve_with_incoming_shutdown(tessera_proto::serve::incoming(listener), async {
             shutdown.await;
             info!("shutting down: saying goodbye to the workers");
             actor.shutdown().await;
         })
         .await
-        .map_err(|e| SchedulerError::Serve {
-            address: address.clone(),
-            message: e.to_string(),
-        })
+        .map_err(serve_err)
 }

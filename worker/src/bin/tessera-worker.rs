@@ -1,8 +1,13 @@
 //! The worker binary: `tessera-worker --scheduler http://127.0.0.1:8786 --threads N --memory-limit 4GiB
 //! [--listen ADDR] [--connect-timeout-secs S]`. Every flag can also be set through its environment
 //! variable (see `--help`). Ctrl-C or SIGTERM retires the worker gracefully.
+//!
+//! The worker proves it knows the cluster secret (the scheduler's `--secret-file`, or the same per-user
+//! default file) on every call, and asks the same of every caller of its own service.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -38,6 +43,27 @@ struct Args {
         default_value_t = 20
     )]
     connect_timeout_secs: u64,
+    /// Seconds to keep trying to get back to the scheduler after losing it (scheduler restart,
+    /// network failure, a long pause) before exiting.
+    #[arg(
+        long,
+        env = "TESSERA_WORKER_RECONNECT_TIMEOUT_SECS",
+        default_value_t = 300
+    )]
+    reconnect_timeout_secs: u64,
+    /// Seconds a fetch from a peer may wait for its reply to start, and then for each piece.
+    #[arg(long, env = "TESSERA_WORKER_FETCH_TIMEOUT_SECS", default_value_t = 60)]
+    fetch_timeout_secs: u64,
+    /// Seconds a call with one answer (registration) may take.
+    #[arg(long, env = "TESSERA_WORKER_RPC_TIMEOUT_SECS", default_value_t = 30)]
+    rpc_timeout_secs: u64,
+    /// The cluster secret file (must exist). Default: the scheduler's default file,
+    /// $XDG_CONFIG_HOME/tessera/cluster.secret or ~/.config/tessera/cluster.secret.
+    #[arg(long, env = "TESSERA_SECRET_FILE")]
+    secret_file: Option<PathBuf>,
+    /// Send no credentials and serve chunks to anyone (for a scheduler started with --insecure).
+    #[arg(long, env = "TESSERA_INSECURE")]
+    insecure: bool,
 }
 
 impl Args {
@@ -45,11 +71,24 @@ impl Args {
         let mut config = WorkerConfig::new(self.scheduler)
             .with_memory_limit(parse_memory(&self.memory_limit)?)
             .with_listen(self.listen)
-            .with_connect_timeout(Duration::from_secs(self.connect_timeout_secs));
+            .with_connect_timeout(Duration::from_secs(self.connect_timeout_secs))
+            .with_reconnect_timeout(Duration::from_secs(self.reconnect_timeout_secs));
         if let Some(t) = self.threads {
             config = config.with_threads(t);
         }
         config.advertise = self.advertise;
+        config.fetch_timeout = Duration::from_secs(self.fetch_timeout_secs);
+        config.rpc_timeout = Duration::from_secs(self.rpc_timeout_secs);
+        let secret = tessera_proto::auth::secret_for_process(
+            self.secret_file.as_deref(),
+            self.insecure,
+            false,
+        )
+        .map_err(|e| WorkerError::Config(e.to_string()))?;
+        if let Some((_, path, _)) = &secret {
+            tracing::info!("using the cluster secret in {}", path.display());
+        }
+        config.secret = secret.map(|(s, _, _)| s);
         config.validate()?;
         Ok(config)
     }
@@ -62,6 +101,8 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, not in log files or pipes.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let result = Args::parse().into_config().and_then(|config| {
         let runtime = tokio::runtime::Builder::new_current_thread()
