@@ -1,7 +1,8 @@
 //! tessera's wire protocol: the protobuf messages and gRPC services of `proto/tessera/v1/tessera.proto`,
-//! generated at build time (protox + tonic-prost-build, so no `protoc` is needed). This crate owns only
-//! the generated types and the protocol version; converting them to and from the engine's own types
-//! is `tessera::wire`'s job, the one place the two meet.
+//! generated at build time (protox + tonic-prost-build, so no `protoc` is needed), and the transport
+//! pieces every tessera process shares (listening, TLS). This crate owns the generated types and the
+//! protocol version; converting them to and from the engine's own types is `tessera::wire`'s job, the
+//! one place the two meet.
 //!
 //! The generated items live in [`v1`]: messages such as [`v1::Graph`], the `Scheduler` service as
 //! [`v1::scheduler_client::SchedulerClient`] and [`v1::scheduler_server::SchedulerServer`] (with the
@@ -17,8 +18,19 @@
 //! };
 //! assert_eq!(hello.protocol_version, 3);
 //! ```
+//!
+//! # Layout
+//!
+//! - [`v1`]: the generated messages, clients and servers.
+//! - [`serve`]: how a tessera gRPC server listens (TCP_NODELAY) and stops (Ctrl-C, SIGTERM).
+//! - [`tls`]: TLS and mutual TLS from PEM files ([`tls::TlsFiles`]), checked at start-up, into
+//!   tonic's server and client configurations; [`tls::ClientTls::endpoint`] matches an address's
+//!   scheme to them.
+//! - [`certs`]: generates a cluster CA and a node certificate (`tessera-scheduler certs DIR`).
 
+pub mod certs;
 pub mod serve;
+pub mod tls;
 
 /// The protocol version this build speaks. Workers and clients send it when they register or submit;
 /// the scheduler refuses a different one. Bump it with any change to the .proto that is not
