@@ -1,17 +1,30 @@
 //! The scheduler binary: `tessera-scheduler --listen 127.0.0.1:8786`. Every flag can also be set
 //! through its environment variable (see `--help`). Ctrl-C or SIGTERM stops it after telling the
 //! workers goodbye.
+//!
+//! `tessera-scheduler certs DIR [--host NAME]... [--force]` instead writes a cluster CA and a node
+//! certificate for TLS into DIR (`tessera_proto::certs`) and prints the flags that use them.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use tessera_scheduler::{SchedulerConfig, SchedulerError};
 
 #[derive(Parser, Debug)]
-#[command(name = "tessera-scheduler", version, about = "The tessera scheduler")]
+#[command(
+    name = "tessera-scheduler",
+    version,
+    about = "The tessera scheduler",
+    // `certs` takes none of the serving flags: `--listen X certs DIR` is a mistake worth reporting.
+    args_conflicts_with_subcommands = true
+)]
 struct Args {
+    /// With no subcommand the scheduler serves.
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Address to listen on.
     #[arg(
         long,
@@ -27,6 +40,23 @@ struct Args {
     heartbeat_timeout_ms: u64,
 }
 
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Write a cluster CA and a node certificate signed by it (valid as TLS server and client for
+    /// localhost, 127.0.0.1, ::1 and every --host) into DIR, then print the flags that use them.
+    /// The CA is valid for 10 years, the node certificate for 1 year; keys are written with mode 0600.
+    Certs {
+        /// Directory to write ca.pem, ca-key.pem, node.pem and node-key.pem into (created if missing).
+        dir: PathBuf,
+        /// A further DNS name or IP address the nodes are reached by (repeatable).
+        #[arg(long = "host", value_name = "NAME")]
+        hosts: Vec<String>,
+        /// Overwrite existing files instead of refusing.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -36,6 +66,9 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    if let Some(Command::Certs { dir, hosts, force }) = &args.command {
+        return certs(dir, hosts, *force);
+    }
     let config = SchedulerConfig::default()
         .with_listen(args.listen)
         .with_heartbeat(
@@ -59,6 +92,29 @@ fn main() -> ExitCode {
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tessera-scheduler: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `tessera-scheduler certs`: generates the files and says how to use them.
+fn certs(dir: &std::path::Path, hosts: &[String], force: bool) -> ExitCode {
+    match tessera_proto::certs::generate(dir, hosts, force) {
+        Ok(generated) => {
+            println!("wrote {}", generated.ca_cert.display());
+            println!(
+                "wrote {} (the CA's key: keep it, it need not go to the nodes)",
+                generated.ca_key.display()
+            );
+            println!("wrote {}", generated.node_cert.display());
+            println!("wrote {}", generated.node_key.display());
+            println!("node certificate valid for: {}", generated.hosts.join(", "));
+            println!("use on the scheduler, every worker and every client:");
+            println!("  {}", generated.flags());
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("tessera-scheduler: {e}");
             ExitCode::FAILURE
