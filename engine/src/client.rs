@@ -26,6 +26,7 @@ use ndarray::ArrayD;
 use tessera_proto::PROTOCOL_VERSION;
 use tessera_proto::auth::{AuthError, ClientAuth, Secret, default_secret_path};
 use tessera_proto::dial::{AuthChannel, DialError, Dialer, within};
+use tessera_proto::tls::TlsFiles;
 use tessera_proto::v1::scheduler_client::SchedulerClient;
 use tessera_proto::v1::worker_client::WorkerClient;
 use tessera_proto::v1::{
@@ -341,6 +342,7 @@ enum SecretSource {
 pub struct ClientBuilder {
     address: String,
     secret: SecretSource,
+    tls: TlsFiles,
     connect_timeout: Duration,
     rpc_timeout: Duration,
     fetch_timeout: Duration,
@@ -351,6 +353,7 @@ impl ClientBuilder {
         ClientBuilder {
             address: address.to_string(),
             secret: SecretSource::Default,
+            tls: TlsFiles::default(),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             rpc_timeout: DEFAULT_RPC_TIMEOUT,
             fetch_timeout: DEFAULT_FETCH_TIMEOUT,
@@ -372,6 +375,20 @@ impl ClientBuilder {
     /// Sends no credentials (for a scheduler started with `--insecure`).
     pub fn insecure(mut self) -> Self {
         self.secret = SecretSource::Insecure;
+        self
+    }
+
+    /// Verifies the scheduler's and workers' TLS certificates with this CA (PEM), for `https://`
+    /// addresses.
+    pub fn tls_ca(mut self, ca: impl Into<PathBuf>) -> Self {
+        self.tls.ca = Some(ca.into());
+        self
+    }
+
+    /// Presents this certificate and key (PEM) to the cluster, as mutual TLS requires.
+    pub fn tls_identity(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.tls.cert = Some(cert.into());
+        self.tls.key = Some(key.into());
         self
     }
 
@@ -433,7 +450,8 @@ impl ClientBuilder {
             message,
         };
         let (secret, missing) = self.resolve_secret()?;
-        let dialer = Dialer::new(ClientAuth::new(secret), self.connect_timeout);
+        let tls = self.tls.client().map_err(|e| connect_err(e.to_string()))?;
+        let dialer = Dialer::new(ClientAuth::new(secret), self.connect_timeout).with_tls(tls);
         let channel = dialer
             .connect(address)
             .await

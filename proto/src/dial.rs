@@ -6,9 +6,10 @@ use std::future::Future;
 use std::time::Duration;
 
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::{Channel, Endpoint};
 
 use crate::auth::ClientAuth;
+use crate::tls::ClientTls;
 
 /// A channel whose every request carries the cluster credential.
 pub type AuthChannel = InterceptedService<Channel, ClientAuth>;
@@ -39,8 +40,8 @@ pub enum DialError {
 pub struct Dialer {
     /// Credentials added to every request.
     pub auth: ClientAuth,
-    /// TLS settings for `https://` addresses (`None`: only `http://` addresses can be reached).
-    pub tls: Option<ClientTlsConfig>,
+    /// TLS settings for `https://` addresses (plain: only `http://` addresses can be reached).
+    pub tls: ClientTls,
     /// Longest wait for a connection (TCP, TLS and HTTP/2 handshakes together).
     pub connect_timeout: Duration,
 }
@@ -49,12 +50,12 @@ impl Dialer {
     pub fn new(auth: ClientAuth, connect_timeout: Duration) -> Self {
         Dialer {
             auth,
-            tls: None,
+            tls: ClientTls::plain(),
             connect_timeout,
         }
     }
 
-    pub fn with_tls(mut self, tls: Option<ClientTlsConfig>) -> Self {
+    pub fn with_tls(mut self, tls: ClientTls) -> Self {
         self.tls = tls;
         self
     }
@@ -65,38 +66,15 @@ impl Dialer {
             address: address.to_string(),
             message,
         };
-        let https = address.starts_with("https://");
-        if !https && !address.starts_with("http://") {
-            return Err(bad(
-                "an address starts with http:// or https:// (e.g. http://127.0.0.1:8786)".into(),
-            ));
-        }
-        let mut endpoint = Endpoint::from_shared(address.to_string())
+        let endpoint = Endpoint::from_shared(address.to_string())
             .map_err(|e| bad(e.to_string()))?
             .tcp_nodelay(true)
             .connect_timeout(self.connect_timeout)
             .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
             .keep_alive_timeout(KEEPALIVE_TIMEOUT)
             .keep_alive_while_idle(true);
-        match (&self.tls, https) {
-            (Some(tls), true) => {
-                endpoint = endpoint
-                    .tls_config(tls.clone())
-                    .map_err(|e| bad(format!("TLS: {e}")))?;
-            }
-            (None, true) => {
-                return Err(bad(
-                    "an https:// address needs TLS settings (a CA certificate: --tls-ca)".into(),
-                ));
-            }
-            (Some(_), false) => {
-                return Err(bad(
-                    "TLS is configured, so the address must start with https://".into(),
-                ));
-            }
-            (None, false) => {}
-        }
-        Ok(endpoint)
+        // Checks the scheme against the TLS settings (https needs a CA, TLS needs https).
+        self.tls.apply(endpoint).map_err(|e| bad(e.to_string()))
     }
 
     /// Connects to `address` within the connect timeout.

@@ -19,10 +19,24 @@
 //! };
 //! assert_eq!(hello.protocol_version, 4);
 //! ```
+//!
+//! # Layout
+//!
+//! - [`v1`]: the generated messages, clients and servers.
+//! - [`auth`]: the cluster secret, per-request credentials, and the client and server interceptors.
+//! - [`dial`]: outgoing channels (credentials, connect deadlines, keep-alives, TLS for https://).
+//! - [`serve`]: how a tessera gRPC server listens (TCP_NODELAY, keep-alives, TLS) and stops (Ctrl-C,
+//!   SIGTERM), and the size parser the binaries' flags share.
+//! - [`tls`]: TLS and mutual TLS from PEM files ([`tls::TlsFiles`]), checked at start-up, into
+//!   tonic's server and client configurations; [`tls::ClientTls::endpoint`] matches an address's
+//!   scheme to them.
+//! - [`certs`]: generates a cluster CA and a node certificate (`tessera-scheduler certs DIR`).
 
 pub mod auth;
+pub mod certs;
 pub mod dial;
 pub mod serve;
+pub mod tls;
 
 /// The protocol version this build speaks. Workers and clients send it when they register or submit;
 /// the scheduler refuses a different one. Bump it with any change to the .proto that is not

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tessera_proto::auth::Secret;
-use tonic::transport::{ClientTlsConfig, ServerTlsConfig};
+use tessera_proto::tls::ClientTls;
+use tonic::transport::ServerTlsConfig;
 
 use crate::error::WorkerError;
 
@@ -40,7 +41,7 @@ pub struct WorkerConfig {
     /// TLS for the worker's own service (peers and clients fetch from it).
     pub server_tls: Option<ServerTlsConfig>,
     /// TLS for the worker's connections to the scheduler and its peers (`https://` addresses).
-    pub client_tls: Option<ClientTlsConfig>,
+    pub client_tls: ClientTls,
 }
 
 impl WorkerConfig {
@@ -59,7 +60,7 @@ impl WorkerConfig {
             rpc_timeout: tessera::client::DEFAULT_RPC_TIMEOUT,
             secret: None,
             server_tls: None,
-            client_tls: None,
+            client_tls: ClientTls::plain(),
         }
     }
 

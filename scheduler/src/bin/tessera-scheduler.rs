@@ -4,6 +4,11 @@
 //!
 //! Requests are authenticated with the cluster secret: `--secret-file`, or the per-user default file,
 //! which is created on first start (its path is logged, never the secret). `--insecure` turns that off.
+//! `--tls-cert`/`--tls-key` serve over TLS; `--tls-ca` also requires clients and workers to present a
+//! certificate signed by that CA (mutual TLS).
+//!
+//! `tessera-scheduler certs DIR [--host NAME]... [--force]` instead writes a cluster CA and a node
+//! certificate for TLS into DIR (`tessera_proto::certs`) and prints the flags that use them.
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -11,13 +16,23 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
+use tessera_proto::tls::TlsFiles;
 use tessera_scheduler::config::Limits;
 use tessera_scheduler::{SchedulerConfig, SchedulerError};
 
 #[derive(Parser, Debug)]
-#[command(name = "tessera-scheduler", version, about = "The tessera scheduler")]
+#[command(
+    name = "tessera-scheduler",
+    version,
+    about = "The tessera scheduler",
+    // `certs` takes none of the serving flags: `--listen X certs DIR` is a mistake worth reporting.
+    args_conflicts_with_subcommands = true
+)]
 struct Args {
+    /// With no subcommand the scheduler serves.
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Address to listen on.
     #[arg(
         long,
@@ -50,6 +65,32 @@ struct Args {
     /// Most jobs one client connection may have in flight.
     #[arg(long, env = "TESSERA_MAX_JOBS_PER_CLIENT", default_value_t = Limits::default().max_jobs_per_client)]
     max_jobs_per_client: usize,
+    /// TLS certificate (PEM) to serve with, e.g. DIR/node.pem from `tessera-scheduler certs DIR`.
+    #[arg(long, env = "TESSERA_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, env = "TESSERA_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// CA certificate (PEM): clients and workers must present a certificate it signed (mutual TLS).
+    #[arg(long, env = "TESSERA_TLS_CA")]
+    tls_ca: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Write a cluster CA and a node certificate signed by it (valid as TLS server and client for
+    /// localhost, 127.0.0.1, ::1 and every --host) into DIR, then print the flags that use them.
+    /// The CA is valid for 10 years, the node certificate for 1 year; keys are written with mode 0600.
+    Certs {
+        /// Directory to write ca.pem, ca-key.pem, node.pem and node-key.pem into (created if missing).
+        dir: PathBuf,
+        /// A further DNS name or IP address the nodes are reached by (repeatable).
+        #[arg(long = "host", value_name = "NAME")]
+        hosts: Vec<String>,
+        /// Overwrite existing files instead of refusing.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 impl Args {
@@ -70,7 +111,15 @@ impl Args {
                 tracing::info!("using the cluster secret in {path}");
             }
         }
+        let tls = TlsFiles {
+            cert: self.tls_cert,
+            key: self.tls_key,
+            ca: self.tls_ca,
+        }
+        .server_config()
+        .map_err(|e| SchedulerError::Config(e.to_string()))?;
         let config = SchedulerConfig::default()
+            .with_tls(tls)
             .with_listen(self.listen)
             .with_heartbeat(
                 Duration::from_millis(self.heartbeat_ms),
@@ -98,7 +147,11 @@ fn main() -> ExitCode {
         // Colour codes only for a person at a terminal, not in log files or pipes.
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    let result = Args::parse().into_config().and_then(|config| {
+    let args = Args::parse();
+    if let Some(Command::Certs { dir, hosts, force }) = &args.command {
+        return certs(dir, hosts, *force);
+    }
+    let result = args.into_config().and_then(|config| {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -115,6 +168,29 @@ fn main() -> ExitCode {
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tessera-scheduler: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `tessera-scheduler certs`: generates the files and says how to use them.
+fn certs(dir: &std::path::Path, hosts: &[String], force: bool) -> ExitCode {
+    match tessera_proto::certs::generate(dir, hosts, force) {
+        Ok(generated) => {
+            println!("wrote {}", generated.ca_cert.display());
+            println!(
+                "wrote {} (the CA's key: keep it, it need not go to the nodes)",
+                generated.ca_key.display()
+            );
+            println!("wrote {}", generated.node_cert.display());
+            println!("wrote {}", generated.node_key.display());
+            println!("node certificate valid for: {}", generated.hosts.join(", "));
+            println!("use on the scheduler, every worker and every client:");
+            println!("  {}", generated.flags());
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("tessera-scheduler: {e}");
             ExitCode::FAILURE

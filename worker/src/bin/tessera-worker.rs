@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use tessera_proto::tls::TlsFiles;
 use tessera_worker::{WorkerConfig, WorkerError, parse_memory};
 
 #[derive(Parser, Debug)]
@@ -64,6 +65,17 @@ struct Args {
     /// Send no credentials and serve chunks to anyone (for a scheduler started with --insecure).
     #[arg(long, env = "TESSERA_INSECURE")]
     insecure: bool,
+    /// TLS certificate (PEM) this worker serves with and presents to the scheduler and its peers,
+    /// e.g. DIR/node.pem from `tessera-scheduler certs DIR`. Advertise an https:// address.
+    #[arg(long, env = "TESSERA_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, env = "TESSERA_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// CA certificate (PEM) that verifies the scheduler and peers and, on this worker's own service,
+    /// the certificates callers must present (mutual TLS).
+    #[arg(long, env = "TESSERA_TLS_CA")]
+    tls_ca: Option<PathBuf>,
 }
 
 impl Args {
@@ -89,6 +101,14 @@ impl Args {
             tracing::info!("using the cluster secret in {}", path.display());
         }
         config.secret = secret.map(|(s, _, _)| s);
+        let tls = TlsFiles {
+            cert: self.tls_cert,
+            key: self.tls_key,
+            ca: self.tls_ca,
+        };
+        let tls_err = |e: tessera_proto::tls::TlsError| WorkerError::Config(e.to_string());
+        config.server_tls = tls.server_config().map_err(tls_err)?;
+        config.client_tls = tls.client().map_err(tls_err)?;
         config.validate()?;
         Ok(config)
     }
