@@ -95,13 +95,12 @@ pub enum Error {
     },
     /// An input chunk of a task is not what its producing layer declares for that block (from
     /// [`crate::graph::check::check_inputs`]): `key` is the task, `input` the position among its
-    /// inputs and `layer`/`block` the chunk it should be.
-    #[error("task {key}: input {input} (chunk {layer}/{block:?}): expected {expected}, got {got}")]
+    /// inputs and `chunk` the key of the chunk it should be.
+    #[error("task {key}: input {input} (chunk {chunk}): expected {expected}, got {got}")]
     InputMismatch {
         key: String,
         input: usize,
-        layer: String,
-        block: Vec<u32>,
+        chunk: String,
         expected: String,
         got: String,
     },

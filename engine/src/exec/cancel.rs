@@ -106,10 +106,10 @@ impl CancelToken {
         self.inner.flag.store(true, Ordering::Release);
     }
 
-    /// Whether the token, or a parent, is cancelled or past its deadline (this reads the clock when
-    /// there is a deadline).
+    /// Whether the token, or a parent, is cancelled or past its deadline (this reads the clock only
+    /// when there is a deadline).
     pub fn is_cancelled(&self) -> bool {
-        self.flagged() || self.deadline_passed(Instant::now())
+        self.flagged() || (self.inner.timed && self.deadline_passed(Instant::now()))
     }
 
     /// The flags alone, without the clock: the cheap part of a checkpoint.
@@ -235,7 +235,7 @@ pub fn checkpoint() -> Result<()> {
                 n.set(v);
                 v
             });
-            if n % DEADLINE_EVERY == 0 && token.deadline_passed(Instant::now()) {
+            if n.is_multiple_of(DEADLINE_EVERY) && token.deadline_passed(Instant::now()) {
                 return Err(token.error());
             }
         }

@@ -102,7 +102,10 @@ impl LocalExecutor {
     pub fn execute(&self, tg: &TaskGraph, sink: &OutputSink<'_>) -> Result<ExecStats> {
         let run = match &self.cancel {
             Some(t) => t.child(self.time_limit),
-            None => CancelToken::new().child(self.time_limit),
+            None => match self.time_limit {
+                Some(limit) => CancelToken::with_time_limit(limit),
+                None => CancelToken::new(),
+            },
         };
         run.check()?;
         let n = tg.tasks.len();

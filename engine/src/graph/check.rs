@@ -25,6 +25,12 @@ fn partial_kind(reduction: Reduction) -> &'static str {
     }
 }
 
+/// "an array", "a moments": for messages.
+fn with_article(kind: &str) -> String {
+    let an = kind.starts_with(['a', 'e', 'i', 'o', 'u']);
+    format!("{} {kind}", if an { "an" } else { "a" })
+}
+
 /// The shape of a value's arrays (all arrays of a partial share one shape).
 fn value_shape(v: &ChunkValue) -> &[usize] {
     match v {
@@ -116,11 +122,14 @@ pub fn check_inputs(
         let mismatch = |expected: String, got: String| Error::InputMismatch {
             key: key(),
             input: pos,
-            layer: layer
-                .inputs
-                .get(*input)
-                .map_or_else(|| format!("input {input}"), |id| id.to_string()),
-            block: b.to_vec(),
+            chunk: match layer.inputs.get(*input) {
+                Some(&id) => ChunkKey {
+                    layer: id,
+                    block: b.clone(),
+                }
+                .to_string(),
+                None => format!("of input {input}, block {b:?}"),
+            },
             expected,
             got,
         };
@@ -142,8 +151,8 @@ pub fn check_inputs(
         let kind = partial.map_or("array", partial_kind);
         if value.kind() != kind {
             return Err(mismatch(
-                format!("a {kind} chunk"),
-                format!("a {} chunk", value.kind()),
+                format!("{} chunk", with_article(kind)),
+                format!("{} chunk", with_article(value.kind())),
             ));
         }
         if !partial_consistent(value) {
@@ -169,4 +178,164 @@ pub fn check_inputs(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use ndarray::{ArrayD, IxDyn};
+
+    use super::check_inputs;
+    use crate::data::{ArrayData, ChunkValue};
+    use crate::error::Error;
+    use crate::graph::ArrayMeta;
+    use crate::graph::expand::TaskGraph;
+    use crate::ops::Op;
+    use crate::optimize::optimize;
+    use crate::{Array, concatenate, default_rng, from_array, s};
+
+    /// Every task's inputs, computed serially: (task graph, per task its dep values).
+    fn run_all(a: &Array) -> (TaskGraph, Vec<Vec<Arc<ChunkValue>>>) {
+        let tg = TaskGraph::expand(optimize(a.graph())).unwrap();
+        let layers = tg.graph.layers();
+        let mut values: Vec<Arc<ChunkValue>> = Vec::new();
+        let mut inputs = Vec::new();
+        for t in &tg.tasks {
+            let layer = &layers[t.layer as usize];
+            let metas = metas(&tg, t.layer);
+            let deps: Vec<_> = t.deps.iter().map(|&d| values[d as usize].clone()).collect();
+            values.push(layer.op.run(layer, &metas, &t.block, &deps).unwrap());
+            inputs.push(deps);
+        }
+        (tg, inputs)
+    }
+
+    fn metas(tg: &TaskGraph, layer: u32) -> Vec<&ArrayMeta> {
+        tg.graph.layers()[layer as usize]
+            .inputs
+            .iter()
+            .map(|i| &tg.graph.get(*i).unwrap().meta)
+            .collect()
+    }
+
+    fn check(tg: &TaskGraph, task: usize, deps: &[Arc<ChunkValue>]) -> crate::Result<()> {
+        let t = &tg.tasks[task];
+        let layer = &tg.graph.layers()[t.layer as usize];
+        check_inputs(layer, &metas(tg, t.layer), &t.block, deps)
+    }
+
+    /// The first task of a layer whose op satisfies `is`.
+    fn task_of(tg: &TaskGraph, is: impl Fn(&Op) -> bool) -> usize {
+        tg.tasks
+            .iter()
+            .position(|t| is(&tg.graph.layers()[t.layer as usize].op) && !t.deps.is_empty())
+            .expect("a task of that op")
+    }
+
+    fn x() -> Array {
+        default_rng(5).random(&[13, 11], [4, 5]).unwrap()
+    }
+
+    #[test]
+    fn correct_inputs_pass_for_every_op() {
+        let x = x();
+        let y = from_array(ArrayD::<f64>::ones(IxDyn(&[13, 11])), [6, 6]).unwrap();
+        let cases = [
+            (&x + &y).unwrap(),
+            x.sum_axis(0).unwrap(),
+            x.var_axis(1, 0.0).unwrap(),
+            x.argmax_axis(0).unwrap(),
+            y.slice(s![1..12;2, ..;-1]).unwrap(),
+            y.matmul(&y.t()).unwrap(),
+            x.matmul(&y.t()).unwrap(),
+            concatenate(&[&y, &y], 1).unwrap(),
+            y.rechunk([5, 4]).unwrap(),
+        ];
+        for a in &cases {
+            let (tg, inputs) = run_all(a);
+            for (i, deps) in inputs.iter().enumerate() {
+                check(&tg, i, deps).unwrap_or_else(|e| panic!("task {}: {e}", tg.key(i as u32)));
+            }
+        }
+    }
+
+    #[test]
+    fn a_wrong_dtype_is_rejected_with_the_key() {
+        let y = from_array(ArrayD::<f64>::ones(IxDyn(&[8, 8])), [4, 4]).unwrap();
+        let (tg, inputs) = run_all(&y.slice(s![1..7, ..]).unwrap());
+        let task = task_of(&tg, |op| matches!(op, Op::Slice(_)));
+        let mut deps = inputs[task].clone();
+        let cast = deps[0].as_array().unwrap().cast(crate::DType::F32);
+        deps[0] = Arc::new(ChunkValue::Array(cast));
+        let err = check(&tg, task, &deps).unwrap_err();
+        assert!(matches!(err, Error::InputMismatch { .. }), "{err}");
+        let msg = err.to_string();
+        assert!(msg.contains(&tg.key(task as u32).to_string()), "{msg}");
+        assert!(
+            msg.contains("expected dtype float64, got dtype float32"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn a_wrong_shape_is_rejected_with_the_key() {
+        let y = from_array(ArrayD::<f64>::ones(IxDyn(&[8, 8])), [4, 4]).unwrap();
+        let (tg, inputs) = run_all(&y.matmul(&y).unwrap());
+        let task = task_of(&tg, |op| matches!(op, Op::Matmul(_)));
+        let mut deps = inputs[task].clone();
+        deps[1] = Arc::new(ChunkValue::Array(ArrayData::F64(ArrayD::zeros(IxDyn(&[
+            4, 3,
+        ])))));
+        let msg = check(&tg, task, &deps).unwrap_err().to_string();
+        assert!(msg.contains(&tg.key(task as u32).to_string()), "{msg}");
+        assert!(msg.contains("input 1"), "{msg}");
+        assert!(
+            msg.contains("expected shape [4, 4], got shape [4, 3]"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn a_partial_where_an_array_belongs_and_the_reverse_are_rejected() {
+        let x = x();
+        let (tg, inputs) = run_all(&x.mean_axis(0).unwrap());
+        let combine = task_of(&tg, |op| matches!(op, Op::ReduceCombine(_)));
+        let mut deps = inputs[combine].clone();
+        let shape = match &*deps[0] {
+            ChunkValue::Moments(m) => m.count.shape().to_vec(),
+            other => panic!("mean partials are moments, not {}", other.kind()),
+        };
+        deps[0] = Arc::new(ChunkValue::Array(ArrayData::F64(ArrayD::zeros(IxDyn(
+            &shape,
+        )))));
+        let msg = check(&tg, combine, &deps).unwrap_err().to_string();
+        assert!(msg.contains(&tg.key(combine as u32).to_string()), "{msg}");
+        assert!(
+            msg.contains("expected a moments chunk, got an array chunk"),
+            "{msg}"
+        );
+
+        // A moments partial fed to an elementwise task.
+        let y = (&x + 1.0).unwrap().slice(s![..5, ..]).unwrap();
+        let (tg2, inputs2) = run_all(&y);
+        let task = task_of(&tg2, |op| matches!(op, Op::Slice(_)));
+        let mut deps2 = inputs2[task].clone();
+        deps2[0] = inputs[combine][0].clone();
+        let msg = check(&tg2, task, &deps2).unwrap_err().to_string();
+        assert!(
+            msg.contains("expected an array chunk, got a moments chunk"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn a_missing_input_is_rejected() {
+        let x = x();
+        let (tg, inputs) = run_all(&x.sum_axis(0).unwrap());
+        let combine = task_of(&tg, |op| matches!(op, Op::ReduceCombine(_)));
+        let deps = &inputs[combine][1..];
+        let msg = check(&tg, combine, deps).unwrap_err().to_string();
+        assert!(msg.contains("were given"), "{msg}");
+    }
 }

@@ -295,7 +295,7 @@ pub fn run(p: &Program, block: &[u32], deps: &[Arc<ChunkValue>]) -> Result<Chunk
         let mut tiles = 0u32;
         while t0 < row_len {
             tiles = tiles.wrapping_add(1);
-            if tiles % CHECK_TILES == 0 {
+            if tiles.is_multiple_of(CHECK_TILES) {
                 checkpoint()?;
             }
             let n = (row_len - t0).min(tile);
