@@ -47,6 +47,10 @@ fn a_token_cancelled_from_another_thread_stops_a_running_kernel() {
     let result = huge_mean().compute_on(&exec);
     let stopped = Instant::now();
     let cancelled_at = canceller.join().unwrap();
+    eprintln!(
+        "stopped {:?} after the cancel",
+        stopped.duration_since(cancelled_at)
+    );
     match result {
         Err(Error::Cancelled { reason }) => assert_eq!(reason, "cancelled"),
         other => panic!("expected Cancelled, got {other:?}"),
@@ -73,6 +77,7 @@ fn a_time_limit_stops_a_running_kernel_and_says_so() {
     let start = Instant::now();
     let result = huge_mean().compute_on(&exec);
     let took = start.elapsed();
+    eprintln!("a 200ms time limit stopped the run after {took:?}");
     match result {
         Err(e @ Error::Cancelled { .. }) => {
             assert_eq!(e.to_string(), "time limit of 200ms exceeded")
@@ -124,4 +129,69 @@ fn a_token_cancelled_before_the_run_stops_it_before_any_task() {
     let err = x.sum().unwrap().compute_on(&exec).unwrap_err();
     assert!(matches!(err, Error::Cancelled { .. }), "{err}");
     assert_eq!(err.to_string(), "cancelled");
+}
+
+/// Runs every task of `a` serially; the first task of a layer whose op `is` is then run again under a
+/// cancelled token, which its kernel must notice.
+fn kernel_stops_under_a_cancelled_token(a: &Array, is: impl Fn(&tessera::Op) -> bool) -> Error {
+    use std::sync::Arc;
+    use tessera::exec::cancel;
+    use tessera::graph::expand::TaskGraph;
+
+    let tg = TaskGraph::expand(tessera::optimize::optimize(a.graph())).unwrap();
+    let layers = tg.graph.layers();
+    let mut values: Vec<Arc<tessera::ChunkValue>> = Vec::new();
+    let cancelled = CancelToken::new();
+    cancelled.cancel();
+    for t in &tg.tasks {
+        let layer = &layers[t.layer as usize];
+        let metas: Vec<_> = layer
+            .inputs
+            .iter()
+            .map(|i| &tg.graph.get(*i).unwrap().meta)
+            .collect();
+        let deps: Vec<_> = t.deps.iter().map(|&d| values[d as usize].clone()).collect();
+        if is(&layer.op) {
+            return cancel::scope(&cancelled, || layer.op.run(layer, &metas, &t.block, &deps))
+                .unwrap_err();
+        }
+        values.push(layer.op.run(layer, &metas, &t.block, &deps).unwrap());
+    }
+    panic!("no task of that op");
+}
+
+#[test]
+fn every_long_kernel_has_a_checkpoint() {
+    use tessera::Op;
+    let x = default_rng(4).random(&[64, 48], [32, 24]).unwrap();
+    type IsOp = fn(&Op) -> bool;
+    let cases: Vec<(&str, Array, IsOp)> = vec![
+        ("blockwise program", (&x * 2.0).unwrap(), |op| {
+            matches!(op, Op::Blockwise(_))
+        }),
+        ("fused uniform sum", x.mean().unwrap(), |op| {
+            matches!(op, Op::Blockwise(_))
+        }),
+        ("combine", x.var_axis(0, 0.0).unwrap(), |op| {
+            matches!(op, Op::ReduceCombine(_))
+        }),
+        ("block product", x.matmul(&x.t()).unwrap(), |op| {
+            matches!(op, Op::Matmul(_))
+        }),
+        (
+            "block product, untransposed",
+            x.t().matmul(&(&x + 1.0).unwrap()).unwrap(),
+            |op| matches!(op, Op::Matmul(_)),
+        ),
+    ];
+    for (what, a, is) in cases {
+        let err = kernel_stops_under_a_cancelled_token(&a, is);
+        assert!(matches!(err, Error::Cancelled { .. }), "{what}: {err}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.npy");
+    x.to_npy(&path).unwrap();
+    let y = tessera::from_npy(&path, [32, 24]).unwrap();
+    let err = kernel_stops_under_a_cancelled_token(&y, |op| matches!(op, Op::Npy(_)));
+    assert!(matches!(err, Error::Cancelled { .. }), ".npy read: {err}");
 }
