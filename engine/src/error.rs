@@ -77,6 +77,33 @@ pub enum Error {
     Wire { what: String },
     #[error("could not build the thread pool: {0}")]
     ThreadPool(String),
+    /// A computation stopped because its [`crate::exec::CancelToken`] was cancelled or its time limit
+    /// passed; `reason` says which ("cancelled", "time limit of 2s exceeded").
+    #[error("{reason}")]
+    Cancelled { reason: String },
+    /// A plan is larger than a configured limit ([`crate::graph::limits`], or expansion): `what` names
+    /// the graph or layer (with its chunk shape), `amount` and `unit` how large it is, `setting` the
+    /// option that raises `limit`, and `hint` (possibly empty) how to make the plan fit.
+    #[error("{what} {amount} {unit}; the limit is {limit} ({setting}){hint}")]
+    LimitExceeded {
+        what: String,
+        amount: u64,
+        unit: &'static str,
+        limit: u64,
+        setting: String,
+        hint: String,
+    },
+    /// An input chunk of a task is not what its producing layer declares for that block (from
+    /// [`crate::graph::check::check_inputs`]): `key` is the task, `input` the position among its
+    /// inputs and `chunk` the key of the chunk it should be.
+    #[error("task {key}: input {input} (chunk {chunk}): expected {expected}, got {got}")]
+    InputMismatch {
+        key: String,
+        input: usize,
+        chunk: String,
+        expected: String,
+        got: String,
+    },
     /// The cluster secret could not be found or read (the message names the file, never the secret).
     #[cfg(feature = "distributed")]
     #[error("cluster secret: {0}")]

@@ -16,11 +16,12 @@
 //! - [`array`]: the user API — [`Array`], creation functions, operators, reductions, structure.
 //! - [`meta`]: dtypes and promotion, scalars, chunk grids ([`Chunks`]).
 //! - [`data`]: chunk data ([`ArrayData`], [`ChunkValue`]).
-//! - [`graph`]: layers, layer ids, the layered [`Graph`] and its expansion into chunk tasks.
+//! - [`graph`]: layers, layer ids, the layered [`Graph`] and its expansion into chunk tasks; plan
+//!   limits checked before expansion and checks of a task's input chunks.
 //! - [`ops`]: the op vocabulary ([`Op`]) — per op, which input blocks a block reads and how to compute it.
 //! - [`optimize`]: blockwise fusion.
 //! - [`kernels`]: per-chunk compute (program evaluator, elementwise, reductions, random numbers).
-//! - [`exec`]: the local executor.
+//! - [`exec`]: the local executor, and cancellation ([`CancelToken`], checkpoints in kernels).
 //! - [`io`]: `.npy` files.
 //! - `wire` (feature `distributed`, on by default): conversions between the engine's graphs and chunks
 //!   and the protobuf messages of `tessera-proto`.
@@ -53,7 +54,7 @@ pub use array::{
 pub use client::{AsyncClient, Client, ClusterStatus, WorkerInfo};
 pub use data::{ArrayData, ChunkValue, Element};
 pub use error::{Error, Result};
-pub use exec::{ExecStats, LocalExecutor};
+pub use exec::{CancelToken, ExecStats, LocalExecutor};
 pub use graph::{ChunkKey, Graph, LayerId};
 pub use meta::{ChunkSpec, Chunks, DType, Scalar};
 pub use ndarray::s;

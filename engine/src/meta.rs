@@ -262,7 +262,9 @@ impl Chunks {
                 let mut acc = 0;
                 off.push(0);
                 for &s in axis {
-                    acc += s;
+                    // Saturating: a grid decoded from an untrusted message may not add up; the
+                    // validator rejects it by its sizes, and nothing may panic before it does.
+                    acc = usize::saturating_add(acc, s);
                     off.push(acc);
                 }
                 off
@@ -410,9 +412,12 @@ impl Chunks {
         self.sizes.iter().map(|s| s.len()).collect()
     }
 
-    /// Total number of chunks.
+    /// Total number of chunks, saturating at `usize::MAX` (a grid of 2 chunks on each of 64 axes
+    /// has more than `usize` can count).
     pub fn num_chunks(&self) -> usize {
-        self.sizes.iter().map(|s| s.len()).product()
+        self.sizes
+            .iter()
+            .fold(1usize, |acc, s| acc.saturating_mul(s.len()))
     }
 
     /// Shape of the chunk at a block index.
@@ -452,10 +457,9 @@ impl Chunks {
 
     /// Largest chunk size in elements.
     pub fn max_chunk_elems(&self) -> usize {
-        self.sizes
-            .iter()
-            .map(|s| s.iter().copied().max().unwrap_or(1))
-            .product()
+        self.sizes.iter().fold(1usize, |acc, s| {
+            acc.saturating_mul(s.iter().copied().max().unwrap_or(1))
+        })
     }
 }
 
@@ -480,7 +484,9 @@ pub(crate) fn split_axis(n: usize, block: usize) -> Vec<usize> {
 
 /// Iterates over every block index of a grid with `numblocks` blocks per axis, in C order.
 pub(crate) fn block_indices(numblocks: &[usize]) -> impl Iterator<Item = Vec<u32>> + '_ {
-    let total: usize = numblocks.iter().product();
+    let total = numblocks
+        .iter()
+        .fold(1usize, |acc, &n| acc.saturating_mul(n));
     (0..total).map(move |mut flat| {
         let mut idx = vec![0u32; numblocks.len()];
         for axis in (0..numblocks.len()).rev() {

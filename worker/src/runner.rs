@@ -9,14 +9,18 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use futures_util::future::join_all;
-use tessera::ChunkValue;
-use tessera::exec::panic_message;
+use tessera::exec::{cancel, panic_message};
+use tessera::graph::check::check_inputs;
+use tessera::{ChunkValue, Error};
 use tessera_proto::v1::{DepLocation, TaskAssignment};
 use tokio::sync::mpsc;
 use tracing::debug;
 
 use crate::store::Store;
 use tessera::client::WorkerChannels as Peers;
+
+/// A task's inputs in dependency order, each with the peer it was fetched from (`None`: local).
+type Inputs = (Vec<Arc<ChunkValue>>, Vec<Option<String>>);
 
 /// What became of a task.
 #[derive(Debug)]
@@ -81,12 +85,12 @@ impl Runner {
             .map(|d| self.store.get((a.job, d.task)))
             .collect();
         match local {
-            Some(inputs) => self.compute(a, inputs),
+            Some(inputs) => self.compute(a, inputs, Vec::new()),
             None => {
                 let this = self.clone();
                 tokio::spawn(async move {
                     match this.gather(&a).await {
-                        Ok(inputs) => this.compute(a, inputs),
+                        Ok((inputs, sources)) => this.compute(a, inputs, sources),
                         Err(outcome) => this.report(outcome),
                     }
                 });
@@ -126,11 +130,11 @@ impl Runner {
         });
     }
 
-    /// The task's inputs, in dependency order: from the store, or fetched from the peers that hold
-    /// them with one call per peer (a combine task reads many small partials, often several from one
+    /// The task's inputs, in dependency order, with the peer each fetched one came from: from the
+    /// store, or fetched from the peers that hold them with one call per peer (a combine task reads many small partials, often several from one
     /// peer), all peers at once. A chunk whose call failed is then fetched alone from each of its
     /// holders, so one chunk a peer no longer has does not cost the batch.
-    async fn gather(&self, a: &TaskAssignment) -> Result<Vec<Arc<ChunkValue>>, Outcome> {
+    async fn gather(&self, a: &TaskAssignment) -> Result<Inputs, Outcome> {
         let job = a.job;
         let key = self.store.key(job).unwrap_or_default();
         let key = &*key;
@@ -165,11 +169,13 @@ impl Runner {
         }))
         .await;
         let mut failed_at: Vec<Option<&str>> = vec![None; a.deps.len()];
+        let mut sources: Vec<Option<String>> = vec![None; a.deps.len()];
         for ((peer, positions), result) in batches.iter().zip(fetched) {
             match result {
                 Ok(values) => {
                     for (&i, v) in positions.iter().zip(values) {
                         inputs[i] = Some(Arc::new(v));
+                        sources[i] = Some(peer.to_string());
                     }
                 }
                 Err(e) => {
@@ -186,14 +192,20 @@ impl Runner {
         for (i, first) in repeats {
             inputs[i] = inputs[first].clone();
             failed_at[i] = failed_at[first];
+            sources[i] = sources[first].clone();
         }
-        let inputs = inputs.into_iter().zip(&a.deps).zip(failed_at).map(
-            |((input, dep), failed_at)| async move {
+        let inputs = inputs
+            .into_iter()
+            .zip(&a.deps)
+            .zip(failed_at)
+            .zip(sources)
+            .map(|(((input, dep), failed_at), source)| async move {
                 match input {
-                    Some(v) => Ok(v),
+                    Some(v) => Ok((v, source)),
                     None => self
                         .fetch_alone(job, key, dep, failed_at)
                         .await
+                        .map(|(v, peer)| (v, Some(peer)))
                         .map_err(|message| Outcome::Failed {
                             job,
                             task: a.task,
@@ -201,8 +213,7 @@ impl Runner {
                             missing_input: Some((job, dep.task)),
                         }),
                 }
-            },
-        );
+            });
         join_all(inputs).await.into_iter().collect()
     }
 
@@ -214,7 +225,7 @@ impl Runner {
         key: &[u8],
         dep: &DepLocation,
         failed_at: Option<&str>,
-    ) -> Result<Arc<ChunkValue>, String> {
+    ) -> Result<(Arc<ChunkValue>, String), String> {
         let (others, failed): (Vec<&str>, Vec<&str>) = dep
             .addresses
             .iter()
@@ -224,15 +235,22 @@ impl Runner {
         let mut last_error = format!("no worker holds input task {}", dep.task);
         for address in others.into_iter().chain(failed) {
             match self.peers.fetch(address, job, key, dep.task).await {
-                Ok(v) => return Ok(Arc::new(v)),
+                Ok(v) => return Ok((Arc::new(v), address.to_string())),
                 Err(e) => last_error = e,
             }
         }
         Err(last_error)
     }
 
-    /// Runs the task's kernel on the pool; the pool thread stores the chunk and reports.
-    fn compute(&self, a: TaskAssignment, inputs: Vec<Arc<ChunkValue>>) {
+    /// Runs the task's kernel on the pool, under its job's cancellation token, after checking that
+    /// each input is what its layer declares (`sources`: the peer each input came from, when
+    /// fetched); the pool thread stores the chunk and reports.
+    fn compute(
+        &self,
+        a: TaskAssignment,
+        inputs: Vec<Arc<ChunkValue>>,
+        sources: Vec<Option<String>>,
+    ) {
         let (job, task) = (a.job, a.task);
         let fail = move |message: String| Outcome::Failed {
             job,
@@ -255,9 +273,23 @@ impl Runner {
             }
             let layer = &graph.graph.layers()[layer_pos];
             let metas = graph.input_metas(layer_pos);
+            // A peer's chunk that is not what the graph declares would give a silently different
+            // answer: fail the task naming the chunk and where it came from.
+            if let Err(e) = check_inputs(layer, &metas, &a.block, &inputs) {
+                let from = match &e {
+                    Error::InputMismatch { input, .. } => sources
+                        .get(*input)
+                        .cloned()
+                        .flatten()
+                        .unwrap_or_else(|| "this worker".to_string()),
+                    _ => "this worker".to_string(),
+                };
+                return this.report(fail(format!("{e} (the chunk came from {from})")));
+            }
+            let token = this.store.cancel_token(job);
             let started = Instant::now();
             let result = catch_unwind(AssertUnwindSafe(|| {
-                layer.op.run(layer, &metas, &a.block, &inputs)
+                cancel::scope(&token, || layer.op.run(layer, &metas, &a.block, &inputs))
             }));
             let run_nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
             drop(inputs);

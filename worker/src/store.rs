@@ -5,13 +5,15 @@
 //! that was already running, or a replica already on its way, finishes after the `Forget` and must not
 //! leave its chunk behind, since nothing would ever release it.
 //!
-//! The store also keeps each job's key, the capability a fetch must show to read the job's chunks.
+//! The store also keeps each job's key, the capability a fetch must show to read the job's chunks,
+//! and its cancellation token: forgetting a job cancels it, so its running kernels stop at their next
+//! checkpoint and free their threads.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use tessera::ChunkValue;
 use tessera::graph::{ArrayMeta, Graph};
+use tessera::{CancelToken, ChunkValue};
 
 /// A chunk's identity on a worker: the job and the task index in the job's expanded graph.
 pub type ChunkId = (u64, u32);
@@ -53,6 +55,7 @@ struct Inner {
     chunks: HashMap<ChunkId, Arc<ChunkValue>>,
     graphs: HashMap<u64, Arc<JobGraph>>,
     keys: HashMap<u64, Arc<[u8]>>,
+    tokens: HashMap<u64, CancelToken>,
     bytes: u64,
     /// Jobs dropped by [`Store::forget`]; job ids are never reused within a session (eight bytes a
     /// job).
@@ -104,6 +107,18 @@ impl Store {
         self.inner.lock().expect("store").graphs.get(&job).cloned()
     }
 
+    /// The token that cancels the job's running tasks when the job is forgotten (already cancelled
+    /// if it has been).
+    pub fn cancel_token(&self, job: u64) -> CancelToken {
+        let mut s = self.inner.lock().expect("store");
+        if s.forgotten.contains(&job) {
+            let t = CancelToken::new();
+            t.cancel();
+            return t;
+        }
+        s.tokens.entry(job).or_default().clone()
+    }
+
     /// Remembers the key of a job (from its graph, or from a replication order).
     pub fn put_key(&self, job: u64, key: &[u8]) {
         let mut s = self.inner.lock().expect("store");
@@ -131,6 +146,9 @@ impl Store {
         s.forgotten.insert(job);
         s.graphs.remove(&job);
         s.keys.remove(&job);
+        if let Some(t) = s.tokens.remove(&job) {
+            t.cancel();
+        }
         let mut freed = 0;
         s.chunks.retain(|&(j, _), v| {
             if j == job {
@@ -154,7 +172,11 @@ impl Store {
             .chain(s.keys.keys())
             .copied()
             .chain(s.chunks.keys().map(|&(job, _)| job));
-        s.forgotten.extend(jobs.collect::<Vec<_>>());
+        let jobs: Vec<u64> = jobs.chain(s.tokens.keys().copied()).collect();
+        s.forgotten.extend(jobs);
+        for (_, t) in s.tokens.drain() {
+            t.cancel();
+        }
         let dropped = (s.chunks.len(), s.bytes);
         s.chunks.clear();
         s.graphs.clear();

@@ -18,6 +18,11 @@ fn worker() -> Command {
         }
     }
     cmd.env_remove("RUST_LOG");
+    // The default secret file goes under this directory, not the user's own.
+    cmd.env(
+        "XDG_CONFIG_HOME",
+        std::env::temp_dir().join("tessera-worker-cli-tests"),
+    );
     cmd
 }
 

@@ -129,8 +129,8 @@ fn a_killed_worker_is_replaced_and_the_result_is_still_right() {
             .unwrap()
     };
     let expected = local(&y());
-    let address = cluster.address.clone();
-    let job = std::thread::spawn(move || y().compute_on(&Client::connect(&address).unwrap()));
+    let (address, secret) = (cluster.address.clone(), cluster.secret_file.clone());
+    let job = std::thread::spawn(move || y().compute_on(&common::connect(&address, &secret)));
     // Mid-run: the victim holds chunks of the job.
     cluster.wait_until_worker_holds_chunks(&client, 0);
     // SAFETY: sends a signal to a child process this test started (and has not reaped).
@@ -167,9 +167,8 @@ fn malformed_graphs_are_rejected_and_the_scheduler_keeps_serving() {
             .build()
             .unwrap();
         rt.block_on(async {
-            let mut sched = pb::scheduler_client::SchedulerClient::connect(cluster.address.clone())
-                .await
-                .unwrap();
+            let mut sched =
+                common::raw_scheduler(&cluster.address, Some(&cluster.secret_file)).await;
             let (tx, rx) = tokio::sync::mpsc::channel(4);
             tx.send(pb::ClientMessage {
                 msg: Some(pb::client_message::Msg::Submit(pb::Submit {
@@ -227,12 +226,11 @@ fn malformed_graphs_are_rejected_and_the_scheduler_keeps_serving() {
 #[test]
 fn two_clients_at_once_and_errors_that_name_the_problem() {
     let cluster = Cluster::start(2);
-    let address = cluster.address.clone();
     let threads: Vec<_> = (0..2u64)
         .map(|seed| {
-            let address = address.clone();
+            let (address, secret) = (cluster.address.clone(), cluster.secret_file.clone());
             std::thread::spawn(move || {
-                let client = Client::connect(&address).unwrap();
+                let client = common::connect(&address, &secret);
                 let x = tessera::default_rng(seed)
                     .random(&[600, 600], [100, 100])
                     .unwrap();

@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Cluster, assert_same_bits, local, poll, wait_exit};
-use tessera::{Array, AsyncClient, Client, ClusterStatus, ReduceOptions};
+use tessera::{Array, AsyncClient, ClusterStatus, ReduceOptions};
 
 /// A job of a few hundred milliseconds on two one-thread workers whose intermediates live on the
 /// workers: 1600 chunks of `x + x.T` (both generated in place), then a mean over axis 0 whose tree
@@ -47,9 +47,9 @@ fn a_worker_sent_sigterm_mid_job_retires_and_the_job_still_completes() {
     let expected = local(&long_job());
 
     let tasks = long_job().task_counts().unwrap().after;
-    let address = cluster.address.clone();
+    let (address, secret) = (cluster.address.clone(), cluster.secret_file.clone());
     let job = std::thread::spawn(move || {
-        let client = Client::connect(&address).unwrap();
+        let client = common::connect(&address, &secret);
         tessera::compute_many_with_stats(&[&long_job()], &client)
     });
 
@@ -117,7 +117,11 @@ fn a_client_that_goes_away_cancels_its_job_and_the_workers_free_its_chunks() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let leaving = AsyncClient::connect(&cluster.address).await.unwrap();
+        let leaving = AsyncClient::builder(&cluster.address)
+            .secret_file(&cluster.secret_file)
+            .connect_async()
+            .await
+            .unwrap();
         let y = job_to_cancel();
         let outputs = [&y];
         let job = leaving.compute_many(&outputs);
@@ -182,10 +186,13 @@ fn a_client_that_goes_away_cancels_its_job_and_the_workers_free_its_chunks() {
 fn a_worker_started_before_its_scheduler_waits_and_joins() {
     let port = common::free_port();
     let address = format!("http://127.0.0.1:{port}");
+    let secret_dir = tempfile::tempdir().unwrap();
+    let secret = secret_dir.path().join("cluster.secret");
     let mut worker = Command::new(common::worker_binary())
         .args(["--scheduler", &address, "--threads", "1"])
         .args(["--connect-timeout-secs", "10"])
         .env("RUST_LOG", "warn")
+        .env("TESSERA_SECRET_FILE", &secret)
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
@@ -198,19 +205,12 @@ fn a_worker_started_before_its_scheduler_waits_and_joins() {
     let mut scheduler = Command::new(common::scheduler_binary())
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .env("RUST_LOG", "warn")
+        .env("TESSERA_SECRET_FILE", &secret)
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
     let joined = std::panic::catch_unwind(|| {
-        let client = poll(
-            "the scheduler to come up",
-            Duration::from_secs(10),
-            |last| {
-                Client::connect(&address)
-                    .map_err(|e| *last = e.to_string())
-                    .ok()
-            },
-        );
+        let client = common::connect(&address, &secret);
         poll("the worker to join", Duration::from_secs(10), |last| {
             let s = client.status().unwrap();
             *last = format!("{s:?}");

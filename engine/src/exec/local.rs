@@ -2,6 +2,11 @@
 //! with the lowest priority number (the depth-first order [`TaskGraph`] assigns), runs it outside the
 //! lock, then releases inputs whose last consumer has run. Because a group's combine step outranks the
 //! next group's leaves, a reduction holds about threads × chunk size, not the whole array.
+//!
+//! Every run has its own [`CancelToken`] (a child of the caller's token, with the executor's time
+//! limit) under which each kernel runs: the first failure cancels it, so the tasks still running stop
+//! at their next checkpoint instead of finishing work nobody will read, and the error returned is that
+//! first failure, not the "cancelled" of the tasks it stopped.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -10,7 +15,10 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use smallvec::SmallVec;
 
+use std::time::Duration;
+
 use super::OutputSink;
+use super::cancel::{self, CancelToken};
 use crate::data::ChunkValue;
 use crate::error::{Error, Result};
 use crate::graph::ArrayMeta;
@@ -20,6 +28,10 @@ use crate::graph::expand::TaskGraph;
 #[derive(Clone, Debug, Default)]
 pub struct LocalExecutor {
     pool: Option<Arc<rayon::ThreadPool>>,
+    /// A caller's token: cancelling it stops every run of this executor.
+    cancel: Option<CancelToken>,
+    /// Wall-clock limit of one run, counted from the start of `execute`.
+    time_limit: Option<Duration>,
 }
 
 /// What a run did.
@@ -45,7 +57,22 @@ struct State {
 impl LocalExecutor {
     /// An executor on rayon's global pool (all cores).
     pub fn new() -> Self {
-        LocalExecutor { pool: None }
+        LocalExecutor::default()
+    }
+
+    /// The same executor (sharing its pool) whose runs stop with [`Error::Cancelled`] once `token`
+    /// is cancelled, for example from another thread. The token stays cancelled: later runs need a
+    /// new one.
+    pub fn with_cancel_token(mut self, token: CancelToken) -> Self {
+        self.cancel = Some(token);
+        self
+    }
+
+    /// The same executor (sharing its pool) whose runs stop with [`Error::Cancelled`] ("time limit
+    /// of 2s exceeded") once they have run for `limit`.
+    pub fn with_time_limit(mut self, limit: Duration) -> Self {
+        self.time_limit = Some(limit);
+        self
     }
 
     /// An executor on its own pool of `threads` threads.
@@ -57,6 +84,7 @@ impl LocalExecutor {
             .map_err(|e| Error::ThreadPool(e.to_string()))?;
         Ok(LocalExecutor {
             pool: Some(Arc::new(pool)),
+            ..LocalExecutor::default()
         })
     }
 
@@ -69,8 +97,17 @@ impl LocalExecutor {
     }
 
     /// Runs every task of `tg`, handing output chunks to `sink`. Stops at the first failure, whose
-    /// error names the task's key.
+    /// error names the task's key, and cancels the tasks still running; stops with
+    /// [`Error::Cancelled`] when the caller's token is cancelled or the time limit passes.
     pub fn execute(&self, tg: &TaskGraph, sink: &OutputSink<'_>) -> Result<ExecStats> {
+        let run = match &self.cancel {
+            Some(t) => t.child(self.time_limit),
+            None => match self.time_limit {
+                Some(limit) => CancelToken::with_time_limit(limit),
+                None => CancelToken::new(),
+            },
+        };
+        run.check()?;
         let n = tg.tasks.len();
         let mut readers = vec![0u32; n];
         let mut consumers: Vec<SmallVec<[u32; 2]>> = vec![SmallVec::new(); n];
@@ -124,6 +161,12 @@ impl LocalExecutor {
                         if s.error.is_some() || s.done == n {
                             return;
                         }
+                        // A cancel between kernels: nothing is running that would notice it.
+                        if run.is_cancelled() {
+                            s.error = Some(run.error());
+                            wake.notify_all();
+                            return;
+                        }
                         if let Some(Reverse(id)) = s.ready.pop() {
                             break id;
                         }
@@ -140,16 +183,27 @@ impl LocalExecutor {
                 let task = &tg.tasks[id as usize];
                 let layer = &layers[task.layer as usize];
                 let result = catch_unwind(AssertUnwindSafe(|| {
-                    layer.op.run(
+                    // Kernel bugs that hand a task the wrong chunk are caught here in debug builds.
+                    #[cfg(debug_assertions)]
+                    crate::graph::check::check_inputs(
                         layer,
                         &input_metas[task.layer as usize],
                         &task.block,
                         &inputs,
-                    )
+                    )?;
+                    cancel::scope(&run, || {
+                        layer.op.run(
+                            layer,
+                            &input_metas[task.layer as usize],
+                            &task.block,
+                            &inputs,
+                        )
+                    })
                 }));
                 inputs.clear();
                 let result = match result {
                     Ok(Ok(v)) => Ok(v),
+                    Ok(Err(e @ Error::Cancelled { .. })) => Err(e),
                     Ok(Err(e)) => Err(Error::TaskFailed {
                         key: tg.key(id).to_string(),
                         message: e.to_string(),
@@ -169,9 +223,12 @@ impl LocalExecutor {
                 let mut s = state.lock().expect("executor state");
                 match result {
                     Err(e) => {
+                        // Set before cancelling, so that the tasks this stops find the real
+                        // failure already recorded and their "cancelled" is dropped.
                         if s.error.is_none() {
                             s.error = Some(e);
                         }
+                        run.cancel();
                         wake.notify_all();
                         return;
                     }

@@ -3,12 +3,18 @@
 //! chunks it needs. Tasks are numbered in depth-first post-order from the outputs, which is both a
 //! topological order and the priority the executor runs ready tasks in: it finishes a subtree (say, one
 //! group of a tree reduction) before starting the next, so finished chunks are released early.
+//!
+//! [`TaskGraph::expand_limited`] stops as soon as more tasks than a limit would be created, and the
+//! table from (layer, block) to task id is dense only for small grids: a slice of four chunks of a
+//! 10^8-chunk array must cost four tasks, not a 400 MB table.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use super::{ArrayMeta, Block, ChunkKey, Graph};
 use crate::error::{Error, Result};
 use crate::meta::block_indices;
+use crate::ops::Op;
 
 /// One chunk task: compute `block` of layer `layer` from the tasks in `deps`, in the op's order.
 #[derive(Clone, Debug)]
@@ -27,6 +33,19 @@ pub struct TaskGraph {
     pub outputs: Vec<Vec<u32>>,
 }
 
+/// Grids of at most this many chunks get a dense task table (also bounded by 4 × the task limit).
+const DENSE_MAX_CHUNKS: usize = 1 << 24;
+
+/// Task ids of one layer's expanded blocks.
+enum Slots {
+    /// Nothing expanded yet.
+    Empty,
+    /// By flat block index; `u32::MAX` where not expanded. For grids small enough to allocate whole.
+    Dense(Vec<u32>),
+    /// By block index, for grids whose dense table would be large compared to what may be expanded.
+    Sparse(HashMap<Block, u32>),
+}
+
 struct Frame {
     layer: u32,
     block: Block,
@@ -38,7 +57,24 @@ struct Frame {
 impl TaskGraph {
     /// Expands the chunk tasks the graph's outputs need.
     pub fn expand(graph: Graph) -> Result<TaskGraph> {
+        TaskGraph::expand_limited(graph, usize::MAX, "no limit")
+    }
+
+    /// Expands the chunk tasks the graph's outputs need, failing with [`Error::LimitExceeded`] as soon
+    /// as more than `max_tasks` would be created; `setting` names the option that raises the limit
+    /// (say "--max-tasks"), for the message. Memory stays proportional to the tasks created, whatever
+    /// the size of the layers' chunk grids.
+    pub fn expand_limited(graph: Graph, max_tasks: usize, setting: &str) -> Result<TaskGraph> {
         let layers = graph.layers();
+        let too_many = || Error::LimitExceeded {
+            what: "this graph expands to more than".into(),
+            amount: max_tasks as u64,
+            unit: "tasks",
+            limit: max_tasks as u64,
+            setting: setting.to_string(),
+            hint: String::new(),
+        };
+        let dense_max = max_tasks.saturating_mul(4).min(DENSE_MAX_CHUNKS);
         let input_pos: Vec<Vec<u32>> = layers
             .iter()
             .map(|l| {
@@ -58,9 +94,9 @@ impl TaskGraph {
                     .collect::<Result<_>>()
             })
             .collect::<Result<_>>()?;
-        // Task ids by layer and flat block index, allocated per layer on first use: cheaper than
-        // hashing block indices, and expansion runs serially before anything executes.
-        let mut index: Vec<Vec<u32>> = vec![Vec::new(); layers.len()];
+        // Task ids by layer and block, allocated per layer on first use: a dense table by flat block
+        // index where the grid is small (cheaper than hashing block indices), a map where it is not.
+        let mut index: Vec<Slots> = (0..layers.len()).map(|_| Slots::Empty).collect();
         let flat = |layer: u32, block: &[u32]| -> usize {
             let sizes = layers[layer as usize].meta.chunks.sizes();
             block
@@ -68,13 +104,15 @@ impl TaskGraph {
                 .zip(sizes)
                 .fold(0usize, |acc, (&b, axis)| acc * axis.len() + b as usize)
         };
-        let lookup = |index: &Vec<Vec<u32>>, layer: u32, block: &[u32]| -> Option<u32> {
-            let v = &index[layer as usize];
-            if v.is_empty() {
-                return None;
+        let lookup = |index: &[Slots], layer: u32, block: &[u32]| -> Option<u32> {
+            match &index[layer as usize] {
+                Slots::Empty => None,
+                Slots::Dense(v) => {
+                    let id = v[flat(layer, block)];
+                    (id != u32::MAX).then_some(id)
+                }
+                Slots::Sparse(m) => m.get(block).copied(),
             }
-            let id = v[flat(layer, block)];
-            (id != u32::MAX).then_some(id)
         };
         let mut tasks: Vec<Task> = Vec::new();
         let mut outputs = Vec::with_capacity(graph.outputs().len());
@@ -84,14 +122,36 @@ impl TaskGraph {
             .map(|ps| ps.iter().map(|&p| &layers[p as usize].meta).collect())
             .collect();
 
+        // A combine task reads its whole group, each a distinct task: a group larger than the limit
+        // is refused before its dependency list (2^32 entries for a 32-axis grid) is built.
+        let fan_in: Vec<u64> = layers
+            .iter()
+            .zip(&input_metas)
+            .map(|(l, metas)| match (&l.op, metas.first()) {
+                (Op::ReduceCombine(c), Some(input)) => {
+                    c.axes.iter().zip(&c.group).fold(1u64, |acc, (&axis, &g)| {
+                        let n = input.chunks.sizes().get(axis).map_or(1, Vec::len);
+                        acc.saturating_mul(g.min(n) as u64)
+                    })
+                }
+                _ => 0,
+            })
+            .collect();
         let dep_list = |layer: u32,
                         block: &Block,
                         scratch: &mut Vec<(usize, Block)>|
          -> Result<Vec<(u32, Block)>> {
             let l = &layers[layer as usize];
             let metas = &input_metas[layer as usize];
+            if fan_in[layer as usize] > max_tasks as u64 {
+                return Err(too_many());
+            }
             scratch.clear();
             l.op.deps(l, metas, block, scratch);
+            // Each dep is a distinct task: a list longer than the limit cannot fit it.
+            if scratch.len() > max_tasks {
+                return Err(too_many());
+            }
             scratch
                 .drain(..)
                 .map(|(i, b)| {
@@ -172,12 +232,27 @@ impl TaskGraph {
                         continue;
                     }
                     let f = stack.pop().expect("non-empty");
+                    // Ids are u32 (u32::MAX marks an empty dense slot).
+                    if tasks.len() >= max_tasks.min(u32::MAX as usize - 1) {
+                        return Err(too_many());
+                    }
                     let id = tasks.len() as u32;
                     let slots = &mut index[f.layer as usize];
-                    if slots.is_empty() {
-                        *slots = vec![u32::MAX; layers[f.layer as usize].meta.chunks.num_chunks()];
+                    if let Slots::Empty = slots {
+                        let n = layers[f.layer as usize].meta.chunks.num_chunks();
+                        *slots = if n <= dense_max {
+                            Slots::Dense(vec![u32::MAX; n])
+                        } else {
+                            Slots::Sparse(HashMap::new())
+                        };
                     }
-                    slots[flat(f.layer, &f.block)] = id;
+                    match slots {
+                        Slots::Dense(v) => v[flat(f.layer, &f.block)] = id,
+                        Slots::Sparse(m) => {
+                            m.insert(f.block.clone(), id);
+                        }
+                        Slots::Empty => unreachable!("allocated above"),
+                    }
                     tasks.push(Task {
                         layer: f.layer,
                         block: f.block,

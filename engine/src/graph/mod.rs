@@ -6,7 +6,9 @@
 //! A layer's [`LayerId`] is a deterministic token of its op and its inputs' ids: the same subexpression
 //! built twice is the same layer, and so the same set of tasks.
 
+pub mod check;
 pub mod expand;
+pub mod limits;
 pub mod validate;
 
 use std::collections::HashMap;

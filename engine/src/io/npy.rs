@@ -630,6 +630,7 @@ fn read_runs(
 ) -> Result<()> {
     let run_bytes = runs.run_elems * item;
     let read = |buf: &mut [u8], at: u64| {
+        crate::exec::cancel::checkpoint()?;
         file.read_exact_at(buf, at).map_err(|e| {
             if e.kind() == io::ErrorKind::UnexpectedEof {
                 npy_err(

@@ -2,7 +2,8 @@
 //! tile buffer (input chunks are copied, generated values computed from their global index), the
 //! instructions run over the buffers, and the result is either written to the output chunk or fed to
 //! the program's reduction. Nothing larger than a tile per value is ever held, so
-//! `random → elementwise → partial reduction` never materializes a chunk.
+//! `random → elementwise → partial reduction` never materializes a chunk. The evaluator checks for
+//! cancellation once per row and within long rows (see [`crate::exec::cancel`]).
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use super::random::{self, RandomKey};
 use super::reduce::Accumulator;
 use crate::data::{ArrayData, ChunkValue};
 use crate::error::Result;
+use crate::exec::cancel::checkpoint;
 use crate::meta::{DType, Scalar};
 use crate::ops::{Distribution, LeafKind, Program};
 
@@ -47,6 +49,9 @@ fn strides_of(shape: &[usize]) -> SmallVec<[usize; 4]> {
     }
     s
 }
+
+/// Tiles evaluated between two cancellation checkpoints within one row (64K elements).
+const CHECK_TILES: u32 = 64;
 
 /// Runs `p` for domain block `block`, reading input chunks `deps` (one per layer input, in order).
 pub fn run(p: &Program, block: &[u32], deps: &[Arc<ChunkValue>]) -> Result<ChunkValue> {
@@ -230,6 +235,9 @@ pub fn run(p: &Program, block: &[u32], deps: &[Arc<ChunkValue>]) -> Result<Chunk
     let mut outer_idx: SmallVec<[usize; 4]> = SmallVec::from_elem(0, row_start);
     let mut bases: SmallVec<[usize; 8]> = SmallVec::from_elem(0, p.leaves.len());
     for outer in 0..outer_count {
+        // A row is at most a few microseconds of work unless it is long, and long rows check
+        // again per segment or every CHECK_TILES tiles below.
+        checkpoint()?;
         // Index of the first element of this row, per leaf.
         for (li, plan) in plans.iter().enumerate() {
             let mut base = 0usize;
@@ -272,14 +280,24 @@ pub fn run(p: &Program, block: &[u32], deps: &[Arc<ChunkValue>]) -> Result<Chunk
             };
             a.feed_sum(
                 pos_base,
-                random::sum_uniform_f64(key, bases[0] as u64, row_step(&plans[0]), row_len as u64),
+                random::sum_uniform_f64_checked(
+                    key,
+                    bases[0] as u64,
+                    row_step(&plans[0]),
+                    row_len as u64,
+                )?,
                 row_len,
             );
             advance(&mut outer_idx, &dshape[..row_start]);
             continue;
         }
         let mut t0 = 0;
+        let mut tiles = 0u32;
         while t0 < row_len {
+            tiles = tiles.wrapping_add(1);
+            if tiles.is_multiple_of(CHECK_TILES) {
+                checkpoint()?;
+            }
             let n = (row_len - t0).min(tile);
             for (li, leaf) in p.leaves.iter().enumerate() {
                 match plans[li].row {

@@ -423,6 +423,36 @@ pub fn sum_uniform_f64(key: RandomKey, start: u64, step: u64, n: u64) -> f64 {
     mantissa_sum_at(SimdLevel::BEST, key.stream(), start, step, n) as f64 * UNIT_F64
 }
 
+/// Elements summed between two cancellation checkpoints of [`sum_uniform_f64_checked`]: about a
+/// millisecond of work, so that one huge row (a whole 10^11-element chunk reduced at once) stops soon
+/// after it is cancelled.
+const SUM_SEGMENT: u64 = 1 << 20;
+
+/// [`sum_uniform_f64`] in segments with a [`checkpoint`](crate::exec::cancel::checkpoint) between
+/// them. The segments' integer sums add up to the same total, so the result is bit-identical.
+pub fn sum_uniform_f64_checked(
+    key: RandomKey,
+    start: u64,
+    step: u64,
+    n: u64,
+) -> crate::error::Result<f64> {
+    let stream = key.stream();
+    let mut total = 0u128;
+    let mut at = start;
+    let mut left = n;
+    loop {
+        let len = left.min(SUM_SEGMENT);
+        total += mantissa_sum_at(SimdLevel::BEST, stream, at, step, len);
+        left -= len;
+        if left == 0 {
+            break;
+        }
+        at = at.wrapping_add(len.wrapping_mul(step));
+        crate::exec::cancel::checkpoint()?;
+    }
+    Ok(total as f64 * UNIT_F64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -660,6 +660,8 @@ pub fn combine(
     })?;
     let mut acc = (**first).clone();
     for d in rest {
+        // A merge is one pass over a partial; a group may hold many large ones.
+        crate::exec::cancel::checkpoint()?;
         merge(c.reduction, &mut acc, d)?;
     }
     match c.finalize {

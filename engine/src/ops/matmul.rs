@@ -128,22 +128,37 @@ fn float_product<T: ndarray::LinalgScalar + 'static>(
     let (a2, b2) = matrices(a, b, product.op)?;
     let mut out = Array2::<T>::zeros((a2.nrows(), b2.ncols()));
     if product.symmetric && a2.nrows() == b2.ncols() {
-        symmetric_product(a2, out.view_mut());
+        symmetric_product(a2, out.view_mut())?;
     } else {
-        gemm_into(a2, b2, out.view_mut());
+        // Panels of rows, with a cancellation checkpoint between them: each output row depends
+        // only on its row of `a`, so the split changes no value.
+        let rows = a2.nrows();
+        let mut r0 = 0;
+        while r0 < rows {
+            crate::exec::cancel::checkpoint()?;
+            let r1 = (r0 + PANEL_ROWS).min(rows);
+            gemm_into(a2.slice(s![r0..r1, ..]), b2, out.slice_mut(s![r0..r1, ..]));
+            r0 = r1;
+        }
     }
     Ok(out.insert_axis(Axis(2)).into_dyn())
 }
+
+/// Rows of a block product computed between two cancellation checkpoints: large enough that gemm's
+/// packing of `b` is amortized, small enough that a 4096² block stops within a few milliseconds.
+const PANEL_ROWS: usize = 1024;
 
 /// `out = a @ aᵀ`, computing about half of its products: the two diagonal quarters recursively, the
 /// upper-right quarter by one product, and the lower-left quarter as its transpose.
 fn symmetric_product<T: ndarray::LinalgScalar + 'static>(
     a: ArrayView2<T>,
     mut out: ArrayViewMut2<T>,
-) {
+) -> Result<()> {
+    crate::exec::cancel::checkpoint()?;
     let m = a.nrows();
     if m <= SYMMETRIC_LEAF_ROWS {
-        return gemm_into(a, a.t(), out);
+        gemm_into(a, a.t(), out);
+        return Ok(());
     }
     let h = m / 2;
     let (top, bottom) = a.split_at(Axis(0), h);
@@ -152,8 +167,8 @@ fn symmetric_product<T: ndarray::LinalgScalar + 'static>(
     lower
         .slice_mut(s![.., ..h])
         .assign(&upper.slice(s![.., h..]).t());
-    symmetric_product(top, upper.slice_mut(s![.., ..h]));
-    symmetric_product(bottom, lower.slice_mut(s![.., h..]));
+    symmetric_product(top, upper.slice_mut(s![.., ..h]))?;
+    symmetric_product(bottom, lower.slice_mut(s![.., h..]))
 }
 
 /// `out = a @ b` for any strides, with `out` zeroed beforehand.

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tessera::graph::expand::TaskGraph;
+use tessera::graph::limits::{self, PlanLimits};
 use tessera_proto::PROTOCOL_VERSION;
 use tessera_proto::v1 as pb;
 use tessera_proto::v1::scheduler_server::Scheduler;
@@ -119,8 +120,17 @@ fn prepare(
     let wire = Arc::new(graph.clone());
     // Decoding validates the graph (missing inputs, cycles, shapes) before anything expands it.
     let graph = tessera::wire::graph_from_proto(graph).map_err(|e| e.to_string())?;
-    let _ = largest_memory_limit;
-    let tasks = TaskGraph::expand(graph).map_err(|e| e.to_string())?;
+    // The grids are checked before expansion allocates anything per chunk, and expansion itself stops
+    // at the task limit (culling can make a graph with huge layers cheap, so only it knows exactly).
+    let mut plan = PlanLimits::none()
+        .max_layers(limits.max_layers as u64, "--max-layers")
+        .max_tasks(limits.max_tasks as u64, "--max-tasks");
+    if largest_memory_limit > 0 {
+        plan = plan.max_chunk_bytes(largest_memory_limit, "the largest worker's --memory-limit");
+    }
+    limits::check(&graph, &plan).map_err(|e| e.to_string())?;
+    let tasks = TaskGraph::expand_limited(graph, limits.max_tasks, "--max-tasks")
+        .map_err(|e| e.to_string())?;
     Ok((Arc::new(tasks), wire))
 }
 

@@ -58,7 +58,7 @@ struct Args {
     /// Seconds a call with one answer (registration) may take.
     #[arg(long, env = "TESSERA_WORKER_RPC_TIMEOUT_SECS", default_value_t = 30)]
     rpc_timeout_secs: u64,
-    /// The cluster secret file (must exist). Default: the scheduler's default file,
+    /// The cluster secret file (created if missing). Default: the scheduler's default file,
     /// $XDG_CONFIG_HOME/tessera/cluster.secret or ~/.config/tessera/cluster.secret.
     #[arg(long, env = "TESSERA_SECRET_FILE")]
     secret_file: Option<PathBuf>,
@@ -94,11 +94,15 @@ impl Args {
         let secret = tessera_proto::auth::secret_for_process(
             self.secret_file.as_deref(),
             self.insecure,
-            false,
+            // A worker may start before its scheduler: whichever creates the file first, the other
+            // reads the same secret (creation is atomic).
+            true,
         )
         .map_err(|e| WorkerError::Config(e.to_string()))?;
         if let Some((_, path, _)) = &secret {
-            tracing::info!("using the cluster secret in {}", path.display());
+            // The scheduler announces the secret's file; a worker only says so when asked (RUST_LOG),
+            // so that its errors stay one line.
+            tracing::debug!("using the cluster secret in {}", path.display());
         }
         config.secret = secret.map(|(s, _, _)| s);
         let tls = TlsFiles {

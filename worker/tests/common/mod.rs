@@ -9,7 +9,7 @@
 #![allow(dead_code)]
 
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -64,10 +64,46 @@ pub fn wait_exit(child: &mut Child, what: &str, patience: Duration) -> ExitStatu
     poll(what, patience, |_| child.try_wait().unwrap())
 }
 
+/// A client of the cluster whose secret is in `secret_file`, retrying while the scheduler starts.
+pub fn connect(address: &str, secret_file: &Path) -> Client {
+    poll(
+        "the scheduler to come up",
+        Duration::from_secs(30),
+        |last| {
+            Client::builder(address)
+                .secret_file(secret_file)
+                .connect()
+                .map_err(|e| *last = e.to_string())
+                .ok()
+        },
+    )
+}
+
+/// A raw gRPC client of the scheduler, sending the cluster's credentials (or none, with `None`), for
+/// tests that speak the protocol by hand.
+pub async fn raw_scheduler(
+    address: &str,
+    secret_file: Option<&Path>,
+) -> tessera_proto::v1::scheduler_client::SchedulerClient<tessera_proto::dial::AuthChannel> {
+    let secret =
+        secret_file.map(|f| std::sync::Arc::new(tessera_proto::auth::Secret::load(f).unwrap()));
+    let channel = tessera_proto::dial::Dialer::new(
+        tessera_proto::auth::ClientAuth::new(secret),
+        Duration::from_secs(10),
+    )
+    .connect(address)
+    .await
+    .unwrap();
+    tessera_proto::v1::scheduler_client::SchedulerClient::new(channel)
+}
+
 /// Kills its processes when dropped, so a failing test leaves nothing running.
 #[derive(Debug)]
 pub struct Cluster {
     pub address: String,
+    /// The cluster secret, written by the scheduler into a directory of this cluster's own.
+    pub secret_file: PathBuf,
+    _secret_dir: tempfile::TempDir,
     pub scheduler: Child,
     pub workers: Vec<Child>,
     /// The address each worker in `workers` serves on (as the scheduler's status lists it).
@@ -95,8 +131,15 @@ impl Cluster {
     }
 
     pub fn start(workers: usize) -> Cluster {
+        Cluster::start_with(workers, &[])
+    }
+
+    /// Starts the scheduler with `flags` added to the test cluster's, and `workers` workers.
+    pub fn start_with(workers: usize, flags: &[&str]) -> Cluster {
         let port = free_port();
         let address = format!("http://127.0.0.1:{port}");
+        let secret_dir = tempfile::tempdir().expect("a directory for the secret");
+        let secret_file = secret_dir.path().join("cluster.secret");
         let scheduler = Command::new(scheduler_binary())
             .args([
                 "--listen",
@@ -106,12 +149,16 @@ impl Cluster {
                 "--heartbeat-timeout-ms",
                 "2000",
             ])
+            .args(flags)
             .env("RUST_LOG", "warn")
+            .env("TESSERA_SECRET_FILE", &secret_file)
             .stdout(Stdio::null())
             .spawn()
             .expect("start the scheduler");
         let mut cluster = Cluster {
             address,
+            secret_file,
+            _secret_dir: secret_dir,
             scheduler,
             workers: Vec::new(),
             worker_addresses: Vec::new(),
@@ -126,6 +173,11 @@ impl Cluster {
 
     /// Starts a worker with one thread on a port of its own.
     pub fn add_worker(&mut self) {
+        self.add_worker_with(&[]);
+    }
+
+    /// Starts a worker with one thread on a port of its own, with `flags` added.
+    pub fn add_worker_with(&mut self, flags: &[&str]) {
         let listen = format!("127.0.0.1:{}", free_port());
         let child = Command::new(worker_binary())
             .args([
@@ -138,7 +190,9 @@ impl Cluster {
                 "--listen",
                 &listen,
             ])
+            .args(flags)
             .env("RUST_LOG", "warn")
+            .env("TESSERA_SECRET_FILE", &self.secret_file)
             .stdout(Stdio::null())
             .spawn()
             .expect("start a worker");
@@ -147,17 +201,7 @@ impl Cluster {
     }
 
     pub fn client(&self) -> Client {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            match Client::connect(&self.address) {
-                Ok(c) => return c,
-                Err(e) if Instant::now() < deadline => {
-                    let _ = e;
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                Err(e) => panic!("the scheduler never came up: {e}"),
-            }
-        }
+        connect(&self.address, &self.secret_file)
     }
 
     pub fn wait_for_workers(&self, n: usize) {
