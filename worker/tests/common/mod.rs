@@ -200,6 +200,37 @@ impl Cluster {
         self.worker_addresses.push(format!("http://{listen}"));
     }
 
+    /// Kills the scheduler with SIGKILL (no goodbye to anyone).
+    pub fn kill_scheduler(&mut self) {
+        let _ = self.scheduler.kill();
+        let _ = self.scheduler.wait();
+    }
+
+    /// Starts the scheduler again on the same port with the same secret, as an operator would after
+    /// a crash.
+    pub fn restart_scheduler(&mut self) {
+        let listen = self.address.trim_start_matches("http://").to_string();
+        self.scheduler = Command::new(scheduler_binary())
+            .args(["--listen", &listen])
+            .args(["--heartbeat-ms", "200", "--heartbeat-timeout-ms", "2000"])
+            .env("RUST_LOG", "warn")
+            .env("TESSERA_SECRET_FILE", &self.secret_file)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("restart the scheduler");
+    }
+
+    /// The headline job, checked bit for bit against the local executor: the cluster still works.
+    pub fn assert_headline_job_is_exact(&self) {
+        let x = tessera::default_rng(42)
+            .random(&[2000, 2000], [500, 500])
+            .unwrap()
+            .mean()
+            .unwrap();
+        let remote = x.compute_on(&self.client()).unwrap();
+        assert_same_bits(&local(&x), &remote, "headline job");
+    }
+
     pub fn client(&self) -> Client {
         connect(&self.address, &self.secret_file)
     }
@@ -243,4 +274,15 @@ pub fn assert_same_bits(a: &tessera::ArrayData, b: &tessera::ArrayData, what: &s
         }
     };
     assert!(bits(a) == bits(b), "{what}: values differ");
+}
+
+/// A process's resident memory in bytes (from /proc), for checks that a request cost it nothing.
+pub fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/PID/status");
+    kib * 1024
 }
