@@ -34,6 +34,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -82,11 +83,25 @@ def free_port() -> int:
 
 
 class Cluster:
-    """A tessera scheduler and workers started from the release binaries; stopped on exit."""
+    """A tessera scheduler and workers started from the release binaries; stopped on exit. They
+    authenticate with a secret file of their own (TESSERA_SECRET_FILE, which the workload runs inherit);
+    with `tls`, they also talk mutual TLS with certificates from `tessera-scheduler certs`, and the
+    workload runs find them through TESSERA_TLS_CA/CERT/KEY."""
 
-    def __init__(self, workers: int):
+    def __init__(self, workers: int, tls: bool):
+        self.dir = tempfile.TemporaryDirectory(prefix="tessera-bench-")
+        os.environ["TESSERA_SECRET_FILE"] = os.path.join(self.dir.name, "cluster.secret")
         port = free_port()
-        self.address = f"http://127.0.0.1:{port}"
+        scheme = "http"
+        if tls:
+            certs = os.path.join(self.dir.name, "certs")
+            subprocess.run([str(RELEASE / "tessera-scheduler"), "certs", certs], check=True,
+                           stdout=subprocess.DEVNULL)
+            os.environ["TESSERA_TLS_CA"] = os.path.join(certs, "ca.pem")
+            os.environ["TESSERA_TLS_CERT"] = os.path.join(certs, "node.pem")
+            os.environ["TESSERA_TLS_KEY"] = os.path.join(certs, "node-key.pem")
+            scheme = "https"
+        self.address = f"{scheme}://127.0.0.1:{port}"
         env = dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "warn"))
         self.procs = [subprocess.Popen(
             [str(RELEASE / "tessera-scheduler"), "--listen", f"127.0.0.1:{port}"],
@@ -122,6 +137,7 @@ class Cluster:
                 p.wait(timeout=35)
             except subprocess.TimeoutExpired:
                 p.kill()
+        self.dir.cleanup()
 
 
 def main() -> int:
@@ -134,6 +150,8 @@ def main() -> int:
                     help="comma-separated subset of " + ",".join(WORKLOADS))
     ap.add_argument("--no-build", action="store_true", help="use the binaries already built")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds per process")
+    ap.add_argument("--tls", action="store_true",
+                    help="run the cluster over mutual TLS (authentication is always on)")
     args, workloads = checked_args(ap, ("repeat", "workers"))
 
     if not args.no_build:
@@ -154,7 +172,7 @@ def main() -> int:
     results: dict[str, dict] = {}
     dask_missing = None
     failures = 0
-    with Cluster(args.workers) as cluster:
+    with Cluster(args.workers, args.tls) as cluster:
         cluster.wait_ready(binary)
         for w in workloads:
             print(f"running {w} ...", file=sys.stderr)
@@ -218,7 +236,8 @@ def main() -> int:
     startups = [r["dask_startup_seconds"] for r in results.values() if "dask_startup_seconds" in r]
     print("(s: best of the repetitions; dist/local: best over best; paired: median over the "
           "repetitions of distributed over the local run just before it)")
-    print(f"(best of {args.repeat}, interleaved; {args.workers} workers x 1 thread; local executor "
+    print(f"(cluster: authenticated{', mutual TLS' if args.tls else ''}; "
+          f"best of {args.repeat}, interleaved; {args.workers} workers x 1 thread; local executor "
           f"{threads} threads; dask's LocalCluster start-up, not counted: "
           f"{fmt(min(startups) if startups else None, '.2f')} s)")
     print(f"(load average {load_start[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end, "
@@ -227,6 +246,7 @@ def main() -> int:
     print(json.dumps({
         "engine": engine_version(),
         "workers": args.workers,
+        "tls": args.tls,
         "repeat": args.repeat,
         "python": args.python,
         "dask_skipped": dask_missing,

@@ -328,7 +328,24 @@ enum SecretSource {
     Insecure,
 }
 
-/// Settings for connecting to a scheduler: [`Client::builder`] or [`AsyncClient::builder`].
+/// TLS files named by `TESSERA_TLS_CA`, `TESSERA_TLS_CERT` and `TESSERA_TLS_KEY` (the binaries'
+/// variables), so that a program connecting with defaults joins a TLS cluster configured the same way.
+fn tls_from_env() -> TlsFiles {
+    let var = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    TlsFiles {
+        cert: var("TESSERA_TLS_CERT"),
+        key: var("TESSERA_TLS_KEY"),
+        ca: var("TESSERA_TLS_CA"),
+    }
+}
+
+/// Settings for connecting to a scheduler: [`Client::builder`] or [`AsyncClient::builder`]. The
+/// defaults read the secret file and TLS files the binaries would (`TESSERA_SECRET_FILE`,
+/// `TESSERA_TLS_CA`, `TESSERA_TLS_CERT`, `TESSERA_TLS_KEY`, else the per-user secret file).
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -353,7 +370,7 @@ impl ClientBuilder {
         ClientBuilder {
             address: address.to_string(),
             secret: SecretSource::Default,
-            tls: TlsFiles::default(),
+            tls: tls_from_env(),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             rpc_timeout: DEFAULT_RPC_TIMEOUT,
             fetch_timeout: DEFAULT_FETCH_TIMEOUT,
