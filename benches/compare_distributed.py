@@ -88,7 +88,7 @@ class Cluster:
     with `tls`, they also talk mutual TLS with certificates from `tessera-scheduler certs`, and the
     workload runs find them through TESSERA_TLS_CA/CERT/KEY."""
 
-    def __init__(self, workers: int, tls: bool):
+    def __init__(self, workers: int, tls: bool, insecure: bool):
         self.dir = tempfile.TemporaryDirectory(prefix="tessera-bench-")
         os.environ["TESSERA_SECRET_FILE"] = os.path.join(self.dir.name, "cluster.secret")
         port = free_port()
@@ -103,6 +103,8 @@ class Cluster:
             scheme = "https"
         self.address = f"{scheme}://127.0.0.1:{port}"
         env = dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "warn"))
+        if insecure:
+            env["TESSERA_INSECURE"] = "true"
         self.procs = [subprocess.Popen(
             [str(RELEASE / "tessera-scheduler"), "--listen", f"127.0.0.1:{port}"],
             env=env, stdout=subprocess.DEVNULL)]
@@ -151,7 +153,9 @@ def main() -> int:
     ap.add_argument("--no-build", action="store_true", help="use the binaries already built")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds per process")
     ap.add_argument("--tls", action="store_true",
-                    help="run the cluster over mutual TLS (authentication is always on)")
+                    help="run the cluster over mutual TLS")
+    ap.add_argument("--insecure", action="store_true",
+                    help="run the cluster without authentication, to measure what it costs")
     args, workloads = checked_args(ap, ("repeat", "workers"))
 
     if not args.no_build:
@@ -172,7 +176,7 @@ def main() -> int:
     results: dict[str, dict] = {}
     dask_missing = None
     failures = 0
-    with Cluster(args.workers, args.tls) as cluster:
+    with Cluster(args.workers, args.tls, args.insecure) as cluster:
         cluster.wait_ready(binary)
         for w in workloads:
             print(f"running {w} ...", file=sys.stderr)
@@ -236,7 +240,8 @@ def main() -> int:
     startups = [r["dask_startup_seconds"] for r in results.values() if "dask_startup_seconds" in r]
     print("(s: best of the repetitions; dist/local: best over best; paired: median over the "
           "repetitions of distributed over the local run just before it)")
-    print(f"(cluster: authenticated{', mutual TLS' if args.tls else ''}; "
+    auth = "not authenticated" if args.insecure else "authenticated"
+    print(f"(cluster: {auth}{', mutual TLS' if args.tls else ''}; "
           f"best of {args.repeat}, interleaved; {args.workers} workers x 1 thread; local executor "
           f"{threads} threads; dask's LocalCluster start-up, not counted: "
           f"{fmt(min(startups) if startups else None, '.2f')} s)")
@@ -247,6 +252,7 @@ def main() -> int:
         "engine": engine_version(),
         "workers": args.workers,
         "tls": args.tls,
+        "insecure": args.insecure,
         "repeat": args.repeat,
         "python": args.python,
         "dask_skipped": dask_missing,

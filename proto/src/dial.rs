@@ -89,7 +89,7 @@ impl Dialer {
         .await?
         .map_err(|e| DialError::Connect {
             address: address.to_string(),
-            message: chain(&e),
+            message: display_chain(&e),
         })?;
         Ok(InterceptedService::new(channel, self.auth.clone()))
     }
@@ -112,8 +112,9 @@ pub async fn within<T>(
         })
 }
 
-/// An error and its causes on one line (transport errors hide the useful part deep in the chain).
-fn chain(e: &dyn std::error::Error) -> String {
+/// An error and its causes on one line, `outer: cause: root cause` (transport errors hide the useful
+/// part deep in the chain); a cause the line already ends with is not repeated.
+pub fn display_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut source = e.source();
     while let Some(cause) = source {

@@ -310,7 +310,7 @@ impl ClientTls {
                 .tls_config(config.clone())
                 .map_err(|e| TlsError::Endpoint {
                     address,
-                    message: error_chain(&e),
+                    message: crate::dial::display_chain(&e),
                 }),
             (Some("https"), _) => Err(TlsError::HttpsWithoutCa { address }),
             _ => Err(TlsError::UnsupportedScheme { address }),
@@ -359,16 +359,4 @@ fn load_ca(file: &Path) -> Result<Certificate, TlsError> {
         })?;
     }
     Ok(Certificate::from_pem(pem))
-}
-
-/// An error and its sources on one line: tonic's transport errors keep the useful part in a source.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        source = e.source();
-    }
-    text
 }
