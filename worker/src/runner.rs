@@ -49,6 +49,9 @@ pub struct Runner {
     results: mpsc::UnboundedSender<Outcome>,
     address: String,
     running: Arc<AtomicUsize>,
+    /// The worker's `--memory-limit`: a task whose output chunk alone exceeds it fails instead of
+    /// aborting the process on allocation.
+    memory_limit: u64,
 }
 
 impl Runner {
@@ -66,7 +69,13 @@ impl Runner {
             results,
             address,
             running: Arc::new(AtomicUsize::new(0)),
+            memory_limit: u64::MAX,
         }
+    }
+
+    pub fn with_memory_limit(mut self, bytes: u64) -> Self {
+        self.memory_limit = bytes;
+        self
     }
 
     /// Tasks started and not yet reported.
@@ -285,6 +294,23 @@ impl Runner {
                     _ => "this worker".to_string(),
                 };
                 return this.report(fail(format!("{e} (the chunk came from {from})")));
+            }
+            // The scheduler refuses such chunks at submit against its largest worker; this worker may
+            // be smaller, or have joined later.
+            let out_bytes = layer
+                .meta
+                .chunks
+                .block_shape(&a.block)
+                .iter()
+                .fold(layer.meta.dtype.size() as u64, |acc, &n| {
+                    acc.saturating_mul(n as u64)
+                });
+            if out_bytes > this.memory_limit {
+                return this.report(fail(format!(
+                    "its output chunk of shape {:?} needs {out_bytes} bytes, more than this worker's --memory-limit of {} bytes",
+                    layer.meta.chunks.block_shape(&a.block),
+                    this.memory_limit
+                )));
             }
             let token = this.store.cancel_token(job);
             let started = Instant::now();

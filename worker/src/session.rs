@@ -282,7 +282,8 @@ impl Session<'_> {
             self.pool.clone(),
             results_tx,
             self.address.to_string(),
-        );
+        )
+        .with_memory_limit(self.config.memory_limit);
 
         let mut heartbeat = tokio::time::interval(heartbeat);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

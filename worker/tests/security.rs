@@ -277,10 +277,22 @@ fn cancelling_a_job_whose_only_task_runs_for_a_minute_frees_the_worker_at_once()
             .await
             .unwrap();
         let outputs = [&long];
-        // The client gives up after a second: dropping the computation cancels the job.
-        let gave_up =
-            tokio::time::timeout(Duration::from_secs(1), leaving.compute_many(&outputs)).await;
-        assert!(gave_up.is_err(), "the minute-long job finished?");
+        // Once the worker is running the task, the client gives up: dropping the computation
+        // cancels the job.
+        let running = async {
+            loop {
+                let s = leaving.status().await.unwrap();
+                if s.workers.iter().any(|w| w.running > 0) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        };
+        tokio::select! {
+            r = leaving.compute_many(&outputs) => panic!("the minute-long job finished: {r:?}"),
+            _ = running => {}
+        }
     });
     let cancelled = Instant::now();
     // The worker's one thread must be free for the next job well before the minute is up.
@@ -293,4 +305,27 @@ fn cancelling_a_job_whose_only_task_runs_for_a_minute_frees_the_worker_at_once()
     let status = client.status().unwrap();
     assert_eq!(status.jobs, 0, "{status:?}");
     assert!(status.workers.iter().all(|w| w.running == 0), "{status:?}");
+}
+
+#[test]
+fn a_worker_given_a_chunk_larger_than_its_memory_limit_fails_the_task_and_stays_up() {
+    // The job is submitted while no worker is there to size it against; a small worker joins.
+    let mut cluster = Cluster::start(0);
+    let client = cluster.client();
+    let (address, secret) = (cluster.address.clone(), cluster.secret_file.clone());
+    let job = std::thread::spawn(move || {
+        let big = (tessera::zeros::<f64>(&[4000, 4000], [4000, 4000]).unwrap() + 1.0).unwrap();
+        big.compute_on(&common::connect(&address, &secret))
+    });
+    common::poll("the job to be submitted", Duration::from_secs(10), |_| {
+        (client.status().ok()?.jobs == 1).then_some(())
+    });
+    cluster.add_worker_with(&["--memory-limit", "64MiB"]);
+    let err = job.join().unwrap().unwrap_err().to_string();
+    assert!(
+        err.contains("128000000 bytes") && err.contains("--memory-limit"),
+        "{err}"
+    );
+    cluster.wait_for_workers(1);
+    cluster.assert_headline_job_is_exact();
 }

@@ -179,17 +179,21 @@ impl Cluster {
     /// Starts a worker with one thread on a port of its own, with `flags` added.
     pub fn add_worker_with(&mut self, flags: &[&str]) {
         let listen = format!("127.0.0.1:{}", free_port());
+        let memory: &[&str] = if flags.contains(&"--memory-limit") {
+            &[]
+        } else {
+            &["--memory-limit", "1GiB"]
+        };
         let child = Command::new(worker_binary())
             .args([
                 "--scheduler",
                 &self.address,
                 "--threads",
                 "1",
-                "--memory-limit",
-                "1GiB",
                 "--listen",
                 &listen,
             ])
+            .args(memory)
             .args(flags)
             .env("RUST_LOG", "warn")
             .env("TESSERA_SECRET_FILE", &self.secret_file)
