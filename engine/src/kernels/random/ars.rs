@@ -455,7 +455,7 @@ mod x86 {
 // Run-time choice
 
 /// The back ends, ordered by preference. Capping a kernel at a lower level forces that path (the
-/// tests compare every path with `Soft`; the measurements in the module docs forced `AesNi`).
+/// tests compare every path with `Soft`; a benchmark can force `AesNi` to time an AVX2 server's path).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) enum AesLevel {
     /// Software AES, auto-vectorized conversions for the baseline target.

@@ -224,11 +224,27 @@ fn uniform_f64_body<B: Blocks>(b: B, keys: &RoundKeys, start: u64, step: u64, ou
         }
         return;
     }
-    let mut buf = [0u64; TILE_WORDS];
     for run in runs(start, out.len()) {
-        let (at, words) = run_words(b, keys, run, &mut buf);
-        for (o, &w) in out[at..at + words.len()].iter_mut().zip(words) {
-            *o = unit_f64(w);
+        match run {
+            Run::One { at, index } => out[at] = unit_f64(word_at(b, keys, index)),
+            Run::Tile {
+                at,
+                first_block,
+                len,
+            } => {
+                // The blocks are written straight into the output and converted in place: no tile
+                // buffer to store and reload (measurably slower with VAES, where generation is
+                // cheap).
+                let run = &mut out[at..at + len];
+                // SAFETY: u64 and f64 have the same size and alignment, every bit pattern is valid
+                // for both, and `run` is borrowed mutably for as long as `words` lives.
+                let words =
+                    unsafe { std::slice::from_raw_parts_mut(run.as_mut_ptr().cast::<u64>(), len) };
+                b.fill(keys, first_block, 0, words);
+                for w in words.iter_mut() {
+                    *w = unit_f64(*w).to_bits();
+                }
+            }
         }
     }
 }
