@@ -1,0 +1,239 @@
+//! Standard normal values from ARS-5 words by the ziggurat method (Marsaglia and Tsang, 2000, with 256
+//! layers), arranged so that element `i` depends only on the key and `i`: its first try reads the
+//! element's own word, and the rare element that a first try rejects (about 1.5 %) draws further
+//! blocks from counters that belong to it alone, `(i, 1), (i, 2), …` (first tries use high word 0),
+//! so rejections never shift another element's values. This module owns the ziggurat tables, the
+//! `exp`/`ln` used to build and apply them, the first try (branch-free, vectorized by the kernels)
+//! and the slow path.
+//!
+//! Everything here uses only `+ - * /`, `sqrt`, comparisons and integer operations — correctly
+//! rounded IEEE operations with no FMA contraction or libm — so the tables and every value are
+//! bit-identical on every CPU path and platform with IEEE f64 arithmetic.
+
+use std::sync::LazyLock;
+
+use super::ars::{Blocks, RoundKeys};
+use super::unit_f64;
+
+/// Layers of the ziggurat; a word's low 8 bits choose one.
+const LAYERS: usize = 256;
+/// Where the tail begins for 256 layers of the unnormalized density `exp(-x²/2)`.
+pub(super) const TAIL: f64 = 3.654_152_885_361_009;
+/// The area of each layer (the base layer counts its tail).
+const LAYER_AREA: f64 = 4.928_673_233_974_655e-3;
+
+/// `x[l]`: the right edge of layer `l` (`x[0]` is the base layer's virtual width `area / f(TAIL)`,
+/// `x[1] = TAIL`, `x[256] = 0`), and `f[l] = exp(-x[l]²/2)`.
+pub(super) struct Tables {
+    pub(super) x: [f64; LAYERS + 1],
+    f: [f64; LAYERS + 1],
+}
+
+pub(super) static TABLES: LazyLock<Tables> = LazyLock::new(Tables::build);
+
+impl Tables {
+    fn build() -> Tables {
+        let mut x = [0.0; LAYERS + 1];
+        let mut f = [0.0; LAYERS + 1];
+        let density = |v: f64| exp_neg(-0.5 * v * v);
+        x[0] = LAYER_AREA / density(TAIL);
+        x[1] = TAIL;
+        for l in 1..LAYERS - 1 {
+            // Layer l spans heights f(x[l])..f(x[l+1]) and has the common area.
+            let height = LAYER_AREA / x[l] + density(x[l]);
+            x[l + 1] = if height < 1.0 {
+                (-2.0 * ln_unit(height)).sqrt()
+            } else {
+                0.0
+            };
+        }
+        x[LAYERS] = 0.0;
+        for l in 0..=LAYERS {
+            f[l] = density(x[l]);
+        }
+        Tables { x, f }
+    }
+}
+
+/// The first try for one element's word: `±u·x[l]` when that point lies under the density's inner
+/// rectangle, NaN (with either sign) when the slow path must decide. Bits: 0–7 layer, 8 sign,
+/// 12–63 the uniform `u` — disjoint, so the three are independent.
+#[inline(always)]
+pub(super) fn first_try(t: &Tables, w: u64) -> f64 {
+    let layer = (w & 0xFF) as usize;
+    let x = unit_f64(w) * t.x[layer];
+    let v = if x < t.x[layer + 1] { x } else { f64::NAN };
+    f64::from_bits(v.to_bits() | (w >> 8 & 1) << 63)
+}
+
+/// The value of element `index` whose first try (word `w`) was rejected: the rest of the ziggurat
+/// with the element's own further blocks. Inlined so that its block function is compiled with the
+/// caller's instructions; it only runs for rejected first tries.
+#[inline(always)]
+pub(super) fn slow_path<B: Blocks>(b: B, keys: &RoundKeys, t: &Tables, index: u64, w: u64) -> f64 {
+    // No closures here: they would be compiled without the caller's target features.
+    let mut w = w;
+    let mut retry = 1u64;
+    loop {
+        let layer = (w & 0xFF) as usize;
+        let sign = (w >> 8 & 1) << 63;
+        let x = unit_f64(w) * t.x[layer];
+        if x < t.x[layer + 1] {
+            return f64::from_bits(x.to_bits() | sign);
+        }
+        let [mut a, mut c] = b.one(keys, index, retry);
+        retry += 1;
+        if layer == 0 {
+            // Beyond the tail edge: Marsaglia's exact tail sampler, x = TAIL + e₁/TAIL accepted
+            // when 2e₂ > (e₁/TAIL)² for exponentials e₁, e₂ (uniforms in (0, 1] keep ln finite).
+            loop {
+                let dx = -ln_unit(1.0 - unit_f64(a)) / TAIL;
+                let y = -ln_unit(1.0 - unit_f64(c));
+                if y + y > dx * dx {
+                    return f64::from_bits((TAIL + dx).to_bits() | sign);
+                }
+                [a, c] = b.one(keys, index, retry);
+                retry += 1;
+            }
+        }
+        // In the wedge: a uniform height within the layer, under the density or a fresh try.
+        let y = t.f[layer] + unit_f64(a) * (t.f[layer + 1] - t.f[layer]);
+        if y < exp_neg(-0.5 * x * x) {
+            return f64::from_bits(x.to_bits() | sign);
+        }
+        w = c;
+    }
+}
+
+/// Evaluates the polynomial with coefficients `c` (constant term first) at `x`.
+#[inline(always)]
+fn horner<const N: usize>(x: f64, c: &[f64; N]) -> f64 {
+    c.iter()
+        .rev()
+        .skip(1)
+        .fold(c[N - 1], |acc, &ci| acc * x + ci)
+}
+
+/// 1/(2k+1) for k = 0..=10: the series of atanh(s)/s in s², truncated where the next term is below
+/// 1e-18 relative for |s| ≤ 3 - 2√2.
+const ATANH_SERIES: [f64; 11] = [
+    1.0,
+    1.0 / 3.0,
+    1.0 / 5.0,
+    1.0 / 7.0,
+    1.0 / 9.0,
+    1.0 / 11.0,
+    1.0 / 13.0,
+    1.0 / 15.0,
+    1.0 / 17.0,
+    1.0 / 19.0,
+    1.0 / 21.0,
+];
+
+/// `v as f64` for |v| < 2^51, exactly, by placing `v` in the mantissa of 1.5·2^52.
+#[inline(always)]
+fn small_int_to_f64(v: i64) -> f64 {
+    const MAGIC: f64 = 6_755_399_441_055_744.0; // 1.5 * 2^52
+    f64::from_bits(MAGIC.to_bits().wrapping_add(v as u64)) - MAGIC
+}
+
+/// Natural log of `x` in (0, 1] (never zero, infinite, NaN or subnormal here).
+#[inline(always)]
+pub(super) fn ln_unit(x: f64) -> f64 {
+    let bits = x.to_bits();
+    let mut exponent = (bits >> 52) as i64 - 1023;
+    let mut m = f64::from_bits((bits & 0x000F_FFFF_FFFF_FFFF) | 0x3FF0_0000_0000_0000);
+    // Centring the mantissa on 1 (range [√½, √2)) keeps |s| ≤ 0.172 so the series is short.
+    if m > std::f64::consts::SQRT_2 {
+        m *= 0.5;
+        exponent += 1;
+    }
+    // ln m = 2 atanh(s); m - 1 is exact for m in [√½, √2).
+    let s = (m - 1.0) / (m + 1.0);
+    small_int_to_f64(exponent) * std::f64::consts::LN_2 + 2.0 * s * horner(s * s, &ATANH_SERIES)
+}
+
+/// 1/k! for k = 0..=13: exp(r) for |r| ≤ ln2/2, truncated where the next term is below 1e-17.
+const EXP_SERIES: [f64; 14] = [
+    1.0,
+    1.0,
+    1.0 / 2.0,
+    1.0 / 6.0,
+    1.0 / 24.0,
+    1.0 / 120.0,
+    1.0 / 720.0,
+    1.0 / 5_040.0,
+    1.0 / 40_320.0,
+    1.0 / 362_880.0,
+    1.0 / 3_628_800.0,
+    1.0 / 39_916_800.0,
+    1.0 / 479_001_600.0,
+    1.0 / 6_227_020_800.0,
+];
+
+/// `exp(x)` for x in [-700, 0]: x = k·ln2 + r with |r| ≤ ln2/2 (ln2 split in two so that k·ln2 is
+/// subtracted almost exactly), a series for exp(r), and 2^k placed in the exponent bits.
+#[inline(always)]
+pub(super) fn exp_neg(x: f64) -> f64 {
+    debug_assert!((-700.0..=0.0).contains(&x), "{x}");
+    const MAGIC: f64 = 6_755_399_441_055_744.0;
+    // ln 2 = LN2_HI + LN2_LO, LN2_HI with trailing zero bits so that k·LN2_HI is exact for |k| < 2^11.
+    const LN2_HI: f64 = 6.931_471_803_691_238e-1;
+    const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
+    let shifted = x * std::f64::consts::LOG2_E + MAGIC;
+    let k = shifted.to_bits().wrapping_sub(MAGIC.to_bits()) as i64;
+    let kf = shifted - MAGIC;
+    let r = (x - kf * LN2_HI) - kf * LN2_LO;
+    let scale = f64::from_bits(((k + 1023) as u64) << 52);
+    horner(r, &EXP_SERIES) * scale
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn math_matches_libm() {
+        for k in 0..=52 {
+            let x = 0.75f64.powi(k) * 0.999;
+            let (ours, std) = (ln_unit(x), x.ln());
+            assert!((ours - std).abs() <= 4e-16 * std.abs().max(1e-300), "{x}");
+        }
+        assert_eq!(ln_unit(1.0), 0.0);
+        let tiny = f64::EPSILON;
+        assert!((ln_unit(tiny) - tiny.ln()).abs() <= 4e-16 * tiny.ln().abs());
+        for j in 0..=7000 {
+            let x = -(j as f64) * 0.1 - 1e-3 * (j % 7) as f64;
+            let (ours, std) = (exp_neg(x), x.exp());
+            assert!((ours - std).abs() <= 4e-16 * std, "{x}: {ours} {std}");
+        }
+        assert_eq!(exp_neg(0.0), 1.0);
+        // The split of ln 2 adds up to it.
+        assert_eq!(
+            6.931_471_803_691_238e-1 + 1.908_214_929_270_587_7e-10,
+            std::f64::consts::LN_2
+        );
+    }
+
+    #[test]
+    fn tables_have_equal_layers() {
+        let t = &*TABLES;
+        assert_eq!(t.x[1], TAIL);
+        assert!(
+            t.x.windows(2).skip(1).all(|w| w[0] > w[1]),
+            "edges decrease"
+        );
+        // Every layer's area (the top one closes at x = 0) is the common one.
+        for l in 1..LAYERS {
+            let area = t.x[l] * (t.f[l + 1] - t.f[l]);
+            assert!(
+                (area - LAYER_AREA).abs() < 1e-9 * LAYER_AREA,
+                "layer {l}: {area}"
+            );
+        }
+        // The base layer: the rectangle up to the tail plus the tail, ∫_R^∞ exp(-x²/2) dx, which
+        // is the normal distribution's tail probability P(Z > R) = 1.290162438e-4 times √(2π).
+        let base = TAIL * t.f[1] + 1.290_162_438e-4 * (2.0 * std::f64::consts::PI).sqrt();
+        assert!((base - LAYER_AREA).abs() < 1e-12, "{base}");
+    }
+}
