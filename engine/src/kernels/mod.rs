@@ -1,7 +1,7 @@
 //! Per-chunk compute, apart from the graph code: the blockwise program evaluator, elementwise and
 //! reduction kernels, and the counter-based random generator. Hot loops are written over fixed-size
-//! tiles that stay in L1 so that the compiler vectorizes them; the random generator also selects AVX2 or
-//! AVX-512 code at run time.
+//! tiles that stay in L1 so that the compiler vectorizes them; the random generator also selects
+//! AES-NI, VAES (256- or 512-bit) or software AES at run time, all giving the same bits.
 
 pub mod blockwise;
 pub mod elementwise;
