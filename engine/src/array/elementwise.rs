@@ -235,9 +235,7 @@ impl ProgramBuilder {
         self,
         output: u32,
         reduce: Option<crate::ops::ReduceSink>,
-        chunks: Chunks,
-        dtype: DType,
-    ) -> Array {
+    ) -> Result<Array> {
         let program = Program {
             domain: self.domain,
             leaves: self.leaves,
@@ -245,7 +243,7 @@ impl ProgramBuilder {
             output,
             reduce,
         };
-        Array::from_op(Op::Blockwise(Box::new(program)), self.inputs, chunks, dtype)
+        Array::from_op(Op::Blockwise(Box::new(program)), self.inputs, None)
     }
 }
 
@@ -292,7 +290,7 @@ fn apply(
         .map(|(v, &d)| b.cast(v, d))
         .collect();
     let out = b.push(func, &args, out_dtype);
-    Ok(b.finish(out, None, chunks, out_dtype))
+    b.finish(out, None)
 }
 
 fn operand_dtype(o: &Operand) -> DType {

@@ -5,8 +5,8 @@
 use super::Array;
 use super::elementwise::ProgramBuilder;
 use crate::error::{Error, Result};
-use crate::meta::{Chunks, DType};
-use crate::ops::reduce::{normalize_axes, partial_chunks, tree_levels};
+use crate::meta::DType;
+use crate::ops::reduce::{normalize_axes, tree_levels};
 use crate::ops::{Finalize, Op, ReduceSink, Reduction};
 
 /// Default number of partials merged per tree node (dask's `split_every`).
@@ -119,7 +119,6 @@ impl Array {
         let mut b = ProgramBuilder::new(domain.clone());
         let v = b.input(self);
         let v = b.cast(v, input_dtype);
-        let pchunks = partial_chunks(&domain, &axes);
         let partial = b.finish(
             v,
             Some(ReduceSink {
@@ -127,12 +126,9 @@ impl Array {
                 axes: axes.clone(),
                 domain_shape: self.shape().to_vec(),
             }),
-            pchunks.clone(),
-            out_dtype,
-        );
-        Ok(tree(
+        )?;
+        tree(
             partial,
-            &pchunks,
             reduction,
             &axes,
             opts.split_every,
@@ -141,24 +137,24 @@ impl Array {
                 ddof: opts.ddof,
                 dtype: out_dtype,
             },
-        ))
+        )
     }
 }
 
 /// Adds the combine layers of a tree reduction on top of a layer of partials.
 pub(crate) fn tree(
     partial: Array,
-    pchunks: &Chunks,
     reduction: Reduction,
     axes: &[usize],
     split_every: usize,
     finalize: Finalize,
-) -> Array {
+) -> Result<Array> {
+    let levels = tree_levels(partial.chunks(), reduction, axes, split_every, finalize);
     let mut current = partial;
-    for (op, chunks) in tree_levels(pchunks, reduction, axes, split_every, finalize) {
-        current = Array::from_op(Op::ReduceCombine(op), vec![current], chunks, finalize.dtype);
+    for (op, _) in levels {
+        current = Array::from_op(Op::ReduceCombine(op), vec![current], None)?;
     }
-    current
+    Ok(current)
 }
 
 macro_rules! reductions {

@@ -205,4 +205,69 @@ impl ElemFunc {
             ElemFunc::Cast => 0x600,
         }
     }
+
+    /// The engine's typing rules (`ops::elementwise`): arguments arrive in the dtype the function computes
+    /// in, so each signature must map the arguments' dtype to itself and to the instruction's dtype.
+    pub(crate) fn check_typing(
+        self,
+        args: &[DType],
+        out: DType,
+    ) -> std::result::Result<(), String> {
+        let func = self;
+        let arity = match func {
+            ElemFunc::Unary(_) | ElemFunc::Cast => 1,
+            ElemFunc::Binary(_) | ElemFunc::Compare(_) => 2,
+            ElemFunc::Where | ElemFunc::Clip => 3,
+        };
+        if args.len() != arity {
+            return Err(format!("takes {arity} arguments, but has {}", args.len()));
+        }
+        let same = |what: &str| -> Result<(), String> {
+            if args.windows(2).any(|w| w[0] != w[1]) {
+                return Err(format!("{what} of dtypes {args:?} differ"));
+            }
+            Ok(())
+        };
+        let signature = |sig: Result<(DType, DType)>| -> Result<(), String> {
+            let (arg, res) = sig.map_err(|e| e.to_string())?;
+            if arg != args[0] || res != out {
+                return Err(format!(
+                    "computes {arg} -> {res}, but reads {} and gives {out}",
+                    args[0]
+                ));
+            }
+            Ok(())
+        };
+        match func {
+            ElemFunc::Unary(f) => signature(f.signature(args[0])),
+            ElemFunc::Binary(f) => {
+                same("arguments")?;
+                signature(f.signature(args[0]))
+            }
+            ElemFunc::Compare(_) => {
+                same("arguments")?;
+                if out != DType::Bool {
+                    return Err(format!("a comparison gives bool, not {out}"));
+                }
+                Ok(())
+            }
+            ElemFunc::Where => {
+                if args[0] != DType::Bool || args[1] != out || args[2] != out {
+                    return Err(format!(
+                        "where needs (bool, {out}, {out}) for a {out} result, has {args:?}"
+                    ));
+                }
+                Ok(())
+            }
+            ElemFunc::Clip => {
+                if args.iter().any(|&a| a != out) {
+                    return Err(format!(
+                        "clip's arguments {args:?} must all be its result's {out}"
+                    ));
+                }
+                Ok(())
+            }
+            ElemFunc::Cast => Ok(()),
+        }
+    }
 }

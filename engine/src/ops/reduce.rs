@@ -5,6 +5,7 @@
 use crate::error::{Error, Result};
 use crate::graph::{ArrayMeta, Block, Layer};
 use crate::meta::{Chunks, DType};
+use crate::ops::{Derived, Holds, InputMeta, RuleResult, one_input};
 
 /// What a reduction computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -178,6 +179,82 @@ impl ReduceCombine {
             }
         }
     }
+}
+
+impl ReduceCombine {
+    /// Merging its input's partials: the input must hold partials of this reduction over these
+    /// axes (or matmul's products, for a sum over axis 2), 1 long along them.
+    pub(crate) fn output_meta(&self, inputs: &[InputMeta<'_>]) -> RuleResult<Derived> {
+        let c = self;
+        let input = one_input(inputs, "a combine step")?;
+        let m = input.meta;
+        check_axes(&c.axes, m.ndim(), "combined axes")?;
+        if c.group.len() != c.axes.len() || c.group.contains(&0) {
+            return Err(format!(
+                "group sizes {:?} must be at least 1, one per combined axis {:?}",
+                c.group, c.axes
+            ));
+        }
+        match &input.holds {
+            Holds::Partial { reduction, axes } if *reduction == c.reduction && *axes == c.axes => {}
+            Holds::Products if c.reduction == Reduction::Sum && c.axes == [2] => {}
+            Holds::Partial { reduction, axes } => {
+                return Err(format!(
+                    "combines {} over {:?}, but its input {} holds {} partials over {axes:?}",
+                    c.reduction.name(),
+                    c.axes,
+                    input.id,
+                    reduction.name()
+                ));
+            }
+            _ => {
+                return Err(format!(
+                    "combines {} over {:?}, but its input {} holds no partials of that",
+                    c.reduction.name(),
+                    c.axes,
+                    input.id
+                ));
+            }
+        }
+        if let Some(&a) = c
+            .axes
+            .iter()
+            .find(|&&a| m.chunks.axis(a).iter().any(|&s| s != 1))
+        {
+            return Err(format!(
+                "its input {} is chunked {:?} along combined axis {a}, where partials are 1 long",
+                input.id,
+                m.chunks.axis(a)
+            ));
+        }
+        if let Some(f) = c.finalize
+            && f.dtype != m.dtype
+        {
+            return Err(format!(
+                "finalizes to {}, but its input {} holds partials of dtype {}",
+                f.dtype, input.id, m.dtype
+            ));
+        }
+        Ok(Derived::new(
+            c.output_chunks(&m.chunks),
+            m.dtype,
+            "combining its input",
+            "keeping its input's dtype",
+        ))
+    }
+}
+
+/// Axes of an `ndim` array, strictly increasing.
+pub(crate) fn check_axes(axes: &[usize], ndim: usize, what: &str) -> RuleResult<()> {
+    if let Some(&a) = axes.iter().find(|&&a| a >= ndim) {
+        return Err(format!(
+            "{what} {axes:?} include axis {a}, out of range for rank {ndim}"
+        ));
+    }
+    if axes.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(format!("{what} {axes:?} are not sorted and distinct"));
+    }
+    Ok(())
 }
 
 /// Normalizes user axes (negative counts from the end) to sorted, unique axes of an `ndim` array.
