@@ -269,7 +269,7 @@ impl Op {
             Op::Npy(n) => n.tokenize(t),
             Op::Materialized(m) => m.tokenize(t),
             Op::ReduceCombine(c) => {
-                t.u64(c.reduction.code());
+                t.u64(c.reduction.code() as u64);
                 t.usizes(&c.axes);
                 t.usizes(&c.group);
                 if let Some(f) = c.finalize {

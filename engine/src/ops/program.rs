@@ -203,7 +203,7 @@ impl Program {
             t.usizes(axis);
         }
         if let Some(r) = &self.reduce {
-            t.u64(r.reduction.code());
+            t.u64(r.reduction.code() as u64);
             t.usizes(&r.axes);
         }
     }

@@ -6,7 +6,7 @@ use super::pb;
 use super::wire;
 use crate::error::{Error, Result};
 use crate::meta::DType;
-use crate::ops::{BinaryFn, CmpFn, Distribution, Reduction, UnaryFn};
+use crate::ops::{CmpFn, Distribution};
 
 // ---------------------------------------------------------------------------------------------
 // enums
@@ -61,41 +61,6 @@ enum_pair!(Distribution <=> Distribution {
     StandardNormal <=> StandardNormal,
 });
 
-enum_pair!(UnaryFn <=> UnaryFn {
-    Neg <=> UnaryNeg,
-    Abs <=> UnaryAbs,
-    Sqrt <=> UnarySqrt,
-    Exp <=> UnaryExp,
-    Ln <=> UnaryLn,
-    Log2 <=> UnaryLog2,
-    Log10 <=> UnaryLog10,
-    Sin <=> UnarySin,
-    Cos <=> UnaryCos,
-    Tan <=> UnaryTan,
-    Tanh <=> UnaryTanh,
-    Floor <=> UnaryFloor,
-    Ceil <=> UnaryCeil,
-    Round <=> UnaryRound,
-    Square <=> UnarySquare,
-    Not <=> UnaryNot,
-    IsNan <=> UnaryIsNan,
-    IsFinite <=> UnaryIsFinite,
-});
-
-enum_pair!(BinaryFn <=> BinaryFn {
-    Add <=> BinaryAdd,
-    Sub <=> BinarySub,
-    Mul <=> BinaryMul,
-    Div <=> BinaryDiv,
-    Rem <=> BinaryRem,
-    Pow <=> BinaryPow,
-    Minimum <=> BinaryMinimum,
-    Maximum <=> BinaryMaximum,
-    And <=> BinaryAnd,
-    Or <=> BinaryOr,
-    Xor <=> BinaryXor,
-});
-
 enum_pair!(CmpFn <=> CmpFn {
     Eq <=> CmpEq,
     Ne <=> CmpNe,
@@ -103,20 +68,6 @@ enum_pair!(CmpFn <=> CmpFn {
     Le <=> CmpLe,
     Gt <=> CmpGt,
     Ge <=> CmpGe,
-});
-
-enum_pair!(Reduction <=> Reduction {
-    Sum <=> Sum,
-    Prod <=> Prod,
-    Min <=> Min,
-    Max <=> Max,
-    Any <=> Any,
-    All <=> All,
-    Mean <=> Mean,
-    Var <=> Var,
-    Std <=> Std,
-    ArgMin <=> ArgMin,
-    ArgMax <=> ArgMax,
 });
 
 /// Every value of a wire enum (prost enums are numbered densely from 0), mapped to the engine's.
@@ -135,16 +86,7 @@ mod tests {
     #[test]
     fn engine_and_wire_enums_have_the_same_members() {
         let count = |n: usize, wire: usize| assert_eq!(n, wire);
-        count(all_unary().len(), all_of::<pb::UnaryFn, UnaryFn>().count());
-        count(
-            all_binary().len(),
-            all_of::<pb::BinaryFn, BinaryFn>().count(),
-        );
         count(all_cmp().len(), all_of::<pb::CmpFn, CmpFn>().count());
-        count(
-            all_reductions().len(),
-            all_of::<pb::Reduction, Reduction>().count(),
-        );
         count(2, all_of::<pb::Distribution, Distribution>().count());
         // DTYPE_UNSPECIFIED is the wire's extra "missing" value.
         count(
@@ -154,5 +96,57 @@ mod tests {
         for d in all_dtypes() {
             assert_eq!(DType::try_from(pb::DType::from(d)).unwrap(), d);
         }
+    }
+
+    /// `IsNan` → `IS_NAN`, `Log10` → `LOG10`: the proto's spelling of a variant.
+    fn screaming(variant: &str) -> String {
+        let mut out = String::new();
+        for (i, c) in variant.char_indices() {
+            if c.is_uppercase() && i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_uppercase());
+        }
+        out
+    }
+
+    /// The function tables travel by their codes. Every value the proto enums name is the table row
+    /// of that code, under the same name; the tables may run ahead of the proto (a new function needs
+    /// no proto change), but never reuse a code the proto gives another function.
+    #[test]
+    fn function_codes_agree_with_the_proto_enums() {
+        let unary: Vec<(i32, String)> = (0..)
+            .map_while(|i| pb::UnaryFn::try_from(i).ok())
+            .map(|w| (w as i32, w.as_str_name().to_string()))
+            .collect();
+        let binary: Vec<(i32, String)> = (0..)
+            .map_while(|i| pb::BinaryFn::try_from(i).ok())
+            .map(|w| (w as i32, w.as_str_name().to_string()))
+            .collect();
+        for (code, name) in &unary {
+            let f = UnaryFn::from_code(*code).unwrap_or_else(|| panic!("{name} has no table row"));
+            assert_eq!(format!("UNARY_{}", screaming(&format!("{f:?}"))), *name);
+        }
+        for (code, name) in &binary {
+            let f = BinaryFn::from_code(*code).unwrap_or_else(|| panic!("{name} has no table row"));
+            assert_eq!(format!("BINARY_{}", screaming(&format!("{f:?}"))), *name);
+        }
+        for (code, name) in (0..)
+            .map_while(|i| pb::Reduction::try_from(i).ok())
+            .map(|w| (w as i32, w.as_str_name()))
+        {
+            let r = Reduction::from_code(code).unwrap_or_else(|| panic!("{name} has no table row"));
+            assert_eq!(format!("REDUCTION_{}", screaming(&format!("{r:?}"))), name);
+        }
+        for r in Reduction::ALL {
+            assert_eq!(Reduction::from_code(r.code()), Some(*r));
+        }
+        for f in UnaryFn::ALL {
+            assert_eq!(UnaryFn::from_code(f.code()), Some(*f));
+        }
+        for f in BinaryFn::ALL {
+            assert_eq!(BinaryFn::from_code(f.code()), Some(*f));
+        }
+        assert!(UnaryFn::ALL.len() >= unary.len() && BinaryFn::ALL.len() >= binary.len());
     }
 }

@@ -142,9 +142,9 @@ pub(super) fn static_name(name: &str) -> Option<&'static str> {
     OP_NAMES
         .iter()
         .copied()
-        .chain(all_of::<pb::Reduction, Reduction>().map(Reduction::name))
-        .chain(all_of::<pb::UnaryFn, UnaryFn>().map(UnaryFn::name))
-        .chain(all_of::<pb::BinaryFn, BinaryFn>().map(BinaryFn::name))
+        .chain(Reduction::ALL.iter().map(|r| r.name()))
+        .chain(UnaryFn::ALL.iter().map(|f| f.name()))
+        .chain(BinaryFn::ALL.iter().map(|f| f.name()))
         .chain(all_of::<pb::CmpFn, CmpFn>().map(CmpFn::name))
         .chain([ElemFunc::Where, ElemFunc::Clip, ElemFunc::Cast].map(ElemFunc::name))
         .find(|n| *n == name)

@@ -51,6 +51,7 @@ pub use graph::{graph_from_proto, graph_to_proto};
 
 use crate::error::{Error, Result};
 use crate::meta::DType;
+use crate::ops::Reduction;
 
 // ---------------------------------------------------------------------------------------------
 // helpers
@@ -101,6 +102,11 @@ fn usizes_of_u32(v: &[u32]) -> Vec<usize> {
 /// An enum field's value, which prost keeps as the raw `i32` so that unknown values survive decoding.
 fn enum_of<E: TryFrom<i32>>(v: i32, what: &str) -> Result<E> {
     E::try_from(v).map_err(|_| wire(format!("unknown {what} value {v}")))
+}
+
+/// A reduction from its table code: reductions travel by code, so a new row needs no proto change.
+fn reduction_of(v: i32) -> Result<Reduction> {
+    Reduction::from_code(v).ok_or_else(|| wire(format!("unknown reduction value {v}")))
 }
 
 fn dtype_of(v: i32) -> Result<DType> {

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use super::pb;
 use super::{
-    dtype_of, enum_of, required, u32_of, u32s_of, u64s, usize_of, usizes_of, usizes_of_u32, wire,
-    within,
+    dtype_of, reduction_of, required, u32_of, u32s_of, u64s, usize_of, usizes_of, usizes_of_u32,
+    wire, within,
 };
 use crate::data::ChunkValue;
 use crate::error::{Error, Result};
@@ -44,7 +44,7 @@ impl TryFrom<&ReduceCombine> for pb::ReduceCombine {
     type Error = Error;
     fn try_from(c: &ReduceCombine) -> Result<Self> {
         Ok(pb::ReduceCombine {
-            reduction: pb::Reduction::from(c.reduction) as i32,
+            reduction: c.reduction.code(),
             axes: u32s_of(&c.axes, "reduced axis")?,
             group: u64s(&c.group),
             finalize: c.finalize.as_ref().map(pb::Finalize::from),
@@ -56,7 +56,7 @@ impl TryFrom<pb::ReduceCombine> for ReduceCombine {
     type Error = Error;
     fn try_from(c: pb::ReduceCombine) -> Result<Self> {
         Ok(ReduceCombine {
-            reduction: enum_of::<pb::Reduction>(c.reduction, "reduction")?.into(),
+            reduction: reduction_of(c.reduction)?,
             axes: usizes_of_u32(&c.axes),
             group: usizes_of(&c.group, "group size")?,
             finalize: c.finalize.map(Finalize::try_from).transpose()?,

@@ -3,9 +3,12 @@
 use smallvec::SmallVec;
 
 use super::pb;
-use super::{dtype_of, enum_of, required, u32_of, u32s_of, u64s, usizes_of, usizes_of_u32, within};
+use super::{
+    dtype_of, enum_of, reduction_of, required, u32_of, u32s_of, u64s, usizes_of, usizes_of_u32,
+    wire, within,
+};
 use crate::error::{Error, Result};
-use crate::ops::{ElemFunc, Instr, Leaf, LeafKind, Program, ReduceSink};
+use crate::ops::{BinaryFn, ElemFunc, Instr, Leaf, LeafKind, Program, ReduceSink, UnaryFn};
 
 // ---------------------------------------------------------------------------------------------
 // programs
@@ -15,8 +18,8 @@ impl From<ElemFunc> for pb::ElemFunc {
         use pb::elem_func::Func;
         pb::ElemFunc {
             func: Some(match f {
-                ElemFunc::Unary(u) => Func::Unary(pb::UnaryFn::from(u) as i32),
-                ElemFunc::Binary(b) => Func::Binary(pb::BinaryFn::from(b) as i32),
+                ElemFunc::Unary(u) => Func::Unary(u.code()),
+                ElemFunc::Binary(b) => Func::Binary(b.code()),
                 ElemFunc::Compare(c) => Func::Compare(pb::CmpFn::from(c) as i32),
                 ElemFunc::Where => Func::Where(pb::Empty {}),
                 ElemFunc::Clip => Func::Clip(pb::Empty {}),
@@ -31,10 +34,15 @@ impl TryFrom<pb::ElemFunc> for ElemFunc {
     fn try_from(f: pb::ElemFunc) -> Result<Self> {
         use pb::elem_func::Func;
         Ok(match required(f.func, "function")? {
-            Func::Unary(u) => ElemFunc::Unary(enum_of::<pb::UnaryFn>(u, "unary function")?.into()),
-            Func::Binary(b) => {
-                ElemFunc::Binary(enum_of::<pb::BinaryFn>(b, "binary function")?.into())
-            }
+            // Table functions travel by their stable codes, so a new row needs no proto change.
+            Func::Unary(u) => ElemFunc::Unary(
+                UnaryFn::from_code(u)
+                    .ok_or_else(|| wire(format!("unknown unary function value {u}")))?,
+            ),
+            Func::Binary(b) => ElemFunc::Binary(
+                BinaryFn::from_code(b)
+                    .ok_or_else(|| wire(format!("unknown binary function value {b}")))?,
+            ),
             Func::Compare(c) => ElemFunc::Compare(enum_of::<pb::CmpFn>(c, "comparison")?.into()),
             Func::Where(_) => ElemFunc::Where,
             Func::Clip(_) => ElemFunc::Clip,
@@ -141,7 +149,7 @@ impl TryFrom<&ReduceSink> for pb::ReduceSink {
     type Error = Error;
     fn try_from(r: &ReduceSink) -> Result<Self> {
         Ok(pb::ReduceSink {
-            reduction: pb::Reduction::from(r.reduction) as i32,
+            reduction: r.reduction.code(),
             axes: u32s_of(&r.axes, "reduced axis")?,
             domain_shape: u64s(&r.domain_shape),
         })
@@ -152,7 +160,7 @@ impl TryFrom<pb::ReduceSink> for ReduceSink {
     type Error = Error;
     fn try_from(r: pb::ReduceSink) -> Result<Self> {
         Ok(ReduceSink {
-            reduction: enum_of::<pb::Reduction>(r.reduction, "reduction")?.into(),
+            reduction: reduction_of(r.reduction)?,
             axes: usizes_of_u32(&r.axes),
             domain_shape: usizes_of(&r.domain_shape, "domain dimension")?,
         })
