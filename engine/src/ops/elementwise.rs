@@ -90,6 +90,8 @@ macro_rules! unary_table {
             IsNan = 16, "isnan", Predicate, isnan;
             /// Whether each element is finite.
             IsFinite = 17, "isfinite", Predicate, isfinite;
+            /// `ln(1 + x)`, exact for `x` near 0 (numpy's `log1p`).
+            Log1p = 18, "log1p", Float, log1p;
         }
     };
 }
