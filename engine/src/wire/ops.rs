@@ -342,6 +342,7 @@ mod tests {
 
     use ndarray::{ArrayD, IxDyn, s};
 
+    use crate::array::Array;
     use crate::data::{ArgPartial, ArrayData, ChunkValue, Moments};
     use crate::error::Error;
     use crate::ops::{Materialized, MatmulOp, Op};
@@ -352,6 +353,37 @@ mod tests {
 
     // -----------------------------------------------------------------------------------------
     // one test per op variant
+
+    /// The test that covers each op variant; naming them all makes a new variant a compile error
+    /// until it has a test, and each test checks it built the variant it is about.
+    fn op_test(op: &Op) -> &'static str {
+        match op {
+            Op::Blockwise(_) => "op_blockwise",
+            Op::FromArray(_) => "op_from_array",
+            Op::Npy(_) => "op_npy",
+            Op::Materialized(_) => "op_materialized",
+            Op::ReduceCombine(_) => "op_reduce_combine",
+            Op::Transpose { .. } => "op_transpose",
+            Op::Slice(_) => "op_slice",
+            Op::Rechunk => "op_rechunk",
+            Op::Reshape => "op_reshape",
+            Op::Concatenate { .. } => "op_concatenate",
+            Op::Stack { .. } => "op_stack",
+            Op::Matmul(_) => "op_matmul",
+            Op::MirrorUpper => "op_mirror_upper",
+            Op::MapBlocks(_) => "op_map_blocks_is_not_serializable",
+        }
+    }
+
+    fn top_op(a: &Array, test: &str) -> Op {
+        let op = top(a).op.clone();
+        assert_eq!(
+            op_test(&op),
+            test,
+            "{a:?} is not built by the op under test"
+        );
+        op
+    }
 
     #[test]
     fn op_blockwise() {

@@ -112,27 +112,6 @@ pub(super) fn all_leaf_kinds() -> Vec<LeafKind> {
     all
 }
 
-/// The test that covers each op variant; naming them all makes a new variant a compile error
-/// until it has a test, and each test checks it built the variant it is about.
-pub(super) fn op_test(op: &Op) -> &'static str {
-    match op {
-        Op::Blockwise(_) => "op_blockwise",
-        Op::FromArray(_) => "op_from_array",
-        Op::Npy(_) => "op_npy",
-        Op::Materialized(_) => "op_materialized",
-        Op::ReduceCombine(_) => "op_reduce_combine",
-        Op::Transpose { .. } => "op_transpose",
-        Op::Slice(_) => "op_slice",
-        Op::Rechunk => "op_rechunk",
-        Op::Reshape => "op_reshape",
-        Op::Concatenate { .. } => "op_concatenate",
-        Op::Stack { .. } => "op_stack",
-        Op::Matmul(_) => "op_matmul",
-        Op::MirrorUpper => "op_mirror_upper",
-        Op::MapBlocks(_) => "op_map_blocks_is_not_serializable",
-    }
-}
-
 // -----------------------------------------------------------------------------------------
 // helpers
 
@@ -162,16 +141,6 @@ pub(super) fn assert_round_trip(op: &Op) {
 
 pub(super) fn top(a: &Array) -> Arc<Layer> {
     a.graph().get(a.id()).unwrap().clone()
-}
-
-pub(super) fn top_op(a: &Array, test: &str) -> Op {
-    let op = top(a).op.clone();
-    assert_eq!(
-        op_test(&op),
-        test,
-        "{a:?} is not built by the op under test"
-    );
-    op
 }
 
 pub(super) fn program(leaves: Vec<Leaf>, instrs: Vec<Instr>, reduce: Option<ReduceSink>) -> Op {
