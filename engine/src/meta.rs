@@ -253,6 +253,43 @@ pub struct Chunks {
 }
 
 impl Chunks {
+    /// A chunk grid the engine can index: every axis has chunks (a length-0 axis exactly one, of size 0;
+    /// otherwise none empty), block indices fit in `u32`, and element and chunk counts fit in `usize`.
+    pub fn well_formed(&self) -> std::result::Result<(), String> {
+        let c = self;
+        let mut elems = 1usize;
+        let mut blocks = 1usize;
+        for (axis, sizes) in c.sizes().iter().enumerate() {
+            let len = sizes
+                .iter()
+                .try_fold(0usize, |acc, &s| acc.checked_add(s))
+                .ok_or_else(|| format!("the sizes on axis {axis} overflow"))?;
+            match (len, sizes.len()) {
+                (_, 0) => return Err(format!("axis {axis} has no chunks")),
+                (0, 1) => {}
+                (0, _) => {
+                    return Err(format!(
+                        "axis {axis} has length 0 and must have exactly one chunk"
+                    ));
+                }
+                _ if sizes.contains(&0) => return Err(format!("axis {axis} has an empty chunk")),
+                _ => {}
+            }
+            if u32::try_from(sizes.len()).is_err() {
+                return Err(format!(
+                    "axis {axis} has more chunks than block indices reach"
+                ));
+            }
+            elems = elems
+                .checked_mul(len)
+                .ok_or("the array has too many elements")?;
+            blocks = blocks
+                .checked_mul(sizes.len())
+                .ok_or("the grid has too many chunks")?;
+        }
+        Ok(())
+    }
+
     /// Chunks from per-axis sizes, without validation against a shape.
     pub fn from_sizes(sizes: Vec<Vec<usize>>) -> Self {
         let offsets = sizes

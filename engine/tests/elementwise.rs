@@ -586,6 +586,47 @@ fn unary_math_on_integers_and_bools() {
     assert!(matches!(!&fl, Err(Error::UnsupportedDType { .. })));
 }
 
+/// `log1p` (added as one table row and one kernel arm): float64 on every rank and chunking, float32
+/// staying float32, integers and bools computing in float64, values near 0 where `ln(1 + x)` loses
+/// them, and its name in layer ids.
+#[test]
+fn log1p_matches_ndarray() {
+    for shape in shapes_0_to_4() {
+        let data = float_data(&shape, 44);
+        for (cname, spec) in chunkings(&shape) {
+            let a = from_array(data.clone(), spec).unwrap();
+            let got = a
+                .log1p()
+                .unwrap_or_else(|e| panic!("log1p {shape:?} {cname}: {e}"));
+            check(&got, &data.mapv(f64::ln_1p));
+        }
+    }
+    let tiny = arr1(&[1e-300, -1e-17, 1e-10, -0.5, -1.0, -2.0]).into_dyn();
+    let got = from_array(tiny.clone(), [4]).unwrap().log1p().unwrap();
+    check(&got, &tiny.mapv(f64::ln_1p));
+    let v = got.compute::<f64>().unwrap();
+    assert_eq!(
+        v[0], 1e-300,
+        "log1p keeps tiny values that ln(1 + x) rounds to 0"
+    );
+    assert_eq!(v[4], f64::NEG_INFINITY);
+    assert!(v[5].is_nan());
+    assert!(got.id().to_string().starts_with("log1p-"), "{}", got.id());
+
+    let data = sample::<f32>(&[37, 23], 45);
+    let got = from_array(data.clone(), [10, 7]).unwrap().log1p().unwrap();
+    assert_eq!(got.dtype(), DType::F32);
+    check(&got, &data.mapv(f32::ln_1p));
+
+    let ints = sample::<i64>(&[37, 23], 46);
+    let got = from_array(ints.clone(), [10, 7]).unwrap().log1p().unwrap();
+    assert_eq!(got.dtype(), DType::F64);
+    check(&got, &ints.mapv(|v| (v as f64).ln_1p()));
+    let bools = sample::<bool>(&[9], 47);
+    let got = from_array(bools.clone(), [4]).unwrap().log1p().unwrap();
+    check(&got, &bools.mapv(|b| if b { 2f64.ln() } else { 0.0 }));
+}
+
 #[test]
 fn round_is_half_to_even() {
     let x = arr1(&[

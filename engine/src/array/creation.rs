@@ -8,18 +8,14 @@ use ndarray::ArrayD;
 use super::Array;
 use crate::data::{ArrayData, Element};
 use crate::error::{Error, Result};
+use crate::graph::ArrayMeta;
 use crate::meta::{ChunkSpec, Chunks, DType, Scalar};
 use crate::ops::{Distribution, FromArray, LeafKind, NpySource, Op, Program};
 
 fn source(kind: LeafKind, shape: &[usize], chunks: ChunkSpec, dtype: DType) -> Result<Array> {
     let chunks = Chunks::resolve(shape, &chunks, dtype)?;
-    let program = Program::source(kind, chunks.clone(), dtype);
-    Ok(Array::from_op(
-        Op::Blockwise(Box::new(program)),
-        vec![],
-        chunks,
-        dtype,
-    ))
+    let program = Program::source(kind, chunks, dtype);
+    Array::from_op(Op::Blockwise(Box::new(program)), vec![], None)
 }
 
 /// A random number generator in the style of numpy's `default_rng(seed)`.
@@ -254,12 +250,11 @@ pub fn from_array<T: Element>(data: ArrayD<T>, chunks: impl Into<ChunkSpec>) -> 
 pub fn from_array_data(data: ArrayData, chunks: impl Into<ChunkSpec>) -> Result<Array> {
     let dtype = data.dtype();
     let chunks = Chunks::resolve(data.shape(), &chunks.into(), dtype)?;
-    Ok(Array::from_op(
+    Array::from_op(
         Op::FromArray(FromArray::new(data)),
         vec![],
-        chunks,
-        dtype,
-    ))
+        Some(ArrayMeta { chunks, dtype }),
+    )
 }
 
 /// Opens a `.npy` file as a lazy array: each chunk task reads only its own part of the file.
@@ -278,14 +273,13 @@ pub fn from_npy(path: impl AsRef<Path>, chunks: impl Into<ChunkSpec>) -> Result<
     let chunks = Chunks::resolve(&header.shape, &chunks.into(), header.dtype)?;
     let dtype = header.dtype;
     let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-    Ok(Array::from_op(
+    Array::from_op(
         Op::Npy(NpySource {
             path,
             header,
             stamp: (mtime, md.len()),
         }),
         vec![],
-        chunks,
-        dtype,
-    ))
+        Some(ArrayMeta { chunks, dtype }),
+    )
 }

@@ -13,6 +13,7 @@ use std::ops::{Add, BitAnd, BitOr, BitXor, Div, Mul, Neg, Not, Rem, Sub};
 use super::Array;
 use crate::error::{Error, Result};
 use crate::meta::{Chunks, DType, Scalar};
+use crate::ops::elementwise::{binary_table, unary_table};
 use crate::ops::{BinaryFn, CmpFn, ElemFunc, Instr, Leaf, LeafKind, Op, Program, UnaryFn};
 
 /// An operand of an elementwise operation.
@@ -235,9 +236,7 @@ impl ProgramBuilder {
         self,
         output: u32,
         reduce: Option<crate::ops::ReduceSink>,
-        chunks: Chunks,
-        dtype: DType,
-    ) -> Array {
+    ) -> Result<Array> {
         let program = Program {
             domain: self.domain,
             leaves: self.leaves,
@@ -245,7 +244,7 @@ impl ProgramBuilder {
             output,
             reduce,
         };
-        Array::from_op(Op::Blockwise(Box::new(program)), self.inputs, chunks, dtype)
+        Array::from_op(Op::Blockwise(Box::new(program)), self.inputs, None)
     }
 }
 
@@ -292,7 +291,7 @@ fn apply(
         .map(|(v, &d)| b.cast(v, d))
         .collect();
     let out = b.push(func, &args, out_dtype);
-    Ok(b.finish(out, None, chunks, out_dtype))
+    b.finish(out, None)
 }
 
 fn operand_dtype(o: &Operand) -> DType {
@@ -371,53 +370,33 @@ pub fn where_(
     apply(ElemFunc::Where, &[c, a, b], &[DType::Bool, d, d], d)
 }
 
-macro_rules! unary_methods {
-    ($($(#[$doc:meta])* $name:ident => $f:ident),* $(,)?) => {
+/// `Array` methods for the rows of the function tables that name one (`-` marks an operator).
+macro_rules! function_methods {
+    (($enum:ident)
+     $($(#[$doc:meta])* $v:ident = $code:literal, $name:literal, $typing:ident, $method:tt;)*) => {
+        $(function_methods!(@one $enum, $v, $method, $(#[$doc])*);)*
+    };
+    (@one $enum:ident, $v:ident, -, $(#[$doc:meta])*) => {};
+    (@one UnaryFn, $v:ident, $method:ident, $(#[$doc:meta])*) => {
         impl Array {
-            $(
-                $(#[$doc])*
-                pub fn $name(&self) -> Result<Array> {
-                    unary(UnaryFn::$f, self)
-                }
-            )*
+            $(#[$doc])*
+            pub fn $method(&self) -> Result<Array> {
+                unary(UnaryFn::$v, self)
+            }
+        }
+    };
+    (@one BinaryFn, $v:ident, $method:ident, $(#[$doc:meta])*) => {
+        impl Array {
+            $(#[$doc])*
+            pub fn $method(&self, other: impl Into<Operand>) -> Result<Array> {
+                binary(BinaryFn::$v, Operand::Array(self.clone()), other.into())
+            }
         }
     };
 }
 
-unary_methods! {
-    /// Absolute value.
-    abs => Abs,
-    /// Square root (integers give float64).
-    sqrt => Sqrt,
-    /// e to the power of each element.
-    exp => Exp,
-    /// Natural logarithm.
-    ln => Ln,
-    /// Base-2 logarithm.
-    log2 => Log2,
-    /// Base-10 logarithm.
-    log10 => Log10,
-    /// Sine.
-    sin => Sin,
-    /// Cosine.
-    cos => Cos,
-    /// Tangent.
-    tan => Tan,
-    /// Hyperbolic tangent.
-    tanh => Tanh,
-    /// Round down.
-    floor => Floor,
-    /// Round up.
-    ceil => Ceil,
-    /// Round half to even, as numpy's `round`.
-    round => Round,
-    /// Each element squared.
-    square => Square,
-    /// Whether each element is NaN.
-    isnan => IsNan,
-    /// Whether each element is finite.
-    isfinite => IsFinite,
-}
+unary_table!(function_methods(UnaryFn));
+binary_table!(function_methods(BinaryFn));
 
 macro_rules! compare_methods {
     ($($(#[$doc:meta])* $name:ident => $f:ident),* $(,)?) => {
@@ -448,29 +427,6 @@ compare_methods! {
 }
 
 impl Array {
-    /// `self` raised to `exponent` (float result).
-    pub fn powf(&self, exponent: impl Into<Operand>) -> Result<Array> {
-        binary(BinaryFn::Pow, Operand::Array(self.clone()), exponent.into())
-    }
-
-    /// Elementwise minimum, NaN-propagating (numpy's `minimum`).
-    pub fn minimum(&self, other: impl Into<Operand>) -> Result<Array> {
-        binary(
-            BinaryFn::Minimum,
-            Operand::Array(self.clone()),
-            other.into(),
-        )
-    }
-
-    /// Elementwise maximum, NaN-propagating (numpy's `maximum`).
-    pub fn maximum(&self, other: impl Into<Operand>) -> Result<Array> {
-        binary(
-            BinaryFn::Maximum,
-            Operand::Array(self.clone()),
-            other.into(),
-        )
-    }
-
     /// Limits values to `[lo, hi]`.
     ///
     /// ```

@@ -28,7 +28,7 @@ use crate::exec::{ExecStats, LocalExecutor, OutputSink};
 use crate::graph::expand::TaskGraph;
 use crate::graph::{ArrayMeta, Graph, Layer, LayerId};
 use crate::meta::{Chunks, DType, Scalar};
-use crate::ops::{Materialized, Op};
+use crate::ops::{InputMeta, Materialized, Op};
 
 /// Something that runs optimized graphs: the local executor, or a distributed client.
 pub trait Executor: Send + Sync {
@@ -86,15 +86,31 @@ pub struct TaskCounts {
 }
 
 impl Array {
-    pub(crate) fn from_op(op: Op, inputs: Vec<Array>, chunks: Chunks, dtype: DType) -> Array {
+    /// A new layer applying `op` to `inputs`, with the meta the op's own metadata rule
+    /// ([`Op::output_meta`]) derives — the rule the validator checks graphs from outside with.
+    /// `chosen` is the caller's choice for what the op leaves free (a source's, a rechunk's or a
+    /// reshape's grid; a `map_blocks` dtype), `None` for ops that derive everything.
+    pub(crate) fn from_op(op: Op, inputs: Vec<Array>, chosen: Option<ArrayMeta>) -> Result<Array> {
+        let metas: Vec<InputMeta<'_>> = inputs.iter().map(Array::input_meta).collect();
+        let meta = op.output_meta(&metas, chosen.as_ref())?;
+        drop(metas);
         let ids = inputs.iter().map(|a| a.id()).collect();
-        let shape = chunks.shape();
-        let layer = Layer::new(op, ids, ArrayMeta { chunks, dtype });
-        Array(Arc::new(Node {
+        let shape = meta.chunks.shape();
+        let layer = Layer::new(op, ids, meta);
+        Ok(Array(Arc::new(Node {
             layer: Arc::new(layer),
             inputs,
             shape,
-        }))
+        })))
+    }
+
+    /// This array as an input of an op's metadata rule.
+    pub(crate) fn input_meta(&self) -> InputMeta<'_> {
+        InputMeta {
+            id: self.id(),
+            meta: &self.0.layer.meta,
+            holds: self.0.layer.op.holds(),
+        }
     }
 
     /// The layer id: op name plus a token of the whole expression.
@@ -214,15 +230,14 @@ impl Array {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Array::from_op(
+        Array::from_op(
             Op::Materialized(Materialized {
                 chunks: Arc::new(chunks),
                 token: self.id().token,
             }),
             vec![],
-            self.chunks().clone(),
-            self.dtype(),
-        ))
+            Some(self.0.layer.meta.clone()),
+        )
     }
 
     /// Computes the array chunk by chunk into a `.npy` file, never holding the whole array.

@@ -5,8 +5,7 @@
 use super::Array;
 use super::elementwise::ProgramBuilder;
 use crate::error::{Error, Result};
-use crate::meta::{Chunks, DType};
-use crate::ops::reduce::{normalize_axes, partial_chunks, tree_levels};
+use crate::ops::reduce::{normalize_axes, reduce_table, tree_levels};
 use crate::ops::{Finalize, Op, ReduceSink, Reduction};
 
 /// Default number of partials merged per tree node (dask's `split_every`).
@@ -109,17 +108,13 @@ impl Array {
             });
         }
         let out_dtype = reduction.result_dtype(self.dtype());
-        let input_dtype = match reduction {
-            Reduction::Any | Reduction::All => DType::Bool,
-            _ => self.dtype(),
-        };
+        let input_dtype = reduction.input_dtype(self.dtype());
 
         // The partial: one blockwise task per chunk, reading that chunk.
         let domain = self.chunks().clone();
         let mut b = ProgramBuilder::new(domain.clone());
         let v = b.input(self);
         let v = b.cast(v, input_dtype);
-        let pchunks = partial_chunks(&domain, &axes);
         let partial = b.finish(
             v,
             Some(ReduceSink {
@@ -127,12 +122,9 @@ impl Array {
                 axes: axes.clone(),
                 domain_shape: self.shape().to_vec(),
             }),
-            pchunks.clone(),
-            out_dtype,
-        );
-        Ok(tree(
+        )?;
+        tree(
             partial,
-            &pchunks,
             reduction,
             &axes,
             opts.split_every,
@@ -141,69 +133,55 @@ impl Array {
                 ddof: opts.ddof,
                 dtype: out_dtype,
             },
-        ))
+        )
     }
 }
 
 /// Adds the combine layers of a tree reduction on top of a layer of partials.
 pub(crate) fn tree(
     partial: Array,
-    pchunks: &Chunks,
     reduction: Reduction,
     axes: &[usize],
     split_every: usize,
     finalize: Finalize,
-) -> Array {
+) -> Result<Array> {
+    let levels = tree_levels(partial.chunks(), reduction, axes, split_every, finalize);
     let mut current = partial;
-    for (op, chunks) in tree_levels(pchunks, reduction, axes, split_every, finalize) {
-        current = Array::from_op(Op::ReduceCombine(op), vec![current], chunks, finalize.dtype);
+    for (op, _) in levels {
+        current = Array::from_op(Op::ReduceCombine(op), vec![current], None)?;
     }
-    current
+    Ok(current)
 }
 
-macro_rules! reductions {
-    ($($(#[$doc:meta])* $name:ident, $axis:ident, $with:ident => $r:ident;)*) => {
+/// `Array` methods for the rows of the reduction table that name them: `(all, one axis, with
+/// options)`; `-` marks a reduction whose methods are written by hand below.
+macro_rules! reduction_methods {
+    (() $($(#[$doc:meta])* $v:ident = $code:literal, $name:literal, $typing:ident,
+          $needs:literal, $methods:tt;)*) => {
+        $(reduction_methods!(@one $v, $methods, $(#[$doc])*);)*
+    };
+    (@one $v:ident, -, $(#[$doc:meta])*) => {};
+    (@one $r:ident, ($name:ident, $axis:ident, $with:ident), $(#[$doc:meta])*) => {
         impl Array {
-            $(
-                $(#[$doc])*
-                pub fn $name(&self) -> Result<Array> {
-                    self.reduce(Reduction::$r, &ReduceOptions::all())
-                }
+            $(#[$doc])*
+            pub fn $name(&self) -> Result<Array> {
+                self.reduce(Reduction::$r, &ReduceOptions::all())
+            }
 
-                #[doc = concat!("[`Array::", stringify!($name), "`] over one axis.")]
-                pub fn $axis(&self, axis: isize) -> Result<Array> {
-                    self.reduce(Reduction::$r, &ReduceOptions::axis(axis))
-                }
+            #[doc = concat!("[`Array::", stringify!($name), "`] over one axis.")]
+            pub fn $axis(&self, axis: isize) -> Result<Array> {
+                self.reduce(Reduction::$r, &ReduceOptions::axis(axis))
+            }
 
-                #[doc = concat!("[`Array::", stringify!($name), "`] with options (axes, keepdims, split_every).")]
-                pub fn $with(&self, opts: &ReduceOptions) -> Result<Array> {
-                    self.reduce(Reduction::$r, opts)
-                }
-            )*
+            #[doc = concat!("[`Array::", stringify!($name), "`] with options (axes, keepdims, split_every).")]
+            pub fn $with(&self, opts: &ReduceOptions) -> Result<Array> {
+                self.reduce(Reduction::$r, opts)
+            }
         }
     };
 }
 
-reductions! {
-    /// Sum of all elements (bool and int64 give int64).
-    sum, sum_axis, sum_with => Sum;
-    /// Product of all elements.
-    prod, prod_axis, prod_with => Prod;
-    /// Smallest element (NaN if any is NaN).
-    min, min_axis, min_with => Min;
-    /// Largest element (NaN if any is NaN).
-    max, max_axis, max_with => Max;
-    /// Whether any element is true (non-zero).
-    any, any_axis, any_with => Any;
-    /// Whether all elements are true (non-zero).
-    all, all_axis, all_with => All;
-    /// Arithmetic mean (float64, or float32 for float32 input).
-    mean, mean_axis, mean_with => Mean;
-    /// Flat index of the smallest element (the first one on ties or NaN).
-    argmin, argmin_axis, argmin_with => ArgMin;
-    /// Flat index of the largest element (the first one on ties or NaN).
-    argmax, argmax_axis, argmax_with => ArgMax;
-}
+reduce_table!(reduction_methods());
 
 impl Array {
     /// Variance with `ddof` delta degrees of freedom (divisor `n - ddof`).

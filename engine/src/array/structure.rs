@@ -8,8 +8,9 @@ use super::Array;
 use super::reduction::{DEFAULT_SPLIT_EVERY, tree};
 use crate::data::{ArrayData, Element};
 use crate::error::{Error, Result};
+use crate::graph::ArrayMeta;
 use crate::meta::{ChunkSpec, Chunks, DType};
-use crate::ops::reduce::{normalize_axis, partial_chunks};
+use crate::ops::reduce::normalize_axis;
 use crate::ops::{AxisSlice, BlockFn, Finalize, MatmulOp, Op, Reduction, SliceOp};
 
 impl Array {
@@ -24,12 +25,14 @@ impl Array {
         if &chunks == self.chunks() {
             return Ok(self.clone());
         }
-        Ok(Array::from_op(
+        Array::from_op(
             Op::Rechunk,
             vec![self.clone()],
-            chunks,
-            self.dtype(),
-        ))
+            Some(ArrayMeta {
+                chunks,
+                dtype: self.dtype(),
+            }),
+        )
     }
 
     /// Reverses the axes (numpy's `.T`).
@@ -64,19 +67,13 @@ impl Array {
         if perm.iter().enumerate().all(|(i, &p)| i == p) {
             return Ok(self.clone());
         }
-        let chunks = Chunks::from_sizes(
-            perm.iter()
-                .map(|&p| self.chunks().axis(p).to_vec())
-                .collect(),
-        );
-        Ok(Array::from_op(
+        Array::from_op(
             Op::Transpose {
                 perm: perm.to_vec(),
             },
             vec![self.clone()],
-            chunks,
-            self.dtype(),
-        ))
+            None,
+        )
     }
 
     /// Gives a new shape with the same number of elements, in C order; one entry may be -1.
@@ -145,12 +142,14 @@ impl Array {
             spec.extend_from_slice(&out[1..]);
             Chunks::resolve(&out, &ChunkSpec::Block(spec), self.dtype())?
         };
-        Ok(Array::from_op(
+        Array::from_op(
             Op::Reshape,
             vec![input],
-            out_chunks,
-            self.dtype(),
-        ))
+            Some(ArrayMeta {
+                chunks: out_chunks,
+                dtype: self.dtype(),
+            }),
+        )
     }
 
     /// Basic slicing with ndarray's `s!` macro: ranges with steps, negative indices from the end, and
@@ -242,13 +241,8 @@ impl Array {
         }) {
             return Ok(self.clone());
         }
-        let (op, chunks) = SliceOp::plan(self.chunks(), axes);
-        Ok(Array::from_op(
-            Op::Slice(op),
-            vec![self.clone()],
-            chunks,
-            self.dtype(),
-        ))
+        let op = SliceOp::plan(self.chunks(), axes);
+        Array::from_op(Op::Slice(op), vec![self.clone()], None)
     }
 
     /// 2-D matrix product, blocked, with a tree sum over the inner dimension.
@@ -319,25 +313,16 @@ impl Array {
             ),
         };
         let symmetric = transpose_a != transpose_b && a.id() == b.id();
-        let nk = self.chunks().axis(1).len();
-        let products = Chunks::from_sizes(vec![
-            self.chunks().axis(0).to_vec(),
-            other.chunks().axis(1).to_vec(),
-            vec![1; nk],
-        ]);
         let partial = Array::from_op(
             Op::Matmul(MatmulOp {
                 transpose_a,
                 transpose_b,
             }),
             vec![a, b],
-            products.clone(),
-            dtype,
-        );
-        let pchunks = partial_chunks(&products, &[2]);
+            None,
+        )?;
         let sum = tree(
             partial,
-            &pchunks,
             Reduction::Sum,
             &[2],
             DEFAULT_SPLIT_EVERY,
@@ -346,12 +331,11 @@ impl Array {
                 ddof: 0.0,
                 dtype,
             },
-        );
+        )?;
         if !symmetric {
             return Ok(sum);
         }
-        let chunks = sum.chunks().clone();
-        Ok(Array::from_op(Op::MirrorUpper, vec![sum], chunks, dtype))
+        Array::from_op(Op::MirrorUpper, vec![sum], None)
     }
 
     /// The matrix this 2-d array is the transpose of, if it was built as one.
@@ -392,12 +376,14 @@ impl Array {
             })?;
             Ok(U::wrap(f(typed.view())))
         });
-        Ok(Array::from_op(
+        Array::from_op(
             Op::MapBlocks(func),
             vec![self.clone()],
-            self.chunks().clone(),
-            U::DTYPE,
-        ))
+            Some(ArrayMeta {
+                chunks: self.chunks().clone(),
+                dtype: U::DTYPE,
+            }),
+        )
     }
 }
 
@@ -441,34 +427,28 @@ pub fn concatenate(arrays: &[&Array], axis: isize) -> Result<Array> {
         .reduce(DType::promote)
         .expect("non-empty");
     let mut inputs = Vec::with_capacity(arrays.len());
-    let mut axis_chunks = Vec::new();
     for a in arrays {
         let mut want: Vec<Vec<usize>> = first.chunks().sizes().to_vec();
         want[axis] = a.chunks().axis(axis).to_vec();
-        let a = a.astype(dtype)?.rechunk(want)?;
-        axis_chunks.extend(a.chunks().axis(axis).iter().copied().filter(|&c| c > 0));
-        inputs.push(a);
+        inputs.push(a.astype(dtype)?.rechunk(want)?);
     }
-    // Zero-length pieces contribute no chunks, unless everything is empty.
-    let inputs: Vec<Array> = if axis_chunks.is_empty() {
-        inputs.into_iter().take(1).collect()
+    // Zero-length pieces contribute no chunks (a length-0 axis has one empty chunk, which would
+    // split a non-empty one), unless everything is empty: then the first piece is the result.
+    let nonempty: Vec<Array> = inputs
+        .iter()
+        .filter(|a| a.shape()[axis] > 0)
+        .cloned()
+        .collect();
+    let inputs = if nonempty.is_empty() {
+        inputs.truncate(1);
+        inputs
     } else {
-        inputs.into_iter().filter(|a| a.shape()[axis] > 0).collect()
+        nonempty
     };
-    if axis_chunks.is_empty() {
-        axis_chunks.push(0);
-    }
     if inputs.len() == 1 {
         return Ok(inputs.into_iter().next().expect("one"));
     }
-    let mut sizes = first.chunks().sizes().to_vec();
-    sizes[axis] = axis_chunks;
-    Ok(Array::from_op(
-        Op::Concatenate { axis },
-        inputs,
-        Chunks::from_sizes(sizes),
-        dtype,
-    ))
+    Array::from_op(Op::Concatenate { axis }, inputs, None)
 }
 
 /// Joins arrays of the same shape along a new axis.
@@ -503,12 +483,5 @@ pub fn stack(arrays: &[&Array], axis: isize) -> Result<Array> {
         .iter()
         .map(|a| a.astype(dtype)?.rechunk(first.chunks()))
         .collect::<Result<Vec<_>>>()?;
-    let mut sizes = first.chunks().sizes().to_vec();
-    sizes.insert(axis, vec![1; arrays.len()]);
-    Ok(Array::from_op(
-        Op::Stack { axis },
-        inputs,
-        Chunks::from_sizes(sizes),
-        dtype,
-    ))
+    Array::from_op(Op::Stack { axis }, inputs, None)
 }

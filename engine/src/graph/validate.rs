@@ -7,43 +7,21 @@
 //!
 //! What is checked: the layer order (every input earlier in the list, so no cycle and no missing
 //! dependency), unique ids, outputs present, well-formed chunk grids, and per op, that its parameters
-//! and its chunk grid and dtype are the ones the engine would derive from its inputs' metadata.
+//! fit its inputs and its chunk grid and dtype are the ones the op's metadata rule
+//! ([`Op::output_meta`], the rule the array builders use) derives from its inputs' metadata.
 
 use std::collections::HashMap;
 
-use super::{ArrayMeta, Graph, Layer, LayerId};
+use super::{Graph, Layer, LayerId};
 use crate::error::{Error, Result};
-use crate::meta::{Chunks, DType, block_indices};
-use crate::ops::reduce::partial_chunks;
-use crate::ops::{AxisSlice, ElemFunc, LeafKind, Op, Program, ReduceCombine, Reduction, SliceOp};
-
-/// What a layer's chunks hold, which decides who may read them.
-#[derive(Clone, Debug, PartialEq)]
-enum Produces {
-    /// Array chunks of the layer's dtype.
-    Array,
-    /// Partial reductions (sums, moments, arg pairs) that only a [`ReduceCombine`] can read.
-    Partial {
-        reduction: Reduction,
-        axes: Vec<usize>,
-    },
-    /// Matmul's partial products: arrays, summed by a combine over axis 2.
-    Products,
-}
-
-/// An input of the layer being checked.
-struct Input<'a> {
-    id: LayerId,
-    meta: &'a ArrayMeta,
-    produces: &'a Produces,
-}
+use crate::ops::{Derived, Holds, InputMeta, Op};
 
 /// Checks `graph` as described in the module docs. Errors are [`Error::InvalidLayer`] naming the
 /// layer, or [`Error::InvalidGraph`] for an output that is not in the graph.
 pub fn validate(graph: &Graph) -> Result<()> {
     let layers = graph.layers();
     let mut seen: HashMap<LayerId, usize> = HashMap::with_capacity(layers.len());
-    let mut produces: Vec<Produces> = Vec::with_capacity(layers.len());
+    let mut holds: Vec<Holds> = Vec::with_capacity(layers.len());
     for (pos, layer) in layers.iter().enumerate() {
         let bad = |reason: String| Error::InvalidLayer {
             layer: layer.id.to_string(),
@@ -65,24 +43,33 @@ pub fn validate(graph: &Graph) -> Result<()> {
                     format!("reads {id}, which is not in the graph")
                 }));
             };
-            if let (Produces::Partial { .. }, false) =
-                (&produces[p], matches!(layer.op, Op::ReduceCombine(_)))
+            if let (Holds::Partial { .. }, false) =
+                (&holds[p], matches!(layer.op, Op::ReduceCombine(_)))
             {
                 return Err(bad(format!(
                     "reads {id}, which holds partial reductions that only a combine step can read"
                 )));
             }
-            inputs.push(Input {
+            inputs.push(InputMeta {
                 id: *id,
                 meta: &layers[p].meta,
-                produces: &produces[p],
+                holds: holds[p].clone(),
             });
         }
-        check_chunks(&layer.meta.chunks)
+        layer
+            .meta
+            .chunks
+            .well_formed()
             .map_err(|r| bad(format!("chunks {}: {r}", layer.meta.chunks)))?;
-        let p = check_op(layer, &inputs).map_err(bad)?;
+        // The op's own metadata rule, the one the builders used, given the declared meta for the
+        // parts the op leaves free.
+        let derived = layer
+            .op
+            .derive_meta(&inputs, Some(&layer.meta))
+            .map_err(bad)?;
+        expect_meta(layer, &derived).map_err(bad)?;
         seen.insert(layer.id, pos);
-        produces.push(p);
+        holds.push(layer.op.holds());
     }
     for out in graph.outputs() {
         match seen.get(out) {
@@ -91,7 +78,7 @@ pub fn validate(graph: &Graph) -> Result<()> {
                     reason: format!("output {out} is not in the graph"),
                 });
             }
-            Some(&p) if matches!(produces[p], Produces::Partial { .. }) => {
+            Some(&p) if matches!(holds[p], Holds::Partial { .. }) => {
                 return Err(Error::InvalidLayer {
                     layer: out.to_string(),
                     reason: "is an output, but holds partial reductions, not array chunks".into(),
@@ -103,737 +90,22 @@ pub fn validate(graph: &Graph) -> Result<()> {
     Ok(())
 }
 
-/// A chunk grid the engine can index: every axis has chunks (a length-0 axis exactly one, of size 0;
-/// otherwise none empty), block indices fit in `u32`, and element and chunk counts fit in `usize`.
-fn check_chunks(c: &Chunks) -> Result<(), String> {
-    let mut elems = 1usize;
-    let mut blocks = 1usize;
-    for (axis, sizes) in c.sizes().iter().enumerate() {
-        let len = sizes
-            .iter()
-            .try_fold(0usize, |acc, &s| acc.checked_add(s))
-            .ok_or_else(|| format!("the sizes on axis {axis} overflow"))?;
-        match (len, sizes.len()) {
-            (_, 0) => return Err(format!("axis {axis} has no chunks")),
-            (0, 1) => {}
-            (0, _) => {
-                return Err(format!(
-                    "axis {axis} has length 0 and must have exactly one chunk"
-                ));
-            }
-            _ if sizes.contains(&0) => return Err(format!("axis {axis} has an empty chunk")),
-            _ => {}
-        }
-        if u32::try_from(sizes.len()).is_err() {
-            return Err(format!(
-                "axis {axis} has more chunks than block indices reach"
-            ));
-        }
-        elems = elems
-            .checked_mul(len)
-            .ok_or("the array has too many elements")?;
-        blocks = blocks
-            .checked_mul(sizes.len())
-            .ok_or("the grid has too many chunks")?;
-    }
-    Ok(())
-}
-
-/// Axes of an `ndim` array, strictly increasing.
-fn check_axes(axes: &[usize], ndim: usize, what: &str) -> Result<(), String> {
-    if let Some(&a) = axes.iter().find(|&&a| a >= ndim) {
+/// The declared meta must be the derived one: expected against declared, chunks first.
+fn expect_meta(layer: &Layer, derived: &Derived) -> std::result::Result<(), String> {
+    let (want, have) = (&derived.meta, &layer.meta);
+    if want.chunks != have.chunks {
         return Err(format!(
-            "{what} {axes:?} include axis {a}, out of range for rank {ndim}"
+            "chunks are {}, but {} gives {}",
+            have.chunks, derived.chunks_rule, want.chunks
         ));
     }
-    if axes.windows(2).any(|w| w[0] >= w[1]) {
-        return Err(format!("{what} {axes:?} are not sorted and distinct"));
-    }
-    Ok(())
-}
-
-fn one_input<'a, 'b>(inputs: &'b [Input<'a>], op: &str) -> Result<&'b Input<'a>, String> {
-    match inputs {
-        [i] => Ok(i),
-        _ => Err(format!(
-            "{op} reads exactly one input, this layer has {}",
-            inputs.len()
-        )),
-    }
-}
-
-fn no_inputs(inputs: &[Input<'_>], op: &str) -> Result<(), String> {
-    match inputs {
-        [] => Ok(()),
-        _ => Err(format!(
-            "{op} is a source and reads no input, this layer has {}",
-            inputs.len()
-        )),
-    }
-}
-
-fn same_dtype(layer: &Layer, input: &Input<'_>) -> Result<(), String> {
-    if layer.meta.dtype != input.meta.dtype {
+    if want.dtype != have.dtype {
         return Err(format!(
-            "dtype is {}, but its input {} is {} and the op keeps the dtype",
-            layer.meta.dtype, input.id, input.meta.dtype
+            "dtype is {}, but {} gives {}",
+            have.dtype, derived.dtype_rule, want.dtype
         ));
     }
     Ok(())
-}
-
-fn expect_chunks(layer: &Layer, want: &Chunks, why: &str) -> Result<(), String> {
-    if &layer.meta.chunks != want {
-        return Err(format!(
-            "chunks are {}, but {why} gives {want}",
-            layer.meta.chunks
-        ));
-    }
-    Ok(())
-}
-
-/// Checks the op against its inputs and returns what the layer's chunks hold.
-fn check_op(layer: &Layer, inputs: &[Input<'_>]) -> Result<Produces, String> {
-    let meta = &layer.meta;
-    match &layer.op {
-        Op::Blockwise(p) => check_program(layer, p, inputs),
-        Op::FromArray(a) => {
-            no_inputs(inputs, "from_array")?;
-            if a.data.shape() != meta.shape().as_slice() || a.data.dtype() != meta.dtype {
-                return Err(format!(
-                    "holds a {} array of shape {:?}, but the layer is {} of shape {:?}",
-                    a.data.dtype(),
-                    a.data.shape(),
-                    meta.dtype,
-                    meta.shape()
-                ));
-            }
-            Ok(Produces::Array)
-        }
-        Op::Npy(n) => {
-            no_inputs(inputs, "from_npy")?;
-            if n.header.shape != meta.shape() || n.header.dtype != meta.dtype {
-                return Err(format!(
-                    "reads {} holding {} of shape {:?}, but the layer is {} of shape {:?}",
-                    n.path.display(),
-                    n.header.dtype,
-                    n.header.shape,
-                    meta.dtype,
-                    meta.shape()
-                ));
-            }
-            Ok(Produces::Array)
-        }
-        Op::Materialized(m) => {
-            no_inputs(inputs, "persist")?;
-            let n = meta.chunks.num_chunks();
-            if m.chunks.len() != n {
-                return Err(format!(
-                    "keeps {} chunks, but its grid {} has {n}",
-                    m.chunks.len(),
-                    meta.chunks
-                ));
-            }
-            for (chunk, block) in m.chunks.iter().zip(block_indices(&meta.chunks.numblocks())) {
-                let want = meta.chunks.block_shape(&block);
-                match chunk.as_array() {
-                    Ok(a) if a.shape() == want.as_slice() && a.dtype() == meta.dtype => {}
-                    Ok(a) => {
-                        return Err(format!(
-                            "kept chunk {block:?} is {} of shape {:?}, expected {} of shape {want:?}",
-                            a.dtype(),
-                            a.shape(),
-                            meta.dtype
-                        ));
-                    }
-                    Err(_) => {
-                        return Err(format!(
-                            "kept chunk {block:?} is a {} partial, not array data",
-                            chunk.kind()
-                        ));
-                    }
-                }
-            }
-            Ok(Produces::Array)
-        }
-        Op::ReduceCombine(c) => check_combine(layer, c, inputs),
-        Op::Transpose { perm } => {
-            let input = one_input(inputs, "transpose")?;
-            let nd = input.meta.ndim();
-            let mut seen = vec![false; nd];
-            if perm.len() != nd
-                || perm
-                    .iter()
-                    .any(|&p| p >= nd || std::mem::replace(&mut seen[p], true))
-            {
-                return Err(format!(
-                    "{perm:?} is not a permutation of the {nd} axes of its input {}",
-                    input.id
-                ));
-            }
-            same_dtype(layer, input)?;
-            let want = Chunks::from_sizes(
-                perm.iter()
-                    .map(|&p| input.meta.chunks.axis(p).to_vec())
-                    .collect(),
-            );
-            expect_chunks(layer, &want, "permuting its input's chunks")?;
-            Ok(Produces::Array)
-        }
-        Op::Slice(s) => {
-            let input = one_input(inputs, "getitem")?;
-            same_dtype(layer, input)?;
-            let want = check_slice(s, &input.meta.chunks)?;
-            expect_chunks(layer, &want, "the slice's pieces")?;
-            Ok(Produces::Array)
-        }
-        Op::Rechunk => {
-            let input = one_input(inputs, "rechunk")?;
-            same_dtype(layer, input)?;
-            if meta.shape() != input.meta.shape() {
-                return Err(format!(
-                    "has shape {:?}, but rechunking keeps its input's shape {:?}",
-                    meta.shape(),
-                    input.meta.shape()
-                ));
-            }
-            Ok(Produces::Array)
-        }
-        Op::Reshape => {
-            let input = one_input(inputs, "reshape")?;
-            same_dtype(layer, input)?;
-            let size = |m: &ArrayMeta| m.shape().iter().product::<usize>();
-            if size(meta) != size(input.meta) {
-                return Err(format!(
-                    "has shape {:?}, which does not hold the {} elements of its input's shape {:?}",
-                    meta.shape(),
-                    size(input.meta),
-                    input.meta.shape()
-                ));
-            }
-            for (what, m) in [("its input's", input.meta), ("its", meta)] {
-                if let Some(a) = (1..m.ndim()).find(|&a| m.chunks.axis(a).len() != 1) {
-                    return Err(format!(
-                        "reshape needs arrays chunked along axis 0 only, but {what} chunks {} split axis {a}",
-                        m.chunks
-                    ));
-                }
-            }
-            Ok(Produces::Array)
-        }
-        Op::Concatenate { axis } => {
-            let axis = *axis;
-            if inputs.is_empty() {
-                return Err("concatenate reads no input".into());
-            }
-            if axis >= meta.ndim() {
-                return Err(format!(
-                    "concatenates along axis {axis}, out of range for rank {}",
-                    meta.ndim()
-                ));
-            }
-            let mut along = Vec::new();
-            for input in inputs {
-                same_dtype(layer, input)?;
-                let m = input.meta;
-                if m.ndim() != meta.ndim()
-                    || (0..m.ndim()).any(|a| a != axis && m.chunks.axis(a) != meta.chunks.axis(a))
-                {
-                    return Err(format!(
-                        "input {} is chunked {}, which does not line up with {} off axis {axis}",
-                        input.id, m.chunks, meta.chunks
-                    ));
-                }
-                along.extend_from_slice(m.chunks.axis(axis));
-            }
-            if along != meta.chunks.axis(axis) {
-                return Err(format!(
-                    "chunks along axis {axis} are {:?}, but its inputs' add up to {along:?}",
-                    meta.chunks.axis(axis)
-                ));
-            }
-            Ok(Produces::Array)
-        }
-        Op::Stack { axis } => {
-            let axis = *axis;
-            let Some(first) = inputs.first() else {
-                return Err("stack reads no input".into());
-            };
-            if axis > first.meta.ndim() {
-                return Err(format!(
-                    "stacks along axis {axis}, out of range for inputs of rank {}",
-                    first.meta.ndim()
-                ));
-            }
-            for input in inputs {
-                same_dtype(layer, input)?;
-                if input.meta.chunks != first.meta.chunks {
-                    return Err(format!(
-                        "inputs {} and {} are chunked differently ({} and {})",
-                        first.id, input.id, first.meta.chunks, input.meta.chunks
-                    ));
-                }
-            }
-            let mut sizes = first.meta.chunks.sizes().to_vec();
-            sizes.insert(axis, vec![1; inputs.len()]);
-            expect_chunks(
-                layer,
-                &Chunks::from_sizes(sizes),
-                "stacking its inputs' chunks",
-            )?;
-            Ok(Produces::Array)
-        }
-        Op::Matmul(m) => {
-            let [a, b] = inputs else {
-                return Err(format!(
-                    "matmul reads two inputs, this layer has {}",
-                    inputs.len()
-                ));
-            };
-            if a.meta.ndim() != 2 || b.meta.ndim() != 2 {
-                return Err(format!(
-                    "matmul needs 2-d inputs, {} has shape {:?} and {} has {:?}",
-                    a.id,
-                    a.meta.shape(),
-                    b.id,
-                    b.meta.shape()
-                ));
-            }
-            same_dtype(layer, a)?;
-            same_dtype(layer, b)?;
-            if meta.dtype == DType::Bool {
-                return Err("matmul does not support bool".into());
-            }
-            // Which stored axes are the rows, the inner dimension and the columns.
-            let (rows, a_inner) = if m.transpose_a { (1, 0) } else { (0, 1) };
-            let (b_inner, cols) = if m.transpose_b { (1, 0) } else { (0, 1) };
-            if a.meta.chunks.axis(a_inner) != b.meta.chunks.axis(b_inner) {
-                return Err(format!(
-                    "inner chunks differ: {} is chunked {:?} along axis {a_inner}, {} {:?} along axis {b_inner}",
-                    a.id,
-                    a.meta.chunks.axis(a_inner),
-                    b.id,
-                    b.meta.chunks.axis(b_inner)
-                ));
-            }
-            let want = Chunks::from_sizes(vec![
-                a.meta.chunks.axis(rows).to_vec(),
-                b.meta.chunks.axis(cols).to_vec(),
-                vec![1; a.meta.chunks.axis(a_inner).len()],
-            ]);
-            expect_chunks(layer, &want, "the grid of block products")?;
-            Ok(Produces::Products)
-        }
-        Op::MirrorUpper => {
-            let input = one_input(inputs, "mirror_upper")?;
-            let chunks = &input.meta.chunks;
-            if chunks.ndim() != 2 || chunks.axis(0) != chunks.axis(1) {
-                return Err(format!(
-                    "mirror_upper needs a square 2-d input chunked alike on both axes, {} is chunked {chunks}",
-                    input.id
-                ));
-            }
-            same_dtype(layer, input)?;
-            expect_chunks(layer, chunks, "its input")?;
-            Ok(Produces::Array)
-        }
-        Op::MapBlocks(_) => {
-            let input = one_input(inputs, "map_blocks")?;
-            expect_chunks(layer, &input.meta.chunks, "its input")?;
-            Ok(Produces::Array)
-        }
-    }
-}
-
-fn check_program(layer: &Layer, p: &Program, inputs: &[Input<'_>]) -> Result<Produces, String> {
-    check_chunks(&p.domain).map_err(|r| format!("program domain {}: {r}", p.domain))?;
-    let nd = p.domain.ndim();
-    let full = p.domain.shape();
-    let mut read_by: Vec<Option<usize>> = vec![None; inputs.len()];
-    for (li, leaf) in p.leaves.iter().enumerate() {
-        if leaf.shape.len() != nd || leaf.rank > nd {
-            return Err(format!(
-                "leaf {li} has shape {:?} and rank {}, but the domain has rank {nd}",
-                leaf.shape, leaf.rank
-            ));
-        }
-        let pad = nd - leaf.rank;
-        if leaf.shape[..pad].iter().any(|&d| d != 1)
-            || leaf
-                .shape
-                .iter()
-                .zip(&full)
-                .any(|(&l, &d)| l != 1 && l != d)
-        {
-            return Err(format!(
-                "leaf {li} of shape {:?} and rank {} does not broadcast to the domain shape {full:?}",
-                leaf.shape, leaf.rank
-            ));
-        }
-        if !leaf.axes.is_empty() {
-            let mut seen = vec![false; nd];
-            let permutation = leaf.axes.len() == nd
-                && leaf.rank == nd
-                && leaf
-                    .axes
-                    .iter()
-                    .all(|&a| a < nd && !std::mem::replace(&mut seen[a], true));
-            if !permutation || matches!(leaf.kind, LeafKind::Input(_)) {
-                return Err(format!(
-                    "leaf {li} has axes {:?}: only a generated leaf of the domain's rank {nd} may \
-                     permute its axes, and only with a permutation of 0..{nd}",
-                    leaf.axes
-                ));
-            }
-        }
-        match &leaf.kind {
-            LeafKind::Input(i) => {
-                let Some(input) = inputs.get(*i) else {
-                    return Err(format!(
-                        "leaf {li} reads input {i}, but the layer has {} inputs",
-                        inputs.len()
-                    ));
-                };
-                if let Some(other) = read_by[*i].replace(li) {
-                    return Err(format!(
-                        "input {i} is read by both leaf {other} and leaf {li}"
-                    ));
-                }
-                let m = input.meta;
-                if m.dtype != leaf.dtype {
-                    return Err(format!(
-                        "leaf {li} reads input {} of dtype {} as {}",
-                        input.id, m.dtype, leaf.dtype
-                    ));
-                }
-                if m.shape().as_slice() != &leaf.shape[pad..] {
-                    return Err(format!(
-                        "leaf {li} has shape {:?} and rank {}, but its input {} has shape {:?}",
-                        leaf.shape,
-                        leaf.rank,
-                        input.id,
-                        m.shape()
-                    ));
-                }
-                for (a, (&l, &d)) in leaf.shape.iter().zip(&full).enumerate().skip(pad) {
-                    let broadcast = l == 1 && d != 1;
-                    if !broadcast && m.chunks.axis(a - pad) != p.domain.axis(a) {
-                        return Err(format!(
-                            "input {} is chunked {:?} along its axis {}, but the domain {:?} along axis {a}",
-                            input.id,
-                            m.chunks.axis(a - pad),
-                            a - pad,
-                            p.domain.axis(a)
-                        ));
-                    }
-                }
-            }
-            LeafKind::Full(s) if s.dtype() != leaf.dtype => {
-                return Err(format!(
-                    "leaf {li} is the {} constant {s} but has dtype {}",
-                    s.dtype(),
-                    leaf.dtype
-                ));
-            }
-            LeafKind::Random { .. } | LeafKind::Linspace { .. } if !leaf.dtype.is_float() => {
-                return Err(format!(
-                    "leaf {li} generates floats but has dtype {}",
-                    leaf.dtype
-                ));
-            }
-            LeafKind::Arange { .. } if leaf.dtype == DType::Bool => {
-                return Err(format!("leaf {li} is an arange of dtype bool"));
-            }
-            LeafKind::Arange { start, step } if leaf.dtype == DType::I64 => {
-                // The kernel computes `start + i·step` in int64 for every flat index `i` of the leaf;
-                // the largest `i` bounds both the product and the sum.
-                let n: usize = leaf.shape.iter().product();
-                let last = (n.max(1) - 1) as i128 * (*step as i64) as i128;
-                let end = (*start as i64) as i128 + last;
-                if i64::try_from(last).is_err() || i64::try_from(end).is_err() {
-                    return Err(format!(
-                        "leaf {li}: an int64 arange from {start} by {step} over {n} elements overflows"
-                    ));
-                }
-            }
-            _ => {}
-        }
-    }
-    if let Some(i) = read_by.iter().position(Option::is_none) {
-        return Err(format!(
-            "input {i} ({}) is read by no leaf of the program",
-            inputs[i].id
-        ));
-    }
-    let nleaves = p.leaves.len();
-    for (k, ins) in p.instrs.iter().enumerate() {
-        let defined = nleaves + k;
-        if let Some(&a) = ins.args.iter().find(|&&a| a as usize >= defined) {
-            return Err(format!(
-                "instruction {k} ({}) reads value {a}, which is not defined before it (values 0..{defined})",
-                ins.func.name()
-            ));
-        }
-        let args: Vec<DType> = ins.args.iter().map(|&a| p.value_dtype(a)).collect();
-        check_typing(ins.func, &args, ins.dtype)
-            .map_err(|r| format!("instruction {k} ({}): {r}", ins.func.name()))?;
-    }
-    let nvalues = nleaves + p.instrs.len();
-    if p.output as usize >= nvalues {
-        return Err(format!(
-            "the program's output is value {}, but it defines {nvalues}",
-            p.output
-        ));
-    }
-    let out_dtype = p.value_dtype(p.output);
-    match &p.reduce {
-        None => {
-            expect_chunks(layer, &p.domain, "the program's domain")?;
-            if layer.meta.dtype != out_dtype {
-                return Err(format!(
-                    "dtype is {}, but the program computes {out_dtype}",
-                    layer.meta.dtype
-                ));
-            }
-            Ok(Produces::Array)
-        }
-        Some(r) => {
-            check_axes(&r.axes, nd, "reduced axes")?;
-            if r.domain_shape != full {
-                return Err(format!(
-                    "the reduction's domain shape {:?} is not the domain's {full:?}",
-                    r.domain_shape
-                ));
-            }
-            if matches!(r.reduction, Reduction::Any | Reduction::All) && out_dtype != DType::Bool {
-                return Err(format!(
-                    "{} reduces bool values, but the program computes {out_dtype}",
-                    r.reduction.name()
-                ));
-            }
-            expect_chunks(
-                layer,
-                &partial_chunks(&p.domain, &r.axes),
-                "one partial per chunk of the domain",
-            )?;
-            let dtype = r.reduction.result_dtype(out_dtype);
-            if layer.meta.dtype != dtype {
-                return Err(format!(
-                    "dtype is {}, but {} of {out_dtype} gives {dtype}",
-                    layer.meta.dtype,
-                    r.reduction.name()
-                ));
-            }
-            Ok(Produces::Partial {
-                reduction: r.reduction,
-                axes: r.axes.clone(),
-            })
-        }
-    }
-}
-
-/// The engine's typing rules (`ops::elementwise`): arguments arrive in the dtype the function computes
-/// in, so each signature must map the arguments' dtype to itself and to the instruction's dtype.
-fn check_typing(func: ElemFunc, args: &[DType], out: DType) -> Result<(), String> {
-    let arity = match func {
-        ElemFunc::Unary(_) | ElemFunc::Cast => 1,
-        ElemFunc::Binary(_) | ElemFunc::Compare(_) => 2,
-        ElemFunc::Where | ElemFunc::Clip => 3,
-    };
-    if args.len() != arity {
-        return Err(format!("takes {arity} arguments, but has {}", args.len()));
-    }
-    let same = |what: &str| -> Result<(), String> {
-        if args.windows(2).any(|w| w[0] != w[1]) {
-            return Err(format!("{what} of dtypes {args:?} differ"));
-        }
-        Ok(())
-    };
-    let signature = |sig: Result<(DType, DType)>| -> Result<(), String> {
-        let (arg, res) = sig.map_err(|e| e.to_string())?;
-        if arg != args[0] || res != out {
-            return Err(format!(
-                "computes {arg} -> {res}, but reads {} and gives {out}",
-                args[0]
-            ));
-        }
-        Ok(())
-    };
-    match func {
-        ElemFunc::Unary(f) => signature(f.signature(args[0])),
-        ElemFunc::Binary(f) => {
-            same("arguments")?;
-            signature(f.signature(args[0]))
-        }
-        ElemFunc::Compare(_) => {
-            same("arguments")?;
-            if out != DType::Bool {
-                return Err(format!("a comparison gives bool, not {out}"));
-            }
-            Ok(())
-        }
-        ElemFunc::Where => {
-            if args[0] != DType::Bool || args[1] != out || args[2] != out {
-                return Err(format!(
-                    "where needs (bool, {out}, {out}) for a {out} result, has {args:?}"
-                ));
-            }
-            Ok(())
-        }
-        ElemFunc::Clip => {
-            if args.iter().any(|&a| a != out) {
-                return Err(format!(
-                    "clip's arguments {args:?} must all be its result's {out}"
-                ));
-            }
-            Ok(())
-        }
-        ElemFunc::Cast => Ok(()),
-    }
-}
-
-fn check_combine(
-    layer: &Layer,
-    c: &ReduceCombine,
-    inputs: &[Input<'_>],
-) -> Result<Produces, String> {
-    let input = one_input(inputs, "a combine step")?;
-    let m = input.meta;
-    check_axes(&c.axes, m.ndim(), "combined axes")?;
-    if c.group.len() != c.axes.len() || c.group.contains(&0) {
-        return Err(format!(
-            "group sizes {:?} must be at least 1, one per combined axis {:?}",
-            c.group, c.axes
-        ));
-    }
-    match input.produces {
-        Produces::Partial { reduction, axes } if *reduction == c.reduction && *axes == c.axes => {}
-        Produces::Products if c.reduction == Reduction::Sum && c.axes == [2] => {}
-        Produces::Partial { reduction, axes } => {
-            return Err(format!(
-                "combines {} over {:?}, but its input {} holds {} partials over {axes:?}",
-                c.reduction.name(),
-                c.axes,
-                input.id,
-                reduction.name()
-            ));
-        }
-        _ => {
-            return Err(format!(
-                "combines {} over {:?}, but its input {} holds no partials of that",
-                c.reduction.name(),
-                c.axes,
-                input.id
-            ));
-        }
-    }
-    if let Some(&a) = c
-        .axes
-        .iter()
-        .find(|&&a| m.chunks.axis(a).iter().any(|&s| s != 1))
-    {
-        return Err(format!(
-            "its input {} is chunked {:?} along combined axis {a}, where partials are 1 long",
-            input.id,
-            m.chunks.axis(a)
-        ));
-    }
-    same_dtype(layer, input)?;
-    expect_chunks(layer, &c.output_chunks(&m.chunks), "combining its input")?;
-    match c.finalize {
-        Some(f) if f.dtype != layer.meta.dtype => Err(format!(
-            "finalizes to {}, but the layer's dtype is {}",
-            f.dtype, layer.meta.dtype
-        )),
-        Some(_) => Ok(Produces::Array),
-        None => Ok(Produces::Partial {
-            reduction: c.reduction,
-            axes: c.axes.clone(),
-        }),
-    }
-}
-
-/// Checks a slice against its input's chunks and returns the output chunks its pieces make.
-fn check_slice(s: &SliceOp, input: &Chunks) -> Result<Chunks, String> {
-    let nd = input.ndim();
-    if s.axes.len() != nd || s.pieces.len() != nd {
-        return Err(format!(
-            "the slice has {} selections and {} piece lists for an input of rank {nd}",
-            s.axes.len(),
-            s.pieces.len()
-        ));
-    }
-    let mut out = Vec::new();
-    for (axis, (sel, pieces)) in s.axes.iter().zip(&s.pieces).enumerate() {
-        let sizes = input.axis(axis);
-        let offs = input.axis_offsets(axis);
-        let n = offs[sizes.len()];
-        let bad = |what: String| Err(format!("axis {axis}: {what}"));
-        for p in pieces {
-            if p.in_block as usize >= sizes.len() {
-                return bad(format!(
-                    "a piece reads block {}, but the input has {} blocks",
-                    p.in_block,
-                    sizes.len()
-                ));
-            }
-        }
-        match *sel {
-            AxisSlice::Index(i) => {
-                let [p] = pieces.as_slice() else {
-                    return bad(format!("an index needs one piece, not {}", pieces.len()));
-                };
-                let b = p.in_block as usize;
-                // Checked in this order so that the sum cannot overflow.
-                if i >= n || p.len != 1 || p.local_start >= sizes[b] || offs[b] + p.local_start != i
-                {
-                    return bad(format!(
-                        "index {i} of length {n} does not match its piece {p:?}"
-                    ));
-                }
-            }
-            AxisSlice::Range { start, step, len } => {
-                if step == 0 {
-                    return bad("slice step 0".into());
-                }
-                if len == 0 {
-                    if !matches!(pieces.as_slice(), [p] if p.len == 0) {
-                        return bad("an empty selection needs one empty piece".into());
-                    }
-                } else {
-                    let last = start as i128 + (len as i128 - 1) * step as i128;
-                    if start >= n || last < 0 || last >= n as i128 {
-                        return bad(format!(
-                            "{len} elements from {start} step {step} leave the axis of length {n}"
-                        ));
-                    }
-                    let mut k = 0usize;
-                    for p in pieces {
-                        let b = p.in_block as usize;
-                        let want = start as i128 + k as i128 * step as i128;
-                        let last_local = p.local_start as i128 + (p.len as i128 - 1) * step as i128;
-                        if p.len == 0
-                            || offs[b] as i128 + p.local_start as i128 != want
-                            || p.local_start >= sizes[b]
-                            || last_local < 0
-                            || last_local >= sizes[b] as i128
-                        {
-                            return bad(format!(
-                                "piece {p:?} is not the part of block {b} (of size {}) that selection element {k} starts",
-                                sizes[b]
-                            ));
-                        }
-                        k = k.saturating_add(p.len);
-                    }
-                    if k != len {
-                        return bad(format!("the pieces select {k} elements, the slice {len}"));
-                    }
-                }
-                out.push(pieces.iter().map(|p| p.len).collect());
-            }
-        }
-    }
-    Ok(Chunks::from_sizes(out))
 }
 
 #[cfg(test)]
@@ -844,8 +116,9 @@ mod tests {
 
     use super::*;
     use crate::array::Array;
-    use crate::meta::Scalar;
-    use crate::ops::{LeafKind, MatmulOp};
+    use crate::graph::ArrayMeta;
+    use crate::meta::{Chunks, DType, Scalar};
+    use crate::ops::{ElemFunc, LeafKind, MatmulOp, Program, Reduction};
     use crate::optimize::optimize;
     use crate::{
         ReduceOptions, arange, concatenate, default_rng, from_array, from_npy, full, linspace,
@@ -935,6 +208,81 @@ mod tests {
             validate(&a.graph()).unwrap_or_else(|e| panic!("{a:?}: {e}"));
             validate(&optimize(a.graph())).unwrap_or_else(|e| panic!("{a:?} optimized: {e}"));
         }
+    }
+
+    /// The builders and the validator share one rule per op: for every layer built through the API,
+    /// the rule gives back the layer's meta, needing the caller's choice only for the ops that
+    /// leave part of their meta free, and refusing to guess it for them.
+    #[test]
+    fn every_layer_is_what_its_ops_rule_derives() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut free = 0;
+        for a in examples(dir.path()) {
+            let g = optimize(a.graph());
+            for layer in g.layers() {
+                let metas: Vec<&ArrayMeta> = layer
+                    .inputs
+                    .iter()
+                    .map(|id| &g.layers()[g.position(*id).unwrap()].meta)
+                    .collect();
+                let inputs: Vec<InputMeta<'_>> = layer
+                    .inputs
+                    .iter()
+                    .zip(&metas)
+                    .map(|(id, m)| InputMeta {
+                        id: *id,
+                        meta: m,
+                        holds: g.layers()[g.position(*id).unwrap()].op.holds(),
+                    })
+                    .collect();
+                let with = layer.op.output_meta(&inputs, Some(&layer.meta)).unwrap();
+                assert_eq!(with, layer.meta, "{}", layer.id);
+                let leaves_free = matches!(
+                    layer.op,
+                    Op::FromArray(_)
+                        | Op::Npy(_)
+                        | Op::Materialized(_)
+                        | Op::Rechunk
+                        | Op::Reshape
+                        | Op::MapBlocks(_)
+                );
+                match layer.op.output_meta(&inputs, None) {
+                    Ok(m) => {
+                        assert!(!leaves_free, "{} derived without a choice", layer.id);
+                        assert_eq!(m, layer.meta, "{}", layer.id);
+                    }
+                    Err(Error::InvalidLayer { layer: l, reason }) => {
+                        assert!(leaves_free, "{}: {reason}", layer.id);
+                        assert!(l.contains(layer.op.name()), "{l}");
+                        assert!(reason.contains("from its caller"), "{reason}");
+                        free += 1;
+                    }
+                    Err(e) => panic!("{}: {e:?}", layer.id),
+                }
+            }
+        }
+        assert!(
+            free >= 5,
+            "the examples cover the ops with a free meta ({free})"
+        );
+    }
+
+    #[test]
+    fn matmul_inputs_of_two_dtypes_are_rejected() {
+        let x = x();
+        let m = x.matmul(&x).unwrap();
+        let g = m.graph();
+        let mm = find(&g, |l| matches!(l.op, Op::Matmul(_)));
+        let a = g.layers()[mm].inputs[0];
+        // Re-point the second operand at an int64 layer of the same grid.
+        let ints = x.astype(DType::I64).unwrap();
+        let ig = ints.graph();
+        let bad = edit(&g, |ls| {
+            let cast = copy(ig.layers().last().unwrap());
+            ls[mm].inputs = vec![a, cast.id];
+            ls.insert(mm, cast);
+        });
+        rejects(&bad, g.layers()[mm].id, "one dtype");
     }
 
     // -----------------------------------------------------------------------------------------
@@ -1112,7 +460,7 @@ mod tests {
         rejects(&bad, g.layers()[0].id, "generates floats");
         let t = find(&g, is_transpose);
         let bad = edit(&g, |ls| ls[t].meta.dtype = DType::Bool);
-        rejects(&bad, g.layers()[t].id, "keeps the dtype");
+        rejects(&bad, g.layers()[t].id, "keeping its input's dtype");
     }
 
     #[test]
@@ -1279,7 +627,7 @@ mod tests {
         let bad = edit(&g, |ls| {
             ls.last_mut().unwrap().meta.chunks = Chunks::from_sizes(vec![vec![7, 7], vec![4, 4, 4]])
         });
-        rejects(&bad, c.id(), "add up to");
+        rejects(&bad, c.id(), "adding up its inputs' chunks");
 
         let st = stack(&[&x, &x], 0).unwrap();
         let g = st.graph();

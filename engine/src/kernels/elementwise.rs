@@ -117,6 +117,7 @@ macro_rules! unary_float {
             UnaryFn::Sqrt => o.iter_mut().zip(x).for_each(|(o, &v)| *o = v.sqrt()),
             UnaryFn::Exp => o.iter_mut().zip(x).for_each(|(o, &v)| *o = v.exp()),
             UnaryFn::Ln => o.iter_mut().zip(x).for_each(|(o, &v)| *o = v.ln()),
+            UnaryFn::Log1p => o.iter_mut().zip(x).for_each(|(o, &v)| *o = v.ln_1p()),
             UnaryFn::Log2 => o.iter_mut().zip(x).for_each(|(o, &v)| *o = v.log2()),
             UnaryFn::Log10 => o.iter_mut().zip(x).for_each(|(o, &v)| *o = v.log10()),
             UnaryFn::Sin => o.iter_mut().zip(x).for_each(|(o, &v)| *o = v.sin()),

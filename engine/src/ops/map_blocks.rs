@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::data::{ArrayData, ChunkValue};
 use crate::error::{Error, Result};
 use crate::graph::ArrayMeta;
+use crate::ops::{Derived, InputMeta, RuleResult, chosen, one_input};
 
 type BlockClosure = dyn Fn(ArrayData) -> Result<ArrayData> + Send + Sync;
 
@@ -36,6 +37,23 @@ impl BlockFn {
 
     pub fn token(&self) -> u64 {
         self.token
+    }
+
+    /// Its input's grid (a closure keeps each block's shape), and the dtype the caller's closure
+    /// gives.
+    pub(crate) fn output_meta(
+        &self,
+        inputs: &[InputMeta<'_>],
+        chosen_meta: Option<&ArrayMeta>,
+    ) -> RuleResult<Derived> {
+        let input = one_input(inputs, "map_blocks")?;
+        let dtype = chosen(chosen_meta, "map_blocks")?.dtype;
+        Ok(Derived::new(
+            input.meta.chunks.clone(),
+            dtype,
+            "its input",
+            "the closure's result",
+        ))
     }
 
     pub(crate) fn run(

@@ -19,6 +19,8 @@ use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis, Ix2, s};
 use crate::data::{ArrayData, ChunkValue};
 use crate::error::{Error, Result};
 use crate::graph::{Block, Layer};
+use crate::meta::{Chunks, DType};
+use crate::ops::{Derived, InputMeta, RuleResult, one_input};
 
 /// Which operands of a [`Op::Matmul`](crate::ops::Op::Matmul) layer are stored transposed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -30,6 +32,58 @@ pub struct MatmulOp {
 }
 
 impl MatmulOp {
+    /// The 3-d grid of block products `(rows, columns, inner blocks)` of two 2-d inputs of one
+    /// dtype whose inner chunks agree (each read as it is stored).
+    pub(crate) fn output_meta(self, inputs: &[InputMeta<'_>]) -> RuleResult<Derived> {
+        let [a, b] = inputs else {
+            return Err(format!(
+                "matmul reads two inputs, this layer has {}",
+                inputs.len()
+            ));
+        };
+        if a.meta.ndim() != 2 || b.meta.ndim() != 2 {
+            return Err(format!(
+                "matmul needs 2-d inputs, {} has shape {:?} and {} has {:?}",
+                a.id,
+                a.meta.shape(),
+                b.id,
+                b.meta.shape()
+            ));
+        }
+        if a.meta.dtype != b.meta.dtype {
+            return Err(format!(
+                "matmul needs inputs of one dtype, {} is {} and {} is {}",
+                a.id, a.meta.dtype, b.id, b.meta.dtype
+            ));
+        }
+        if a.meta.dtype == DType::Bool {
+            return Err("matmul does not support bool".into());
+        }
+        // Which stored axes are the rows, the inner dimension and the columns.
+        let (rows, a_inner) = if self.transpose_a { (1, 0) } else { (0, 1) };
+        let (b_inner, cols) = if self.transpose_b { (1, 0) } else { (0, 1) };
+        if a.meta.chunks.axis(a_inner) != b.meta.chunks.axis(b_inner) {
+            return Err(format!(
+                "inner chunks differ: {} is chunked {:?} along axis {a_inner}, {} {:?} along axis {b_inner}",
+                a.id,
+                a.meta.chunks.axis(a_inner),
+                b.id,
+                b.meta.chunks.axis(b_inner)
+            ));
+        }
+        let chunks = Chunks::from_sizes(vec![
+            a.meta.chunks.axis(rows).to_vec(),
+            b.meta.chunks.axis(cols).to_vec(),
+            vec![1; a.meta.chunks.axis(a_inner).len()],
+        ]);
+        Ok(Derived::new(
+            chunks,
+            a.meta.dtype,
+            "the grid of block products",
+            "keeping its inputs' dtype",
+        ))
+    }
+
     pub(crate) fn deps(self, block: &[u32], out: &mut Vec<(usize, Block)>) {
         let (i, j, k) = (block[0], block[1], block[2]);
         let a = if self.transpose_a { [k, i] } else { [i, k] };
@@ -209,6 +263,24 @@ fn gemm_into<T: ndarray::LinalgScalar + 'static>(
             gemm::Parallelism::None,
         );
     }
+}
+
+/// A square 2-d input chunked alike on both axes keeps its grid and dtype.
+pub(crate) fn mirror_meta(inputs: &[InputMeta<'_>]) -> RuleResult<Derived> {
+    let input = one_input(inputs, "mirror_upper")?;
+    let chunks = &input.meta.chunks;
+    if chunks.ndim() != 2 || chunks.axis(0) != chunks.axis(1) {
+        return Err(format!(
+            "mirror_upper needs a square 2-d input chunked alike on both axes, {} is chunked {chunks}",
+            input.id
+        ));
+    }
+    Ok(Derived::new(
+        chunks.clone(),
+        input.meta.dtype,
+        "its input",
+        "keeping its input's dtype",
+    ))
 }
 
 /// Block `(i, j)` of a symmetric matrix whose upper block triangle (`i <= j`) is computed: the block

@@ -1,7 +1,13 @@
 //! The op vocabulary: what a layer — and so each of its chunk tasks — does. [`Op`] is one closed enum
 //! with no closures on the path that crosses processes ([`Op::MapBlocks`] is the one local-only
-//! variant, and says so). Each variant's file derives which input blocks an output block reads
-//! (`deps`) and computes one block (`run`).
+//! variant, and says so). Each variant's file owns the variant's metadata rule (the output chunk grid
+//! and dtype from the op's parameters and its inputs' metadata, [`Op::output_meta`]), derives which
+//! input blocks an output block reads (`deps`) and computes one block (`run`).
+//!
+//! The metadata rule is the one place an op's output shape, chunks and dtype are worked out: the
+//! array builders call it to make a layer's meta, and the graph validator calls it again on a graph
+//! from outside the process and compares with the meta the layer declares, so the two cannot
+//! disagree.
 
 pub mod elementwise;
 pub mod map_blocks;
@@ -14,8 +20,10 @@ pub mod structure;
 use std::sync::Arc;
 
 use crate::data::ChunkValue;
+use crate::error::Error;
 use crate::error::Result;
-use crate::graph::{ArrayMeta, Block, Layer, Tokenizer};
+use crate::graph::{ArrayMeta, Block, Layer, LayerId, Tokenizer};
+use crate::meta::Chunks;
 
 pub use elementwise::{BinaryFn, CmpFn, ElemFunc, UnaryFn};
 pub use map_blocks::BlockFn;
@@ -60,7 +68,153 @@ pub enum Op {
     MapBlocks(BlockFn),
 }
 
+/// What a layer's chunks hold, which decides who may read them.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Holds {
+    /// Array chunks of the layer's dtype.
+    Array,
+    /// Partial reductions (sums, moments, arg pairs) that only a [`ReduceCombine`] can read.
+    Partial {
+        reduction: Reduction,
+        axes: Vec<usize>,
+    },
+    /// Matmul's partial products: arrays, summed by a combine over axis 2.
+    Products,
+}
+
+/// One input of an op, as its metadata rule sees it: which layer it is (for messages), its meta,
+/// and what its chunks hold.
+#[derive(Clone, Debug)]
+pub struct InputMeta<'a> {
+    pub id: LayerId,
+    pub meta: &'a ArrayMeta,
+    pub holds: Holds,
+}
+
+/// What an op's metadata rule derives: the layer's meta, and how each part of it was derived (used
+/// to explain a mismatch with the meta a layer declares).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Derived {
+    pub meta: ArrayMeta,
+    /// How the chunk grid follows, e.g. "permuting its input's chunks".
+    pub chunks_rule: String,
+    /// How the dtype follows, e.g. "keeping its input's dtype".
+    pub dtype_rule: String,
+}
+
+impl Derived {
+    fn new(chunks: Chunks, dtype: crate::meta::DType, chunks_rule: &str, dtype_rule: &str) -> Self {
+        Derived {
+            meta: ArrayMeta { chunks, dtype },
+            chunks_rule: chunks_rule.to_string(),
+            dtype_rule: dtype_rule.to_string(),
+        }
+    }
+}
+
+/// The rule's reason for refusing an op: a sentence the caller wraps with the layer it is about.
+pub(crate) type Reason = String;
+
+/// Why a metadata rule has no meta to derive: what the op or its inputs get wrong.
+pub(crate) type RuleResult<T> = std::result::Result<T, Reason>;
+
+/// The one input of an op that reads exactly one.
+pub(crate) fn one_input<'b, 'a>(
+    inputs: &'b [InputMeta<'a>],
+    op: &str,
+) -> RuleResult<&'b InputMeta<'a>> {
+    match inputs {
+        [i] => Ok(i),
+        _ => Err(format!(
+            "{op} reads exactly one input, this layer has {}",
+            inputs.len()
+        )),
+    }
+}
+
+/// Sources read no input.
+pub(crate) fn no_inputs(inputs: &[InputMeta<'_>], op: &str) -> RuleResult<()> {
+    match inputs {
+        [] => Ok(()),
+        _ => Err(format!(
+            "{op} is a source and reads no input, this layer has {}",
+            inputs.len()
+        )),
+    }
+}
+
+/// The meta the caller chose, for ops that leave part of their meta free (a source's or a rechunk's
+/// grid, a `map_blocks` closure's dtype).
+pub(crate) fn chosen<'a>(chosen: Option<&'a ArrayMeta>, op: &str) -> RuleResult<&'a ArrayMeta> {
+    chosen.ok_or_else(|| {
+        format!("{op} takes part of its metadata from its caller, and none was given")
+    })
+}
+
 impl Op {
+    /// What the layer's chunks hold, from the op alone.
+    pub fn holds(&self) -> Holds {
+        match self {
+            Op::Blockwise(p) => match &p.reduce {
+                Some(r) => Holds::Partial {
+                    reduction: r.reduction,
+                    axes: r.axes.clone(),
+                },
+                None => Holds::Array,
+            },
+            Op::ReduceCombine(c) if c.finalize.is_none() => Holds::Partial {
+                reduction: c.reduction,
+                axes: c.axes.clone(),
+            },
+            Op::Matmul(_) => Holds::Products,
+            _ => Holds::Array,
+        }
+    }
+
+    /// The op's metadata rule: the chunk grid and dtype of its output, from its parameters and its
+    /// inputs' metadata, with every check the expansion and the kernels rely on.
+    ///
+    /// Some ops leave part of their meta to the caller: the grid of a source cut from whole data
+    /// (`FromArray`, `Npy`, `Materialized`), of `Rechunk` and of `Reshape`, and the dtype of
+    /// `MapBlocks`. For those, `chosen` carries it and the rule checks that it fits; other ops ignore
+    /// it.
+    pub fn output_meta(
+        &self,
+        inputs: &[InputMeta<'_>],
+        chosen: Option<&ArrayMeta>,
+    ) -> Result<ArrayMeta> {
+        self.derive_meta(inputs, chosen)
+            .map(|d| d.meta)
+            .map_err(|reason| Error::InvalidLayer {
+                layer: format!("a new {} layer", self.name()),
+                reason,
+            })
+    }
+
+    /// [`Op::output_meta`] with the rules that derived it, and a bare reason on failure.
+    pub(crate) fn derive_meta(
+        &self,
+        inputs: &[InputMeta<'_>],
+        chosen: Option<&ArrayMeta>,
+    ) -> RuleResult<Derived> {
+        match self {
+            Op::Blockwise(p) => p.output_meta(inputs),
+            Op::FromArray(a) => a.output_meta(inputs, chosen),
+            Op::Npy(n) => n.output_meta(inputs, chosen),
+            Op::Materialized(m) => m.output_meta(inputs, chosen),
+            Op::ReduceCombine(c) => c.output_meta(inputs),
+            Op::Transpose { perm } => structure::transpose_meta(perm, inputs),
+            Op::Slice(s) => s.output_meta(inputs),
+            Op::Rechunk => structure::rechunk_meta(inputs, chosen),
+            Op::Reshape => structure::reshape_meta(inputs, chosen),
+            Op::Concatenate { axis } => structure::concat_meta(*axis, inputs),
+            Op::Stack { axis } => structure::stack_meta(*axis, inputs),
+            Op::Matmul(m) => m.output_meta(inputs),
+            Op::MirrorUpper => matmul::mirror_meta(inputs),
+            Op::MapBlocks(f) => f.output_meta(inputs, chosen),
+        }
+    }
+
     /// A short name, used in layer ids.
     pub fn name(&self) -> &'static str {
         match self {
@@ -115,7 +269,7 @@ impl Op {
             Op::Npy(n) => n.tokenize(t),
             Op::Materialized(m) => m.tokenize(t),
             Op::ReduceCombine(c) => {
-                t.u64(c.reduction.code());
+                t.u64(c.reduction.code() as u64);
                 t.usizes(&c.axes);
                 t.usizes(&c.group);
                 if let Some(f) = c.finalize {

@@ -9,7 +9,8 @@ use smallvec::SmallVec;
 use crate::graph::{ArrayMeta, Block, Tokenizer};
 use crate::meta::{Chunks, DType, Scalar};
 use crate::ops::elementwise::ElemFunc;
-use crate::ops::reduce::ReduceSink;
+use crate::ops::reduce::{ReduceSink, Reduction, check_axes, partial_chunks};
+use crate::ops::{Derived, InputMeta, RuleResult};
 
 /// Which distribution a random source draws.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -202,7 +203,7 @@ impl Program {
             t.usizes(axis);
         }
         if let Some(r) = &self.reduce {
-            t.u64(r.reduction.code());
+            t.u64(r.reduction.code() as u64);
             t.usizes(&r.axes);
         }
     }
@@ -231,6 +232,191 @@ impl Program {
             parts.push(format!("{}-partial", r.reduction.name()));
         }
         parts.join(" → ")
+    }
+}
+
+impl Program {
+    /// The program's domain (or one partial per chunk of it, when it reduces) and the dtype of its
+    /// output (or of its reduction), after checking its leaves against its inputs and its
+    /// instructions against the typing rules.
+    pub(crate) fn output_meta(&self, inputs: &[InputMeta<'_>]) -> RuleResult<Derived> {
+        let p = self;
+        p.domain
+            .well_formed()
+            .map_err(|r| format!("program domain {}: {r}", p.domain))?;
+        let nd = p.domain.ndim();
+        let full = p.domain.shape();
+        let mut read_by: Vec<Option<usize>> = vec![None; inputs.len()];
+        for (li, leaf) in p.leaves.iter().enumerate() {
+            if leaf.shape.len() != nd || leaf.rank > nd {
+                return Err(format!(
+                    "leaf {li} has shape {:?} and rank {}, but the domain has rank {nd}",
+                    leaf.shape, leaf.rank
+                ));
+            }
+            let pad = nd - leaf.rank;
+            if leaf.shape[..pad].iter().any(|&d| d != 1)
+                || leaf
+                    .shape
+                    .iter()
+                    .zip(&full)
+                    .any(|(&l, &d)| l != 1 && l != d)
+            {
+                return Err(format!(
+                    "leaf {li} of shape {:?} and rank {} does not broadcast to the domain shape {full:?}",
+                    leaf.shape, leaf.rank
+                ));
+            }
+            if !leaf.axes.is_empty() {
+                let mut seen = vec![false; nd];
+                let permutation = leaf.axes.len() == nd
+                    && leaf.rank == nd
+                    && leaf
+                        .axes
+                        .iter()
+                        .all(|&a| a < nd && !std::mem::replace(&mut seen[a], true));
+                if !permutation || matches!(leaf.kind, LeafKind::Input(_)) {
+                    return Err(format!(
+                        "leaf {li} has axes {:?}: only a generated leaf of the domain's rank {nd} may \
+                     permute its axes, and only with a permutation of 0..{nd}",
+                        leaf.axes
+                    ));
+                }
+            }
+            match &leaf.kind {
+                LeafKind::Input(i) => {
+                    let Some(input) = inputs.get(*i) else {
+                        return Err(format!(
+                            "leaf {li} reads input {i}, but the layer has {} inputs",
+                            inputs.len()
+                        ));
+                    };
+                    if let Some(other) = read_by[*i].replace(li) {
+                        return Err(format!(
+                            "input {i} is read by both leaf {other} and leaf {li}"
+                        ));
+                    }
+                    let m = input.meta;
+                    if m.dtype != leaf.dtype {
+                        return Err(format!(
+                            "leaf {li} reads input {} of dtype {} as {}",
+                            input.id, m.dtype, leaf.dtype
+                        ));
+                    }
+                    if m.shape().as_slice() != &leaf.shape[pad..] {
+                        return Err(format!(
+                            "leaf {li} has shape {:?} and rank {}, but its input {} has shape {:?}",
+                            leaf.shape,
+                            leaf.rank,
+                            input.id,
+                            m.shape()
+                        ));
+                    }
+                    for (a, (&l, &d)) in leaf.shape.iter().zip(&full).enumerate().skip(pad) {
+                        let broadcast = l == 1 && d != 1;
+                        if !broadcast && m.chunks.axis(a - pad) != p.domain.axis(a) {
+                            return Err(format!(
+                                "input {} is chunked {:?} along its axis {}, but the domain {:?} along axis {a}",
+                                input.id,
+                                m.chunks.axis(a - pad),
+                                a - pad,
+                                p.domain.axis(a)
+                            ));
+                        }
+                    }
+                }
+                LeafKind::Full(s) if s.dtype() != leaf.dtype => {
+                    return Err(format!(
+                        "leaf {li} is the {} constant {s} but has dtype {}",
+                        s.dtype(),
+                        leaf.dtype
+                    ));
+                }
+                LeafKind::Random { .. } | LeafKind::Linspace { .. } if !leaf.dtype.is_float() => {
+                    return Err(format!(
+                        "leaf {li} generates floats but has dtype {}",
+                        leaf.dtype
+                    ));
+                }
+                LeafKind::Arange { .. } if leaf.dtype == DType::Bool => {
+                    return Err(format!("leaf {li} is an arange of dtype bool"));
+                }
+                LeafKind::Arange { start, step } if leaf.dtype == DType::I64 => {
+                    // The kernel computes `start + i·step` in int64 for every flat index `i` of the leaf;
+                    // the largest `i` bounds both the product and the sum.
+                    let n: usize = leaf.shape.iter().product();
+                    let last = (n.max(1) - 1) as i128 * (*step as i64) as i128;
+                    let end = (*start as i64) as i128 + last;
+                    if i64::try_from(last).is_err() || i64::try_from(end).is_err() {
+                        return Err(format!(
+                            "leaf {li}: an int64 arange from {start} by {step} over {n} elements overflows"
+                        ));
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let Some(i) = read_by.iter().position(Option::is_none) {
+            return Err(format!(
+                "input {i} ({}) is read by no leaf of the program",
+                inputs[i].id
+            ));
+        }
+        let nleaves = p.leaves.len();
+        for (k, ins) in p.instrs.iter().enumerate() {
+            let defined = nleaves + k;
+            if let Some(&a) = ins.args.iter().find(|&&a| a as usize >= defined) {
+                return Err(format!(
+                    "instruction {k} ({}) reads value {a}, which is not defined before it (values 0..{defined})",
+                    ins.func.name()
+                ));
+            }
+            let args: Vec<DType> = ins.args.iter().map(|&a| p.value_dtype(a)).collect();
+            ins.func
+                .check_typing(&args, ins.dtype)
+                .map_err(|r| format!("instruction {k} ({}): {r}", ins.func.name()))?;
+        }
+        let nvalues = nleaves + p.instrs.len();
+        if p.output as usize >= nvalues {
+            return Err(format!(
+                "the program's output is value {}, but it defines {nvalues}",
+                p.output
+            ));
+        }
+        let out_dtype = p.value_dtype(p.output);
+        match &p.reduce {
+            None => Ok(Derived::new(
+                p.domain.clone(),
+                out_dtype,
+                "the program's domain",
+                "the program's output",
+            )),
+            Some(r) => {
+                check_axes(&r.axes, nd, "reduced axes")?;
+                if r.domain_shape != full {
+                    return Err(format!(
+                        "the reduction's domain shape {:?} is not the domain's {full:?}",
+                        r.domain_shape
+                    ));
+                }
+                if matches!(r.reduction, Reduction::Any | Reduction::All)
+                    && out_dtype != DType::Bool
+                {
+                    return Err(format!(
+                        "{} reduces bool values, but the program computes {out_dtype}",
+                        r.reduction.name()
+                    ));
+                }
+                let mut d = Derived::new(
+                    partial_chunks(&p.domain, &r.axes),
+                    r.reduction.result_dtype(out_dtype),
+                    "one partial per chunk of the domain",
+                    "",
+                );
+                d.dtype_rule = format!("{} of {out_dtype}", r.reduction.name());
+                Ok(d)
+            }
+        }
     }
 }
 

@@ -1,76 +1,144 @@
 //! Reductions as a tree: a blockwise partial per chunk (a [`ReduceSink`] at the end of a blockwise
 //! program), then [`ReduceCombine`] layers that merge groups of at most `split_every` partials along the
-//! reduced axes, the last of which finalizes (divides, takes the square root, drops axes).
+//! reduced axes, the last of which finalizes (divides, takes the square root, drops axes). Each
+//! reduction is a row of [`reduce_table!`] (name, wire code, result-dtype rule, methods).
 
 use crate::error::{Error, Result};
 use crate::graph::{ArrayMeta, Block, Layer};
 use crate::meta::{Chunks, DType};
+use crate::ops::{Derived, Holds, InputMeta, RuleResult, one_input};
 
-/// What a reduction computes.
+/// How a reduction's result dtype follows from its input's, as numpy's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Reduction {
-    Sum,
-    Prod,
-    Min,
-    Max,
-    Any,
-    All,
-    Mean,
-    /// Variance; the divisor is `n - ddof`, given when finalizing.
-    Var,
-    /// Standard deviation; `sqrt` of [`Reduction::Var`].
-    Std,
-    ArgMin,
-    ArgMax,
+pub enum ReduceTyping {
+    /// Bool and int64 accumulate in int64; floats keep their dtype (sum, prod).
+    Widen,
+    /// Keeps the dtype (min, max).
+    Keep,
+    /// Reads its input as bool and gives bool (any, all).
+    Bool,
+    /// Float64, or float32 for float32 input (mean, var, std).
+    Float,
+    /// An int64 index (argmin, argmax).
+    Index,
 }
 
-impl Reduction {
-    pub fn name(self) -> &'static str {
-        use Reduction::*;
-        match self {
-            Sum => "sum",
-            Prod => "prod",
-            Min => "min",
-            Max => "max",
-            Any => "any",
-            All => "all",
-            Mean => "mean",
-            Var => "var",
-            Std => "std",
-            ArgMin => "argmin",
-            ArgMax => "argmax",
+/// The reduction table: one row per reduction —
+/// `Variant = wire code, "numpy name", typing, needs elements, Array methods` — expanded by
+/// `$callback`. The methods are `(all, one axis, with options)`, or `-` for reductions written by
+/// hand (var and std take `ddof`). The enum, its names, typing and wire codes are generated here;
+/// the methods in `array::reduction`; the kernel is an arm of the exhaustive matches in
+/// `kernels::reduce`. Wire codes are the discriminants: the compiler refuses a duplicate.
+macro_rules! reduce_table {
+    ($callback:ident ( $($args:tt)* )) => {
+        $callback! {
+            ( $($args)* )
+            /// Sum of the elements (bool and int64 give int64).
+            Sum = 0, "sum", Widen, false, (sum, sum_axis, sum_with);
+            /// Product of the elements.
+            Prod = 1, "prod", Widen, false, (prod, prod_axis, prod_with);
+            /// Smallest element (NaN if any is NaN).
+            Min = 2, "min", Keep, true, (min, min_axis, min_with);
+            /// Largest element (NaN if any is NaN).
+            Max = 3, "max", Keep, true, (max, max_axis, max_with);
+            /// Whether any element is true (non-zero).
+            Any = 4, "any", Bool, false, (any, any_axis, any_with);
+            /// Whether all elements are true (non-zero).
+            All = 5, "all", Bool, false, (all, all_axis, all_with);
+            /// Arithmetic mean (float64, or float32 for float32 input).
+            Mean = 6, "mean", Float, false, (mean, mean_axis, mean_with);
+            /// Variance; the divisor is `n - ddof`, given when finalizing.
+            Var = 7, "var", Float, false, -;
+            /// Standard deviation; `sqrt` of [`Reduction::Var`].
+            Std = 8, "std", Float, false, -;
+            /// Flat index of the smallest element (the first one on ties or NaN).
+            ArgMin = 9, "argmin", Index, true, (argmin, argmin_axis, argmin_with);
+            /// Flat index of the largest element (the first one on ties or NaN).
+            ArgMax = 10, "argmax", Index, true, (argmax, argmax_axis, argmax_with);
         }
-    }
+    };
+}
+pub(crate) use reduce_table;
 
+macro_rules! define_reductions {
+    (() $($(#[$doc:meta])* $v:ident = $code:literal, $name:literal, $typing:ident,
+          $needs:literal, $methods:tt;)*) => {
+        /// What a reduction computes (rows of `reduce_table!`).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum Reduction {
+            $($(#[$doc])* $v = $code,)*
+        }
+
+        impl Reduction {
+            /// Every reduction, in table order.
+            pub const ALL: &[Reduction] = &[$(Reduction::$v),*];
+
+            /// numpy's name for the reduction.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Reduction::$v => $name,)*
+                }
+            }
+
+            /// How the result dtype follows from the input's.
+            pub fn typing(self) -> ReduceTyping {
+                match self {
+                    $(Reduction::$v => ReduceTyping::$typing,)*
+                }
+            }
+
+            /// Whether the reduction needs at least one element (numpy raises for an empty min,
+            /// max, argmin).
+            pub fn needs_elements(self) -> bool {
+                match self {
+                    $(Reduction::$v => $needs,)*
+                }
+            }
+
+            /// The reduction's stable code on the wire (and in tokens).
+            pub fn code(self) -> i32 {
+                self as i32
+            }
+
+            /// The reduction with wire code `code`, if there is one.
+            pub fn from_code(code: i32) -> Option<Self> {
+                match code {
+                    $($code => Some(Reduction::$v),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+reduce_table!(define_reductions());
+
+impl Reduction {
     /// numpy's result dtype for an input of `dtype`.
     pub fn result_dtype(self, dtype: DType) -> DType {
-        use Reduction::*;
-        match self {
-            Sum | Prod => match dtype {
+        match self.typing() {
+            ReduceTyping::Widen => match dtype {
                 DType::Bool | DType::I64 => DType::I64,
                 d => d,
             },
-            Min | Max => dtype,
-            Any | All => DType::Bool,
-            Mean | Var | Std => dtype.float_result(),
-            ArgMin | ArgMax => DType::I64,
+            ReduceTyping::Keep => dtype,
+            ReduceTyping::Bool => DType::Bool,
+            ReduceTyping::Float => dtype.float_result(),
+            ReduceTyping::Index => DType::I64,
         }
     }
 
-    /// Whether the reduction needs at least one element (numpy raises for an empty min, max, argmin).
-    pub fn needs_elements(self) -> bool {
-        matches!(
-            self,
-            Reduction::Min | Reduction::Max | Reduction::ArgMin | Reduction::ArgMax
-        )
+    /// The dtype the reduction reads its input as.
+    pub fn input_dtype(self, dtype: DType) -> DType {
+        match self.typing() {
+            ReduceTyping::Bool => DType::Bool,
+            _ => dtype,
+        }
     }
 
+    /// Whether the reduction gives indices.
     pub fn is_arg(self) -> bool {
-        matches!(self, Reduction::ArgMin | Reduction::ArgMax)
-    }
-
-    pub(crate) fn code(self) -> u64 {
-        self as u64
+        self.typing() == ReduceTyping::Index
     }
 }
 
@@ -178,6 +246,82 @@ impl ReduceCombine {
             }
         }
     }
+}
+
+impl ReduceCombine {
+    /// Merging its input's partials: the input must hold partials of this reduction over these
+    /// axes (or matmul's products, for a sum over axis 2), 1 long along them.
+    pub(crate) fn output_meta(&self, inputs: &[InputMeta<'_>]) -> RuleResult<Derived> {
+        let c = self;
+        let input = one_input(inputs, "a combine step")?;
+        let m = input.meta;
+        check_axes(&c.axes, m.ndim(), "combined axes")?;
+        if c.group.len() != c.axes.len() || c.group.contains(&0) {
+            return Err(format!(
+                "group sizes {:?} must be at least 1, one per combined axis {:?}",
+                c.group, c.axes
+            ));
+        }
+        match &input.holds {
+            Holds::Partial { reduction, axes } if *reduction == c.reduction && *axes == c.axes => {}
+            Holds::Products if c.reduction == Reduction::Sum && c.axes == [2] => {}
+            Holds::Partial { reduction, axes } => {
+                return Err(format!(
+                    "combines {} over {:?}, but its input {} holds {} partials over {axes:?}",
+                    c.reduction.name(),
+                    c.axes,
+                    input.id,
+                    reduction.name()
+                ));
+            }
+            _ => {
+                return Err(format!(
+                    "combines {} over {:?}, but its input {} holds no partials of that",
+                    c.reduction.name(),
+                    c.axes,
+                    input.id
+                ));
+            }
+        }
+        if let Some(&a) = c
+            .axes
+            .iter()
+            .find(|&&a| m.chunks.axis(a).iter().any(|&s| s != 1))
+        {
+            return Err(format!(
+                "its input {} is chunked {:?} along combined axis {a}, where partials are 1 long",
+                input.id,
+                m.chunks.axis(a)
+            ));
+        }
+        if let Some(f) = c.finalize
+            && f.dtype != m.dtype
+        {
+            return Err(format!(
+                "finalizes to {}, but its input {} holds partials of dtype {}",
+                f.dtype, input.id, m.dtype
+            ));
+        }
+        Ok(Derived::new(
+            c.output_chunks(&m.chunks),
+            m.dtype,
+            "combining its input",
+            "keeping its input's dtype",
+        ))
+    }
+}
+
+/// Axes of an `ndim` array, strictly increasing.
+pub(crate) fn check_axes(axes: &[usize], ndim: usize, what: &str) -> RuleResult<()> {
+    if let Some(&a) = axes.iter().find(|&&a| a >= ndim) {
+        return Err(format!(
+            "{what} {axes:?} include axis {a}, out of range for rank {ndim}"
+        ));
+    }
+    if axes.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(format!("{what} {axes:?} are not sorted and distinct"));
+    }
+    Ok(())
 }
 
 /// Normalizes user axes (negative counts from the end) to sorted, unique axes of an `ndim` array.

@@ -11,6 +11,8 @@ use crate::error::Result;
 use crate::graph::{ArrayMeta, Tokenizer};
 use crate::io::npy::{self, NpyHeader};
 use crate::map_array;
+use crate::meta::block_indices;
+use crate::ops::{Derived, InputMeta, RuleResult, chosen, no_inputs};
 
 /// An in-memory array cut into chunks.
 #[derive(Clone, Debug)]
@@ -43,6 +45,30 @@ impl FromArray {
 
     pub(crate) fn tokenize(&self, t: &mut Tokenizer) {
         t.u64(self.content_token);
+    }
+
+    /// The data's shape and dtype, cut by the grid the caller chose.
+    pub(crate) fn output_meta(
+        &self,
+        inputs: &[InputMeta<'_>],
+        chosen_meta: Option<&ArrayMeta>,
+    ) -> RuleResult<Derived> {
+        no_inputs(inputs, "from_array")?;
+        let grid = &chosen(chosen_meta, "from_array")?.chunks;
+        if self.data.shape() != grid.shape().as_slice() {
+            return Err(format!(
+                "holds a {} array of shape {:?}, but the layer's grid {grid} has shape {:?}",
+                self.data.dtype(),
+                self.data.shape(),
+                grid.shape()
+            ));
+        }
+        Ok(Derived::new(
+            grid.clone(),
+            self.data.dtype(),
+            "the chosen grid",
+            "the data it holds",
+        ))
     }
 
     pub(crate) fn run(&self, meta: &ArrayMeta, block: &[u32]) -> ChunkValue {
@@ -108,6 +134,31 @@ impl NpySource {
         t.u64(self.header.data_offset);
     }
 
+    /// The file's shape and dtype, cut by the grid the caller chose.
+    pub(crate) fn output_meta(
+        &self,
+        inputs: &[InputMeta<'_>],
+        chosen_meta: Option<&ArrayMeta>,
+    ) -> RuleResult<Derived> {
+        no_inputs(inputs, "from_npy")?;
+        let grid = &chosen(chosen_meta, "from_npy")?.chunks;
+        if self.header.shape != grid.shape() {
+            return Err(format!(
+                "reads {} holding {} of shape {:?}, but the layer's grid {grid} has shape {:?}",
+                self.path.display(),
+                self.header.dtype,
+                self.header.shape,
+                grid.shape()
+            ));
+        }
+        Ok(Derived::new(
+            grid.clone(),
+            self.header.dtype,
+            "the chosen grid",
+            "the file's header",
+        ))
+    }
+
     pub(crate) fn run(&self, meta: &ArrayMeta, block: &[u32]) -> Result<ChunkValue> {
         let offset = meta.chunks.block_offset(block);
         let shape = meta.chunks.block_shape(block);
@@ -130,6 +181,54 @@ pub struct Materialized {
 impl Materialized {
     pub(crate) fn tokenize(&self, t: &mut Tokenizer) {
         t.u64(self.token);
+    }
+
+    /// The grid and dtype the caller chose, which every kept chunk must fit.
+    pub(crate) fn output_meta(
+        &self,
+        inputs: &[InputMeta<'_>],
+        chosen_meta: Option<&ArrayMeta>,
+    ) -> RuleResult<Derived> {
+        no_inputs(inputs, "persist")?;
+        let meta = chosen(chosen_meta, "persist")?;
+        let n = meta.chunks.num_chunks();
+        if self.chunks.len() != n {
+            return Err(format!(
+                "keeps {} chunks, but its grid {} has {n}",
+                self.chunks.len(),
+                meta.chunks
+            ));
+        }
+        for (chunk, block) in self
+            .chunks
+            .iter()
+            .zip(block_indices(&meta.chunks.numblocks()))
+        {
+            let want = meta.chunks.block_shape(&block);
+            match chunk.as_array() {
+                Ok(a) if a.shape() == want.as_slice() && a.dtype() == meta.dtype => {}
+                Ok(a) => {
+                    return Err(format!(
+                        "kept chunk {block:?} is {} of shape {:?}, expected {} of shape {want:?}",
+                        a.dtype(),
+                        a.shape(),
+                        meta.dtype
+                    ));
+                }
+                Err(_) => {
+                    return Err(format!(
+                        "kept chunk {block:?} is a {} partial, not array data",
+                        chunk.kind()
+                    ));
+                }
+            }
+        }
+        Ok(Derived::new(
+            meta.chunks.clone(),
+            meta.dtype,
+            "the chosen grid",
+            "the kept chunks",
+        ))
     }
 
     pub(crate) fn get(&self, meta: &ArrayMeta, block: &[u32]) -> Arc<ChunkValue> {

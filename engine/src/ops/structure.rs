@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::graph::{ArrayMeta, Block, Tokenizer};
 use crate::map_array;
 use crate::meta::Chunks;
+use crate::ops::{Derived, InputMeta, RuleResult, chosen, one_input};
 
 // ---------------------------------------------------------------------------------------------
 // transpose
@@ -67,9 +68,9 @@ pub struct SliceOp {
 
 impl SliceOp {
     /// Plans a slice of an array chunked as `chunks`. The selections must already be in bounds.
-    pub fn plan(chunks: &Chunks, axes: Vec<AxisSlice>) -> (SliceOp, Chunks) {
+    /// The output grid is the pieces' lengths ([`SliceOp`]'s metadata rule).
+    pub fn plan(chunks: &Chunks, axes: Vec<AxisSlice>) -> SliceOp {
         let mut pieces = Vec::with_capacity(axes.len());
-        let mut out_sizes = Vec::new();
         for (axis, sel) in axes.iter().enumerate() {
             let off = chunks.axis_offsets(axis);
             let mut p = Vec::new();
@@ -107,12 +108,11 @@ impl SliceOp {
                             len: 0,
                         });
                     }
-                    out_sizes.push(p.iter().map(|q| q.len).collect());
                 }
             }
             pieces.push(p);
         }
-        (SliceOp { axes, pieces }, Chunks::from_sizes(out_sizes))
+        SliceOp { axes, pieces }
     }
 
     pub(crate) fn tokenize(&self, t: &mut Tokenizer) {
@@ -452,4 +452,261 @@ pub(crate) fn stack_run(axis: usize, deps: &[Arc<ChunkValue>]) -> Result<ChunkVa
     Ok(ChunkValue::Array(
         map_array!(a, x => x.clone().insert_axis(Axis(axis))),
     ))
+}
+
+// ---------------------------------------------------------------------------------------------
+// metadata rules
+
+/// The input's chunks permuted; `perm` must be a permutation of its axes.
+pub(crate) fn transpose_meta(perm: &[usize], inputs: &[InputMeta<'_>]) -> RuleResult<Derived> {
+    let input = one_input(inputs, "transpose")?;
+    let nd = input.meta.ndim();
+    let mut seen = vec![false; nd];
+    if perm.len() != nd
+        || perm
+            .iter()
+            .any(|&p| p >= nd || std::mem::replace(&mut seen[p], true))
+    {
+        return Err(format!(
+            "{perm:?} is not a permutation of the {nd} axes of its input {}",
+            input.id
+        ));
+    }
+    let chunks = Chunks::from_sizes(
+        perm.iter()
+            .map(|&p| input.meta.chunks.axis(p).to_vec())
+            .collect(),
+    );
+    Ok(Derived::new(
+        chunks,
+        input.meta.dtype,
+        "permuting its input's chunks",
+        "keeping its input's dtype",
+    ))
+}
+
+impl SliceOp {
+    /// The chunks its pieces make, after checking them against the input's chunks.
+    pub(crate) fn output_meta(&self, inputs: &[InputMeta<'_>]) -> RuleResult<Derived> {
+        let input = one_input(inputs, "getitem")?;
+        Ok(Derived::new(
+            slice_chunks(self, &input.meta.chunks)?,
+            input.meta.dtype,
+            "the slice's pieces",
+            "keeping its input's dtype",
+        ))
+    }
+}
+
+/// The chosen grid, which must cover the input's shape.
+pub(crate) fn rechunk_meta(
+    inputs: &[InputMeta<'_>],
+    chosen_meta: Option<&ArrayMeta>,
+) -> RuleResult<Derived> {
+    let input = one_input(inputs, "rechunk")?;
+    let grid = &chosen(chosen_meta, "rechunk")?.chunks;
+    if grid.shape() != input.meta.shape() {
+        return Err(format!(
+            "has shape {:?}, but rechunking keeps its input's shape {:?}",
+            grid.shape(),
+            input.meta.shape()
+        ));
+    }
+    Ok(Derived::new(
+        grid.clone(),
+        input.meta.dtype,
+        "the chosen grid",
+        "keeping its input's dtype",
+    ))
+}
+
+/// The chosen grid, which must hold the input's elements; both chunked along axis 0 only, so that
+/// every chunk is a contiguous flat range.
+pub(crate) fn reshape_meta(
+    inputs: &[InputMeta<'_>],
+    chosen_meta: Option<&ArrayMeta>,
+) -> RuleResult<Derived> {
+    let input = one_input(inputs, "reshape")?;
+    let grid = &chosen(chosen_meta, "reshape")?.chunks;
+    let size = |c: &Chunks| c.shape().iter().product::<usize>();
+    if size(grid) != size(&input.meta.chunks) {
+        return Err(format!(
+            "has shape {:?}, which does not hold the {} elements of its input's shape {:?}",
+            grid.shape(),
+            size(&input.meta.chunks),
+            input.meta.shape()
+        ));
+    }
+    for (what, c) in [("its input's", &input.meta.chunks), ("its", grid)] {
+        if let Some(a) = (1..c.ndim()).find(|&a| c.axis(a).len() != 1) {
+            return Err(format!(
+                "reshape needs arrays chunked along axis 0 only, but {what} chunks {c} split axis {a}"
+            ));
+        }
+    }
+    Ok(Derived::new(
+        grid.clone(),
+        input.meta.dtype,
+        "the chosen grid",
+        "keeping its input's dtype",
+    ))
+}
+
+/// The inputs' chunks, which line up off `axis`, joined along it; all inputs of one dtype.
+pub(crate) fn concat_meta(axis: usize, inputs: &[InputMeta<'_>]) -> RuleResult<Derived> {
+    let Some(first) = inputs.first() else {
+        return Err("concatenate reads no input".into());
+    };
+    let nd = first.meta.ndim();
+    if axis >= nd {
+        return Err(format!(
+            "concatenates along axis {axis}, out of range for rank {nd}"
+        ));
+    }
+    let mut along = Vec::new();
+    for input in inputs {
+        same_dtype(first, input)?;
+        let m = input.meta;
+        if m.ndim() != nd
+            || (0..nd).any(|a| a != axis && m.chunks.axis(a) != first.meta.chunks.axis(a))
+        {
+            return Err(format!(
+                "input {} is chunked {}, which does not line up with {} off axis {axis}",
+                input.id, m.chunks, first.meta.chunks
+            ));
+        }
+        along.extend_from_slice(m.chunks.axis(axis));
+    }
+    let mut sizes = first.meta.chunks.sizes().to_vec();
+    sizes[axis] = along;
+    Ok(Derived::new(
+        Chunks::from_sizes(sizes),
+        first.meta.dtype,
+        "adding up its inputs' chunks along the axis",
+        "keeping its inputs' dtype",
+    ))
+}
+
+/// The inputs' common chunks with a new axis of 1-long chunks, one per input, at `axis`.
+pub(crate) fn stack_meta(axis: usize, inputs: &[InputMeta<'_>]) -> RuleResult<Derived> {
+    let Some(first) = inputs.first() else {
+        return Err("stack reads no input".into());
+    };
+    if axis > first.meta.ndim() {
+        return Err(format!(
+            "stacks along axis {axis}, out of range for inputs of rank {}",
+            first.meta.ndim()
+        ));
+    }
+    for input in inputs {
+        same_dtype(first, input)?;
+        if input.meta.chunks != first.meta.chunks {
+            return Err(format!(
+                "inputs {} and {} are chunked differently ({} and {})",
+                first.id, input.id, first.meta.chunks, input.meta.chunks
+            ));
+        }
+    }
+    let mut sizes = first.meta.chunks.sizes().to_vec();
+    sizes.insert(axis, vec![1; inputs.len()]);
+    Ok(Derived::new(
+        Chunks::from_sizes(sizes),
+        first.meta.dtype,
+        "stacking its inputs' chunks",
+        "keeping its inputs' dtype",
+    ))
+}
+
+/// Joining ops keep one dtype: every input must have the first's.
+fn same_dtype(first: &InputMeta<'_>, input: &InputMeta<'_>) -> RuleResult<()> {
+    if input.meta.dtype != first.meta.dtype {
+        return Err(format!(
+            "its inputs {} and {} have dtypes {} and {}, but the op keeps one dtype",
+            first.id, input.id, first.meta.dtype, input.meta.dtype
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a slice against its input's chunks and returns the output chunks its pieces make.
+fn slice_chunks(s: &SliceOp, input: &Chunks) -> RuleResult<Chunks> {
+    let nd = input.ndim();
+    if s.axes.len() != nd || s.pieces.len() != nd {
+        return Err(format!(
+            "the slice has {} selections and {} piece lists for an input of rank {nd}",
+            s.axes.len(),
+            s.pieces.len()
+        ));
+    }
+    let mut out = Vec::new();
+    for (axis, (sel, pieces)) in s.axes.iter().zip(&s.pieces).enumerate() {
+        let sizes = input.axis(axis);
+        let offs = input.axis_offsets(axis);
+        let n = offs[sizes.len()];
+        let bad = |what: String| Err(format!("axis {axis}: {what}"));
+        for p in pieces {
+            if p.in_block as usize >= sizes.len() {
+                return bad(format!(
+                    "a piece reads block {}, but the input has {} blocks",
+                    p.in_block,
+                    sizes.len()
+                ));
+            }
+        }
+        match *sel {
+            AxisSlice::Index(i) => {
+                let [p] = pieces.as_slice() else {
+                    return bad(format!("an index needs one piece, not {}", pieces.len()));
+                };
+                let b = p.in_block as usize;
+                // Checked in this order so that the sum cannot overflow.
+                if i >= n || p.len != 1 || p.local_start >= sizes[b] || offs[b] + p.local_start != i
+                {
+                    return bad(format!(
+                        "index {i} of length {n} does not match its piece {p:?}"
+                    ));
+                }
+            }
+            AxisSlice::Range { start, step, len } => {
+                if step == 0 {
+                    return bad("slice step 0".into());
+                }
+                if len == 0 {
+                    if !matches!(pieces.as_slice(), [p] if p.len == 0) {
+                        return bad("an empty selection needs one empty piece".into());
+                    }
+                } else {
+                    let last = start as i128 + (len as i128 - 1) * step as i128;
+                    if start >= n || last < 0 || last >= n as i128 {
+                        return bad(format!(
+                            "{len} elements from {start} step {step} leave the axis of length {n}"
+                        ));
+                    }
+                    let mut k = 0usize;
+                    for p in pieces {
+                        let b = p.in_block as usize;
+                        let want = start as i128 + k as i128 * step as i128;
+                        let last_local = p.local_start as i128 + (p.len as i128 - 1) * step as i128;
+                        if p.len == 0
+                            || offs[b] as i128 + p.local_start as i128 != want
+                            || p.local_start >= sizes[b]
+                            || last_local < 0
+                            || last_local >= sizes[b] as i128
+                        {
+                            return bad(format!(
+                                "piece {p:?} is not the part of block {b} (of size {}) that selection element {k} starts",
+                                sizes[b]
+                            ));
+                        }
+                        k = k.saturating_add(p.len);
+                    }
+                    if k != len {
+                        return bad(format!("the pieces select {k} elements, the slice {len}"));
+                    }
+                }
+                out.push(pieces.iter().map(|p| p.len).collect());
+            }
+        }
+    }
+    Ok(Chunks::from_sizes(out))
 }

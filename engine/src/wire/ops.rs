@@ -1,0 +1,572 @@
+//! Ops on the wire: every [`Op`] variant both ways (one exhaustive match each way), with the
+//! parameters of reductions, slices and sources. The tests hold one round trip per variant.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::pb;
+use super::{
+    dtype_of, reduction_of, required, u32_of, u32s_of, u64s, usize_of, usizes_of, usizes_of_u32,
+    wire, within,
+};
+use crate::data::ChunkValue;
+use crate::error::{Error, Result};
+use crate::ops::structure::Piece;
+use crate::ops::{
+    AxisSlice, Finalize, FromArray, Materialized, MatmulOp, NpySource, Op, ReduceCombine, SliceOp,
+};
+
+// ---------------------------------------------------------------------------------------------
+// reductions and slices
+
+impl From<&Finalize> for pb::Finalize {
+    fn from(f: &Finalize) -> Self {
+        pb::Finalize {
+            keepdims: f.keepdims,
+            ddof: f.ddof,
+            dtype: pb::DType::from(f.dtype) as i32,
+        }
+    }
+}
+
+impl TryFrom<pb::Finalize> for Finalize {
+    type Error = Error;
+    fn try_from(f: pb::Finalize) -> Result<Self> {
+        Ok(Finalize {
+            keepdims: f.keepdims,
+            ddof: f.ddof,
+            dtype: dtype_of(f.dtype)?,
+        })
+    }
+}
+
+impl TryFrom<&ReduceCombine> for pb::ReduceCombine {
+    type Error = Error;
+    fn try_from(c: &ReduceCombine) -> Result<Self> {
+        Ok(pb::ReduceCombine {
+            reduction: c.reduction.code(),
+            axes: u32s_of(&c.axes, "reduced axis")?,
+            group: u64s(&c.group),
+            finalize: c.finalize.as_ref().map(pb::Finalize::from),
+        })
+    }
+}
+
+impl TryFrom<pb::ReduceCombine> for ReduceCombine {
+    type Error = Error;
+    fn try_from(c: pb::ReduceCombine) -> Result<Self> {
+        Ok(ReduceCombine {
+            reduction: reduction_of(c.reduction)?,
+            axes: usizes_of_u32(&c.axes),
+            group: usizes_of(&c.group, "group size")?,
+            finalize: c.finalize.map(Finalize::try_from).transpose()?,
+        })
+    }
+}
+
+impl TryFrom<&SliceOp> for pb::SliceOp {
+    type Error = Error;
+    fn try_from(s: &SliceOp) -> Result<Self> {
+        use pb::axis_slice::Sel;
+        let axes = s
+            .axes
+            .iter()
+            .map(|a| {
+                Ok(pb::AxisSlice {
+                    sel: Some(match *a {
+                        AxisSlice::Range { start, step, len } => Sel::Range(pb::AxisRange {
+                            start: start as u64,
+                            step: i64::try_from(step)
+                                .map_err(|_| wire(format!("slice step {step} overflows")))?,
+                            len: len as u64,
+                        }),
+                        AxisSlice::Index(i) => Sel::Index(i as u64),
+                    }),
+                })
+            })
+            .collect::<Result<_>>()?;
+        let pieces = s
+            .pieces
+            .iter()
+            .map(|axis| pb::AxisPieces {
+                pieces: axis
+                    .iter()
+                    .map(|p| pb::Piece {
+                        in_block: p.in_block,
+                        local_start: p.local_start as u64,
+                        len: p.len as u64,
+                    })
+                    .collect(),
+            })
+            .collect();
+        Ok(pb::SliceOp { axes, pieces })
+    }
+}
+
+impl TryFrom<pb::SliceOp> for SliceOp {
+    type Error = Error;
+    fn try_from(s: pb::SliceOp) -> Result<Self> {
+        use pb::axis_slice::Sel;
+        let axes = s
+            .axes
+            .into_iter()
+            .enumerate()
+            .map(|(axis, a)| {
+                Ok(
+                    match required(a.sel, &format!("selection on slice axis {axis}"))? {
+                        Sel::Range(r) => AxisSlice::Range {
+                            start: usize_of(r.start, "slice start")?,
+                            step: isize::try_from(r.step)
+                                .map_err(|_| wire(format!("slice step {} overflows", r.step)))?,
+                            len: usize_of(r.len, "slice length")?,
+                        },
+                        Sel::Index(i) => AxisSlice::Index(usize_of(i, "slice index")?),
+                    },
+                )
+            })
+            .collect::<Result<_>>()?;
+        let pieces = s
+            .pieces
+            .into_iter()
+            .map(|axis| {
+                axis.pieces
+                    .into_iter()
+                    .map(|p| {
+                        Ok(Piece {
+                            in_block: p.in_block,
+                            local_start: usize_of(p.local_start, "piece start")?,
+                            len: usize_of(p.len, "piece length")?,
+                        })
+                    })
+                    .collect::<Result<_>>()
+            })
+            .collect::<Result<_>>()?;
+        Ok(SliceOp { axes, pieces })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// sources
+
+impl From<&FromArray> for pb::FromArray {
+    fn from(a: &FromArray) -> Self {
+        pb::FromArray {
+            data: Some((&*a.data).into()),
+            content_token: a.content_token,
+        }
+    }
+}
+
+impl TryFrom<pb::FromArray> for FromArray {
+    type Error = Error;
+    /// Keeps the sender's content token: it is part of the layer's identity, like the layer id.
+    fn try_from(a: pb::FromArray) -> Result<Self> {
+        Ok(FromArray {
+            data: Arc::new(required(a.data, "array data")?.try_into()?),
+            content_token: a.content_token,
+        })
+    }
+}
+
+impl TryFrom<&NpySource> for pb::NpySource {
+    type Error = Error;
+    fn try_from(n: &NpySource) -> Result<Self> {
+        let path = n.path.to_str().ok_or_else(|| {
+            wire(format!(
+                "the path {} is not UTF-8, which the wire's string cannot carry",
+                n.path.display()
+            ))
+        })?;
+        Ok(pb::NpySource {
+            path: path.to_string(),
+            mtime_nanos: n.stamp.0,
+            file_len: n.stamp.1,
+            dtype: pb::DType::from(n.header.dtype) as i32,
+            shape: u64s(&n.header.shape),
+        })
+    }
+}
+
+impl TryFrom<pb::NpySource> for NpySource {
+    type Error = Error;
+    /// Opens the file here: reads its header again and checks it is the array the graph was built on.
+    fn try_from(n: pb::NpySource) -> Result<Self> {
+        let dtype = dtype_of(n.dtype)?;
+        let shape = usizes_of(&n.shape, "npy dimension")?;
+        let path = PathBuf::from(n.path);
+        let header = crate::io::npy::read_header(&path)?;
+        let len = std::fs::metadata(&path)
+            .map_err(|source| Error::Io {
+                path: path.clone(),
+                source,
+            })?
+            .len();
+        let changed = |what: String| Error::Npy {
+            path: path.clone(),
+            reason: format!("the file is not the one the graph was built on: {what}"),
+        };
+        if header.dtype != dtype {
+            return Err(changed(format!(
+                "its dtype is {}, the graph's is {dtype}",
+                header.dtype
+            )));
+        }
+        if header.shape != shape {
+            return Err(changed(format!(
+                "its shape is {:?}, the graph's is {shape:?}",
+                header.shape
+            )));
+        }
+        if len != n.file_len {
+            return Err(changed(format!(
+                "it is {len} bytes long, the graph's is {} bytes",
+                n.file_len
+            )));
+        }
+        Ok(NpySource {
+            path,
+            header,
+            stamp: (n.mtime_nanos, n.file_len),
+        })
+    }
+}
+
+impl From<&Materialized> for pb::Materialized {
+    fn from(m: &Materialized) -> Self {
+        pb::Materialized {
+            chunks: m.chunks.iter().map(|c| (&**c).into()).collect(),
+            token: m.token,
+        }
+    }
+}
+
+impl TryFrom<pb::Materialized> for Materialized {
+    type Error = Error;
+    fn try_from(m: pb::Materialized) -> Result<Self> {
+        let chunks = m
+            .chunks
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| {
+                ChunkValue::try_from(c)
+                    .map(Arc::new)
+                    .map_err(|e| within(e, format!("kept chunk {i}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Materialized {
+            chunks: Arc::new(chunks),
+            token: m.token,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// ops, layers, graphs
+
+impl TryFrom<&Op> for pb::Op {
+    type Error = Error;
+    /// Fails for [`Op::MapBlocks`], whose closure cannot leave the process.
+    fn try_from(op: &Op) -> Result<Self> {
+        use pb::op::Op as W;
+        let op = match op {
+            Op::Blockwise(p) => W::Blockwise((&**p).try_into()?),
+            Op::FromArray(a) => W::FromArray(a.into()),
+            Op::Npy(n) => W::Npy(n.try_into()?),
+            Op::Materialized(m) => W::Materialized(m.into()),
+            Op::ReduceCombine(c) => W::ReduceCombine(c.try_into()?),
+            Op::Transpose { perm } => W::Transpose(pb::Transpose {
+                perm: u32s_of(perm, "transpose axis")?,
+            }),
+            Op::Slice(s) => W::Slice(s.try_into()?),
+            Op::Rechunk => W::Rechunk(pb::Empty {}),
+            Op::Reshape => W::Reshape(pb::Empty {}),
+            Op::Concatenate { axis } => W::Concatenate(pb::Axis {
+                axis: u32_of(*axis, "axis")?,
+            }),
+            Op::Stack { axis } => W::Stack(pb::Axis {
+                axis: u32_of(*axis, "axis")?,
+            }),
+            Op::Matmul(m) => W::Matmul(pb::Matmul {
+                transpose_a: m.transpose_a,
+                transpose_b: m.transpose_b,
+            }),
+            Op::MirrorUpper => W::MirrorUpper(pb::Empty {}),
+            Op::MapBlocks(f) => {
+                return Err(Error::NotSerializable {
+                    key: format!("map-blocks closure {:#x}", f.token()),
+                });
+            }
+        };
+        Ok(pb::Op { op: Some(op) })
+    }
+}
+
+impl TryFrom<pb::Op> for Op {
+    type Error = Error;
+    fn try_from(op: pb::Op) -> Result<Self> {
+        use pb::op::Op as W;
+        let op = required(
+            op.op,
+            "op (a kind this version does not know reads as missing)",
+        )?;
+        Ok(match op {
+            W::Blockwise(p) => Op::Blockwise(Box::new(p.try_into()?)),
+            W::FromArray(a) => Op::FromArray(a.try_into()?),
+            W::Npy(n) => Op::Npy(n.try_into()?),
+            W::Materialized(m) => Op::Materialized(m.try_into()?),
+            W::ReduceCombine(c) => Op::ReduceCombine(c.try_into()?),
+            W::Transpose(t) => Op::Transpose {
+                perm: usizes_of_u32(&t.perm),
+            },
+            W::Slice(s) => Op::Slice(s.try_into()?),
+            W::Rechunk(_) => Op::Rechunk,
+            W::Reshape(_) => Op::Reshape,
+            W::Concatenate(a) => Op::Concatenate {
+                axis: a.axis as usize,
+            },
+            W::Stack(a) => Op::Stack {
+                axis: a.axis as usize,
+            },
+            W::Matmul(m) => Op::Matmul(MatmulOp {
+                transpose_a: m.transpose_a,
+                transpose_b: m.transpose_b,
+            }),
+            W::MirrorUpper(_) => Op::MirrorUpper,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use ndarray::{ArrayD, IxDyn, s};
+
+    use crate::array::Array;
+    use crate::data::{ArgPartial, ArrayData, ChunkValue, Moments};
+    use crate::error::Error;
+    use crate::ops::{Materialized, MatmulOp, Op};
+    use crate::wire::graph_to_proto;
+    use crate::wire::pb;
+    use crate::wire::testing::*;
+    use crate::{concatenate, default_rng, from_npy, stack, where_};
+
+    // -----------------------------------------------------------------------------------------
+    // one test per op variant
+
+    /// The test that covers each op variant; naming them all makes a new variant a compile error
+    /// until it has a test, and each test checks it built the variant it is about.
+    fn op_test(op: &Op) -> &'static str {
+        match op {
+            Op::Blockwise(_) => "op_blockwise",
+            Op::FromArray(_) => "op_from_array",
+            Op::Npy(_) => "op_npy",
+            Op::Materialized(_) => "op_materialized",
+            Op::ReduceCombine(_) => "op_reduce_combine",
+            Op::Transpose { .. } => "op_transpose",
+            Op::Slice(_) => "op_slice",
+            Op::Rechunk => "op_rechunk",
+            Op::Reshape => "op_reshape",
+            Op::Concatenate { .. } => "op_concatenate",
+            Op::Stack { .. } => "op_stack",
+            Op::Matmul(_) => "op_matmul",
+            Op::MirrorUpper => "op_mirror_upper",
+            Op::MapBlocks(_) => "op_map_blocks_is_not_serializable",
+        }
+    }
+
+    fn top_op(a: &Array, test: &str) -> Op {
+        let op = top(a).op.clone();
+        assert_eq!(
+            op_test(&op),
+            test,
+            "{a:?} is not built by the op under test"
+        );
+        op
+    }
+
+    #[test]
+    fn op_blockwise() {
+        let a = x();
+        let y = where_(a.t().gt(0.5).unwrap(), (&a.t() * 2.0f64).unwrap(), -1.0).unwrap();
+        assert_round_trip(&top_op(&y, "op_blockwise"));
+        let m = a.var_axis(1, 1.0).unwrap();
+        let partial = m.graph().layers()[1].op.clone();
+        assert!(matches!(&partial, Op::Blockwise(p) if p.reduce.is_some()));
+        assert_round_trip(&partial);
+    }
+
+    #[test]
+    fn op_from_array() {
+        for d in all_dtypes() {
+            let data = ArrayD::from_shape_fn(IxDyn(&[5, 3]), |i| (i[0] * 3 + i[1]) as i64 - 4);
+            let a = crate::from_array_data(ArrayData::I64(data).cast(d), [2, 2]).unwrap();
+            assert_round_trip(&top_op(&a, "op_from_array"));
+        }
+    }
+
+    #[test]
+    fn op_npy() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.npy");
+        x().to_npy(&path).unwrap();
+        let a = from_npy(&path, [4, 4]).unwrap();
+        assert_round_trip(&top_op(&a, "op_npy"));
+    }
+
+    #[test]
+    fn op_npy_refuses_a_file_that_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.npy");
+        x().to_npy(&path).unwrap();
+        let msg = pb::Op::try_from(&top_op(&from_npy(&path, [4, 4]).unwrap(), "op_npy")).unwrap();
+        // Same length, other shape: the header is re-read.
+        x().reshape(&[10, 12]).unwrap().to_npy(&path).unwrap();
+        let err = Op::try_from(msg.clone()).unwrap_err();
+        assert!(
+            matches!(&err, Error::Npy { path: p, .. } if *p == path),
+            "{err}"
+        );
+        assert!(err.to_string().contains("shape"), "{err}");
+        // Same header, other length.
+        x().to_npy(&path).unwrap();
+        let f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        f.set_len(std::fs::metadata(&path).unwrap().len() + 8)
+            .unwrap();
+        let err = Op::try_from(msg.clone()).unwrap_err();
+        assert!(err.to_string().contains("bytes long"), "{err}");
+        std::fs::remove_file(&path).unwrap();
+        assert!(matches!(Op::try_from(msg).unwrap_err(), Error::Io { .. }));
+    }
+
+    #[test]
+    fn op_materialized() {
+        let kept = x().var_axis(0, 0.0).unwrap().persist().unwrap();
+        assert_round_trip(&top_op(&kept, "op_materialized"));
+        // Kept partials (not what persist makes, but a ChunkValue all the same) travel too.
+        let m = Op::Materialized(Materialized {
+            chunks: Arc::new(vec![
+                Arc::new(ChunkValue::Moments(Moments {
+                    count: ArrayD::from_elem(IxDyn(&[2]), 3.0),
+                    mean: ArrayD::from_elem(IxDyn(&[2]), 0.5),
+                    m2: Some(ArrayD::from_elem(IxDyn(&[2]), 0.25)),
+                })),
+                Arc::new(ChunkValue::Arg(ArgPartial {
+                    value: ArrayData::F32(ArrayD::from_elem(IxDyn(&[2]), 1.5)),
+                    index: ArrayD::from_elem(IxDyn(&[2]), 9),
+                })),
+            ]),
+            token: 42,
+        });
+        assert_round_trip(&m);
+    }
+
+    #[test]
+    fn op_reduce_combine() {
+        let m = x().mean_axis(0).unwrap();
+        assert_round_trip(&top_op(&m, "op_reduce_combine"));
+        let tree = default_rng(1)
+            .random(&[64], [2])
+            .unwrap()
+            .sum_with(&crate::ReduceOptions::all().split_every(2))
+            .unwrap();
+        for l in tree.graph().layers() {
+            assert_round_trip(&l.op);
+        }
+    }
+
+    #[test]
+    fn op_transpose() {
+        let a = x().reshape(&[3, 4, 10]).unwrap();
+        assert_round_trip(&top_op(
+            &a.permute_axes(&[2, 0, 1]).unwrap(),
+            "op_transpose",
+        ));
+    }
+
+    #[test]
+    fn op_slice() {
+        let a = x().slice(s![1..11;3, -1]).unwrap();
+        assert_round_trip(&top_op(&a, "op_slice"));
+        #[allow(clippy::reversed_empty_ranges)] // an empty selection, on purpose
+        let b = x().slice(s![..;-4, 7..2]).unwrap();
+        assert_round_trip(&top_op(&b, "op_slice"));
+    }
+
+    #[test]
+    fn op_rechunk() {
+        assert_round_trip(&top_op(&x().rechunk([3, 10]).unwrap(), "op_rechunk"));
+    }
+
+    #[test]
+    fn op_reshape() {
+        assert_round_trip(&top_op(&x().reshape(&[-1]).unwrap(), "op_reshape"));
+    }
+
+    #[test]
+    fn op_concatenate() {
+        let a = x();
+        let c = concatenate(&[&a, &a.slice(s![..3, ..]).unwrap()], 0).unwrap();
+        assert_round_trip(&top_op(&c, "op_concatenate"));
+    }
+
+    #[test]
+    fn op_stack() {
+        let a = x();
+        assert_round_trip(&top_op(&stack(&[&a, &a, &a], 2).unwrap(), "op_stack"));
+    }
+
+    #[test]
+    fn op_matmul() {
+        let a = x();
+        // Operands built as transposes are read untransposed.
+        let b = (&a + 1.0).unwrap();
+        let wide = default_rng(6).random(&[5, 12], [2, 4]).unwrap();
+        for (p, transpose_a, transpose_b) in [
+            (a.matmul(&a.t()), false, true),
+            (a.t().matmul(&b), true, false),
+            (a.t().matmul(&wide.t()), true, true),
+            (a.matmul(&b.slice(s![..10, ..]).unwrap()), false, false),
+        ] {
+            let g = p.unwrap().graph();
+            let products = g
+                .layers()
+                .iter()
+                .find(|l| matches!(l.op, Op::Matmul(_)))
+                .unwrap();
+            let want = MatmulOp {
+                transpose_a,
+                transpose_b,
+            };
+            assert!(matches!(products.op, Op::Matmul(m) if m == want));
+            assert_eq!(op_test(&products.op), "op_matmul");
+            assert_round_trip(&products.op);
+        }
+    }
+
+    #[test]
+    fn op_mirror_upper() {
+        let a = x();
+        assert_round_trip(&top_op(&a.matmul(&a.t()).unwrap(), "op_mirror_upper"));
+    }
+
+    #[test]
+    fn op_map_blocks_is_not_serializable() {
+        let y = x()
+            .map_blocks(|b: ndarray::ArrayViewD<f64>| b.mapv(|v| v + 1.0))
+            .unwrap();
+        let op = top_op(&y, "op_map_blocks_is_not_serializable");
+        assert!(matches!(
+            pb::Op::try_from(&op),
+            Err(Error::NotSerializable { .. })
+        ));
+        // Through a graph, the error names the layer.
+        match graph_to_proto(&(&y + 1.0f64).unwrap().graph()) {
+            Err(Error::NotSerializable { key }) => assert_eq!(key, y.id().to_string()),
+            other => panic!("{other:?}"),
+        }
+    }
+}
