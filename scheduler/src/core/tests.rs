@@ -256,7 +256,13 @@ impl TestEnv {
     }
 
     fn heartbeat(&mut self, w: WorkerId) {
-        on_heartbeat(&mut self.state, self.now, w, 0);
+        on_heartbeat(
+            &mut self.state,
+            &mut self.out,
+            self.now,
+            w,
+            WorkerMemory::default(),
+        );
         self.checked();
     }
 
@@ -1195,7 +1201,13 @@ fn duplicate_stale_and_unknown_reports_are_ignored() {
     env.fetched(J1, &[0, 10_000]);
     env.cancel(JobId(9));
     on_worker_lost(&mut env.state, &mut env.out, env.now, WorkerId(9));
-    on_heartbeat(&mut env.state, env.now, WorkerId(9), 0);
+    on_heartbeat(
+        &mut env.state,
+        &mut env.out,
+        env.now,
+        WorkerId(9),
+        WorkerMemory::default(),
+    );
     on_worker_retiring(&mut env.state, &mut env.out, env.now, WorkerId(9));
     on_job_submitted(&mut env.state, &mut env.out, env.now, J1, graph);
     env.checked();
