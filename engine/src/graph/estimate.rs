@@ -22,7 +22,7 @@
 
 use super::expand::TaskGraph;
 use super::limits::Limit;
-use super::{Layer, LayerId};
+use super::{ArrayMeta, Graph, Layer, LayerId};
 use crate::error::{Error, Result};
 use crate::ops::reduce::Reduction;
 use crate::ops::{Holds, Op};
@@ -138,6 +138,83 @@ fn block_elems(layer: &Layer, block: &[u32]) -> u64 {
         })
 }
 
+/// What one task needs, in bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TaskBytes {
+    /// Its distinct input chunks.
+    pub inputs: u64,
+    /// Its output chunk.
+    pub output: u64,
+    /// What its kernel allocates besides the output.
+    pub scratch: u64,
+}
+
+impl TaskBytes {
+    /// Inputs + output + scratch (saturating).
+    pub fn total(&self) -> u64 {
+        self.inputs
+            .saturating_add(self.output)
+            .saturating_add(self.scratch)
+    }
+}
+
+/// Kernel scratch of a task of `layer` at `block`, whose distinct inputs are `inputs` bytes.
+fn scratch_bytes(layer: &Layer, block: &[u32], inputs: u64) -> (u64, u64) {
+    match &layer.op {
+        Op::Blockwise(p) if p.reduce.is_some() => {
+            let domain = p
+                .domain
+                .sizes()
+                .iter()
+                .zip(block)
+                .fold(1u64, |acc, (axis, &b)| {
+                    acc.saturating_mul(axis.get(b as usize).copied().unwrap_or(1) as u64)
+                });
+            (domain.saturating_mul(8), domain)
+        }
+        Op::Matmul(_) => (inputs, 0),
+        _ => (0, 0),
+    }
+}
+
+/// The bytes the task computing block `block` of the layer at `position` of `graph` needs, from
+/// metadata alone (no expansion): what a worker reserves before running an assigned task. Inputs are
+/// the blocks the op's dependency rule names, each distinct one once.
+pub fn block_bytes(graph: &Graph, position: usize, block: &[u32]) -> TaskBytes {
+    let layers = graph.layers();
+    let layer = &layers[position];
+    let output = block_elems(layer, block).saturating_mul(element_bytes(layer));
+    let inputs: Vec<&Layer> = layer
+        .inputs
+        .iter()
+        .filter_map(|id| graph.get(*id).map(|l| &**l))
+        .collect();
+    if inputs.len() != layer.inputs.len() {
+        return TaskBytes {
+            inputs: 0,
+            output,
+            scratch: 0,
+        };
+    }
+    let metas: Vec<&ArrayMeta> = inputs.iter().map(|l| &l.meta).collect();
+    let mut deps = Vec::new();
+    layer.op.deps(layer, &metas, block, &mut deps);
+    let mut bytes = 0u64;
+    for (i, (pos, b)) in deps.iter().enumerate() {
+        if deps[..i].iter().any(|(p, c)| p == pos && c == b) {
+            continue;
+        }
+        let input = inputs[*pos];
+        bytes = bytes.saturating_add(block_elems(input, b).saturating_mul(element_bytes(input)));
+    }
+    let (scratch, _) = scratch_bytes(layer, block, bytes);
+    TaskBytes {
+        inputs: bytes,
+        output,
+        scratch,
+    }
+}
+
 /// Bytes of the chunk task `t` produces.
 pub fn output_bytes(tg: &TaskGraph, t: u32) -> u64 {
     let task = &tg.tasks[t as usize];
@@ -165,23 +242,8 @@ fn task_parts(tg: &TaskGraph, t: u32) -> (u64, u64, u64, u64) {
         largest = largest.max(elems);
         inputs = inputs.saturating_add(elems.saturating_mul(element_bytes(dl)));
     }
-    let scratch = match &layer.op {
-        Op::Blockwise(p) if p.reduce.is_some() => {
-            let domain = p
-                .domain
-                .sizes()
-                .iter()
-                .zip(&task.block)
-                .fold(1u64, |acc, (axis, &b)| {
-                    acc.saturating_mul(axis.get(b as usize).copied().unwrap_or(1) as u64)
-                });
-            largest = largest.max(domain);
-            domain.saturating_mul(8)
-        }
-        Op::Matmul(_) => inputs,
-        _ => 0,
-    };
-    (inputs, output, scratch, largest)
+    let (scratch, domain) = scratch_bytes(layer, &task.block, inputs);
+    (inputs, output, scratch, largest.max(domain))
 }
 
 /// Peak bytes of task `t`: its distinct inputs, its output and its kernel's scratch.

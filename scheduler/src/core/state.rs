@@ -494,17 +494,18 @@ impl Worker {
 
     /// Whether a task needing `need` bytes may be sent to it: the need fits under its limit less what
     /// it holds in memory and what its in-flight tasks are booked for. A worker with nothing in flight
-    /// takes any task that fits its limit at all, since it spills what it holds to make room; a
-    /// paused worker takes nothing. A limit of 0 is no limit.
+    /// takes any task that fits its limit at all, since it spills what it holds to make room (and
+    /// refuses the task, saying why, if it cannot); a paused worker takes nothing more while it has
+    /// work. A limit of 0 is no limit.
     pub fn fits(&self, need: u64) -> bool {
+        if self.in_flight == 0 {
+            return self.memory_limit == 0 || need <= self.memory_limit;
+        }
         if self.memory.paused {
             return false;
         }
         if self.memory_limit == 0 {
             return true;
-        }
-        if self.in_flight == 0 {
-            return need <= self.memory_limit;
         }
         need <= self
             .memory_limit
