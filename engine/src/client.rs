@@ -323,6 +323,10 @@ pub struct WorkerInfo {
     /// Bytes and chunks it has written to its spill directory, from its last heartbeat.
     pub bytes_spilled: u64,
     pub chunks_spilled: u64,
+    /// Spill writes and reads so far, and the nanoseconds spent in them.
+    pub spill_writes: u64,
+    pub spill_reads: u64,
+    pub spill_nanos: u64,
     /// Whether it is past its `--memory-pause` fraction and starting no new task.
     pub paused: bool,
 }
@@ -582,6 +586,9 @@ impl AsyncClient {
                     bytes_running: w.bytes_running,
                     bytes_spilled: w.bytes_spilled,
                     chunks_spilled: w.chunks_spilled,
+                    spill_writes: w.spill_writes,
+                    spill_reads: w.spill_reads,
+                    spill_nanos: w.spill_nanos,
                     paused: w.paused,
                 })
                 .collect(),

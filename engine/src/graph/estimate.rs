@@ -36,7 +36,8 @@ pub struct LayerPeak {
     pub position: u32,
     /// The block index of the layer's largest task.
     pub block: Vec<u32>,
-    /// The shape of that task's output chunk.
+    /// The shape of the largest chunk that task touches: an input, its output, or (for a fused
+    /// source that reduces) the block it evaluates. This is what to rechunk.
     pub chunk: Vec<usize>,
     /// Bytes of its distinct input chunks.
     pub inputs: u64,
@@ -99,7 +100,7 @@ impl Estimate {
             .clamp(1, u64::MAX as u128) as u64;
         Err(Error::LimitExceeded {
             what: format!(
-                "layer {} has tasks with chunks of shape {:?} that need (inputs {} + output {} + scratch {} bytes)",
+                "a task of layer {} (chunks of shape {:?}; inputs {} + output {} + scratch {} bytes) needs",
                 peak.layer, peak.chunk, peak.inputs, peak.output, peak.scratch
             ),
             amount: bytes,
@@ -222,15 +223,24 @@ pub fn output_bytes(tg: &TaskGraph, t: u32) -> u64 {
     block_elems(layer, &task.block).saturating_mul(element_bytes(layer))
 }
 
-/// The peak bytes of task `t` as its parts: (inputs, output, scratch, largest chunk's elements).
-fn task_parts(tg: &TaskGraph, t: u32) -> (u64, u64, u64, u64) {
+/// The peak bytes of task `t` as its parts.
+struct Parts {
+    inputs: u64,
+    output: u64,
+    scratch: u64,
+    /// Elements and shape of the largest chunk the task touches.
+    largest: u64,
+    largest_shape: Vec<usize>,
+}
+
+fn task_parts(tg: &TaskGraph, t: u32, with_shape: bool) -> Parts {
     let task = &tg.tasks[t as usize];
     let layers = tg.graph.layers();
     let layer = &layers[task.layer as usize];
     let out_elems = block_elems(layer, &task.block);
     let output = out_elems.saturating_mul(element_bytes(layer));
     let mut inputs = 0u64;
-    let mut largest = out_elems;
+    let mut largest = (out_elems, &layer.meta.chunks, &task.block);
     for (i, &d) in task.deps.iter().enumerate() {
         // A chunk read twice is held once.
         if task.deps[..i].contains(&d) {
@@ -239,17 +249,34 @@ fn task_parts(tg: &TaskGraph, t: u32) -> (u64, u64, u64, u64) {
         let dep = &tg.tasks[d as usize];
         let dl = &layers[dep.layer as usize];
         let elems = block_elems(dl, &dep.block);
-        largest = largest.max(elems);
+        if elems > largest.0 {
+            largest = (elems, &dl.meta.chunks, &dep.block);
+        }
         inputs = inputs.saturating_add(elems.saturating_mul(element_bytes(dl)));
     }
     let (scratch, domain) = scratch_bytes(layer, &task.block, inputs);
-    (inputs, output, scratch, largest.max(domain))
+    if let Op::Blockwise(p) = &layer.op
+        && domain > largest.0
+    {
+        largest = (domain, &p.domain, &task.block);
+    }
+    Parts {
+        inputs,
+        output,
+        scratch,
+        largest: largest.0,
+        largest_shape: if with_shape {
+            largest.1.block_shape(largest.2)
+        } else {
+            Vec::new()
+        },
+    }
 }
 
 /// Peak bytes of task `t`: its distinct inputs, its output and its kernel's scratch.
 pub fn task_bytes(tg: &TaskGraph, t: u32) -> u64 {
-    let (i, o, s, _) = task_parts(tg, t);
-    i.saturating_add(o).saturating_add(s)
+    let p = task_parts(tg, t, false);
+    p.inputs.saturating_add(p.output).saturating_add(p.scratch)
 }
 
 /// Each layer's largest task. One pass over the tasks, a few additions each.
@@ -270,16 +297,16 @@ pub fn estimate(tg: &TaskGraph) -> Estimate {
             let (_, t) = (*b)?;
             let task = &tg.tasks[t as usize];
             let layer = &layers[position];
-            let (inputs, output, scratch, largest_chunk_elems) = task_parts(tg, t);
+            let p = task_parts(tg, t, true);
             Some(LayerPeak {
                 layer: layer.id,
                 position: position as u32,
                 block: task.block.to_vec(),
-                chunk: layer.meta.chunks.block_shape(&task.block),
-                inputs,
-                output,
-                scratch,
-                largest_chunk_elems,
+                chunk: p.largest_shape,
+                inputs: p.inputs,
+                output: p.output,
+                scratch: p.scratch,
+                largest_chunk_elems: p.largest,
             })
         })
         .collect();
@@ -301,6 +328,7 @@ pub fn estimate(tg: &TaskGraph) -> Estimate {
 /// // A task writes an 8 MB band and reads the source chunks it overlaps.
 /// let peak = e.peak().unwrap();
 /// assert!(peak.output == 8_000_000 && peak.inputs >= 8_000_000);
+/// assert_eq!(peak.chunk.iter().product::<usize>(), 1_000_000);
 ///
 /// let err = estimate::check(&tg, &Limit::new(20_000_000, "--memory-limit")).unwrap_err();
 /// assert!(err.to_string().contains("rechunk to at most"));
@@ -309,4 +337,130 @@ pub fn check(tg: &TaskGraph, limit: &Limit) -> Result<Estimate> {
     let e = estimate(tg);
     e.check(limit)?;
     Ok(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::DType;
+
+    fn f64_array(shape: &[usize], chunks: &[usize]) -> crate::Array {
+        let data = ndarray::ArrayD::from_shape_fn(ndarray::IxDyn(shape), |ix| ix[0] as f64);
+        crate::from_array(data, chunks.to_vec()).unwrap()
+    }
+
+    fn expand(a: &crate::Array) -> TaskGraph {
+        TaskGraph::expand(a.graph()).unwrap()
+    }
+
+    /// The tasks of layer `name` in `tg`.
+    fn tasks_of<'a>(tg: &'a TaskGraph, name: &'a str) -> impl Iterator<Item = u32> + 'a {
+        (0..tg.tasks.len() as u32)
+            .filter(move |&t| tg.graph.layers()[tg.tasks[t as usize].layer as usize].id.name == name)
+    }
+
+    #[test]
+    fn a_transpose_task_reads_one_chunk_and_writes_one() {
+        // 6 × 9 float64 in 4 × 5 chunks: the largest chunk is 4 × 5 = 160 bytes.
+        let x = f64_array(&[6, 9], &[4, 5]);
+        let tg = expand(&x.t());
+        let e = estimate(&tg);
+        let peak = e.peak().unwrap();
+        assert_eq!(peak.layer.name, "transpose");
+        assert_eq!((peak.inputs, peak.output, peak.scratch), (160, 160, 0));
+        assert_eq!(peak.bytes(), 320);
+        // The edge blocks are smaller: (2 × 4) read, (4 × 2) written.
+        let small: Vec<u64> = tasks_of(&tg, "transpose")
+            .map(|t| task_bytes(&tg, t))
+            .collect();
+        assert_eq!(small.iter().min(), Some(&(2 * 4 * 8 * 2)));
+    }
+
+    #[test]
+    fn a_block_product_counts_both_operands_and_their_packed_copies() {
+        let a = f64_array(&[8, 6], &[4, 3]);
+        let b = f64_array(&[6, 10], &[3, 5]);
+        let tg = expand(&a.matmul(&b).unwrap());
+        let e = estimate(&tg);
+        let mm = e
+            .layers
+            .iter()
+            .find(|l| l.layer.name == "matmul")
+            .expect("a matmul layer");
+        // a block 4 × 3, b block 3 × 5, product 4 × 5; scratch: a copy of both operands.
+        let operands = (12 + 15) * 8;
+        assert_eq!(mm.inputs, operands);
+        assert_eq!(mm.output, 20 * 8);
+        assert_eq!(mm.scratch, operands);
+    }
+
+    #[test]
+    fn partials_of_var_hold_three_floats_per_element() {
+        let x = f64_array(&[40, 6], &[10, 6]);
+        let v = x.var_with(&crate::ReduceOptions::axis(0)).unwrap();
+        let tg = TaskGraph::expand(crate::optimize::optimize(v.graph())).unwrap();
+        // Whatever the fusion, a task producing var partials of 6 columns writes 6 × 24 bytes.
+        let partial = (0..tg.tasks.len() as u32).find(|&t| {
+            let layer = &tg.graph.layers()[tg.tasks[t as usize].layer as usize];
+            matches!(layer.op.holds(), Holds::Partial { .. })
+        });
+        let t = partial.expect("a task producing partials");
+        assert_eq!(output_bytes(&tg, t), 6 * 24);
+    }
+
+    #[test]
+    fn metadata_alone_gives_the_same_bytes_as_the_expanded_graph() {
+        let x = f64_array(&[30, 20], &[7, 6]);
+        let y = f64_array(&[20, 30], &[5, 8]);
+        let arrays = [
+            x.t(),
+            x.rechunk([10, 10]).unwrap(),
+            x.matmul(&y).unwrap(),
+            (&x + &y.t()).unwrap(),
+            x.sum_axis(0).unwrap(),
+            crate::concatenate(&[&x, &x], 1).unwrap(),
+        ];
+        for a in &arrays {
+            let tg = TaskGraph::expand(crate::optimize::optimize(a.graph())).unwrap();
+            for t in 0..tg.tasks.len() as u32 {
+                let task = &tg.tasks[t as usize];
+                let from_meta = block_bytes(&tg.graph, task.layer as usize, &task.block);
+                assert_eq!(from_meta.total(), task_bytes(&tg, t), "task {t} of {}", a.id());
+            }
+        }
+    }
+
+    #[test]
+    fn an_80_gb_chunk_is_refused_naming_the_layer_shape_bytes_limit_and_hint() {
+        let x = crate::zeros::<f64>(&[100_000, 100_000], [100_000, 100_000]).unwrap();
+        let tg = TaskGraph::expand(crate::optimize::optimize(x.sum().unwrap().graph())).unwrap();
+        let limit = Limit::new(512 << 20, "the largest worker's --memory-limit");
+        let e = check(&tg, &limit).unwrap_err();
+        let Error::LimitExceeded { amount, limit, unit, .. } = &e else {
+            panic!("{e}");
+        };
+        assert_eq!((*limit, *unit), (512 << 20, "bytes"));
+        assert!(*amount >= 80_000_000_000, "{e}");
+        let text = e.to_string();
+        for part in [
+            "[100000, 100000]",
+            "80000000",
+            "536870912",
+            "--memory-limit",
+            // 10^10 elements × 512 MiB / the task's bytes.
+            "rechunk to at most 6710886",
+        ] {
+            assert!(text.contains(part), "{part:?} missing from: {text}");
+        }
+        assert_eq!(DType::F64.size(), 8);
+    }
+
+    #[test]
+    fn a_graph_within_the_limit_passes() {
+        let x = f64_array(&[100, 100], &[10, 10]);
+        let tg = expand(&x.t());
+        let e = check(&tg, &Limit::new(1600, "--memory-limit")).unwrap();
+        assert_eq!(e.peak().unwrap().bytes(), 1600);
+        assert!(check(&tg, &Limit::new(1599, "--memory-limit")).is_err());
+    }
 }

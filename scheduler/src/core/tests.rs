@@ -57,6 +57,23 @@ fn map_graph(side: usize) -> Arc<TaskGraph> {
     expand(grid(side).sqrt().expect("sqrt").graph())
 }
 
+/// Three outputs: `x`, an unrelated random `y`, and `x.T`. Tasks are numbered `x` (0–15), `y`
+/// (16–31), then the transposes (32–47), which read the chunks of `x`.
+fn held_then_read_graph() -> Arc<TaskGraph> {
+    let x = grid(4);
+    let y = default_rng(2).random(&[40, 40], [10, 10]).expect("random");
+    let t = x.t();
+    expand(tessera::Graph::new(
+        t.graph()
+            .layers()
+            .iter()
+            .chain(y.graph().layers())
+            .cloned()
+            .collect(),
+        vec![x.id(), y.id(), t.id()],
+    ))
+}
+
 /// Two outputs, one read by the other: `s = sqrt(x)` and `mean(s)`.
 fn shared_output_graph() -> Arc<TaskGraph> {
     let s = grid(4).sqrt().expect("sqrt");
@@ -115,6 +132,8 @@ struct TestEnv {
     chunk_bytes: u64,
     /// The kernel run time the simulated workers report for each task.
     run_time: Duration,
+    /// The memory limit workers join with.
+    memory_limit: u64,
 }
 
 impl TestEnv {
@@ -135,6 +154,7 @@ impl TestEnv {
             check: true,
             chunk_bytes: 1000,
             run_time: Duration::ZERO,
+            memory_limit: 1 << 30,
         }
     }
 
@@ -175,7 +195,7 @@ impl TestEnv {
             self.now,
             w,
             threads,
-            1 << 30,
+            self.memory_limit,
         );
         self.checked();
     }
@@ -1388,4 +1408,119 @@ fn an_empty_job_completes_at_once() {
         ]
     );
     env.assert_quiet();
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Memory.
+
+/// Every chunk of the graphs below is 10 × 10 float64: 800 bytes, as the estimate says.
+const CHUNK: u64 = 800;
+
+#[test]
+fn tasks_go_only_where_their_bytes_fit_under_the_limit_less_held_and_queued() {
+    let mut env = TestEnv::new();
+    env.memory_limit = 2500;
+    env.chunk_bytes = CHUNK;
+    env.join(W1, 8);
+    env.deliver();
+    env.submit(J1, map_graph(4));
+    env.deliver();
+    // Sixteen slots, but room for three tasks of 800 bytes under 2500.
+    assert_eq!(env.in_flight(W1), 3);
+    let done = env.run_until(|e| {
+        let w = &e.state.workers()[0];
+        // More than one task in flight only if all fit with what the worker holds.
+        assert!(
+            w.running <= 1 || w.bytes_held + w.queued_bytes <= 2500,
+            "{w:?}"
+        );
+        e.completed(J1).is_some()
+    });
+    assert!(done, "the job did not complete");
+}
+
+#[test]
+fn a_full_worker_runs_one_task_at_a_time_until_it_reports_spilling_or_pausing_ends() {
+    let mut env = TestEnv::new();
+    env.memory_limit = 2500;
+    env.chunk_bytes = CHUNK;
+    env.join(W1, 8);
+    env.deliver();
+    // Outputs are not fetched, so the worker keeps holding them.
+    env.submit_with(J1, map_graph(4), false);
+    env.deliver();
+    for _ in 0..3 {
+        env.finish_next(W1).expect("a task");
+        env.deliver();
+    }
+    // 2400 bytes held: nothing fits beside another task, but an idle worker takes one (it spills).
+    assert_eq!(env.in_flight(W1), 1);
+    env.finish_next(W1).expect("a task");
+    env.deliver();
+    assert_eq!(env.in_flight(W1), 1);
+    // The worker says it wrote 3200 bytes to disk: room for three again.
+    on_heartbeat(
+        &mut env.state,
+        &mut env.out,
+        env.now,
+        W1,
+        WorkerMemory {
+            bytes_spilled: 4 * CHUNK,
+            ..WorkerMemory::default()
+        },
+    );
+    env.checked();
+    env.deliver();
+    assert_eq!(env.in_flight(W1), 3);
+    // Paused: nothing more while it has work, though the books say there is room.
+    env.finish_next(W1).expect("a task");
+    on_heartbeat(
+        &mut env.state,
+        &mut env.out,
+        env.now,
+        W1,
+        WorkerMemory {
+            bytes_spilled: 8 * CHUNK,
+            paused: true,
+            ..WorkerMemory::default()
+        },
+    );
+    env.checked();
+    env.deliver();
+    let before = env.in_flight(W1);
+    env.finish_next(W1).expect("a task");
+    env.deliver();
+    assert_eq!(env.in_flight(W1), before - 1, "a paused worker was given work");
+    assert!(env.state.workers()[0].memory.paused);
+}
+
+/// The order in which the tasks of `held_then_read_graph` complete on one worker with `limit`.
+fn completion_order(limit: u64) -> Vec<u32> {
+    let mut env = TestEnv::new();
+    env.memory_limit = limit;
+    env.chunk_bytes = CHUNK;
+    env.join(W1, 1);
+    env.deliver();
+    env.submit_with(J1, held_then_read_graph(), false);
+    env.deliver();
+    let mut order = Vec::new();
+    while let Some((_, t)) = env.finish_next(W1) {
+        order.push(t);
+        env.deliver();
+    }
+    assert_eq!(order.len(), 48, "every task ran");
+    order
+}
+
+#[test]
+fn when_memory_is_short_tasks_reading_held_chunks_go_before_sources() {
+    let last = |order: &[u32], range: std::ops::Range<u32>| {
+        order.iter().rposition(|t| range.contains(t)).unwrap()
+    };
+    // Plenty of memory: lowest index first, so every source of `y` before any transpose.
+    let roomy = completion_order(1 << 30);
+    assert!(last(&roomy, 16..32) < last(&roomy, 32..48), "{roomy:?}");
+    // 20000 bytes, short past 12000: once `x` is held, the transposes that read it go first.
+    let short = completion_order(20_000);
+    assert!(last(&short, 32..48) < last(&short, 16..32), "{short:?}");
 }
