@@ -120,6 +120,16 @@ impl Runner {
         if layer_pos >= graph.graph.layers().len() {
             return self.report(fail(format!("job {job} has no layer {layer_pos}")));
         }
+        // The block indexes the layer's grid (the op's dependency rule below assumes it does).
+        let grid = graph.graph.layers()[layer_pos].meta.chunks.sizes();
+        if a.block.len() != grid.len()
+            || a.block.iter().zip(grid).any(|(&b, axis)| b as usize >= axis.len())
+        {
+            return self.report(fail(format!(
+                "block {:?} is not in the grid of layer {layer_pos} of job {job}",
+                a.block
+            )));
+        }
         let need = estimate::block_bytes(&graph.graph, layer_pos, &a.block);
         let deps: Vec<u32> = a.deps.iter().map(|d| d.task).collect();
         let admission = if on_pool {

@@ -185,8 +185,10 @@ fn a_job_with_an_80_gb_chunk_is_refused_at_submit_saying_how_to_rechunk() {
     cluster.add_worker_with(&["--memory-limit", "512MiB"]);
     cluster.wait_for_workers(1);
     let client = cluster.client();
+    // A block product must hold its operands: one 80 GB chunk each.
     let x = tessera::zeros::<f64>(&[100_000, 100_000], [100_000, 100_000]).unwrap();
-    let e = x.sum().unwrap().compute_on(&client).unwrap_err().to_string();
+    let job = x.matmul(&x).unwrap().sum().unwrap();
+    let e = job.compute_on(&client).unwrap_err().to_string();
     for part in [
         "[100000, 100000]",
         "80000000000",

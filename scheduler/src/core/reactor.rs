@@ -205,7 +205,7 @@ pub fn on_tasks_done(
         if ran {
             let j = state.jobs.get_mut(&job).expect("valid job");
             j.tasks_run += 1;
-            j.task_mut(task).running_on.retain(|&w| w != worker);
+            j.task_mut(task).running_on.retain(|w| *w != worker);
             if !r.run_time.is_zero() {
                 let w = state.workers.get_mut(&worker).expect("touched");
                 w.record_run_time(r.run_time);

@@ -18,6 +18,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use smallvec::SmallVec;
 use tessera::graph::expand::TaskGraph;
 
 use super::outbox::Outbox;
@@ -65,9 +66,10 @@ pub(crate) struct TaskState {
     pub pending: u32,
     /// An output the client has not fetched yet.
     pub wanted: bool,
-    pub holders: Vec<Holder>,
-    /// Workers running it (usually zero or one).
-    pub running_on: Vec<WorkerId>,
+    /// Inline for the usual one holder: no allocation per chunk.
+    pub holders: SmallVec<[Holder; 1]>,
+    /// Workers running it (usually zero or one), inline.
+    pub running_on: SmallVec<[WorkerId; 2]>,
     /// Size of the chunk as its first holder reported it.
     pub nbytes: u64,
 }
@@ -195,8 +197,8 @@ impl Job {
                 missing,
                 pending: consumers.get(t).len() as u32,
                 wanted: !outputs_of.get(t).is_empty(),
-                holders: Vec::new(),
-                running_on: Vec::new(),
+                holders: SmallVec::new(),
+                running_on: SmallVec::new(),
                 nbytes: 0,
             });
         }
@@ -911,7 +913,7 @@ pub(crate) fn drop_holder(
 /// runs it, it goes back to `Ready` or `Waiting` (or `Released` if nobody needs it any more).
 pub(crate) fn stop_running(job: &mut Job, t: u32, w: WorkerId) {
     let ts = &mut job.tasks[t as usize];
-    ts.running_on.retain(|&x| x != w);
+    ts.running_on.retain(|x| *x != w);
     if ts.running_on.is_empty() && ts.status == TaskStatus::Running {
         let s = job.idle_status(t);
         job.set_status(t, s);

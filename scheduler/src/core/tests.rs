@@ -1413,25 +1413,34 @@ fn an_empty_job_completes_at_once() {
 // ---------------------------------------------------------------------------------------------------
 // Memory.
 
-/// Every chunk of the graphs below is 10 × 10 float64: 800 bytes, as the estimate says.
+/// Every chunk of the graphs below is 10 × 10 float64: 800 bytes.
 const CHUNK: u64 = 800;
+
+/// The peak bytes the scheduler books for each task of `map_graph(4)` (output, tile buffers), and a
+/// limit with room for three and a half of them.
+fn map_need() -> (u64, u64) {
+    let need = tessera::graph::estimate::task_bytes(&map_graph(4), 0);
+    (need, 3 * need + need / 2)
+}
 
 #[test]
 fn tasks_go_only_where_their_bytes_fit_under_the_limit_less_held_and_queued() {
+    let (need, limit) = map_need();
     let mut env = TestEnv::new();
-    env.memory_limit = 2500;
-    env.chunk_bytes = CHUNK;
+    env.memory_limit = limit;
+    // Each finished chunk is as large as its booking.
+    env.chunk_bytes = need;
     env.join(W1, 8);
     env.deliver();
     env.submit(J1, map_graph(4));
     env.deliver();
-    // Sixteen slots, but room for three tasks of 800 bytes under 2500.
+    // Sixteen slots, but room for three tasks.
     assert_eq!(env.in_flight(W1), 3);
     let done = env.run_until(|e| {
         let w = &e.state.workers()[0];
         // More than one task in flight only if all fit with what the worker holds.
         assert!(
-            w.running <= 1 || w.bytes_held + w.queued_bytes <= 2500,
+            w.running <= 1 || w.bytes_held + w.queued_bytes <= limit,
             "{w:?}"
         );
         e.completed(J1).is_some()
@@ -1441,9 +1450,10 @@ fn tasks_go_only_where_their_bytes_fit_under_the_limit_less_held_and_queued() {
 
 #[test]
 fn a_full_worker_runs_one_task_at_a_time_until_it_reports_spilling_or_pausing_ends() {
+    let (need, limit) = map_need();
     let mut env = TestEnv::new();
-    env.memory_limit = 2500;
-    env.chunk_bytes = CHUNK;
+    env.memory_limit = limit;
+    env.chunk_bytes = need;
     env.join(W1, 8);
     env.deliver();
     // Outputs are not fetched, so the worker keeps holding them.
@@ -1453,19 +1463,19 @@ fn a_full_worker_runs_one_task_at_a_time_until_it_reports_spilling_or_pausing_en
         env.finish_next(W1).expect("a task");
         env.deliver();
     }
-    // 2400 bytes held: nothing fits beside another task, but an idle worker takes one (it spills).
+    // Three held: nothing fits beside another task, but an idle worker takes one (it spills).
     assert_eq!(env.in_flight(W1), 1);
     env.finish_next(W1).expect("a task");
     env.deliver();
     assert_eq!(env.in_flight(W1), 1);
-    // The worker says it wrote 3200 bytes to disk: room for three again.
+    // The worker says it wrote four chunks to disk: room for three again.
     on_heartbeat(
         &mut env.state,
         &mut env.out,
         env.now,
         W1,
         WorkerMemory {
-            bytes_spilled: 4 * CHUNK,
+            bytes_spilled: 4 * need,
             ..WorkerMemory::default()
         },
     );
@@ -1480,7 +1490,7 @@ fn a_full_worker_runs_one_task_at_a_time_until_it_reports_spilling_or_pausing_en
         env.now,
         W1,
         WorkerMemory {
-            bytes_spilled: 8 * CHUNK,
+            bytes_spilled: 8 * need,
             paused: true,
             ..WorkerMemory::default()
         },
