@@ -24,7 +24,7 @@ use tessera_proto::v1::{DepLocation, TaskAssignment};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
-use crate::store::{Admission, Held, Reservation, Store};
+use crate::store::{Admission, Held, JobGraph, Reservation, Store};
 use tessera::client::WorkerChannels as Peers;
 
 /// A task's inputs in dependency order, each with the peer it was fetched from (`None`: local).
@@ -113,23 +113,15 @@ impl Runner {
             message,
             missing_input: None,
         };
+        // Without its graph (never decoded, or the job forgotten) the task fails once its inputs
+        // are in, saying so; a missing input is reported first, so the scheduler can recompute it.
         let Some(graph) = self.store.graph(job) else {
-            return self.report(fail(format!("the graph of job {job} was not received")));
+            return self.proceed(a, Reservation::default());
         };
-        let layer_pos = a.layer as usize;
-        if layer_pos >= graph.graph.layers().len() {
-            return self.report(fail(format!("job {job} has no layer {layer_pos}")));
-        }
-        // The block indexes the layer's grid (the op's dependency rule below assumes it does).
-        let grid = graph.graph.layers()[layer_pos].meta.chunks.sizes();
-        if a.block.len() != grid.len()
-            || a.block.iter().zip(grid).any(|(&b, axis)| b as usize >= axis.len())
-        {
-            return self.report(fail(format!(
-                "block {:?} is not in the grid of layer {layer_pos} of job {job}",
-                a.block
-            )));
-        }
+        let layer_pos = match locate(&graph, &a) {
+            Ok(p) => p,
+            Err(message) => return self.report(fail(message)),
+        };
         let need = estimate::block_bytes(&graph.graph, layer_pos, &a.block);
         let deps: Vec<u32> = a.deps.iter().map(|d| d.task).collect();
         let admission = if on_pool {
@@ -165,12 +157,19 @@ impl Runner {
         }
     }
 
-    /// A task ended: the waiting tasks try again, in the order they came.
+    /// A task ended: the waiting tasks try again, in the order they came, on a task thread (making
+    /// room may touch the disk).
     fn wake(&self) {
         let waiting: Vec<TaskAssignment> = self.waiting.lock().expect("waiting").drain(..).collect();
-        for a in waiting {
-            self.admit(a, true);
+        if waiting.is_empty() {
+            return;
         }
+        let this = self.clone();
+        self.pool.spawn(move || {
+            for a in waiting {
+                this.admit(a, true);
+            }
+        });
     }
 
     /// Runs an admitted task: from the store if every input is here (in memory or spilled), else
@@ -382,7 +381,10 @@ impl Runner {
         let Some(graph) = self.store.graph(job) else {
             return fail(format!("the graph of job {job} was not received"));
         };
-        let layer_pos = a.layer as usize;
+        let layer_pos = match locate(&graph, &a) {
+            Ok(p) => p,
+            Err(message) => return fail(message),
+        };
         let layer = &graph.graph.layers()[layer_pos];
         let metas = graph.input_metas(layer_pos);
         let inputs: Vec<Arc<ChunkValue>> = match inputs
@@ -428,4 +430,23 @@ impl Runner {
             Err(panic) => fail(format!("panicked: {}", panic_message(&panic))),
         }
     }
+}
+
+/// The position of the task's layer in its job's graph, checking that the layer exists and that the
+/// block is in its grid (the scheduler's word is not taken for it: the op's rules index by it).
+fn locate(graph: &JobGraph, a: &TaskAssignment) -> Result<usize, String> {
+    let layer_pos = a.layer as usize;
+    let Some(layer) = graph.graph.layers().get(layer_pos) else {
+        return Err(format!("job {} has no layer {layer_pos}", a.job));
+    };
+    let grid = layer.meta.chunks.sizes();
+    if a.block.len() != grid.len()
+        || a.block.iter().zip(grid).any(|(&b, axis)| b as usize >= axis.len())
+    {
+        return Err(format!(
+            "block {:?} is not in the grid of layer {} of job {}",
+            a.block, layer.id, a.job
+        ));
+    }
+    Ok(layer_pos)
 }

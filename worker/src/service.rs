@@ -6,9 +6,7 @@
 
 use std::collections::VecDeque;
 use std::pin::Pin;
-use std::sync::Arc;
 
-use tessera::ChunkValue;
 use tessera_proto::v1::worker_server::Worker;
 use tessera_proto::v1::{ChunkPiece, ChunkRef, ChunkRefs};
 use tokio_stream::Stream;
@@ -171,6 +169,8 @@ async fn encode(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+    use tessera::ChunkValue;
     use ndarray::Dimension;
     use tokio_stream::StreamExt;
 
