@@ -89,7 +89,7 @@ fn write_inner(path: &Path, value: &ChunkValue) -> std::io::Result<()> {
         ChunkValue::Array(a) => {
             out.write_all(ARRAY_MAGIC)?;
             out.write_all(&[dtype_code(a)])?;
-            out.write_all(&(a.ndim() as u32).to_le_bytes())?;
+            out.write_all(&(a.shape().len() as u32).to_le_bytes())?;
             for &d in a.shape() {
                 out.write_all(&(d as u64).to_le_bytes())?;
             }

@@ -1,7 +1,8 @@
 //! Bounded memory on the cluster, proven with the real binaries: workers started with
 //! `--memory-limit` run jobs over data four times their limit — reading a 2 GiB `.npy` file and
 //! holding all of it until a global mean is known — with the exact answer, while the peak resident
-//! memory of each worker process (`VmHWM`) stays within its limit plus 64 MiB; a job with one 80 GB
+//! memory of each worker process (`VmHWM`) stays within its limit plus 64 MiB, alone and beside a
+//! worker with half its memory; a job with one 80 GB
 //! chunk is refused at submit, saying what to rechunk to; and a worker whose spill disk is full fails
 //! the task with the reason, and stays up.
 //!
@@ -14,7 +15,6 @@ use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use common::{Cluster, free_port, peak_rss_bytes, poll, worker_binary};
@@ -62,16 +62,14 @@ fn expected_std(n: usize) -> f64 {
     (var(&|i| (i % 7) as f64) + var(&|j| j as f64 / 1000.0)).sqrt()
 }
 
-/// A 2 GiB file (16384 × 16384 float64), written once for the tests that share it.
-fn two_gib_file() -> &'static (tempfile::TempDir, PathBuf, usize) {
-    static FILE: OnceLock<(tempfile::TempDir, PathBuf, usize)> = OnceLock::new();
-    FILE.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("x.npy");
-        let n = 16384;
-        write_npy(&path, n);
-        (dir, path, n)
-    })
+/// A 2 GiB file (16384 × 16384 float64) in a temporary directory of its own; returns the directory
+/// (the file goes with it), the file and its side.
+fn two_gib_file() -> (tempfile::TempDir, PathBuf, usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.npy");
+    let n = 16384;
+    write_npy(&path, n);
+    (dir, path, n)
 }
 
 /// `(x - x.mean()).std()`: the mean needs every chunk of `x` before any difference can be taken, so
@@ -109,17 +107,19 @@ fn wait_for_spills(client: &Client, address: &str) -> tessera::WorkerInfo {
 }
 
 #[test]
-fn a_512_mib_worker_holds_a_2_gib_array_until_its_mean_is_known() {
+fn workers_of_512_and_256_mib_hold_a_2_gib_array_until_its_mean_is_known() {
     let (_dir, path, n) = two_gib_file();
+    let want = expected_std(n);
+
+    // One worker of 512 MiB.
     let spill = tempfile::tempdir().unwrap();
-    let mut cluster = Cluster::start(0);
     let spill_dir = spill.path().to_str().unwrap();
+    let mut cluster = Cluster::start(0);
     cluster.add_worker_with(&["--memory-limit", "512MiB", "--spill-dir", spill_dir]);
     cluster.wait_for_workers(1);
     let client = cluster.client();
-    let job = hold_then_reduce(path, 2048);
-    let got = scalar(&client, &job).unwrap();
-    assert_close(got, expected_std(*n), "std of x - mean");
+    let got = scalar(&client, &hold_then_reduce(&path, 2048)).unwrap();
+    assert_close(got, want, "std of x - mean, one worker");
     let w = wait_for_spills(&client, &cluster.worker_addresses[0]);
     assert_eq!(w.memory_limit, 512 * MIB);
     let peak = peak_rss_bytes(cluster.workers[0].id());
@@ -137,25 +137,21 @@ fn a_512_mib_worker_holds_a_2_gib_array_until_its_mean_is_known() {
     );
     // The private spill directory is inside --spill-dir while the worker runs, and gone after.
     assert_eq!(std::fs::read_dir(spill.path()).unwrap().count(), 1);
+    drop(client);
     drop(cluster);
     poll("the spill directory to be removed", Duration::from_secs(5), |_| {
         (std::fs::read_dir(spill.path()).unwrap().count() == 0).then_some(())
     });
-}
 
-#[test]
-fn two_workers_with_different_limits_each_stay_within_their_own() {
-    let (_dir, path, n) = two_gib_file();
-    let spill = tempfile::tempdir().unwrap();
-    let spill_dir = spill.path().to_str().unwrap();
+    // Two workers, one with half the memory of the other.
     let mut cluster = Cluster::start(0);
     let limits = [512 * MIB, 256 * MIB];
     cluster.add_worker_with(&["--memory-limit", "512MiB", "--spill-dir", spill_dir]);
     cluster.add_worker_with(&["--memory-limit", "256MiB", "--spill-dir", spill_dir]);
     cluster.wait_for_workers(2);
     let client = cluster.client();
-    let got = scalar(&client, &hold_then_reduce(path, 2048)).unwrap();
-    assert_close(got, expected_std(*n), "std of x - mean");
+    let got = scalar(&client, &hold_then_reduce(&path, 2048)).unwrap();
+    assert_close(got, want, "std of x - mean, two workers");
     let status = client.status().unwrap();
     for (i, limit) in limits.iter().enumerate() {
         let info = status
@@ -165,11 +161,7 @@ fn two_workers_with_different_limits_each_stay_within_their_own() {
             .expect("the worker is listed");
         assert_eq!(info.memory_limit, *limit);
         let peak = peak_rss_bytes(cluster.workers[i].id());
-        eprintln!(
-            "worker {i} ({} MiB): peak RSS {} MiB",
-            limit / MIB,
-            peak / MIB
-        );
+        eprintln!("worker {i} ({} MiB): peak RSS {} MiB", limit / MIB, peak / MIB);
         assert!(
             peak <= limit + SLACK,
             "worker {i} peaked at {} MiB, over its {} MiB limit + 64 MiB",
@@ -274,16 +266,16 @@ fn a_512_mib_worker_rechunks_2_gib_from_row_bands_to_column_bands() {
     cluster.add_worker_with(&["--memory-limit", "512MiB", "--spill-dir", spill_dir]);
     cluster.wait_for_workers(1);
     let client = cluster.client();
-    let rows = tessera::from_npy(path, [512, *n]).unwrap();
-    let cols = rows.rechunk([*n, 512]).unwrap();
+    let rows = tessera::from_npy(&path, [512, n]).unwrap();
+    let cols = rows.rechunk([n, 512]).unwrap();
     // Column sums: n × mean of (i mod 7) + n × j / 1000 for column j.
     let sums = cols.sum_axis(0).unwrap().compute_on(&client).unwrap();
     let tessera::ArrayData::F64(sums) = sums else {
         panic!("float64 sums");
     };
-    let row_term: f64 = (0..*n).map(|i| (i % 7) as f64).sum();
+    let row_term: f64 = (0..n).map(|i| (i % 7) as f64).sum();
     for (j, &s) in sums.iter().enumerate() {
-        assert_close(s, row_term + *n as f64 * j as f64 / 1000.0, "column sum");
+        assert_close(s, row_term + n as f64 * j as f64 / 1000.0, "column sum");
     }
     let peak = peak_rss_bytes(cluster.workers[0].id());
     assert!(peak <= 512 * MIB + SLACK, "peak {} MiB", peak / MIB);

@@ -60,7 +60,8 @@ fn map_graph(side: usize) -> Arc<TaskGraph> {
 /// Three outputs: `x`, an unrelated random `y`, and `x.T`. Tasks are numbered `x` (0–15), `y`
 /// (16–31), then the transposes (32–47), which read the chunks of `x`.
 fn held_then_read_graph() -> Arc<TaskGraph> {
-    let x = grid(4);
+    // Kept chunks, not a generated source: a transpose of a source would be generated transposed.
+    let x = grid(4).persist().expect("persist");
     let y = default_rng(2).random(&[40, 40], [10, 10]).expect("random");
     let t = x.t();
     expand(tessera::Graph::new(
