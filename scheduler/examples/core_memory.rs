@@ -102,9 +102,8 @@ fn main() {
         .random(&[1024, 1024], [1, 1])
         .expect("random");
     let sum = x.sum().expect("sum");
-    let graph = Arc::new(
-        TaskGraph::expand(tessera::optimize::optimize(sum.graph())).expect("expands"),
-    );
+    let graph =
+        Arc::new(TaskGraph::expand(tessera::optimize::optimize(sum.graph())).expect("expands"));
     let (expanded, _) = memory();
     let (peak, tasks) = run(graph);
     trim();

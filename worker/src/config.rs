@@ -203,9 +203,19 @@ mod tests {
                 .contains("--memory-target")
         );
         let c = WorkerConfig::new("http://h:1").with_memory_fractions(0.6, 1.5);
-        assert!(c.validate().unwrap_err().to_string().contains("--memory-pause"));
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("--memory-pause")
+        );
         let c = WorkerConfig::new("http://h:1").with_memory_fractions(0.9, 0.8);
-        assert!(c.validate().unwrap_err().to_string().contains("spills before it pauses"));
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("spills before it pauses")
+        );
         let c = WorkerConfig::new("http://h:1").with_listen("0.0.0.0:9000".parse().unwrap());
         assert!(
             c.validate()

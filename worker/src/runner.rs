@@ -160,7 +160,8 @@ impl Runner {
     /// A task ended: the waiting tasks try again, in the order they came, on a task thread (making
     /// room may touch the disk).
     fn wake(&self) {
-        let waiting: Vec<TaskAssignment> = self.waiting.lock().expect("waiting").drain(..).collect();
+        let waiting: Vec<TaskAssignment> =
+            self.waiting.lock().expect("waiting").drain(..).collect();
         if waiting.is_empty() {
             return;
         }
@@ -441,7 +442,10 @@ fn locate(graph: &JobGraph, a: &TaskAssignment) -> Result<usize, String> {
     };
     let grid = layer.meta.chunks.sizes();
     if a.block.len() != grid.len()
-        || a.block.iter().zip(grid).any(|(&b, axis)| b as usize >= axis.len())
+        || a.block
+            .iter()
+            .zip(grid)
+            .any(|(&b, axis)| b as usize >= axis.len())
     {
         return Err(format!(
             "block {:?} is not in the grid of layer {} of job {}",

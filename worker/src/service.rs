@@ -169,9 +169,9 @@ async fn encode(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ndarray::Dimension;
     use std::sync::Arc;
     use tessera::ChunkValue;
-    use ndarray::Dimension;
     use tokio_stream::StreamExt;
 
     fn f64_chunk(shape: &[usize]) -> Arc<ChunkValue> {

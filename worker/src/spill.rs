@@ -169,8 +169,11 @@ pub fn read(path: &Path) -> Result<ChunkValue, String> {
     let shaped = |e: ndarray::ShapeError| bad(&e.to_string());
     let data = match head[0] {
         0 => ArrayData::Bool(
-            ArrayD::from_shape_vec(dim, get(&mut input, len, |b: [u8; 1]| b[0] != 0).map_err(fail)?)
-                .map_err(shaped)?,
+            ArrayD::from_shape_vec(
+                dim,
+                get(&mut input, len, |b: [u8; 1]| b[0] != 0).map_err(fail)?,
+            )
+            .map_err(shaped)?,
         ),
         1 => ArrayData::I64(
             ArrayD::from_shape_vec(dim, get(&mut input, len, i64::from_le_bytes).map_err(fail)?)
@@ -219,7 +222,9 @@ mod tests {
         let values = [
             ChunkValue::Array(ArrayData::F64(f.clone())),
             // Not contiguous in memory: written in logical C order all the same.
-            ChunkValue::Array(ArrayData::F64(f.t().to_owned().reversed_axes().t().to_owned())),
+            ChunkValue::Array(ArrayData::F64(
+                f.t().to_owned().reversed_axes().t().to_owned(),
+            )),
             ChunkValue::Array(ArrayData::F32(f.mapv(|x| x as f32).t().to_owned())),
             ChunkValue::Array(ArrayData::I64(f.mapv(|x| x as i64))),
             ChunkValue::Array(ArrayData::Bool(f.mapv(|x| x > 3.0))),
@@ -251,7 +256,11 @@ mod tests {
         let e = read(&path).unwrap_err();
         assert!(e.contains(&path.display().to_string()), "{e}");
         std::fs::write(&path, b"nonsense").unwrap();
-        assert!(read(&path).unwrap_err().contains("not a tessera spill file"));
+        assert!(
+            read(&path)
+                .unwrap_err()
+                .contains("not a tessera spill file")
+        );
         assert!(read(&dir.file(2, 9)).unwrap_err().contains("2-9.chunk"));
     }
 }

@@ -97,13 +97,17 @@ fn scalar(client: &Client, a: &tessera::Array) -> tessera::Result<f64> {
 
 /// Waits until the scheduler's status shows that the worker at `address` has written spill files.
 fn wait_for_spills(client: &Client, address: &str) -> tessera::WorkerInfo {
-    poll("the worker to report spilling", Duration::from_secs(10), |last| {
-        let s = client.status().unwrap();
-        *last = format!("{s:?}");
-        s.workers
-            .into_iter()
-            .find(|w| w.address == address && w.spill_writes > 0)
-    })
+    poll(
+        "the worker to report spilling",
+        Duration::from_secs(10),
+        |last| {
+            let s = client.status().unwrap();
+            *last = format!("{s:?}");
+            s.workers
+                .into_iter()
+                .find(|w| w.address == address && w.spill_writes > 0)
+        },
+    )
 }
 
 #[test]
@@ -139,9 +143,11 @@ fn workers_of_512_and_256_mib_hold_a_2_gib_array_until_its_mean_is_known() {
     assert_eq!(std::fs::read_dir(spill.path()).unwrap().count(), 1);
     drop(client);
     drop(cluster);
-    poll("the spill directory to be removed", Duration::from_secs(5), |_| {
-        (std::fs::read_dir(spill.path()).unwrap().count() == 0).then_some(())
-    });
+    poll(
+        "the spill directory to be removed",
+        Duration::from_secs(5),
+        |_| (std::fs::read_dir(spill.path()).unwrap().count() == 0).then_some(()),
+    );
 
     // Two workers, one with half the memory of the other.
     let mut cluster = Cluster::start(0);
@@ -161,7 +167,11 @@ fn workers_of_512_and_256_mib_hold_a_2_gib_array_until_its_mean_is_known() {
             .expect("the worker is listed");
         assert_eq!(info.memory_limit, *limit);
         let peak = peak_rss_bytes(cluster.workers[i].id());
-        eprintln!("worker {i} ({} MiB): peak RSS {} MiB", limit / MIB, peak / MIB);
+        eprintln!(
+            "worker {i} ({} MiB): peak RSS {} MiB",
+            limit / MIB,
+            peak / MIB
+        );
         assert!(
             peak <= limit + SLACK,
             "worker {i} peaked at {} MiB, over its {} MiB limit + 64 MiB",
@@ -253,7 +263,11 @@ fn a_full_spill_disk_fails_the_task_with_the_reason_and_the_worker_stays_up() {
     let want: f64 = (0..1024)
         .flat_map(|i| (0..n).map(move |j| value(i, j)))
         .sum();
-    assert_close(scalar(&client, &small).unwrap(), want, "sum of the first rows");
+    assert_close(
+        scalar(&client, &small).unwrap(),
+        want,
+        "sum of the first rows",
+    );
 }
 
 #[test]

@@ -24,8 +24,8 @@ use super::expand::TaskGraph;
 use super::limits::Limit;
 use super::{ArrayMeta, Graph, Layer, LayerId};
 use crate::error::{Error, Result};
-use crate::ops::reduce::Reduction;
 use crate::kernels::TILE;
+use crate::ops::reduce::Reduction;
 use crate::ops::{Holds, Op};
 
 /// The largest task of one layer and what its bytes are made of.
@@ -174,7 +174,9 @@ fn scratch_bytes(layer: &Layer, block: &[u32], inputs: u64) -> u64 {
                     acc.saturating_mul(axis.get(b as usize).copied().unwrap_or(1) as u64)
                 });
             let values = (p.leaves.len() + p.instrs.len()) as u64;
-            values.saturating_mul(domain.min(TILE as u64)).saturating_mul(8)
+            values
+                .saturating_mul(domain.min(TILE as u64))
+                .saturating_mul(8)
         }
         Op::Matmul(_) => inputs,
         _ => 0,
@@ -354,8 +356,12 @@ mod tests {
 
     /// The tasks of layer `name` in `tg`.
     fn tasks_of<'a>(tg: &'a TaskGraph, name: &'a str) -> impl Iterator<Item = u32> + 'a {
-        (0..tg.tasks.len() as u32)
-            .filter(move |&t| tg.graph.layers()[tg.tasks[t as usize].layer as usize].id.name == name)
+        (0..tg.tasks.len() as u32).filter(move |&t| {
+            tg.graph.layers()[tg.tasks[t as usize].layer as usize]
+                .id
+                .name
+                == name
+        })
     }
 
     #[test]
@@ -424,7 +430,12 @@ mod tests {
             for t in 0..tg.tasks.len() as u32 {
                 let task = &tg.tasks[t as usize];
                 let from_meta = block_bytes(&tg.graph, task.layer as usize, &task.block);
-                assert_eq!(from_meta.total(), task_bytes(&tg, t), "task {t} of {}", a.id());
+                assert_eq!(
+                    from_meta.total(),
+                    task_bytes(&tg, t),
+                    "task {t} of {}",
+                    a.id()
+                );
             }
         }
     }
@@ -437,7 +448,13 @@ mod tests {
         let tg = TaskGraph::expand(crate::optimize::optimize(p.graph())).unwrap();
         let limit = Limit::new(512 << 20, "the largest worker's --memory-limit");
         let e = check(&tg, &limit).unwrap_err();
-        let Error::LimitExceeded { amount, limit, unit, .. } = &e else {
+        let Error::LimitExceeded {
+            amount,
+            limit,
+            unit,
+            ..
+        } = &e
+        else {
             panic!("{e}");
         };
         assert_eq!((*limit, *unit), (512 << 20, "bytes"));

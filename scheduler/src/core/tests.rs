@@ -1501,7 +1501,11 @@ fn a_full_worker_runs_one_task_at_a_time_until_it_reports_spilling_or_pausing_en
     let before = env.in_flight(W1);
     env.finish_next(W1).expect("a task");
     env.deliver();
-    assert_eq!(env.in_flight(W1), before - 1, "a paused worker was given work");
+    assert_eq!(
+        env.in_flight(W1),
+        before - 1,
+        "a paused worker was given work"
+    );
     assert!(env.state.workers()[0].memory.paused);
 }
 

@@ -9,8 +9,8 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tessera::graph::expand::TaskGraph;
 use tessera::graph::estimate;
+use tessera::graph::expand::TaskGraph;
 use tessera::graph::limits::{self, Limit, PlanLimits};
 use tessera_proto::PROTOCOL_VERSION;
 use tessera_proto::v1 as pb;
