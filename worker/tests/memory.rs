@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Cluster, free_port, peak_rss_bytes, poll, worker_binary};
+use common::{Cluster, free_port, peak_rss_bytes, poll, wait_exit, worker_binary};
 use tessera::Client;
 
 const MIB: u64 = 1 << 20;
@@ -139,15 +139,25 @@ fn workers_of_512_and_256_mib_hold_a_2_gib_array_until_its_mean_is_known() {
         "the worker peaked at {} MiB, over its 512 MiB limit + 64 MiB",
         peak / MIB
     );
-    // The private spill directory is inside --spill-dir while the worker runs, and gone after.
+    // The private spill directory is inside --spill-dir while the worker runs, and gone once it
+    // exits (SIGTERM: it retires and cleans up; nothing can clean up after SIGKILL).
     assert_eq!(std::fs::read_dir(spill.path()).unwrap().count(), 1);
     drop(client);
-    drop(cluster);
-    poll(
-        "the spill directory to be removed",
-        Duration::from_secs(5),
-        |_| (std::fs::read_dir(spill.path()).unwrap().count() == 0).then_some(()),
+    // SAFETY: kill(2) on the worker process this test started.
+    unsafe {
+        libc::kill(cluster.workers[0].id() as i32, libc::SIGTERM);
+    }
+    wait_exit(
+        &mut cluster.workers[0],
+        "the worker to retire",
+        Duration::from_secs(40),
     );
+    assert_eq!(
+        std::fs::read_dir(spill.path()).unwrap().count(),
+        0,
+        "the spill directory outlived the worker"
+    );
+    drop(cluster);
 
     // Two workers, one with half the memory of the other.
     let mut cluster = Cluster::start(0);
