@@ -415,9 +415,7 @@ impl Store {
                 continue;
             };
             slot.writing = false;
-            if let Err(e) = written {
-                return Err(e);
-            }
+            written?;
             slot.value = None;
             let n = slot.nbytes;
             s.bytes -= n;
