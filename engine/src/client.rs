@@ -314,8 +314,21 @@ pub struct WorkerInfo {
     /// Bytes of those chunks.
     pub bytes_held: u64,
     /// Bytes of chunk data the worker itself reported holding in its last heartbeat: what its memory
-    /// really holds, a heartbeat late.
+    /// really holds, a heartbeat late. Spilled chunks are not counted (see `bytes_spilled`).
     pub reported_bytes: u64,
+    /// Its `--memory-limit` in bytes.
+    pub memory_limit: u64,
+    /// Bytes reserved for its running tasks (inputs and outputs), from its last heartbeat.
+    pub bytes_running: u64,
+    /// Bytes and chunks it has written to its spill directory, from its last heartbeat.
+    pub bytes_spilled: u64,
+    pub chunks_spilled: u64,
+    /// Spill writes and reads so far, and the nanoseconds spent in them.
+    pub spill_writes: u64,
+    pub spill_reads: u64,
+    pub spill_nanos: u64,
+    /// Whether it is past its `--memory-pause` fraction and starting no new task.
+    pub paused: bool,
 }
 
 /// Where a client's cluster secret comes from.
@@ -569,6 +582,14 @@ impl AsyncClient {
                     chunks_held: w.chunks_held,
                     bytes_held: w.bytes_held,
                     reported_bytes: w.reported_bytes,
+                    memory_limit: w.memory_limit,
+                    bytes_running: w.bytes_running,
+                    bytes_spilled: w.bytes_spilled,
+                    chunks_spilled: w.chunks_spilled,
+                    spill_writes: w.spill_writes,
+                    spill_reads: w.spill_reads,
+                    spill_nanos: w.spill_nanos,
+                    paused: w.paused,
                 })
                 .collect(),
             jobs: s.jobs,

@@ -2,6 +2,7 @@
 //! sizes such as `4GiB`. The binary's flags convert into it.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,9 +19,18 @@ pub struct WorkerConfig {
     pub scheduler: String,
     /// Threads that run tasks.
     pub threads: usize,
-    /// Bytes of chunks this worker should hold at most; reported to the scheduler and logged when
-    /// exceeded.
+    /// Bytes of chunks (held, and reserved by running tasks) this worker keeps in memory at most;
+    /// reported to the scheduler, which books tasks against it.
     pub memory_limit: u64,
+    /// Fraction of the limit past which chunks no running task reads are spilled to disk, least
+    /// recently used first (dask's default, 0.6).
+    pub memory_target: f64,
+    /// Fraction of the limit past which the worker starts no new task until it is back under, and
+    /// tells the scheduler (0.8).
+    pub memory_pause: f64,
+    /// Where a private spill directory is made (removed at exit); default: the system's temporary
+    /// directory.
+    pub spill_dir: Option<PathBuf>,
     /// Where the worker's own service (chunk fetches from peers and clients) listens.
     pub listen: SocketAddr,
     /// The address peers should use to reach this worker (default: the listen address), e.g. when
@@ -52,6 +62,9 @@ impl WorkerConfig {
             scheduler: scheduler.into(),
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             memory_limit: 4 << 30,
+            memory_target: 0.6,
+            memory_pause: 0.8,
+            spill_dir: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             advertise: None,
             connect_timeout: Duration::from_secs(20),
@@ -71,6 +84,18 @@ impl WorkerConfig {
 
     pub fn with_memory_limit(mut self, bytes: u64) -> Self {
         self.memory_limit = bytes;
+        self
+    }
+
+    /// The spill and pause fractions of the memory limit.
+    pub fn with_memory_fractions(mut self, target: f64, pause: f64) -> Self {
+        self.memory_target = target;
+        self.memory_pause = pause;
+        self
+    }
+
+    pub fn with_spill_dir(mut self, dir: Option<PathBuf>) -> Self {
+        self.spill_dir = dir;
         self
     }
 
@@ -113,6 +138,22 @@ impl WorkerConfig {
                 return Err(WorkerError::Config(format!("{flag} must be positive")));
             }
         }
+        for (value, flag) in [
+            (self.memory_target, "--memory-target"),
+            (self.memory_pause, "--memory-pause"),
+        ] {
+            if !(value > 0.0 && value <= 1.0) {
+                return Err(WorkerError::Config(format!(
+                    "{flag} is a fraction of --memory-limit between 0 and 1, not {value}"
+                )));
+            }
+        }
+        if self.memory_target > self.memory_pause {
+            return Err(WorkerError::Config(format!(
+                "--memory-target ({}) must not be above --memory-pause ({}): the worker spills before it pauses",
+                self.memory_target, self.memory_pause
+            )));
+        }
         if self.listen.ip().is_unspecified() && self.advertise.is_none() {
             return Err(WorkerError::Config(format!(
                 "listening on {} needs --advertise with an address peers can reach",
@@ -154,6 +195,27 @@ mod tests {
         assert!(c.validate().unwrap_err().to_string().contains("http://"));
         let c = WorkerConfig::new("http://127.0.0.1:8786").with_threads(0);
         assert!(c.validate().unwrap_err().to_string().contains("--threads"));
+        let c = WorkerConfig::new("http://h:1").with_memory_fractions(0.0, 0.8);
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("--memory-target")
+        );
+        let c = WorkerConfig::new("http://h:1").with_memory_fractions(0.6, 1.5);
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("--memory-pause")
+        );
+        let c = WorkerConfig::new("http://h:1").with_memory_fractions(0.9, 0.8);
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("spills before it pauses")
+        );
         let c = WorkerConfig::new("http://h:1").with_listen("0.0.0.0:9000".parse().unwrap());
         assert!(
             c.validate()

@@ -21,6 +21,7 @@ pub mod error;
 pub mod runner;
 pub mod service;
 pub mod session;
+pub mod spill;
 pub mod store;
 
 pub use config::{WorkerConfig, parse_memory};

@@ -2,25 +2,33 @@
 //! call per peer), runs the engine's kernel for the task's layer and block on the worker's rayon
 //! pool, keeps the result, and reports the outcome. A task whose input cannot be fetched reports which
 //! one, so the scheduler recomputes it rather than failing the job.
+//!
+//! Before anything of a task is fetched or allocated, the store admits it against the worker's
+//! memory ([`Store::admit`]): it reserves the task's peak bytes, spilling other chunks on a task
+//! thread if that makes room. A task that must wait for running tasks to end waits here, in
+//! assignment order, and is admitted again each time a task ends; one that can never fit fails with
+//! the reason.
 
+use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use futures_util::future::join_all;
 use tessera::exec::{cancel, panic_message};
 use tessera::graph::check::check_inputs;
+use tessera::graph::estimate;
 use tessera::{ChunkValue, Error};
 use tessera_proto::v1::{DepLocation, TaskAssignment};
 use tokio::sync::mpsc;
-use tracing::debug;
+use tracing::{debug, warn};
 
-use crate::store::Store;
+use crate::store::{Admission, Held, JobGraph, Reservation, Store};
 use tessera::client::WorkerChannels as Peers;
 
 /// A task's inputs in dependency order, each with the peer it was fetched from (`None`: local).
-type Inputs = (Vec<Arc<ChunkValue>>, Vec<Option<String>>);
+type Inputs = (Vec<Held>, Vec<Option<String>>);
 
 /// What became of a task.
 #[derive(Debug)]
@@ -49,12 +57,14 @@ pub struct Runner {
     results: mpsc::UnboundedSender<Outcome>,
     address: String,
     running: Arc<AtomicUsize>,
-    /// The worker's `--memory-limit`: a task whose output chunk alone exceeds it fails instead of
-    /// aborting the process on allocation.
-    memory_limit: u64,
+    /// Tasks admitted to nothing yet: running tasks hold the memory they need.
+    waiting: Arc<Mutex<VecDeque<TaskAssignment>>>,
+    /// The session's runtime, for fetches started from a task thread.
+    runtime: tokio::runtime::Handle,
 }
 
 impl Runner {
+    /// A runner; call it within the session's tokio runtime.
     pub fn new(
         store: Store,
         peers: Peers,
@@ -69,13 +79,9 @@ impl Runner {
             results,
             address,
             running: Arc::new(AtomicUsize::new(0)),
-            memory_limit: u64::MAX,
+            waiting: Arc::default(),
+            runtime: tokio::runtime::Handle::current(),
         }
-    }
-
-    pub fn with_memory_limit(mut self, bytes: u64) -> Self {
-        self.memory_limit = bytes;
-        self
     }
 
     /// Tasks started and not yet reported.
@@ -83,24 +89,110 @@ impl Runner {
         self.running.load(Ordering::Relaxed)
     }
 
-    /// Starts a task; its outcome arrives on the results channel. A task whose inputs are all in the
-    /// store goes straight to the pool (no async hop: microsecond tasks are common); one that needs
-    /// chunks from peers fetches them first, one call per peer.
+    /// Tasks waiting for memory.
+    pub fn waiting(&self) -> usize {
+        self.waiting.lock().expect("waiting").len()
+    }
+
+    /// Starts a task; its outcome arrives on the results channel. It is admitted against the
+    /// worker's memory first (see the module docs). A task whose inputs are all in the store goes
+    /// straight to the pool (no async hop: microsecond tasks are common); one that needs chunks from
+    /// peers fetches them first, one call per peer.
     pub fn start(&self, a: TaskAssignment) {
         self.running.fetch_add(1, Ordering::Relaxed);
-        let local: Option<Vec<_>> = a
+        self.admit(a, false);
+    }
+
+    /// Admits a task, or queues it, or fails it. `on_pool`: already on a task thread, where the
+    /// disk may be used to make room.
+    fn admit(&self, a: TaskAssignment, on_pool: bool) {
+        let (job, task) = (a.job, a.task);
+        let fail = |message: String| Outcome::Failed {
+            job,
+            task,
+            message,
+            missing_input: None,
+        };
+        // Without its graph (never decoded, or the job forgotten) the task fails once its inputs
+        // are in, saying so; a missing input is reported first, so the scheduler can recompute it.
+        let Some(graph) = self.store.graph(job) else {
+            return self.proceed(a, Reservation::default());
+        };
+        let layer_pos = match locate(&graph, &a) {
+            Ok(p) => p,
+            Err(message) => return self.report(fail(message)),
+        };
+        let need = estimate::block_bytes(&graph.graph, layer_pos, &a.block);
+        let deps: Vec<u32> = a.deps.iter().map(|d| d.task).collect();
+        let admission = if on_pool {
+            self.store.admit(job, &deps, need)
+        } else {
+            self.store.try_admit(job, &deps, need)
+        };
+        match admission {
+            Admission::Granted(r) => self.proceed(a, r),
+            Admission::Refused(why) => {
+                let chunk = graph.graph.layers()[layer_pos]
+                    .meta
+                    .chunks
+                    .block_shape(&a.block);
+                self.report(fail(format!(
+                    "task of layer {} with an output chunk of shape {chunk:?}: {why}",
+                    graph.graph.layers()[layer_pos].id
+                )))
+            }
+            Admission::Wait if !on_pool => {
+                // Spilling may make room; that touches the disk, so on a task thread.
+                let this = self.clone();
+                self.pool.spawn(move || this.admit(a, true));
+            }
+            Admission::Wait => {
+                debug!(job, task, bytes = need.total(), "waiting for memory");
+                self.waiting.lock().expect("waiting").push_back(a);
+                // The last running task may have ended between the admission and the queueing.
+                if self.store.memory().running == 0 {
+                    self.wake();
+                }
+            }
+        }
+    }
+
+    /// A task ended: the waiting tasks try again, in the order they came, on a task thread (making
+    /// room may touch the disk).
+    fn wake(&self) {
+        let waiting: Vec<TaskAssignment> =
+            self.waiting.lock().expect("waiting").drain(..).collect();
+        if waiting.is_empty() {
+            return;
+        }
+        let this = self.clone();
+        self.pool.spawn(move || {
+            for a in waiting {
+                this.admit(a, true);
+            }
+        });
+    }
+
+    /// Runs an admitted task: from the store if every input is here (in memory or spilled), else
+    /// after fetching the rest from peers.
+    fn proceed(&self, a: TaskAssignment, r: Reservation) {
+        let local: Option<Vec<Held>> = a
             .deps
             .iter()
-            .map(|d| self.store.get((a.job, d.task)))
+            .map(|d| self.store.lookup((a.job, d.task)))
             .collect();
         match local {
-            Some(inputs) => self.compute(a, inputs, Vec::new()),
+            Some(inputs) => self.compute(a, inputs, Vec::new(), r),
             None => {
                 let this = self.clone();
-                tokio::spawn(async move {
+                self.runtime.spawn(async move {
                     match this.gather(&a).await {
-                        Ok((inputs, sources)) => this.compute(a, inputs, sources),
-                        Err(outcome) => this.report(outcome),
+                        Ok((inputs, sources)) => this.compute(a, inputs, sources, r),
+                        Err(outcome) => {
+                            this.store.finish(r);
+                            this.report(outcome);
+                            this.wake();
+                        }
                     }
                 });
             }
@@ -147,10 +239,10 @@ impl Runner {
         let job = a.job;
         let key = self.store.key(job).unwrap_or_default();
         let key = &*key;
-        let mut inputs: Vec<Option<Arc<ChunkValue>>> = a
+        let mut inputs: Vec<Option<Held>> = a
             .deps
             .iter()
-            .map(|d| self.store.get((job, d.task)))
+            .map(|d| self.store.lookup((job, d.task)))
             .collect();
         // Positions in `a.deps` of the inputs to fetch, by the first peer that holds them.
         let mut batches: Vec<(&str, Vec<usize>)> = Vec::new();
@@ -183,7 +275,7 @@ impl Runner {
             match result {
                 Ok(values) => {
                     for (&i, v) in positions.iter().zip(values) {
-                        inputs[i] = Some(Arc::new(v));
+                        inputs[i] = Some(Held::Memory(Arc::new(v)));
                         sources[i] = Some(peer.to_string());
                     }
                 }
@@ -214,7 +306,7 @@ impl Runner {
                     None => self
                         .fetch_alone(job, key, dep, failed_at)
                         .await
-                        .map(|(v, peer)| (v, Some(peer)))
+                        .map(|(v, peer)| (Held::Memory(v), Some(peer)))
                         .map_err(|message| Outcome::Failed {
                             job,
                             task: a.task,
@@ -251,15 +343,31 @@ impl Runner {
         Err(last_error)
     }
 
-    /// Runs the task's kernel on the pool, under its job's cancellation token, after checking that
-    /// each input is what its layer declares (`sources`: the peer each input came from, when
-    /// fetched); the pool thread stores the chunk and reports.
+    /// Runs the task's kernel on the pool, under its job's cancellation token, after reading back any
+    /// spilled input and checking that each input is what its layer declares (`sources`: the peer
+    /// each input came from, when fetched); the pool thread stores the chunk, gives the reservation
+    /// back, reports, brings memory back under the target, and lets waiting tasks try again.
     fn compute(
         &self,
         a: TaskAssignment,
-        inputs: Vec<Arc<ChunkValue>>,
+        inputs: Vec<Held>,
         sources: Vec<Option<String>>,
+        r: Reservation,
     ) {
+        let this = self.clone();
+        self.pool.spawn(move || {
+            let outcome = this.run(a, inputs, sources);
+            this.store.finish(r);
+            this.report(outcome);
+            if let Err(e) = this.store.make_room(0) {
+                warn!("cannot bring memory back under --memory-target: {e}");
+            }
+            this.wake();
+        });
+    }
+
+    /// The kernel run of [`Runner::compute`], on a task thread.
+    fn run(&self, a: TaskAssignment, inputs: Vec<Held>, sources: Vec<Option<String>>) -> Outcome {
         let (job, task) = (a.job, a.task);
         let fail = move |message: String| Outcome::Failed {
             job,
@@ -267,73 +375,82 @@ impl Runner {
             message,
             missing_input: None,
         };
-        let Some(graph) = self.store.graph(job) else {
-            return self.report(fail(format!("the graph of job {job} was not received")));
-        };
-        let layer_pos = a.layer as usize;
-        if layer_pos >= graph.graph.layers().len() {
-            return self.report(fail(format!("job {job} has no layer {layer_pos}")));
+        // Forgotten while it waited for a thread (the client went away): nothing will read it.
+        if self.store.is_forgotten(job) {
+            return fail(format!("job {job} was cancelled"));
         }
-        let this = self.clone();
-        self.pool.spawn(move || {
-            // Forgotten while it waited for a thread (the client went away): nothing will read it.
-            if this.store.is_forgotten(job) {
-                return this.report(fail(format!("job {job} was cancelled")));
-            }
-            let layer = &graph.graph.layers()[layer_pos];
-            let metas = graph.input_metas(layer_pos);
-            // A peer's chunk that is not what the graph declares would give a silently different
-            // answer: fail the task naming the chunk and where it came from.
-            if let Err(e) = check_inputs(layer, &metas, &a.block, &inputs) {
-                let from = match &e {
-                    Error::InputMismatch { input, .. } => sources
-                        .get(*input)
-                        .cloned()
-                        .flatten()
-                        .unwrap_or_else(|| "this worker".to_string()),
-                    _ => "this worker".to_string(),
-                };
-                return this.report(fail(format!("{e} (the chunk came from {from})")));
-            }
-            // The scheduler refuses such chunks at submit against its largest worker; this worker may
-            // be smaller, or have joined later.
-            let out_bytes = layer
-                .meta
-                .chunks
-                .block_shape(&a.block)
-                .iter()
-                .fold(layer.meta.dtype.size() as u64, |acc, &n| {
-                    acc.saturating_mul(n as u64)
-                });
-            if out_bytes > this.memory_limit {
-                return this.report(fail(format!(
-                    "its output chunk of shape {:?} needs {out_bytes} bytes, more than this worker's --memory-limit of {} bytes",
-                    layer.meta.chunks.block_shape(&a.block),
-                    this.memory_limit
-                )));
-            }
-            let token = this.store.cancel_token(job);
-            let started = Instant::now();
-            let result = catch_unwind(AssertUnwindSafe(|| {
-                cancel::scope(&token, || layer.op.run(layer, &metas, &a.block, &inputs))
-            }));
-            let run_nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-            drop(inputs);
-            let outcome = match result {
-                Ok(Ok(value)) => {
-                    let nbytes = value.nbytes() as u64;
-                    this.store.put((job, task), value);
-                    Outcome::Done {
-                        job,
-                        task,
-                        nbytes,
-                        run_nanos,
-                    }
-                }
-                Ok(Err(e)) => fail(e.to_string()),
-                Err(panic) => fail(format!("panicked: {}", panic_message(&panic))),
+        let Some(graph) = self.store.graph(job) else {
+            return fail(format!("the graph of job {job} was not received"));
+        };
+        let layer_pos = match locate(&graph, &a) {
+            Ok(p) => p,
+            Err(message) => return fail(message),
+        };
+        let layer = &graph.graph.layers()[layer_pos];
+        let metas = graph.input_metas(layer_pos);
+        let inputs: Vec<Arc<ChunkValue>> = match inputs
+            .into_iter()
+            .map(|h| self.store.load(h))
+            .collect::<Result<_, String>>()
+        {
+            Ok(v) => v,
+            Err(e) => return fail(e),
+        };
+        // A peer's chunk that is not what the graph declares would give a silently different
+        // answer: fail the task naming the chunk and where it came from.
+        if let Err(e) = check_inputs(layer, &metas, &a.block, &inputs) {
+            let from = match &e {
+                Error::InputMismatch { input, .. } => sources
+                    .get(*input)
+                    .cloned()
+                    .flatten()
+                    .unwrap_or_else(|| "this worker".to_string()),
+                _ => "this worker".to_string(),
             };
-            this.report(outcome);
-        });
+            return fail(format!("{e} (the chunk came from {from})"));
+        }
+        let token = self.store.cancel_token(job);
+        let started = Instant::now();
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            cancel::scope(&token, || layer.op.run(layer, &metas, &a.block, &inputs))
+        }));
+        let run_nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        drop(inputs);
+        match result {
+            Ok(Ok(value)) => {
+                let nbytes = value.nbytes() as u64;
+                self.store.put((job, task), value);
+                Outcome::Done {
+                    job,
+                    task,
+                    nbytes,
+                    run_nanos,
+                }
+            }
+            Ok(Err(e)) => fail(e.to_string()),
+            Err(panic) => fail(format!("panicked: {}", panic_message(&panic))),
+        }
     }
+}
+
+/// The position of the task's layer in its job's graph, checking that the layer exists and that the
+/// block is in its grid (the scheduler's word is not taken for it: the op's rules index by it).
+fn locate(graph: &JobGraph, a: &TaskAssignment) -> Result<usize, String> {
+    let layer_pos = a.layer as usize;
+    let Some(layer) = graph.graph.layers().get(layer_pos) else {
+        return Err(format!("job {} has no layer {layer_pos}", a.job));
+    };
+    let grid = layer.meta.chunks.sizes();
+    if a.block.len() != grid.len()
+        || a.block
+            .iter()
+            .zip(grid)
+            .any(|(&b, axis)| b as usize >= axis.len())
+    {
+        return Err(format!(
+            "block {:?} is not in the grid of layer {} of job {}",
+            a.block, layer.id, a.job
+        ));
+    }
+    Ok(layer_pos)
 }

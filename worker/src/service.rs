@@ -6,15 +6,13 @@
 
 use std::collections::VecDeque;
 use std::pin::Pin;
-use std::sync::Arc;
 
-use tessera::ChunkValue;
 use tessera_proto::v1::worker_server::Worker;
 use tessera_proto::v1::{ChunkPiece, ChunkRef, ChunkRefs};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
-use crate::store::Store;
+use crate::store::{Held, Store};
 
 /// Bytes per streamed piece: well under tonic's default 4 MiB message limit.
 pub const PIECE_BYTES: usize = 1 << 20;
@@ -43,7 +41,7 @@ impl WorkerService {
         let chunks = tasks
             .iter()
             .map(|&task| {
-                let value = self.store.get((job, task)).ok_or_else(|| {
+                let value = self.store.lookup((job, task)).ok_or_else(|| {
                     Status::not_found(format!(
                         "chunk of task {task} of job {job} is not held here"
                     ))
@@ -53,6 +51,7 @@ impl WorkerService {
             .collect::<Result<VecDeque<_>, Status>>()?;
         let outgoing = Outgoing {
             job,
+            store: self.store.clone(),
             chunks,
             next: 0,
             current: None,
@@ -91,8 +90,10 @@ impl Worker for WorkerService {
 /// A fetch's reply in progress.
 struct Outgoing {
     job: u64,
+    /// Reads spilled chunks back.
+    store: Store,
     /// Chunks not encoded yet, with their tasks.
-    chunks: VecDeque<(u32, Arc<ChunkValue>)>,
+    chunks: VecDeque<(u32, Held)>,
     /// Index in the request of the front of `chunks`.
     next: u32,
     /// The chunk being sent: its index, its encoding, and how many bytes of it are out.
@@ -107,8 +108,13 @@ impl Outgoing {
                 let (task, value) = self.chunks.pop_front()?;
                 let index = self.next;
                 self.next += 1;
-                match encode(value).await {
-                    Ok(bytes) => (index, bytes, 0),
+                match encode(&self.store, value).await {
+                    Ok(Ok(bytes)) => (index, bytes, 0),
+                    Ok(Err(e)) => {
+                        self.chunks.clear();
+                        let message = format!("task {task} of job {}: {e}", self.job);
+                        return Some((Err(Status::internal(message)), self));
+                    }
                     Err(e) => {
                         self.chunks.clear();
                         let message =
@@ -140,17 +146,32 @@ impl Outgoing {
     }
 }
 
-async fn encode(value: Arc<ChunkValue>) -> Result<Vec<u8>, tokio::task::JoinError> {
-    if value.nbytes() < tessera::wire::BLOCKING_CODEC_BYTES {
-        return Ok(tessera::wire::encode_chunk(&value));
+/// Encodes a chunk; one on disk is read back first. Both on tokio's blocking pool unless the chunk is
+/// small and in memory.
+async fn encode(
+    store: &Store,
+    held: Held,
+) -> Result<Result<Vec<u8>, String>, tokio::task::JoinError> {
+    if let Held::Memory(value) = &held
+        && value.nbytes() < tessera::wire::BLOCKING_CODEC_BYTES
+    {
+        return Ok(Ok(tessera::wire::encode_chunk(value)));
     }
-    tokio::task::spawn_blocking(move || tessera::wire::encode_chunk(&value)).await
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || {
+        store
+            .load(held)
+            .map(|value| tessera::wire::encode_chunk(&value))
+    })
+    .await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use ndarray::Dimension;
+    use std::sync::Arc;
+    use tessera::ChunkValue;
     use tokio_stream::StreamExt;
 
     fn f64_chunk(shape: &[usize]) -> Arc<ChunkValue> {

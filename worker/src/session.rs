@@ -34,7 +34,8 @@ use crate::config::WorkerConfig;
 use crate::error::WorkerError;
 use crate::runner::{Outcome, Runner};
 use crate::service::WorkerService;
-use crate::store::{JobGraph, Store};
+use crate::spill::SpillDir;
+use crate::store::{JobGraph, MemoryLimits, Store};
 use tessera::client::WorkerChannels as Peers;
 
 /// How long a retiring worker waits for the scheduler's goodbye before leaving anyway.
@@ -65,7 +66,22 @@ pub async fn run(
         .advertise
         .clone()
         .unwrap_or_else(|| format!("{scheme}://{local}"));
-    let store = Store::default();
+    let spill = SpillDir::new(config.spill_dir.as_deref())?;
+    info!(
+        limit = config.memory_limit,
+        target = config.memory_target,
+        pause = config.memory_pause,
+        spill_dir = %spill.path().display(),
+        "memory"
+    );
+    let store = Store::new(
+        MemoryLimits::new(
+            config.memory_limit,
+            config.memory_target,
+            config.memory_pause,
+        ),
+        Some(spill),
+    );
 
     let auth = ServerAuth::new(config.secret.clone(), "worker");
     if !auth.is_secure() {
@@ -282,16 +298,14 @@ impl Session<'_> {
             self.pool.clone(),
             results_tx,
             self.address.to_string(),
-        )
-        .with_memory_limit(self.config.memory_limit);
+        );
 
         let mut heartbeat = tokio::time::interval(heartbeat);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut retiring = false;
         let retire_deadline = tokio::time::sleep(Duration::MAX / 4);
         tokio::pin!(retire_deadline);
-        let mut warned_memory = false;
-        let memory_limit = self.config.memory_limit;
+        let mut was_paused = false;
 
         loop {
             tokio::select! {
@@ -353,16 +367,22 @@ impl Session<'_> {
                     }
                 }
                 _ = heartbeat.tick() => {
-                    let bytes = store.bytes();
-                    if bytes > memory_limit && !warned_memory {
-                        warn!(worker = id, bytes, limit = memory_limit, "holding more chunk data than --memory-limit");
-                        warned_memory = true;
-                    } else if bytes <= memory_limit {
-                        warned_memory = false;
+                    let m = store.memory();
+                    if m.paused != was_paused {
+                        info!(worker = id, held = m.held, running = m.running, spilled = m.spilled, waiting = runner.waiting(),
+                            "{} (--memory-pause)", if m.paused { "paused: memory is short" } else { "memory is back under the pause fraction" });
+                        was_paused = m.paused;
                     }
                     send(worker_message::Msg::Heartbeat(Heartbeat {
-                        bytes_held: bytes,
+                        bytes_held: m.held,
                         running: runner.running() as u32,
+                        bytes_running: m.running,
+                        bytes_spilled: m.spilled,
+                        chunks_spilled: m.spilled_chunks,
+                        spill_writes: m.spill_writes,
+                        spill_reads: m.spill_reads,
+                        spill_nanos: m.spill_nanos,
+                        paused: m.paused,
                     })).await;
                 }
                 _ = shutdown.as_mut(), if !retiring => {

@@ -1,6 +1,14 @@
 //! The worker's chunk store: task results by (job, task), with the bytes held, and the graphs of the
 //! jobs it works on. Shared by the task runner, the session (releases) and the service (fetches).
 //!
+//! It also keeps the worker within its memory limit, exactly: Rust owns every chunk, so the bytes in
+//! memory are known, and a task reserves what it needs (inputs not already held, output, scratch:
+//! `tessera::graph::estimate::block_bytes`) before it starts ([`Store::admit`]). A task that does
+//! not fit makes room by spilling — past the memory target, the least recently used chunks no running
+//! task reads are written to the spill directory ([`crate::spill`]) — or waits for running tasks to
+//! end; one that could never fit is refused with a message saying why. Past the pause fraction no new
+//! task starts while others run, and heartbeats tell the scheduler so it sends nothing more.
+//!
 //! A job the scheduler has forgotten (cancelled, failed, or finished) stays forgotten: a task of it
 //! that was already running, or a replica already on its way, finishes after the `Forget` and must not
 //! leave its chunk behind, since nothing would ever release it.
@@ -10,10 +18,16 @@
 //! checkpoint and free their threads.
 
 use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
+use tessera::graph::estimate::TaskBytes;
 use tessera::graph::{ArrayMeta, Graph};
 use tessera::{CancelToken, ChunkValue};
+use tracing::debug;
+
+use crate::spill::{self, SpillDir};
 
 /// A chunk's identity on a worker: the job and the task index in the job's expanded graph.
 pub type ChunkId = (u64, u32);
@@ -50,49 +64,427 @@ impl JobGraph {
     }
 }
 
+/// The worker's memory settings, in bytes: its `--memory-limit`, and the `--memory-target` and
+/// `--memory-pause` fractions of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryLimits {
+    pub limit: u64,
+    /// Past this, chunks no running task reads are spilled, least recently used first.
+    pub target: u64,
+    /// Past this, no new task starts until memory is back under (and the scheduler is told).
+    pub pause: u64,
+}
+
+impl MemoryLimits {
+    /// No limit at all (tests of other parts, and a store without a spill directory).
+    pub fn unlimited() -> Self {
+        MemoryLimits {
+            limit: u64::MAX,
+            target: u64::MAX,
+            pause: u64::MAX,
+        }
+    }
+
+    /// `limit` with the target and pause at the given fractions of it.
+    pub fn new(limit: u64, target: f64, pause: f64) -> Self {
+        let at = |f: f64| ((limit as f64) * f.clamp(0.0, 1.0)) as u64;
+        MemoryLimits {
+            limit,
+            target: at(target),
+            pause: at(pause),
+        }
+    }
+}
+
+/// A worker's memory at one moment, for heartbeats, `Status` and logs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemoryStatus {
+    /// Bytes of chunks in memory.
+    pub held: u64,
+    /// Bytes reserved for running tasks (their inputs not already held, outputs and scratch).
+    pub running: u64,
+    /// Bytes and number of chunks on disk.
+    pub spilled: u64,
+    pub spilled_chunks: u64,
+    pub spill_writes: u64,
+    pub spill_reads: u64,
+    pub spill_nanos: u64,
+    /// Past the pause fraction.
+    pub paused: bool,
+}
+
+/// A chunk as the store has it.
+#[derive(Clone, Debug)]
+pub enum Held {
+    Memory(Arc<ChunkValue>),
+    /// On disk, in this file.
+    Spilled(PathBuf),
+}
+
+/// Bytes set aside for a running task, and the chunks it reads from memory (kept there while it
+/// runs). Give it back with [`Store::finish`].
+#[derive(Debug, Default)]
+pub struct Reservation {
+    bytes: u64,
+    pins: Vec<ChunkId>,
+}
+
+impl Reservation {
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+}
+
+/// Whether a task may start now.
+#[derive(Debug)]
+pub enum Admission {
+    Granted(Reservation),
+    /// Not now: running tasks hold the memory it needs; try again when one ends.
+    Wait,
+    /// Never on this worker: the message says why.
+    Refused(String),
+}
+
+#[derive(Debug)]
+struct Slot {
+    /// `None` once spilled.
+    value: Option<Arc<ChunkValue>>,
+    nbytes: u64,
+    /// Tick of its last use, for least-recently-used spilling.
+    last_use: u64,
+    /// Running tasks reading it from memory: it is not spilled while any does.
+    pins: u32,
+    /// Being written to disk now.
+    writing: bool,
+}
+
 #[derive(Debug, Default)]
 struct Inner {
-    chunks: HashMap<ChunkId, Arc<ChunkValue>>,
+    chunks: HashMap<ChunkId, Slot>,
     graphs: HashMap<u64, Arc<JobGraph>>,
     keys: HashMap<u64, Arc<[u8]>>,
     tokens: HashMap<u64, CancelToken>,
+    /// Bytes of chunks in memory.
     bytes: u64,
+    /// Bytes reserved by running tasks.
+    reserved: u64,
+    spilled: u64,
+    spilled_chunks: u64,
+    spill_writes: u64,
+    spill_reads: u64,
+    spill_nanos: u64,
+    tick: u64,
     /// Jobs dropped by [`Store::forget`]; job ids are never reused within a session (eight bytes a
     /// job).
     forgotten: HashSet<u64>,
 }
 
+impl Inner {
+    fn in_use(&self) -> u64 {
+        self.bytes.saturating_add(self.reserved)
+    }
+
+    /// Takes a chunk out of the books; returns its spill file if it had one.
+    fn remove(&mut self, id: ChunkId, spill: Option<&SpillDir>) -> Option<PathBuf> {
+        let slot = self.chunks.remove(&id)?;
+        if slot.value.is_some() {
+            self.bytes -= slot.nbytes;
+            None
+        } else {
+            self.spilled -= slot.nbytes;
+            self.spilled_chunks -= 1;
+            spill.map(|d| d.file(id.0, id.1))
+        }
+    }
+
+    fn unpin(&mut self, pins: &[ChunkId]) {
+        for id in pins {
+            if let Some(slot) = self.chunks.get_mut(id) {
+                slot.pins = slot.pins.saturating_sub(1);
+            }
+        }
+    }
+}
+
+/// Deletes spill files off the calling thread (the session's, which must not wait for the disk).
+fn delete_files(files: Vec<PathBuf>) {
+    if files.is_empty() {
+        return;
+    }
+    std::thread::spawn(move || {
+        for f in files {
+            let _ = std::fs::remove_file(f);
+        }
+    });
+}
+
 /// Chunks and graphs held by this worker.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub struct Store {
     inner: Arc<Mutex<Inner>>,
+    limits: MemoryLimits,
+    spill: Option<Arc<SpillDir>>,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store::new(MemoryLimits::unlimited(), None)
+    }
 }
 
 impl Store {
+    /// A store that keeps its chunks within `limits`, spilling to `spill` (without one, nothing is
+    /// spilled and tasks that do not fit wait or fail).
+    pub fn new(limits: MemoryLimits, spill: Option<SpillDir>) -> Self {
+        Store {
+            inner: Arc::default(),
+            limits,
+            spill: spill.map(Arc::new),
+        }
+    }
+
+    pub fn limits(&self) -> MemoryLimits {
+        self.limits
+    }
+
+    /// The spill directory, if any.
+    pub fn spill_dir(&self) -> Option<&Path> {
+        self.spill.as_deref().map(SpillDir::path)
+    }
+
     /// Keeps a chunk, unless its job was forgotten (then the chunk is dropped and this returns false).
     pub fn put(&self, id: ChunkId, value: Arc<ChunkValue>) -> bool {
         let mut s = self.inner.lock().expect("store");
         if s.forgotten.contains(&id.0) {
             return false;
         }
-        let n = value.nbytes() as u64;
-        if let Some(old) = s.chunks.insert(id, value) {
-            s.bytes -= old.nbytes() as u64;
-        }
-        s.bytes += n;
+        let old = s.remove(id, self.spill.as_deref());
+        let nbytes = value.nbytes() as u64;
+        s.tick += 1;
+        let last_use = s.tick;
+        s.chunks.insert(
+            id,
+            Slot {
+                value: Some(value),
+                nbytes,
+                last_use,
+                pins: 0,
+                writing: false,
+            },
+        );
+        s.bytes += nbytes;
+        drop(s);
+        delete_files(old.into_iter().collect());
         true
     }
 
+    /// The chunk if it is in memory (spilled chunks are read with [`Store::lookup`] and
+    /// [`Store::load`], off the session's thread).
     pub fn get(&self, id: ChunkId) -> Option<Arc<ChunkValue>> {
-        self.inner.lock().expect("store").chunks.get(&id).cloned()
+        let mut s = self.inner.lock().expect("store");
+        s.tick += 1;
+        let tick = s.tick;
+        let slot = s.chunks.get_mut(&id)?;
+        slot.last_use = tick;
+        slot.value.clone()
+    }
+
+    /// The chunk, in memory or on disk.
+    pub fn lookup(&self, id: ChunkId) -> Option<Held> {
+        if let Some(v) = self.get(id) {
+            return Some(Held::Memory(v));
+        }
+        let s = self.inner.lock().expect("store");
+        let spill = self.spill.as_deref()?;
+        s.chunks
+            .contains_key(&id)
+            .then(|| Held::Spilled(spill.file(id.0, id.1)))
+    }
+
+    /// The chunk's value, read from its spill file if it is on disk (blocking: call it on a task
+    /// thread or tokio's blocking pool). A value read back is not kept in memory: the reader holds
+    /// it, its reservation counts it, and it is dropped when the reader is done.
+    pub fn load(&self, held: Held) -> Result<Arc<ChunkValue>, String> {
+        match held {
+            Held::Memory(v) => Ok(v),
+            Held::Spilled(path) => {
+                let started = Instant::now();
+                let v = spill::read(&path)?;
+                let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                let mut s = self.inner.lock().expect("store");
+                s.spill_reads += 1;
+                s.spill_nanos = s.spill_nanos.saturating_add(nanos);
+                debug!(
+                    file = %path.display(),
+                    bytes = v.nbytes(),
+                    micros = nanos / 1000,
+                    "read a spilled chunk"
+                );
+                Ok(Arc::new(v))
+            }
+        }
     }
 
     pub fn release(&self, ids: impl IntoIterator<Item = ChunkId>) {
         let mut s = self.inner.lock().expect("store");
-        for id in ids {
-            if let Some(old) = s.chunks.remove(&id) {
-                s.bytes -= old.nbytes() as u64;
+        let files: Vec<PathBuf> = ids
+            .into_iter()
+            .filter_map(|id| s.remove(id, self.spill.as_deref()))
+            .collect();
+        drop(s);
+        delete_files(files);
+    }
+
+    /// Decides whether a task reading chunks `deps` of `job` and needing `need` bytes at its peak
+    /// may start, without touching the disk. Inputs held in memory are pinned there and count as
+    /// already paid for; the rest of the need is reserved. `Wait` here may become a grant after
+    /// [`Store::make_room`].
+    pub fn try_admit(&self, job: u64, deps: &[u32], need: TaskBytes) -> Admission {
+        let mut s = self.inner.lock().expect("store");
+        let mut pins = Vec::new();
+        let mut held = 0u64;
+        for &d in deps {
+            let id = (job, d);
+            if pins.contains(&id) {
+                continue;
             }
+            if let Some(slot) = s.chunks.get_mut(&id)
+                && slot.value.is_some()
+            {
+                slot.pins += 1;
+                held += slot.nbytes;
+                pins.push(id);
+            }
+        }
+        let total = need.total();
+        let limit = self.limits.limit;
+        if total > limit {
+            s.unpin(&pins);
+            return Admission::Refused(format!(
+                "it needs {total} bytes at its peak (inputs {} + output {} + scratch {}), more than this worker's --memory-limit of {limit} bytes",
+                need.inputs, need.output, need.scratch
+            ));
+        }
+        let extra = total.saturating_sub(held);
+        let in_use = s.in_use();
+        // Past the pause fraction nothing new starts while anything runs.
+        let paused = in_use > self.limits.pause && s.reserved > 0;
+        if !paused && in_use.saturating_add(extra) <= limit {
+            s.reserved += extra;
+            return Admission::Granted(Reservation { bytes: extra, pins });
+        }
+        s.unpin(&pins);
+        Admission::Wait
+    }
+
+    /// Spills chunks that no running task reads, least recently used first, until the chunks in
+    /// memory and the reservations plus `extra` are under the memory target (or nothing more can
+    /// go). Blocks on the disk. A failed write stops it with the error, naming the file and cause.
+    pub fn make_room(&self, extra: u64) -> Result<(), String> {
+        let Some(spill) = self.spill.as_deref() else {
+            return Ok(());
+        };
+        loop {
+            let mut s = self.inner.lock().expect("store");
+            if s.in_use().saturating_add(extra) <= self.limits.target {
+                return Ok(());
+            }
+            let victim = s
+                .chunks
+                .iter()
+                .filter(|(_, slot)| slot.value.is_some() && slot.pins == 0 && !slot.writing)
+                .min_by_key(|(_, slot)| slot.last_use)
+                .map(|(&id, _)| id);
+            let Some(id) = victim else {
+                return Ok(());
+            };
+            let slot = s.chunks.get_mut(&id).expect("just found");
+            slot.writing = true;
+            let value = slot.value.clone().expect("in memory");
+            drop(s);
+            let path = spill.file(id.0, id.1);
+            let started = Instant::now();
+            let written = spill::write(&path, &value);
+            let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            drop(value);
+            let mut s = self.inner.lock().expect("store");
+            let Some(slot) = s.chunks.get_mut(&id) else {
+                // Released while it was being written.
+                drop(s);
+                let _ = std::fs::remove_file(&path);
+                continue;
+            };
+            slot.writing = false;
+            written?;
+            slot.value = None;
+            let n = slot.nbytes;
+            s.bytes -= n;
+            s.spilled += n;
+            s.spilled_chunks += 1;
+            s.spill_writes += 1;
+            s.spill_nanos = s.spill_nanos.saturating_add(nanos);
+            debug!(
+                job = id.0,
+                task = id.1,
+                bytes = n,
+                micros = nanos / 1000,
+                held = s.bytes,
+                "spilled a chunk"
+            );
+        }
+    }
+
+    /// Admits a task as [`Store::try_admit`] does, spilling to make room where that helps. `Wait`:
+    /// running tasks hold what it needs; `Refused`: it cannot run here (too large for the limit, or
+    /// the room it needs could not be made because spilling failed).
+    pub fn admit(&self, job: u64, deps: &[u32], need: TaskBytes) -> Admission {
+        match self.try_admit(job, deps, need) {
+            Admission::Wait => {}
+            other => return other,
+        }
+        // Room for all of it (its held inputs are pinned, so they cannot go anyway).
+        let spilled = self.make_room(need.total());
+        match self.try_admit(job, deps, need) {
+            Admission::Wait => {}
+            other => return other,
+        }
+        if let Err(e) = spilled {
+            return Admission::Refused(format!(
+                "this worker could not make room for it under its --memory-limit of {} bytes: {e}",
+                self.limits.limit
+            ));
+        }
+        let s = self.inner.lock().expect("store");
+        if s.reserved > 0 {
+            return Admission::Wait;
+        }
+        Admission::Refused(format!(
+            "it needs {} bytes and nothing more can be spilled: {} bytes of chunks are in memory and this worker's --memory-limit is {} bytes",
+            need.total(),
+            s.bytes,
+            self.limits.limit
+        ))
+    }
+
+    /// A task ended: its reservation is given back and its inputs may be spilled again.
+    pub fn finish(&self, r: Reservation) {
+        let mut s = self.inner.lock().expect("store");
+        s.reserved -= r.bytes;
+        s.unpin(&r.pins);
+    }
+
+    /// The worker's memory now.
+    pub fn memory(&self) -> MemoryStatus {
+        let s = self.inner.lock().expect("store");
+        MemoryStatus {
+            held: s.bytes,
+            running: s.reserved,
+            spilled: s.spilled,
+            spilled_chunks: s.spilled_chunks,
+            spill_writes: s.spill_writes,
+            spill_reads: s.spill_reads,
+            spill_nanos: s.spill_nanos,
+            paused: s.in_use() > self.limits.pause,
         }
     }
 
@@ -149,20 +541,17 @@ impl Store {
         if let Some(t) = s.tokens.remove(&job) {
             t.cancel();
         }
-        let mut freed = 0;
-        s.chunks.retain(|&(j, _), v| {
-            if j == job {
-                freed += v.nbytes() as u64;
-                false
-            } else {
-                true
-            }
-        });
-        s.bytes -= freed;
+        let ids: Vec<ChunkId> = s.chunks.keys().filter(|id| id.0 == job).copied().collect();
+        let files: Vec<PathBuf> = ids
+            .into_iter()
+            .filter_map(|id| s.remove(id, self.spill.as_deref()))
+            .collect();
+        drop(s);
+        delete_files(files);
     }
 
     /// Forgets every job (the session with the scheduler that assigned them is gone): returns the
-    /// number of chunks and bytes dropped.
+    /// number of chunks and bytes (in memory and spilled) dropped.
     pub fn forget_all(&self) -> (usize, u64) {
         let mut s = self.inner.lock().expect("store");
         let s = &mut *s;
@@ -177,11 +566,15 @@ impl Store {
         for (_, t) in s.tokens.drain() {
             t.cancel();
         }
-        let dropped = (s.chunks.len(), s.bytes);
-        s.chunks.clear();
+        let dropped = (s.chunks.len(), s.bytes + s.spilled);
+        let ids: Vec<ChunkId> = s.chunks.keys().copied().collect();
+        let files: Vec<PathBuf> = ids
+            .into_iter()
+            .filter_map(|id| s.remove(id, self.spill.as_deref()))
+            .collect();
         s.graphs.clear();
         s.keys.clear();
-        s.bytes = 0;
+        delete_files(files);
         dropped
     }
 
@@ -190,12 +583,12 @@ impl Store {
         self.inner.lock().expect("store").forgotten.contains(&job)
     }
 
-    /// Bytes of chunk data held.
+    /// Bytes of chunk data held in memory.
     pub fn bytes(&self) -> u64 {
         self.inner.lock().expect("store").bytes
     }
 
-    /// Number of chunks held.
+    /// Number of chunks held (in memory or spilled).
     pub fn len(&self) -> usize {
         self.inner.lock().expect("store").chunks.len()
     }

@@ -7,6 +7,7 @@
 //! built twice is the same layer, and so the same set of tasks.
 
 pub mod check;
+pub mod estimate;
 pub mod expand;
 pub mod limits;
 pub mod validate;

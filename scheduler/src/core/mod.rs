@@ -74,7 +74,7 @@ pub use reactor::{
     TaskFailure, TaskReport, on_heartbeat, on_job_cancelled, on_job_submitted, on_outputs_fetched,
     on_task_failed, on_tasks_done, on_tick, on_worker_joined, on_worker_lost, on_worker_retiring,
 };
-pub use state::{JobStatus, State, Stats, TaskStatus, WorkerStatus};
+pub use state::{JobStatus, State, Stats, TaskStatus, WorkerMemory, WorkerStatus};
 
 /// Declares a copyable id newtype that displays as its number.
 macro_rules! id_type {
@@ -125,6 +125,10 @@ pub struct Config {
     /// up in batches when they take a fraction of a millisecond, and little enough that no worker
     /// sits on work another could start.
     pub queue_time: Duration,
+    /// A worker whose in-memory chunks and booked tasks pass this fraction of its memory limit is
+    /// short of memory: tasks that read held chunks (and so let them go) are sent to it before
+    /// sources, which only add to what it holds.
+    pub memory_short: f64,
 }
 
 impl Default for Config {
@@ -134,6 +138,7 @@ impl Default for Config {
             slots_per_thread: 2,
             max_slots_per_thread: 256,
             queue_time: Duration::from_millis(4),
+            memory_short: 0.6,
         }
     }
 }

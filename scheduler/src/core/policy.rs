@@ -20,10 +20,20 @@
 //!   holding the most bytes of its inputs (sizes from task-done reports); ties go to the least loaded
 //!   worker (in-flight tasks per thread, so a 2-thread worker takes twice the tasks of a 1-thread one),
 //!   then to the lowest id.
+//! - **Memory.** Each task is booked at its peak bytes from the plan-time estimate
+//!   (`tessera::graph::estimate`: inputs + output + kernel scratch). A task goes only to a worker
+//!   where it fits under the memory limit less the chunks the worker holds in memory (held, less what
+//!   its heartbeat says it spilled) and the bookings of its in-flight tasks; a worker with nothing in
+//!   flight takes any task within its limit (it spills to make room), and a paused worker nothing.
+//!   Where the chosen worker is short of memory (past `Config::memory_short` of its limit), a ready
+//!   task that reads held chunks goes before the job's next source: running consumers lets chunks
+//!   go, so a wide graph does not load everything before reducing it.
 //! - **Replicas** (from a retiring worker) go to the least loaded active worker, counting replications
 //!   already asked of it, then fewest bytes held, then lowest id.
 
 use std::cmp::Ordering;
+
+use tessera::graph::estimate;
 
 use super::state::{State, TaskStatus, Worker, Workers};
 use super::{Assignment, Config, WorkerId};
@@ -34,12 +44,14 @@ fn cmp_load(a: &Worker, b: &Worker) -> Ordering {
     (a.in_flight as u64 * b.threads as u64).cmp(&(b.in_flight as u64 * a.threads as u64))
 }
 
-/// The worker task `t` of `job` should run on, among those with a free slot.
+/// The worker task `t` of `job` should run on, among those with a free slot and room for the
+/// task's `need` bytes.
 pub(crate) fn choose_worker(
     workers: &Workers,
     config: &Config,
     job: &Job,
     t: u32,
+    need: u64,
 ) -> Option<WorkerId> {
     // Bytes of the task's inputs per holder; a handful of entries, so a short list beats a map.
     let mut local: Vec<(WorkerId, u64)> = Vec::new();
@@ -55,7 +67,7 @@ pub(crate) fn choose_worker(
     let bytes_on = |w: WorkerId| local.iter().find(|(x, _)| *x == w).map_or(0, |&(_, b)| b);
     let mut best: Option<(&Worker, u64)> = None;
     for w in workers.values() {
-        if !w.has_capacity(config) {
+        if !w.has_capacity(config) || !w.fits(need) {
             continue;
         }
         let bytes = bytes_on(w.id);
@@ -85,9 +97,31 @@ pub(crate) fn replica_target(workers: &Workers, from: WorkerId) -> Option<Worker
         .map(|w| w.id)
 }
 
-/// Hands out ready tasks while some worker has a free slot: the next job in the ring gives its
-/// lowest-index ready task, which goes where [`choose_worker`] says; the job goes to the back of the
-/// ring. One `Assign` per worker per event (the batch merges them).
+/// The task of `job` to run next and its worker, if any fits: the lowest-index ready task, unless
+/// it would go to a worker short of memory (or fits none) and a ready task that reads held chunks
+/// fits somewhere — that one goes first, since running it lets chunks go.
+fn pick(workers: &Workers, config: &Config, job: &mut Job) -> Option<(u32, WorkerId, u64)> {
+    let t = job.peek_ready()?;
+    let need = estimate::task_bytes(&job.graph, t);
+    let first = choose_worker(workers, config, job, t, need);
+    let short = first.is_none_or(|w| workers[&w].memory_short(config));
+    if short
+        && let Some(c) = job.peek_ready_consumer()
+        && c != t
+    {
+        let c_need = estimate::task_bytes(&job.graph, c);
+        if let Some(w) = choose_worker(workers, config, job, c, c_need) {
+            return Some((c, w, c_need));
+        }
+    }
+    first.map(|w| (t, w, need))
+}
+
+/// Hands out ready tasks while some worker has a free slot: the next job in the ring gives the task
+/// [`pick`] chooses, which goes where [`choose_worker`] says; the job goes to the back of the ring.
+/// A job none of whose ready tasks fits any worker's memory now keeps its place and waits for a
+/// result, a release or a heartbeat to make room. One `Assign` per worker per event (the batch merges
+/// them).
 pub(crate) fn schedule(state: &mut State) {
     let State {
         config,
@@ -101,25 +135,33 @@ pub(crate) fn schedule(state: &mut State) {
     for w in workers.values_mut() {
         w.refilling = w.hungry(config);
     }
-    while workers.values().any(|w| w.has_capacity(config)) {
+    // Jobs in a row that had ready tasks but none that fits: once every job in the ring has had its
+    // turn without placing anything, stop.
+    let mut stalled = 0;
+    while workers.values().any(|w| w.has_capacity(config)) && stalled <= ring.len() {
         let Some(job_id) = ring.pop_front() else {
             break;
         };
         let Some(job) = jobs.get_mut(&job_id) else {
             continue;
         };
-        let Some(t) = job.peek_ready() else {
+        if job.peek_ready().is_none() {
             job.in_ring = false;
             continue;
+        }
+        let Some((t, w, need)) = pick(workers, config, job) else {
+            stalled += 1;
+            ring.push_back(job_id);
+            continue;
         };
-        let w = choose_worker(workers, config, job, t).expect("a worker has a free slot");
-        job.ready.pop();
+        stalled = 0;
         job.set_status(t, TaskStatus::Running);
         job.task_mut(t).running_on.push(w);
         let worker = workers.get_mut(&w).expect("chosen among the workers");
         worker.in_flight += 1;
+        worker.queued_bytes += need;
         let wj = worker.jobs.entry(job_id).or_default();
-        wj.running.insert(t, *seq);
+        wj.running.insert(t, (*seq, need));
         if !wj.graph_sent {
             wj.graph_sent = true;
             batch.graph(w, job_id, job.graph.clone());

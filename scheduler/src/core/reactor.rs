@@ -17,7 +17,7 @@ use super::outbox::Outbox;
 use super::policy;
 #[cfg(doc)]
 use super::state::Stats;
-use super::state::{self, Evacuation, Job, State, TaskStatus, Worker};
+use super::state::{self, Evacuation, Job, State, TaskStatus, Worker, WorkerMemory};
 use super::{ChunkRef, JobId, ToClient, WorkerId};
 
 /// How a task failed.
@@ -85,13 +85,27 @@ pub fn on_worker_joined(
     finish(state, out);
 }
 
-/// A heartbeat: the worker is alive and holds `bytes_held` bytes. Sends nothing.
-pub fn on_heartbeat(state: &mut State, now: Instant, worker: WorkerId, bytes_held: u64) {
+/// A heartbeat: the worker is alive, and this is its memory. A worker that spilled or stopped
+/// pausing since its last heartbeat may have room for tasks that did not fit before, so this may
+/// assign work.
+pub fn on_heartbeat(
+    state: &mut State,
+    out: &mut impl Outbox,
+    now: Instant,
+    worker: WorkerId,
+    memory: WorkerMemory,
+) {
     begin(state);
     match state.workers.get_mut(&worker) {
         Some(w) => {
             w.last_seen = w.last_seen.max(now);
-            w.reported_bytes = bytes_held;
+            let roomier = memory.bytes_spilled > w.memory.bytes_spilled
+                || (w.memory.paused && !memory.paused);
+            w.reported_bytes = memory.bytes_held;
+            w.memory = memory;
+            if roomier {
+                finish(state, out);
+            }
         }
         None => state.stats.ignored += 1,
     }
@@ -191,7 +205,7 @@ pub fn on_tasks_done(
         if ran {
             let j = state.jobs.get_mut(&job).expect("valid job");
             j.tasks_run += 1;
-            j.task_mut(task).running_on.retain(|&w| w != worker);
+            j.task_mut(task).running_on.retain(|w| *w != worker);
             if !r.run_time.is_zero() {
                 let w = state.workers.get_mut(&worker).expect("touched");
                 w.record_run_time(r.run_time);
@@ -225,7 +239,9 @@ pub fn on_task_failed(
         .workers
         .get_mut(&worker)
         .and_then(|w| w.jobs.get_mut(&job));
-    let ran_since = wj.as_ref().and_then(|wj| wj.running.get(&task).copied());
+    let ran_since = wj
+        .as_ref()
+        .and_then(|wj| wj.running.get(&task).map(|&(since, _)| since));
     let replica = wj.and_then(|wj| wj.replicating.get(&task).copied());
     take_request(state, worker, job, task);
     if ran_since.is_none() && replica.is_none() {
@@ -375,11 +391,13 @@ fn take_request(state: &mut State, worker: WorkerId, job: JobId, task: u32) -> (
     let Some(wj) = w.jobs.get_mut(&job) else {
         return (false, false);
     };
-    let ran = wj.running.remove(&task).is_some();
+    let ran = wj.running.remove(&task);
     let replicated = wj.replicating.remove(&task).is_some();
-    if ran {
+    if let Some((_, need)) = ran {
         w.in_flight -= 1;
+        w.queued_bytes -= need;
     }
+    let ran = ran.is_some();
     if replicated {
         w.replicating -= 1;
     }

@@ -18,6 +18,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use smallvec::SmallVec;
 use tessera::graph::expand::TaskGraph;
 
 use super::outbox::Outbox;
@@ -65,9 +66,10 @@ pub(crate) struct TaskState {
     pub pending: u32,
     /// An output the client has not fetched yet.
     pub wanted: bool,
-    pub holders: Vec<Holder>,
-    /// Workers running it (usually zero or one).
-    pub running_on: Vec<WorkerId>,
+    /// Inline for the usual one holder: no allocation per chunk.
+    pub holders: SmallVec<[Holder; 1]>,
+    /// Workers running it (usually zero or one), inline.
+    pub running_on: SmallVec<[WorkerId; 2]>,
     /// Size of the chunk as its first holder reported it.
     pub nbytes: u64,
 }
@@ -122,6 +124,9 @@ pub(crate) struct Job {
     outputs_of: Csr<(u32, u32)>,
     /// `Ready` tasks, lowest index first. Entries whose task is no longer `Ready` are skipped on pop.
     pub ready: BinaryHeap<Reverse<u32>>,
+    /// The `Ready` tasks that read inputs (and so let chunks go once they run), lowest index first:
+    /// where memory is short these go before sources. Stale entries are skipped the same way.
+    pub ready_consumers: BinaryHeap<Reverse<u32>>,
     /// Whether the job is in the state's round-robin ring.
     pub in_ring: bool,
     /// Active tasks.
@@ -192,8 +197,8 @@ impl Job {
                 missing,
                 pending: consumers.get(t).len() as u32,
                 wanted: !outputs_of.get(t).is_empty(),
-                holders: Vec::new(),
-                running_on: Vec::new(),
+                holders: SmallVec::new(),
+                running_on: SmallVec::new(),
                 nbytes: 0,
             });
         }
@@ -205,6 +210,7 @@ impl Job {
             consumers,
             outputs_of,
             ready,
+            ready_consumers: BinaryHeap::new(),
             in_ring: false,
             unfinished: n,
             tasks_run: 0,
@@ -289,7 +295,12 @@ impl Job {
             }
         }
         match new {
-            TaskStatus::Ready => self.ready.push(Reverse(t)),
+            TaskStatus::Ready => {
+                self.ready.push(Reverse(t));
+                if !self.deps.get(t).is_empty() {
+                    self.ready_consumers.push(Reverse(t));
+                }
+            }
             TaskStatus::Done => self.dirty.push(t),
             _ => {}
         }
@@ -314,6 +325,17 @@ impl Job {
         }
     }
 
+    /// The first `Ready` task that reads inputs, dropping stale heap entries.
+    pub fn peek_ready_consumer(&mut self) -> Option<u32> {
+        while let Some(&Reverse(t)) = self.ready_consumers.peek() {
+            if self.tasks[t as usize].status == TaskStatus::Ready {
+                return Some(t);
+            }
+            self.ready_consumers.pop();
+        }
+        None
+    }
+
     /// The first `Ready` task, dropping stale heap entries.
     pub fn peek_ready(&mut self) -> Option<u32> {
         while let Some(&Reverse(t)) = self.ready.peek() {
@@ -331,8 +353,9 @@ impl Job {
 pub(crate) struct WorkerJob {
     /// The job's graph was sent to it.
     pub graph_sent: bool,
-    /// In-flight tasks, with the event they were assigned in.
-    pub running: BTreeMap<u32, u64>,
+    /// In-flight tasks, with the event they were assigned in and the bytes booked for them (their
+    /// peak from the plan-time estimate).
+    pub running: BTreeMap<u32, (u64, u64)>,
     /// Chunks it holds.
     pub held: BTreeSet<u32>,
     /// Chunks it was asked to replicate: (from, event of the request).
@@ -382,6 +405,10 @@ pub(crate) struct Worker {
     /// Bytes the worker said it holds in its last heartbeat.
     pub reported_bytes: u64,
     pub in_flight: u32,
+    /// Bytes booked for its in-flight tasks (the sum over `WorkerJob::running`).
+    pub queued_bytes: u64,
+    /// Its memory as its last heartbeat told it.
+    pub memory: WorkerMemory,
     pub held_chunks: u64,
     /// Bytes of the chunks it holds, from the task-done reports.
     pub held_bytes: u64,
@@ -404,6 +431,8 @@ impl Worker {
             last_seen: now,
             reported_bytes: 0,
             in_flight: 0,
+            queued_bytes: 0,
+            memory: WorkerMemory::default(),
             held_chunks: 0,
             held_bytes: 0,
             replicating: 0,
@@ -457,6 +486,41 @@ impl Worker {
             }
         };
         self.threads.saturating_mul(per_thread)
+    }
+
+    /// Bytes of its chunks in memory by the scheduler's books: what it holds, less what its last
+    /// heartbeat said it had spilled to disk.
+    pub fn resident_bytes(&self) -> u64 {
+        self.held_bytes.saturating_sub(self.memory.bytes_spilled)
+    }
+
+    /// Whether a task needing `need` bytes may be sent to it: the need fits under its limit less what
+    /// it holds in memory and what its in-flight tasks are booked for. A worker with nothing in flight
+    /// takes any task that fits its limit at all, since it spills what it holds to make room (and
+    /// refuses the task, saying why, if it cannot); a paused worker takes nothing more while it has
+    /// work. A limit of 0 is no limit.
+    pub fn fits(&self, need: u64) -> bool {
+        if self.in_flight == 0 {
+            return self.memory_limit == 0 || need <= self.memory_limit;
+        }
+        if self.memory.paused {
+            return false;
+        }
+        if self.memory_limit == 0 {
+            return true;
+        }
+        need <= self
+            .memory_limit
+            .saturating_sub(self.resident_bytes())
+            .saturating_sub(self.queued_bytes)
+    }
+
+    /// Whether its memory is short: what it holds and has booked is past `config.memory_short` of
+    /// its limit. Then tasks that release memory go first.
+    pub fn memory_short(&self, config: &Config) -> bool {
+        self.memory_limit > 0
+            && (self.resident_bytes().saturating_add(self.queued_bytes) as f64)
+                > config.memory_short * self.memory_limit as f64
     }
 
     pub fn has_capacity(&self, config: &Config) -> bool {
@@ -632,6 +696,22 @@ pub struct Stats {
     pub workers_lost: u64,
 }
 
+/// A worker's memory as its heartbeat reports it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WorkerMemory {
+    /// Bytes of chunks in memory (spilled ones not counted).
+    pub bytes_held: u64,
+    /// Bytes reserved for its running tasks.
+    pub bytes_running: u64,
+    pub bytes_spilled: u64,
+    pub chunks_spilled: u64,
+    pub spill_writes: u64,
+    pub spill_reads: u64,
+    pub spill_nanos: u64,
+    /// Past its pause fraction: it starts nothing new.
+    pub paused: bool,
+}
+
 /// A worker as the scheduler sees it (for the `Status` RPC).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WorkerStatus {
@@ -643,8 +723,12 @@ pub struct WorkerStatus {
     pub chunks_held: u64,
     /// Bytes of the chunks it holds, from task-done reports.
     pub bytes_held: u64,
-    /// Bytes held according to its last heartbeat.
+    /// Bytes held in memory according to its last heartbeat.
     pub reported_bytes: u64,
+    /// Bytes booked for its in-flight tasks.
+    pub queued_bytes: u64,
+    /// Its last heartbeat's memory report.
+    pub memory: WorkerMemory,
     pub retiring: bool,
 }
 
@@ -719,6 +803,8 @@ impl State {
                 chunks_held: w.held_chunks,
                 bytes_held: w.held_bytes,
                 reported_bytes: w.reported_bytes,
+                queued_bytes: w.queued_bytes,
+                memory: w.memory,
                 retiring: w.retiring.is_some(),
             })
             .collect()
@@ -827,7 +913,7 @@ pub(crate) fn drop_holder(
 /// runs it, it goes back to `Ready` or `Waiting` (or `Released` if nobody needs it any more).
 pub(crate) fn stop_running(job: &mut Job, t: u32, w: WorkerId) {
     let ts = &mut job.tasks[t as usize];
-    ts.running_on.retain(|&x| x != w);
+    ts.running_on.retain(|x| *x != w);
     if ts.running_on.is_empty() && ts.status == TaskStatus::Running {
         let s = job.idle_status(t);
         job.set_status(t, s);
@@ -994,6 +1080,7 @@ pub(crate) fn drop_job(state: &mut State, job_id: JobId) {
     for worker in state.workers.values_mut() {
         if let Some(wj) = worker.jobs.remove(&job_id) {
             worker.in_flight -= wj.running.len() as u32;
+            worker.queued_bytes -= wj.running.values().map(|&(_, b)| b).sum::<u64>();
             worker.replicating -= wj.replicating.len() as u32;
             for t in wj.held {
                 worker.held_chunks -= 1;
@@ -1027,6 +1114,13 @@ impl State {
             assert_eq!(wid, w.id);
             let running: usize = w.jobs.values().map(|j| j.running.len()).sum();
             assert_eq!(w.in_flight as usize, running, "{wid}: in-flight count");
+            let queued: u64 = w
+                .jobs
+                .values()
+                .flat_map(|j| j.running.values())
+                .map(|&(_, b)| b)
+                .sum();
+            assert_eq!(w.queued_bytes, queued, "{wid}: queued bytes");
             // The capacity shrinks when tasks turn out long, so in flight may exceed it until the
             // queue drains; never the ceiling.
             let ceiling = self
@@ -1178,10 +1272,22 @@ impl State {
             .values()
             .any(|j| j.tasks.iter().any(|t| t.status == TaskStatus::Ready));
         if ready {
-            assert!(
-                !self.workers.values().any(|w| w.hungry(&self.config)),
-                "a worker's queue has drained to half while tasks are ready"
-            );
+            // Unless none of the ready tasks fits the hungry worker's memory.
+            for w in self.workers.values().filter(|w| w.hungry(&self.config)) {
+                for job in self.jobs.values() {
+                    for t in 0..job.tasks.len() as u32 {
+                        if job.task(t).status == TaskStatus::Ready {
+                            let need = tessera::graph::estimate::task_bytes(&job.graph, t);
+                            assert!(
+                                !w.fits(need),
+                                "{}'s queue has drained to half while {}/{t} is ready and fits it",
+                                w.id,
+                                job.id
+                            );
+                        }
+                    }
+                }
+            }
         }
     }
 }

@@ -57,6 +57,24 @@ fn map_graph(side: usize) -> Arc<TaskGraph> {
     expand(grid(side).sqrt().expect("sqrt").graph())
 }
 
+/// Three outputs: `x`, an unrelated random `y`, and `x.T`. Tasks are numbered `x` (0–15), `y`
+/// (16–31), then the transposes (32–47), which read the chunks of `x`.
+fn held_then_read_graph() -> Arc<TaskGraph> {
+    // Kept chunks, not a generated source: a transpose of a source would be generated transposed.
+    let x = grid(4).persist().expect("persist");
+    let y = default_rng(2).random(&[40, 40], [10, 10]).expect("random");
+    let t = x.t();
+    expand(tessera::Graph::new(
+        t.graph()
+            .layers()
+            .iter()
+            .chain(y.graph().layers())
+            .cloned()
+            .collect(),
+        vec![x.id(), y.id(), t.id()],
+    ))
+}
+
 /// Two outputs, one read by the other: `s = sqrt(x)` and `mean(s)`.
 fn shared_output_graph() -> Arc<TaskGraph> {
     let s = grid(4).sqrt().expect("sqrt");
@@ -115,6 +133,8 @@ struct TestEnv {
     chunk_bytes: u64,
     /// The kernel run time the simulated workers report for each task.
     run_time: Duration,
+    /// The memory limit workers join with.
+    memory_limit: u64,
 }
 
 impl TestEnv {
@@ -135,6 +155,7 @@ impl TestEnv {
             check: true,
             chunk_bytes: 1000,
             run_time: Duration::ZERO,
+            memory_limit: 1 << 30,
         }
     }
 
@@ -175,7 +196,7 @@ impl TestEnv {
             self.now,
             w,
             threads,
-            1 << 30,
+            self.memory_limit,
         );
         self.checked();
     }
@@ -256,7 +277,13 @@ impl TestEnv {
     }
 
     fn heartbeat(&mut self, w: WorkerId) {
-        on_heartbeat(&mut self.state, self.now, w, 0);
+        on_heartbeat(
+            &mut self.state,
+            &mut self.out,
+            self.now,
+            w,
+            WorkerMemory::default(),
+        );
         self.checked();
     }
 
@@ -1195,7 +1222,13 @@ fn duplicate_stale_and_unknown_reports_are_ignored() {
     env.fetched(J1, &[0, 10_000]);
     env.cancel(JobId(9));
     on_worker_lost(&mut env.state, &mut env.out, env.now, WorkerId(9));
-    on_heartbeat(&mut env.state, env.now, WorkerId(9), 0);
+    on_heartbeat(
+        &mut env.state,
+        &mut env.out,
+        env.now,
+        WorkerId(9),
+        WorkerMemory::default(),
+    );
     on_worker_retiring(&mut env.state, &mut env.out, env.now, WorkerId(9));
     on_job_submitted(&mut env.state, &mut env.out, env.now, J1, graph);
     env.checked();
@@ -1376,4 +1409,133 @@ fn an_empty_job_completes_at_once() {
         ]
     );
     env.assert_quiet();
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Memory.
+
+/// Every chunk of the graphs below is 10 × 10 float64: 800 bytes.
+const CHUNK: u64 = 800;
+
+/// The peak bytes the scheduler books for each task of `map_graph(4)` (output, tile buffers), and a
+/// limit with room for three and a half of them.
+fn map_need() -> (u64, u64) {
+    let need = tessera::graph::estimate::task_bytes(&map_graph(4), 0);
+    (need, 3 * need + need / 2)
+}
+
+#[test]
+fn tasks_go_only_where_their_bytes_fit_under_the_limit_less_held_and_queued() {
+    let (need, limit) = map_need();
+    let mut env = TestEnv::new();
+    env.memory_limit = limit;
+    // Each finished chunk is as large as its booking.
+    env.chunk_bytes = need;
+    env.join(W1, 8);
+    env.deliver();
+    env.submit(J1, map_graph(4));
+    env.deliver();
+    // Sixteen slots, but room for three tasks.
+    assert_eq!(env.in_flight(W1), 3);
+    let done = env.run_until(|e| {
+        let w = &e.state.workers()[0];
+        // More than one task in flight only if all fit with what the worker holds.
+        assert!(
+            w.running <= 1 || w.bytes_held + w.queued_bytes <= limit,
+            "{w:?}"
+        );
+        e.completed(J1).is_some()
+    });
+    assert!(done, "the job did not complete");
+}
+
+#[test]
+fn a_full_worker_runs_one_task_at_a_time_until_it_reports_spilling_or_pausing_ends() {
+    let (need, limit) = map_need();
+    let mut env = TestEnv::new();
+    env.memory_limit = limit;
+    env.chunk_bytes = need;
+    env.join(W1, 8);
+    env.deliver();
+    // Outputs are not fetched, so the worker keeps holding them.
+    env.submit_with(J1, map_graph(4), false);
+    env.deliver();
+    for _ in 0..3 {
+        env.finish_next(W1).expect("a task");
+        env.deliver();
+    }
+    // Three held: nothing fits beside another task, but an idle worker takes one (it spills).
+    assert_eq!(env.in_flight(W1), 1);
+    env.finish_next(W1).expect("a task");
+    env.deliver();
+    assert_eq!(env.in_flight(W1), 1);
+    // The worker says it wrote four chunks to disk: room for three again.
+    on_heartbeat(
+        &mut env.state,
+        &mut env.out,
+        env.now,
+        W1,
+        WorkerMemory {
+            bytes_spilled: 4 * need,
+            ..WorkerMemory::default()
+        },
+    );
+    env.checked();
+    env.deliver();
+    assert_eq!(env.in_flight(W1), 3);
+    // Paused: nothing more while it has work, though the books say there is room.
+    env.finish_next(W1).expect("a task");
+    on_heartbeat(
+        &mut env.state,
+        &mut env.out,
+        env.now,
+        W1,
+        WorkerMemory {
+            bytes_spilled: 8 * need,
+            paused: true,
+            ..WorkerMemory::default()
+        },
+    );
+    env.checked();
+    env.deliver();
+    let before = env.in_flight(W1);
+    env.finish_next(W1).expect("a task");
+    env.deliver();
+    assert_eq!(
+        env.in_flight(W1),
+        before - 1,
+        "a paused worker was given work"
+    );
+    assert!(env.state.workers()[0].memory.paused);
+}
+
+/// The order in which the tasks of `held_then_read_graph` complete on one worker with `limit`.
+fn completion_order(limit: u64) -> Vec<u32> {
+    let mut env = TestEnv::new();
+    env.memory_limit = limit;
+    env.chunk_bytes = CHUNK;
+    env.join(W1, 1);
+    env.deliver();
+    env.submit_with(J1, held_then_read_graph(), false);
+    env.deliver();
+    let mut order = Vec::new();
+    while let Some((_, t)) = env.finish_next(W1) {
+        order.push(t);
+        env.deliver();
+    }
+    assert_eq!(order.len(), 48, "every task ran");
+    order
+}
+
+#[test]
+fn when_memory_is_short_tasks_reading_held_chunks_go_before_sources() {
+    let last = |order: &[u32], range: std::ops::Range<u32>| {
+        order.iter().rposition(|t| range.contains(t)).unwrap()
+    };
+    // Plenty of memory: lowest index first, so every source of `y` before any transpose.
+    let roomy = completion_order(1 << 30);
+    assert!(last(&roomy, 16..32) < last(&roomy, 32..48), "{roomy:?}");
+    // 20000 bytes, short past 12000: once `x` is held, the transposes that read it go first.
+    let short = completion_order(20_000);
+    assert!(last(&short, 32..48) < last(&short, 16..32), "{short:?}");
 }

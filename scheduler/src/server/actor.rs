@@ -428,9 +428,22 @@ impl Actor {
                 use pb::worker_message::Msg;
                 match msg {
                     Msg::Hello(_) => {}
-                    Msg::Heartbeat(h) => {
-                        core::on_heartbeat(&mut self.core, now, worker, h.bytes_held)
-                    }
+                    Msg::Heartbeat(h) => core::on_heartbeat(
+                        &mut self.core,
+                        &mut shell,
+                        now,
+                        worker,
+                        core::WorkerMemory {
+                            bytes_held: h.bytes_held,
+                            bytes_running: h.bytes_running,
+                            bytes_spilled: h.bytes_spilled,
+                            chunks_spilled: h.chunks_spilled,
+                            spill_writes: h.spill_writes,
+                            spill_reads: h.spill_reads,
+                            spill_nanos: h.spill_nanos,
+                            paused: h.paused,
+                        },
+                    ),
                     Msg::Results(r) => {
                         let reports: Vec<TaskReport> = r
                             .done
@@ -536,6 +549,14 @@ impl Actor {
                         chunks_held: w.chunks_held,
                         bytes_held: w.bytes_held,
                         reported_bytes: w.reported_bytes,
+                        memory_limit: w.memory_limit,
+                        bytes_running: w.memory.bytes_running,
+                        bytes_spilled: w.memory.bytes_spilled,
+                        chunks_spilled: w.memory.chunks_spilled,
+                        spill_writes: w.memory.spill_writes,
+                        spill_reads: w.memory.spill_reads,
+                        spill_nanos: w.memory.spill_nanos,
+                        paused: w.memory.paused,
                     })
                     .collect();
                 let _ = reply.send(pb::StatusReply {

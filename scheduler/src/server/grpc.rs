@@ -9,8 +9,9 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tessera::graph::estimate;
 use tessera::graph::expand::TaskGraph;
-use tessera::graph::limits::{self, PlanLimits};
+use tessera::graph::limits::{self, Limit, PlanLimits};
 use tessera_proto::PROTOCOL_VERSION;
 use tessera_proto::v1 as pb;
 use tessera_proto::v1::scheduler_server::Scheduler;
@@ -131,6 +132,15 @@ fn prepare(
     limits::check(&graph, &plan).map_err(|e| e.to_string())?;
     let tasks = TaskGraph::expand_limited(graph, limits.max_tasks, "--max-tasks")
         .map_err(|e| e.to_string())?;
+    // Each task's peak (inputs + output + kernel scratch) must fit some worker, or the job could
+    // never finish: refuse it now, naming the layer, rather than fail it on a worker later.
+    if largest_memory_limit > 0 {
+        estimate::check(
+            &tasks,
+            &Limit::new(largest_memory_limit, "the largest worker's --memory-limit"),
+        )
+        .map_err(|e| e.to_string())?;
+    }
     Ok((Arc::new(tasks), wire))
 }
 

@@ -1,5 +1,6 @@
 //! The worker binary: `tessera-worker --scheduler http://127.0.0.1:8786 --threads N --memory-limit 4GiB
-//! [--listen ADDR] [--connect-timeout-secs S]`. Every flag can also be set through its environment
+//! [--memory-target 0.6] [--memory-pause 0.8] [--spill-dir DIR] [--listen ADDR]
+//! [--connect-timeout-secs S]`. Every flag can also be set through its environment
 //! variable (see `--help`). Ctrl-C or SIGTERM retires the worker gracefully.
 //!
 //! The worker proves it knows the cluster secret (the scheduler's `--secret-file`, or the same per-user
@@ -31,6 +32,17 @@ struct Args {
     /// Most chunk data to hold, e.g. 4GiB or 512MB.
     #[arg(long, env = "TESSERA_WORKER_MEMORY_LIMIT", default_value = "4GiB")]
     memory_limit: String,
+    /// Fraction of --memory-limit past which chunks no running task reads are spilled to disk,
+    /// least recently used first.
+    #[arg(long, env = "TESSERA_WORKER_MEMORY_TARGET", default_value_t = 0.6)]
+    memory_target: f64,
+    /// Fraction of --memory-limit past which no new task starts until memory is back under.
+    #[arg(long, env = "TESSERA_WORKER_MEMORY_PAUSE", default_value_t = 0.8)]
+    memory_pause: f64,
+    /// Directory in which the worker makes its private spill directory (removed at exit).
+    /// Default: the system's temporary directory.
+    #[arg(long, env = "TESSERA_WORKER_SPILL_DIR")]
+    spill_dir: Option<PathBuf>,
     /// Where this worker serves chunks to peers and clients.
     #[arg(long, env = "TESSERA_WORKER_LISTEN", default_value = "127.0.0.1:0")]
     listen: SocketAddr,
@@ -82,6 +94,8 @@ impl Args {
     fn into_config(self) -> Result<WorkerConfig, WorkerError> {
         let mut config = WorkerConfig::new(self.scheduler)
             .with_memory_limit(parse_memory(&self.memory_limit)?)
+            .with_memory_fractions(self.memory_target, self.memory_pause)
+            .with_spill_dir(self.spill_dir)
             .with_listen(self.listen)
             .with_connect_timeout(Duration::from_secs(self.connect_timeout_secs))
             .with_reconnect_timeout(Duration::from_secs(self.reconnect_timeout_secs));
@@ -119,6 +133,12 @@ impl Args {
 }
 
 fn main() -> ExitCode {
+    // A spill write past the process's file-size limit (RLIMIT_FSIZE) would kill the worker with
+    // SIGXFSZ; ignored, the write fails with EFBIG and the task fails saying so.
+    // SAFETY: setting a signal's disposition to SIG_IGN before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
