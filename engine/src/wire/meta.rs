@@ -147,5 +147,6 @@ pub(super) fn static_name(name: &str) -> Option<&'static str> {
         .chain(BinaryFn::ALL.iter().map(|f| f.name()))
         .chain(all_of::<pb::CmpFn, CmpFn>().map(CmpFn::name))
         .chain([ElemFunc::Where, ElemFunc::Clip, ElemFunc::Cast].map(ElemFunc::name))
+        .chain(crate::ops::ScanFn::ALL.iter().map(|f| f.name()))
         .find(|n| *n == name)
 }
