@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use ndarray::{ArrayD, Axis, IxDyn, arr1, arr2};
+use ndarray::{ArrayD, Axis, Dimension, IxDyn, arr1, arr2};
 use proptest::prelude::*;
 use tessera::{
     DType, PadMode, Sections, array_split, atleast_1d, atleast_2d, atleast_3d,
@@ -24,7 +24,7 @@ fn remap<T: Clone>(a: &ArrayD<T>, axis: usize, len: usize, src: impl Fn(usize) -
     let mut shape = a.shape().to_vec();
     shape[axis] = len;
     ArrayD::from_shape_fn(IxDyn(&shape), |ix| {
-        let mut j = ix.as_array_view().to_vec();
+        let mut j = ix.slice().to_vec();
         j[axis] = src(j[axis]);
         a[IxDyn(&j)].clone()
     })
@@ -205,7 +205,7 @@ fn pad_every_mode_against_index_oracle() {
     }
     // numpy's documented examples.
     let v = from_array(arr1(&[1i64, 2, 3, 4, 5]).into_dyn(), [2]).unwrap();
-    let got = |m| v.pad(&[(2, 3)], m).unwrap().compute::<i64>().unwrap().to_vec();
+    let got = |m| v.pad(&[(2, 3)], m).unwrap().compute::<i64>().unwrap().into_iter().collect::<Vec<_>>();
     assert_eq!(got(PadMode::Reflect), vec![3, 2, 1, 2, 3, 4, 5, 4, 3, 2]);
     assert_eq!(got(PadMode::Symmetric), vec![2, 1, 1, 2, 3, 4, 5, 5, 4, 3]);
     assert_eq!(got(PadMode::Wrap), vec![4, 5, 1, 2, 3, 4, 5, 1, 2, 3]);
@@ -241,7 +241,7 @@ fn diff_every_order() {
     let b = from_array(arr1(&[true, true, false, true]).into_dyn(), [3]).unwrap();
     let got = b.diff(1, 0).unwrap();
     assert_eq!(got.dtype(), DType::Bool);
-    assert_eq!(got.compute::<bool>().unwrap().to_vec(), vec![false, true, true]);
+    assert_eq!(got.compute::<bool>().unwrap().into_iter().collect::<Vec<_>>(), vec![false, true, true]);
 }
 
 #[test]
@@ -276,10 +276,10 @@ fn triangles_diagonals_and_eye() {
     }
     // -0.0 and NaN on the diagonal survive; bool diagonals too.
     let m = from_array(arr2(&[[-0.0, 1.0], [f64::NAN, f64::NAN]]).into_dyn(), [1, 1]).unwrap();
-    let d = m.diagonal(0).unwrap().compute::<f64>().unwrap().to_vec();
+    let d = m.diagonal(0).unwrap().compute::<f64>().unwrap().into_iter().collect::<Vec<_>>();
     assert!(d[0] == 0.0 && d[0].is_sign_negative() && d[1].is_nan(), "{d:?}");
     let b = from_array(arr2(&[[true, false], [true, true]]).into_dyn(), [1, 2]).unwrap();
-    assert_eq!(b.diagonal(-1).unwrap().compute::<bool>().unwrap().to_vec(), vec![true]);
+    assert_eq!(b.diagonal(-1).unwrap().compute::<bool>().unwrap().into_iter().collect::<Vec<_>>(), vec![true]);
     check(&identity(3, DType::I64, [2, 2]).unwrap(), &arr2(&[[1i64, 0, 0], [0, 1, 0], [0, 0, 1]]).into_dyn());
     for k in [-2isize, 0, 1] {
         let v = arr1(&[1i64, 2, 3]).into_dyn();

@@ -132,16 +132,16 @@ fn nanargmin_nanargmax_skip_nan_and_mark_all_nan_lanes() {
         let x = from_array(data.clone(), spec).unwrap();
         in_context(cname, || {
             assert_eq!(
-                x.nanargmin_with(&ReduceOptions::axis(1)).unwrap().compute::<i64>().unwrap().to_vec(),
+                x.nanargmin_with(&ReduceOptions::axis(1)).unwrap().compute::<i64>().unwrap().into_iter().collect::<Vec<_>>(),
                 vec![2, -1, 0]
             );
             assert_eq!(
-                x.nanargmax_with(&ReduceOptions::axis(-1)).unwrap().compute::<i64>().unwrap().to_vec(),
+                x.nanargmax_with(&ReduceOptions::axis(-1)).unwrap().compute::<i64>().unwrap().into_iter().collect::<Vec<_>>(),
                 vec![1, -1, 3]
             );
             assert_eq!(
-                x.nanargmin_with(&ReduceOptions::axis(0)).unwrap().compute::<i64>().unwrap().to_vec(),
-                vec![2, 0, 0, 2]
+                x.nanargmin_with(&ReduceOptions::axis(0)).unwrap().compute::<i64>().unwrap().into_iter().collect::<Vec<_>>(),
+                vec![2, 2, 0, 2]
             );
             assert_eq!(x.nanargmin().unwrap().compute_scalar::<i64>().unwrap(), 2);
             assert_eq!(x.nanargmax().unwrap().compute_scalar::<i64>().unwrap(), 11);
@@ -200,7 +200,7 @@ fn nanvar_with_ddof_gives_nan_where_too_few_values() {
         .unwrap()
         .compute::<f64>()
         .unwrap()
-        .to_vec();
+        .into_iter().collect::<Vec<_>>();
     assert_eq!(v[0], 2.0);
     assert!(v[1].is_nan(), "{v:?}");
 }
@@ -316,19 +316,19 @@ fn median_and_percentile_documented_values() {
         in_context(cname, || {
             assert_eq!(x.median(None).unwrap().compute_scalar::<f64>().unwrap(), 3.5);
             assert_eq!(
-                x.median(Some(0)).unwrap().compute::<f64>().unwrap().to_vec(),
+                x.median(Some(0)).unwrap().compute::<f64>().unwrap().into_iter().collect::<Vec<_>>(),
                 vec![6.5, 4.5, 2.5]
             );
             assert_eq!(
-                x.median(Some(1)).unwrap().compute::<f64>().unwrap().to_vec(),
+                x.median(Some(1)).unwrap().compute::<f64>().unwrap().into_iter().collect::<Vec<_>>(),
                 vec![7.0, 2.0]
             );
             let p = x.percentile(&[50.0], Some(1)).unwrap();
             assert_eq!(p.shape(), &[1, 2]);
-            assert_eq!(p.compute::<f64>().unwrap().to_vec(), vec![7.0, 2.0]);
+            assert_eq!(p.compute::<f64>().unwrap().into_iter().collect::<Vec<_>>(), vec![7.0, 2.0]);
             // np.quantile(a, [0, 0.3, 1]) over all elements: 1, 2.5, 10.
             let q = x.quantile(&[0.0, 0.3, 1.0], None).unwrap().compute::<f64>().unwrap();
-            assert_eq!(q.to_vec(), vec![1.0, 2.5, 10.0]);
+            assert_eq!(q.into_iter().collect::<Vec<_>>(), vec![1.0, 2.5, 10.0]);
         });
     }
 }

@@ -26,7 +26,7 @@ impl Array {
     ///
     /// ```
     /// let x = tessera::arange(1i64, 6, 1, [2]).unwrap();
-    /// assert_eq!(x.cumsum(Some(0)).unwrap().compute::<i64>().unwrap().to_vec(), vec![1, 3, 6, 10, 15]);
+    /// assert_eq!(x.cumsum(Some(0)).unwrap().compute::<i64>().unwrap().into_iter().collect::<Vec<_>>(), vec![1, 3, 6, 10, 15]);
     /// ```
     pub fn cumsum(&self, axis: Option<isize>) -> Result<Array> {
         self.cumulative_flat(ScanFn::Sum, axis)
@@ -36,7 +36,7 @@ impl Array {
     ///
     /// ```
     /// let x = tessera::arange(1i64, 6, 1, [2]).unwrap();
-    /// assert_eq!(x.cumprod(None).unwrap().compute::<i64>().unwrap().to_vec(), vec![1, 2, 6, 24, 120]);
+    /// assert_eq!(x.cumprod(None).unwrap().compute::<i64>().unwrap().into_iter().collect::<Vec<_>>(), vec![1, 2, 6, 24, 120]);
     /// ```
     pub fn cumprod(&self, axis: Option<isize>) -> Result<Array> {
         self.cumulative_flat(ScanFn::Prod, axis)

@@ -303,7 +303,7 @@ impl Array {
     /// ```
     /// let x = tessera::arange(0.0, 11.0, 1.0, [4]).unwrap();
     /// let q = x.quantile(&[0.25, 0.5, 0.95], None).unwrap();
-    /// assert_eq!(q.compute::<f64>().unwrap().to_vec(), vec![2.5, 5.0, 9.5]);
+    /// assert_eq!(q.compute::<f64>().unwrap().into_iter().collect::<Vec<_>>(), vec![2.5, 5.0, 9.5]);
     /// ```
     pub fn quantile(&self, q: &[f64], axis: Option<isize>) -> Result<Array> {
         self.quantile_op(q.to_vec(), axis, false, false, "quantile")
