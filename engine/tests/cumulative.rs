@@ -49,14 +49,39 @@ fn scans_every_axis_rank_and_chunking_bit_for_bit() {
                 in_context(format!("{shape:?} {cname} axis {axis}"), || {
                     let no = |_: f64| false;
                     let nan = |v: f64| v.is_nan();
-                    check_tol(&x.cumsum(ax).unwrap(), &scan_oracle(&f, axis, 0.0, no, |a, b| a + b), EXACT);
-                    check_tol(&x.cumprod(ax).unwrap(), &scan_oracle(&f, axis, 1.0, no, |a, b| a * b), EXACT);
-                    check_tol(&x.nancumsum(ax).unwrap(), &scan_oracle(&f, axis, 0.0, nan, |a, b| a + b), EXACT);
-                    check_tol(&x.nancumprod(ax).unwrap(), &scan_oracle(&f, axis, 1.0, nan, |a, b| a * b), EXACT);
+                    check_tol(
+                        &x.cumsum(ax).unwrap(),
+                        &scan_oracle(&f, axis, 0.0, no, |a, b| a + b),
+                        EXACT,
+                    );
+                    check_tol(
+                        &x.cumprod(ax).unwrap(),
+                        &scan_oracle(&f, axis, 1.0, no, |a, b| a * b),
+                        EXACT,
+                    );
+                    check_tol(
+                        &x.nancumsum(ax).unwrap(),
+                        &scan_oracle(&f, axis, 0.0, nan, |a, b| a + b),
+                        EXACT,
+                    );
+                    check_tol(
+                        &x.nancumprod(ax).unwrap(),
+                        &scan_oracle(&f, axis, 1.0, nan, |a, b| a * b),
+                        EXACT,
+                    );
                     let ino = |_: i64| false;
-                    check(&y.cumsum(ax).unwrap(), &scan_oracle(&i, axis, 0, ino, i64::wrapping_add));
-                    check(&y.cumprod(ax).unwrap(), &scan_oracle(&i, axis, 1, ino, i64::wrapping_mul));
-                    check(&y.nancumsum(ax).unwrap(), &scan_oracle(&i, axis, 0, ino, i64::wrapping_add));
+                    check(
+                        &y.cumsum(ax).unwrap(),
+                        &scan_oracle(&i, axis, 0, ino, i64::wrapping_add),
+                    );
+                    check(
+                        &y.cumprod(ax).unwrap(),
+                        &scan_oracle(&i, axis, 1, ino, i64::wrapping_mul),
+                    );
+                    check(
+                        &y.nancumsum(ax).unwrap(),
+                        &scan_oracle(&i, axis, 0, ino, i64::wrapping_add),
+                    );
                 });
             }
             // Negative axes count from the end.
@@ -76,14 +101,24 @@ fn scan_dtypes_follow_numpy() {
     let x = from_array(b.clone(), [4, 3]).unwrap();
     let s = x.cumsum(Some(0)).unwrap();
     assert_eq!(s.dtype(), DType::I64);
-    check(&s, &scan_oracle(&b.mapv(|v| v as i64), 0, 0, |_| false, |a, c| a + c));
+    check(
+        &s,
+        &scan_oracle(&b.mapv(|v| v as i64), 0, 0, |_| false, |a, c| a + c),
+    );
     let p = x.cumprod(Some(1)).unwrap();
-    check(&p, &scan_oracle(&b.mapv(|v| v as i64), 1, 1, |_| false, |a, c| a * c));
+    check(
+        &p,
+        &scan_oracle(&b.mapv(|v| v as i64), 1, 1, |_| false, |a, c| a * c),
+    );
     let f = sample::<f32>(&[11], 113);
     let y = from_array(f.clone(), [3]).unwrap();
     let s = y.cumsum(Some(0)).unwrap();
     assert_eq!(s.dtype(), DType::F32);
-    check_tol(&s, &scan_oracle(&f, 0, 0.0f32, |_| false, |a, c| a + c), EXACT);
+    check_tol(
+        &s,
+        &scan_oracle(&f, 0, 0.0f32, |_| false, |a, c| a + c),
+        EXACT,
+    );
 }
 
 #[test]
@@ -91,7 +126,13 @@ fn scan_without_axis_flattens() {
     let d = iota(&[3, 4]);
     let x = from_array(d.clone(), [2, 3]).unwrap();
     let flat = d.iter().copied().collect::<Vec<_>>();
-    let want = scan_oracle(&ArrayD::from_shape_vec(IxDyn(&[12]), flat).unwrap(), 0, 0, |_| false, |a, b| a + b);
+    let want = scan_oracle(
+        &ArrayD::from_shape_vec(IxDyn(&[12]), flat).unwrap(),
+        0,
+        0,
+        |_| false,
+        |a, b| a + b,
+    );
     check(&x.cumsum(None).unwrap(), &want);
     assert_eq!(
         from_array(arr1(&[2i64, 3, 4]).into_dyn(), [1])
@@ -100,7 +141,8 @@ fn scan_without_axis_flattens() {
             .unwrap()
             .compute::<i64>()
             .unwrap()
-            .into_iter().collect::<Vec<_>>(),
+            .into_iter()
+            .collect::<Vec<_>>(),
         vec![2, 6, 24]
     );
 }
@@ -113,9 +155,21 @@ fn scans_of_empty_and_zero_d_arrays() {
         assert_eq!(c.shape(), &[0, 3]);
         assert_eq!(c.compute::<f64>().unwrap().shape(), &[0, 3]);
     }
-    let z = from_array_data(tessera::ArrayData::F64(ArrayD::from_elem(IxDyn(&[]), 2.5)), tessera::ChunkSpec::Block(vec![])).unwrap();
+    let z = from_array_data(
+        tessera::ArrayData::F64(ArrayD::from_elem(IxDyn(&[]), 2.5)),
+        tessera::ChunkSpec::Block(vec![]),
+    )
+    .unwrap();
     assert!(z.cumsum(Some(0)).is_err());
-    assert_eq!(z.cumsum(None).unwrap().compute::<f64>().unwrap().into_iter().collect::<Vec<_>>(), vec![2.5]);
+    assert_eq!(
+        z.cumsum(None)
+            .unwrap()
+            .compute::<f64>()
+            .unwrap()
+            .into_iter()
+            .collect::<Vec<_>>(),
+        vec![2.5]
+    );
 }
 
 proptest! {

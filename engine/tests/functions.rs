@@ -54,8 +54,12 @@ fn new_unary_float_functions_every_rank_and_chunking() {
         ("expm1", Array::expm1, f64::exp_m1),
         ("exp2", Array::exp2, f64::exp2),
         ("cbrt", Array::cbrt, f64::cbrt),
-        ("deg2rad", Array::deg2rad, |v| v * (std::f64::consts::PI / 180.0)),
-        ("rad2deg", Array::rad2deg, |v| v * (180.0 / std::f64::consts::PI)),
+        ("deg2rad", Array::deg2rad, |v| {
+            v * (std::f64::consts::PI / 180.0)
+        }),
+        ("rad2deg", Array::rad2deg, |v| {
+            v * (180.0 / std::f64::consts::PI)
+        }),
         ("sign", Array::sign, np_sign),
         ("trunc", Array::trunc, f64::trunc),
     ];
@@ -140,7 +144,17 @@ fn floor_divide_fmod_remainder_known_values() {
     let y = from_array(b.clone(), [3]).unwrap();
     let fd = x.floor_divide(&y).unwrap().compute::<f64>().unwrap();
     // numpy: [3, -4, -4, 3, 4 (0.5 // 0.1 is 4.0), inf, -0.0, nan, nan]
-    let want = [3.0, -4.0, -4.0, 3.0, 4.0, f64::INFINITY, -0.0, f64::NAN, f64::NAN];
+    let want = [
+        3.0,
+        -4.0,
+        -4.0,
+        3.0,
+        4.0,
+        f64::INFINITY,
+        -0.0,
+        f64::NAN,
+        f64::NAN,
+    ];
     for (i, (&g, &w)) in fd.iter().zip(&want).enumerate() {
         assert!(
             (g.is_nan() && w.is_nan()) || (g == w && g.is_sign_negative() == w.is_sign_negative()),
@@ -148,7 +162,17 @@ fn floor_divide_fmod_remainder_known_values() {
         );
     }
     let fm = x.fmod(&y).unwrap().compute::<f64>().unwrap();
-    let want = [1.0, -1.0, 1.0, -1.0, 0.5 % 0.1, f64::NAN, -0.0, f64::NAN, f64::NAN];
+    let want = [
+        1.0,
+        -1.0,
+        1.0,
+        -1.0,
+        0.5 % 0.1,
+        f64::NAN,
+        -0.0,
+        f64::NAN,
+        f64::NAN,
+    ];
     for (i, (&g, &w)) in fm.iter().zip(&want).enumerate() {
         assert!(
             (g.is_nan() && w.is_nan()) || g == w,
@@ -167,7 +191,12 @@ fn floor_divide_fmod_remainder_known_values() {
         vec![3, -4, -4, 3, 0, i64::MIN, 0]
     );
     assert_eq!(
-        x.fmod(&y).unwrap().compute::<i64>().unwrap().into_iter().collect::<Vec<_>>(),
+        x.fmod(&y)
+            .unwrap()
+            .compute::<i64>()
+            .unwrap()
+            .into_iter()
+            .collect::<Vec<_>>(),
         vec![1, -1, 1, -1, 0, 0, 0]
     );
     assert_eq!(
@@ -175,7 +204,8 @@ fn floor_divide_fmod_remainder_known_values() {
             .unwrap()
             .compute::<i64>()
             .unwrap()
-            .into_iter().collect::<Vec<_>>(),
+            .into_iter()
+            .collect::<Vec<_>>(),
         vec![1, 1, -1, -1, 0, 0, 0]
     );
 }
@@ -222,13 +252,27 @@ fn two_argument_float_functions_broadcast() {
         in_context(name, || check(&got.unwrap(), &zip_with(&a, &bb, oracle)));
     }
     // fmax/fmin ignore NaN where numpy's maximum/minimum propagate it.
-    let fmax = zip_with(&a, &bb, |p: f64, q: f64| if p.is_nan() { q } else { p.max(q) });
+    let fmax = zip_with(
+        &a,
+        &bb,
+        |p: f64, q: f64| if p.is_nan() { q } else { p.max(q) },
+    );
     check(&x.fmax(&y).unwrap(), &fmax);
-    let fmin = zip_with(&a, &bb, |p: f64, q: f64| if p.is_nan() { q } else { p.min(q) });
+    let fmin = zip_with(
+        &a,
+        &bb,
+        |p: f64, q: f64| if p.is_nan() { q } else { p.min(q) },
+    );
     check(&x.fmin(&y).unwrap(), &fmin);
     let nan = from_array(arr1(&[f64::NAN, 1.0, f64::NAN]).into_dyn(), [2]).unwrap();
     let other = from_array(arr1(&[f64::NAN, f64::NAN, 2.0]).into_dyn(), [1]).unwrap();
-    let got = nan.fmax(&other).unwrap().compute::<f64>().unwrap().into_iter().collect::<Vec<_>>();
+    let got = nan
+        .fmax(&other)
+        .unwrap()
+        .compute::<f64>()
+        .unwrap()
+        .into_iter()
+        .collect::<Vec<_>>();
     assert!(got[0].is_nan() && got[1] == 1.0 && got[2] == 2.0, "{got:?}");
 }
 
@@ -242,7 +286,8 @@ fn nextafter_steps_one_ulp() {
         .unwrap()
         .compute::<f64>()
         .unwrap()
-        .into_iter().collect::<Vec<_>>();
+        .into_iter()
+        .collect::<Vec<_>>();
     let want = [
         1.0 + f64::EPSILON,
         1.0 - f64::EPSILON / 2.0,
@@ -270,9 +315,18 @@ fn logical_functions_read_truth_values() {
             let x = from_array(a.clone(), spec.clone()).unwrap();
             let y = from_array(b.clone(), spec).unwrap();
             in_context(format!("{shape:?} {cname}"), || {
-                check(&x.logical_and(&y).unwrap(), &zip_with(&ta, &tb, |p, q| p && q));
-                check(&x.logical_or(&y).unwrap(), &zip_with(&ta, &tb, |p, q| p || q));
-                check(&x.logical_xor(&y).unwrap(), &zip_with(&ta, &tb, |p, q| p ^ q));
+                check(
+                    &x.logical_and(&y).unwrap(),
+                    &zip_with(&ta, &tb, |p, q| p && q),
+                );
+                check(
+                    &x.logical_or(&y).unwrap(),
+                    &zip_with(&ta, &tb, |p, q| p || q),
+                );
+                check(
+                    &x.logical_xor(&y).unwrap(),
+                    &zip_with(&ta, &tb, |p, q| p ^ q),
+                );
                 check(&ufunc::logical_and(true, &y).unwrap(), &tb);
             });
         }
@@ -298,7 +352,10 @@ fn bitwise_functions_and_shifts_on_integers_and_bools() {
     });
     check(&x.left_shift(&sh).unwrap(), &shl);
     check(&x.right_shift(&sh).unwrap(), &shr);
-    check(&ufunc::right_shift(&x, -1i64).unwrap(), &a.mapv(|p| if p < 0 { -1 } else { 0 }));
+    check(
+        &ufunc::right_shift(&x, -1i64).unwrap(),
+        &a.mapv(|p| if p < 0 { -1 } else { 0 }),
+    );
     check(&x.bitwise_and(255i64).unwrap(), &a.mapv(|p| p & 255));
     check(&x.bitwise_or(&x).unwrap(), &a);
     check(&x.bitwise_xor(&x).unwrap(), &a.mapv(|_| 0));
@@ -306,7 +363,13 @@ fn bitwise_functions_and_shifts_on_integers_and_bools() {
     let t = from_array(arr1(&[true, false]).into_dyn(), [1]).unwrap();
     let got = t.left_shift(3i64).unwrap();
     assert_eq!(got.dtype(), DType::I64);
-    assert_eq!(got.compute::<i64>().unwrap().into_iter().collect::<Vec<_>>(), vec![8, 0]);
+    assert_eq!(
+        got.compute::<i64>()
+            .unwrap()
+            .into_iter()
+            .collect::<Vec<_>>(),
+        vec![8, 0]
+    );
     let f = from_array(arr1(&[1.0]).into_dyn(), [1]).unwrap();
     assert!(matches!(
         f.left_shift(1i64),
@@ -339,8 +402,13 @@ fn power_keeps_integers_and_takes_a_scalar_base() {
     // scalar ** array, as numpy's `2 ** e`.
     let two = ufunc::power(2i64, &y.abs().unwrap()).unwrap();
     assert_eq!(
-        two.compute::<i64>().unwrap().into_iter().collect::<Vec<_>>(),
-        e.mapv(|v| 2i64.pow(v.unsigned_abs() as u32)).into_iter().collect::<Vec<_>>()
+        two.compute::<i64>()
+            .unwrap()
+            .into_iter()
+            .collect::<Vec<_>>(),
+        e.mapv(|v| 2i64.pow(v.unsigned_abs() as u32))
+            .into_iter()
+            .collect::<Vec<_>>()
     );
     // A float scalar base gives float64 (weak scalars), array ** array in float.
     let f = ufunc::power(0.5, &y).unwrap();
@@ -352,7 +420,9 @@ fn power_keeps_integers_and_takes_a_scalar_base() {
     let ef = from_array(ex.clone(), [3, 7]).unwrap();
     check(&xf.power(&ef).unwrap(), &zip_with(&data, &ex, f64::powf));
     assert!(matches!(
-        from_array(arr1(&[true]).into_dyn(), [1]).unwrap().power(true),
+        from_array(arr1(&[true]).into_dyn(), [1])
+            .unwrap()
+            .power(true),
         Err(Error::UnsupportedDType { op: "power", .. })
     ));
 }
@@ -365,7 +435,10 @@ fn comparisons_with_a_scalar_on_either_side() {
             let x = from_array(a.clone(), spec).unwrap();
             in_context(format!("{shape:?} {cname}"), || {
                 check(&ufunc::less(0.5, &x).unwrap(), &a.mapv(|v| 0.5 < v));
-                check(&ufunc::greater_equal(0.5, &x).unwrap(), &a.mapv(|v| 0.5 >= v));
+                check(
+                    &ufunc::greater_equal(0.5, &x).unwrap(),
+                    &a.mapv(|v| 0.5 >= v),
+                );
                 check(&ufunc::less_equal(&x, 0.5).unwrap(), &a.mapv(|v| v <= 0.5));
                 check(&ufunc::greater(2i64, &x).unwrap(), &a.mapv(|v| 2.0 > v));
                 check(&ufunc::equal(0.0, &x).unwrap(), &a.mapv(|v| v == 0.0));
@@ -395,12 +468,20 @@ fn around_follows_numpy_steps() {
     }
     // numpy: np.around([0.5, 1.5, 2.5], 0) is [0, 2, 2]; np.around(1.2345, 2) is 1.23.
     let got = x.around(0).unwrap().compute::<f64>().unwrap();
-    assert_eq!(&got.iter().copied().collect::<Vec<_>>()[2..5], &[0.0, 2.0, 2.0]);
+    assert_eq!(
+        &got.iter().copied().collect::<Vec<_>>()[2..5],
+        &[0.0, 2.0, 2.0]
+    );
     assert_eq!(x.around(2).unwrap().compute::<f64>().unwrap()[[0]], 1.23);
     let i = from_array(arr1(&[1234i64, -1250, 15, 25]).into_dyn(), [3]).unwrap();
     assert_eq!(i.around(1).unwrap().dtype(), DType::I64);
     assert_eq!(
-        i.around(-1).unwrap().compute::<i64>().unwrap().into_iter().collect::<Vec<_>>(),
+        i.around(-1)
+            .unwrap()
+            .compute::<i64>()
+            .unwrap()
+            .into_iter()
+            .collect::<Vec<_>>(),
         vec![1230, -1250, 20, 20]
     );
     let f = from_array(arr1(&[1.25f32, 2.675]).into_dyn(), [1]).unwrap();
@@ -408,9 +489,17 @@ fn around_follows_numpy_steps() {
     assert_eq!(r.dtype(), DType::F32);
     assert_eq!(
         r.compute::<f32>().unwrap().into_iter().collect::<Vec<_>>(),
-        vec![(1.25f32 * 10.0).round_ties_even() / 10.0, (2.675f32 * 10.0).round_ties_even() / 10.0]
+        vec![
+            (1.25f32 * 10.0).round_ties_even() / 10.0,
+            (2.675f32 * 10.0).round_ties_even() / 10.0
+        ]
     );
-    assert!(from_array(arr1(&[true]).into_dyn(), [1]).unwrap().around(1).is_err());
+    assert!(
+        from_array(arr1(&[true]).into_dyn(), [1])
+            .unwrap()
+            .around(1)
+            .is_err()
+    );
 }
 
 #[test]

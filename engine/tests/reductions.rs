@@ -664,13 +664,7 @@ fn empty_reductions() {
         &e.mean_axis(0).unwrap(),
         &ArrayD::from_elem(IxDyn(&[3]), f64::NAN),
     );
-    assert!(
-        e.var()
-            .unwrap()
-            .compute_scalar::<f64>()
-            .unwrap()
-            .is_nan()
-    );
+    assert!(e.var().unwrap().compute_scalar::<f64>().unwrap().is_nan());
     let ei = zeros::<i64>(&[4, 0], [2, 1]).unwrap();
     check(&ei.sum_axis(1).unwrap(), &ArrayD::<i64>::zeros(IxDyn(&[4])));
     check(

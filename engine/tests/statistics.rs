@@ -54,7 +54,13 @@ fn resolved(axes: &Option<Vec<isize>>, ndim: usize) -> Vec<usize> {
         Some(a) => {
             let mut v: Vec<usize> = a
                 .iter()
-                .map(|&x| if x < 0 { (x + ndim as isize) as usize } else { x as usize })
+                .map(|&x| {
+                    if x < 0 {
+                        (x + ndim as isize) as usize
+                    } else {
+                        x as usize
+                    }
+                })
                 .collect();
             v.sort_unstable();
             v
@@ -66,14 +72,22 @@ type Lane = fn(&[f64]) -> f64;
 
 #[test]
 fn nan_reductions_every_rank_chunking_and_axis_set() {
-    let cases: [(&str, fn(&Array, &ReduceOptions) -> tessera::Result<Array>, Lane); 7] = [
+    let cases: [(
+        &str,
+        fn(&Array, &ReduceOptions) -> tessera::Result<Array>,
+        Lane,
+    ); 7] = [
         ("nansum", Array::nansum_with, |l| present(l).iter().sum()),
         ("nanprod", Array::nanprod_with, |l| {
             present(l).iter().map(|v| v / 8.0).product()
         }),
         ("nanmin", Array::nanmin_with, |l| {
             let p = present(l);
-            if p.is_empty() { f64::NAN } else { p.iter().copied().fold(f64::INFINITY, f64::min) }
+            if p.is_empty() {
+                f64::NAN
+            } else {
+                p.iter().copied().fold(f64::INFINITY, f64::min)
+            }
         }),
         ("nanmax", Array::nanmax_with, |l| {
             let p = present(l);
@@ -89,11 +103,19 @@ fn nan_reductions_every_rank_chunking_and_axis_set() {
         }),
         ("nanvar", Array::nanvar_with, |l| {
             let p = present(l);
-            if p.is_empty() { f64::NAN } else { two_pass_var(&p, 0.0) }
+            if p.is_empty() {
+                f64::NAN
+            } else {
+                two_pass_var(&p, 0.0)
+            }
         }),
         ("nanstd", Array::nanstd_with, |l| {
             let p = present(l);
-            if p.is_empty() { f64::NAN } else { two_pass_var(&p, 0.0).sqrt() }
+            if p.is_empty() {
+                f64::NAN
+            } else {
+                two_pass_var(&p, 0.0).sqrt()
+            }
         }),
     ];
     for shape in shapes_0_to_4() {
@@ -107,12 +129,15 @@ fn nan_reductions_every_rank_chunking_and_axis_set() {
                     let o = opts(&axes, keepdims, 2);
                     let ax = resolved(&axes, shape.len());
                     for (name, f, lane) in cases {
-                        in_context(format!("{name} {shape:?} {cname} {axes:?} {keepdims}"), || {
-                            // nanprod reads the scaled array; its oracle scales each element.
-                            let input = if name == "nanprod" { &xs } else { &x };
-                            let got = f(input, &o).unwrap();
-                            check(&got, &reduce_lanes(&data, &ax, keepdims, lane));
-                        });
+                        in_context(
+                            format!("{name} {shape:?} {cname} {axes:?} {keepdims}"),
+                            || {
+                                // nanprod reads the scaled array; its oracle scales each element.
+                                let input = if name == "nanprod" { &xs } else { &x };
+                                let got = f(input, &o).unwrap();
+                                check(&got, &reduce_lanes(&data, &ax, keepdims, lane));
+                            },
+                        );
                     }
                 }
             }
@@ -132,15 +157,30 @@ fn nanargmin_nanargmax_skip_nan_and_mark_all_nan_lanes() {
         let x = from_array(data.clone(), spec).unwrap();
         in_context(cname, || {
             assert_eq!(
-                x.nanargmin_with(&ReduceOptions::axis(1)).unwrap().compute::<i64>().unwrap().into_iter().collect::<Vec<_>>(),
+                x.nanargmin_with(&ReduceOptions::axis(1))
+                    .unwrap()
+                    .compute::<i64>()
+                    .unwrap()
+                    .into_iter()
+                    .collect::<Vec<_>>(),
                 vec![2, -1, 0]
             );
             assert_eq!(
-                x.nanargmax_with(&ReduceOptions::axis(-1)).unwrap().compute::<i64>().unwrap().into_iter().collect::<Vec<_>>(),
+                x.nanargmax_with(&ReduceOptions::axis(-1))
+                    .unwrap()
+                    .compute::<i64>()
+                    .unwrap()
+                    .into_iter()
+                    .collect::<Vec<_>>(),
                 vec![1, -1, 3]
             );
             assert_eq!(
-                x.nanargmin_with(&ReduceOptions::axis(0)).unwrap().compute::<i64>().unwrap().into_iter().collect::<Vec<_>>(),
+                x.nanargmin_with(&ReduceOptions::axis(0))
+                    .unwrap()
+                    .compute::<i64>()
+                    .unwrap()
+                    .into_iter()
+                    .collect::<Vec<_>>(),
                 vec![2, 2, 0, 2]
             );
             assert_eq!(x.nanargmin().unwrap().compute_scalar::<i64>().unwrap(), 2);
@@ -160,7 +200,11 @@ fn nanargmin_nanargmax_skip_nan_and_mark_all_nan_lanes() {
     for (cname, spec) in chunkings(&shape) {
         let x = from_array(data.clone(), spec).unwrap();
         in_context(cname, || {
-            check(&x.nanargmin_with(&ReduceOptions::axis(1).split_every(2)).unwrap(), &want)
+            check(
+                &x.nanargmin_with(&ReduceOptions::axis(1).split_every(2))
+                    .unwrap(),
+                &want,
+            )
         });
     }
 }
@@ -169,8 +213,14 @@ fn nanargmin_nanargmax_skip_nan_and_mark_all_nan_lanes() {
 fn nan_reductions_on_integers_and_f32() {
     let i = sample::<i64>(&[13, 6], 92);
     let x = from_array(i.clone(), [4, 4]).unwrap();
-    check(&x.nansum().unwrap(), &ArrayD::from_elem(IxDyn(&[]), i.sum()));
-    check(&x.nanmax_with(&ReduceOptions::axis(0)).unwrap(), &reduce_lanes(&i, &[0], false, |l| *l.iter().max().unwrap()));
+    check(
+        &x.nansum().unwrap(),
+        &ArrayD::from_elem(IxDyn(&[]), i.sum()),
+    );
+    check(
+        &x.nanmax_with(&ReduceOptions::axis(0)).unwrap(),
+        &reduce_lanes(&i, &[0], false, |l| *l.iter().max().unwrap()),
+    );
     assert_eq!(x.nanmean().unwrap().dtype(), DType::F64);
     assert_eq!(x.nanvar().unwrap().dtype(), DType::F64);
 
@@ -185,7 +235,11 @@ fn nan_reductions_on_integers_and_f32() {
         assert_eq!(got.dtype(), DType::F32, "{name}");
     }
     let want = reduce_lanes(&f, &[1], false, |l: &[f32]| {
-        let p: Vec<f64> = l.iter().filter(|v| !v.is_nan()).map(|&v| v as f64).collect();
+        let p: Vec<f64> = l
+            .iter()
+            .filter(|v| !v.is_nan())
+            .map(|&v| v as f64)
+            .collect();
         (p.iter().sum::<f64>() / p.len() as f64) as f32
     });
     check(&y.nanmean_with(&ReduceOptions::axis(1)).unwrap(), &want);
@@ -200,7 +254,8 @@ fn nanvar_with_ddof_gives_nan_where_too_few_values() {
         .unwrap()
         .compute::<f64>()
         .unwrap()
-        .into_iter().collect::<Vec<_>>();
+        .into_iter()
+        .collect::<Vec<_>>();
     assert_eq!(v[0], 2.0);
     assert!(v[1].is_nan(), "{v:?}");
 }
@@ -224,7 +279,9 @@ fn count_nonzero_every_dtype() {
                         let ax = resolved(&axes, shape.len());
                         check(
                             &got,
-                            &reduce_lanes(&truth, &ax, false, |l| l.iter().filter(|&&b| b).count() as i64),
+                            &reduce_lanes(&truth, &ax, false, |l| {
+                                l.iter().filter(|&&b| b).count() as i64
+                            }),
                         );
                     });
                 }
@@ -244,7 +301,10 @@ fn average_with_weights() {
         let w = from_array(w1.clone(), [2]).unwrap();
         in_context(cname, || {
             let total: f64 = (&a * &w_full).sum() / w_full.sum();
-            check(&x.average(&wf, None).unwrap(), &ArrayD::from_elem(IxDyn(&[]), total));
+            check(
+                &x.average(&wf, None).unwrap(),
+                &ArrayD::from_elem(IxDyn(&[]), total),
+            );
             // 1-D weights along axis 1.
             let want = ArrayD::from_shape_fn(IxDyn(&[7, 4]), |ix| {
                 let (i, k) = (ix[0], ix[1]);
@@ -253,7 +313,9 @@ fn average_with_weights() {
             });
             check(&x.average(&w, Some(1)).unwrap(), &want);
             let want = ArrayD::from_shape_fn(IxDyn(&[5, 4]), |ix| {
-                let num: f64 = (0..7).map(|i| a[[i, ix[0], ix[1]]] * w_full[[i, ix[0], ix[1]]]).sum();
+                let num: f64 = (0..7)
+                    .map(|i| a[[i, ix[0], ix[1]]] * w_full[[i, ix[0], ix[1]]])
+                    .sum();
                 let den: f64 = (0..7).map(|i| w_full[[i, ix[0], ix[1]]]).sum();
                 num / den
             });
@@ -279,8 +341,14 @@ fn var_and_std_default_to_ddof_zero() {
     let v1 = two_pass_var(a.as_slice().unwrap(), 1.0);
     check(&x.var().unwrap(), &ArrayD::from_elem(IxDyn(&[]), v0));
     check(&x.std().unwrap(), &ArrayD::from_elem(IxDyn(&[]), v0.sqrt()));
-    check(&x.var_ddof(1.0).unwrap(), &ArrayD::from_elem(IxDyn(&[]), v1));
-    check(&x.std_ddof(1.0).unwrap(), &ArrayD::from_elem(IxDyn(&[]), v1.sqrt()));
+    check(
+        &x.var_ddof(1.0).unwrap(),
+        &ArrayD::from_elem(IxDyn(&[]), v1),
+    );
+    check(
+        &x.std_ddof(1.0).unwrap(),
+        &ArrayD::from_elem(IxDyn(&[]), v1.sqrt()),
+    );
 }
 
 proptest! {
@@ -314,20 +382,40 @@ fn median_and_percentile_documented_values() {
     for (cname, spec) in chunkings(&[2, 3]) {
         let x = from_array(a.clone(), spec).unwrap();
         in_context(cname, || {
-            assert_eq!(x.median(None).unwrap().compute_scalar::<f64>().unwrap(), 3.5);
             assert_eq!(
-                x.median(Some(0)).unwrap().compute::<f64>().unwrap().into_iter().collect::<Vec<_>>(),
+                x.median(None).unwrap().compute_scalar::<f64>().unwrap(),
+                3.5
+            );
+            assert_eq!(
+                x.median(Some(0))
+                    .unwrap()
+                    .compute::<f64>()
+                    .unwrap()
+                    .into_iter()
+                    .collect::<Vec<_>>(),
                 vec![6.5, 4.5, 2.5]
             );
             assert_eq!(
-                x.median(Some(1)).unwrap().compute::<f64>().unwrap().into_iter().collect::<Vec<_>>(),
+                x.median(Some(1))
+                    .unwrap()
+                    .compute::<f64>()
+                    .unwrap()
+                    .into_iter()
+                    .collect::<Vec<_>>(),
                 vec![7.0, 2.0]
             );
             let p = x.percentile(&[50.0], Some(1)).unwrap();
             assert_eq!(p.shape(), &[1, 2]);
-            assert_eq!(p.compute::<f64>().unwrap().into_iter().collect::<Vec<_>>(), vec![7.0, 2.0]);
+            assert_eq!(
+                p.compute::<f64>().unwrap().into_iter().collect::<Vec<_>>(),
+                vec![7.0, 2.0]
+            );
             // np.quantile(a, [0, 0.3, 1]) over all elements: 1, 2.5, 10.
-            let q = x.quantile(&[0.0, 0.3, 1.0], None).unwrap().compute::<f64>().unwrap();
+            let q = x
+                .quantile(&[0.0, 0.3, 1.0], None)
+                .unwrap()
+                .compute::<f64>()
+                .unwrap();
             assert_eq!(q.into_iter().collect::<Vec<_>>(), vec![1.0, 2.5, 10.0]);
         });
     }
@@ -348,7 +436,11 @@ fn np_quantile(lane: &[f64], q: f64, skip_nan: bool) -> f64 {
     let hi = (lo + 1).min(s.len() - 1);
     let t = idx - lo as f64;
     let d = s[hi] - s[lo];
-    if t >= 0.5 { s[hi] - d * (1.0 - t) } else { s[lo] + d * t }
+    if t >= 0.5 {
+        s[hi] - d * (1.0 - t)
+    } else {
+        s[lo] + d * t
+    }
 }
 
 fn np_median(lane: &[f64], skip_nan: bool) -> f64 {
@@ -361,7 +453,11 @@ fn np_median(lane: &[f64], skip_nan: bool) -> f64 {
     }
     s.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let n = s.len();
-    if n % 2 == 1 { s[n / 2] } else { (s[n / 2 - 1] + s[n / 2]) / 2.0 }
+    if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    }
 }
 
 #[test]
@@ -392,7 +488,9 @@ fn quantiles_every_axis_and_chunking() {
                         };
                         let parts: Vec<ArrayD<f64>> = qs
                             .iter()
-                            .map(|&q| reduce_lanes(&data, &[axis], false, |l| np_quantile(l, q, skip)))
+                            .map(|&q| {
+                                reduce_lanes(&data, &[axis], false, |l| np_quantile(l, q, skip))
+                            })
                             .collect();
                         check_tol(&got, &oracle_stack(&parts, 0), EXACT);
                     }

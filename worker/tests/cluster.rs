@@ -113,23 +113,54 @@ fn functions_suite() -> Vec<(&'static str, Array)> {
         ("arcsinh cbrt", x.arcsinh().unwrap().cbrt().unwrap()),
         ("power scalar base", ufunc::power(2.0, &x).unwrap()),
         ("floor_divide int", i.floor_divide(7i64).unwrap()),
-        ("shifts", i.left_shift(3i64).unwrap().right_shift(1i64).unwrap()),
-        ("logical_xor", x.gt(0.0).unwrap().logical_xor(&nanny).unwrap()),
+        (
+            "shifts",
+            i.left_shift(3i64).unwrap().right_shift(1i64).unwrap(),
+        ),
+        (
+            "logical_xor",
+            x.gt(0.0).unwrap().logical_xor(&nanny).unwrap(),
+        ),
         ("less scalar left", ufunc::less(0.25, &x).unwrap()),
         ("around", x.around(2).unwrap()),
-        ("nansum axis 1", nanny.nansum_with(&ReduceOptions::axis(1).split_every(2)).unwrap()),
+        (
+            "nansum axis 1",
+            nanny
+                .nansum_with(&ReduceOptions::axis(1).split_every(2))
+                .unwrap(),
+        ),
         ("nanmean", nanny.nanmean().unwrap()),
-        ("nanstd axis 0", nanny.nanstd_with(&ReduceOptions::axis(0).ddof(1.0)).unwrap()),
-        ("nanmax", nanny.nanmax_with(&ReduceOptions::axis(0)).unwrap()),
-        ("nanargmin", nanny.nanargmin_with(&ReduceOptions::axis(1)).unwrap()),
-        ("count_nonzero", i.count_nonzero_with(&ReduceOptions::axis(0)).unwrap()),
+        (
+            "nanstd axis 0",
+            nanny
+                .nanstd_with(&ReduceOptions::axis(0).ddof(1.0))
+                .unwrap(),
+        ),
+        (
+            "nanmax",
+            nanny.nanmax_with(&ReduceOptions::axis(0)).unwrap(),
+        ),
+        (
+            "nanargmin",
+            nanny.nanargmin_with(&ReduceOptions::axis(1)).unwrap(),
+        ),
+        (
+            "count_nonzero",
+            i.count_nonzero_with(&ReduceOptions::axis(0)).unwrap(),
+        ),
         ("cumsum axis 0", x.cumsum(Some(0)).unwrap()),
-        ("nancumprod axis 1", (&nanny / 2.0).unwrap().nancumprod(Some(1)).unwrap()),
+        (
+            "nancumprod axis 1",
+            (&nanny / 2.0).unwrap().nancumprod(Some(1)).unwrap(),
+        ),
         ("int cumsum flat", i.cumsum(None).unwrap()),
         ("median axis 0", nanny.nanmedian(Some(0)).unwrap()),
         ("quantile", x.quantile(&[0.1, 0.5, 0.9], Some(1)).unwrap()),
         ("roll", x.roll(17, Some(1)).unwrap()),
-        ("pad reflect", x.pad(&[(3, 2), (0, 4)], PadMode::Reflect).unwrap()),
+        (
+            "pad reflect",
+            x.pad(&[(3, 2), (0, 4)], PadMode::Reflect).unwrap(),
+        ),
         ("diff 2", x.diff(2, 0).unwrap()),
         ("triu", x.triu(-3).unwrap()),
         ("diagonal", x.diagonal(5).unwrap()),

@@ -551,7 +551,10 @@ impl Array {
                 dtype: DType::Bool,
             }),
             DType::I64 if decimals >= 0 => Ok(self.clone()),
-            DType::I64 => self.astype(DType::F64)?.around(decimals)?.astype(DType::I64),
+            DType::I64 => self
+                .astype(DType::F64)?
+                .around(decimals)?
+                .astype(DType::I64),
             d => {
                 let factor = Scalar::F64(10f64.powi(decimals.abs())).cast(d);
                 if decimals >= 0 {

@@ -39,7 +39,13 @@ fn invalid(op: &'static str, reason: String) -> Error {
 }
 
 /// `start..stop` with `step` on `axis`, full ranges elsewhere.
-fn along(ndim: usize, axis: usize, start: isize, stop: Option<isize>, step: isize) -> Vec<SliceInfoElem> {
+fn along(
+    ndim: usize,
+    axis: usize,
+    start: isize,
+    stop: Option<isize>,
+    step: isize,
+) -> Vec<SliceInfoElem> {
     (0..ndim)
         .map(|a| {
             if a == axis {
@@ -194,7 +200,10 @@ impl Array {
         if self.ndim() < n {
             return Err(invalid(
                 op,
-                format!("needs at least {n} axes, the array has shape {:?}", self.shape()),
+                format!(
+                    "needs at least {n} axes, the array has shape {:?}",
+                    self.shape()
+                ),
             ));
         }
         Ok(())
@@ -368,7 +377,8 @@ impl Array {
                 }
                 PadMode::Reflect => {
                     if at_start {
-                        self.take_range(axis, 1, width + 1)?.flip(Some(axis as isize))?
+                        self.take_range(axis, 1, width + 1)?
+                            .flip(Some(axis as isize))?
                     } else {
                         self.take_range(axis, n - 1 - width, n - 1)?
                             .flip(Some(axis as isize))?
@@ -394,7 +404,11 @@ impl Array {
         };
         let b = piece(before, true)?;
         let a = piece(after, false)?;
-        let parts: Vec<&Array> = b.iter().chain(std::iter::once(self)).chain(a.iter()).collect();
+        let parts: Vec<&Array> = b
+            .iter()
+            .chain(std::iter::once(self))
+            .chain(a.iter())
+            .collect();
         concatenate(&parts, axis as isize)
     }
 
@@ -470,7 +484,11 @@ impl Array {
             ));
         }
         let (m, n) = (self.shape()[0] as isize, self.shape()[1] as isize);
-        let (r0, c0) = if offset >= 0 { (0, offset) } else { (-offset, 0) };
+        let (r0, c0) = if offset >= 0 {
+            (0, offset)
+        } else {
+            (-offset, 0)
+        };
         let len = (m - r0).min(n - c0).max(0) as usize;
         let (r0, c0) = (r0.min(m) as usize, c0.min(n) as usize);
         let sq = self
@@ -526,7 +544,10 @@ impl Array {
             }
             _ => Err(invalid(
                 "diag",
-                format!("takes a 1-D or 2-D array, not one of shape {:?}", self.shape()),
+                format!(
+                    "takes a 1-D or 2-D array, not one of shape {:?}",
+                    self.shape()
+                ),
             )),
         }
     }
@@ -592,14 +613,15 @@ pub fn meshgrid(arrays: &[&Array], xy: bool) -> Result<Vec<Array>> {
     if let Some(a) = arrays.iter().find(|a| a.ndim() != 1) {
         return Err(invalid(
             "meshgrid",
-            format!("takes 1-D coordinate arrays, not one of shape {:?}", a.shape()),
+            format!(
+                "takes 1-D coordinate arrays, not one of shape {:?}",
+                a.shape()
+            ),
         ));
     }
     let k = arrays.len();
     // Axis of the output each input runs along.
-    let axis_of = |i: usize| -> usize {
-        if xy && k >= 2 && i < 2 { 1 - i } else { i }
-    };
+    let axis_of = |i: usize| -> usize { if xy && k >= 2 && i < 2 { 1 - i } else { i } };
     let mut shape = vec![0usize; k];
     let mut sizes = vec![Vec::new(); k];
     for (i, a) in arrays.iter().enumerate() {
@@ -622,7 +644,11 @@ pub fn meshgrid(arrays: &[&Array], xy: bool) -> Result<Vec<Array>> {
 
 /// The array with at least 1 axis (a 0-d array becomes shape `[1]`).
 pub fn atleast_1d(a: &Array) -> Result<Array> {
-    if a.ndim() >= 1 { Ok(a.clone()) } else { a.expand_dims(0) }
+    if a.ndim() >= 1 {
+        Ok(a.clone())
+    } else {
+        a.expand_dims(0)
+    }
 }
 
 /// The array with at least 2 axes: `[n]` becomes `[1, n]`, 0-d becomes `[1, 1]`.
@@ -646,22 +672,35 @@ pub fn atleast_3d(a: &Array) -> Result<Array> {
 
 /// Joins along axis 1, or axis 0 for 1-D arrays (numpy's `hstack`).
 pub fn hstack(arrays: &[&Array]) -> Result<Array> {
-    let xs: Vec<Array> = arrays.iter().map(|a| atleast_1d(a)).collect::<Result<_>>()?;
+    let xs: Vec<Array> = arrays
+        .iter()
+        .map(|a| atleast_1d(a))
+        .collect::<Result<_>>()?;
     let refs: Vec<&Array> = xs.iter().collect();
-    let axis = if xs.first().is_some_and(|a| a.ndim() == 1) { 0 } else { 1 };
+    let axis = if xs.first().is_some_and(|a| a.ndim() == 1) {
+        0
+    } else {
+        1
+    };
     concatenate(&refs, axis)
 }
 
 /// Joins along axis 0 after [`atleast_2d`] (numpy's `vstack`).
 pub fn vstack(arrays: &[&Array]) -> Result<Array> {
-    let xs: Vec<Array> = arrays.iter().map(|a| atleast_2d(a)).collect::<Result<_>>()?;
+    let xs: Vec<Array> = arrays
+        .iter()
+        .map(|a| atleast_2d(a))
+        .collect::<Result<_>>()?;
     let refs: Vec<&Array> = xs.iter().collect();
     concatenate(&refs, 0)
 }
 
 /// Joins along axis 2 after [`atleast_3d`] (numpy's `dstack`).
 pub fn dstack(arrays: &[&Array]) -> Result<Array> {
-    let xs: Vec<Array> = arrays.iter().map(|a| atleast_3d(a)).collect::<Result<_>>()?;
+    let xs: Vec<Array> = arrays
+        .iter()
+        .map(|a| atleast_3d(a))
+        .collect::<Result<_>>()?;
     let refs: Vec<&Array> = xs.iter().collect();
     concatenate(&refs, 2)
 }
@@ -721,7 +760,9 @@ pub fn split(a: &Array, sections: Sections, axis: isize) -> Result<Vec<Array>> {
         if c == 0 || !n.is_multiple_of(c) {
             return Err(invalid(
                 "split",
-                format!("{c} sections do not divide axis {k} of length {n} equally; use array_split"),
+                format!(
+                    "{c} sections do not divide axis {k} of length {n} equally; use array_split"
+                ),
             ));
         }
     }

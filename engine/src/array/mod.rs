@@ -17,8 +17,8 @@ pub use creation::{
 };
 pub use elementwise::{Operand, ufunc, where_};
 pub use manipulation::{
-    PadMode, Sections, array_split, atleast_1d, atleast_2d, atleast_3d, broadcast_arrays, dstack, eye,
-    hstack, identity, meshgrid, split, vstack,
+    PadMode, Sections, array_split, atleast_1d, atleast_2d, atleast_3d, broadcast_arrays, dstack,
+    eye, hstack, identity, meshgrid, split, vstack,
 };
 pub use reduction::ReduceOptions;
 pub use structure::{concatenate, stack};

@@ -250,12 +250,17 @@ impl Array {
         if q.is_empty() || q.iter().any(|v| !(0.0..=1.0).contains(v)) {
             return Err(Error::InvalidArgument {
                 op,
-                reason: format!("quantiles {q:?} must be in [0, 1] (percentiles in [0, 100]), at least one"),
+                reason: format!(
+                    "quantiles {q:?} must be in [0, 1] (percentiles in [0, 100]), at least one"
+                ),
             });
         }
         let (x, k) = match axis {
             None => (self.ravel()?, 0),
-            Some(a) => (self.clone(), crate::ops::reduce::normalize_axis(a, self.ndim())?),
+            Some(a) => (
+                self.clone(),
+                crate::ops::reduce::normalize_axis(a, self.ndim())?,
+            ),
         };
         let x = x.astype(x.dtype().float_result())?;
         // The op sorts whole lanes, so the axis becomes one chunk, as dask's median rechunks it.

@@ -256,9 +256,8 @@ macro_rules! fmin {
 macro_rules! unary_float {
     ($f:expr, $x:ident, $o:ident, $n:expr, $t:ty) => {{
         let (x, o) = (&$x[..$n], &mut $o[..$n]);
-        let map = |o: &mut [$t], g: &dyn Fn($t) -> $t| {
-            o.iter_mut().zip(x).for_each(|(o, &v)| *o = g(v))
-        };
+        let map =
+            |o: &mut [$t], g: &dyn Fn($t) -> $t| o.iter_mut().zip(x).for_each(|(o, &v)| *o = g(v));
         use std::f64::consts::PI;
         match $f {
             UnaryFn::Neg => o.iter_mut().zip(x).for_each(|(o, &v)| *o = -v),

@@ -67,7 +67,10 @@ impl QuantileOp {
             ));
         }
         if self.q.is_empty() || self.q.iter().any(|q| !(0.0..=1.0).contains(q)) {
-            return Err(format!("quantiles {:?} must be in [0, 1], at least one", self.q));
+            return Err(format!(
+                "quantiles {:?} must be in [0, 1], at least one",
+                self.q
+            ));
         }
         if self.median && self.q != [0.5] {
             return Err(format!("a median takes q = [0.5], not {:?}", self.q));

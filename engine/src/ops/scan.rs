@@ -125,16 +125,19 @@ impl ScanOp {
             op: self.func.name(),
             reason: "a scan block reads at least its own input block".into(),
         })?;
-        let before: Vec<&ArrayData> = before
-            .iter()
-            .map(|d| d.as_array())
-            .collect::<Result<_>>()?;
+        let before: Vec<&ArrayData> = before.iter().map(|d| d.as_array()).collect::<Result<_>>()?;
         let own = own.as_array()?;
         let (axis, f) = (Axis(self.axis), self.func);
         macro_rules! scan {
             ($x:expr, $variant:ident, $zero:expr, $one:expr, $op_sum:expr, $op_prod:expr) => {{
                 let identity = if f.is_sum() { $zero } else { $one };
-                let step = |acc, v| if f.is_sum() { $op_sum(acc, v) } else { $op_prod(acc, v) };
+                let step = |acc, v| {
+                    if f.is_sum() {
+                        $op_sum(acc, v)
+                    } else {
+                        $op_prod(acc, v)
+                    }
+                };
                 let skip = f.skips_nan();
                 // The carry, one value per lane of the block, in the order `lanes` visits them.
                 let mut carry = vec![identity; lane_count($x.shape(), self.axis)];

@@ -133,6 +133,10 @@ const OP_NAMES: &[&str] = &[
     "matmul",
     "mirror-upper",
     "map-blocks",
+    "median",
+    "nanmedian",
+    "quantile",
+    "nanquantile",
 ];
 
 /// The engine's own `&'static str` for a layer name from the wire. [`LayerId::name`] is static, and

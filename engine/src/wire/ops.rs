@@ -13,8 +13,8 @@ use crate::data::ChunkValue;
 use crate::error::{Error, Result};
 use crate::ops::structure::Piece;
 use crate::ops::{
-    AxisSlice, Finalize, FromArray, Materialized, MatmulOp, NpySource, Op, ReduceCombine, ScanFn,
-    QuantileOp, ScanOp, SliceOp,
+    AxisSlice, Finalize, FromArray, Materialized, MatmulOp, NpySource, Op, QuantileOp,
+    ReduceCombine, ScanFn, ScanOp, SliceOp,
 };
 
 // ---------------------------------------------------------------------------------------------
