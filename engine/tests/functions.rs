@@ -282,7 +282,7 @@ fn nextafter_steps_one_ulp() {
     let b = arr1(&[2.0, 0.0, 1.0, -1.0, -2.0, f64::INFINITY, 2.0, 0.0]).into_dyn();
     let got = from_array(a, [3])
         .unwrap()
-        .nextafter(&from_array(b, [5]).unwrap())
+        .nextafter(from_array(b, [5]).unwrap())
         .unwrap()
         .compute::<f64>()
         .unwrap()
@@ -400,7 +400,7 @@ fn power_keeps_integers_and_takes_a_scalar_base() {
         vec![1024, -27, 1, 1, -1, 49]
     );
     // scalar ** array, as numpy's `2 ** e`.
-    let two = ufunc::power(2i64, &y.abs().unwrap()).unwrap();
+    let two = ufunc::power(2i64, y.abs().unwrap()).unwrap();
     assert_eq!(
         two.compute::<i64>()
             .unwrap()

@@ -69,14 +69,11 @@ fn resolved(axes: &Option<Vec<isize>>, ndim: usize) -> Vec<usize> {
 }
 
 type Lane = fn(&[f64]) -> f64;
+type Reducer = fn(&Array, &ReduceOptions) -> tessera::Result<Array>;
 
 #[test]
 fn nan_reductions_every_rank_chunking_and_axis_set() {
-    let cases: [(
-        &str,
-        fn(&Array, &ReduceOptions) -> tessera::Result<Array>,
-        Lane,
-    ); 7] = [
+    let cases: [(&str, Reducer, Lane); 7] = [
         ("nansum", Array::nansum_with, |l| present(l).iter().sum()),
         ("nanprod", Array::nanprod_with, |l| {
             present(l).iter().map(|v| v / 8.0).product()

@@ -109,7 +109,7 @@ fn functions_suite() -> Vec<(&'static str, Array)> {
         .unwrap();
     use tessera::{PadMode, ufunc};
     vec![
-        ("arctan2", x.arctan2(&(&x + 0.5).unwrap()).unwrap()),
+        ("arctan2", x.arctan2((&x + 0.5).unwrap()).unwrap()),
         ("arcsinh cbrt", x.arcsinh().unwrap().cbrt().unwrap()),
         ("power scalar base", ufunc::power(2.0, &x).unwrap()),
         ("floor_divide int", i.floor_divide(7i64).unwrap()),
