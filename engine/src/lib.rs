@@ -48,7 +48,11 @@ pub use array::from_array_data;
 pub use array::{
     Array, Executor, Generator, ReduceOptions, TaskCounts, arange, compute_many, compute_many_on,
     compute_many_with_stats, concatenate, default_rng, from_array, from_npy, full, linspace, ones,
-    stack, where_, zeros,
+    stack, ufunc, where_, zeros,
+};
+pub use array::{
+    Operand, PadMode, Sections, array_split, atleast_1d, atleast_2d, atleast_3d, broadcast_arrays,
+    dstack, eye, hstack, identity, meshgrid, split, vstack,
 };
 #[cfg(feature = "distributed")]
 pub use client::{AsyncClient, Client, ClusterStatus, WorkerInfo};

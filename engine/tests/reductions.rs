@@ -372,10 +372,10 @@ fn var_and_std_two_pass_with_ddof() {
     for spec in [ChunkSpec::from([10, 7]), [37, 23].into(), [1, 23].into()] {
         let a = from_array(data.clone(), spec).unwrap();
         for ddof in [0.0, 1.0, 2.5] {
-            let v = a.var(ddof).unwrap();
+            let v = a.var_ddof(ddof).unwrap();
             let expected = two_pass_var(data.as_slice().unwrap(), ddof);
             assert!((v.compute_scalar::<f64>().unwrap() - expected).abs() <= 1e-10 * expected);
-            let s = a.std(ddof).unwrap().compute_scalar::<f64>().unwrap();
+            let s = a.std_ddof(ddof).unwrap().compute_scalar::<f64>().unwrap();
             assert!((s - expected.sqrt()).abs() <= 1e-10 * expected.sqrt());
             for axis in [0isize, 1, -1, -2] {
                 let ax = axis.rem_euclid(2) as usize;
@@ -393,23 +393,23 @@ fn var_and_std_two_pass_with_ddof() {
     // ddof equal to the count divides by zero, as numpy does (inf for non-constant data).
     let b = from_array(arr1(&[1.0, 2.0, 4.0]).into_dyn(), [2]).unwrap();
     assert_eq!(
-        b.var(3.0).unwrap().compute_scalar::<f64>().unwrap(),
+        b.var_ddof(3.0).unwrap().compute_scalar::<f64>().unwrap(),
         f64::INFINITY
     );
     assert_eq!(
-        b.var(0.0).unwrap().compute_scalar::<f64>().unwrap(),
+        b.var().unwrap().compute_scalar::<f64>().unwrap(),
         two_pass_var(&[1.0, 2.0, 4.0], 0.0)
     );
     // One element with ddof 1 is 0/0.
     let one = from_array(arr1(&[5.0]).into_dyn(), [1]).unwrap();
     assert!(
-        one.var(1.0)
+        one.var_ddof(1.0)
             .unwrap()
             .compute_scalar::<f64>()
             .unwrap()
             .is_nan()
     );
-    assert_eq!(one.var(0.0).unwrap().compute_scalar::<f64>().unwrap(), 0.0);
+    assert_eq!(one.var().unwrap().compute_scalar::<f64>().unwrap(), 0.0);
 }
 
 #[test]
@@ -425,12 +425,12 @@ fn mean_and_var_of_large_offset_data_stay_accurate() {
             (m - (1e9 + noise_mean)).abs() < 1e-6,
             "mean {m} with {spec:?}"
         );
-        let v = a.var(0.0).unwrap().compute_scalar::<f64>().unwrap();
+        let v = a.var().unwrap().compute_scalar::<f64>().unwrap();
         assert!(
             (v - noise_var).abs() < 1e-6 * noise_var,
             "var {v} vs {noise_var} with {spec:?}"
         );
-        let s = a.std(1.0).unwrap().compute_scalar::<f64>().unwrap();
+        let s = a.std_ddof(1.0).unwrap().compute_scalar::<f64>().unwrap();
         let expected = (noise_var * 4000.0 / 3999.0).sqrt();
         assert!((s - expected).abs() < 1e-6 * expected, "std {s}");
     }
@@ -453,7 +453,7 @@ fn mean_and_var_of_large_offset_data_stay_accurate() {
     // And through elementwise work fused into the partials.
     let b = from_array(noise.clone(), [64]).unwrap();
     let shifted = (&b + 1e9f64).unwrap();
-    let v = shifted.var(0.0).unwrap().compute_scalar::<f64>().unwrap();
+    let v = shifted.var().unwrap().compute_scalar::<f64>().unwrap();
     assert!((v - noise_var).abs() < 1e-6 * noise_var, "{v}");
 }
 
@@ -467,7 +467,7 @@ fn f32_reductions_return_f32() {
         ("sum", a.sum().unwrap(), f.sum()),
         (
             "var",
-            a.var(0.0).unwrap(),
+            a.var().unwrap(),
             two_pass_var(f.as_slice().unwrap(), 0.0),
         ),
     ] {
@@ -664,13 +664,7 @@ fn empty_reductions() {
         &e.mean_axis(0).unwrap(),
         &ArrayD::from_elem(IxDyn(&[3]), f64::NAN),
     );
-    assert!(
-        e.var(0.0)
-            .unwrap()
-            .compute_scalar::<f64>()
-            .unwrap()
-            .is_nan()
-    );
+    assert!(e.var().unwrap().compute_scalar::<f64>().unwrap().is_nan());
     let ei = zeros::<i64>(&[4, 0], [2, 1]).unwrap();
     check(&ei.sum_axis(1).unwrap(), &ArrayD::<i64>::zeros(IxDyn(&[4])));
     check(

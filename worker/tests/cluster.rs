@@ -43,7 +43,7 @@ fn suite() -> Vec<(&'static str, Array)> {
             n.var_with(&ReduceOptions::axis(1).ddof(1.0).keepdims(true))
                 .unwrap(),
         ),
-        ("std", n.std(0.0).unwrap()),
+        ("std", n.std().unwrap()),
         ("argmax", n.argmax_axis(0).unwrap()),
         ("int sum", i.sum_axis(1).unwrap()),
         (
@@ -94,6 +94,90 @@ fn cluster_results_match_the_local_executor_bit_for_bit() {
     // persist brings the chunks back and the result computes locally afterwards.
     let p = client.persist(&x).unwrap();
     assert_same_bits(&local(&p), &local(&x), "persist");
+}
+
+/// A representative selection of the everyday functions: table ufuncs (one and two arguments, a
+/// scalar on the left), NaN-aware reductions, scans across chunks, quantiles, and manipulation
+/// built from slices, concatenation and broadcasting.
+fn functions_suite() -> Vec<(&'static str, Array)> {
+    let rng = tessera::default_rng(9);
+    let x = rng.standard_normal(&[90, 70], [25, 30]).unwrap();
+    let nanny = tessera::where_(x.gt(1.2).unwrap(), f64::NAN, &x).unwrap();
+    let i = tessera::arange(-500i64, 500, 1, [128])
+        .unwrap()
+        .reshape(&[40, 25])
+        .unwrap();
+    use tessera::{PadMode, ufunc};
+    vec![
+        ("arctan2", x.arctan2((&x + 0.5).unwrap()).unwrap()),
+        ("arcsinh cbrt", x.arcsinh().unwrap().cbrt().unwrap()),
+        ("power scalar base", ufunc::power(2.0, &x).unwrap()),
+        ("floor_divide int", i.floor_divide(7i64).unwrap()),
+        (
+            "shifts",
+            i.left_shift(3i64).unwrap().right_shift(1i64).unwrap(),
+        ),
+        (
+            "logical_xor",
+            x.gt(0.0).unwrap().logical_xor(&nanny).unwrap(),
+        ),
+        ("less scalar left", ufunc::less(0.25, &x).unwrap()),
+        ("around", x.around(2).unwrap()),
+        (
+            "nansum axis 1",
+            nanny
+                .nansum_with(&ReduceOptions::axis(1).split_every(2))
+                .unwrap(),
+        ),
+        ("nanmean", nanny.nanmean().unwrap()),
+        (
+            "nanstd axis 0",
+            nanny
+                .nanstd_with(&ReduceOptions::axis(0).ddof(1.0))
+                .unwrap(),
+        ),
+        (
+            "nanmax",
+            nanny.nanmax_with(&ReduceOptions::axis(0)).unwrap(),
+        ),
+        (
+            "nanargmin",
+            nanny.nanargmin_with(&ReduceOptions::axis(1)).unwrap(),
+        ),
+        (
+            "count_nonzero",
+            i.count_nonzero_with(&ReduceOptions::axis(0)).unwrap(),
+        ),
+        ("cumsum axis 0", x.cumsum(Some(0)).unwrap()),
+        (
+            "nancumprod axis 1",
+            (&nanny / 2.0).unwrap().nancumprod(Some(1)).unwrap(),
+        ),
+        ("int cumsum flat", i.cumsum(None).unwrap()),
+        ("median axis 0", nanny.nanmedian(Some(0)).unwrap()),
+        ("quantile", x.quantile(&[0.1, 0.5, 0.9], Some(1)).unwrap()),
+        ("roll", x.roll(17, Some(1)).unwrap()),
+        (
+            "pad reflect",
+            x.pad(&[(3, 2), (0, 4)], PadMode::Reflect).unwrap(),
+        ),
+        ("diff 2", x.diff(2, 0).unwrap()),
+        ("triu", x.triu(-3).unwrap()),
+        ("diagonal", x.diagonal(5).unwrap()),
+        ("tile", i.tile(&[2, 1, 2]).unwrap()),
+    ]
+}
+
+#[test]
+fn everyday_functions_match_the_local_executor_bit_for_bit() {
+    let cluster = Cluster::start(2);
+    let client = cluster.client();
+    for (name, array) in functions_suite() {
+        let remote = array
+            .compute_on(&client)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_same_bits(&remote, &local(&array), name);
+    }
 }
 
 #[test]

@@ -449,6 +449,124 @@ impl Array {
     }
 }
 
+/// numpy's free functions for the rows of the two-argument table that name a method: either side
+/// may be a scalar (`power(2.0, &x)`, `arctan2(&y, 1.0)`), as in numpy.
+macro_rules! binary_free_functions {
+    (($enum:ident)
+     $($(#[$doc:meta])* $v:ident = $code:literal, $name:literal, $typing:ident, $method:tt;)*) => {
+        $(binary_free_functions!(@one $v, $method, $(#[$doc])*);)*
+    };
+    (@one $v:ident, -, $(#[$doc:meta])*) => {};
+    (@one $v:ident, $method:ident, $(#[$doc:meta])*) => {
+        $(#[$doc])*
+        ///
+        /// Either argument may be a scalar; at least one must be an array.
+        pub fn $method(a: impl Into<Operand>, b: impl Into<Operand>) -> Result<Array> {
+            binary(BinaryFn::$v, a.into(), b.into())
+        }
+    };
+}
+
+/// The free functions of the elementwise vocabulary, numpy style (`tessera::ufunc::power(2.0,
+/// &x)`): every two-argument table function and the comparisons, with a scalar allowed on either
+/// side.
+pub mod ufunc {
+    use super::{Array, BinaryFn, CmpFn, Operand, Result, binary, binary_table, compare};
+
+    binary_table!(binary_free_functions(BinaryFn));
+
+    macro_rules! compare_functions {
+        ($($(#[$doc:meta])* $name:ident => $f:ident),* $(,)?) => {$(
+            $(#[$doc])*
+            pub fn $name(a: impl Into<Operand>, b: impl Into<Operand>) -> Result<Array> {
+                compare(CmpFn::$f, a.into(), b.into())
+            }
+        )*};
+    }
+
+    compare_functions! {
+        /// `a == b`, elementwise; either side may be a scalar.
+        equal => Eq,
+        /// `a != b`, elementwise; either side may be a scalar.
+        not_equal => Ne,
+        /// `a < b`, elementwise; either side may be a scalar (`less(0.5, &x)`).
+        less => Lt,
+        /// `a <= b`, elementwise; either side may be a scalar.
+        less_equal => Le,
+        /// `a > b`, elementwise; either side may be a scalar.
+        greater => Gt,
+        /// `a >= b`, elementwise; either side may be a scalar.
+        greater_equal => Ge,
+    }
+
+    /// `a + b` (numpy's `add`); either side may be a scalar.
+    pub fn add(a: impl Into<Operand>, b: impl Into<Operand>) -> Result<Array> {
+        binary(BinaryFn::Add, a.into(), b.into())
+    }
+    /// `a - b` (numpy's `subtract`); either side may be a scalar.
+    pub fn subtract(a: impl Into<Operand>, b: impl Into<Operand>) -> Result<Array> {
+        binary(BinaryFn::Sub, a.into(), b.into())
+    }
+    /// `a * b` (numpy's `multiply`); either side may be a scalar.
+    pub fn multiply(a: impl Into<Operand>, b: impl Into<Operand>) -> Result<Array> {
+        binary(BinaryFn::Mul, a.into(), b.into())
+    }
+    /// `a / b` (numpy's `divide`, true division); either side may be a scalar.
+    pub fn divide(a: impl Into<Operand>, b: impl Into<Operand>) -> Result<Array> {
+        binary(BinaryFn::Div, a.into(), b.into())
+    }
+    /// `a % b` (numpy's `remainder`, the sign of the divisor); either side may be a scalar.
+    pub fn remainder(a: impl Into<Operand>, b: impl Into<Operand>) -> Result<Array> {
+        binary(BinaryFn::Rem, a.into(), b.into())
+    }
+}
+
+impl Array {
+    /// numpy's `remainder` (the `%` operator): the sign of the divisor.
+    pub fn remainder(&self, other: impl Into<Operand>) -> Result<Array> {
+        binary(BinaryFn::Rem, Operand::Array(self.clone()), other.into())
+    }
+
+    /// Bitwise not on int64, logical not on bool (numpy's `invert`, the `!` operator).
+    pub fn invert(&self) -> Result<Array> {
+        unary(UnaryFn::Not, self)
+    }
+
+    /// Rounds to `decimals` decimal places, half to even, as numpy's `around`: floats compute
+    /// `round(x * 10^d) / 10^d` (or `round(x / 10^-d) * 10^-d` for negative `d`), exactly numpy's
+    /// steps; int64 is unchanged for `d >= 0` and rounds to a multiple of `10^-d` otherwise
+    /// (through float64, exact below 2^53); bool is refused.
+    ///
+    /// ```
+    /// let x = tessera::from_array(ndarray::arr1(&[1.2345, -2.5, 125.0]).into_dyn(), [2]).unwrap();
+    /// let r = x.around(2).unwrap().compute::<f64>().unwrap();
+    /// assert_eq!(r.as_slice().unwrap(), &[1.23, -2.5, 125.0]);
+    /// let r = x.around(-1).unwrap().compute::<f64>().unwrap();
+    /// assert_eq!(r.as_slice().unwrap(), &[0.0, -0.0, 120.0]);
+    /// ```
+    pub fn around(&self, decimals: i32) -> Result<Array> {
+        match self.dtype() {
+            DType::Bool => Err(Error::UnsupportedDType {
+                op: "around",
+                dtype: DType::Bool,
+            }),
+            DType::I64 if decimals >= 0 => Ok(self.clone()),
+            DType::I64 => self
+                .astype(DType::F64)?
+                .around(decimals)?
+                .astype(DType::I64),
+            d => {
+                let factor = Scalar::F64(10f64.powi(decimals.abs())).cast(d);
+                if decimals >= 0 {
+                    ((self * factor)?.round()? / factor)?.astype(d)
+                } else {
+                    ((self / factor)?.round()? * factor)?.astype(d)
+                }
+            }
+        }
+    }
+}
+
 /// Implements a binary operator for every pairing of `Array`, `&Array`, `Result<Array>` and scalars.
 macro_rules! binary_operator {
     ($trait:ident, $method:ident, $f:expr) => {

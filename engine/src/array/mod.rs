@@ -4,15 +4,22 @@
 //! otherwise.
 
 mod creation;
+mod cumulative;
 mod elementwise;
+mod manipulation;
 mod reduction;
+mod statistics;
 mod structure;
 
 pub use creation::{
     Generator, arange, default_rng, from_array, from_array_data, from_npy, full, linspace, ones,
     zeros,
 };
-pub use elementwise::where_;
+pub use elementwise::{Operand, ufunc, where_};
+pub use manipulation::{
+    PadMode, Sections, array_split, atleast_1d, atleast_2d, atleast_3d, broadcast_arrays, dstack,
+    eye, hstack, identity, meshgrid, split, vstack,
+};
 pub use reduction::ReduceOptions;
 pub use structure::{concatenate, stack};
 

@@ -184,12 +184,23 @@ macro_rules! reduction_methods {
 reduce_table!(reduction_methods());
 
 impl Array {
+    /// Variance with numpy's default `ddof = 0` (divisor `n`).
+    ///
+    /// ```
+    /// let x = tessera::arange(0.0, 4.0, 1.0, [3]).unwrap();
+    /// assert_eq!(x.var().unwrap().compute_scalar::<f64>().unwrap(), 1.25);
+    /// assert_eq!(x.var_ddof(1.0).unwrap().compute_scalar::<f64>().unwrap(), 5.0 / 3.0);
+    /// ```
+    pub fn var(&self) -> Result<Array> {
+        self.reduce(Reduction::Var, &ReduceOptions::all())
+    }
+
     /// Variance with `ddof` delta degrees of freedom (divisor `n - ddof`).
-    pub fn var(&self, ddof: f64) -> Result<Array> {
+    pub fn var_ddof(&self, ddof: f64) -> Result<Array> {
         self.reduce(Reduction::Var, &ReduceOptions::all().ddof(ddof))
     }
 
-    /// [`Array::var`] over one axis.
+    /// Variance over one axis with `ddof` delta degrees of freedom.
     pub fn var_axis(&self, axis: isize, ddof: f64) -> Result<Array> {
         self.reduce(Reduction::Var, &ReduceOptions::axis(axis).ddof(ddof))
     }
@@ -199,12 +210,17 @@ impl Array {
         self.reduce(Reduction::Var, opts)
     }
 
+    /// Standard deviation with numpy's default `ddof = 0`.
+    pub fn std(&self) -> Result<Array> {
+        self.reduce(Reduction::Std, &ReduceOptions::all())
+    }
+
     /// Standard deviation with `ddof` delta degrees of freedom.
-    pub fn std(&self, ddof: f64) -> Result<Array> {
+    pub fn std_ddof(&self, ddof: f64) -> Result<Array> {
         self.reduce(Reduction::Std, &ReduceOptions::all().ddof(ddof))
     }
 
-    /// [`Array::std`] over one axis.
+    /// Standard deviation over one axis with `ddof` delta degrees of freedom.
     pub fn std_axis(&self, axis: isize, ddof: f64) -> Result<Array> {
         self.reduce(Reduction::Std, &ReduceOptions::axis(axis).ddof(ddof))
     }

@@ -505,7 +505,7 @@ mod tests {
             let p = program(&mut ls[add]);
             p.instrs[0].func = ElemFunc::Binary(crate::ops::BinaryFn::And);
         });
-        rejects(&bad, id, "logical_and does not support dtype float64");
+        rejects(&bad, id, "bitwise_and does not support dtype float64");
         let bad = edit(&g, |ls| {
             let p = program(&mut ls[add]);
             p.instrs[0].func = ElemFunc::Binary(crate::ops::BinaryFn::Div);

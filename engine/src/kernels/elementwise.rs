@@ -81,6 +81,74 @@ fn rem_floor_i64(a: i64, b: i64) -> i64 {
     }
 }
 
+/// numpy's integer floor division: rounds towards minus infinity, 0 for a zero divisor, and
+/// `i64::MIN // -1` wraps to `i64::MIN`.
+#[inline]
+fn floor_div_i64(a: i64, b: i64) -> i64 {
+    if b == 0 {
+        return 0;
+    }
+    let q = a.wrapping_div(b);
+    if (a.wrapping_rem(b) != 0) && ((a < 0) != (b < 0)) {
+        q - 1
+    } else {
+        q
+    }
+}
+
+/// C's integer remainder (the sign of the dividend), 0 for a zero divisor.
+#[inline]
+fn fmod_i64(a: i64, b: i64) -> i64 {
+    if b == 0 { 0 } else { a.wrapping_rem(b) }
+}
+
+/// numpy's `left_shift`: a shift count outside `0..64` gives 0.
+#[inline]
+fn shl_i64(a: i64, b: i64) -> i64 {
+    if (0..64).contains(&b) { a << b } else { 0 }
+}
+
+/// numpy's `right_shift`: arithmetic; a shift count outside `0..64` gives 0 or -1 by the sign.
+#[inline]
+fn shr_i64(a: i64, b: i64) -> i64 {
+    if (0..64).contains(&b) {
+        a >> b
+    } else if a < 0 {
+        -1
+    } else {
+        0
+    }
+}
+
+/// Integer power by squaring, wrapping as numpy's int64 does. numpy raises for a negative
+/// exponent; here it gives `1 / a^-b` truncated towards zero (so 0 unless `a` is 1 or -1), since
+/// a kernel cannot fail on one element.
+#[inline]
+fn pow_i64(a: i64, b: i64) -> i64 {
+    if b < 0 {
+        return match a {
+            1 => 1,
+            -1 => {
+                if b % 2 == 0 {
+                    1
+                } else {
+                    -1
+                }
+            }
+            _ => 0,
+        };
+    }
+    let (mut base, mut e, mut acc) = (a, b as u64, 1i64);
+    while e > 0 {
+        if e & 1 == 1 {
+            acc = acc.wrapping_mul(base);
+        }
+        base = base.wrapping_mul(base);
+        e >>= 1;
+    }
+    acc
+}
+
 /// NaN-propagating minimum and maximum, as numpy's `minimum`/`maximum`.
 macro_rules! nan_min {
     ($a:expr, $b:expr) => {{
@@ -108,9 +176,89 @@ macro_rules! nan_max {
 }
 pub(crate) use {nan_max, nan_min};
 
+/// numpy's float floor division (`npy_floor_divide`): through `fmod`, so that `a == (a // b) * b +
+/// a % b` holds as closely as floats allow, with a zero divisor giving `a / b`.
+macro_rules! floor_div_float {
+    ($t:ty) => {
+        |a: $t, b: $t| -> $t {
+            if b == 0.0 {
+                return a / b;
+            }
+            let m = a % b;
+            let mut div = (a - m) / b;
+            if m != 0.0 && ((b < 0.0) != (m < 0.0)) {
+                div -= 1.0;
+            }
+            if div == 0.0 {
+                return (0.0 as $t).copysign(a / b);
+            }
+            let mut fl = div.floor();
+            if div - fl > 0.5 {
+                fl += 1.0;
+            }
+            fl
+        }
+    };
+}
+
+/// C's `nextafter` from the bit patterns: the neighbour of `a` in the direction of `b`.
+macro_rules! next_after {
+    ($t:ty, $bits:ty) => {
+        |a: $t, b: $t| -> $t {
+            if a.is_nan() || b.is_nan() {
+                return a + b;
+            }
+            if a == b {
+                return b;
+            }
+            if a == 0.0 {
+                // The smallest subnormal, with the sign of the direction.
+                return <$t>::from_bits(1).copysign(b - a);
+            }
+            let bits = a.to_bits();
+            let away = (b > a) == (a > 0.0);
+            let next: $bits = if away { bits + 1 } else { bits - 1 };
+            <$t>::from_bits(next)
+        }
+    };
+}
+
+/// numpy's `sign`: NaN passes through, zeros of either sign give +0.
+macro_rules! sign_float {
+    ($v:expr) => {{
+        let v = $v;
+        if v > 0.0 {
+            1.0
+        } else if v < 0.0 {
+            -1.0
+        } else if v == 0.0 {
+            0.0
+        } else {
+            v
+        }
+    }};
+}
+
+/// NaN-ignoring maximum and minimum (C's `fmax`/`fmin`, numpy's `fmax`/`fmin`).
+macro_rules! fmax {
+    ($a:expr, $b:expr) => {{
+        let (a, b) = ($a, $b);
+        if b.is_nan() || a >= b { a } else { b }
+    }};
+}
+macro_rules! fmin {
+    ($a:expr, $b:expr) => {{
+        let (a, b) = ($a, $b);
+        if b.is_nan() || a <= b { a } else { b }
+    }};
+}
+
 macro_rules! unary_float {
     ($f:expr, $x:ident, $o:ident, $n:expr, $t:ty) => {{
         let (x, o) = (&$x[..$n], &mut $o[..$n]);
+        let map =
+            |o: &mut [$t], g: &dyn Fn($t) -> $t| o.iter_mut().zip(x).for_each(|(o, &v)| *o = g(v));
+        use std::f64::consts::PI;
         match $f {
             UnaryFn::Neg => o.iter_mut().zip(x).for_each(|(o, &v)| *o = -v),
             UnaryFn::Abs => o.iter_mut().zip(x).for_each(|(o, &v)| *o = v.abs()),
@@ -131,7 +279,33 @@ macro_rules! unary_float {
                 .zip(x)
                 .for_each(|(o, &v)| *o = v.round_ties_even()),
             UnaryFn::Square => o.iter_mut().zip(x).for_each(|(o, &v)| *o = v * v),
-            UnaryFn::Not | UnaryFn::IsNan | UnaryFn::IsFinite => {
+            UnaryFn::Arcsin => map(o, &|v| v.asin()),
+            UnaryFn::Arccos => map(o, &|v| v.acos()),
+            UnaryFn::Arctan => map(o, &|v| v.atan()),
+            UnaryFn::Sinh => map(o, &|v| v.sinh()),
+            UnaryFn::Cosh => map(o, &|v| v.cosh()),
+            UnaryFn::Arcsinh => map(o, &|v| v.asinh()),
+            UnaryFn::Arccosh => map(o, &|v| v.acosh()),
+            UnaryFn::Arctanh => map(o, &|v| v.atanh()),
+            UnaryFn::Expm1 => map(o, &|v| v.exp_m1()),
+            UnaryFn::Exp2 => map(o, &|v| v.exp2()),
+            UnaryFn::Cbrt => map(o, &|v| v.cbrt()),
+            UnaryFn::Deg2rad => {
+                let k = (PI / 180.0) as $t;
+                o.iter_mut().zip(x).for_each(|(o, &v)| *o = v * k)
+            }
+            UnaryFn::Rad2deg => {
+                let k = (180.0 / PI) as $t;
+                o.iter_mut().zip(x).for_each(|(o, &v)| *o = v * k)
+            }
+            UnaryFn::Sign => o.iter_mut().zip(x).for_each(|(o, &v)| *o = sign_float!(v)),
+            UnaryFn::Trunc => o.iter_mut().zip(x).for_each(|(o, &v)| *o = v.trunc()),
+            UnaryFn::Not
+            | UnaryFn::IsNan
+            | UnaryFn::IsFinite
+            | UnaryFn::IsInf
+            | UnaryFn::Signbit
+            | UnaryFn::LogicalNot => {
                 unreachable!("typing gives {} a different signature", $f.name())
             }
         }
@@ -139,7 +313,7 @@ macro_rules! unary_float {
 }
 
 macro_rules! float_binary {
-    ($f:expr, $a:ident, $b:ident, $o:ident, $n:expr, $rem:ident) => {{
+    ($f:expr, $a:ident, $b:ident, $o:ident, $n:expr, $rem:ident, $t:ty, $bits:ty) => {{
         let (a, b, o) = (&$a[..$n], &$b[..$n], &mut $o[..$n]);
         let it = o.iter_mut().zip(a.iter().zip(b));
         match $f {
@@ -148,10 +322,31 @@ macro_rules! float_binary {
             BinaryFn::Mul => it.for_each(|(o, (&x, &y))| *o = x * y),
             BinaryFn::Div => it.for_each(|(o, (&x, &y))| *o = x / y),
             BinaryFn::Rem => it.for_each(|(o, (&x, &y))| *o = $rem(x, y)),
-            BinaryFn::Pow => it.for_each(|(o, (&x, &y))| *o = x.powf(y)),
+            BinaryFn::Pow | BinaryFn::Power => it.for_each(|(o, (&x, &y))| *o = x.powf(y)),
             BinaryFn::Minimum => it.for_each(|(o, (&x, &y))| *o = nan_min!(x, y)),
             BinaryFn::Maximum => it.for_each(|(o, (&x, &y))| *o = nan_max!(x, y)),
-            BinaryFn::And | BinaryFn::Or | BinaryFn::Xor => {
+            BinaryFn::Arctan2 => it.for_each(|(o, (&x, &y))| *o = x.atan2(y)),
+            BinaryFn::Hypot => it.for_each(|(o, (&x, &y))| *o = x.hypot(y)),
+            BinaryFn::FloorDivide => {
+                let fd = floor_div_float!($t);
+                it.for_each(|(o, (&x, &y))| *o = fd(x, y))
+            }
+            BinaryFn::Fmod => it.for_each(|(o, (&x, &y))| *o = x % y),
+            BinaryFn::Copysign => it.for_each(|(o, (&x, &y))| *o = x.copysign(y)),
+            BinaryFn::Nextafter => {
+                let na = next_after!($t, $bits);
+                it.for_each(|(o, (&x, &y))| *o = na(x, y))
+            }
+            BinaryFn::Fmax => it.for_each(|(o, (&x, &y))| *o = fmax!(x, y)),
+            BinaryFn::Fmin => it.for_each(|(o, (&x, &y))| *o = fmin!(x, y)),
+            BinaryFn::And
+            | BinaryFn::Or
+            | BinaryFn::Xor
+            | BinaryFn::LogicalAnd
+            | BinaryFn::LogicalOr
+            | BinaryFn::LogicalXor
+            | BinaryFn::LeftShift
+            | BinaryFn::RightShift => {
                 unreachable!("typing rejects {} on floats", $f.name())
             }
         }
@@ -277,44 +472,30 @@ fn unary(f: UnaryFn, arg: &Buf, out: &mut Buf, n: usize) {
     match (arg, out) {
         (Buf::F64(x), Buf::F64(o)) => unary_float!(f, x, o, n, f64),
         (Buf::F32(x), Buf::F32(o)) => unary_float!(f, x, o, n, f32),
-        (Buf::F64(x), Buf::Bool(o)) => float_predicate(f, &x[..n], &mut o[..n]),
-        (Buf::F32(x), Buf::Bool(o)) => {
-            let is_nan = f == UnaryFn::IsNan;
-            o[..n]
-                .iter_mut()
-                .zip(&x[..n])
-                .for_each(|(o, &v)| *o = if is_nan { v.is_nan() } else { v.is_finite() })
+        (x, Buf::Bool(o)) if f.typing() == crate::ops::elementwise::Typing::Predicate => {
+            predicate(f, x, &mut o[..n], n)
         }
         (Buf::I64(x), Buf::I64(o)) => {
             let (x, o) = (&x[..n], &mut o[..n]);
+            let it = o.iter_mut().zip(x);
             match f {
-                UnaryFn::Neg => o
-                    .iter_mut()
-                    .zip(x)
-                    .for_each(|(o, &v)| *o = v.wrapping_neg()),
-                UnaryFn::Abs => o
-                    .iter_mut()
-                    .zip(x)
-                    .for_each(|(o, &v)| *o = v.wrapping_abs()),
-                UnaryFn::Square => o
-                    .iter_mut()
-                    .zip(x)
-                    .for_each(|(o, &v)| *o = v.wrapping_mul(v)),
-                UnaryFn::Not => o.iter_mut().zip(x).for_each(|(o, &v)| *o = !v),
-                UnaryFn::Floor | UnaryFn::Ceil | UnaryFn::Round => o.copy_from_slice(x),
+                UnaryFn::Neg => it.for_each(|(o, &v)| *o = v.wrapping_neg()),
+                UnaryFn::Abs => it.for_each(|(o, &v)| *o = v.wrapping_abs()),
+                UnaryFn::Square => it.for_each(|(o, &v)| *o = v.wrapping_mul(v)),
+                UnaryFn::Not => it.for_each(|(o, &v)| *o = !v),
+                UnaryFn::Sign => it.for_each(|(o, &v)| *o = v.signum()),
+                UnaryFn::Floor | UnaryFn::Ceil | UnaryFn::Round | UnaryFn::Trunc => {
+                    o.copy_from_slice(x)
+                }
                 _ => unreachable!("typing sends {} on int64 through float64", f.name()),
             }
-        }
-        (Buf::I64(_) | Buf::Bool(_), Buf::Bool(o))
-            if matches!(f, UnaryFn::IsNan | UnaryFn::IsFinite) =>
-        {
-            // Integers are never NaN and always finite.
-            o[..n].fill(f == UnaryFn::IsFinite)
         }
         (Buf::Bool(x), Buf::Bool(o)) => {
             let (x, o) = (&x[..n], &mut o[..n]);
             match f {
-                UnaryFn::Not => o.iter_mut().zip(x).for_each(|(o, &v)| *o = !v),
+                UnaryFn::Not | UnaryFn::LogicalNot => {
+                    o.iter_mut().zip(x).for_each(|(o, &v)| *o = !v)
+                }
                 UnaryFn::Abs => o.copy_from_slice(x),
                 _ => unreachable!("typing rejects {} on bool", f.name()),
             }
@@ -323,18 +504,40 @@ fn unary(f: UnaryFn, arg: &Buf, out: &mut Buf, n: usize) {
     }
 }
 
-fn float_predicate(f: UnaryFn, x: &[f64], o: &mut [bool]) {
-    if f == UnaryFn::IsNan {
-        o.iter_mut().zip(x).for_each(|(o, &v)| *o = v.is_nan())
-    } else {
-        o.iter_mut().zip(x).for_each(|(o, &v)| *o = v.is_finite())
+/// The bool-valued functions of one value (isnan, isfinite, isinf, signbit), on any dtype.
+fn predicate(f: UnaryFn, x: &Buf, o: &mut [bool], n: usize) {
+    macro_rules! float {
+        ($x:expr) => {{
+            let it = o.iter_mut().zip(&$x[..n]);
+            match f {
+                UnaryFn::IsNan => it.for_each(|(o, &v)| *o = v.is_nan()),
+                UnaryFn::IsFinite => it.for_each(|(o, &v)| *o = v.is_finite()),
+                UnaryFn::IsInf => it.for_each(|(o, &v)| *o = v.is_infinite()),
+                UnaryFn::Signbit => it.for_each(|(o, &v)| *o = v.is_sign_negative()),
+                _ => unreachable!("{} is not a predicate", f.name()),
+            }
+        }};
+    }
+    match x {
+        Buf::F64(x) => float!(x),
+        Buf::F32(x) => float!(x),
+        // Integers and bools are never NaN or infinite, always finite; only negative ints have
+        // their sign bit set.
+        Buf::I64(x) if f == UnaryFn::Signbit => {
+            o.iter_mut().zip(&x[..n]).for_each(|(o, &v)| *o = v < 0)
+        }
+        Buf::I64(_) | Buf::Bool(_) => o.fill(f == UnaryFn::IsFinite),
     }
 }
 
 fn binary(f: BinaryFn, a: &Buf, b: &Buf, out: &mut Buf, n: usize) {
     match (a, b, out) {
-        (Buf::F64(a), Buf::F64(b), Buf::F64(o)) => float_binary!(f, a, b, o, n, rem_floor_f64),
-        (Buf::F32(a), Buf::F32(b), Buf::F32(o)) => float_binary!(f, a, b, o, n, rem_floor_f32),
+        (Buf::F64(a), Buf::F64(b), Buf::F64(o)) => {
+            float_binary!(f, a, b, o, n, rem_floor_f64, f64, u64)
+        }
+        (Buf::F32(a), Buf::F32(b), Buf::F32(o)) => {
+            float_binary!(f, a, b, o, n, rem_floor_f32, f32, u32)
+        }
         (Buf::I64(a), Buf::I64(b), Buf::I64(o)) => {
             let (a, b, o) = (&a[..n], &b[..n], &mut o[..n]);
             let it = o.iter_mut().zip(a.iter().zip(b));
@@ -348,8 +551,23 @@ fn binary(f: BinaryFn, a: &Buf, b: &Buf, out: &mut Buf, n: usize) {
                 BinaryFn::And => it.for_each(|(o, (&x, &y))| *o = x & y),
                 BinaryFn::Or => it.for_each(|(o, (&x, &y))| *o = x | y),
                 BinaryFn::Xor => it.for_each(|(o, (&x, &y))| *o = x ^ y),
-                BinaryFn::Div | BinaryFn::Pow => {
+                BinaryFn::FloorDivide => it.for_each(|(o, (&x, &y))| *o = floor_div_i64(x, y)),
+                BinaryFn::Fmod => it.for_each(|(o, (&x, &y))| *o = fmod_i64(x, y)),
+                BinaryFn::Fmax => it.for_each(|(o, (&x, &y))| *o = x.max(y)),
+                BinaryFn::Fmin => it.for_each(|(o, (&x, &y))| *o = x.min(y)),
+                BinaryFn::LeftShift => it.for_each(|(o, (&x, &y))| *o = shl_i64(x, y)),
+                BinaryFn::RightShift => it.for_each(|(o, (&x, &y))| *o = shr_i64(x, y)),
+                BinaryFn::Power => it.for_each(|(o, (&x, &y))| *o = pow_i64(x, y)),
+                BinaryFn::Div
+                | BinaryFn::Pow
+                | BinaryFn::Arctan2
+                | BinaryFn::Hypot
+                | BinaryFn::Copysign
+                | BinaryFn::Nextafter => {
                     unreachable!("typing sends {} through float", f.name())
+                }
+                BinaryFn::LogicalAnd | BinaryFn::LogicalOr | BinaryFn::LogicalXor => {
+                    unreachable!("typing sends {} through bool", f.name())
                 }
             }
         }
@@ -358,13 +576,17 @@ fn binary(f: BinaryFn, a: &Buf, b: &Buf, out: &mut Buf, n: usize) {
             let it = o.iter_mut().zip(a.iter().zip(b));
             match f {
                 // numpy's add and maximum on bools are logical or; multiply and minimum are and.
-                BinaryFn::Add | BinaryFn::Or | BinaryFn::Maximum => {
-                    it.for_each(|(o, (&x, &y))| *o = x | y)
-                }
-                BinaryFn::Mul | BinaryFn::And | BinaryFn::Minimum => {
-                    it.for_each(|(o, (&x, &y))| *o = x & y)
-                }
-                BinaryFn::Xor => it.for_each(|(o, (&x, &y))| *o = x ^ y),
+                BinaryFn::Add
+                | BinaryFn::Or
+                | BinaryFn::Maximum
+                | BinaryFn::Fmax
+                | BinaryFn::LogicalOr => it.for_each(|(o, (&x, &y))| *o = x | y),
+                BinaryFn::Mul
+                | BinaryFn::And
+                | BinaryFn::Minimum
+                | BinaryFn::Fmin
+                | BinaryFn::LogicalAnd => it.for_each(|(o, (&x, &y))| *o = x & y),
+                BinaryFn::Xor | BinaryFn::LogicalXor => it.for_each(|(o, (&x, &y))| *o = x ^ y),
                 _ => unreachable!("typing rejects {} on bool", f.name()),
             }
         }

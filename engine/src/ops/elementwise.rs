@@ -21,6 +21,10 @@ pub enum Typing {
     Logical,
     /// Any dtype in, bool out.
     Predicate,
+    /// Reads truth values: any dtype is cast to bool, bool out (logical_and, logical_not).
+    Logic,
+    /// Integers only: int64, with bool computing in int64 (shifts).
+    Integer,
 }
 
 impl Typing {
@@ -40,6 +44,11 @@ impl Typing {
                 _ => refuse(),
             },
             Typing::Predicate => Ok((arg, DType::Bool)),
+            Typing::Logic => Ok((DType::Bool, DType::Bool)),
+            Typing::Integer => match arg {
+                DType::Bool | DType::I64 => Ok((DType::I64, DType::I64)),
+                _ => refuse(),
+            },
         }
     }
 }
@@ -92,6 +101,42 @@ macro_rules! unary_table {
             IsFinite = 17, "isfinite", Predicate, isfinite;
             /// `ln(1 + x)`, exact for `x` near 0 (numpy's `log1p`).
             Log1p = 18, "log1p", Float, log1p;
+            /// Inverse sine.
+            Arcsin = 19, "arcsin", Float, arcsin;
+            /// Inverse cosine.
+            Arccos = 20, "arccos", Float, arccos;
+            /// Inverse tangent.
+            Arctan = 21, "arctan", Float, arctan;
+            /// Hyperbolic sine.
+            Sinh = 22, "sinh", Float, sinh;
+            /// Hyperbolic cosine.
+            Cosh = 23, "cosh", Float, cosh;
+            /// Inverse hyperbolic sine.
+            Arcsinh = 24, "arcsinh", Float, arcsinh;
+            /// Inverse hyperbolic cosine.
+            Arccosh = 25, "arccosh", Float, arccosh;
+            /// Inverse hyperbolic tangent.
+            Arctanh = 26, "arctanh", Float, arctanh;
+            /// `exp(x) - 1`, exact for `x` near 0.
+            Expm1 = 27, "expm1", Float, expm1;
+            /// 2 to the power of each element.
+            Exp2 = 28, "exp2", Float, exp2;
+            /// Cube root.
+            Cbrt = 29, "cbrt", Float, cbrt;
+            /// Degrees to radians (`x * (pi / 180)`).
+            Deg2rad = 30, "deg2rad", Float, deg2rad;
+            /// Radians to degrees (`x * (180 / pi)`).
+            Rad2deg = 31, "rad2deg", Float, rad2deg;
+            /// -1, 0 or 1 by the sign of each element (NaN stays NaN; -0.0 gives 0.0).
+            Sign = 32, "sign", Numeric, sign;
+            /// Round towards zero.
+            Trunc = 33, "trunc", Numeric, trunc;
+            /// Whether each element is positive or negative infinity.
+            IsInf = 34, "isinf", Predicate, isinf;
+            /// Whether each element's sign bit is set (true for -0.0 and negative NaNs).
+            Signbit = 35, "signbit", Predicate, signbit;
+            /// Logical not of each element's truth value (non-zero is true).
+            LogicalNot = 36, "logical_not", Logic, logical_not;
         }
     };
 }
@@ -113,18 +158,49 @@ macro_rules! binary_table {
             Div = 3, "divide", Float, -;
             /// numpy's floored remainder (sign of the divisor; 0 for an int64 zero divisor).
             Rem = 4, "remainder", Numeric, -;
-            /// `self` raised to `other` (float result).
-            Pow = 5, "power", Float, powf;
+            /// `self` raised to `other`, always in float (integers give float64); see `Power` for
+            /// numpy's `power`, which keeps integers.
+            Pow = 5, "powf", Float, powf;
             /// Elementwise minimum, NaN-propagating (numpy's `minimum`).
             Minimum = 6, "minimum", Any, minimum;
             /// Elementwise maximum, NaN-propagating (numpy's `maximum`).
             Maximum = 7, "maximum", Any, maximum;
-            /// Logical and on bool, bitwise and on int64 (`&`).
-            And = 8, "logical_and", Logical, -;
-            /// Logical or on bool, bitwise or on int64 (`|`).
-            Or = 9, "logical_or", Logical, -;
-            /// Logical xor on bool, bitwise xor on int64 (`^`).
-            Xor = 10, "logical_xor", Logical, -;
+            /// Bitwise and on int64, logical and on bool (`&`, numpy's `bitwise_and`).
+            And = 8, "bitwise_and", Logical, bitwise_and;
+            /// Bitwise or on int64, logical or on bool (`|`, numpy's `bitwise_or`).
+            Or = 9, "bitwise_or", Logical, bitwise_or;
+            /// Bitwise xor on int64, logical xor on bool (`^`, numpy's `bitwise_xor`).
+            Xor = 10, "bitwise_xor", Logical, bitwise_xor;
+            /// The angle of the point `(other, self)`: `atan2(self, other)` in the right quadrant.
+            Arctan2 = 11, "arctan2", Float, arctan2;
+            /// `sqrt(self² + other²)` without overflow or underflow on the way.
+            Hypot = 12, "hypot", Float, hypot;
+            /// Floored division (numpy's `//`): integers round towards minus infinity, 0 for a zero
+            /// divisor; floats as numpy's `floor_divide`.
+            FloorDivide = 13, "floor_divide", Numeric, floor_divide;
+            /// C's remainder: the sign of the dividend (0 for an int64 zero divisor).
+            Fmod = 14, "fmod", Numeric, fmod;
+            /// `self` with the sign of `other`.
+            Copysign = 15, "copysign", Float, copysign;
+            /// The next representable float after `self` towards `other`.
+            Nextafter = 16, "nextafter", Float, nextafter;
+            /// Elementwise maximum ignoring NaN (NaN only where both are NaN).
+            Fmax = 17, "fmax", Any, fmax;
+            /// Elementwise minimum ignoring NaN (NaN only where both are NaN).
+            Fmin = 18, "fmin", Any, fmin;
+            /// Logical and of the operands' truth values (bool result).
+            LogicalAnd = 19, "logical_and", Logic, logical_and;
+            /// Logical or of the operands' truth values (bool result).
+            LogicalOr = 20, "logical_or", Logic, logical_or;
+            /// Logical xor of the operands' truth values (bool result).
+            LogicalXor = 21, "logical_xor", Logic, logical_xor;
+            /// Bits shifted left (int64; 0 for a shift outside 0..64; bool computes in int64).
+            LeftShift = 22, "left_shift", Integer, left_shift;
+            /// Arithmetic shift right (int64; 0 or -1 for a shift outside 0..64).
+            RightShift = 23, "right_shift", Integer, right_shift;
+            /// numpy's `power`: integers stay int64 (wrapping; a negative exponent gives `1 / x^n`
+            /// truncated, where numpy raises), floats use `powf`.
+            Power = 24, "power", Numeric, power;
         }
     };
 }

@@ -13,7 +13,9 @@ pub mod elementwise;
 pub mod map_blocks;
 pub mod matmul;
 pub mod program;
+pub mod quantile;
 pub mod reduce;
+pub mod scan;
 pub mod source;
 pub mod structure;
 
@@ -29,7 +31,9 @@ pub use elementwise::{BinaryFn, CmpFn, ElemFunc, UnaryFn};
 pub use map_blocks::BlockFn;
 pub use matmul::MatmulOp;
 pub use program::{Distribution, Instr, Leaf, LeafKind, Program};
+pub use quantile::QuantileOp;
 pub use reduce::{Finalize, ReduceCombine, ReduceSink, Reduction};
+pub use scan::{ScanFn, ScanOp};
 pub use source::{FromArray, Materialized, NpySource};
 pub use structure::{AxisSlice, SliceOp};
 
@@ -66,6 +70,10 @@ pub enum Op {
     MirrorUpper,
     /// A user closure applied to every chunk (local executor only).
     MapBlocks(BlockFn),
+    /// A cumulative sum or product along one axis: block `i` along it reads blocks `0..=i`.
+    Scan(ScanOp),
+    /// Quantiles or the median along one axis that is one chunk.
+    Quantile(QuantileOp),
 }
 
 /// What a layer's chunks hold, which decides who may read them.
@@ -212,6 +220,8 @@ impl Op {
             Op::Matmul(m) => m.output_meta(inputs),
             Op::MirrorUpper => matmul::mirror_meta(inputs),
             Op::MapBlocks(f) => f.output_meta(inputs, chosen),
+            Op::Scan(sc) => sc.output_meta(inputs),
+            Op::Quantile(q) => q.output_meta(inputs),
         }
     }
 
@@ -246,6 +256,8 @@ impl Op {
             Op::Matmul(_) => "matmul",
             Op::MirrorUpper => "mirror-upper",
             Op::MapBlocks(_) => "map-blocks",
+            Op::Scan(sc) => sc.func.name(),
+            Op::Quantile(q) => q.name(),
         }
     }
 
@@ -257,6 +269,7 @@ impl Op {
             Op::Transpose { perm } => format!("transpose {perm:?}"),
             Op::Concatenate { axis } => format!("concatenate axis {axis}"),
             Op::Stack { axis } => format!("stack axis {axis}"),
+            Op::Scan(sc) => format!("{} axis {}", sc.func.name(), sc.axis),
             other => other.name().to_string(),
         }
     }
@@ -287,6 +300,17 @@ impl Op {
             }
             Op::Concatenate { axis } | Op::Stack { axis } => t.u64(*axis as u64),
             Op::MapBlocks(f) => t.u64(f.token()),
+            Op::Scan(sc) => {
+                t.u64(sc.func.code() as u64);
+                t.u64(sc.axis as u64);
+            }
+            Op::Quantile(q) => {
+                t.u64(q.axis as u64);
+                t.u64(q.q.len() as u64);
+                q.q.iter().for_each(|&v| t.f64(v));
+                t.u64(q.skip_nan as u64);
+                t.u64(q.median as u64);
+            }
         }
     }
 
@@ -318,6 +342,8 @@ impl Op {
             Op::Matmul(m) => m.deps(block, out),
             Op::MirrorUpper => matmul::mirror_deps(block, out),
             Op::MapBlocks(_) => out.push((0, block.iter().copied().collect())),
+            Op::Scan(sc) => sc.deps(block, out),
+            Op::Quantile(_) => out.push((0, block.iter().copied().collect())),
         }
     }
 
@@ -344,6 +370,8 @@ impl Op {
             Op::Matmul(m) => m.run(layer, block, deps)?,
             Op::MirrorUpper => return matmul::mirror_run(block, deps),
             Op::MapBlocks(f) => f.run(&layer.meta, block, deps)?,
+            Op::Scan(sc) => sc.run(deps)?,
+            Op::Quantile(q) => q.run(deps)?,
         };
         Ok(Arc::new(value))
     }

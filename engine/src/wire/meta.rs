@@ -133,6 +133,10 @@ const OP_NAMES: &[&str] = &[
     "matmul",
     "mirror-upper",
     "map-blocks",
+    "median",
+    "nanmedian",
+    "quantile",
+    "nanquantile",
 ];
 
 /// The engine's own `&'static str` for a layer name from the wire. [`LayerId::name`] is static, and
@@ -147,5 +151,6 @@ pub(super) fn static_name(name: &str) -> Option<&'static str> {
         .chain(BinaryFn::ALL.iter().map(|f| f.name()))
         .chain(all_of::<pb::CmpFn, CmpFn>().map(CmpFn::name))
         .chain([ElemFunc::Where, ElemFunc::Clip, ElemFunc::Cast].map(ElemFunc::name))
+        .chain(crate::ops::ScanFn::ALL.iter().map(|f| f.name()))
         .find(|n| *n == name)
 }

@@ -13,7 +13,8 @@ use crate::data::ChunkValue;
 use crate::error::{Error, Result};
 use crate::ops::structure::Piece;
 use crate::ops::{
-    AxisSlice, Finalize, FromArray, Materialized, MatmulOp, NpySource, Op, ReduceCombine, SliceOp,
+    AxisSlice, Finalize, FromArray, Materialized, MatmulOp, NpySource, Op, QuantileOp,
+    ReduceCombine, ScanFn, ScanOp, SliceOp,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -291,6 +292,16 @@ impl TryFrom<&Op> for pb::Op {
                 transpose_b: m.transpose_b,
             }),
             Op::MirrorUpper => W::MirrorUpper(pb::Empty {}),
+            Op::Scan(sc) => W::Scan(pb::Scan {
+                func: sc.func.code(),
+                axis: u32_of(sc.axis, "scan axis")?,
+            }),
+            Op::Quantile(q) => W::Quantile(pb::Quantile {
+                axis: u32_of(q.axis, "quantile axis")?,
+                q: q.q.clone(),
+                skip_nan: q.skip_nan,
+                median: q.median,
+            }),
             Op::MapBlocks(f) => {
                 return Err(Error::NotSerializable {
                     key: format!("map-blocks closure {:#x}", f.token()),
@@ -332,6 +343,17 @@ impl TryFrom<pb::Op> for Op {
                 transpose_b: m.transpose_b,
             }),
             W::MirrorUpper(_) => Op::MirrorUpper,
+            W::Scan(sc) => Op::Scan(ScanOp {
+                func: ScanFn::from_code(sc.func)
+                    .ok_or_else(|| wire(format!("unknown scan function value {}", sc.func)))?,
+                axis: sc.axis as usize,
+            }),
+            W::Quantile(q) => Op::Quantile(QuantileOp {
+                axis: q.axis as usize,
+                q: q.q,
+                skip_nan: q.skip_nan,
+                median: q.median,
+            }),
         })
     }
 }
@@ -371,6 +393,8 @@ mod tests {
             Op::Stack { .. } => "op_stack",
             Op::Matmul(_) => "op_matmul",
             Op::MirrorUpper => "op_mirror_upper",
+            Op::Scan(_) => "op_scan",
+            Op::Quantile(_) => "op_quantile",
             Op::MapBlocks(_) => "op_map_blocks_is_not_serializable",
         }
     }
@@ -551,6 +575,42 @@ mod tests {
     fn op_mirror_upper() {
         let a = x();
         assert_round_trip(&top_op(&a.matmul(&a.t()).unwrap(), "op_mirror_upper"));
+    }
+
+    #[test]
+    fn op_scan() {
+        for (i, f) in crate::ops::ScanFn::ALL.iter().enumerate() {
+            let y = x().cumulative(*f, (i % 2) as isize).unwrap();
+            let op = top_op(&y, "op_scan");
+            assert_round_trip(&op);
+            assert!(matches!(&op, Op::Scan(sc) if sc.func == *f && sc.axis == i % 2));
+        }
+        let bad = pb::Op {
+            op: Some(pb::op::Op::Scan(pb::Scan { func: 99, axis: 0 })),
+        };
+        assert!(what(Op::try_from(bad).unwrap_err()).contains("unknown scan function value 99"));
+    }
+
+    #[test]
+    fn op_quantile() {
+        let a = x();
+        for y in [
+            a.median(Some(1)).unwrap(),
+            a.nanmedian(Some(0)).unwrap(),
+            a.quantile(&[0.1, 0.9], Some(1)).unwrap(),
+            a.nanquantile(&[0.5], Some(0)).unwrap(),
+        ] {
+            let top = top(&y);
+            // The builder moves the quantile axis first; find the quantile layer below it.
+            let g = y.graph();
+            let layer = g
+                .layers()
+                .iter()
+                .find(|l| matches!(l.op, Op::Quantile(_)))
+                .unwrap_or_else(|| panic!("no quantile layer under {}", top.id));
+            assert_eq!(op_test(&layer.op), "op_quantile");
+            assert_round_trip(&layer.op);
+        }
     }
 
     #[test]
