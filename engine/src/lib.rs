@@ -22,7 +22,7 @@
 //! - [`optimize`]: blockwise fusion.
 //! - [`kernels`]: per-chunk compute (program evaluator, elementwise, reductions, random numbers).
 //! - [`exec`]: the local executor, and cancellation ([`CancelToken`], checkpoints in kernels).
-//! - [`io`]: `.npy` files.
+//! - [`io`]: `.npy` files and Zarr stores.
 //! - `wire` (feature `distributed`, on by default): conversions between the engine's graphs and chunks
 //!   and the protobuf messages of `tessera-proto`.
 //! - `client` (feature `distributed`): [`Client`] and [`AsyncClient`], the distributed executor's
@@ -47,9 +47,10 @@ pub mod wire;
 pub use array::from_array_data;
 pub use array::{
     Array, Executor, Generator, ReduceOptions, TaskCounts, arange, compute_many, compute_many_on,
-    compute_many_with_stats, concatenate, default_rng, from_array, from_npy, full, linspace, ones,
-    stack, where_, zeros,
+    compute_many_with_stats, concatenate, default_rng, from_array, from_npy, from_zarr,
+    from_zarr_with, full, linspace, ones, stack, where_, zeros,
 };
+pub use io::zarr::{BloscCompressor, ZarrCodec, ZarrOptions, ZarrReadOptions, ZarrStore};
 #[cfg(feature = "distributed")]
 pub use client::{AsyncClient, Client, ClusterStatus, WorkerInfo};
 pub use data::{ArrayData, ChunkValue, Element};

@@ -1,5 +1,5 @@
 //! The user-facing [`Array`]: a lazy chunked n-d array. Building expressions only records layers;
-//! [`Array::compute`] (or [`compute_many`], [`Array::persist`], [`Array::to_npy`]) optimizes the graph,
+//! [`Array::compute`] (or [`compute_many`], [`Array::persist`], [`Array::to_npy`], [`Array::to_zarr`]) optimizes the graph,
 //! expands it into chunk tasks and runs them on an [`Executor`] — the local rayon executor unless told
 //! otherwise.
 
@@ -7,6 +7,7 @@ mod creation;
 mod elementwise;
 mod reduction;
 mod structure;
+mod zarr;
 
 pub use creation::{
     Generator, arange, default_rng, from_array, from_array_data, from_npy, full, linspace, ones,
@@ -15,6 +16,7 @@ pub use creation::{
 pub use elementwise::where_;
 pub use reduction::ReduceOptions;
 pub use structure::{concatenate, stack};
+pub use zarr::{from_zarr, from_zarr_with};
 
 use std::fmt;
 use std::path::Path;

@@ -16,6 +16,7 @@ pub mod program;
 pub mod reduce;
 pub mod source;
 pub mod structure;
+pub mod zarr;
 
 use std::sync::Arc;
 
@@ -32,6 +33,7 @@ pub use program::{Distribution, Instr, Leaf, LeafKind, Program};
 pub use reduce::{Finalize, ReduceCombine, ReduceSink, Reduction};
 pub use source::{FromArray, Materialized, NpySource};
 pub use structure::{AxisSlice, SliceOp};
+pub use zarr::{ZarrSource, ZarrWrite};
 
 /// What a layer does.
 #[derive(Clone, Debug)]
@@ -66,6 +68,11 @@ pub enum Op {
     MirrorUpper,
     /// A user closure applied to every chunk (local executor only).
     MapBlocks(BlockFn),
+    /// Chunks read from a Zarr store, one store chunk (or group of them) per block.
+    ZarrSource(ZarrSource),
+    /// Each input chunk written into a Zarr store by the task that holds it; one element (the count
+    /// written) per block.
+    ZarrWrite(ZarrWrite),
 }
 
 /// What a layer's chunks hold, which decides who may read them.
@@ -212,6 +219,8 @@ impl Op {
             Op::Matmul(m) => m.output_meta(inputs),
             Op::MirrorUpper => matmul::mirror_meta(inputs),
             Op::MapBlocks(f) => f.output_meta(inputs, chosen),
+            Op::ZarrSource(z) => z.output_meta(inputs),
+            Op::ZarrWrite(z) => z.output_meta(inputs),
         }
     }
 
@@ -246,6 +255,8 @@ impl Op {
             Op::Matmul(_) => "matmul",
             Op::MirrorUpper => "mirror-upper",
             Op::MapBlocks(_) => "map-blocks",
+            Op::ZarrSource(_) => "from-zarr",
+            Op::ZarrWrite(_) => "to-zarr",
         }
     }
 
@@ -287,6 +298,8 @@ impl Op {
             }
             Op::Concatenate { axis } | Op::Stack { axis } => t.u64(*axis as u64),
             Op::MapBlocks(f) => t.u64(f.token()),
+            Op::ZarrSource(z) => z.tokenize(t),
+            Op::ZarrWrite(z) => z.tokenize(t),
         }
     }
 
@@ -307,7 +320,7 @@ impl Op {
     ) {
         match self {
             Op::Blockwise(p) => p.deps(block, out),
-            Op::FromArray(_) | Op::Npy(_) | Op::Materialized(_) => {}
+            Op::FromArray(_) | Op::Npy(_) | Op::Materialized(_) | Op::ZarrSource(_) => {}
             Op::ReduceCombine(c) => c.deps(inputs[0], block, out),
             Op::Transpose { perm } => structure::transpose_deps(perm, block, out),
             Op::Slice(s) => s.deps(block, out),
@@ -317,7 +330,7 @@ impl Op {
             Op::Stack { axis } => structure::stack_deps(*axis, block, out),
             Op::Matmul(m) => m.deps(block, out),
             Op::MirrorUpper => matmul::mirror_deps(block, out),
-            Op::MapBlocks(_) => out.push((0, block.iter().copied().collect())),
+            Op::MapBlocks(_) | Op::ZarrWrite(_) => out.push((0, block.iter().copied().collect())),
         }
     }
 
@@ -344,6 +357,8 @@ impl Op {
             Op::Matmul(m) => m.run(layer, block, deps)?,
             Op::MirrorUpper => return matmul::mirror_run(block, deps),
             Op::MapBlocks(f) => f.run(&layer.meta, block, deps)?,
+            Op::ZarrSource(z) => z.run(&layer.meta, block)?,
+            Op::ZarrWrite(z) => z.run(inputs[0], block, &deps[0])?,
         };
         Ok(Arc::new(value))
     }

@@ -133,6 +133,8 @@ const OP_NAMES: &[&str] = &[
     "matmul",
     "mirror-upper",
     "map-blocks",
+    "from-zarr",
+    "to-zarr",
 ];
 
 /// The engine's own `&'static str` for a layer name from the wire. [`LayerId::name`] is static, and
