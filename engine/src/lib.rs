@@ -50,13 +50,13 @@ pub use array::{
     compute_many_with_stats, concatenate, default_rng, from_array, from_npy, from_zarr,
     from_zarr_with, full, linspace, ones, stack, where_, zeros,
 };
-pub use io::zarr::{BloscCompressor, ZarrCodec, ZarrOptions, ZarrReadOptions, ZarrStore};
 #[cfg(feature = "distributed")]
 pub use client::{AsyncClient, Client, ClusterStatus, WorkerInfo};
 pub use data::{ArrayData, ChunkValue, Element};
 pub use error::{Error, Result};
 pub use exec::{CancelToken, ExecStats, LocalExecutor};
 pub use graph::{ChunkKey, Graph, LayerId};
+pub use io::zarr::{BloscCompressor, ZarrCodec, ZarrOptions, ZarrReadOptions, ZarrStore};
 pub use meta::{ChunkSpec, Chunks, DType, Scalar};
 pub use ndarray::s;
 pub use ops::{Op, Reduction};

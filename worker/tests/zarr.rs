@@ -63,7 +63,10 @@ fn workers_write_and_read_a_store_with_the_bytes_of_a_local_write() {
         y.to_zarr_on(&there, &opts, &client).unwrap();
         let (a, b) = (files(&here), files(&there));
         assert!(a.len() > 4, "{name}: {} files", a.len());
-        assert_eq!(a, b, "{name}: the cluster's store differs from the local one");
+        assert_eq!(
+            a, b,
+            "{name}: the cluster's store differs from the local one"
+        );
 
         // Read back on the cluster: the store's values, and expressions over them.
         let z = from_zarr(&there).unwrap();
@@ -82,7 +85,7 @@ fn workers_write_and_read_a_store_with_the_bytes_of_a_local_write() {
     // A region written by the cluster into an existing store.
     let there = dir.path().join("plain-cluster.zarr");
     let here = dir.path().join("plain-local.zarr");
-    let patch = tessera::ones(&[60, 75], [30, 25]).unwrap();
+    let patch = tessera::ones::<f64>(&[60, 75], [30, 25]).unwrap();
     let opts = ZarrOptions::new().region([30, 40]);
     patch.to_zarr(&here, &opts).unwrap();
     patch.to_zarr_on(&there, &opts, &client).unwrap();

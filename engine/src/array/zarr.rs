@@ -47,7 +47,7 @@ pub fn from_zarr(store: impl Into<ZarrStore>) -> Result<Array> {
 /// # let dir = tempfile::tempdir().unwrap();
 /// # let path = dir.path().join("x.zarr");
 /// use tessera::{ZarrOptions, ZarrReadOptions};
-/// let x = tessera::ones(&[8, 8], [2, 2])?;
+/// let x = tessera::ones::<f64>(&[8, 8], [2, 2])?;
 /// x.to_zarr(&path, &ZarrOptions::new().path("group/ones"))?;
 /// let y = tessera::from_zarr_with(&path, &ZarrReadOptions::new().path("group/ones").group([2, 4]))?;
 /// assert_eq!(y.numblocks(), vec![2, 1]);
@@ -86,7 +86,7 @@ impl Array {
     /// let back = tessera::from_zarr(&path)?.compute::<f64>()?;
     /// assert_eq!(back, x.compute::<f64>()?);
     /// // Overwrite one corner with zeros.
-    /// tessera::zeros(&[10, 10], [10, 10])?.to_zarr(&path, &ZarrOptions::new().region([90, 50]))?;
+    /// tessera::zeros::<f64>(&[10, 10], [10, 10])?.to_zarr(&path, &ZarrOptions::new().region([90, 50]))?;
     /// let corner = tessera::from_zarr(&path)?.compute::<f64>()?;
     /// assert_eq!(corner[[95, 55]], 0.0);
     /// assert_eq!(corner[[0, 0]], back[[0, 0]]);
@@ -149,7 +149,11 @@ impl Array {
             ));
         }
         let input = self.aligned_to(&array.grid, &region)?;
-        let write = Array::from_op(Op::ZarrWrite(ZarrWrite { array, region }), vec![input], None)?;
+        let write = Array::from_op(
+            Op::ZarrWrite(ZarrWrite { array, region }),
+            vec![input],
+            None,
+        )?;
         let counts = compute_many_on(&[&write], executor)?;
         let written: i64 = counts[0].clone().into_typed::<i64>()?.iter().sum();
         if written as usize != self.size() {

@@ -18,9 +18,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use ndarray::{ArrayD, IxDyn, Slice};
 use zarrs::array::codec::{BloscCodec, GzipCodec, ZstdCodec};
-use zarrs::array::data_type::{
-    BoolDataType, Float32DataType, Float64DataType, Int64DataType,
-};
+use zarrs::array::data_type::{BoolDataType, Float32DataType, Float64DataType, Int64DataType};
 use zarrs::array::{
     ArrayBuilder, ArrayMetadata, ArraySubset, BytesToBytesCodecTraits, DataType, ElementOwned,
     FillValueMetadata, data_type,
@@ -192,7 +190,10 @@ impl ZarrArrayRef {
     /// Reads the metadata of the array at node `path` of `store`.
     pub fn open(store: &ZarrStore, path: &str) -> Result<Self> {
         if !store.is_s3() && !Path::new(&store.0).is_dir() {
-            return Err(zarr_err(store, "no Zarr store there: the directory does not exist"));
+            return Err(zarr_err(
+                store,
+                "no Zarr store there: the directory does not exist",
+            ));
         }
         let storage = storage(store)?;
         let array = ZArray::open(storage, path).map_err(|e| {
@@ -215,9 +216,8 @@ impl ZarrArrayRef {
     /// The array described by `metadata` (JSON), without touching the store: what a graph received
     /// from another process carries.
     pub fn from_metadata(store: &ZarrStore, path: &str, metadata: &str) -> Result<Self> {
-        let parsed: ArrayMetadata = serde_json::from_str(metadata).map_err(|e| {
-            zarr_err(store, format!("array {path}: unreadable metadata: {e}"))
-        })?;
+        let parsed: ArrayMetadata = serde_json::from_str(metadata)
+            .map_err(|e| zarr_err(store, format!("array {path}: unreadable metadata: {e}")))?;
         let placeholder: ReadableWritableListableStorage =
             Arc::new(zarrs::storage::store::MemoryStore::new());
         let array = ZArray::new_with_metadata(placeholder, path, parsed)
@@ -225,7 +225,12 @@ impl ZarrArrayRef {
         Self::describe(store, path, metadata.into(), Arc::new(array))
     }
 
-    fn describe(store: &ZarrStore, path: &str, metadata: Arc<str>, array: Arc<ZArray>) -> Result<Self> {
+    fn describe(
+        store: &ZarrStore,
+        path: &str,
+        metadata: Arc<str>,
+        array: Arc<ZArray>,
+    ) -> Result<Self> {
         let at = |reason: String| zarr_err(store, format!("array {path}: {reason}"));
         let dtype = dtype_of(array.data_type()).map_err(at)?;
         let shape = array
@@ -319,12 +324,17 @@ impl ZarrArrayRef {
         if options.shards.is_some() {
             builder.subchunk_shape(inner);
         }
-        let array = builder.build(storage.clone(), path).map_err(|e| at(display_chain(&e)))?;
+        let array = builder
+            .build(storage.clone(), path)
+            .map_err(|e| at(display_chain(&e)))?;
         // Overwrite: remove the node's old chunks and metadata (v2 or v3) first.
         let prefix = node_prefix(path).map_err(at)?;
-        storage
-            .erase_prefix(&prefix)
-            .map_err(|e| at(format!("cannot clear the old contents: {}", display_chain(&e))))?;
+        storage.erase_prefix(&prefix).map_err(|e| {
+            at(format!(
+                "cannot clear the old contents: {}",
+                display_chain(&e)
+            ))
+        })?;
         array
             .store_metadata()
             .map_err(|e| at(format!("cannot write the metadata: {}", display_chain(&e))))?;
@@ -346,7 +356,13 @@ impl ZarrArrayRef {
         Ok(a)
     }
 
-    fn chunk_err(&self, array: &ZArray, idx: &[u64], what: &str, e: &dyn std::error::Error) -> Error {
+    fn chunk_err(
+        &self,
+        array: &ZArray,
+        idx: &[u64],
+        what: &str,
+        e: &dyn std::error::Error,
+    ) -> Error {
         zarr_err(
             &self.store,
             format!(
@@ -387,14 +403,18 @@ impl ZarrArrayRef {
                 .map_err(|e| self.chunk_err(&array, &idx, "chunk grid", &e))?
                 .start()
                 .to_vec();
-            let in_chunk = inter.relative_to(&start).expect("overlap lies in its chunk");
+            let in_chunk = inter
+                .relative_to(&start)
+                .expect("overlap lies in its chunk");
             let part: ArrayD<T> = array
                 .retrieve_chunk_subset(&idx, &in_chunk)
                 .map_err(|e| self.chunk_err(&array, &idx, "cannot read", &e))?;
             if inter.shape() == region.shape() {
                 return Ok(part);
             }
-            let dst = inter.relative_to(region.start()).expect("overlap lies in the region");
+            let dst = inter
+                .relative_to(region.start())
+                .expect("overlap lies in the region");
             out.slice_each_axis_mut(|ax| {
                 let i = ax.axis.index();
                 let s = dst.start()[i] as usize;
@@ -406,9 +426,16 @@ impl ZarrArrayRef {
     }
 
     /// The store chunks meeting `region`, with the part of the region in each.
-    fn chunks_in(&self, array: &ZArray, region: &ArraySubset) -> Result<Vec<(Vec<u64>, ArraySubset)>> {
+    fn chunks_in(
+        &self,
+        array: &ZArray,
+        region: &ArraySubset,
+    ) -> Result<Vec<(Vec<u64>, ArraySubset)>> {
         let at = |reason: String| {
-            zarr_err(&self.store, format!("array {}: region {region}: {reason}", self.path))
+            zarr_err(
+                &self.store,
+                format!("array {}: region {region}: {reason}", self.path),
+            )
         };
         let chunks = array
             .chunks_in_array_subset(region)
@@ -437,7 +464,11 @@ impl ZarrArrayRef {
         let bad_fill = || {
             zarr_err(
                 &self.store,
-                format!("array {}: its fill value has {} bytes", self.path, bytes.len()),
+                format!(
+                    "array {}: its fill value has {} bytes",
+                    self.path,
+                    bytes.len()
+                ),
             )
         };
         let word = |n: usize| bytes.get(..n).ok_or_else(bad_fill);
@@ -458,7 +489,13 @@ impl ZarrArrayRef {
         }
     }
 
-    fn write_typed<T>(&self, array: &ZArray, offset: &[usize], data: &ArrayD<T>, fill: T) -> Result<u64>
+    fn write_typed<T>(
+        &self,
+        array: &ZArray,
+        offset: &[usize],
+        data: &ArrayD<T>,
+        fill: T,
+    ) -> Result<u64>
     where
         T: zarrs::array::Element + Clone,
     {
@@ -467,7 +504,9 @@ impl ZarrArrayRef {
             return Ok(0);
         }
         for (idx, inter) in self.chunks_in(array, &region)? {
-            let src = inter.relative_to(region.start()).expect("overlap lies in the region");
+            let src = inter
+                .relative_to(region.start())
+                .expect("overlap lies in the region");
             let part = data.slice_each_axis(|ax| {
                 let i = ax.axis.index();
                 let s = src.start()[i] as usize;
@@ -491,7 +530,9 @@ impl ZarrArrayRef {
                     array.store_chunk(&idx, padded)
                 }
             } else {
-                let in_chunk = inter.relative_to(full.start()).expect("overlap lies in its chunk");
+                let in_chunk = inter
+                    .relative_to(full.start())
+                    .expect("overlap lies in its chunk");
                 array.store_chunk_subset(&idx, &in_chunk, part.as_standard_layout().into_owned())
             };
             result.map_err(|e| self.chunk_err(array, &idx, "cannot write", &e))?;
@@ -564,11 +605,16 @@ impl ZarrCodec {
                 if !(-7..=22).contains(&level) {
                     return Err(format!("zstd level {level} is outside -7..=22"));
                 }
-                vec![Arc::new(ZstdCodec::new(level.into(), false))]
+                let codec: Arc<dyn BytesToBytesCodecTraits> =
+                    Arc::new(ZstdCodec::new(level.into(), false));
+                vec![codec]
             }
-            ZarrCodec::Gzip { level } => vec![Arc::new(
-                GzipCodec::new(level).map_err(|e| format!("gzip level {level}: {e}"))?,
-            )],
+            ZarrCodec::Gzip { level } => {
+                let codec: Arc<dyn BytesToBytesCodecTraits> = Arc::new(
+                    GzipCodec::new(level).map_err(|e| format!("gzip level {level}: {e}"))?,
+                );
+                vec![codec]
+            }
             ZarrCodec::Blosc {
                 compressor,
                 level,
@@ -590,7 +636,8 @@ impl ZarrCodec {
                 };
                 let codec = BloscCodec::new(cname, clevel, None, mode, Some(dtype.size()))
                     .map_err(|e| format!("blosc: {e}"))?;
-                vec![Arc::new(codec)]
+                let codec: Arc<dyn BytesToBytesCodecTraits> = Arc::new(codec);
+                vec![codec]
             }
         })
     }

@@ -50,13 +50,13 @@ impl AsyncToSyncBlockOn for BlockOn {
 
 /// Opens `s3://bucket/prefix`.
 pub(crate) fn open(store: &ZarrStore) -> Result<ReadableWritableListableStorage> {
-    let rest = store
-        .as_str()
-        .strip_prefix("s3://")
-        .expect("an s3:// URL");
+    let rest = store.as_str().strip_prefix("s3://").expect("an s3:// URL");
     let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
     if bucket.is_empty() {
-        return Err(zarr_err(store, "the URL names no bucket (s3://bucket/prefix)"));
+        return Err(zarr_err(
+            store,
+            "the URL names no bucket (s3://bucket/prefix)",
+        ));
     }
     // reqwest's TLS takes the process's default provider: ring, as everywhere else in tessera. An
     // error only means one is installed already.
@@ -80,5 +80,8 @@ pub(crate) fn open(store: &ZarrStore) -> Result<ReadableWritableListableStorage>
         Arc::new(PrefixStore::new(s3, prefix.trim_matches('/')))
     };
     let async_store = Arc::new(AsyncObjectStore::new(inner));
-    Ok(Arc::new(AsyncToSyncStorageAdapter::new(async_store, BlockOn)))
+    Ok(Arc::new(AsyncToSyncStorageAdapter::new(
+        async_store,
+        BlockOn,
+    )))
 }

@@ -50,7 +50,10 @@ impl ZarrSource {
             ));
         }
         if self.group.contains(&0) {
-            return Err(format!("groups {:?} store chunks: a group cannot be empty", self.group));
+            return Err(format!(
+                "groups {:?} store chunks: a group cannot be empty",
+                self.group
+            ));
         }
         let sizes = a
             .grid

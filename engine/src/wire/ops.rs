@@ -11,12 +11,12 @@ use super::{
 };
 use crate::data::ChunkValue;
 use crate::error::{Error, Result};
+use crate::io::zarr::{ZarrArrayRef, ZarrStore};
 use crate::ops::structure::Piece;
 use crate::ops::{
     AxisSlice, Finalize, FromArray, Materialized, MatmulOp, NpySource, Op, ReduceCombine, SliceOp,
     ZarrSource, ZarrWrite,
 };
-use crate::io::zarr::{ZarrArrayRef, ZarrStore};
 
 // ---------------------------------------------------------------------------------------------
 // reductions and slices
@@ -497,7 +497,7 @@ mod tests {
         let path = dir.path().join("x.zarr");
         x().to_zarr(&path, &crate::ZarrOptions::new()).unwrap();
         let array = crate::io::zarr::ZarrArrayRef::open(&path.as_path().into(), "/").unwrap();
-        let part = crate::zeros(&[5, 4], [5, 4]).unwrap();
+        let part = crate::zeros::<f64>(&[5, 4], [5, 4]).unwrap();
         let w = Array::from_op(
             Op::ZarrWrite(crate::ops::ZarrWrite {
                 array,
