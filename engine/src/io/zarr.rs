@@ -189,6 +189,7 @@ fn zarr_data_type(dtype: DType) -> DataType {
 impl ZarrArrayRef {
     /// Reads the metadata of the array at node `path` of `store`.
     pub fn open(store: &ZarrStore, path: &str) -> Result<Self> {
+        let path = &node_path(path);
         if !store.is_s3() && !Path::new(&store.0).is_dir() {
             return Err(zarr_err(
                 store,
@@ -216,6 +217,7 @@ impl ZarrArrayRef {
     /// The array described by `metadata` (JSON), without touching the store: what a graph received
     /// from another process carries.
     pub fn from_metadata(store: &ZarrStore, path: &str, metadata: &str) -> Result<Self> {
+        let path = &node_path(path);
         let parsed: ArrayMetadata = serde_json::from_str(metadata)
             .map_err(|e| zarr_err(store, format!("array {path}: unreadable metadata: {e}")))?;
         let placeholder: ReadableWritableListableStorage =
@@ -278,6 +280,7 @@ impl ZarrArrayRef {
         chunks: &[usize],
         options: &ZarrOptions,
     ) -> Result<Self> {
+        let path = &node_path(path);
         let at = |reason: String| zarr_err(store, format!("array {path}: {reason}"));
         if !store.is_s3() {
             std::fs::create_dir_all(&store.0).map_err(|e| {
@@ -538,6 +541,15 @@ impl ZarrArrayRef {
             result.map_err(|e| self.chunk_err(array, &idx, "cannot write", &e))?;
         }
         Ok(data.len() as u64)
+    }
+}
+
+/// A node path as zarrs takes it: absolute (`group/x` is `/group/x`).
+fn node_path(path: &str) -> String {
+    if path.starts_with('/') {
+        path.to_string()
+    } else {
+        format!("/{path}")
     }
 }
 
