@@ -48,6 +48,10 @@ pub enum Error {
     },
     #[error("{path}: not a readable .npy file: {reason}")]
     Npy { path: PathBuf, reason: String },
+    /// A Zarr store could not be opened, read or written: `store` is its path or URL, `reason` names
+    /// the array, the chunk (indices and store key) and the cause.
+    #[error("Zarr store {store}: {reason}")]
+    Zarr { store: String, reason: String },
     #[error(
         "map_blocks runs a Rust closure, which cannot leave this process: compute {key} with the local executor"
     )]

@@ -22,7 +22,7 @@
 //! - [`optimize`]: blockwise fusion.
 //! - [`kernels`]: per-chunk compute (program evaluator, elementwise, reductions, random numbers).
 //! - [`exec`]: the local executor, and cancellation ([`CancelToken`], checkpoints in kernels).
-//! - [`io`]: `.npy` files.
+//! - [`io`]: `.npy` files and Zarr stores.
 //! - `wire` (feature `distributed`, on by default): conversions between the engine's graphs and chunks
 //!   and the protobuf messages of `tessera-proto`.
 //! - `client` (feature `distributed`): [`Client`] and [`AsyncClient`], the distributed executor's
@@ -48,7 +48,7 @@ pub use array::from_array_data;
 pub use array::{
     Array, Executor, Generator, ReduceOptions, TaskCounts, arange, compute_many, compute_many_on,
     compute_many_with_stats, concatenate, default_rng, from_array, from_npy, full, linspace, ones,
-    stack, ufunc, where_, zeros,
+    stack, ufunc, where_, zeros, from_zarr, from_zarr_with,
 };
 pub use array::{
     Operand, PadMode, Sections, array_split, atleast_1d, atleast_2d, atleast_3d, broadcast_arrays,
@@ -60,6 +60,7 @@ pub use data::{ArrayData, ChunkValue, Element};
 pub use error::{Error, Result};
 pub use exec::{CancelToken, ExecStats, LocalExecutor};
 pub use graph::{ChunkKey, Graph, LayerId};
+pub use io::zarr::{BloscCompressor, ZarrCodec, ZarrOptions, ZarrReadOptions, ZarrStore};
 pub use meta::{ChunkSpec, Chunks, DType, Scalar};
 pub use ndarray::s;
 pub use ops::{Op, Reduction};

@@ -1,5 +1,5 @@
 //! The user-facing [`Array`]: a lazy chunked n-d array. Building expressions only records layers;
-//! [`Array::compute`] (or [`compute_many`], [`Array::persist`], [`Array::to_npy`]) optimizes the graph,
+//! [`Array::compute`] (or [`compute_many`], [`Array::persist`], [`Array::to_npy`], [`Array::to_zarr`]) optimizes the graph,
 //! expands it into chunk tasks and runs them on an [`Executor`] — the local rayon executor unless told
 //! otherwise.
 
@@ -10,6 +10,7 @@ mod manipulation;
 mod reduction;
 mod statistics;
 mod structure;
+mod zarr;
 
 pub use creation::{
     Generator, arange, default_rng, from_array, from_array_data, from_npy, full, linspace, ones,
@@ -22,6 +23,7 @@ pub use manipulation::{
 };
 pub use reduction::ReduceOptions;
 pub use structure::{concatenate, stack};
+pub use zarr::{from_zarr, from_zarr_with};
 
 use std::fmt;
 use std::path::Path;

@@ -18,6 +18,7 @@ pub mod reduce;
 pub mod scan;
 pub mod source;
 pub mod structure;
+pub mod zarr;
 
 use std::sync::Arc;
 
@@ -36,6 +37,7 @@ pub use reduce::{Finalize, ReduceCombine, ReduceSink, Reduction};
 pub use scan::{ScanFn, ScanOp};
 pub use source::{FromArray, Materialized, NpySource};
 pub use structure::{AxisSlice, SliceOp};
+pub use zarr::{ZarrSource, ZarrWrite};
 
 /// What a layer does.
 #[derive(Clone, Debug)]
@@ -74,6 +76,11 @@ pub enum Op {
     Scan(ScanOp),
     /// Quantiles or the median along one axis that is one chunk.
     Quantile(QuantileOp),
+    /// Chunks read from a Zarr store, one store chunk (or group of them) per block.
+    ZarrSource(ZarrSource),
+    /// Each input chunk written into a Zarr store by the task that holds it; one element (the count
+    /// written) per block.
+    ZarrWrite(ZarrWrite),
 }
 
 /// What a layer's chunks hold, which decides who may read them.
@@ -222,6 +229,8 @@ impl Op {
             Op::MapBlocks(f) => f.output_meta(inputs, chosen),
             Op::Scan(sc) => sc.output_meta(inputs),
             Op::Quantile(q) => q.output_meta(inputs),
+            Op::ZarrSource(z) => z.output_meta(inputs),
+            Op::ZarrWrite(z) => z.output_meta(inputs),
         }
     }
 
@@ -258,6 +267,8 @@ impl Op {
             Op::MapBlocks(_) => "map-blocks",
             Op::Scan(sc) => sc.func.name(),
             Op::Quantile(q) => q.name(),
+            Op::ZarrSource(_) => "from-zarr",
+            Op::ZarrWrite(_) => "to-zarr",
         }
     }
 
@@ -311,6 +322,8 @@ impl Op {
                 t.u64(q.skip_nan as u64);
                 t.u64(q.median as u64);
             }
+            Op::ZarrSource(z) => z.tokenize(t),
+            Op::ZarrWrite(z) => z.tokenize(t),
         }
     }
 
@@ -331,7 +344,7 @@ impl Op {
     ) {
         match self {
             Op::Blockwise(p) => p.deps(block, out),
-            Op::FromArray(_) | Op::Npy(_) | Op::Materialized(_) => {}
+            Op::FromArray(_) | Op::Npy(_) | Op::Materialized(_) | Op::ZarrSource(_) => {}
             Op::ReduceCombine(c) => c.deps(inputs[0], block, out),
             Op::Transpose { perm } => structure::transpose_deps(perm, block, out),
             Op::Slice(s) => s.deps(block, out),
@@ -344,6 +357,7 @@ impl Op {
             Op::MapBlocks(_) => out.push((0, block.iter().copied().collect())),
             Op::Scan(sc) => sc.deps(block, out),
             Op::Quantile(_) => out.push((0, block.iter().copied().collect())),
+            Op::ZarrWrite(_) => out.push((0, block.iter().copied().collect())),
         }
     }
 
@@ -372,6 +386,8 @@ impl Op {
             Op::MapBlocks(f) => f.run(&layer.meta, block, deps)?,
             Op::Scan(sc) => sc.run(deps)?,
             Op::Quantile(q) => q.run(deps)?,
+            Op::ZarrSource(z) => z.run(&layer.meta, block)?,
+            Op::ZarrWrite(z) => z.run(inputs[0], block, &deps[0])?,
         };
         Ok(Arc::new(value))
     }

@@ -137,6 +137,8 @@ const OP_NAMES: &[&str] = &[
     "nanmedian",
     "quantile",
     "nanquantile",
+    "from-zarr",
+    "to-zarr",
 ];
 
 /// The engine's own `&'static str` for a layer name from the wire. [`LayerId::name`] is static, and

@@ -11,10 +11,11 @@ use super::{
 };
 use crate::data::ChunkValue;
 use crate::error::{Error, Result};
+use crate::io::zarr::{ZarrArrayRef, ZarrStore};
 use crate::ops::structure::Piece;
 use crate::ops::{
     AxisSlice, Finalize, FromArray, Materialized, MatmulOp, NpySource, Op, QuantileOp,
-    ReduceCombine, ScanFn, ScanOp, SliceOp,
+    ReduceCombine, ScanFn, ScanOp, SliceOp, ZarrSource, ZarrWrite,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -262,6 +263,66 @@ impl TryFrom<pb::Materialized> for Materialized {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Zarr stores
+
+impl From<&ZarrArrayRef> for pb::ZarrArray {
+    fn from(a: &ZarrArrayRef) -> Self {
+        pb::ZarrArray {
+            store: a.store.as_str().to_string(),
+            path: a.path.clone(),
+            metadata: a.metadata.to_string(),
+        }
+    }
+}
+
+impl TryFrom<pb::ZarrArray> for ZarrArrayRef {
+    type Error = Error;
+    /// Decodes the metadata the sender read; the store itself is opened only when a task runs, so the
+    /// scheduler never touches it.
+    fn try_from(a: pb::ZarrArray) -> Result<Self> {
+        ZarrArrayRef::from_metadata(&ZarrStore::from(a.store), &a.path, &a.metadata)
+    }
+}
+
+impl From<&ZarrSource> for pb::ZarrSource {
+    fn from(z: &ZarrSource) -> Self {
+        pb::ZarrSource {
+            array: Some((&z.array).into()),
+            group: u64s(&z.group),
+        }
+    }
+}
+
+impl TryFrom<pb::ZarrSource> for ZarrSource {
+    type Error = Error;
+    fn try_from(z: pb::ZarrSource) -> Result<Self> {
+        Ok(ZarrSource {
+            array: required(z.array, "zarr source array")?.try_into()?,
+            group: usizes_of(&z.group, "zarr chunk group")?,
+        })
+    }
+}
+
+impl From<&ZarrWrite> for pb::ZarrWrite {
+    fn from(z: &ZarrWrite) -> Self {
+        pb::ZarrWrite {
+            array: Some((&z.array).into()),
+            region: u64s(&z.region),
+        }
+    }
+}
+
+impl TryFrom<pb::ZarrWrite> for ZarrWrite {
+    type Error = Error;
+    fn try_from(z: pb::ZarrWrite) -> Result<Self> {
+        Ok(ZarrWrite {
+            array: required(z.array, "zarr write array")?.try_into()?,
+            region: usizes_of(&z.region, "zarr region offset")?,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // ops, layers, graphs
 
 impl TryFrom<&Op> for pb::Op {
@@ -302,6 +363,8 @@ impl TryFrom<&Op> for pb::Op {
                 skip_nan: q.skip_nan,
                 median: q.median,
             }),
+            Op::ZarrSource(z) => W::ZarrSource(z.into()),
+            Op::ZarrWrite(z) => W::ZarrWrite(z.into()),
             Op::MapBlocks(f) => {
                 return Err(Error::NotSerializable {
                     key: format!("map-blocks closure {:#x}", f.token()),
@@ -354,6 +417,8 @@ impl TryFrom<pb::Op> for Op {
                 skip_nan: q.skip_nan,
                 median: q.median,
             }),
+            W::ZarrSource(z) => Op::ZarrSource(z.try_into()?),
+            W::ZarrWrite(z) => Op::ZarrWrite(z.try_into()?),
         })
     }
 }
@@ -396,6 +461,8 @@ mod tests {
             Op::Scan(_) => "op_scan",
             Op::Quantile(_) => "op_quantile",
             Op::MapBlocks(_) => "op_map_blocks_is_not_serializable",
+            Op::ZarrSource(_) => "op_zarr_source",
+            Op::ZarrWrite(_) => "op_zarr_write",
         }
     }
 
@@ -436,6 +503,34 @@ mod tests {
         x().to_npy(&path).unwrap();
         let a = from_npy(&path, [4, 4]).unwrap();
         assert_round_trip(&top_op(&a, "op_npy"));
+    }
+
+    #[test]
+    fn op_zarr_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.zarr");
+        x().to_zarr(&path, &crate::ZarrOptions::new()).unwrap();
+        let a = crate::from_zarr_with(&path, &crate::ZarrReadOptions::new().group([2, 1])).unwrap();
+        assert_round_trip(&top_op(&a, "op_zarr_source"));
+    }
+
+    #[test]
+    fn op_zarr_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.zarr");
+        x().to_zarr(&path, &crate::ZarrOptions::new()).unwrap();
+        let array = crate::io::zarr::ZarrArrayRef::open(&path.as_path().into(), "/").unwrap();
+        let part = crate::zeros::<f64>(&[5, 4], [5, 4]).unwrap();
+        let w = Array::from_op(
+            Op::ZarrWrite(crate::ops::ZarrWrite {
+                array,
+                region: vec![5, 4],
+            }),
+            vec![part],
+            None,
+        )
+        .unwrap();
+        assert_round_trip(&top_op(&w, "op_zarr_write"));
     }
 
     #[test]
