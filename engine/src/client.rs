@@ -635,7 +635,7 @@ impl AsyncClient {
                 drop(tx);
                 return Ok(ExecStats {
                     tasks: tasks_run as usize,
-                    peak_bytes: 0,
+                    ..ExecStats::default()
                 });
             }
             tokio::select! {
