@@ -69,7 +69,7 @@ impl Drop for SpillDir {
 
 fn io(path: &Path, source: std::io::Error) -> Error {
     Error::Io {
-        path: path.display().to_string(),
+        path: path.to_path_buf(),
         source,
     }
 }
@@ -147,7 +147,7 @@ pub(crate) fn read(path: &Path) -> Result<ChunkValue> {
 
 fn read_file(path: &Path) -> Result<ChunkValue> {
     let bad = |what: &str| Error::Io {
-        path: path.display().to_string(),
+        path: path.to_path_buf(),
         source: std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string()),
     };
     let f = fs::File::open(path).map_err(|e| io(path, e))?;

@@ -305,7 +305,7 @@ pub fn rechunk_task_bytes(src: &Chunks, dst: &Chunks, itemsize: usize) -> usize 
             .axis(axis)
             .iter()
             .enumerate()
-            .filter(|(_, &len)| len > 0)
+            .filter(|&(_, &len)| len > 0)
             .map(|(b, &len)| {
                 let r = src.blocks_in(axis, offs[b], offs[b] + len);
                 src_offs[r.end] - src_offs[r.start]
