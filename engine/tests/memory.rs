@@ -32,7 +32,13 @@ fn standalone_sources(a: &Array) -> usize {
         .filter(|l| matches!(&l.op, tessera::Op::Blockwise(p) if p.reduce.is_none()))
         .filter(|l| l.inputs.is_empty())
         .filter(|l| !g.outputs().contains(&l.id))
-        .filter(|l| g.layers().iter().filter(|c| c.inputs.contains(&l.id)).count() > 0)
+        .filter(|l| {
+            g.layers()
+                .iter()
+                .filter(|c| c.inputs.contains(&l.id))
+                .count()
+                > 0
+        })
         .count()
 }
 
@@ -47,11 +53,7 @@ fn the_anomaly_regenerates_its_source_instead_of_holding_it() {
     let ex = LocalExecutor::with_threads(2).unwrap();
     let (got, stats) = scalar(&y, &ex);
 
-    let xv: Array2<f64> = x
-        .compute::<f64>()
-        .unwrap()
-        .into_dimensionality()
-        .unwrap();
+    let xv: Array2<f64> = x.compute::<f64>().unwrap().into_dimensionality().unwrap();
     let d = &xv - &xv.mean_axis(Axis(0)).unwrap();
     let want = std_all(&d);
     assert!((got - want).abs() <= 1e-10 * want, "{got} vs {want}");
@@ -71,11 +73,7 @@ fn the_standardized_anomaly_holds_a_few_chunks_not_a_column() {
     let ex = LocalExecutor::with_threads(2).unwrap();
     let (got, stats) = scalar(&y, &ex);
 
-    let xv: Array2<f64> = x
-        .compute::<f64>()
-        .unwrap()
-        .into_dimensionality()
-        .unwrap();
+    let xv: Array2<f64> = x.compute::<f64>().unwrap().into_dimensionality().unwrap();
     let m = xv.mean_axis(Axis(0)).unwrap();
     let s = xv.std_axis(Axis(0), 0.0);
     let z = (&xv - &m) / &s;
@@ -90,12 +88,24 @@ fn the_standardized_anomaly_holds_a_few_chunks_not_a_column() {
 #[test]
 fn an_expensive_or_small_source_is_held_not_regenerated() {
     // Small: 40 MB in all, cheaper to hold.
-    let x = default_rng(9).standard_normal(&[2000, 2500], [500, 500]).unwrap();
+    let x = default_rng(9)
+        .standard_normal(&[2000, 2500], [500, 500])
+        .unwrap();
     let y = (&x - x.mean_axis(0).unwrap()).unwrap().std(0.0).unwrap();
     assert_eq!(standalone_sources(&y), 1);
     // Expensive: four transcendental functions per element cost more than a spill round trip.
-    let x = default_rng(9).standard_normal(&[3000, 3000], [500, 500]).unwrap();
-    let e = x.sin().unwrap().exp().unwrap().cos().unwrap().tanh().unwrap();
+    let x = default_rng(9)
+        .standard_normal(&[3000, 3000], [500, 500])
+        .unwrap();
+    let e = x
+        .sin()
+        .unwrap()
+        .exp()
+        .unwrap()
+        .cos()
+        .unwrap()
+        .tanh()
+        .unwrap();
     let y = (&e - e.mean_axis(0).unwrap()).unwrap().std(0.0).unwrap();
     assert_eq!(standalone_sources(&y), 1);
     let (got, _) = scalar(&y, &LocalExecutor::with_threads(2).unwrap());
@@ -106,7 +116,9 @@ fn an_expensive_or_small_source_is_held_not_regenerated() {
 
 fn data_of_every_dtype() -> Vec<ArrayData> {
     let n = 96 * 80;
-    let f: Vec<f64> = (0..n).map(|i| ((i * 7919) % 1000) as f64 / 7.0 - 60.0).collect();
+    let f: Vec<f64> = (0..n)
+        .map(|i| ((i * 7919) % 1000) as f64 / 7.0 - 60.0)
+        .collect();
     let shape = IxDyn(&[96, 80]);
     vec![
         ArrayData::F64(ArrayD::from_shape_vec(shape.clone(), f.clone()).unwrap()),
@@ -201,7 +213,13 @@ fn a_task_that_cannot_fit_is_an_error_naming_layer_shape_bytes_and_limit() {
     let e = y.compute_on(&ex).unwrap_err();
     assert!(matches!(e, Error::LimitExceeded { .. }), "{e:?}");
     let m = e.to_string();
-    for part in ["[1000, 1000]", "8000000", "1048576", "rechunk", "TESSERA_MEMORY_LIMIT"] {
+    for part in [
+        "[1000, 1000]",
+        "8000000",
+        "1048576",
+        "rechunk",
+        "TESSERA_MEMORY_LIMIT",
+    ] {
         assert!(m.contains(part), "{part} missing in: {m}");
     }
 }
@@ -290,9 +308,7 @@ fn child_hold_then_reduce() {
 fn held_data_four_times_the_limit_completes_within_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("x.npy");
-    let x = default_rng(11)
-        .random(&[SIDE, SIDE], [BAND, SIDE])
-        .unwrap();
+    let x = default_rng(11).random(&[SIDE, SIDE], [BAND, SIDE]).unwrap();
     x.to_npy(&path).unwrap();
 
     // The oracle, streaming the file: column maxima, then the least x - max.
@@ -325,7 +341,14 @@ fn held_data_four_times_the_limit_completes_within_it() {
     }
 
     let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", "child_hold_then_reduce", "--nocapture", "--test-threads", "1"])
+        .args([
+            "--ignored",
+            "--exact",
+            "child_hold_then_reduce",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
         .env(CHILD_ENV, &path)
         .output()
         .unwrap();
@@ -339,10 +362,7 @@ fn held_data_four_times_the_limit_completes_within_it() {
         .lines()
         .find_map(|l| l.split_once("RESULT ").map(|(_, r)| r))
         .unwrap_or_else(|| panic!("no result line in {stdout}"));
-    let f: Vec<u64> = line
-        .split(' ')
-        .map(|p| p.parse().unwrap())
-        .collect();
+    let f: Vec<u64> = line.split(' ').map(|p| p.parse().unwrap()).collect();
     let (got, hwm_kib, spilled) = (f64::from_bits(f[0]), f[1] as usize, f[2]);
     assert_eq!(got, want);
     assert!(spilled > 0, "{line}");
@@ -353,4 +373,3 @@ fn held_data_four_times_the_limit_completes_within_it() {
         LIMIT >> 20
     );
 }
-

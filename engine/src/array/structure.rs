@@ -24,10 +24,7 @@ impl Array {
     /// A task reads and writes at most `TESSERA_RECHUNK_TASK_BYTES` (256 MiB by default) where it
     /// can: see [`Array::rechunk_with`].
     pub fn rechunk(&self, chunks: impl Into<ChunkSpec>) -> Result<Array> {
-        self.rechunk_with(
-            chunks,
-            crate::ops::structure::default_rechunk_task_bytes()?,
-        )
+        self.rechunk_with(chunks, crate::ops::structure::default_rechunk_task_bytes()?)
     }
 
     /// [`Array::rechunk`] whose tasks each read and write at most `max_task_bytes` where the source

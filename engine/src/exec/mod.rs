@@ -12,7 +12,9 @@ mod spill;
 
 pub use cancel::CancelToken;
 pub use local::{ExecStats, LocalExecutor, panic_message};
-pub use memory::{MEMORY_LIMIT_ENV, TARGET_FRACTION, default_memory_limit, parse_bytes, physical_memory};
+pub use memory::{
+    MEMORY_LIMIT_ENV, TARGET_FRACTION, default_memory_limit, parse_bytes, physical_memory,
+};
 
 use std::sync::Arc;
 

@@ -159,7 +159,8 @@ fn read_file(path: &Path) -> Result<ChunkValue> {
     }
     let (code, ndim) = (head[4], head[5] as usize);
     let mut dims = vec![0u8; 8 * ndim];
-    r.read_exact(&mut dims).map_err(|_| bad("truncated shape"))?;
+    r.read_exact(&mut dims)
+        .map_err(|_| bad("truncated shape"))?;
     let shape: Vec<usize> = dims
         .chunks_exact(8)
         .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")) as usize)
@@ -228,10 +229,27 @@ mod tests {
     fn every_dtype_round_trips_bit_for_bit() {
         let mut dir = SpillDir::new(None);
         let values = [
-            ArrayData::Bool(ArrayD::from_shape_vec(IxDyn(&[2, 3]), vec![true, false, true, true, false, false]).unwrap()),
-            ArrayData::I64(ArrayD::from_shape_vec(IxDyn(&[3]), vec![i64::MIN, -1, i64::MAX]).unwrap()),
-            ArrayData::F32(ArrayD::from_shape_vec(IxDyn(&[2, 2]), vec![f32::NAN, -0.0, f32::INFINITY, 1.5e-40]).unwrap()),
-            ArrayData::F64(ArrayD::from_shape_vec(IxDyn(&[1, 2, 2]), vec![f64::NAN, -0.0, f64::NEG_INFINITY, 5e-324]).unwrap()),
+            ArrayData::Bool(
+                ArrayD::from_shape_vec(IxDyn(&[2, 3]), vec![true, false, true, true, false, false])
+                    .unwrap(),
+            ),
+            ArrayData::I64(
+                ArrayD::from_shape_vec(IxDyn(&[3]), vec![i64::MIN, -1, i64::MAX]).unwrap(),
+            ),
+            ArrayData::F32(
+                ArrayD::from_shape_vec(
+                    IxDyn(&[2, 2]),
+                    vec![f32::NAN, -0.0, f32::INFINITY, 1.5e-40],
+                )
+                .unwrap(),
+            ),
+            ArrayData::F64(
+                ArrayD::from_shape_vec(
+                    IxDyn(&[1, 2, 2]),
+                    vec![f64::NAN, -0.0, f64::NEG_INFINITY, 5e-324],
+                )
+                .unwrap(),
+            ),
             ArrayData::F64(ArrayD::from_shape_vec(IxDyn(&[0, 4]), vec![]).unwrap()),
             ArrayData::I64(ArrayD::from_shape_vec(IxDyn(&[]), vec![7]).unwrap()),
         ];
