@@ -410,7 +410,7 @@ impl LocalExecutor {
             loop {
                 let id = {
                     let mut s = state.lock().expect("executor state");
-                    let id = loop {
+                    loop {
                         if s.error.is_some() || s.done == n {
                             return;
                         }
@@ -431,8 +431,7 @@ impl LocalExecutor {
                             }
                         }
                         s = wake.wait(s).expect("executor state");
-                    };
-                    id
+                    }
                 };
                 let task = &tg.tasks[id as usize];
                 let layer = &layers[task.layer as usize];

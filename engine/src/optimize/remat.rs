@@ -88,8 +88,8 @@ pub fn rematerialize(graph: Graph) -> Graph {
             }
         }
         let mut readers_left = 0;
-        for c in p + 1..layers.len() {
-            let consumer = layers[c].clone();
+        for slot_c in layers[p + 1..].iter_mut() {
+            let consumer = slot_c.clone();
             let Some(slot) = consumer.inputs.iter().position(|i| *i == source.id) else {
                 continue;
             };
@@ -102,7 +102,7 @@ pub fn rematerialize(graph: Graph) -> Graph {
                 _ => None,
             };
             match fused {
-                Some(f) => layers[c] = Arc::new(f),
+                Some(f) => *slot_c = Arc::new(f),
                 None => readers_left += 1,
             }
         }
