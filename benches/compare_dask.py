@@ -4,8 +4,8 @@
 Every figure this prints is a ratio of timings taken in the same run on the same machine, so it means
 something on a shared, noisy machine where absolute times do not.
 
-For each workload (headline, per_task, matmul, xxt_mean, mean_40000; defined in
-benches/src/lib.rs, mirrored in DASK_CHILD below):
+For each workload (headline, per_task, matmul, xxt_mean, mean_40000, anomaly_std, anomaly_zscore,
+rechunk_rows_cols; defined in benches/src/lib.rs, mirrored in DASK_WORKLOADS below):
 
 * ours: runs target/release/examples/workloads --workload W --threads T --repeat N (built first with
   `cargo build --release -p tessera-examples --example workloads` unless --no-build) and keeps the
@@ -15,7 +15,7 @@ benches/src/lib.rs, mirrored in DASK_CHILD below):
   best of N;
 * numpy (headline and matmul): the same job on the whole array in one numpy process, best of N
   (numpy's matmul uses its BLAS's own threads);
-* peak RSS of whole processes (headline and mean_40000, one repetition in a fresh process, ours and
+* peak RSS of whole processes (headline, mean_40000, the anomalies and the rechunk, one repetition in a fresh process, ours and
   dask; numpy too for headline): with /usr/bin/time -v when present, else the child's rusage
   (os.wait4, i.e. getrusage of that one child), which on Linux never reads below this script's own
   RSS (~15 MiB): the high-water mark survives the fork and exec that start the child.
@@ -55,9 +55,10 @@ import threading
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-WORKLOADS = ["headline", "per_task", "matmul", "xxt_mean", "mean_40000"]
+WORKLOADS = ["headline", "per_task", "matmul", "xxt_mean", "mean_40000", "anomaly_std",
+             "anomaly_zscore", "rechunk_rows_cols"]
 NUMPY_WORKLOADS = {"headline", "matmul"}
-RSS_WORKLOADS = {"headline", "mean_40000"}
+RSS_WORKLOADS = {"headline", "mean_40000", "anomaly_std", "anomaly_zscore", "rechunk_rows_cols"}
 GNU_TIME = "/usr/bin/time"
 MISSING_EXIT = 3  # exit status of a child that could not import dask or numpy
 
@@ -78,6 +79,15 @@ def dask_workload(name):
         return (x + x.T).mean(axis=0)
     if name == "mean_40000":
         return rng.random((40000, 40000), chunks=(4000, 4000)).mean()
+    if name == "anomaly_std":
+        x = rng.standard_normal((20000, 20000), chunks=(2000, 2000))
+        return (x - x.mean(axis=0)).std()
+    if name == "anomaly_zscore":
+        x = rng.standard_normal((20000, 20000), chunks=(2000, 2000))
+        return ((x - x.mean(axis=0)) / x.std(axis=0)).std()
+    if name == "rechunk_rows_cols":
+        x = rng.random((10000, 10000), chunks=(1000, 10000))
+        return x.rechunk((10000, 1000)).max(axis=0)
     raise SystemExit("unknown workload " + name)
 """
 

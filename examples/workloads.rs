@@ -15,7 +15,8 @@
 //! With `--scheduler` the workload runs on that cluster (`threads` then reports the cluster's worker
 //! threads); `benches/compare_distributed.py` drives that.
 //!
-//! Workloads: `headline`, `per_task`, `matmul`, `xxt_mean`, `mean_40000`.
+//! Workloads: `headline`, `per_task`, `matmul`, `xxt_mean`, `mean_40000`, `anomaly_std`,
+//! `anomaly_zscore`, `rechunk_rows_cols`.
 
 use std::process::ExitCode;
 

@@ -9,7 +9,8 @@
 //! python3 benches/compare_dask.py --python /tmp/daskenv/bin/python --repeat 3
 //! ```
 //!
-//! Every workload draws its input from `default_rng(42).random(..)` (uniform float64 in [0, 1)), so
+//! Every workload draws its input from `default_rng(42).random(..)` (uniform float64 in [0, 1); the
+//! anomaly workloads from `standard_normal(..)`), so
 //! a timing covers building the graph, optimizing it and running every task, as `x.compute()` does in
 //! dask. The dask side of `compare_dask.py` mirrors the definitions here: change both together.
 
@@ -36,16 +37,28 @@ pub enum Workload {
     /// Mean of a 40000×40000 random array in 4000×4000 chunks (100 chunks of 128 MB, 12.8 GB if
     /// stored).
     Mean40000,
+    /// The climatology anomaly's spread, `(x - x.mean(axis=0)).std()`, for x a 20000×20000
+    /// standard-normal array in 2000×2000 chunks (400 chunks of 32 MB, 3.2 GB if stored): x is read
+    /// in two passes, the column means and then the deviations from them.
+    AnomalyStd,
+    /// The standardized anomaly's spread, `((x - x.mean(axis=0)) / x.std(axis=0)).std()`, same x.
+    AnomalyZscore,
+    /// Row bands to column bands: x 10000×10000 uniform in 1000×10000 chunks rechunked to
+    /// 10000×1000, then `max(axis=0)` (every target chunk overlaps every source chunk).
+    RechunkRowsCols,
 }
 
 impl Workload {
     /// Every workload, in the order reports list them.
-    pub const ALL: [Workload; 5] = [
+    pub const ALL: [Workload; 8] = [
         Workload::Headline,
         Workload::PerTask,
         Workload::Matmul,
         Workload::XxtMean,
         Workload::Mean40000,
+        Workload::AnomalyStd,
+        Workload::AnomalyZscore,
+        Workload::RechunkRowsCols,
     ];
 
     /// The name on the command line and in JSON output.
@@ -56,6 +69,9 @@ impl Workload {
             Workload::Matmul => "matmul",
             Workload::XxtMean => "xxt_mean",
             Workload::Mean40000 => "mean_40000",
+            Workload::AnomalyStd => "anomaly_std",
+            Workload::AnomalyZscore => "anomaly_zscore",
+            Workload::RechunkRowsCols => "rechunk_rows_cols",
         }
     }
 
@@ -69,6 +85,8 @@ impl Workload {
         match self {
             Workload::PerTask => 10_000,
             Workload::Headline | Workload::Matmul | Workload::XxtMean | Workload::Mean40000 => 100,
+            Workload::AnomalyStd | Workload::AnomalyZscore => 400,
+            Workload::RechunkRowsCols => 10,
         }
     }
 
@@ -88,6 +106,18 @@ impl Workload {
                 (&x + x.t())?.mean_axis(0)
             }
             Workload::Mean40000 => rng.random(&[40_000, 40_000], [4000, 4000])?.mean(),
+            Workload::AnomalyStd => {
+                let x = rng.standard_normal(&[20_000, 20_000], [2000, 2000])?;
+                (&x - x.mean_axis(0)?)?.std(0.0)
+            }
+            Workload::AnomalyZscore => {
+                let x = rng.standard_normal(&[20_000, 20_000], [2000, 2000])?;
+                ((&x - x.mean_axis(0)?)? / x.std_axis(0, 0.0)?)?.std(0.0)
+            }
+            Workload::RechunkRowsCols => rng
+                .random(&[10_000, 10_000], [1000, 10_000])?
+                .rechunk([10_000, 1000])?
+                .max_axis(0),
         }
     }
 
@@ -192,7 +222,16 @@ mod tests {
             .collect();
         assert_eq!(
             shapes,
-            vec![vec![], vec![], vec![2000, 2000], vec![10_000], vec![]]
+            vec![
+                vec![],
+                vec![],
+                vec![2000, 2000],
+                vec![10_000],
+                vec![],
+                vec![],
+                vec![],
+                vec![10_000]
+            ]
         );
     }
 

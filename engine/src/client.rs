@@ -656,7 +656,7 @@ impl AsyncClient {
                 drop(tx);
                 return Ok(ExecStats {
                     tasks: tasks_run as usize,
-                    peak_bytes: 0,
+                    ..ExecStats::default()
                 });
             }
             tokio::select! {

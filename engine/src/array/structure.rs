@@ -20,19 +20,56 @@ impl Array {
     /// let x = tessera::ones::<f32>(&[10, 10], [5, 5]).unwrap().rechunk([10, 2]).unwrap();
     /// assert_eq!(x.numblocks(), vec![1, 5]);
     /// ```
+    ///
+    /// A task reads and writes at most `TESSERA_RECHUNK_TASK_BYTES` (256 MiB by default) where it
+    /// can: see [`Array::rechunk_with`].
     pub fn rechunk(&self, chunks: impl Into<ChunkSpec>) -> Result<Array> {
+        self.rechunk_with(chunks, crate::ops::structure::default_rechunk_task_bytes()?)
+    }
+
+    /// [`Array::rechunk`] whose tasks each read and write at most `max_task_bytes` where the source
+    /// and target chunks allow it. Between incompatible chunkings (row bands to column bands, where
+    /// every target chunk overlaps every source chunk) a direct rechunk would read the whole array
+    /// per task; instead the source chunks are first split into pieces no larger than either
+    /// chunking, grouped as far as the bound allows, and each target chunk gathers only its own
+    /// pieces.
+    ///
+    /// ```
+    /// use tessera::default_rng;
+    /// let x = default_rng(3).random(&[64, 64], [8, 64])?;        // 8 row bands
+    /// let y = x.rechunk_with([64, 8], 8 * 64 * 8 * 4)?;            // 8 column bands
+    /// assert_eq!(y.numblocks(), vec![1, 8]);
+    /// assert_eq!(y.compute::<f64>()?, x.compute::<f64>()?);
+    /// # Ok::<(), tessera::Error>(())
+    /// ```
+    pub fn rechunk_with(
+        &self,
+        chunks: impl Into<ChunkSpec>,
+        max_task_bytes: usize,
+    ) -> Result<Array> {
         let chunks = Chunks::resolve(self.shape(), &chunks.into(), self.dtype())?;
         if &chunks == self.chunks() {
             return Ok(self.clone());
         }
-        Array::from_op(
-            Op::Rechunk,
-            vec![self.clone()],
-            Some(ArrayMeta {
-                chunks,
-                dtype: self.dtype(),
-            }),
-        )
+        let step = |from: &Array, chunks: Chunks| {
+            Array::from_op(
+                Op::Rechunk,
+                vec![from.clone()],
+                Some(ArrayMeta {
+                    chunks,
+                    dtype: self.dtype(),
+                }),
+            )
+        };
+        match crate::ops::structure::rechunk_intermediate(
+            self.chunks(),
+            &chunks,
+            self.dtype().size(),
+            max_task_bytes,
+        ) {
+            Some(inter) => step(&step(self, inter)?, chunks),
+            None => step(self, chunks),
+        }
     }
 
     /// Reverses the axes (numpy's `.T`).

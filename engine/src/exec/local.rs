@@ -1,7 +1,18 @@
 //! The local executor: dependency counting over a rayon pool. Every pool thread takes the ready task
 //! with the lowest priority number (the depth-first order [`TaskGraph`] assigns), runs it outside the
 //! lock, then releases inputs whose last consumer has run. Because a group's combine step outranks the
-//! next group's leaves, a reduction holds about threads × chunk size, not the whole array.
+//! next group's leaves, a reduction holds about threads × chunk size, not the whole array. A ready
+//! task that is the last reader of a held chunk goes first: it frees memory, so a chunk read by two
+//! reductions (`x.mean(0)` and `x.std(0)`) waits for one task, not for the rest of the pass.
+//!
+//! Memory is bounded by a limit ([`LocalExecutor::with_memory_limit`]; by default
+//! [`super::memory::default_memory_limit`]). The executor knows the bytes of every chunk it holds and,
+//! before starting a task, the bytes of its output from the layer's metadata. Past
+//! [`super::memory::TARGET_FRACTION`] of the limit it spills the least recently used array chunks that
+//! no running task reads ([`super::spill`]) and reads them back when a task needs them; a task that
+//! would take memory past the limit waits for running tasks to finish (it runs alone if nothing
+//! else is running); a task that cannot fit even alone is an error naming its layer, chunk shape,
+//! bytes and the limit.
 //!
 //! Every run has its own [`CancelToken`] (a child of the caller's token, with the executor's time
 //! limit) under which each kernel runs: the first failure cancels it, so the tasks still running stop
@@ -9,8 +20,9 @@
 //! first failure, not the "cancelled" of the tasks it stopped.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BTreeSet, BinaryHeap};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex};
 
 use smallvec::SmallVec;
@@ -19,6 +31,8 @@ use std::time::Duration;
 
 use super::OutputSink;
 use super::cancel::{self, CancelToken};
+use super::memory::{TARGET_FRACTION, default_memory_limit};
+use super::spill::{self, SpillDir};
 use crate::data::ChunkValue;
 use crate::error::{Error, Result};
 use crate::graph::ArrayMeta;
@@ -32,6 +46,10 @@ pub struct LocalExecutor {
     cancel: Option<CancelToken>,
     /// Wall-clock limit of one run, counted from the start of `execute`.
     time_limit: Option<Duration>,
+    /// Bytes of chunk data a run may hold; None for [`default_memory_limit`].
+    memory_limit: Option<usize>,
+    /// Where spill directories are created; None for the system temporary directory.
+    spill_dir: Option<PathBuf>,
 }
 
 /// What a run did.
@@ -41,17 +59,118 @@ pub struct ExecStats {
     pub tasks: usize,
     /// Most bytes of chunk data held at once by the executor (not counting what the sink keeps).
     pub peak_bytes: usize,
+    /// Chunks written to spill storage (local executor; 0 elsewhere).
+    pub spilled_chunks: usize,
+    /// Bytes of those chunks.
+    pub spilled_bytes: usize,
+}
+
+/// Where a held chunk is.
+enum Slot {
+    /// Not computed, or released.
+    Empty,
+    Memory(Arc<ChunkValue>),
+    /// In spill storage: the file and the chunk's bytes in memory.
+    Spilled(PathBuf, usize),
 }
 
 struct State {
     ready: BinaryHeap<Reverse<u32>>,
+    /// Ready tasks that are the last reader of a held chunk (a task may also be in `ready`).
+    releasing: BinaryHeap<Reverse<u32>>,
+    started: Vec<bool>,
     waiting_on: Vec<u32>,
     readers_left: Vec<u32>,
-    values: Vec<Option<Arc<ChunkValue>>>,
+    values: Vec<Slot>,
+    /// Array chunks in memory by last use, least recent first: the spill candidates.
+    lru: BTreeSet<(u64, u32)>,
+    last_use: Vec<u64>,
+    tick: u64,
     done: usize,
+    running: usize,
+    /// A task is waiting for running ones to free memory.
+    blocked: bool,
     error: Option<Error>,
     held_bytes: usize,
+    /// Output bytes of the running tasks, not yet held.
+    reserved_bytes: usize,
     peak_bytes: usize,
+    spill: SpillDir,
+    spilled_chunks: usize,
+    spilled_bytes: usize,
+}
+
+impl State {
+    /// Takes the next task: a ready last reader of a held chunk first, else the lowest priority number.
+    fn pop(&mut self) -> Option<u32> {
+        while let Some(Reverse(id)) = self.releasing.pop() {
+            if !self.started[id as usize] {
+                return Some(id);
+            }
+        }
+        while let Some(Reverse(id)) = self.ready.pop() {
+            if !self.started[id as usize] {
+                return Some(id);
+            }
+        }
+        None
+    }
+
+    /// Whether ready task `id` is the last reader of one of its (held) inputs.
+    fn releases(&self, deps: &[u32]) -> bool {
+        deps.iter().any(|&d| self.readers_left[d as usize] == 1)
+    }
+
+    fn touch(&mut self, id: u32) {
+        if self.lru.remove(&(self.last_use[id as usize], id)) {
+            self.tick += 1;
+            self.last_use[id as usize] = self.tick;
+            self.lru.insert((self.tick, id));
+        }
+    }
+
+    /// Spills least recently used chunks that nobody else holds (no running task, not the sink) and
+    /// that `keep` does not list, until `held + reserved + extra <= goal` or none is left.
+    fn spill_until(&mut self, goal: usize, extra: usize, keep: &[u32]) -> Result<()> {
+        let mut skipped: Vec<(u64, u32)> = Vec::new();
+        while self.held_bytes + self.reserved_bytes + extra > goal {
+            let Some((t, id)) = self.lru.pop_first() else {
+                break;
+            };
+            let Slot::Memory(v) = &self.values[id as usize] else {
+                continue;
+            };
+            if Arc::strong_count(v) > 1 || keep.contains(&id) {
+                skipped.push((t, id));
+                continue;
+            }
+            let path = self.spill.path(id)?;
+            let Some(_) = spill::write(&path, v)? else {
+                continue;
+            };
+            let bytes = v.nbytes();
+            self.values[id as usize] = Slot::Spilled(path, bytes);
+            self.held_bytes -= bytes;
+            self.spilled_chunks += 1;
+            self.spilled_bytes += bytes;
+        }
+        self.lru.extend(skipped);
+        Ok(())
+    }
+
+    /// Frees chunk `id` (its last reader has run).
+    fn release(&mut self, id: u32) {
+        match std::mem::replace(&mut self.values[id as usize], Slot::Empty) {
+            Slot::Memory(v) => {
+                self.held_bytes -= v.nbytes();
+                self.lru.remove(&(self.last_use[id as usize], id));
+            }
+            Slot::Spilled(path, _) => {
+                let _ = std::fs::remove_file(path);
+            }
+            Slot::Empty => {}
+        }
+    }
 }
 
 impl LocalExecutor {
@@ -73,6 +192,40 @@ impl LocalExecutor {
     pub fn with_time_limit(mut self, limit: Duration) -> Self {
         self.time_limit = Some(limit);
         self
+    }
+
+    /// The same executor (sharing its pool) whose runs hold at most `bytes` of chunk data: past 60%
+    /// of it they spill least recently used chunks to disk, and a task that cannot fit is an error.
+    /// Without it the limit is [`default_memory_limit`] (`TESSERA_MEMORY_LIMIT`, else half of the
+    /// physical memory).
+    ///
+    /// ```
+    /// use tessera::{LocalExecutor, default_rng};
+    /// let ex = LocalExecutor::with_threads(2)?.with_memory_limit(64 << 20);
+    /// let x = default_rng(1).random(&[2000, 2000], [500, 500])?;
+    /// let y = (&x - x.mean_axis(0)?)?.std(0.0)?;
+    /// let v: f64 = y.compute_on(&ex)?.into_typed::<f64>()?.into_iter().next().unwrap();
+    /// assert!((v - (1.0f64 / 12.0).sqrt()).abs() < 1e-2);
+    /// # Ok::<(), tessera::Error>(())
+    /// ```
+    pub fn with_memory_limit(mut self, bytes: usize) -> Self {
+        self.memory_limit = Some(bytes);
+        self
+    }
+
+    /// The same executor, spilling into a private directory created under `dir` (instead of the
+    /// system temporary directory) and removed when each run ends.
+    pub fn with_spill_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.spill_dir = Some(dir.into());
+        self
+    }
+
+    /// The memory limit runs use.
+    pub fn memory_limit(&self) -> Result<usize> {
+        match self.memory_limit {
+            Some(b) => Ok(b),
+            None => default_memory_limit(),
+        }
     }
 
     /// An executor on its own pool of `threads` threads.
@@ -133,6 +286,20 @@ impl LocalExecutor {
                     .collect()
             })
             .collect();
+        let limit = self.memory_limit()?;
+        let goal = (limit as f64 * TARGET_FRACTION) as usize;
+        // Bytes of each task's output, from its layer's metadata (a partial holds up to three values
+        // per element: count, mean and M2).
+        let out_bytes = |id: u32| -> usize {
+            let t = &tg.tasks[id as usize];
+            let l = &layers[t.layer as usize];
+            let elems: usize = l.meta.chunks.block_shape(&t.block).iter().product();
+            let per = match l.op.holds() {
+                crate::ops::Holds::Array => l.meta.dtype.size(),
+                _ => 3 * l.meta.dtype.size().max(8),
+            };
+            elems.saturating_mul(per)
+        };
         let ready: BinaryHeap<Reverse<u32>> = tg
             .tasks
             .iter()
@@ -142,22 +309,108 @@ impl LocalExecutor {
             .collect();
         let state = Mutex::new(State {
             ready,
+            releasing: BinaryHeap::new(),
+            started: vec![false; n],
             waiting_on: tg.tasks.iter().map(|t| t.deps.len() as u32).collect(),
             readers_left: readers,
-            values: vec![None; n],
+            values: (0..n).map(|_| Slot::Empty).collect(),
+            lru: BTreeSet::new(),
+            last_use: vec![0; n],
+            tick: 0,
             done: 0,
+            running: 0,
+            blocked: false,
             error: None,
             held_bytes: 0,
+            reserved_bytes: 0,
             peak_bytes: 0,
+            spill: SpillDir::new(self.spill_dir.clone()),
+            spilled_chunks: 0,
+            spilled_bytes: 0,
         });
         let wake = Condvar::new();
+
+        // Takes the next task that fits in memory, marks it started and gathers its inputs (read
+        // back from spill storage where needed); None when the run is over.
+        let admit = |s: &mut State, inputs: &mut Vec<Arc<ChunkValue>>| -> Result<Option<u32>> {
+            let Some(id) = s.pop() else {
+                return Ok(None);
+            };
+            let task = &tg.tasks[id as usize];
+            let output = out_bytes(id);
+            let (mut in_memory, mut on_disk) = (0usize, 0usize);
+            for &d in &task.deps {
+                match &s.values[d as usize] {
+                    Slot::Memory(v) => in_memory += v.nbytes(),
+                    Slot::Spilled(_, b) => on_disk += *b,
+                    Slot::Empty => {}
+                }
+            }
+            let own = output + in_memory + on_disk;
+            if own > limit {
+                let layer = &layers[task.layer as usize];
+                let shape = layer.meta.chunks.block_shape(&task.block);
+                let elems = (limit / 2 / layer.meta.dtype.size().max(1)).max(1);
+                return Err(Error::LimitExceeded {
+                    what: format!(
+                        "task {} (layer {}, chunk shape {shape:?}, {}) needs",
+                        tg.key(id),
+                        layer.id,
+                        layer.meta.dtype
+                    ),
+                    amount: own as u64,
+                    unit: "bytes for its inputs and output",
+                    limit: limit as u64,
+                    setting: "LocalExecutor::with_memory_limit or TESSERA_MEMORY_LIMIT".into(),
+                    hint: format!(
+                        "; rechunk to at most {elems} elements per chunk, or raise the limit"
+                    ),
+                });
+            }
+            let extra = output + on_disk;
+            if s.held_bytes + s.reserved_bytes + extra > limit {
+                s.spill_until(limit, extra, &task.deps)?;
+                if s.held_bytes + s.reserved_bytes + extra > limit && s.running > 0 {
+                    // Wait for running tasks to free memory; the task stays first in line.
+                    s.ready.push(Reverse(id));
+                    if s.releases(&task.deps) {
+                        s.releasing.push(Reverse(id));
+                    }
+                    s.blocked = true;
+                    return Ok(None);
+                }
+            }
+            s.started[id as usize] = true;
+            s.running += 1;
+            s.reserved_bytes += output;
+            inputs.clear();
+            for &d in &task.deps {
+                let v = match &s.values[d as usize] {
+                    Slot::Memory(v) => v.clone(),
+                    Slot::Spilled(path, _) => {
+                        let v = Arc::new(spill::read(path)?);
+                        s.held_bytes += v.nbytes();
+                        s.peak_bytes = s.peak_bytes.max(s.held_bytes);
+                        s.values[d as usize] = Slot::Memory(v.clone());
+                        s.tick += 1;
+                        s.last_use[d as usize] = s.tick;
+                        s.lru.insert((s.tick, d));
+                        v
+                    }
+                    Slot::Empty => unreachable!("inputs finish before their readers"),
+                };
+                s.touch(d);
+                inputs.push(v);
+            }
+            Ok(Some(id))
+        };
 
         let worker = || {
             let mut inputs: Vec<Arc<ChunkValue>> = Vec::new();
             loop {
                 let id = {
                     let mut s = state.lock().expect("executor state");
-                    let id = loop {
+                    loop {
                         if s.error.is_some() || s.done == n {
                             return;
                         }
@@ -167,18 +420,18 @@ impl LocalExecutor {
                             wake.notify_all();
                             return;
                         }
-                        if let Some(Reverse(id)) = s.ready.pop() {
-                            break id;
+                        match admit(&mut s, &mut inputs) {
+                            Ok(Some(id)) => break id,
+                            Ok(None) => {}
+                            Err(e) => {
+                                s.error = Some(e);
+                                run.cancel();
+                                wake.notify_all();
+                                return;
+                            }
                         }
                         s = wake.wait(s).expect("executor state");
-                    };
-                    inputs.clear();
-                    inputs.extend(tg.tasks[id as usize].deps.iter().map(|&d| {
-                        s.values[d as usize]
-                            .clone()
-                            .expect("inputs finish before their readers")
-                    }));
-                    id
+                    }
                 };
                 let task = &tg.tasks[id as usize];
                 let layer = &layers[task.layer as usize];
@@ -221,6 +474,8 @@ impl LocalExecutor {
                     Ok(v)
                 });
                 let mut s = state.lock().expect("executor state");
+                s.running -= 1;
+                s.reserved_bytes -= out_bytes(id);
                 match result {
                     Err(e) => {
                         // Set before cancelling, so that the tasks this stops find the real
@@ -239,25 +494,50 @@ impl LocalExecutor {
                             *w -= 1;
                             if *w == 0 {
                                 s.ready.push(Reverse(c));
+                                if s.releases(&tg.tasks[c as usize].deps) {
+                                    s.releasing.push(Reverse(c));
+                                }
                                 woke += 1;
                             }
                         }
                         if !consumers[id as usize].is_empty() {
                             s.held_bytes += v.nbytes();
                             s.peak_bytes = s.peak_bytes.max(s.held_bytes);
-                            s.values[id as usize] = Some(v);
+                            if matches!(*v, ChunkValue::Array(_)) {
+                                s.tick += 1;
+                                s.last_use[id as usize] = s.tick;
+                                let t = s.tick;
+                                s.lru.insert((t, id));
+                            }
+                            s.values[id as usize] = Slot::Memory(v);
                         }
                         for &d in &task.deps {
-                            let r = &mut s.readers_left[d as usize];
-                            *r -= 1;
-                            if *r == 0
-                                && let Some(old) = s.values[d as usize].take()
-                            {
-                                s.held_bytes -= old.nbytes();
+                            s.readers_left[d as usize] -= 1;
+                            match s.readers_left[d as usize] {
+                                0 => s.release(d),
+                                1 => {
+                                    // The one reader left frees the chunk: let it go first.
+                                    if let Some(&c) = consumers[d as usize].iter().find(|&&c| {
+                                        !s.started[c as usize] && s.waiting_on[c as usize] == 0
+                                    }) {
+                                        s.releasing.push(Reverse(c));
+                                        woke += 1;
+                                    }
+                                }
+                                _ => {}
                             }
                         }
                         s.done += 1;
-                        if s.done == n || woke > 1 {
+                        if s.held_bytes + s.reserved_bytes > goal
+                            && let Err(e) = s.spill_until(goal, 0, &[])
+                        {
+                            s.error.get_or_insert(e);
+                            run.cancel();
+                            wake.notify_all();
+                            return;
+                        }
+                        // Memory was freed: a task waiting for room may fit now.
+                        if s.done == n || woke > 1 || std::mem::take(&mut s.blocked) {
                             wake.notify_all();
                         } else if woke == 1 {
                             wake.notify_one();
@@ -266,7 +546,6 @@ impl LocalExecutor {
                 }
             }
         };
-
         if n > 0 {
             match &self.pool {
                 Some(p) => {
@@ -284,6 +563,8 @@ impl LocalExecutor {
         Ok(ExecStats {
             tasks: n,
             peak_bytes: s.peak_bytes,
+            spilled_chunks: s.spilled_chunks,
+            spilled_bytes: s.spilled_bytes,
         })
     }
 }

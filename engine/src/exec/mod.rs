@@ -1,14 +1,20 @@
 //! Executors run a [`TaskGraph`]. [`LocalExecutor`] runs it on a rayon thread pool in this process;
 //! with one thread it is the deterministic reference the tests compare against. Outputs are streamed
 //! to a sink as their chunks finish, so a caller can assemble, write or keep them without the executor
-//! holding every chunk. [`cancel`] lets a caller, a deadline or a failing task stop kernels that are
+//! holding every chunk. [`memory`] holds the limit's default and parsing, and the spill storage
+//! keeps chunks on disk when memory runs short. [`cancel`] lets a caller, a deadline or a failing task stop kernels that are
 //! still running.
 
 pub mod cancel;
 mod local;
+pub mod memory;
+mod spill;
 
 pub use cancel::CancelToken;
 pub use local::{ExecStats, LocalExecutor, panic_message};
+pub use memory::{
+    MEMORY_LIMIT_ENV, TARGET_FRACTION, default_memory_limit, parse_bytes, physical_memory,
+};
 
 use std::sync::Arc;
 

@@ -279,6 +279,100 @@ pub(crate) fn rechunk_run(
     }
 }
 
+/// Environment variable bounding the bytes one rechunk task reads and writes (default
+/// [`RECHUNK_TASK_BYTES`]); [`crate::Array::rechunk_with`] sets it per call.
+pub const RECHUNK_TASK_BYTES_ENV: &str = "TESSERA_RECHUNK_TASK_BYTES";
+
+/// Default bound on the bytes one rechunk task reads and writes.
+pub const RECHUNK_TASK_BYTES: usize = 256 << 20;
+
+/// The default bound: [`RECHUNK_TASK_BYTES_ENV`] if set, else [`RECHUNK_TASK_BYTES`].
+pub fn default_rechunk_task_bytes() -> crate::error::Result<usize> {
+    match std::env::var(RECHUNK_TASK_BYTES_ENV) {
+        Ok(v) => crate::exec::parse_bytes(&v),
+        Err(_) => Ok(RECHUNK_TASK_BYTES),
+    }
+}
+
+/// Most bytes one task of a direct rechunk from `src` to `dst` reads and writes: per axis, the
+/// largest extent of the source chunks one target chunk intersects, times the largest target chunk.
+pub fn rechunk_task_bytes(src: &Chunks, dst: &Chunks, itemsize: usize) -> usize {
+    let mut read = itemsize;
+    for axis in 0..src.ndim() {
+        let offs = dst.axis_offsets(axis);
+        let src_offs = src.axis_offsets(axis);
+        let extent = dst
+            .axis(axis)
+            .iter()
+            .enumerate()
+            .filter(|&(_, &len)| len > 0)
+            .map(|(b, &len)| {
+                let r = src.blocks_in(axis, offs[b], offs[b] + len);
+                src_offs[r.end] - src_offs[r.start]
+            })
+            .max()
+            .unwrap_or(0);
+        read = read.saturating_mul(extent);
+    }
+    read.saturating_add(dst.max_chunk_elems().saturating_mul(itemsize))
+}
+
+/// The intermediate chunking of a rechunk from `src` to `dst` whose tasks would read more than
+/// `max_task_bytes` done directly (row bands to column bands: each column band reads every row
+/// band), or None when the direct rechunk fits. Per axis the intermediate takes the finer of the two
+/// chunkings, so the split step cuts each source chunk into pieces and the merge step gathers only
+/// the pieces of its own target chunk; then adjacent pieces are grouped, doubling along one axis at a
+/// time while both steps stay within the bound, which brings the task count toward N + M.
+pub fn rechunk_intermediate(
+    src: &Chunks,
+    dst: &Chunks,
+    itemsize: usize,
+    max_task_bytes: usize,
+) -> Option<Chunks> {
+    if src.ndim() == 0 || rechunk_task_bytes(src, dst, itemsize) <= max_task_bytes {
+        return None;
+    }
+    let finer = |axis: usize| -> Vec<usize> {
+        let m = |c: &Chunks| c.axis(axis).iter().copied().max().unwrap_or(0);
+        if m(dst) < m(src) {
+            dst.axis(axis).to_vec()
+        } else {
+            src.axis(axis).to_vec()
+        }
+    };
+    let base: Vec<Vec<usize>> = (0..src.ndim()).map(finer).collect();
+    let grouped = |group: &[usize]| -> Chunks {
+        Chunks::from_sizes(
+            base.iter()
+                .zip(group)
+                .map(|(sizes, &g)| sizes.chunks(g).map(|c| c.iter().sum()).collect())
+                .collect(),
+        )
+    };
+    let fits = |c: &Chunks| {
+        rechunk_task_bytes(src, c, itemsize) <= max_task_bytes
+            && rechunk_task_bytes(c, dst, itemsize) <= max_task_bytes
+    };
+    let mut group = vec![1usize; src.ndim()];
+    let mut grew = true;
+    while grew {
+        grew = false;
+        for axis in 0..group.len() {
+            if group[axis] >= base[axis].len() {
+                continue;
+            }
+            let mut g = group.clone();
+            g[axis] = (g[axis] * 2).min(base[axis].len());
+            if fits(&grouped(&g)) {
+                group = g;
+                grew = true;
+            }
+        }
+    }
+    let inter = grouped(&group);
+    (inter != *src && inter != *dst).then_some(inter)
+}
+
 fn rechunk_first(out_meta: &ArrayMeta, input: &ArrayMeta, block: &[u32]) -> Vec<u32> {
     rechunk_ranges(out_meta, input, block)
         .iter()

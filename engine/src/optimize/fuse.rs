@@ -60,7 +60,7 @@ pub fn fuse_blockwise(graph: Graph) -> Graph {
 }
 
 /// Inlines `producer`, read through input `slot`, into `consumer`; None if their chunks do not line up.
-fn inline(consumer: &Layer, slot: usize, producer: &Layer) -> Option<Layer> {
+pub(super) fn inline(consumer: &Layer, slot: usize, producer: &Layer) -> Option<Layer> {
     let (Op::Blockwise(c), Op::Blockwise(p)) = (&consumer.op, &producer.op) else {
         return None;
     };

@@ -2,18 +2,22 @@
 //! blockwise layers (sources, elementwise math, a partial reduction at the end) into one layer whose
 //! tasks compute a whole chain per chunk; [`transpose_sources`] then generates transposes of
 //! input-free chains in place instead of copying them, which leaves the source with fewer readers, so
-//! a second fusion can merge it with the rest. Culling happens when the optimized graph is expanded
+//! a second fusion can merge it with the rest; [`rematerialize`] copies cheap input-free sources into
+//! consumers in a later pass (which would otherwise hold their chunks while the first pass finishes),
+//! and the last fusion merges each source with its one remaining reader. Culling happens when the optimized graph is expanded
 //! into chunk tasks ([`crate::graph::expand`]).
 
 mod fuse;
+mod remat;
 mod transpose;
 
 pub use fuse::fuse_blockwise;
+pub use remat::{REMAT_MAX_NS_PER_ELEMENT, REMAT_MIN_BYTES, rematerialize, source_cost_ns};
 pub use transpose::transpose_sources;
 
 use crate::graph::Graph;
 
 /// Runs every optimization pass.
 pub fn optimize(graph: Graph) -> Graph {
-    fuse_blockwise(transpose_sources(fuse_blockwise(graph)))
+    fuse_blockwise(rematerialize(transpose_sources(fuse_blockwise(graph))))
 }

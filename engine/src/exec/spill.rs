@@ -1,0 +1,288 @@
+//! Spill storage of the local executor: array chunks written to files in a private directory when
+//! memory runs short, and read back exactly (every dtype, bit for bit) when a task needs them. The
+//! directory is created on the first spill (mode 0700 under the system temporary directory, or under
+//! the caller's [`crate::LocalExecutor::with_spill_dir`]) and removed with everything in it when the run
+//! ends, successfully or not. Only array chunks are spilled: a reduction's partials are a few bytes.
+//!
+//! A file is the magic `TSPL`, the dtype code, the rank, the shape as little-endian u64s, then the
+//! elements in C order, little-endian (bool as one byte, 0 or 1).
+
+use std::fs;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use ndarray::{ArrayD, IxDyn};
+
+use crate::data::{ArrayData, ChunkValue};
+use crate::error::{Error, Result};
+use crate::meta::DType;
+
+const MAGIC: &[u8; 4] = b"TSPL";
+
+/// Distinguishes the directories of runs in one process.
+static RUN: AtomicU64 = AtomicU64::new(0);
+
+/// A run's spill directory, removed when dropped.
+#[derive(Debug)]
+pub(crate) struct SpillDir {
+    parent: Option<PathBuf>,
+    dir: Option<PathBuf>,
+}
+
+impl SpillDir {
+    /// Spill storage under `parent` (the system temporary directory when None), created on first use.
+    pub(crate) fn new(parent: Option<PathBuf>) -> Self {
+        SpillDir { parent, dir: None }
+    }
+
+    fn dir(&mut self) -> Result<&Path> {
+        if self.dir.is_none() {
+            let parent = self.parent.clone().unwrap_or_else(std::env::temp_dir);
+            let dir = parent.join(format!(
+                "tessera-spill-{}-{}",
+                std::process::id(),
+                RUN.fetch_add(1, Ordering::Relaxed)
+            ));
+            let mut b = fs::DirBuilder::new();
+            #[cfg(unix)]
+            std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+            b.recursive(true).create(&dir).map_err(|e| io(&dir, e))?;
+            self.dir = Some(dir);
+        }
+        Ok(self.dir.as_deref().expect("created above"))
+    }
+
+    /// The file chunk `id` is spilled to.
+    pub(crate) fn path(&mut self, id: u32) -> Result<PathBuf> {
+        Ok(self.dir()?.join(format!("{id}.chunk")))
+    }
+}
+
+impl Drop for SpillDir {
+    fn drop(&mut self) {
+        if let Some(d) = &self.dir {
+            let _ = fs::remove_dir_all(d);
+        }
+    }
+}
+
+fn io(path: &Path, source: std::io::Error) -> Error {
+    Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn dtype_code(d: DType) -> u8 {
+    match d {
+        DType::Bool => 0,
+        DType::I64 => 1,
+        DType::F32 => 2,
+        DType::F64 => 3,
+    }
+}
+
+/// Writes an array chunk to `path`, streaming it through a small buffer (a spill happens when memory
+/// is short: it must not copy the chunk whole); None (nothing written) for partials, which are not
+/// spilled.
+pub(crate) fn write(path: &Path, v: &ChunkValue) -> Result<Option<usize>> {
+    let ChunkValue::Array(a) = v else {
+        return Ok(None);
+    };
+    let f = fs::File::create(path).map_err(|e| io(path, e))?;
+    let mut w = std::io::BufWriter::with_capacity(BUF, f);
+    let mut head = Vec::with_capacity(6 + 8 * a.shape().len());
+    head.extend_from_slice(MAGIC);
+    head.push(dtype_code(a.dtype()));
+    head.push(a.shape().len() as u8);
+    for &d in a.shape() {
+        head.extend_from_slice(&(d as u64).to_le_bytes());
+    }
+    let written = (|| -> std::io::Result<()> {
+        w.write_all(&head)?;
+        match a {
+            ArrayData::Bool(x) => x.iter().try_for_each(|&b| w.write_all(&[b as u8])),
+            ArrayData::I64(x) => x.iter().try_for_each(|v| w.write_all(&v.to_le_bytes())),
+            ArrayData::F32(x) => x.iter().try_for_each(|v| w.write_all(&v.to_le_bytes())),
+            ArrayData::F64(x) => x.iter().try_for_each(|v| w.write_all(&v.to_le_bytes())),
+        }?;
+        w.flush()
+    })();
+    if let Err(e) = written {
+        let _ = fs::remove_file(path);
+        return Err(io(path, e));
+    }
+    Ok(Some(head.len() + a.len() * a.dtype().size()))
+}
+
+/// Buffer of spill reads and writes.
+const BUF: usize = 1 << 20;
+
+/// Reads `n` elements of `size` bytes from `r`, converting each with `f`, through a small buffer.
+fn elements<T>(
+    r: &mut impl Read,
+    n: usize,
+    size: usize,
+    f: impl Fn(&[u8]) -> T,
+) -> std::io::Result<Vec<T>> {
+    let mut out = Vec::with_capacity(n);
+    let mut buf = vec![0u8; (BUF / size).max(1) * size];
+    let mut left = n;
+    while left > 0 {
+        let k = left.min(buf.len() / size);
+        r.read_exact(&mut buf[..k * size])?;
+        out.extend(buf[..k * size].chunks_exact(size).map(&f));
+        left -= k;
+    }
+    Ok(out)
+}
+
+/// Reads back (and deletes) a chunk written by [`write`].
+pub(crate) fn read(path: &Path) -> Result<ChunkValue> {
+    let result = read_file(path);
+    let _ = fs::remove_file(path);
+    result
+}
+
+fn read_file(path: &Path) -> Result<ChunkValue> {
+    let bad = |what: &str| Error::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string()),
+    };
+    let f = fs::File::open(path).map_err(|e| io(path, e))?;
+    let total = f.metadata().map_err(|e| io(path, e))?.len();
+    let mut r = std::io::BufReader::with_capacity(BUF, f);
+    let mut head = [0u8; 6];
+    if r.read_exact(&mut head).is_err() || &head[..4] != MAGIC {
+        return Err(bad("not a tessera spill file"));
+    }
+    let (code, ndim) = (head[4], head[5] as usize);
+    let mut dims = vec![0u8; 8 * ndim];
+    r.read_exact(&mut dims)
+        .map_err(|_| bad("truncated shape"))?;
+    let shape: Vec<usize> = dims
+        .chunks_exact(8)
+        .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")) as usize)
+        .collect();
+    let n = shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| bad("shape overflows"))?;
+    let size = match code {
+        0 => 1,
+        1 | 3 => 8,
+        2 => 4,
+        _ => return Err(bad("unknown dtype code")),
+    };
+    let body = total - (6 + 8 * ndim) as u64;
+    if n.checked_mul(size).map(|b| b as u64) != Some(body) {
+        return Err(bad("length does not match the shape"));
+    }
+    let shape = IxDyn(&shape);
+    let shaped = |e: ndarray::ShapeError| bad(&e.to_string());
+    let ioe = |e: std::io::Error| io(path, e);
+    let a = match code {
+        0 => ArrayData::Bool(
+            ArrayD::from_shape_vec(shape, elements(&mut r, n, 1, |c| c[0] != 0).map_err(ioe)?)
+                .map_err(shaped)?,
+        ),
+        1 => ArrayData::I64(
+            ArrayD::from_shape_vec(
+                shape,
+                elements(&mut r, n, 8, |c| {
+                    i64::from_le_bytes(c.try_into().expect("8 bytes"))
+                })
+                .map_err(ioe)?,
+            )
+            .map_err(shaped)?,
+        ),
+        2 => ArrayData::F32(
+            ArrayD::from_shape_vec(
+                shape,
+                elements(&mut r, n, 4, |c| {
+                    f32::from_le_bytes(c.try_into().expect("4 bytes"))
+                })
+                .map_err(ioe)?,
+            )
+            .map_err(shaped)?,
+        ),
+        _ => ArrayData::F64(
+            ArrayD::from_shape_vec(
+                shape,
+                elements(&mut r, n, 8, |c| {
+                    f64::from_le_bytes(c.try_into().expect("8 bytes"))
+                })
+                .map_err(ioe)?,
+            )
+            .map_err(shaped)?,
+        ),
+    };
+    Ok(ChunkValue::Array(a))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_dtype_round_trips_bit_for_bit() {
+        let mut dir = SpillDir::new(None);
+        let values = [
+            ArrayData::Bool(
+                ArrayD::from_shape_vec(IxDyn(&[2, 3]), vec![true, false, true, true, false, false])
+                    .unwrap(),
+            ),
+            ArrayData::I64(
+                ArrayD::from_shape_vec(IxDyn(&[3]), vec![i64::MIN, -1, i64::MAX]).unwrap(),
+            ),
+            ArrayData::F32(
+                ArrayD::from_shape_vec(
+                    IxDyn(&[2, 2]),
+                    vec![f32::NAN, -0.0, f32::INFINITY, 1.5e-40],
+                )
+                .unwrap(),
+            ),
+            ArrayData::F64(
+                ArrayD::from_shape_vec(
+                    IxDyn(&[1, 2, 2]),
+                    vec![f64::NAN, -0.0, f64::NEG_INFINITY, 5e-324],
+                )
+                .unwrap(),
+            ),
+            ArrayData::F64(ArrayD::from_shape_vec(IxDyn(&[0, 4]), vec![]).unwrap()),
+            ArrayData::I64(ArrayD::from_shape_vec(IxDyn(&[]), vec![7]).unwrap()),
+        ];
+        for (i, a) in values.into_iter().enumerate() {
+            let p = dir.path(i as u32).unwrap();
+            write(&p, &ChunkValue::Array(a.clone())).unwrap();
+            let ChunkValue::Array(back) = read(&p).unwrap() else {
+                panic!("array expected")
+            };
+            assert_eq!(back.dtype(), a.dtype());
+            assert_eq!(back.shape(), a.shape());
+            let bits = |d: &ArrayData| -> Vec<u64> {
+                match d {
+                    ArrayData::Bool(x) => x.iter().map(|&b| b as u64).collect(),
+                    ArrayData::I64(x) => x.iter().map(|&v| v as u64).collect(),
+                    ArrayData::F32(x) => x.iter().map(|v| v.to_bits() as u64).collect(),
+                    ArrayData::F64(x) => x.iter().map(|v| v.to_bits()).collect(),
+                }
+            };
+            assert_eq!(bits(&back), bits(&a), "chunk {i}");
+            assert!(!p.exists(), "read removes the file");
+        }
+        let d = dir.dir.clone().unwrap();
+        drop(dir);
+        assert!(!d.exists(), "the directory is removed with the run");
+    }
+
+    #[test]
+    fn a_damaged_file_is_an_error_naming_it() {
+        let mut dir = SpillDir::new(None);
+        let p = dir.path(0).unwrap();
+        fs::write(&p, b"TSPL\x03\x01\x05\0\0\0\0\0\0\0abc").unwrap();
+        let e = read(&p).unwrap_err().to_string();
+        assert!(e.contains("0.chunk") && e.contains("length"), "{e}");
+    }
+}
