@@ -618,7 +618,7 @@ impl ZarrCodec {
                     return Err(format!("zstd level {level} is outside -7..=22"));
                 }
                 let codec: Arc<dyn BytesToBytesCodecTraits> =
-                    Arc::new(ZstdCodec::new(level.into(), false));
+                    Arc::new(ZstdCodec::new(level, false));
                 vec![codec]
             }
             ZarrCodec::Gzip { level } => {
