@@ -108,11 +108,11 @@ impl Workload {
             Workload::Mean40000 => rng.random(&[40_000, 40_000], [4000, 4000])?.mean(),
             Workload::AnomalyStd => {
                 let x = rng.standard_normal(&[20_000, 20_000], [2000, 2000])?;
-                (&x - x.mean_axis(0)?)?.std(0.0)
+                (&x - x.mean_axis(0)?)?.std()
             }
             Workload::AnomalyZscore => {
                 let x = rng.standard_normal(&[20_000, 20_000], [2000, 2000])?;
-                ((&x - x.mean_axis(0)?)? / x.std_axis(0, 0.0)?)?.std(0.0)
+                ((&x - x.mean_axis(0)?)? / x.std_axis(0, 0.0)?)?.std()
             }
             Workload::RechunkRowsCols => rng
                 .random(&[10_000, 10_000], [1000, 10_000])?

@@ -48,7 +48,7 @@ fn the_anomaly_regenerates_its_source_instead_of_holding_it() {
     let x = default_rng(7)
         .standard_normal(&[3000, 3000], [500, 500])
         .unwrap();
-    let y = (&x - x.mean_axis(0).unwrap()).unwrap().std(0.0).unwrap();
+    let y = (&x - x.mean_axis(0).unwrap()).unwrap().std().unwrap();
     assert_eq!(standalone_sources(&y), 0, "x is fused into both passes");
     let ex = LocalExecutor::with_threads(2).unwrap();
     let (got, stats) = scalar(&y, &ex);
@@ -68,7 +68,7 @@ fn the_standardized_anomaly_holds_a_few_chunks_not_a_column() {
         .unwrap();
     let y = ((&x - x.mean_axis(0).unwrap()).unwrap() / x.std_axis(0, 0.0).unwrap())
         .unwrap()
-        .std(0.0)
+        .std()
         .unwrap();
     let ex = LocalExecutor::with_threads(2).unwrap();
     let (got, stats) = scalar(&y, &ex);
@@ -91,7 +91,7 @@ fn an_expensive_or_small_source_is_held_not_regenerated() {
     let x = default_rng(9)
         .standard_normal(&[2000, 2500], [500, 500])
         .unwrap();
-    let y = (&x - x.mean_axis(0).unwrap()).unwrap().std(0.0).unwrap();
+    let y = (&x - x.mean_axis(0).unwrap()).unwrap().std().unwrap();
     assert_eq!(standalone_sources(&y), 1);
     // Expensive: four transcendental functions per element cost more than a spill round trip.
     let x = default_rng(9)
@@ -106,7 +106,7 @@ fn an_expensive_or_small_source_is_held_not_regenerated() {
         .unwrap()
         .tanh()
         .unwrap();
-    let y = (&e - e.mean_axis(0).unwrap()).unwrap().std(0.0).unwrap();
+    let y = (&e - e.mean_axis(0).unwrap()).unwrap().std().unwrap();
     assert_eq!(standalone_sources(&y), 1);
     let (got, _) = scalar(&y, &LocalExecutor::with_threads(2).unwrap());
     let ev: Array2<f64> = e.compute::<f64>().unwrap().into_dimensionality().unwrap();
