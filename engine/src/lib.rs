@@ -47,8 +47,8 @@ pub mod wire;
 pub use array::from_array_data;
 pub use array::{
     Array, Executor, Generator, ReduceOptions, TaskCounts, arange, compute_many, compute_many_on,
-    compute_many_with_stats, concatenate, default_rng, from_array, from_npy, full, linspace, ones,
-    stack, ufunc, where_, zeros, from_zarr, from_zarr_with,
+    compute_many_with_stats, concatenate, default_rng, from_array, from_npy, from_zarr,
+    from_zarr_with, full, linspace, ones, stack, ufunc, where_, zeros,
 };
 pub use array::{
     Operand, PadMode, Sections, array_split, atleast_1d, atleast_2d, atleast_3d, broadcast_arrays,
