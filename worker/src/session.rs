@@ -28,7 +28,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
 use tonic::service::interceptor::InterceptedService;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::config::WorkerConfig;
 use crate::error::WorkerError;
@@ -67,7 +67,9 @@ pub async fn run(
         .clone()
         .unwrap_or_else(|| format!("{scheme}://{local}"));
     let spill = SpillDir::new(config.spill_dir.as_deref())?;
-    info!(
+    // At debug level: a worker that fails to start says one line, and the registration line below
+    // names the limit.
+    debug!(
         limit = config.memory_limit,
         target = config.memory_target,
         pause = config.memory_pause,
@@ -223,7 +225,7 @@ impl Session<'_> {
                 outcome = attempt => match outcome {
                     Ok((client, Ok(reply))) => {
                         let reply = reply.into_inner();
-                        info!(worker = reply.worker_id, address = self.address, threads = self.config.threads, "registered with {scheduler}");
+                        info!(worker = reply.worker_id, address = self.address, threads = self.config.threads, memory_limit = self.config.memory_limit, "registered with {scheduler}");
                         return Ok(Some(Registered {
                             client,
                             id: reply.worker_id,
