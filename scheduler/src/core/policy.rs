@@ -65,9 +65,15 @@ pub(crate) fn choose_worker(
         }
     }
     let bytes_on = |w: WorkerId| local.iter().find(|(x, _)| *x == w).map_or(0, |&(_, b)| b);
+    // A task larger than every worker's limit (one that joined after the submit-time check, or
+    // limits that shrank) would otherwise wait for ever: an idle worker with the largest limit takes
+    // it and fails it, saying why, so the client gets an error instead of a hang.
+    let largest = workers.values().map(|w| w.memory_limit).max().unwrap_or(0);
+    let fits_none = largest > 0 && workers.values().all(|w| w.memory_limit > 0) && need > largest;
     let mut best: Option<(&Worker, u64)> = None;
     for w in workers.values() {
-        if !w.has_capacity(config) || !w.fits(need) {
+        let takes = w.fits(need) || (fits_none && w.in_flight == 0 && w.memory_limit == largest);
+        if !w.has_capacity(config) || !takes {
             continue;
         }
         let bytes = bytes_on(w.id);
