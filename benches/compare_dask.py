@@ -5,7 +5,7 @@ Every figure this prints is a ratio of timings taken in the same run on the same
 something on a shared, noisy machine where absolute times do not.
 
 For each workload (headline, per_task, matmul, xxt_mean, mean_40000, anomaly_std, anomaly_zscore,
-rechunk_rows_cols; defined in benches/src/lib.rs, mirrored in DASK_WORKLOADS below):
+rechunk_rows_cols, normal_mean, poisson_mean; defined in benches/src/lib.rs, mirrored in DASK_WORKLOADS below):
 
 * ours: runs target/release/examples/workloads --workload W --threads T --repeat N (built first with
   `cargo build --release -p tessera-examples --example workloads` unless --no-build) and keeps the
@@ -56,7 +56,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 WORKLOADS = ["headline", "per_task", "matmul", "xxt_mean", "mean_40000", "anomaly_std",
-             "anomaly_zscore", "rechunk_rows_cols"]
+             "anomaly_zscore", "rechunk_rows_cols", "normal_mean", "poisson_mean"]
 NUMPY_WORKLOADS = {"headline", "matmul"}
 RSS_WORKLOADS = {"headline", "mean_40000", "anomaly_std", "anomaly_zscore", "rechunk_rows_cols"}
 GNU_TIME = "/usr/bin/time"
@@ -88,6 +88,10 @@ def dask_workload(name):
     if name == "rechunk_rows_cols":
         x = rng.random((10000, 10000), chunks=(1000, 10000))
         return x.rechunk((10000, 1000)).max(axis=0)
+    if name == "normal_mean":
+        return rng.standard_normal((10000, 10000), chunks=(1000, 1000)).mean()
+    if name == "poisson_mean":
+        return rng.poisson(4.0, (10000, 10000), chunks=(1000, 1000)).mean()
     raise SystemExit("unknown workload " + name)
 """
 

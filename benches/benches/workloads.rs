@@ -130,6 +130,18 @@ fn x_plus_xt_mean_axis0(c: &mut Criterion) {
     });
 }
 
+/// The headline's shape with other distributions: normal (ziggurat) and Poisson (rejection).
+fn distribution_means(c: &mut Criterion) {
+    for (name, workload) in [
+        ("normal_mean", Workload::NormalMean),
+        ("poisson_mean", Workload::PoissonMean),
+    ] {
+        workload_group(c, name, workload, |g| {
+            g.sample_size(10).measurement_time(Duration::from_secs(10));
+        });
+    }
+}
+
 fn mean_40000(c: &mut Criterion) {
     workload_group(c, "mean_40000", Workload::Mean40000, |g| {
         g.sample_size(10)
@@ -258,6 +270,7 @@ fn main() {
     headline_mean(&mut c);
     per_task_overhead(&mut c);
     matmul_2000(&mut c);
+    distribution_means(&mut c);
     x_plus_xt_mean_axis0(&mut c);
     mean_40000(&mut c);
     distributed(&mut c);

@@ -46,11 +46,16 @@ pub enum Workload {
     /// Row bands to column bands: x 10000×10000 uniform in 1000×10000 chunks rechunked to
     /// 10000×1000, then `max(axis=0)` (every target chunk overlaps every source chunk).
     RechunkRowsCols,
+    /// Mean of a 10000×10000 standard-normal array in 1000×1000 chunks: the headline with normal
+    /// draws (the ziggurat) instead of uniform ones.
+    NormalMean,
+    /// Mean of a 10000×10000 Poisson(4) array in 1000×1000 chunks: a discrete rejection sampler.
+    PoissonMean,
 }
 
 impl Workload {
     /// Every workload, in the order reports list them.
-    pub const ALL: [Workload; 8] = [
+    pub const ALL: [Workload; 10] = [
         Workload::Headline,
         Workload::PerTask,
         Workload::Matmul,
@@ -59,6 +64,8 @@ impl Workload {
         Workload::AnomalyStd,
         Workload::AnomalyZscore,
         Workload::RechunkRowsCols,
+        Workload::NormalMean,
+        Workload::PoissonMean,
     ];
 
     /// The name on the command line and in JSON output.
@@ -72,6 +79,8 @@ impl Workload {
             Workload::AnomalyStd => "anomaly_std",
             Workload::AnomalyZscore => "anomaly_zscore",
             Workload::RechunkRowsCols => "rechunk_rows_cols",
+            Workload::NormalMean => "normal_mean",
+            Workload::PoissonMean => "poisson_mean",
         }
     }
 
@@ -84,7 +93,12 @@ impl Workload {
     pub fn input_chunks(self) -> usize {
         match self {
             Workload::PerTask => 10_000,
-            Workload::Headline | Workload::Matmul | Workload::XxtMean | Workload::Mean40000 => 100,
+            Workload::Headline
+            | Workload::Matmul
+            | Workload::XxtMean
+            | Workload::Mean40000
+            | Workload::NormalMean
+            | Workload::PoissonMean => 100,
             Workload::AnomalyStd | Workload::AnomalyZscore => 400,
             Workload::RechunkRowsCols => 10,
         }
@@ -118,6 +132,8 @@ impl Workload {
                 .random(&[10_000, 10_000], [1000, 10_000])?
                 .rechunk([10_000, 1000])?
                 .max_axis(0),
+            Workload::NormalMean => rng.standard_normal(&[10_000, 10_000], [1000, 1000])?.mean(),
+            Workload::PoissonMean => rng.poisson(4.0, &[10_000, 10_000], [1000, 1000])?.mean(),
         }
     }
 

@@ -51,6 +51,22 @@ fn suite() -> Vec<(&'static str, Array)> {
             tessera::where_(n.gt(0.0).unwrap(), &n, 0.0).unwrap(),
         ),
         ("matmul x @ x.T", sq.matmul(&sq.t()).unwrap()),
+        // Every distribution travels with its parameters and draws the same bits on a worker.
+        (
+            "integers",
+            rng.integers(-3, 1 << 40, &[50, 40], [17, 9]).unwrap(),
+        ),
+        (
+            "exponential",
+            rng.exponential(2.0, &[50, 40], [17, 9]).unwrap(),
+        ),
+        ("gamma", rng.gamma(0.7, 3.0, &[50, 40], [17, 9]).unwrap()),
+        ("beta", rng.beta(0.4, 2.5, &[50, 40], [17, 9]).unwrap()),
+        ("poisson", rng.poisson(37.5, &[50, 40], [17, 9]).unwrap()),
+        (
+            "binomial",
+            rng.binomial(80, 0.3, &[50, 40], [17, 9]).unwrap(),
+        ),
         ("matmul x.T @ x", sq.t().matmul(&sq).unwrap()),
         // Diagonal products read one chunk twice.
         ("matmul x @ x", sq.matmul(&sq).unwrap()),

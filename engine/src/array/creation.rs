@@ -1,5 +1,5 @@
-//! Creating arrays: random (counter-based, chunk-invariant), constant fills, ranges, wrapping an
-//! in-memory ndarray, and reading a `.npy` file lazily.
+//! Creating arrays: constant fills, ranges, wrapping an in-memory ndarray, and reading a `.npy`
+//! file lazily (random arrays are in [`super::random`]).
 
 use std::path::Path;
 
@@ -10,108 +10,17 @@ use crate::data::{ArrayData, Element};
 use crate::error::{Error, Result};
 use crate::graph::ArrayMeta;
 use crate::meta::{ChunkSpec, Chunks, DType, Scalar};
-use crate::ops::{Distribution, FromArray, LeafKind, NpySource, Op, Program};
+use crate::ops::{FromArray, LeafKind, NpySource, Op, Program};
 
-fn source(kind: LeafKind, shape: &[usize], chunks: ChunkSpec, dtype: DType) -> Result<Array> {
+pub(super) fn source(
+    kind: LeafKind,
+    shape: &[usize],
+    chunks: ChunkSpec,
+    dtype: DType,
+) -> Result<Array> {
     let chunks = Chunks::resolve(shape, &chunks, dtype)?;
     let program = Program::source(kind, chunks, dtype);
     Array::from_op(Op::Blockwise(Box::new(program)), vec![], None)
-}
-
-/// A random number generator in the style of numpy's `default_rng(seed)`.
-///
-/// Values are counter-based: element `i` (flat C-order index) of an array drawn with a seed depends
-/// only on the seed and `i`, so the same seed and shape give the same values whatever the chunking,
-/// the thread count or the machine that computes them. See [`crate::kernels::random`] for the
-/// generator.
-///
-/// ```
-/// let rng = tessera::default_rng(7);
-/// let a = rng.random(&[100], [10]).unwrap().compute::<f64>().unwrap();
-/// let b = rng.random(&[100], [33]).unwrap().compute::<f64>().unwrap();
-/// assert_eq!(a, b);
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Generator {
-    seed: u64,
-}
-
-/// A generator seeded with `seed`.
-pub fn default_rng(seed: u64) -> Generator {
-    Generator { seed }
-}
-
-impl Generator {
-    /// Uniform float64 values in [0, 1).
-    pub fn random(&self, shape: &[usize], chunks: impl Into<ChunkSpec>) -> Result<Array> {
-        self.random_dtype(shape, chunks, DType::F64)
-    }
-
-    /// Uniform values in [0, 1) of a float dtype.
-    pub fn random_dtype(
-        &self,
-        shape: &[usize],
-        chunks: impl Into<ChunkSpec>,
-        dtype: DType,
-    ) -> Result<Array> {
-        self.draw(Distribution::Uniform, shape, chunks.into(), dtype)
-    }
-
-    /// Standard normal float64 values.
-    pub fn standard_normal(&self, shape: &[usize], chunks: impl Into<ChunkSpec>) -> Result<Array> {
-        self.draw(
-            Distribution::StandardNormal,
-            shape,
-            chunks.into(),
-            DType::F64,
-        )
-    }
-
-    /// Standard normal values of a float dtype.
-    pub fn standard_normal_dtype(
-        &self,
-        shape: &[usize],
-        chunks: impl Into<ChunkSpec>,
-        dtype: DType,
-    ) -> Result<Array> {
-        self.draw(Distribution::StandardNormal, shape, chunks.into(), dtype)
-    }
-
-    /// Uniform float64 values in [low, high).
-    pub fn uniform(
-        &self,
-        low: f64,
-        high: f64,
-        shape: &[usize],
-        chunks: impl Into<ChunkSpec>,
-    ) -> Result<Array> {
-        let u = self.random(shape, chunks)?;
-        (&u * (high - low))? + low
-    }
-
-    fn draw(
-        &self,
-        dist: Distribution,
-        shape: &[usize],
-        chunks: ChunkSpec,
-        dtype: DType,
-    ) -> Result<Array> {
-        if !dtype.is_float() {
-            return Err(Error::UnsupportedDType {
-                op: "random",
-                dtype,
-            });
-        }
-        source(
-            LeafKind::Random {
-                seed: self.seed,
-                dist,
-            },
-            shape,
-            chunks,
-            dtype,
-        )
-    }
 }
 
 /// An array of `shape` filled with `value` (its dtype is the value's).

@@ -7,20 +7,19 @@ mod creation;
 mod cumulative;
 mod elementwise;
 mod manipulation;
+mod random;
 mod reduction;
 mod statistics;
 mod structure;
 mod zarr;
 
-pub use creation::{
-    Generator, arange, default_rng, from_array, from_array_data, from_npy, full, linspace, ones,
-    zeros,
-};
+pub use creation::{arange, from_array, from_array_data, from_npy, full, linspace, ones, zeros};
 pub use elementwise::{Operand, ufunc, where_};
 pub use manipulation::{
     PadMode, Sections, array_split, atleast_1d, atleast_2d, atleast_3d, broadcast_arrays, dstack,
     eye, hstack, identity, meshgrid, split, vstack,
 };
+pub use random::{Generator, default_rng};
 pub use reduction::ReduceOptions;
 pub use structure::{concatenate, stack};
 pub use zarr::{from_zarr, from_zarr_with};

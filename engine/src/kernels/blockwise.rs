@@ -175,7 +175,7 @@ pub fn run(p: &Program, block: &[u32], deps: &[Arc<ChunkValue>]) -> Result<Chunk
                 LeafKind::Random {
                     seed,
                     dist: Distribution::Uniform,
-                } => Some(RandomKey::new(seed, Distribution::Uniform as u64)),
+                } => Some(RandomKey::new(seed, Distribution::Uniform.code())),
                 _ => None,
             }
         }
@@ -444,8 +444,8 @@ fn generate(kind: &LeafKind, start: u64, step: u64, n: usize, buf: &mut Buf) {
     let index = |j: usize| start + j as u64 * step;
     match (kind, buf) {
         (LeafKind::Random { seed, dist }, buf) => {
-            let key = RandomKey::new(*seed, *dist as u64);
-            match (dist, buf) {
+            let key = RandomKey::new(*seed, dist.code());
+            match (*dist, buf) {
                 (Distribution::Uniform, Buf::F64(b)) => {
                     random::fill_uniform_f64(key, start, step, &mut b[..n])
                 }
@@ -458,7 +458,25 @@ fn generate(kind: &LeafKind, start: u64, step: u64, n: usize, buf: &mut Buf) {
                 (Distribution::StandardNormal, Buf::F32(b)) => {
                     random::fill_standard_normal_f32(key, start, step, &mut b[..n])
                 }
-                (_, b) => unreachable!("random arrays are float, not {}", b.dtype()),
+                (Distribution::Integers { low, high }, Buf::I64(b)) => {
+                    random::fill_integers(key, low, high, start, step, &mut b[..n])
+                }
+                (Distribution::StandardExponential, Buf::F64(b)) => {
+                    random::fill_standard_exponential(key, start, step, &mut b[..n])
+                }
+                (Distribution::StandardGamma { shape }, Buf::F64(b)) => {
+                    random::fill_standard_gamma(key, shape.get(), start, step, &mut b[..n])
+                }
+                (Distribution::Beta { a, b: beta_b }, Buf::F64(b)) => {
+                    random::fill_beta(key, a.get(), beta_b.get(), start, step, &mut b[..n])
+                }
+                (Distribution::Poisson { lam }, Buf::I64(b)) => {
+                    random::fill_poisson(key, lam.get(), start, step, &mut b[..n])
+                }
+                (Distribution::Binomial { n: trials, p }, Buf::I64(b)) => {
+                    random::fill_binomial(key, trials, p.get(), start, step, &mut b[..n])
+                }
+                (d, b) => unreachable!("{} values are never {}", d.name(), b.dtype()),
             }
         }
         (LeafKind::Arange { start: s, step: d }, Buf::I64(b)) => {
@@ -533,7 +551,8 @@ fn buf_into_array(b: Buf, shape: &[usize]) -> ArrayData {
 /// The dtype of a generated leaf must be one the generator produces.
 pub(crate) fn _dtype_ok(kind: &LeafKind, dtype: DType) -> bool {
     match kind {
-        LeafKind::Random { .. } | LeafKind::Linspace { .. } => dtype.is_float(),
+        LeafKind::Random { dist, .. } => dist.dtype_ok(dtype),
+        LeafKind::Linspace { .. } => dtype.is_float(),
         LeafKind::Arange { .. } => dtype != DType::Bool,
         _ => true,
     }

@@ -31,7 +31,7 @@ use crate::meta::Chunks;
 pub use elementwise::{BinaryFn, CmpFn, ElemFunc, UnaryFn};
 pub use map_blocks::BlockFn;
 pub use matmul::MatmulOp;
-pub use program::{Distribution, Instr, Leaf, LeafKind, Program};
+pub use program::{Distribution, Instr, Leaf, LeafKind, POISSON_MAX_LAM, ParamF64, Program};
 pub use quantile::QuantileOp;
 pub use reduce::{Finalize, ReduceCombine, ReduceSink, Reduction};
 pub use scan::{ScanFn, ScanOp};

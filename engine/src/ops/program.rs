@@ -12,13 +12,186 @@ use crate::ops::elementwise::ElemFunc;
 use crate::ops::reduce::{ReduceSink, Reduction, check_axes, partial_chunks};
 use crate::ops::{Derived, InputMeta, RuleResult};
 
-/// Which distribution a random source draws.
+/// Which distribution a random source draws, with its parameters. Float parameters are kept as bits
+/// ([`ParamF64`]) so that a distribution is `Eq + Hash` and its token is exact. Location and scale
+/// (`normal(loc, scale)`, `gamma(shape, scale)`, `exponential(scale)`) are applied by elementwise
+/// math on the standard draw, so they fuse like any other arithmetic.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Distribution {
     /// Uniform on [0, 1).
     Uniform,
     /// Standard normal.
     StandardNormal,
+    /// Integers in `[low, high]` (both inclusive), unbiased.
+    Integers { low: i64, high: i64 },
+    /// Exponential with scale 1.
+    StandardExponential,
+    /// Gamma with the given shape and scale 1.
+    StandardGamma { shape: ParamF64 },
+    /// Beta(a, b).
+    Beta { a: ParamF64, b: ParamF64 },
+    /// Poisson with mean `lam`.
+    Poisson { lam: ParamF64 },
+    /// Binomial: successes in `n` trials of probability `p`.
+    Binomial { n: u64, p: ParamF64 },
+}
+
+/// An f64 parameter held by its bits (so that it can be hashed and compared exactly).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ParamF64(u64);
+
+impl ParamF64 {
+    pub fn new(v: f64) -> Self {
+        Self(v.to_bits())
+    }
+    pub fn get(self) -> f64 {
+        f64::from_bits(self.0)
+    }
+    pub fn bits(self) -> u64 {
+        self.0
+    }
+}
+
+impl std::fmt::Debug for ParamF64 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.get())
+    }
+}
+
+/// The largest Poisson mean accepted: draws stay far inside int64 and the rejection sampler's
+/// constants stay accurate.
+pub const POISSON_MAX_LAM: f64 = 1e15;
+
+impl Distribution {
+    /// The distribution's stable code: its stream number under a seed (so that distributions drawn
+    /// with one seed are independent) and its number on the wire.
+    pub fn code(self) -> u64 {
+        match self {
+            Distribution::Uniform => 0,
+            Distribution::StandardNormal => 1,
+            Distribution::Integers { .. } => 2,
+            Distribution::StandardExponential => 3,
+            Distribution::StandardGamma { .. } => 4,
+            Distribution::Beta { .. } => 5,
+            Distribution::Poisson { .. } => 6,
+            Distribution::Binomial { .. } => 7,
+        }
+    }
+
+    /// numpy's name of the distribution.
+    pub fn name(self) -> &'static str {
+        match self {
+            Distribution::Uniform => "random",
+            Distribution::StandardNormal => "standard_normal",
+            Distribution::Integers { .. } => "integers",
+            Distribution::StandardExponential => "standard_exponential",
+            Distribution::StandardGamma { .. } => "standard_gamma",
+            Distribution::Beta { .. } => "beta",
+            Distribution::Poisson { .. } => "poisson",
+            Distribution::Binomial { .. } => "binomial",
+        }
+    }
+
+    /// The parameters as they travel: two words (unused ones zero).
+    pub fn params(self) -> [u64; 2] {
+        match self {
+            Distribution::Uniform
+            | Distribution::StandardNormal
+            | Distribution::StandardExponential => [0, 0],
+            Distribution::Integers { low, high } => [low as u64, high as u64],
+            Distribution::StandardGamma { shape } => [shape.bits(), 0],
+            Distribution::Beta { a, b } => [a.bits(), b.bits()],
+            Distribution::Poisson { lam } => [lam.bits(), 0],
+            Distribution::Binomial { n, p } => [n, p.bits()],
+        }
+    }
+
+    /// The distribution with this code and these parameters (the inverse of [`Self::code`] and
+    /// [`Self::params`]); the parameters are checked by [`Self::check`].
+    pub fn from_code(code: u64, params: [u64; 2]) -> Option<Self> {
+        let f = |w: u64| ParamF64(w);
+        Some(match code {
+            0 => Distribution::Uniform,
+            1 => Distribution::StandardNormal,
+            2 => Distribution::Integers {
+                low: params[0] as i64,
+                high: params[1] as i64,
+            },
+            3 => Distribution::StandardExponential,
+            4 => Distribution::StandardGamma {
+                shape: f(params[0]),
+            },
+            5 => Distribution::Beta {
+                a: f(params[0]),
+                b: f(params[1]),
+            },
+            6 => Distribution::Poisson { lam: f(params[0]) },
+            7 => Distribution::Binomial {
+                n: params[0],
+                p: f(params[1]),
+            },
+            _ => return None,
+        })
+    }
+
+    /// Whether the distribution draws values of `dtype`: uniform and normal in f64 or f32, the other
+    /// continuous ones in f64, the discrete ones in int64 (numpy's defaults).
+    pub fn dtype_ok(self, dtype: DType) -> bool {
+        match self {
+            Distribution::Uniform | Distribution::StandardNormal => dtype.is_float(),
+            Distribution::StandardExponential
+            | Distribution::StandardGamma { .. }
+            | Distribution::Beta { .. } => dtype == DType::F64,
+            Distribution::Integers { .. }
+            | Distribution::Poisson { .. }
+            | Distribution::Binomial { .. } => dtype == DType::I64,
+        }
+    }
+
+    /// Whether the parameters are in the distribution's domain (numpy's conditions), with a message
+    /// naming the parameter when not.
+    pub fn check(self) -> Result<(), String> {
+        let positive = |name: &str, v: ParamF64| {
+            let v = v.get();
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{}: {name} must be finite and > 0, not {v}",
+                    self.name()
+                ))
+            }
+        };
+        match self {
+            Distribution::Integers { low, high } if low > high => Err(format!(
+                "integers: low {low} must be below high {}",
+                high as i128 + 1
+            )),
+            Distribution::StandardGamma { shape } => positive("shape", shape),
+            Distribution::Beta { a, b } => positive("a", a).and(positive("b", b)),
+            Distribution::Poisson { lam } => {
+                let v = lam.get();
+                if (0.0..=POISSON_MAX_LAM).contains(&v) {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "poisson: lam must be in [0, {POISSON_MAX_LAM:e}], not {v}"
+                    ))
+                }
+            }
+            Distribution::Binomial { n, p } => {
+                let v = p.get();
+                if !(0.0..=1.0).contains(&v) {
+                    Err(format!("binomial: p must be in [0, 1], not {v}"))
+                } else if n > i64::MAX as u64 {
+                    Err(format!("binomial: n {n} does not fit int64"))
+                } else {
+                    Ok(())
+                }
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Where a leaf's values come from.
@@ -158,7 +331,12 @@ impl Program {
                 LeafKind::Random { seed, dist } => {
                     t.u64(2);
                     t.u64(*seed);
-                    t.u64(*dist as u64);
+                    t.u64(dist.code());
+                    // Nothing more for the parameter-free ones, so their tokens are what they were.
+                    if dist.params() != [0, 0] {
+                        t.u64(dist.params()[0]);
+                        t.u64(dist.params()[1]);
+                    }
                 }
                 LeafKind::Full(s) => {
                     t.u64(3);
@@ -215,7 +393,11 @@ impl Program {
             .filter_map(|l| {
                 let name = match &l.kind {
                     LeafKind::Input(_) => return None,
-                    LeafKind::Random { dist, .. } => format!("random-{dist:?}").to_lowercase(),
+                    LeafKind::Random { dist, .. } => match dist {
+                        Distribution::Uniform => "random-uniform".to_string(),
+                        Distribution::StandardNormal => "random-standardnormal".to_string(),
+                        d => format!("random-{}", d.name()),
+                    },
                     LeafKind::Full(s) => format!("full({s})"),
                     LeafKind::Arange { .. } => "arange".into(),
                     LeafKind::Linspace { .. } => "linspace".into(),
@@ -332,7 +514,17 @@ impl Program {
                         leaf.dtype
                     ));
                 }
-                LeafKind::Random { .. } | LeafKind::Linspace { .. } if !leaf.dtype.is_float() => {
+                LeafKind::Random { dist, .. } if !dist.dtype_ok(leaf.dtype) => {
+                    return Err(format!(
+                        "leaf {li} draws {} values but has dtype {}",
+                        dist.name(),
+                        leaf.dtype
+                    ));
+                }
+                LeafKind::Random { dist, .. } if dist.check().is_err() => {
+                    return Err(format!("leaf {li}: {}", dist.check().unwrap_err()));
+                }
+                LeafKind::Linspace { .. } if !leaf.dtype.is_float() => {
                     return Err(format!(
                         "leaf {li} generates floats but has dtype {}",
                         leaf.dtype

@@ -34,14 +34,16 @@ pub fn source_cost_ns(p: &Program) -> f64 {
         .leaves
         .iter()
         .map(|l| match l.kind {
-            LeafKind::Random {
-                dist: Distribution::StandardNormal,
-                ..
-            } => 4.0,
-            LeafKind::Random {
-                dist: Distribution::Uniform,
-                ..
-            } => 1.0,
+            LeafKind::Random { dist, .. } => match dist {
+                Distribution::Uniform => 1.0,
+                Distribution::StandardNormal | Distribution::Integers { .. } => 4.0,
+                Distribution::StandardExponential => 8.0,
+                // Rejection samplers with several logarithms per value: held, not regenerated.
+                Distribution::StandardGamma { .. }
+                | Distribution::Beta { .. }
+                | Distribution::Poisson { .. }
+                | Distribution::Binomial { .. } => 40.0,
+            },
             LeafKind::Full(_) => 0.05,
             LeafKind::Arange { .. } | LeafKind::Linspace { .. } => 0.3,
             LeafKind::Input(_) => 0.0,

@@ -8,7 +8,9 @@ use super::{
     wire, within,
 };
 use crate::error::{Error, Result};
-use crate::ops::{BinaryFn, ElemFunc, Instr, Leaf, LeafKind, Program, ReduceSink, UnaryFn};
+use crate::ops::{
+    BinaryFn, Distribution, ElemFunc, Instr, Leaf, LeafKind, Program, ReduceSink, UnaryFn,
+};
 
 // ---------------------------------------------------------------------------------------------
 // programs
@@ -80,7 +82,12 @@ impl TryFrom<&Leaf> for pb::Leaf {
             LeafKind::Input(i) => Kind::Input(u32_of(i, "input index")?),
             LeafKind::Random { seed, dist } => Kind::Random(pb::RandomLeaf {
                 seed,
-                dist: pb::Distribution::from(dist) as i32,
+                dist: dist.code() as i32,
+                params: if dist.params() == [0, 0] {
+                    Vec::new()
+                } else {
+                    dist.params().to_vec()
+                },
             }),
             LeafKind::Full(s) => Kind::Full(s.into()),
             LeafKind::Arange { start, step } => Kind::Arange(pb::ArangeLeaf { start, step }),
@@ -118,10 +125,22 @@ impl TryFrom<pb::Leaf> for Leaf {
         use pb::leaf::Kind;
         let kind = match required(l.kind, "leaf kind")? {
             Kind::Input(i) => LeafKind::Input(i as usize),
-            Kind::Random(r) => LeafKind::Random {
-                seed: r.seed,
-                dist: enum_of::<pb::Distribution>(r.dist, "distribution")?.into(),
-            },
+            Kind::Random(r) => {
+                let code = enum_of::<pb::Distribution>(r.dist, "distribution")? as u64;
+                let params = match r.params[..] {
+                    [] => [0, 0],
+                    [a, b] => [a, b],
+                    _ => {
+                        return Err(wire(format!(
+                            "random leaf: {} parameter words, expected 0 or 2",
+                            r.params.len()
+                        )));
+                    }
+                };
+                let dist = Distribution::from_code(code, params)
+                    .ok_or_else(|| wire(format!("unknown distribution {code}")))?;
+                LeafKind::Random { seed: r.seed, dist }
+            }
             Kind::Full(s) => LeafKind::Full(s.try_into()?),
             Kind::Arange(a) => LeafKind::Arange {
                 start: a.start,

@@ -14,8 +14,8 @@ use crate::graph::Layer;
 use crate::graph::Tokenizer;
 use crate::meta::{Chunks, DType, Scalar};
 use crate::ops::{
-    BinaryFn, CmpFn, Distribution, ElemFunc, Instr, Leaf, LeafKind, Op, Program, ReduceSink,
-    Reduction, UnaryFn,
+    BinaryFn, CmpFn, Distribution, ElemFunc, Instr, Leaf, LeafKind, Op, ParamF64, Program,
+    ReduceSink, Reduction, UnaryFn,
 };
 
 // -----------------------------------------------------------------------------------------
@@ -73,17 +73,55 @@ pub(super) fn all_dtypes() -> Vec<DType> {
     all
 }
 
-pub(super) fn all_leaf_kinds() -> Vec<LeafKind> {
+/// One of each distribution (the match makes a new one a compile error here).
+pub(super) fn all_distributions() -> Vec<Distribution> {
+    let f = ParamF64::new;
     let all = vec![
-        LeafKind::Input(3),
-        LeafKind::Random {
-            seed: u64::MAX,
-            dist: Distribution::Uniform,
+        Distribution::Uniform,
+        Distribution::StandardNormal,
+        Distribution::Integers {
+            low: i64::MIN,
+            high: -3,
         },
-        LeafKind::Random {
-            seed: 7,
-            dist: Distribution::StandardNormal,
+        Distribution::StandardExponential,
+        Distribution::StandardGamma { shape: f(0.25) },
+        Distribution::Beta {
+            a: f(2.0),
+            b: f(0.5),
         },
+        Distribution::Poisson { lam: f(12.5) },
+        Distribution::Binomial {
+            n: 1 << 40,
+            p: f(0.125),
+        },
+    ];
+    for d in &all {
+        match d {
+            Distribution::Uniform
+            | Distribution::StandardNormal
+            | Distribution::Integers { .. }
+            | Distribution::StandardExponential
+            | Distribution::StandardGamma { .. }
+            | Distribution::Beta { .. }
+            | Distribution::Poisson { .. }
+            | Distribution::Binomial { .. } => {}
+        }
+    }
+    all
+}
+
+pub(super) fn all_leaf_kinds() -> Vec<LeafKind> {
+    let mut all = vec![LeafKind::Input(3)];
+    all.extend(
+        all_distributions()
+            .into_iter()
+            .enumerate()
+            .map(|(i, dist)| LeafKind::Random {
+                seed: u64::MAX - i as u64,
+                dist,
+            }),
+    );
+    all.extend([
         LeafKind::Full(Scalar::Bool(true)),
         LeafKind::Full(Scalar::I64(i64::MIN)),
         LeafKind::Full(Scalar::F32(-0.0)),
@@ -99,7 +137,7 @@ pub(super) fn all_leaf_kinds() -> Vec<LeafKind> {
             num: 5,
             endpoint: true,
         },
-    ];
+    ]);
     for k in &all {
         match k {
             LeafKind::Input(_)

@@ -1,7 +1,7 @@
 //! Counter-based random numbers for `random` arrays: this module owns the key derivation, the
 //! conversions from the generator's words to uniform values, and the kernels that fill chunks and
 //! sum uniform values without storing them. The block function lives in [`ars`], the normal
-//! distribution in [`normal`].
+//! distribution in [`normal`], the other distributions in [`distributions`].
 //!
 //! Element `i` (the global flat C-order index in the whole array) of an array with key
 //! `RandomKey::new(seed, stream)` depends only on `(seed, stream, i)`, so every chunking, thread count
@@ -50,6 +50,7 @@
 //! depend on the path or the tiling. Indices wrap modulo 2^64.
 
 mod ars;
+mod distributions;
 mod normal;
 
 use ars::{AesLevel, Blocks, RoundKeys, aes_kernel};
@@ -398,6 +399,74 @@ aes_kernel! {
     fn mantissa_sum_at(keys: &RoundKeys, start: u64, step: u64, n: u64) -> u128 = mantissa_sum_body;
 }
 
+aes_kernel! {
+    fn integers_at(keys: &RoundKeys, low: i64, high: i64, start: u64, step: u64, out: &mut [i64])
+        = distributions::integers_body;
+}
+
+aes_kernel! {
+    fn exponential_at(keys: &RoundKeys, start: u64, step: u64, out: &mut [f64])
+        = distributions::exponential_body;
+}
+
+aes_kernel! {
+    fn gamma_at(keys: &RoundKeys, shape: f64, start: u64, step: u64, out: &mut [f64])
+        = distributions::gamma_body;
+}
+
+aes_kernel! {
+    fn beta_at(keys: &RoundKeys, a: f64, b: f64, start: u64, step: u64, out: &mut [f64])
+        = distributions::beta_body;
+}
+
+aes_kernel! {
+    fn poisson_at(keys: &RoundKeys, lam: f64, start: u64, step: u64, out: &mut [i64])
+        = distributions::poisson_body;
+}
+
+aes_kernel! {
+    fn binomial_at(keys: &RoundKeys, n: u64, p: f64, start: u64, step: u64, out: &mut [i64])
+        = distributions::binomial_body;
+}
+
+/// out[j] = integer in [low, high] (inclusive) of element start + j·step, unbiased.
+pub fn fill_integers(key: RandomKey, low: i64, high: i64, start: u64, step: u64, out: &mut [i64]) {
+    integers_at(
+        AesLevel::BEST,
+        &key.round_keys(),
+        low,
+        high,
+        start,
+        step,
+        out,
+    );
+}
+
+/// out[j] = standard exponential value of element start + j·step.
+pub fn fill_standard_exponential(key: RandomKey, start: u64, step: u64, out: &mut [f64]) {
+    exponential_at(AesLevel::BEST, &key.round_keys(), start, step, out);
+}
+
+/// out[j] = Gamma(shape, 1) value of element start + j·step.
+pub fn fill_standard_gamma(key: RandomKey, shape: f64, start: u64, step: u64, out: &mut [f64]) {
+    gamma_at(AesLevel::BEST, &key.round_keys(), shape, start, step, out);
+}
+
+/// out[j] = Beta(a, b) value of element start + j·step.
+pub fn fill_beta(key: RandomKey, a: f64, b: f64, start: u64, step: u64, out: &mut [f64]) {
+    beta_at(AesLevel::BEST, &key.round_keys(), a, b, start, step, out);
+}
+
+/// out[j] = Poisson(lam) count of element start + j·step.
+pub fn fill_poisson(key: RandomKey, lam: f64, start: u64, step: u64, out: &mut [i64]) {
+    poisson_at(AesLevel::BEST, &key.round_keys(), lam, start, step, out);
+}
+
+/// out[j] = Binomial(n, p) count of element start + j·step.
+pub fn fill_binomial(key: RandomKey, n: u64, p: f64, start: u64, step: u64, out: &mut [i64]) {
+    binomial_at(AesLevel::BEST, &key.round_keys(), n, p, start, step, out);
+}
+
 /// out[j] = uniform value of element start + j·step (step 1: a contiguous run; another step: a run
 /// along an outer axis, for a transposed array).
 pub fn fill_uniform_f64(key: RandomKey, start: u64, step: u64, out: &mut [f64]) {
@@ -666,6 +735,45 @@ mod tests {
                         "{level:?}"
                     );
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn every_distribution_path_matches_the_portable_one() {
+        let keys = &RandomKey::new(17, 9).round_keys();
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        for level in levels() {
+            for &start in &STARTS {
+                let n = 300;
+                let (mut a, mut b) = (vec![0i64; n], vec![0i64; n]);
+                for (low, high) in [(-5, 7), (0, (1 << 62) + 12345), (i64::MIN, i64::MAX)] {
+                    integers_at(AesLevel::Soft, keys, low, high, start, 3, &mut a);
+                    integers_at(level, keys, low, high, start, 3, &mut b);
+                    assert_eq!(a, b, "{level:?}");
+                }
+                for lam in [0.5, 9.9, 10.0, 1e6] {
+                    poisson_at(AesLevel::Soft, keys, lam, start, 1, &mut a);
+                    poisson_at(level, keys, lam, start, 1, &mut b);
+                    assert_eq!(a, b, "{level:?} {lam}");
+                }
+                for (trials, p) in [(20, 0.3), (1000, 0.5), (1000, 0.99)] {
+                    binomial_at(AesLevel::Soft, keys, trials, p, start, 1, &mut a);
+                    binomial_at(level, keys, trials, p, start, 1, &mut b);
+                    assert_eq!(a, b, "{level:?}");
+                }
+                let (mut a, mut b) = (vec![0.0; n], vec![0.0; n]);
+                exponential_at(AesLevel::Soft, keys, start, 1, &mut a);
+                exponential_at(level, keys, start, 1, &mut b);
+                assert_eq!(bits(&a), bits(&b), "{level:?}");
+                for shape in [0.3, 1.0, 7.5] {
+                    gamma_at(AesLevel::Soft, keys, shape, start, 1, &mut a);
+                    gamma_at(level, keys, shape, start, 1, &mut b);
+                    assert_eq!(bits(&a), bits(&b), "{level:?}");
+                }
+                beta_at(AesLevel::Soft, keys, 0.5, 0.5, start, 1, &mut a);
+                beta_at(level, keys, 0.5, 0.5, start, 1, &mut b);
+                assert_eq!(bits(&a), bits(&b), "{level:?}");
             }
         }
     }

@@ -137,7 +137,8 @@ fn small_int_to_f64(v: i64) -> f64 {
     f64::from_bits(MAGIC.to_bits().wrapping_add(v as u64)) - MAGIC
 }
 
-/// Natural log of `x` in (0, 1] (never zero, infinite, NaN or subnormal here).
+/// Natural log of a positive, finite, normal `x` (the ziggurat needs it on (0, 1]; the other
+/// distributions anywhere).
 #[inline(always)]
 pub(super) fn ln_unit(x: f64) -> f64 {
     let bits = x.to_bits();

@@ -1,0 +1,286 @@
+//! Random arrays: [`Generator`], numpy's `default_rng` shape over the counter-based generator of
+//! [`crate::kernels::random`]. Every distribution is a source layer whose element `i` depends only on
+//! the seed, the distribution and `i`, so values never change with the chunking, the thread count,
+//! the executor or the worker; location and scale parameters are elementwise math on the standard
+//! draw, which the optimizer fuses into the same task.
+
+use super::Array;
+use super::creation::source;
+use crate::error::{Error, Result};
+use crate::meta::{ChunkSpec, DType};
+use crate::ops::{Distribution, LeafKind, ParamF64};
+
+/// A random number generator in the style of numpy's `default_rng(seed)`.
+///
+/// Values are counter-based: element `i` (flat C-order index) of an array drawn with a seed depends
+/// only on the seed, the distribution (with its parameters) and `i`, so the same seed and shape give
+/// the same values whatever the chunking, the thread count or the machine that computes them. See
+/// [`crate::kernels::random`] for the generator. Unlike numpy's stateful `Generator`, drawing twice
+/// from one generator with the same distribution gives the same array: use another seed for another
+/// array.
+///
+/// ```
+/// let rng = tessera::default_rng(7);
+/// let a = rng.random(&[100], [10]).unwrap().compute::<f64>().unwrap();
+/// let b = rng.random(&[100], [33]).unwrap().compute::<f64>().unwrap();
+/// assert_eq!(a, b);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Generator {
+    seed: u64,
+}
+
+/// A generator seeded with `seed`.
+pub fn default_rng(seed: u64) -> Generator {
+    Generator { seed }
+}
+
+impl Generator {
+    /// Uniform float64 values in [0, 1).
+    pub fn random(&self, shape: &[usize], chunks: impl Into<ChunkSpec>) -> Result<Array> {
+        self.random_dtype(shape, chunks, DType::F64)
+    }
+
+    /// Uniform values in [0, 1) of a float dtype.
+    pub fn random_dtype(
+        &self,
+        shape: &[usize],
+        chunks: impl Into<ChunkSpec>,
+        dtype: DType,
+    ) -> Result<Array> {
+        self.draw(Distribution::Uniform, shape, chunks.into(), dtype)
+    }
+
+    /// Standard normal float64 values.
+    pub fn standard_normal(&self, shape: &[usize], chunks: impl Into<ChunkSpec>) -> Result<Array> {
+        self.draw(
+            Distribution::StandardNormal,
+            shape,
+            chunks.into(),
+            DType::F64,
+        )
+    }
+
+    /// Standard normal values of a float dtype.
+    pub fn standard_normal_dtype(
+        &self,
+        shape: &[usize],
+        chunks: impl Into<ChunkSpec>,
+        dtype: DType,
+    ) -> Result<Array> {
+        self.draw(Distribution::StandardNormal, shape, chunks.into(), dtype)
+    }
+
+    /// Uniform float64 values in [low, high).
+    pub fn uniform(
+        &self,
+        low: f64,
+        high: f64,
+        shape: &[usize],
+        chunks: impl Into<ChunkSpec>,
+    ) -> Result<Array> {
+        let u = self.random(shape, chunks)?;
+        (&u * (high - low))? + low
+    }
+
+    /// Normal float64 values with mean `loc` and standard deviation `scale` (≥ 0).
+    ///
+    /// ```
+    /// let x = tessera::default_rng(1).normal(10.0, 2.0, &[100_000], [25_000]).unwrap();
+    /// let mean = x.mean().unwrap().compute_scalar::<f64>().unwrap();
+    /// assert!((mean - 10.0).abs() < 0.05);
+    /// ```
+    pub fn normal(
+        &self,
+        loc: f64,
+        scale: f64,
+        shape: &[usize],
+        chunks: impl Into<ChunkSpec>,
+    ) -> Result<Array> {
+        check_scale("normal", scale)?;
+        let z = self.standard_normal(shape, chunks)?;
+        (&z * scale)? + loc
+    }
+
+    /// Integers drawn uniformly from `[low, high)` (numpy's `integers` with `endpoint=False`), as
+    /// int64, without bias: every value has exactly the same probability.
+    ///
+    /// ```
+    /// let d = tessera::default_rng(3).integers(1, 7, &[1000], [300]).unwrap();
+    /// let v = d.compute::<i64>().unwrap();
+    /// assert!(v.iter().all(|&x| (1..7).contains(&x)));
+    /// ```
+    pub fn integers(
+        &self,
+        low: i64,
+        high: i64,
+        shape: &[usize],
+        chunks: impl Into<ChunkSpec>,
+    ) -> Result<Array> {
+        if low >= high {
+            return Err(Error::InvalidArgument {
+                op: "integers",
+                reason: format!("low {low} must be below high {high}"),
+            });
+        }
+        let dist = Distribution::Integers {
+            low,
+            high: high - 1,
+        };
+        self.draw(dist, shape, chunks.into(), DType::I64)
+    }
+
+    /// Exponential float64 values with scale 1.
+    pub fn standard_exponential(
+        &self,
+        shape: &[usize],
+        chunks: impl Into<ChunkSpec>,
+    ) -> Result<Array> {
+        self.draw(
+            Distribution::StandardExponential,
+            shape,
+            chunks.into(),
+            DType::F64,
+        )
+    }
+
+    /// Exponential float64 values with mean `scale` (≥ 0).
+    pub fn exponential(
+        &self,
+        scale: f64,
+        shape: &[usize],
+        chunks: impl Into<ChunkSpec>,
+    ) -> Result<Array> {
+        check_scale("exponential", scale)?;
+        &self.standard_exponential(shape, chunks)? * scale
+    }
+
+    /// Gamma float64 values with the given shape (> 0) and scale 1.
+    pub fn standard_gamma(
+        &self,
+        shape_param: f64,
+        shape: &[usize],
+        chunks: impl Into<ChunkSpec>,
+    ) -> Result<Array> {
+        let dist = Distribution::StandardGamma {
+            shape: ParamF64::new(shape_param),
+        };
+        self.draw(dist, shape, chunks.into(), DType::F64)
+    }
+
+    /// Gamma float64 values with shape `k` (> 0) and `scale` (≥ 0): mean `k·scale`.
+    pub fn gamma(
+        &self,
+        k: f64,
+        scale: f64,
+        shape: &[usize],
+        chunks: impl Into<ChunkSpec>,
+    ) -> Result<Array> {
+        check_scale("gamma", scale)?;
+        &self.standard_gamma(k, shape, chunks)? * scale
+    }
+
+    /// Chi-square float64 values with `df` (> 0) degrees of freedom: twice a Gamma(df/2).
+    pub fn chisquare(
+        &self,
+        df: f64,
+        shape: &[usize],
+        chunks: impl Into<ChunkSpec>,
+    ) -> Result<Array> {
+        if !(df.is_finite() && df > 0.0) {
+            return Err(Error::InvalidArgument {
+                op: "chisquare",
+                reason: format!("df must be finite and > 0, not {df}"),
+            });
+        }
+        &self.standard_gamma(df / 2.0, shape, chunks)? * 2.0
+    }
+
+    /// Beta(a, b) float64 values in [0, 1], for a, b > 0.
+    pub fn beta(
+        &self,
+        a: f64,
+        b: f64,
+        shape: &[usize],
+        chunks: impl Into<ChunkSpec>,
+    ) -> Result<Array> {
+        let dist = Distribution::Beta {
+            a: ParamF64::new(a),
+            b: ParamF64::new(b),
+        };
+        self.draw(dist, shape, chunks.into(), DType::F64)
+    }
+
+    /// Poisson int64 counts with mean `lam` (0 ≤ lam ≤ 1e15).
+    ///
+    /// ```
+    /// let k = tessera::default_rng(5).poisson(4.0, &[50_000], [10_000]).unwrap();
+    /// let mean = k.mean().unwrap().compute_scalar::<f64>().unwrap();
+    /// assert!((mean - 4.0).abs() < 0.05);
+    /// ```
+    pub fn poisson(
+        &self,
+        lam: f64,
+        shape: &[usize],
+        chunks: impl Into<ChunkSpec>,
+    ) -> Result<Array> {
+        let dist = Distribution::Poisson {
+            lam: ParamF64::new(lam),
+        };
+        self.draw(dist, shape, chunks.into(), DType::I64)
+    }
+
+    /// Binomial int64 counts: successes in `n` trials of probability `p` (0 ≤ p ≤ 1).
+    pub fn binomial(
+        &self,
+        n: u64,
+        p: f64,
+        shape: &[usize],
+        chunks: impl Into<ChunkSpec>,
+    ) -> Result<Array> {
+        let dist = Distribution::Binomial {
+            n,
+            p: ParamF64::new(p),
+        };
+        self.draw(dist, shape, chunks.into(), DType::I64)
+    }
+
+    fn draw(
+        &self,
+        dist: Distribution,
+        shape: &[usize],
+        chunks: ChunkSpec,
+        dtype: DType,
+    ) -> Result<Array> {
+        if !dist.dtype_ok(dtype) {
+            return Err(Error::UnsupportedDType {
+                op: dist.name(),
+                dtype,
+            });
+        }
+        dist.check().map_err(|reason| Error::InvalidArgument {
+            op: dist.name(),
+            reason,
+        })?;
+        source(
+            LeafKind::Random {
+                seed: self.seed,
+                dist,
+            },
+            shape,
+            chunks,
+            dtype,
+        )
+    }
+}
+
+fn check_scale(op: &'static str, scale: f64) -> Result<()> {
+    if scale.is_finite() && scale >= 0.0 {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument {
+            op,
+            reason: format!("scale must be finite and ≥ 0, not {scale}"),
+        })
+    }
+}
