@@ -367,3 +367,115 @@ fn draws_feed_the_rest_of_the_api() {
     let plain: ArrayD<i64> = k.compute::<i64>().unwrap();
     assert_eq!(col, plain.sum_axis(ndarray::Axis(0)));
 }
+
+#[test]
+fn permutations_are_permutations_and_uniform() {
+    let rng = default_rng(21);
+    // Both methods: whole shuffles up to 2^14, the Feistel network above.
+    for n in [
+        0usize, 1, 2, 3, 7, 64, 65, 1000, 4097, 16384, 16385, 100_003,
+    ] {
+        let mut v = i64s(&rng.permutation(n, [7000]).unwrap());
+        v.sort_unstable();
+        assert_eq!(v, (0..n as i64).collect::<Vec<_>>(), "n = {n}");
+    }
+    // Over many seeds, each of the 24 orders of 4 items is about equally likely, and element 0's
+    // image is uniform over 0..10.
+    let seeds = 4800;
+    let mut orders = std::collections::HashMap::new();
+    let mut first = vec![0i64; seeds];
+    for seed in 0..seeds as u64 {
+        let r = default_rng(seed);
+        *orders
+            .entry(i64s(&r.permutation(4, [4]).unwrap()))
+            .or_insert(0i64) += 1;
+        first[seed as usize] = i64s(&r.permutation(10, [10]).unwrap())[0];
+    }
+    assert_eq!(orders.len(), 24);
+    let counts: Vec<i64> = orders.values().copied().collect();
+    let flat: Vec<i64> = counts
+        .iter()
+        .enumerate()
+        .flat_map(|(k, &c)| std::iter::repeat_n(k as i64, c as usize))
+        .collect();
+    assert_fits_pmf("orders of 4", &flat, 0, 23, |k| {
+        if (0..24).contains(&k) {
+            1.0 / 24.0
+        } else {
+            0.0
+        }
+    });
+    assert_fits_pmf("image of 0", &first, 0, 9, |k| {
+        if (0..10).contains(&k) { 0.1 } else { 0.0 }
+    });
+    // The Feistel network: where the elements of one permutation of 10^6 land, in 10 bands of
+    // 10^5, and positions of consecutive elements uncorrelated.
+    let n = 1_000_000usize;
+    let big = i64s(&rng.permutation(n, [250_000]).unwrap());
+    let bands: Vec<i64> = big[..N].iter().map(|&v| v / 100_000).collect();
+    assert_fits_pmf("feistel bands", &bands, 0, 9, |k| {
+        if (0..10).contains(&k) { 0.1 } else { 0.0 }
+    });
+    let pairs: Vec<i64> = big[..N]
+        .chunks(2)
+        .map(|p| (p[0] / 250_000) * 4 + p[1] / 250_000)
+        .collect();
+    assert_fits_pmf("feistel pairs", &pairs, 0, 15, |k| {
+        if (0..16).contains(&k) {
+            1.0 / 16.0
+        } else {
+            0.0
+        }
+    });
+}
+
+#[test]
+fn choice_and_shuffle() {
+    let rng = default_rng(8);
+    // Without replacement: distinct, and the first elements of the permutation.
+    let c = i64s(&rng.choice(1000, 300, false, [64]).unwrap());
+    let p = i64s(&rng.permutation(1000, [1000]).unwrap());
+    assert_eq!(c, p[..300].to_vec());
+    let mut d = c.clone();
+    d.sort_unstable();
+    d.dedup();
+    assert_eq!(d.len(), 300);
+    // With replacement: uniform over 0..6.
+    let r = i64s(&rng.choice(6, N, true, [5000]).unwrap());
+    assert_fits_pmf("choice", &r, 0, 5, |k| {
+        if (0..6).contains(&k) { 1.0 / 6.0 } else { 0.0 }
+    });
+    // Shuffling rows of a matrix moves whole rows, in the permutation's order.
+    let x = ArrayD::from_shape_fn(ndarray::IxDyn(&[50, 3]), |ix| (ix[0] * 10 + ix[1]) as f64);
+    let a = tessera::from_array(x.clone(), [7, 2]).unwrap();
+    let s = rng.shuffle(&a, 0).unwrap().compute::<f64>().unwrap();
+    let order = i64s(&rng.permutation(50, [50]).unwrap());
+    for (j, &i) in order.iter().enumerate() {
+        assert_eq!(
+            s.index_axis(ndarray::Axis(0), j),
+            x.index_axis(ndarray::Axis(0), i as usize)
+        );
+    }
+    // choice_from picks elements of the array.
+    let v = tessera::arange(100i64, 200, 1, [30]).unwrap();
+    let picked = i64s(&rng.choice_from(&v, 40, false).unwrap());
+    assert!(picked.iter().all(|x| (100..200).contains(x)));
+    let positions = i64s(&rng.choice(100, 40, false, [40]).unwrap());
+    assert_eq!(
+        picked,
+        positions.iter().map(|i| i + 100).collect::<Vec<_>>()
+    );
+    // Errors.
+    assert!(matches!(
+        rng.choice(5, 6, false, [3]),
+        Err(Error::InvalidArgument { .. })
+    ));
+    assert!(matches!(
+        rng.choice(0, 1, true, [3]),
+        Err(Error::InvalidArgument { .. })
+    ));
+    assert_eq!(
+        i64s(&rng.choice(0, 0, true, [3]).unwrap()),
+        Vec::<i64>::new()
+    );
+}

@@ -6,6 +6,7 @@
 mod creation;
 mod cumulative;
 mod elementwise;
+mod indexing;
 mod manipulation;
 mod random;
 mod reduction;

@@ -7,6 +7,7 @@
 use super::Array;
 use super::creation::source;
 use crate::error::{Error, Result};
+use crate::kernels::random::{self, RandomKey};
 use crate::meta::{ChunkSpec, DType};
 use crate::ops::{Distribution, LeafKind, ParamF64};
 
@@ -245,6 +246,98 @@ impl Generator {
         self.draw(dist, shape, chunks.into(), DType::I64)
     }
 
+    /// A random permutation of `0..n` as int64 (numpy's `permutation(n)`), lazily: element `i` is
+    /// computed on its own, so a slice costs only its length.
+    ///
+    /// ```
+    /// let p = tessera::default_rng(4).permutation(10, [3]).unwrap();
+    /// let mut v = p.compute::<i64>().unwrap().into_raw_vec_and_offset().0;
+    /// v.sort();
+    /// assert_eq!(v, (0..10).collect::<Vec<i64>>());
+    /// ```
+    pub fn permutation(&self, n: usize, chunks: impl Into<ChunkSpec>) -> Result<Array> {
+        let dist = Distribution::Permutation { n: n as u64 };
+        self.draw(dist, &[n], chunks.into(), DType::I64)
+    }
+
+    /// `x` with its positions along `axis` in the order of [`Generator::permutation`] of that
+    /// axis's length (numpy's `permutation(x, axis)`; numpy's `shuffle` does the same in place).
+    /// The permutation is worked out when the graph is built and travels in it as a [`Array::take`].
+    pub fn shuffle(&self, x: &Array, axis: isize) -> Result<Array> {
+        let axis = crate::ops::reduce::normalize_axis(axis, x.ndim())?;
+        let n = x.shape()[axis];
+        let order = self.values(Distribution::Permutation { n: n as u64 }, n)?;
+        x.take(&order, axis as isize)
+    }
+
+    /// `size` integers from `0..n` (numpy's `choice(n, size, replace)`): with replacement, uniform
+    /// draws; without, the first `size` elements of [`Generator::permutation`]`(n)` (so
+    /// `size ≤ n`), distinct.
+    ///
+    /// ```
+    /// let c = tessera::default_rng(2).choice(100, 30, false, [10]).unwrap();
+    /// let mut v = c.compute::<i64>().unwrap().into_raw_vec_and_offset().0;
+    /// v.sort();
+    /// v.dedup();
+    /// assert_eq!(v.len(), 30);
+    /// ```
+    pub fn choice(
+        &self,
+        n: usize,
+        size: usize,
+        replace: bool,
+        chunks: impl Into<ChunkSpec>,
+    ) -> Result<Array> {
+        check_choice(n, size, replace)?;
+        if replace && n > 0 {
+            return self.integers(0, n as i64, &[size], chunks);
+        }
+        let dist = Distribution::Permutation { n: n as u64 };
+        self.draw(dist, &[size], chunks.into(), DType::I64)
+    }
+
+    /// `size` elements of the 1-d array `a` (numpy's `choice(a, size, replace)`), the positions
+    /// drawn as by [`Generator::choice`] when the graph is built.
+    pub fn choice_from(&self, a: &Array, size: usize, replace: bool) -> Result<Array> {
+        if a.ndim() != 1 {
+            return Err(Error::InvalidArgument {
+                op: "choice",
+                reason: format!("a must be 1-d, not of shape {:?}", a.shape()),
+            });
+        }
+        let n = a.shape()[0];
+        check_choice(n, size, replace)?;
+        let positions = if replace && n > 0 {
+            let dist = Distribution::Integers {
+                low: 0,
+                high: n as i64 - 1,
+            };
+            self.values(dist, size)?
+        } else {
+            self.values(Distribution::Permutation { n: n as u64 }, size)?
+        };
+        a.take(&positions, 0)
+    }
+
+    /// The first `len` int64 values of a distribution's array, computed here (for indices that a
+    /// graph carries).
+    fn values(&self, dist: Distribution, len: usize) -> Result<Vec<i64>> {
+        dist.check().map_err(|reason| Error::InvalidArgument {
+            op: dist.name(),
+            reason,
+        })?;
+        let key = RandomKey::new(self.seed, dist.code());
+        let mut out = vec![0i64; len];
+        match dist {
+            Distribution::Permutation { n } => random::fill_permutation(key, n, 0, 1, &mut out),
+            Distribution::Integers { low, high } => {
+                random::fill_integers(key, low, high, 0, 1, &mut out)
+            }
+            other => unreachable!("{} is not drawn for indices", other.name()),
+        }
+        Ok(out)
+    }
+
     fn draw(
         &self,
         dist: Distribution,
@@ -272,6 +365,22 @@ impl Generator {
             dtype,
         )
     }
+}
+
+fn check_choice(n: usize, size: usize, replace: bool) -> Result<()> {
+    if n == 0 && size > 0 {
+        return Err(Error::InvalidArgument {
+            op: "choice",
+            reason: format!("cannot take {size} from an empty population"),
+        });
+    }
+    if !replace && size > n {
+        return Err(Error::InvalidArgument {
+            op: "choice",
+            reason: format!("cannot take {size} of {n} without replacement"),
+        });
+    }
+    Ok(())
 }
 
 fn check_scale(op: &'static str, scale: f64) -> Result<()> {

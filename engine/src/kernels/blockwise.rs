@@ -476,6 +476,9 @@ fn generate(kind: &LeafKind, start: u64, step: u64, n: usize, buf: &mut Buf) {
                 (Distribution::Binomial { n: trials, p }, Buf::I64(b)) => {
                     random::fill_binomial(key, trials, p.get(), start, step, &mut b[..n])
                 }
+                (Distribution::Permutation { n: len }, Buf::I64(b)) => {
+                    random::fill_permutation(key, len, start, step, &mut b[..n])
+                }
                 (d, b) => unreachable!("{} values are never {}", d.name(), b.dtype()),
             }
         }

@@ -18,6 +18,7 @@ pub mod reduce;
 pub mod scan;
 pub mod source;
 pub mod structure;
+pub mod take;
 pub mod zarr;
 
 use std::sync::Arc;
@@ -37,6 +38,7 @@ pub use reduce::{Finalize, ReduceCombine, ReduceSink, Reduction};
 pub use scan::{ScanFn, ScanOp};
 pub use source::{FromArray, Materialized, NpySource};
 pub use structure::{AxisSlice, SliceOp};
+pub use take::TakeOp;
 pub use zarr::{ZarrSource, ZarrWrite};
 
 /// What a layer does.
@@ -81,6 +83,8 @@ pub enum Op {
     /// Each input chunk written into a Zarr store by the task that holds it; one element (the count
     /// written) per block.
     ZarrWrite(ZarrWrite),
+    /// Positions chosen by a list of indices along one axis.
+    Take(TakeOp),
 }
 
 /// What a layer's chunks hold, which decides who may read them.
@@ -231,6 +235,7 @@ impl Op {
             Op::Quantile(q) => q.output_meta(inputs),
             Op::ZarrSource(z) => z.output_meta(inputs),
             Op::ZarrWrite(z) => z.output_meta(inputs),
+            Op::Take(t) => t.output_meta(inputs),
         }
     }
 
@@ -269,6 +274,7 @@ impl Op {
             Op::Quantile(q) => q.name(),
             Op::ZarrSource(_) => "from-zarr",
             Op::ZarrWrite(_) => "to-zarr",
+            Op::Take(_) => "take",
         }
     }
 
@@ -324,6 +330,7 @@ impl Op {
             }
             Op::ZarrSource(z) => z.tokenize(t),
             Op::ZarrWrite(z) => z.tokenize(t),
+            Op::Take(tk) => tk.tokenize(t),
         }
     }
 
@@ -358,6 +365,7 @@ impl Op {
             Op::Scan(sc) => sc.deps(block, out),
             Op::Quantile(_) => out.push((0, block.iter().copied().collect())),
             Op::ZarrWrite(_) => out.push((0, block.iter().copied().collect())),
+            Op::Take(t) => t.deps(&layer.meta, inputs[0], block, out),
         }
     }
 
@@ -388,6 +396,7 @@ impl Op {
             Op::Quantile(q) => q.run(deps)?,
             Op::ZarrSource(z) => z.run(&layer.meta, block)?,
             Op::ZarrWrite(z) => z.run(inputs[0], block, &deps[0])?,
+            Op::Take(t) => t.run(&layer.meta, inputs[0], block, deps)?,
         };
         Ok(Arc::new(value))
     }

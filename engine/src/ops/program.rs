@@ -34,6 +34,9 @@ pub enum Distribution {
     Poisson { lam: ParamF64 },
     /// Binomial: successes in `n` trials of probability `p`.
     Binomial { n: u64, p: ParamF64 },
+    /// A random permutation of `0..n`: element `i` (for `i < n`; a leaf holds at most `n`) is the
+    /// image of `i`, so the first `k` elements are a sample of `k` without replacement.
+    Permutation { n: u64 },
 }
 
 /// An f64 parameter held by its bits (so that it can be hashed and compared exactly).
@@ -75,6 +78,7 @@ impl Distribution {
             Distribution::Beta { .. } => 5,
             Distribution::Poisson { .. } => 6,
             Distribution::Binomial { .. } => 7,
+            Distribution::Permutation { .. } => 8,
         }
     }
 
@@ -89,6 +93,7 @@ impl Distribution {
             Distribution::Beta { .. } => "beta",
             Distribution::Poisson { .. } => "poisson",
             Distribution::Binomial { .. } => "binomial",
+            Distribution::Permutation { .. } => "permutation",
         }
     }
 
@@ -103,6 +108,7 @@ impl Distribution {
             Distribution::Beta { a, b } => [a.bits(), b.bits()],
             Distribution::Poisson { lam } => [lam.bits(), 0],
             Distribution::Binomial { n, p } => [n, p.bits()],
+            Distribution::Permutation { n } => [n, 0],
         }
     }
 
@@ -130,6 +136,7 @@ impl Distribution {
                 n: params[0],
                 p: f(params[1]),
             },
+            8 => Distribution::Permutation { n: params[0] },
             _ => return None,
         })
     }
@@ -144,7 +151,8 @@ impl Distribution {
             | Distribution::Beta { .. } => dtype == DType::F64,
             Distribution::Integers { .. }
             | Distribution::Poisson { .. }
-            | Distribution::Binomial { .. } => dtype == DType::I64,
+            | Distribution::Binomial { .. }
+            | Distribution::Permutation { .. } => dtype == DType::I64,
         }
     }
 
@@ -188,6 +196,9 @@ impl Distribution {
                 } else {
                     Ok(())
                 }
+            }
+            Distribution::Permutation { n } if n > i64::MAX as u64 => {
+                Err(format!("permutation: n {n} does not fit int64"))
             }
             _ => Ok(()),
         }
@@ -523,6 +534,15 @@ impl Program {
                 }
                 LeafKind::Random { dist, .. } if dist.check().is_err() => {
                     return Err(format!("leaf {li}: {}", dist.check().unwrap_err()));
+                }
+                LeafKind::Random {
+                    dist: Distribution::Permutation { n },
+                    ..
+                } if leaf.shape.iter().product::<usize>() as u64 > *n => {
+                    return Err(format!(
+                        "leaf {li} holds {} elements of a permutation of {n}",
+                        leaf.shape.iter().product::<usize>()
+                    ));
                 }
                 LeafKind::Linspace { .. } if !leaf.dtype.is_float() => {
                     return Err(format!(

@@ -42,7 +42,8 @@ pub fn source_cost_ns(p: &Program) -> f64 {
                 Distribution::StandardGamma { .. }
                 | Distribution::Beta { .. }
                 | Distribution::Poisson { .. }
-                | Distribution::Binomial { .. } => 40.0,
+                | Distribution::Binomial { .. }
+                | Distribution::Permutation { .. } => 40.0,
             },
             LeafKind::Full(_) => 0.05,
             LeafKind::Arange { .. } | LeafKind::Linspace { .. } => 0.3,

@@ -139,6 +139,7 @@ const OP_NAMES: &[&str] = &[
     "nanquantile",
     "from-zarr",
     "to-zarr",
+    "take",
 ];
 
 /// The engine's own `&'static str` for a layer name from the wire. [`LayerId::name`] is static, and

@@ -15,7 +15,7 @@ use crate::io::zarr::{ZarrArrayRef, ZarrStore};
 use crate::ops::structure::Piece;
 use crate::ops::{
     AxisSlice, Finalize, FromArray, Materialized, MatmulOp, NpySource, Op, QuantileOp,
-    ReduceCombine, ScanFn, ScanOp, SliceOp, ZarrSource, ZarrWrite,
+    ReduceCombine, ScanFn, ScanOp, SliceOp, TakeOp, ZarrSource, ZarrWrite,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -365,6 +365,10 @@ impl TryFrom<&Op> for pb::Op {
             }),
             Op::ZarrSource(z) => W::ZarrSource(z.into()),
             Op::ZarrWrite(z) => W::ZarrWrite(z.into()),
+            Op::Take(t) => W::Take(pb::Take {
+                axis: u32_of(t.axis, "take axis")?,
+                indices: t.indices.to_vec(),
+            }),
             Op::MapBlocks(f) => {
                 return Err(Error::NotSerializable {
                     key: format!("map-blocks closure {:#x}", f.token()),
@@ -419,6 +423,10 @@ impl TryFrom<pb::Op> for Op {
             }),
             W::ZarrSource(z) => Op::ZarrSource(z.try_into()?),
             W::ZarrWrite(z) => Op::ZarrWrite(z.try_into()?),
+            W::Take(t) => Op::Take(TakeOp {
+                axis: t.axis as usize,
+                indices: Arc::new(t.indices),
+            }),
         })
     }
 }
@@ -463,6 +471,7 @@ mod tests {
             Op::MapBlocks(_) => "op_map_blocks_is_not_serializable",
             Op::ZarrSource(_) => "op_zarr_source",
             Op::ZarrWrite(_) => "op_zarr_write",
+            Op::Take(_) => "op_take",
         }
     }
 
@@ -684,6 +693,14 @@ mod tests {
             op: Some(pb::op::Op::Scan(pb::Scan { func: 99, axis: 0 })),
         };
         assert!(what(Op::try_from(bad).unwrap_err()).contains("unknown scan function value 99"));
+    }
+
+    #[test]
+    fn op_take() {
+        let y = x().take(&[3, -1, 0, 3], 1).unwrap();
+        let op = top_op(&y, "op_take");
+        assert_round_trip(&op);
+        assert!(matches!(&op, Op::Take(t) if t.axis == 1 && t.indices.len() == 4));
     }
 
     #[test]

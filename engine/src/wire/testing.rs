@@ -94,6 +94,7 @@ pub(super) fn all_distributions() -> Vec<Distribution> {
             n: 1 << 40,
             p: f(0.125),
         },
+        Distribution::Permutation { n: 1 << 33 },
     ];
     for d in &all {
         match d {
@@ -104,7 +105,8 @@ pub(super) fn all_distributions() -> Vec<Distribution> {
             | Distribution::StandardGamma { .. }
             | Distribution::Beta { .. }
             | Distribution::Poisson { .. }
-            | Distribution::Binomial { .. } => {}
+            | Distribution::Binomial { .. }
+            | Distribution::Permutation { .. } => {}
         }
     }
     all

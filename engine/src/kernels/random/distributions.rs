@@ -15,9 +15,18 @@
 //! integers in a range (unbiased; a retry has probability below range / 2^64); inversion for the
 //! exponential; Marsaglia and Tsang (2000) for gamma with shape ≥ 1 (normals by Marsaglia's polar
 //! method), boosted by `U^(1/shape)` below 1; beta as `X / (X + Y)` of two gammas, or Jöhnk's method
-//! in log space when both parameters are ≤ 1; Poisson by multiplying uniforms below a mean of 10 and
-//! by Hörmann's PTRS transformed rejection (1993) above; binomial by inversion when `n·min(p, 1-p)`
+//! in log space when both parameters are ≤ 1; Poisson by inversion of one word below a mean of 10
+//! and by Hörmann's PTRS transformed rejection (1993) above; binomial by inversion when `n·min(p, 1-p)`
 //! is below 10 and by Hörmann's BTRS (1993) above.
+//!
+//! **Permutations** of `0..n`. Up to [`SMALL_PERMUTATION`] elements: a Fisher–Yates shuffle whose
+//! step `j` (from `n - 1` down to 1) draws its unbiased position in `0..=j` from the stream of
+//! counter `j`, so the whole permutation is a function of the key and `n`. Above: element `i` is
+//! the image of `i` under a keyed six-round Feistel network on the smallest even number of bits
+//! that holds `n` (round `r` of half `h` is the low bits of block `(h, r)`), walked until it lands
+//! below `n` (cycle walking: the domain is under 4n, so about four steps at most on average); each
+//! element is computed on its own, so any slice costs only its own length. (A Feistel network on a
+//! few bits reaches too few permutations, and unevenly, hence the shuffle below the threshold.)
 
 use std::sync::LazyLock;
 
@@ -166,25 +175,6 @@ impl<'k, B: Blocks> ElementStream<'k, B> {
         }
     }
 
-    #[inline(always)]
-    fn poisson(&mut self, lam: f64) -> f64 {
-        if lam >= 10.0 {
-            return self.poisson_ptrs(lam);
-        }
-        if lam <= 0.0 {
-            return 0.0;
-        }
-        // Count uniforms multiplied before the product falls to e^-lam.
-        let limit = exp_neg(-lam);
-        let mut k = 0.0;
-        let mut product = self.uniform_open();
-        while product > limit {
-            k += 1.0;
-            product *= self.uniform_open();
-        }
-        k
-    }
-
     /// Binomial(n, p) for p ≤ 1/2.
     #[inline(always)]
     fn binomial_low(&mut self, n: f64, p: f64) -> f64 {
@@ -274,6 +264,79 @@ fn ln_factorial(k: f64) -> f64 {
     (x - 0.5) * ln(x) - x
         + HALF_LN_2PI
         + r * (1.0 / 12.0 - r2 * (1.0 / 360.0 - r2 * (1.0 / 1260.0 - r2 / 1680.0)))
+}
+
+/// Permutations of at most this many elements are shuffled whole (Fisher–Yates); larger ones use
+/// the Feistel network element by element.
+pub(super) const SMALL_PERMUTATION: u64 = 1 << 14;
+
+/// Rounds of the Feistel network.
+const FEISTEL_ROUNDS: u64 = 6;
+
+/// A keyed permutation of `0..2^(2·half_bits)`.
+#[inline(always)]
+fn feistel<B: Blocks>(b: B, keys: &RoundKeys, half_bits: u32, x: u64) -> u64 {
+    let mask = (1u64 << half_bits) - 1;
+    let (mut left, mut right) = (x >> half_bits, x & mask);
+    for round in 0..FEISTEL_ROUNDS {
+        let f = b.one(keys, right, round)[0] & mask;
+        (left, right) = (right, left ^ f);
+    }
+    (left << half_bits) | right
+}
+
+/// An unbiased integer in `0..range` (range ≥ 1) from a stream (Lemire's multiply-and-reject).
+#[inline(always)]
+fn below<B: Blocks>(s: &mut ElementStream<'_, B>, range: u64) -> u64 {
+    let mut m = u128::from(s.word()) * u128::from(range);
+    if (m as u64) < range {
+        let threshold = range.wrapping_neg() % range;
+        while (m as u64) < threshold {
+            m = u128::from(s.word()) * u128::from(range);
+        }
+    }
+    (m >> 64) as u64
+}
+
+#[inline(always)]
+pub(super) fn permutation_body<B: Blocks>(
+    b: B,
+    keys: &RoundKeys,
+    n: u64,
+    start: u64,
+    step: u64,
+    out: &mut [i64],
+) {
+    // The graph checks that a permutation leaf holds at most n elements: every index is below n.
+    if n <= SMALL_PERMUTATION {
+        let mut whole: Vec<u32> = (0..n as u32).collect();
+        for j in (1..n).rev() {
+            let k = below(&mut ElementStream::new(b, keys, j), j + 1);
+            whole.swap(j as usize, k as usize);
+        }
+        let mut i = start;
+        for o in out {
+            *o = i64::from(whole[i as usize]);
+            i = i.wrapping_add(step);
+        }
+        return;
+    }
+    // Every index is below n, so its cycle contains a value below n (itself) and the walk ends.
+    let bits = 64 - (n - 1).leading_zeros();
+    let half_bits = bits.div_ceil(2);
+    let mut i = start;
+    for o in out {
+        debug_assert!(i < n, "permutation index {i} of {n}");
+        let mut x = i;
+        loop {
+            x = feistel(b, keys, half_bits, x);
+            if x < n {
+                break;
+            }
+        }
+        *o = x as i64;
+        i = i.wrapping_add(step);
+    }
 }
 
 #[inline(always)]
@@ -370,8 +433,27 @@ pub(super) fn poisson_body<B: Blocks>(
     out: &mut [i64],
 ) {
     let mut i = start;
+    if lam >= 10.0 {
+        for o in out {
+            *o = ElementStream::new(b, keys, i).poisson_ptrs(lam) as i64;
+            i = i.wrapping_add(step);
+        }
+        return;
+    }
+    // Inversion with the element's one shared word: walk the CDF until it passes the uniform.
+    // Rounding can leave the CDF a few ulps short of 1; past `last` (whose tail probability is
+    // below 1e-25 for every mean under 10) the walk stops.
+    let p0 = exp_neg(-lam);
+    let last = 60.0;
     for o in out {
-        *o = ElementStream::new(b, keys, i).poisson(lam) as i64;
+        let u = unit_f64(word_at(b, keys, i));
+        let (mut k, mut p, mut cdf) = (0.0, p0, p0);
+        while u >= cdf && k < last {
+            k += 1.0;
+            p *= lam / k;
+            cdf += p;
+        }
+        *o = k as i64;
         i = i.wrapping_add(step);
     }
 }

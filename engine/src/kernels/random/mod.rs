@@ -429,6 +429,16 @@ aes_kernel! {
         = distributions::binomial_body;
 }
 
+aes_kernel! {
+    fn permutation_at(keys: &RoundKeys, n: u64, start: u64, step: u64, out: &mut [i64])
+        = distributions::permutation_body;
+}
+
+/// out[j] = the image of start + j·step (below `n`) under the key's random permutation of `0..n`.
+pub fn fill_permutation(key: RandomKey, n: u64, start: u64, step: u64, out: &mut [i64]) {
+    permutation_at(AesLevel::BEST, &key.round_keys(), n, start, step, out);
+}
+
 /// out[j] = integer in [low, high] (inclusive) of element start + j·step, unbiased.
 pub fn fill_integers(key: RandomKey, low: i64, high: i64, start: u64, step: u64, out: &mut [i64]) {
     integers_at(
@@ -770,6 +780,12 @@ mod tests {
                     gamma_at(AesLevel::Soft, keys, shape, start, 1, &mut a);
                     gamma_at(level, keys, shape, start, 1, &mut b);
                     assert_eq!(bits(&a), bits(&b), "{level:?}");
+                }
+                let (mut p, mut q) = (vec![0i64; 300], vec![0i64; 300]);
+                for len in [1000, (1 << 20) + 7] {
+                    permutation_at(AesLevel::Soft, keys, len, 17, 3, &mut p);
+                    permutation_at(level, keys, len, 17, 3, &mut q);
+                    assert_eq!(p, q, "{level:?}");
                 }
                 beta_at(AesLevel::Soft, keys, 0.5, 0.5, start, 1, &mut a);
                 beta_at(level, keys, 0.5, 0.5, start, 1, &mut b);
