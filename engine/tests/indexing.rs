@@ -116,3 +116,55 @@ fn bad_indices_and_axes_are_refused() {
         Err(Error::AxisOutOfBounds { .. })
     ));
 }
+
+#[test]
+fn repeat_compress_and_delete_match_numpy() {
+    let x = data(&[7, 4]);
+    let a = from_array(x.clone(), [3, 3]).unwrap();
+    // repeat along an axis and flattened.
+    let got = a.repeat(3, Some(1)).unwrap().compute::<f64>().unwrap();
+    let idx: Vec<usize> = (0..4).flat_map(|i| [i, i, i]).collect();
+    assert_eq!(got, x.select(Axis(1), &idx));
+    let flat: Vec<f64> = x.iter().flat_map(|&v| [v, v]).collect();
+    let got = a.repeat(2, None).unwrap().compute::<f64>().unwrap();
+    assert_eq!(got.into_raw_vec_and_offset().0, flat);
+    let got = a
+        .repeat_each(&[0, 2, 1, 0, 0, 3, 1], Some(0))
+        .unwrap()
+        .compute::<f64>()
+        .unwrap();
+    assert_eq!(got, x.select(Axis(0), &[1, 1, 2, 5, 5, 5, 6]));
+    assert!(matches!(
+        a.repeat_each(&[1, 2], Some(0)),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    assert_eq!(a.repeat(0, Some(0)).unwrap().shape(), &[0, 4]);
+    // compress with a short condition, and flattened.
+    let got = a
+        .compress(&[false, true, true, false, true], Some(0))
+        .unwrap()
+        .compute::<f64>()
+        .unwrap();
+    assert_eq!(got, x.select(Axis(0), &[1, 2, 4]));
+    let got = a.compress(&[true, false, false, true], None).unwrap();
+    let flat: Vec<f64> = x.iter().copied().collect();
+    assert_eq!(
+        got.compute::<f64>().unwrap().into_raw_vec_and_offset().0,
+        vec![flat[0], flat[3]]
+    );
+    assert!(matches!(
+        a.compress(&[true; 5], Some(1)),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    // delete, with negative and repeated indices.
+    let got = a
+        .delete(&[0, -1, 3, 3], Some(0))
+        .unwrap()
+        .compute::<f64>()
+        .unwrap();
+    assert_eq!(got, x.select(Axis(0), &[1, 2, 4, 5]));
+    assert!(matches!(
+        a.delete(&[4], Some(1)),
+        Err(Error::IndexOutOfBounds { .. })
+    ));
+}
