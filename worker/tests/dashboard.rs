@@ -92,8 +92,14 @@ impl Events {
             head.push(line.trim_end().to_ascii_lowercase());
         }
         assert!(head[0].contains(" 200 "), "{head:?}");
-        assert!(head.iter().any(|h| h == "content-type: text/event-stream"), "{head:?}");
-        assert!(head.iter().any(|h| h == "transfer-encoding: chunked"), "{head:?}");
+        assert!(
+            head.iter().any(|h| h == "content-type: text/event-stream"),
+            "{head:?}"
+        );
+        assert!(
+            head.iter().any(|h| h == "transfer-encoding: chunked"),
+            "{head:?}"
+        );
         Events {
             reader,
             pending: String::new(),
@@ -248,9 +254,7 @@ fn parse_metrics(text: &str) -> Result<Metrics, String> {
             }
             continue;
         }
-        let name_end = line
-            .find(['{', ' '])
-            .ok_or_else(|| at("no value".into()))?;
+        let name_end = line.find(['{', ' ']).ok_or_else(|| at("no value".into()))?;
         let name = &line[..name_end];
         if !valid_name(name) {
             return Err(at(format!("bad metric name {name:?}")));
@@ -260,7 +264,9 @@ fn parse_metrics(text: &str) -> Result<Metrics, String> {
         } else {
             (Labels::new(), &line[name_end..])
         };
-        let value = rest.strip_prefix(' ').ok_or_else(|| at("no value".into()))?;
+        let value = rest
+            .strip_prefix(' ')
+            .ok_or_else(|| at("no value".into()))?;
         let value = parse_value(value.trim_end()).map_err(at)?;
         let family = ["_bucket", "_sum", "_count"]
             .iter()
@@ -302,12 +308,17 @@ fn parse_metrics(text: &str) -> Result<Metrics, String> {
 #[test]
 fn the_metrics_parser_rejects_malformed_text() {
     let good = "# HELP a_total A.\n# TYPE a_total counter\na_total{x=\"q\\\"\"} 3\n";
-    assert_eq!(parse_metrics(good).unwrap().value("a_total", &[("x", "q\"")]), 3.0);
+    assert_eq!(
+        parse_metrics(good)
+            .unwrap()
+            .value("a_total", &[("x", "q\"")]),
+        3.0
+    );
     for bad in [
-        "a_total 3\n",                                 // no TYPE
-        "# TYPE a counter\na 1\n",                     // counter without _total
-        "# TYPE a gauge\na{x=\"1} 1\n",                // unterminated label
-        "# TYPE a gauge\na one\n",                     // bad value
+        "a_total 3\n",                  // no TYPE
+        "# TYPE a counter\na 1\n",      // counter without _total
+        "# TYPE a gauge\na{x=\"1} 1\n", // unterminated label
+        "# TYPE a gauge\na one\n",      // bad value
         "# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\nh_sum 1\nh_count 1\n",
         "# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_sum 1\nh_count 1\n", // no +Inf
     ] {
@@ -319,15 +330,20 @@ fn the_metrics_parser_rejects_malformed_text() {
 
 /// A browser to load the page with, if one is installed.
 fn chromium() -> Option<PathBuf> {
-    ["chromium", "chromium-browser", "google-chrome", "google-chrome-stable"]
-        .iter()
-        .find_map(|name| {
-            std::env::var_os("PATH")?
-                .to_str()?
-                .split(':')
-                .map(|d| PathBuf::from(d).join(name))
-                .find(|p| p.is_file())
-        })
+    [
+        "chromium",
+        "chromium-browser",
+        "google-chrome",
+        "google-chrome-stable",
+    ]
+    .iter()
+    .find_map(|name| {
+        std::env::var_os("PATH")?
+            .to_str()?
+            .split(':')
+            .map(|d| PathBuf::from(d).join(name))
+            .find(|p| p.is_file())
+    })
 }
 
 fn headless(browser: &PathBuf, profile: &std::path::Path) -> Command {
@@ -362,14 +378,21 @@ fn dashboard_shows_the_cluster_and_its_metrics_match_a_job() {
         .env_remove("TESSERA_SECRET_FILE")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let url = String::from_utf8(out.stdout).unwrap().trim().to_string();
     let prefix = format!("http://{dashboard}/?token=");
     let token = url.strip_prefix(&prefix).expect("http://ADDR/?token=...");
     assert_eq!(token.len(), 64, "an HMAC-SHA256 in hex: {url}");
     let secret = std::fs::read(&cluster.secret_file).unwrap();
     let secret_text = String::from_utf8_lossy(&secret);
-    assert!(!url.contains(secret_text.trim()), "the URL must not carry the secret");
+    assert!(
+        !url.contains(secret_text.trim()),
+        "the URL must not carry the secret"
+    );
 
     // No token, a wrong one: 401 with one line. /health needs none.
     for headers in [vec![], vec![("Authorization", "Bearer 00ff")]] {
@@ -386,7 +409,11 @@ fn dashboard_shows_the_cluster_and_its_metrics_match_a_job() {
     assert_eq!((health.status, health.body.as_str()), (200, "ok\n"));
     // The token in the URL becomes an HttpOnly cookie, and the address bar loses it.
     let r = get(&dashboard, &format!("/?token={token}"), &[]);
-    assert!((300..400).contains(&r.status), "a redirect, got {}", r.status);
+    assert!(
+        (300..400).contains(&r.status),
+        "a redirect, got {}",
+        r.status
+    );
     assert_eq!(r.header("location"), Some("/"));
     let cookie = r.header("set-cookie").expect("a cookie");
     assert!(cookie.contains("HttpOnly") && cookie.contains(token));
@@ -413,30 +440,40 @@ fn dashboard_shows_the_cluster_and_its_metrics_match_a_job() {
         .unwrap()
         .tasks
         .len();
-    assert!(tasks > 16, "the 16 random chunks and the mean's tasks: {tasks}");
+    assert!(
+        tasks > 16,
+        "the 16 random chunks and the mean's tasks: {tasks}"
+    );
     let remote = total.compute_on(&client).unwrap();
     common::assert_same_bits(&common::local(&total), &remote, "the job");
 
     // The stream brings the job without a new request: every task once in the task stream, each
     // on a worker thread, then the job complete with every layer done.
     let mut seen = std::collections::BTreeSet::new();
-    let job = poll("the job, complete, in the event stream", Duration::from_secs(20), |last| {
-        let e = events.next();
-        for t in e["tasks"].as_array().unwrap() {
-            assert!(t["thread"].as_u64().unwrap() >= 1, "{t}");
-            assert!(t["end_ms"].as_f64() >= t["start_ms"].as_f64(), "{t}");
-            seen.insert(t["seq"].as_u64().unwrap());
-        }
-        *last = e.to_string();
-        let job = e["jobs"].as_array().unwrap().first().cloned()?;
-        (job["state"] == "completed" && seen.len() >= tasks).then_some(job)
-    });
+    let job = poll(
+        "the job, complete, in the event stream",
+        Duration::from_secs(20),
+        |last| {
+            let e = events.next();
+            for t in e["tasks"].as_array().unwrap() {
+                assert!(t["thread"].as_u64().unwrap() >= 1, "{t}");
+                assert!(t["end_ms"].as_f64() >= t["start_ms"].as_f64(), "{t}");
+                seen.insert(t["seq"].as_u64().unwrap());
+            }
+            *last = e.to_string();
+            let job = e["jobs"].as_array().unwrap().first().cloned()?;
+            (job["state"] == "completed" && seen.len() >= tasks).then_some(job)
+        },
+    );
     assert_eq!(seen.len(), tasks, "each task once in the stream");
     assert_eq!(job["tasks"].as_u64(), Some(tasks as u64));
     assert_eq!(job["done"].as_u64(), Some(tasks as u64));
     let layers = job["layers"].as_array().unwrap();
     assert_eq!(
-        layers.iter().map(|l| l["tasks"].as_u64().unwrap()).sum::<u64>(),
+        layers
+            .iter()
+            .map(|l| l["tasks"].as_u64().unwrap())
+            .sum::<u64>(),
         tasks as u64
     );
     // The layer over the 16 chunks of `x` (whatever the optimizer fused into it), all done.
@@ -455,7 +492,11 @@ fn dashboard_shows_the_cluster_and_its_metrics_match_a_job() {
         |last| {
             let r = get(&dashboard, "/metrics", &auth);
             assert_eq!(r.status, 200);
-            assert!(r.header("content-type").unwrap().starts_with("text/plain; version=0.0.4"));
+            assert!(
+                r.header("content-type")
+                    .unwrap()
+                    .starts_with("text/plain; version=0.0.4")
+            );
             let m = parse_metrics(&r.body).unwrap_or_else(|e| panic!("{e}\n{}", r.body));
             *last = r.body.clone();
             (m.value("tessera_jobs_total", &[("state", "completed")]) == 1.0).then_some(m)
@@ -463,15 +504,25 @@ fn dashboard_shows_the_cluster_and_its_metrics_match_a_job() {
     );
     let n = tasks as f64;
     assert_eq!(metrics.value("tessera_workers", &[]), 2.0);
-    assert_eq!(metrics.value("tessera_jobs_total", &[("state", "submitted")]), 1.0);
-    assert_eq!(metrics.value("tessera_jobs_total", &[("state", "failed")]), 0.0);
+    assert_eq!(
+        metrics.value("tessera_jobs_total", &[("state", "submitted")]),
+        1.0
+    );
+    assert_eq!(
+        metrics.value("tessera_jobs_total", &[("state", "failed")]),
+        0.0
+    );
     assert_eq!(metrics.value("tessera_jobs", &[]), 0.0);
     assert_eq!(metrics.value("tessera_tasks_completed_total", &[]), n);
     assert_eq!(metrics.value("tessera_tasks_failed_total", &[]), 0.0);
     assert_eq!(metrics.value("tessera_task_duration_seconds_count", &[]), n);
     assert!(metrics.value("tessera_task_duration_seconds_sum", &[]) > 0.0);
     for state in ["waiting", "ready", "running", "done", "released"] {
-        assert_eq!(metrics.value("tessera_tasks", &[("state", state)]), 0.0, "{state}");
+        assert_eq!(
+            metrics.value("tessera_tasks", &[("state", state)]),
+            0.0,
+            "{state}"
+        );
     }
     // Each 250×250 f64 chunk is 500,000 bytes; what moved between the workers was whole chunks or
     // small partial results, never more than every chunk once plus a little per task.
@@ -479,7 +530,10 @@ fn dashboard_shows_the_cluster_and_its_metrics_match_a_job() {
     assert!(transfer <= 16.0 * 500_000.0 + n * 1024.0, "{transfer}");
     for worker in &cluster.worker_addresses {
         let worker = worker.as_str();
-        assert_eq!(metrics.value("tessera_worker_threads", &[("worker", worker)]), 1.0);
+        assert_eq!(
+            metrics.value("tessera_worker_threads", &[("worker", worker)]),
+            1.0
+        );
         assert_eq!(
             metrics.value(
                 "tessera_worker_memory_bytes",
@@ -509,11 +563,17 @@ fn dashboard_shows_the_cluster_and_its_metrics_match_a_job() {
         String::from_utf8_lossy(&out.stderr)
     );
     for address in &cluster.worker_addresses {
-        assert!(dom.contains(address.as_str()), "worker {address} on the page:\n{dom}");
+        assert!(
+            dom.contains(address.as_str()),
+            "worker {address} on the page:\n{dom}"
+        );
     }
     assert!(dom.contains("id=\"worker-1\"") && dom.contains("id=\"worker-2\""));
     assert!(dom.contains("data-state=\"completed\""), "{dom}");
-    assert!(dom.contains(&format!("{tasks} / {tasks} tasks (100%)")), "{dom}");
+    assert!(
+        dom.contains(&format!("{tasks} / {tasks} tasks (100%)")),
+        "{dom}"
+    );
     // The layer over the 16 chunks: all done.
     assert!(
         dom.contains(&format!("{per_chunk_name}</span>")) && dom.contains(">16 / 16<"),
@@ -527,7 +587,11 @@ fn dashboard_shows_the_cluster_and_its_metrics_match_a_job() {
             .arg(&url)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
@@ -540,7 +604,14 @@ fn a_taken_dashboard_port_does_not_stop_the_scheduler() {
     cluster.assert_headline_job_is_exact();
     // And --no-dashboard serves nothing.
     let port = free_port();
-    let quiet = Cluster::start_with(1, &["--no-dashboard", "--dashboard", &format!("127.0.0.1:{port}")]);
+    let quiet = Cluster::start_with(
+        1,
+        &[
+            "--no-dashboard",
+            "--dashboard",
+            &format!("127.0.0.1:{port}"),
+        ],
+    );
     quiet.assert_headline_job_is_exact();
     assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
 }

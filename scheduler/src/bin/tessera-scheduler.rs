@@ -242,7 +242,11 @@ fn certs(dir: &std::path::Path, hosts: &[String], force: bool) -> ExitCode {
 }
 
 /// `tessera-scheduler dashboard-url`: the dashboard's URL with its token (the secret is not shown).
-fn dashboard_url(address: SocketAddr, secret_file: Option<&std::path::Path>, insecure: bool) -> ExitCode {
+fn dashboard_url(
+    address: SocketAddr,
+    secret_file: Option<&std::path::Path>,
+    insecure: bool,
+) -> ExitCode {
     let secret = if insecure {
         None
     } else {
@@ -259,11 +263,16 @@ fn dashboard_url(address: SocketAddr, secret_file: Option<&std::path::Path>, ins
         match tessera_proto::auth::Secret::load(&path) {
             Ok(s) => Some(s),
             Err(e) => {
-                eprintln!("tessera-scheduler: {e} (start the scheduler first: it creates the secret)");
+                eprintln!(
+                    "tessera-scheduler: {e} (start the scheduler first: it creates the secret)"
+                );
                 return ExitCode::FAILURE;
             }
         }
     };
-    println!("{}", tessera_scheduler::dashboard::url(address, secret.as_ref()));
+    println!(
+        "{}",
+        tessera_scheduler::dashboard::url(address, secret.as_ref())
+    );
     ExitCode::SUCCESS
 }

@@ -184,7 +184,9 @@ async fn authenticate(State(shared): State<Shared>, request: Request, next: Next
     let ok = |t: &str| constant_time_eq(t.as_bytes(), expected.as_bytes());
     if let Some(t) = query_token(request.uri()) {
         if !ok(t) {
-            return unauthorized("wrong dashboard token (get the URL from `tessera-scheduler dashboard-url`)");
+            return unauthorized(
+                "wrong dashboard token (get the URL from `tessera-scheduler dashboard-url`)",
+            );
         }
         // Keep the token in an HttpOnly cookie and take it out of the address bar (and history).
         let path = request.uri().path().to_string();
@@ -199,8 +201,12 @@ async fn authenticate(State(shared): State<Shared>, request: Request, next: Next
     let given = cookie_token(request.headers()).or_else(|| bearer_token(request.headers()));
     match given {
         Some(t) if ok(t) => next.run(request).await,
-        Some(_) => unauthorized("wrong dashboard token (get the URL from `tessera-scheduler dashboard-url`)"),
-        None => unauthorized("a dashboard token is required: open the URL `tessera-scheduler dashboard-url` prints, or send `Authorization: Bearer TOKEN`"),
+        Some(_) => unauthorized(
+            "wrong dashboard token (get the URL from `tessera-scheduler dashboard-url`)",
+        ),
+        None => unauthorized(
+            "a dashboard token is required: open the URL `tessera-scheduler dashboard-url` prints, or send `Authorization: Bearer TOKEN`",
+        ),
     }
 }
 
@@ -330,21 +336,18 @@ fn updates(
     first: Option<Arc<str>>,
     rx: broadcast::Receiver<Arc<str>>,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
-    stream::unfold(
-        (slot, first, rx),
-        |(slot, first, mut rx)| async move {
-            if let Some(data) = first {
-                return Some((Ok(Event::default().data(&*data)), (slot, None, rx)));
+    stream::unfold((slot, first, rx), |(slot, first, mut rx)| async move {
+        if let Some(data) = first {
+            return Some((Ok(Event::default().data(&*data)), (slot, None, rx)));
+        }
+        loop {
+            match rx.recv().await {
+                Ok(data) => return Some((Ok(Event::default().data(&*data)), (slot, None, rx))),
+                // A slow reader missed updates: it catches up with the next (its task stream
+                // has a gap).
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return None,
             }
-            loop {
-                match rx.recv().await {
-                    Ok(data) => return Some((Ok(Event::default().data(&*data)), (slot, None, rx))),
-                    // A slow reader missed updates: it catches up with the next (its task stream
-                    // has a gap).
-                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(broadcast::error::RecvError::Closed) => return None,
-                }
-            }
-        },
-    )
+        }
+    })
 }

@@ -24,7 +24,21 @@ const ENDED_JOBS: usize = 10;
 /// Upper bounds of the task run-time histogram's buckets, in seconds (Prometheus' `le`): from 10 µs
 /// (an elementwise kernel on a small chunk) to 100 s.
 pub const DURATION_BUCKETS: [f64; 16] = [
-    1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0,
+    1e-5,
+    3e-5,
+    1e-4,
+    3e-4,
+    1e-3,
+    3e-3,
+    0.01,
+    0.03,
+    0.1,
+    0.3,
+    1.0,
+    3.0,
+    10.0,
+    30.0,
+    100.0,
     f64::INFINITY,
 ];
 
@@ -121,9 +135,8 @@ impl Recorder {
             JobState::Cancelled => self.counters.jobs_cancelled += 1,
             JobState::Running => {}
         }
-        let progress = progress.unwrap_or_else(|| {
-            vec![LayerProgress::default(); record.layer_names.len()]
-        });
+        let progress =
+            progress.unwrap_or_else(|| vec![LayerProgress::default(); record.layer_names.len()]);
         record.ended = Some((state, progress));
         let ended: Vec<JobId> = self
             .jobs
@@ -132,8 +145,10 @@ impl Recorder {
             .map(|(&id, _)| id)
             .collect();
         if ended.len() > ENDED_JOBS {
-            let mut by_age: Vec<(Instant, JobId)> =
-                ended.iter().map(|id| (self.jobs[id].submitted, *id)).collect();
+            let mut by_age: Vec<(Instant, JobId)> = ended
+                .iter()
+                .map(|id| (self.jobs[id].submitted, *id))
+                .collect();
             by_age.sort();
             for (_, id) in &by_age[..ended.len() - ENDED_JOBS] {
                 self.jobs.remove(id);
@@ -225,8 +240,7 @@ impl Recorder {
         }
         let rate = self.cpu.get(&worker).and_then(|prev| {
             let wall = now.saturating_duration_since(prev.at).as_nanos() as f64;
-            (wall > 0.0 && cpu_nanos >= prev.nanos)
-                .then(|| (cpu_nanos - prev.nanos) as f64 / wall)
+            (wall > 0.0 && cpu_nanos >= prev.nanos).then(|| (cpu_nanos - prev.nanos) as f64 / wall)
         });
         self.cpu.insert(
             worker,

@@ -21,11 +21,11 @@ use tonic::Status;
 use tracing::{debug, info, warn};
 
 use crate::config::SchedulerConfig;
-use crate::dashboard::record::Recorder;
-use crate::dashboard::snapshot::{JobState, Snapshot};
 use crate::core::{
     self, JobId, Outbox, State, TaskFailure, TaskReport, ToClient, ToWorker, WorkerId,
 };
+use crate::dashboard::record::Recorder;
+use crate::dashboard::snapshot::{JobState, Snapshot};
 
 /// A stream of messages to a worker's session or a client's job.
 pub type WorkerSender = mpsc::UnboundedSender<Result<pb::SchedulerMessage, Status>>;
