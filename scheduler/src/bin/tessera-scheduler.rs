@@ -263,9 +263,7 @@ fn dashboard_url(
         match tessera_proto::auth::Secret::load(&path) {
             Ok(s) => Some(s),
             Err(e) => {
-                eprintln!(
-                    "tessera-scheduler: {e} (start the scheduler first: it creates the secret)"
-                );
+                eprintln!("tessera-scheduler: {e}");
                 return ExitCode::FAILURE;
             }
         }
