@@ -290,6 +290,16 @@ impl Secret {
         }
         Ok(())
     }
+
+    /// A fixed token for one purpose, `hex(HMAC-SHA256(secret, purpose))`: whoever holds the secret
+    /// can make it, the token does not reveal the secret, and a token for one purpose is worthless
+    /// for another. The scheduler's dashboard (a browser cannot make per-request credentials) uses
+    /// `derive_token("tessera-dashboard")`.
+    pub fn derive_token(&self, purpose: &str) -> String {
+        let mut mac = self.mac();
+        mac.update(purpose.as_bytes());
+        encode_hex(&mac.finalize().into_bytes())
+    }
 }
 
 /// What a credential's MAC covers.

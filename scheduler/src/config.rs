@@ -36,6 +36,27 @@ impl Default for Limits {
     }
 }
 
+/// The live dashboard and `/metrics` (`crate::dashboard`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DashboardConfig {
+    /// Where it listens; `None`: no dashboard (`--no-dashboard`).
+    pub listen: Option<SocketAddr>,
+    /// Most event streams (open dashboard pages) served at once.
+    pub max_streams: usize,
+    /// Most task records the task stream keeps (it covers the last minute, up to this many).
+    pub task_stream_len: usize,
+}
+
+impl Default for DashboardConfig {
+    fn default() -> Self {
+        DashboardConfig {
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], 8787))),
+            max_streams: 32,
+            task_stream_len: 20_000,
+        }
+    }
+}
+
 /// How the scheduler runs.
 #[derive(Clone, Debug)]
 pub struct SchedulerConfig {
@@ -55,6 +76,8 @@ pub struct SchedulerConfig {
     pub tls: Option<ServerTlsConfig>,
     /// Request limits.
     pub limits: Limits,
+    /// The dashboard.
+    pub dashboard: DashboardConfig,
 }
 
 impl Default for SchedulerConfig {
@@ -67,6 +90,7 @@ impl Default for SchedulerConfig {
             secret: None,
             tls: None,
             limits: Limits::default(),
+            dashboard: DashboardConfig::default(),
         }
     }
 }
@@ -98,6 +122,11 @@ impl SchedulerConfig {
         self
     }
 
+    pub fn with_dashboard(mut self, dashboard: DashboardConfig) -> Self {
+        self.dashboard = dashboard;
+        self
+    }
+
     /// Checks the values make sense together.
     pub fn validate(&self) -> Result<(), SchedulerError> {
         if self.heartbeat_interval.is_zero() {
@@ -117,6 +146,8 @@ impl SchedulerConfig {
             (l.max_layers, "--max-layers"),
             (l.max_tasks, "--max-tasks"),
             (l.max_jobs_per_client, "--max-jobs-per-client"),
+            (self.dashboard.max_streams, "--dashboard-max-streams"),
+            (self.dashboard.task_stream_len, "--dashboard-task-stream"),
         ] {
             if value == 0 {
                 return Err(SchedulerError::Config(format!("{flag} must be at least 1")));

@@ -25,11 +25,14 @@
 //!   - `core/tests.rs`: stories over real engine graphs on a simulated cluster.
 //! - [`server`]: the I/O shell — `server/actor.rs` (owns the state, translates the outbox to protobuf)
 //!   and `server/grpc.rs` (the tonic service: version checks, graph validation and expansion).
+//! - [`dashboard`]: the live dashboard, `/metrics` and `/health` on an HTTP port of their own (axum);
+//!   the actor feeds its `record::Recorder` and answers its snapshot requests.
 //! - [`config`]: [`SchedulerConfig`]; `src/bin/tessera-scheduler.rs` parses flags into it.
 //! - [`error`]: the scheduler's error type, [`SchedulerError`].
 
 pub mod config;
 pub mod core;
+pub mod dashboard;
 pub mod error;
 pub mod server;
 

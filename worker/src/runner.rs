@@ -39,6 +39,10 @@ pub enum Outcome {
         nbytes: u64,
         /// How long the kernel ran (0 for a replica).
         run_nanos: u64,
+        /// The pool thread that ran it, from 1 (0 for a replica): the dashboard's task stream.
+        thread: u32,
+        /// Bytes of its inputs fetched from peers.
+        fetched_bytes: u64,
     },
     Failed {
         job: u64,
@@ -218,6 +222,8 @@ impl Runner {
                         task,
                         nbytes,
                         run_nanos: 0,
+                        thread: 0,
+                        fetched_bytes: nbytes,
                     }
                 }
                 Err(message) => Outcome::Failed {
@@ -396,6 +402,16 @@ impl Runner {
             Ok(v) => v,
             Err(e) => return fail(e),
         };
+        // An input read twice is fetched once (see `gather`): count each fetched chunk once.
+        let fetched_bytes: u64 = inputs
+            .iter()
+            .zip(&sources)
+            .enumerate()
+            .filter(|(i, (v, source))| {
+                source.is_some() && !inputs[..*i].iter().any(|w| Arc::ptr_eq(w, v))
+            })
+            .map(|(_, (v, _))| v.nbytes() as u64)
+            .sum();
         // A peer's chunk that is not what the graph declares would give a silently different
         // answer: fail the task naming the chunk and where it came from.
         if let Err(e) = check_inputs(layer, &metas, &a.block, &inputs) {
@@ -425,6 +441,8 @@ impl Runner {
                     task,
                     nbytes,
                     run_nanos,
+                    thread: rayon::current_thread_index().map_or(0, |i| i as u32 + 1),
+                    fetched_bytes,
                 }
             }
             Ok(Err(e)) => fail(e.to_string()),

@@ -7,6 +7,11 @@
 //! `--tls-cert`/`--tls-key` serve over TLS; `--tls-ca` also requires clients and workers to present a
 //! certificate signed by that CA (mutual TLS).
 //!
+//! The live dashboard, `/metrics` and `/health` are served on `--dashboard` (default 127.0.0.1:8787;
+//! `--no-dashboard` turns them off; a port already taken only disables the dashboard, with one line
+//! in the log). `tessera-scheduler dashboard-url` prints the URL to open, with the token derived from
+//! the cluster secret.
+//!
 //! `tessera-scheduler certs DIR [--host NAME]... [--force]` instead writes a cluster CA and a node
 //! certificate for TLS into DIR (`tessera_proto::certs`) and prints the flags that use them.
 
@@ -18,7 +23,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use tessera_proto::tls::TlsFiles;
-use tessera_scheduler::config::Limits;
+use tessera_scheduler::config::{DashboardConfig, Limits};
 use tessera_scheduler::{SchedulerConfig, SchedulerError};
 
 #[derive(Parser, Debug)]
@@ -74,10 +79,37 @@ struct Args {
     /// CA certificate (PEM): clients and workers must present a certificate it signed (mutual TLS).
     #[arg(long, env = "TESSERA_TLS_CA")]
     tls_ca: Option<PathBuf>,
+    /// Address of the live dashboard, /metrics and /health (HTTP). If it is taken, the scheduler
+    /// runs without them and says so; port 0 picks a free port (logged).
+    #[arg(long, env = "TESSERA_DASHBOARD", default_value = "127.0.0.1:8787")]
+    dashboard: SocketAddr,
+    /// Serve no dashboard, /metrics or /health.
+    #[arg(long, env = "TESSERA_NO_DASHBOARD")]
+    no_dashboard: bool,
+    /// Most dashboard pages (event streams) served at once.
+    #[arg(long, env = "TESSERA_DASHBOARD_MAX_STREAMS", default_value_t = DashboardConfig::default().max_streams)]
+    dashboard_max_streams: usize,
+    /// Most task records the dashboard's task stream keeps (it covers the last minute).
+    #[arg(long, env = "TESSERA_DASHBOARD_TASK_STREAM", default_value_t = DashboardConfig::default().task_stream_len)]
+    dashboard_task_stream: usize,
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Print the URL that opens the dashboard of the scheduler using this cluster secret, with the
+    /// token derived from the secret (`http://ADDR/?token=...`); opening it stores the token in a
+    /// cookie. The secret file is not created.
+    DashboardUrl {
+        /// The dashboard's address, as given to the scheduler.
+        #[arg(long, env = "TESSERA_DASHBOARD", default_value = "127.0.0.1:8787")]
+        dashboard: SocketAddr,
+        /// The cluster secret file. Default: the scheduler's default file.
+        #[arg(long, env = "TESSERA_SECRET_FILE")]
+        secret_file: Option<PathBuf>,
+        /// The scheduler runs with --insecure: the URL needs no token.
+        #[arg(long, env = "TESSERA_INSECURE")]
+        insecure: bool,
+    },
     /// Write a cluster CA and a node certificate signed by it (valid as TLS server and client for
     /// localhost, 127.0.0.1, ::1 and every --host) into DIR, then print the flags that use them.
     /// The CA is valid for 10 years, the node certificate for 1 year; keys are written with mode 0600.
@@ -131,6 +163,11 @@ impl Args {
                 max_layers: self.max_layers,
                 max_tasks: self.max_tasks,
                 max_jobs_per_client: self.max_jobs_per_client,
+            })
+            .with_dashboard(DashboardConfig {
+                listen: (!self.no_dashboard).then_some(self.dashboard),
+                max_streams: self.dashboard_max_streams,
+                task_stream_len: self.dashboard_task_stream,
             });
         config.validate()?;
         Ok(config)
@@ -148,8 +185,14 @@ fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     let args = Args::parse();
-    if let Some(Command::Certs { dir, hosts, force }) = &args.command {
-        return certs(dir, hosts, *force);
+    match &args.command {
+        Some(Command::Certs { dir, hosts, force }) => return certs(dir, hosts, *force),
+        Some(Command::DashboardUrl {
+            dashboard,
+            secret_file,
+            insecure,
+        }) => return dashboard_url(*dashboard, secret_file.as_deref(), *insecure),
+        None => {}
     }
     let result = args.into_config().and_then(|config| {
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -196,4 +239,38 @@ fn certs(dir: &std::path::Path, hosts: &[String], force: bool) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `tessera-scheduler dashboard-url`: the dashboard's URL with its token (the secret is not shown).
+fn dashboard_url(
+    address: SocketAddr,
+    secret_file: Option<&std::path::Path>,
+    insecure: bool,
+) -> ExitCode {
+    let secret = if insecure {
+        None
+    } else {
+        let path = match secret_file {
+            Some(p) => p.to_path_buf(),
+            None => match tessera_proto::auth::default_secret_path() {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("tessera-scheduler: {e}");
+                    return ExitCode::FAILURE;
+                }
+            },
+        };
+        match tessera_proto::auth::Secret::load(&path) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                eprintln!("tessera-scheduler: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    };
+    println!(
+        "{}",
+        tessera_scheduler::dashboard::url(address, secret.as_ref())
+    );
+    ExitCode::SUCCESS
 }

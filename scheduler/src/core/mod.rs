@@ -74,7 +74,7 @@ pub use reactor::{
     TaskFailure, TaskReport, on_heartbeat, on_job_cancelled, on_job_submitted, on_outputs_fetched,
     on_task_failed, on_tasks_done, on_tick, on_worker_joined, on_worker_lost, on_worker_retiring,
 };
-pub use state::{JobStatus, State, Stats, TaskStatus, WorkerMemory, WorkerStatus};
+pub use state::{JobStatus, LayerProgress, State, Stats, TaskStatus, WorkerMemory, WorkerStatus};
 
 /// Declares a copyable id newtype that displays as its number.
 macro_rules! id_type {

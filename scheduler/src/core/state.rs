@@ -742,6 +742,15 @@ pub struct JobStatus {
     pub completed: bool,
 }
 
+/// One layer's share of a job's tasks ([`State::job_layer_progress`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LayerProgress {
+    pub tasks: u64,
+    /// Computed (`Done`, or `Released` once nothing needs it).
+    pub done: u64,
+    pub running: u64,
+}
+
 /// The whole scheduler state. Create one with [`State::new`] and drive it with the `on_*` functions.
 pub struct State {
     pub(crate) config: Config,
@@ -832,6 +841,49 @@ impl State {
             .get(&job)
             .and_then(|j| j.tasks.get(task as usize))
             .map(|t| t.status)
+    }
+
+    /// The jobs in the core, by id (the dashboard's list of jobs in flight).
+    pub fn job_ids(&self) -> Vec<JobId> {
+        self.jobs.keys().copied().collect()
+    }
+
+    /// A job's progress per layer, indexed by the layer's position in its graph: tasks, finished
+    /// (`Done` or `Released`) and running. One pass over the job's tasks: called for the dashboard
+    /// about once a second, not per event.
+    pub fn job_layer_progress(&self, job: JobId) -> Option<Vec<LayerProgress>> {
+        let j = self.jobs.get(&job)?;
+        let mut layers = vec![LayerProgress::default(); j.graph.graph.layers().len()];
+        for (task, state) in j.graph.tasks.iter().zip(&j.tasks) {
+            let Some(l) = layers.get_mut(task.layer as usize) else {
+                continue;
+            };
+            l.tasks += 1;
+            match state.status {
+                TaskStatus::Done | TaskStatus::Released => l.done += 1,
+                TaskStatus::Running => l.running += 1,
+                TaskStatus::Waiting | TaskStatus::Ready => {}
+            }
+        }
+        Some(layers)
+    }
+
+    /// How many tasks of all jobs are in each state (the `/metrics` gauge), in the order
+    /// waiting, ready, running, done, released.
+    pub fn task_counts(&self) -> [u64; 5] {
+        let mut counts = [0u64; 5];
+        for j in self.jobs.values() {
+            for t in &j.tasks {
+                counts[match t.status {
+                    TaskStatus::Waiting => 0,
+                    TaskStatus::Ready => 1,
+                    TaskStatus::Running => 2,
+                    TaskStatus::Done => 3,
+                    TaskStatus::Released => 4,
+                }] += 1;
+            }
+        }
+        counts
     }
 
     /// The workers holding a chunk.

@@ -1539,3 +1539,37 @@ fn when_memory_is_short_tasks_reading_held_chunks_go_before_sources() {
     let short = completion_order(20_000);
     assert!(last(&short, 32..48) < last(&short, 16..32), "{short:?}");
 }
+
+#[test]
+fn layer_progress_and_task_counts_follow_the_tasks() {
+    let mut env = TestEnv::with_workers(&[1, 1]);
+    let graph = mean_graph();
+    let n = graph.tasks.len() as u64;
+    // The oracle: tasks per layer straight from the expanded graph.
+    let mut per_layer = vec![0u64; graph.graph.layers().len()];
+    for t in &graph.tasks {
+        per_layer[t.layer as usize] += 1;
+    }
+    env.submit(J1, graph.clone());
+    let before = env.state.job_layer_progress(J1).unwrap();
+    assert_eq!(
+        before.iter().map(|l| l.tasks).collect::<Vec<_>>(),
+        per_layer
+    );
+    assert_eq!(before.iter().map(|l| l.done).sum::<u64>(), 0);
+    // Two leaves per worker were assigned: four running, the rest waiting or ready.
+    assert_eq!(before.iter().map(|l| l.running).sum::<u64>(), 4);
+    let counts = env.state.task_counts();
+    assert_eq!(counts[2], 4);
+    assert_eq!(counts.iter().sum::<u64>(), n);
+
+    env.run();
+    let after = env.state.job_layer_progress(J1).unwrap();
+    assert!(
+        after.iter().all(|l| l.done == l.tasks && l.running == 0),
+        "{after:?}"
+    );
+    assert_eq!(env.state.task_counts()[..3], [0, 0, 0]);
+    assert_eq!(env.state.job_ids(), vec![J1]);
+    assert_eq!(env.state.job_layer_progress(JobId(999)), None);
+}

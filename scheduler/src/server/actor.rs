@@ -24,6 +24,8 @@ use crate::config::SchedulerConfig;
 use crate::core::{
     self, JobId, Outbox, State, TaskFailure, TaskReport, ToClient, ToWorker, WorkerId,
 };
+use crate::dashboard::record::Recorder;
+use crate::dashboard::snapshot::{JobState, Snapshot};
 
 /// A stream of messages to a worker's session or a client's job.
 pub type WorkerSender = mpsc::UnboundedSender<Result<pb::SchedulerMessage, Status>>;
@@ -68,6 +70,12 @@ pub enum Event {
     Status {
         reply: oneshot::Sender<pb::StatusReply>,
     },
+    /// The dashboard's view; `since`: only task-stream records after this one (see
+    /// [`Recorder::snapshot`]).
+    Dashboard {
+        since: u64,
+        reply: oneshot::Sender<Snapshot>,
+    },
     Shutdown {
         reply: oneshot::Sender<()>,
     },
@@ -93,6 +101,15 @@ impl ActorHandle {
     /// Sends an event; false if the actor has stopped.
     pub fn send(&self, event: Event) -> bool {
         self.tx.send(event).is_ok()
+    }
+
+    /// The dashboard's view now (`None` once the actor has stopped).
+    pub async fn dashboard(&self, since: u64) -> Option<Snapshot> {
+        let (reply, rx) = oneshot::channel();
+        if !self.send(Event::Dashboard { since, reply }) {
+            return None;
+        }
+        rx.await.ok()
     }
 
     /// Says goodbye to every worker and waits until the messages are queued.
@@ -263,6 +280,8 @@ struct Actor {
     jobs: HashMap<JobId, JobEntry>,
     next_worker: u32,
     largest_memory_limit: Arc<AtomicU64>,
+    /// The dashboard's history (task stream, counters), fed from the events applied here.
+    recorder: Recorder,
 }
 
 /// Starts the actor on the current tokio runtime.
@@ -275,6 +294,7 @@ pub fn spawn(config: SchedulerConfig) -> ActorHandle {
         jobs: HashMap::new(),
         next_worker: 1,
         largest_memory_limit: largest_memory_limit.clone(),
+        recorder: Recorder::new(Instant::now(), config.dashboard.task_stream_len),
     };
     tokio::spawn(actor.run(rx, config));
     ActorHandle {
@@ -315,6 +335,7 @@ impl Actor {
                     for w in lost {
                         warn!(worker = %w, "no heartbeat: worker lost, rescheduling its work");
                         self.workers.remove(&w);
+                        self.recorder.worker_gone(w);
                     }
                     self.workers_changed();
                 }
@@ -346,8 +367,59 @@ impl Actor {
         }
     }
 
+    /// Feeds the dashboard's recorder with an event, before the core applies it (a closing client's
+    /// job is still in the core, so its final progress can be read).
+    fn observe(&mut self, event: &Event, now: Instant) {
+        match event {
+            Event::FromWorker {
+                worker,
+                msg: pb::worker_message::Msg::Results(r),
+            } => {
+                for d in &r.done {
+                    let layer = self
+                        .jobs
+                        .get(&JobId(d.job))
+                        .and_then(|j| j.graph.tasks.get(d.task as usize))
+                        .map_or(0, |t| t.layer);
+                    self.recorder.task_done(
+                        now,
+                        *worker,
+                        d.thread,
+                        JobId(d.job),
+                        layer,
+                        d.run_nanos,
+                        d.fetched_bytes,
+                    );
+                }
+                for f in &r.failed {
+                    // A missing input is rescheduled, not a failure of the task itself.
+                    if f.missing_input.is_none() {
+                        self.recorder.task_failed();
+                    }
+                }
+            }
+            Event::FromWorker {
+                worker,
+                msg: pb::worker_message::Msg::Heartbeat(h),
+            } => self.recorder.heartbeat(now, *worker, h.cpu_nanos),
+            Event::SessionClosed { worker } => self.recorder.worker_gone(*worker),
+            Event::ClientClosed { job } => {
+                let progress = self.core.job_layer_progress(*job);
+                let state = match self.core.job_status(*job) {
+                    Some(s) if s.completed => JobState::Completed,
+                    Some(_) => JobState::Cancelled,
+                    // Dropped by the core already: a task failed.
+                    None => JobState::Failed,
+                };
+                self.recorder.job_ended(*job, state, progress);
+            }
+            _ => {}
+        }
+    }
+
     fn apply(&mut self, event: Event) {
         let now = Instant::now();
+        self.observe(&event, now);
         let mut shell = Shell {
             workers: &self.workers,
             jobs: &mut self.jobs,
@@ -517,6 +589,7 @@ impl Actor {
                     },
                 );
                 let _ = reply.send(Ok(job));
+                self.recorder.job_submitted(now, job, &graph);
                 let mut shell = Shell {
                     workers: &self.workers,
                     jobs: &mut self.jobs,
@@ -564,6 +637,16 @@ impl Actor {
                     workers,
                     jobs: self.core.num_jobs() as u32,
                 });
+            }
+            Event::Dashboard { since, reply } => {
+                let workers = &self.workers;
+                let address = |w: WorkerId| {
+                    workers
+                        .get(&w)
+                        .map(|e| e.address.clone())
+                        .unwrap_or_default()
+                };
+                let _ = reply.send(self.recorder.snapshot(now, &self.core, &address, since));
             }
             Event::Shutdown { reply } => {
                 for entry in self.workers.values() {

@@ -14,6 +14,17 @@ use tonic::service::interceptor::InterceptedService;
 use tracing::{info, warn};
 
 use crate::config::SchedulerConfig;
+
+/// Aborts a task when dropped (whichever way `run` returns).
+struct AbortOnDrop(Option<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(t) = &self.0 {
+            t.abort();
+        }
+    }
+}
 use crate::error::SchedulerError;
 
 /// Serves the scheduler on `listener` until `shutdown` resolves; then tells every worker goodbye.
@@ -44,6 +55,19 @@ pub async fn run(
     }
     let tls = config.tls.is_some();
     info!(%address, authenticated = auth.is_secure(), tls, "scheduler listening");
+    let dashboard = match config.dashboard.listen {
+        Some(listen) => crate::dashboard::bind(listen).await.map(|l| {
+            crate::dashboard::spawn(
+                l,
+                actor.clone(),
+                config.secret.as_deref(),
+                config.dashboard.max_streams,
+            )
+        }),
+        None => None,
+    };
+    // Event streams never end by themselves: the dashboard stops with the scheduler.
+    let _stop_dashboard = AbortOnDrop(dashboard);
     let serve_err = |e: tonic::transport::Error| SchedulerError::Serve {
         address: address.clone(),
         message: tessera::error::display_chain(&e),
