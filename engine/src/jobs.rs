@@ -382,7 +382,9 @@ impl LocalExecutor {
     /// ```
     pub fn submit_many(&self, arrays: &[&Array]) -> JobHandle {
         let (handle, driver) = new_job(arrays.len(), self.cancel_token());
-        let executor = self.clone().with_cancel_token(driver.cancel_token().clone());
+        let executor = self
+            .clone()
+            .with_cancel_token(driver.cancel_token().clone());
         let arrays: Vec<Array> = arrays.iter().map(|a| (*a).clone()).collect();
         // Should the thread not start, the closure (and the driver in it) is dropped, which fails
         // the job instead of leaving it pending.

@@ -63,13 +63,11 @@ pub use array::{
 pub use client::{AsyncClient, Client, ClusterStatus, WorkerInfo};
 pub use data::{ArrayData, ChunkValue, Element};
 pub use error::{Error, Result};
-pub use exec::{
-    CancelToken, ExecStats, LayerProgress, LocalExecutor, Progress, ProgressSnapshot,
-};
-pub use jobs::{JobHandle, JobStatus};
-pub use progress_bar::set_progress_bar;
+pub use exec::{CancelToken, ExecStats, LayerProgress, LocalExecutor, Progress, ProgressSnapshot};
 pub use graph::{ChunkKey, Graph, LayerId};
 pub use io::zarr::{BloscCompressor, ZarrCodec, ZarrOptions, ZarrReadOptions, ZarrStore};
+pub use jobs::{JobHandle, JobStatus};
 pub use meta::{ChunkSpec, Chunks, DType, Scalar};
 pub use ndarray::s;
 pub use ops::{Op, Reduction};
+pub use progress_bar::set_progress_bar;

@@ -174,7 +174,11 @@ mod tests {
             bytes: 1024 * done,
         };
         let p = ProgressSnapshot {
-            layers: vec![layer("random", 16, 16), layer("sum", 2, 8), layer("mean", 0, 1)],
+            layers: vec![
+                layer("random", 16, 16),
+                layer("sum", 2, 8),
+                layer("mean", 0, 1),
+            ],
             finished: false,
         };
         assert_eq!(summary(&p), "18.00 KiB · sum 2/8");

@@ -93,9 +93,15 @@ fn progress_moves_monotonically_to_every_task_done() {
     for pair in started.windows(2) {
         let (a, b) = (pair[0], pair[1]);
         assert_eq!(a.total(), b.total());
-        assert!(a.done() <= b.done() && a.bytes() <= b.bytes(), "{a:?} then {b:?}");
+        assert!(
+            a.done() <= b.done() && a.bytes() <= b.bytes(),
+            "{a:?} then {b:?}"
+        );
         for (la, lb) in a.layers.iter().zip(&b.layers) {
-            assert!(la.done <= lb.done && lb.done <= lb.total, "{la:?} then {lb:?}");
+            assert!(
+                la.done <= lb.done && lb.done <= lb.total,
+                "{la:?} then {lb:?}"
+            );
         }
     }
     // The totals are the tasks that ran, and the result is right.

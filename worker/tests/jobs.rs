@@ -31,11 +31,9 @@ fn three_jobs_one_cancelled_the_others_finish_bit_for_bit() {
     let ja = client.submit(&a);
     let jb = client.submit(&b);
     // The slow job is accepted and running before it is cancelled.
-    poll(
-        "the slow job to start",
-        Duration::from_secs(20),
-        |_| (slow.status() == JobStatus::Running).then_some(()),
-    );
+    poll("the slow job to start", Duration::from_secs(20), |_| {
+        (slow.status() == JobStatus::Running).then_some(())
+    });
     assert!(slow.cancel());
     assert_eq!(slow.wait(), JobStatus::Cancelled);
     assert!(matches!(slow.result::<f64>(), Err(Error::Cancelled { .. })));
@@ -77,7 +75,10 @@ fn cluster_progress_moves_monotonically_to_every_task_done() {
     for pair in started.windows(2) {
         let (a, b) = (pair[0], pair[1]);
         assert_eq!(a.total(), b.total());
-        assert!(a.done() <= b.done() && a.bytes() <= b.bytes(), "{a:?} then {b:?}");
+        assert!(
+            a.done() <= b.done() && a.bytes() <= b.bytes(),
+            "{a:?} then {b:?}"
+        );
     }
     let partial = started
         .iter()

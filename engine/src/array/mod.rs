@@ -74,8 +74,11 @@ impl Executor for LocalExecutor {
         sink: &OutputSink<'_>,
         progress: &Progress,
     ) -> Result<ExecStats> {
-        let result = TaskGraph::expand(graph)
-            .and_then(|tg| self.clone().with_progress(progress.clone()).execute(&tg, sink));
+        let result = TaskGraph::expand(graph).and_then(|tg| {
+            self.clone()
+                .with_progress(progress.clone())
+                .execute(&tg, sink)
+        });
         progress.finish();
         result
     }

@@ -14,10 +14,10 @@ mod spill;
 
 pub use cancel::CancelToken;
 pub use local::{ExecStats, LocalExecutor, panic_message};
-pub use progress::{LayerProgress, Progress, ProgressSnapshot};
 pub use memory::{
     MEMORY_LIMIT_ENV, TARGET_FRACTION, default_memory_limit, parse_bytes, physical_memory,
 };
+pub use progress::{LayerProgress, Progress, ProgressSnapshot};
 
 use std::sync::Arc;
 

@@ -1496,7 +1496,11 @@ fn a_recomputed_task_is_not_counted_twice() {
     assert_eq!(before.iter().map(|l| l.done).sum::<u64>(), n - 1);
     env.lose(W1);
     env.run();
-    assert_eq!(env.completed(J1).map(|r| r > n), Some(true), "reruns happened");
+    assert_eq!(
+        env.completed(J1).map(|r| r > n),
+        Some(true),
+        "reruns happened"
+    );
     let last = env.clients[&J1].progress.clone().expect("a report");
     assert_eq!(last.iter().map(|l| l.done).sum::<u64>(), n);
 }
