@@ -29,7 +29,7 @@ struct Args {
 /// Where jobs go: the same calls whichever executor it is.
 enum Target {
     Local(tessera::LocalExecutor),
-    Cluster(tessera::Client),
+    Cluster(Box<tessera::Client>),
 }
 
 impl Target {
@@ -43,7 +43,7 @@ impl Target {
 
 fn run(args: &Args) -> tessera::Result<()> {
     let target = match &args.scheduler {
-        Some(address) => Target::Cluster(tessera::Client::connect(address)?),
+        Some(address) => Target::Cluster(Box::new(tessera::Client::connect(address)?)),
         None => Target::Local(tessera::LocalExecutor::new()),
     };
     let rng = tessera::default_rng(7);
