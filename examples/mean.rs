@@ -8,7 +8,9 @@
 //!
 //! Prints the mean, the wall time of the computation (building the graph included, process start-up
 //! excluded) and the task counts; with `--json`, the last line is one JSON object with keys `mean`,
-//! `seconds` and `tasks` (tasks executed), plus the run's settings.
+//! `seconds` and `tasks` (tasks executed), plus the run's settings. On a terminal, a computation that
+//! lasts more than a second shows a progress bar on stderr (`--no-progress` or `TESSERA_PROGRESS=0`
+//! turns it off).
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -36,9 +38,15 @@ struct Args {
     /// Print one JSON object on the last line.
     #[arg(long)]
     json: bool,
+    /// Never show the progress bar.
+    #[arg(long)]
+    no_progress: bool,
 }
 
 fn run(args: &Args) -> tessera::Result<()> {
+    if args.no_progress {
+        tessera::set_progress_bar(false);
+    }
     let local = match args.threads {
         Some(n) => tessera::LocalExecutor::with_threads(n)?,
         None => tessera::LocalExecutor::new(),

@@ -21,7 +21,10 @@
 //! - [`ops`]: the op vocabulary ([`Op`]) — per op, which input blocks a block reads and how to compute it.
 //! - [`optimize`]: blockwise fusion.
 //! - [`kernels`]: per-chunk compute (program evaluator, elementwise, reductions, random numbers).
-//! - [`exec`]: the local executor, and cancellation ([`CancelToken`], checkpoints in kernels).
+//! - [`exec`]: the local executor, cancellation ([`CancelToken`], checkpoints in kernels) and live
+//!   per-layer [`Progress`].
+//! - [`jobs`]: [`JobHandle`], a computation submitted to run in the background on either executor.
+//! - [`progress_bar`]: the terminal progress bar `compute` shows for work longer than about a second.
 //! - [`io`]: `.npy` files and Zarr stores.
 //! - `wire` (feature `distributed`, on by default): conversions between the engine's graphs and chunks
 //!   and the protobuf messages of `tessera-proto`.
@@ -37,10 +40,12 @@ pub mod error;
 pub mod exec;
 pub mod graph;
 pub mod io;
+pub mod jobs;
 pub mod kernels;
 pub mod meta;
 pub mod ops;
 pub mod optimize;
+pub mod progress_bar;
 #[cfg(feature = "distributed")]
 pub mod wire;
 
@@ -58,9 +63,11 @@ pub use array::{
 pub use client::{AsyncClient, Client, ClusterStatus, WorkerInfo};
 pub use data::{ArrayData, ChunkValue, Element};
 pub use error::{Error, Result};
-pub use exec::{CancelToken, ExecStats, LocalExecutor};
+pub use exec::{CancelToken, ExecStats, LayerProgress, LocalExecutor, Progress, ProgressSnapshot};
 pub use graph::{ChunkKey, Graph, LayerId};
 pub use io::zarr::{BloscCompressor, ZarrCodec, ZarrOptions, ZarrReadOptions, ZarrStore};
+pub use jobs::{JobHandle, JobStatus};
 pub use meta::{ChunkSpec, Chunks, DType, Scalar};
 pub use ndarray::s;
 pub use ops::{Op, Reduction};
+pub use progress_bar::set_progress_bar;

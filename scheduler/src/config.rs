@@ -66,6 +66,9 @@ pub struct SchedulerConfig {
     pub heartbeat_interval: Duration,
     /// A worker silent for this long is declared lost and its work is rescheduled.
     pub heartbeat_timeout: Duration,
+    /// How often each running job's client hears its per-layer progress (at most once per interval,
+    /// and only when it moved).
+    pub progress_interval: Duration,
     /// The fewest tasks in flight per worker thread; a worker whose tasks prove short gets more
     /// (about 1 ms of work per thread, see `core::Config`).
     pub slots_per_thread: u32,
@@ -86,6 +89,7 @@ impl Default for SchedulerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8786)),
             heartbeat_interval: Duration::from_millis(500),
             heartbeat_timeout: Duration::from_secs(5),
+            progress_interval: Duration::from_millis(100),
             slots_per_thread: 2,
             secret: None,
             tls: None,
@@ -104,6 +108,11 @@ impl SchedulerConfig {
     pub fn with_heartbeat(mut self, interval: Duration, timeout: Duration) -> Self {
         self.heartbeat_interval = interval;
         self.heartbeat_timeout = timeout;
+        self
+    }
+
+    pub fn with_progress_interval(mut self, interval: Duration) -> Self {
+        self.progress_interval = interval;
         self
     }
 
@@ -132,6 +141,11 @@ impl SchedulerConfig {
         if self.heartbeat_interval.is_zero() {
             return Err(SchedulerError::Config(
                 "the heartbeat interval must be positive".into(),
+            ));
+        }
+        if self.progress_interval.is_zero() {
+            return Err(SchedulerError::Config(
+                "the progress interval (--progress-interval-ms) must be positive".into(),
             ));
         }
         if self.heartbeat_timeout <= self.heartbeat_interval {

@@ -33,7 +33,7 @@ use ndarray::ArrayD;
 
 use crate::data::{ArrayData, ChunkValue, Element};
 use crate::error::{Error, Result};
-use crate::exec::{ExecStats, LocalExecutor, OutputSink};
+use crate::exec::{ExecStats, LocalExecutor, OutputSink, Progress};
 use crate::graph::expand::TaskGraph;
 use crate::graph::{ArrayMeta, Graph, Layer, LayerId};
 use crate::meta::{Chunks, DType, Scalar};
@@ -43,12 +43,44 @@ use crate::ops::{InputMeta, Materialized, Op};
 pub trait Executor: Send + Sync {
     /// Runs `graph` (already optimized), handing every chunk of every output to `sink`.
     fn execute_graph(&self, graph: Graph, sink: &OutputSink<'_>) -> Result<ExecStats>;
+
+    /// [`Executor::execute_graph`], reporting per-layer progress into `progress` as the run goes
+    /// (what job handles and the progress bar read). An executor that cannot report live fills it in
+    /// from [`ExecStats::layers`] when the run ends, which this default does.
+    fn execute_graph_with_progress(
+        &self,
+        graph: Graph,
+        sink: &OutputSink<'_>,
+        progress: &Progress,
+    ) -> Result<ExecStats> {
+        let result = self.execute_graph(graph, sink);
+        if let Ok(stats) = &result {
+            progress.record(&stats.layers);
+        }
+        progress.finish();
+        result
+    }
 }
 
 impl Executor for LocalExecutor {
     fn execute_graph(&self, graph: Graph, sink: &OutputSink<'_>) -> Result<ExecStats> {
         let tg = TaskGraph::expand(graph)?;
         self.execute(&tg, sink)
+    }
+
+    fn execute_graph_with_progress(
+        &self,
+        graph: Graph,
+        sink: &OutputSink<'_>,
+        progress: &Progress,
+    ) -> Result<ExecStats> {
+        let result = TaskGraph::expand(graph).and_then(|tg| {
+            self.clone()
+                .with_progress(progress.clone())
+                .execute(&tg, sink)
+        });
+        progress.finish();
+        result
     }
 }
 
@@ -322,14 +354,29 @@ pub fn compute_many_on(arrays: &[&Array], executor: &dyn Executor) -> Result<Vec
     Ok(compute_many_with_stats(arrays, executor)?.0)
 }
 
-/// [`compute_many_on`], also returning what the executor did (tasks run, peak bytes held).
+/// [`compute_many_on`], also returning what the executor did (tasks run, peak bytes held, per-layer
+/// counts). Shows a progress bar on a terminal when the work lasts more than about a second (see
+/// [`crate::progress_bar`]).
 pub fn compute_many_with_stats(
     arrays: &[&Array],
     executor: &dyn Executor,
 ) -> Result<(Vec<ArrayData>, ExecStats)> {
+    crate::progress_bar::with_bar(|progress| compute_observed(arrays, executor, progress))
+}
+
+/// Computes `arrays` on `executor`, reporting into `progress` when given (no progress bar).
+pub(crate) fn compute_observed(
+    arrays: &[&Array],
+    executor: &dyn Executor,
+    progress: Option<&Progress>,
+) -> Result<(Vec<ArrayData>, ExecStats)> {
     let assembly = Assembly::new(arrays);
     let sink = |o: usize, block: &[u32], v: Arc<ChunkValue>| assembly.accept(o, block, v);
-    let stats = executor.execute_graph(crate::optimize::optimize(graph_of(arrays)), &sink)?;
+    let graph = crate::optimize::optimize(graph_of(arrays));
+    let stats = match progress {
+        Some(p) => executor.execute_graph_with_progress(graph, &sink, p)?,
+        None => executor.execute_graph(graph, &sink)?,
+    };
     Ok((assembly.finish(), stats))
 }
 

@@ -18,6 +18,10 @@
 //! limit) under which each kernel runs: the first failure cancels it, so the tasks still running stop
 //! at their next checkpoint instead of finishing work nobody will read, and the error returned is that
 //! first failure, not the "cancelled" of the tasks it stopped.
+//!
+//! Each finished task is counted against its layer (tasks done out of the layer's total, bytes
+//! produced): in [`ExecStats::layers`] at the end, and live in the run's [`Progress`] when one is
+//! attached ([`LocalExecutor::with_progress`]), which is what job handles and the progress bar read.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap};
@@ -32,6 +36,7 @@ use std::time::Duration;
 use super::OutputSink;
 use super::cancel::{self, CancelToken};
 use super::memory::{TARGET_FRACTION, default_memory_limit};
+use super::progress::{LayerProgress, Progress, ProgressWriter};
 use super::spill::{self, SpillDir};
 use crate::data::ChunkValue;
 use crate::error::{Error, Result};
@@ -50,10 +55,12 @@ pub struct LocalExecutor {
     memory_limit: Option<usize>,
     /// Where spill directories are created; None for the system temporary directory.
     spill_dir: Option<PathBuf>,
+    /// Where runs report their progress live.
+    progress: Option<Progress>,
 }
 
 /// What a run did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ExecStats {
     /// Tasks executed.
     pub tasks: usize,
@@ -63,6 +70,9 @@ pub struct ExecStats {
     pub spilled_chunks: usize,
     /// Bytes of those chunks.
     pub spilled_bytes: usize,
+    /// Per layer that had tasks: tasks done out of its total, and bytes its chunks took, inputs
+    /// first (the same figures a [`Progress`] shows live).
+    pub layers: Vec<LayerProgress>,
 }
 
 /// Where a held chunk is.
@@ -98,6 +108,8 @@ struct State {
     spill: SpillDir,
     spilled_chunks: usize,
     spilled_bytes: usize,
+    /// Tasks done and bytes produced, per layer of the graph.
+    layer_done: Vec<(u64, u64)>,
 }
 
 impl State {
@@ -220,6 +232,18 @@ impl LocalExecutor {
         self
     }
 
+    /// The same executor (sharing its pool) reporting every run's progress, per layer, into
+    /// `progress` as tasks finish (each run starts it afresh).
+    pub fn with_progress(mut self, progress: Progress) -> Self {
+        self.progress = Some(progress);
+        self
+    }
+
+    /// The caller's token this executor's runs stop on, if any.
+    pub(crate) fn cancel_token(&self) -> Option<&CancelToken> {
+        self.cancel.as_ref()
+    }
+
     /// The memory limit runs use.
     pub fn memory_limit(&self) -> Result<usize> {
         match self.memory_limit {
@@ -286,7 +310,43 @@ impl LocalExecutor {
                     .collect()
             })
             .collect();
-        let limit = self.memory_limit()?;
+        // Layers with tasks, in graph order, and each layer's place among them.
+        let mut layer_total = vec![0u64; layers.len()];
+        for t in &tg.tasks {
+            layer_total[t.layer as usize] += 1;
+        }
+        let progress: Option<ProgressWriter> = self.progress.as_ref().map(|p| {
+            p.start(
+                layers
+                    .iter()
+                    .zip(&layer_total)
+                    .filter(|(_, n)| **n > 0)
+                    .map(|(l, n)| (l.id.to_string(), *n)),
+            )
+        });
+        let mut next = 0usize;
+        let table_index: Vec<usize> = layer_total
+            .iter()
+            .map(|&n| {
+                if n == 0 {
+                    return usize::MAX;
+                }
+                next += 1;
+                next - 1
+            })
+            .collect();
+        let finish_progress = || {
+            if let Some(p) = &self.progress {
+                p.finish();
+            }
+        };
+        let limit = match self.memory_limit() {
+            Ok(l) => l,
+            Err(e) => {
+                finish_progress();
+                return Err(e);
+            }
+        };
         let goal = (limit as f64 * TARGET_FRACTION) as usize;
         // Bytes of each task's output, from its layer's metadata (a partial holds up to three values
         // per element: count, mean and M2).
@@ -327,6 +387,7 @@ impl LocalExecutor {
             spill: SpillDir::new(self.spill_dir.clone()),
             spilled_chunks: 0,
             spilled_bytes: 0,
+            layer_done: vec![(0, 0); layers.len()],
         });
         let wake = Condvar::new();
 
@@ -500,6 +561,7 @@ impl LocalExecutor {
                                 woke += 1;
                             }
                         }
+                        let bytes = v.nbytes() as u64;
                         if !consumers[id as usize].is_empty() {
                             s.held_bytes += v.nbytes();
                             s.peak_bytes = s.peak_bytes.max(s.held_bytes);
@@ -528,6 +590,12 @@ impl LocalExecutor {
                             }
                         }
                         s.done += 1;
+                        let counts = &mut s.layer_done[task.layer as usize];
+                        counts.0 += 1;
+                        counts.1 += bytes;
+                        if let Some(p) = &progress {
+                            p.task_done(table_index[task.layer as usize], bytes);
+                        }
                         if s.held_bytes + s.reserved_bytes > goal
                             && let Err(e) = s.spill_until(goal, 0, &[])
                         {
@@ -557,14 +625,29 @@ impl LocalExecutor {
             }
         }
         let s = state.into_inner().expect("executor state");
+        finish_progress();
         if let Some(e) = s.error {
             return Err(e);
         }
+        let layers = layers
+            .iter()
+            .zip(&layer_total)
+            .zip(&s.layer_done)
+            .filter(|((_, total), _)| **total > 0)
+            .map(|((l, &total), &(done, bytes))| LayerProgress {
+                layer: l.id.to_string(),
+                name: l.id.name.to_string(),
+                done,
+                total,
+                bytes,
+            })
+            .collect();
         Ok(ExecStats {
             tasks: n,
             peak_bytes: s.peak_bytes,
             spilled_chunks: s.spilled_chunks,
             spilled_bytes: s.spilled_bytes,
+            layers,
         })
     }
 }

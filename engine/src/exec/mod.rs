@@ -3,11 +3,13 @@
 //! to a sink as their chunks finish, so a caller can assemble, write or keep them without the executor
 //! holding every chunk. [`memory`] holds the limit's default and parsing, and the spill storage
 //! keeps chunks on disk when memory runs short. [`cancel`] lets a caller, a deadline or a failing task stop kernels that are
-//! still running.
+//! still running. [`progress`] is a run's live per-layer progress, shared by job handles, the progress
+//! bar and [`ExecStats::layers`].
 
 pub mod cancel;
 mod local;
 pub mod memory;
+pub mod progress;
 mod spill;
 
 pub use cancel::CancelToken;
@@ -15,6 +17,7 @@ pub use local::{ExecStats, LocalExecutor, panic_message};
 pub use memory::{
     MEMORY_LIMIT_ENV, TARGET_FRACTION, default_memory_limit, parse_bytes, physical_memory,
 };
+pub use progress::{LayerProgress, Progress, ProgressSnapshot};
 
 use std::sync::Arc;
 

@@ -51,6 +51,9 @@ struct Args {
     /// Milliseconds of silence after which a worker is declared lost.
     #[arg(long, env = "TESSERA_HEARTBEAT_TIMEOUT_MS", default_value_t = 5000)]
     heartbeat_timeout_ms: u64,
+    /// Milliseconds between progress reports to a job's client (one per job per interval at most).
+    #[arg(long, env = "TESSERA_PROGRESS_INTERVAL_MS", default_value_t = 100)]
+    progress_interval_ms: u64,
     /// The cluster secret file (created if missing). Default: $XDG_CONFIG_HOME/tessera/cluster.secret
     /// or ~/.config/tessera/cluster.secret, created on first start.
     #[arg(long, env = "TESSERA_SECRET_FILE")]
@@ -157,6 +160,7 @@ impl Args {
                 Duration::from_millis(self.heartbeat_ms),
                 Duration::from_millis(self.heartbeat_timeout_ms),
             )
+            .with_progress_interval(Duration::from_millis(self.progress_interval_ms))
             .with_secret(secret.map(|(s, _, _)| s))
             .with_limits(Limits {
                 max_message_bytes: usize::try_from(max_message_bytes).unwrap_or(usize::MAX),

@@ -45,6 +45,12 @@
 //! A job is complete when none of its tasks is active; it is dropped when the client cancels it (or
 //! closes its stream), or when one of its tasks fails deterministically.
 //!
+//! # Progress
+//! Each job counts, per layer of its graph, the tasks that have reached `Done` once (a recomputed
+//! task is not counted again) and the bytes of their chunks. Nothing is sent per task: the shell calls
+//! [`on_progress_due`] on a timer (every 100 ms by default) and each job whose counts moved since its
+//! last report gets one `Progress`; a job that completes gets a last one just before `Completed`.
+//!
 //! # Workers
 //!
 //! ```text
@@ -72,7 +78,8 @@ use tessera::graph::expand::TaskGraph;
 pub use outbox::Outbox;
 pub use reactor::{
     TaskFailure, TaskReport, on_heartbeat, on_job_cancelled, on_job_submitted, on_outputs_fetched,
-    on_task_failed, on_tasks_done, on_tick, on_worker_joined, on_worker_lost, on_worker_retiring,
+    on_progress_due, on_task_failed, on_tasks_done, on_tick, on_worker_joined, on_worker_lost,
+    on_worker_retiring,
 };
 pub use state::{JobStatus, LayerProgress, State, Stats, TaskStatus, WorkerMemory, WorkerStatus};
 
@@ -234,6 +241,17 @@ pub struct OutputChunk {
     pub worker: WorkerId,
 }
 
+/// Progress of one layer of a job: tasks done (each once) out of the layer's total, and the bytes
+/// of their chunks (the wire's `LayerProgress`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LayerCount {
+    /// The layer's id as task keys display it (`mean-3f9c…`).
+    pub layer: String,
+    pub done: u64,
+    pub total: u64,
+    pub bytes: u64,
+}
+
 /// A message to a job's client (the wire's `ClientEvent`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ToClient {
@@ -243,6 +261,9 @@ pub enum ToClient {
     /// not fetched is announced again, naming another worker, when the worker named before leaves
     /// (retires, or is lost and the chunk is recomputed) — even after `Completed`.
     OutputsReady(Vec<OutputChunk>),
+    /// Per-layer counts of the job's layers that have tasks, inputs first: sent by
+    /// [`on_progress_due`] when they moved since the last report, and once more before `Completed`.
+    Progress(Vec<LayerCount>),
     /// Every task is done; comes after every output was announced once.
     Completed { tasks_run: u64 },
     /// A task failed deterministically; the job is dropped.

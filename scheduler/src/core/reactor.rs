@@ -42,6 +42,10 @@ fn finish(state: &mut State, out: &mut impl Outbox) {
     for job in state.jobs.values_mut() {
         if job.unfinished == 0 && !job.completed {
             job.completed = true;
+            // The last counts, so that the client's view ends at every task done.
+            if let Some(report) = job.take_progress() {
+                state.batch.progress(job.id, report);
+            }
             state.batch.end(
                 job.id,
                 ToClient::Completed {
@@ -340,6 +344,22 @@ pub fn on_job_cancelled(state: &mut State, out: &mut impl Outbox, _now: Instant,
         state.stats.ignored += 1;
     }
     finish(state, out);
+}
+
+/// Progress reports are due (the shell's progress timer): every job still running whose counts moved
+/// since its last report gets one `Progress`. Changes nothing else, so it may run as often as the shell
+/// likes; between reports a job's progress costs a few counter increments per task.
+pub fn on_progress_due(state: &mut State, out: &mut impl Outbox, _now: Instant) {
+    begin(state);
+    for job in state.jobs.values_mut() {
+        if !job.completed
+            && let Some(report) = job.take_progress()
+        {
+            state.batch.progress(job.id, report);
+        }
+    }
+    let State { batch, workers, .. } = state;
+    batch.flush(out, workers);
 }
 
 /// A worker wants to leave gracefully. It gets no new tasks; every needed chunk only it holds is

@@ -22,7 +22,9 @@ use smallvec::SmallVec;
 use tessera::graph::expand::TaskGraph;
 
 use super::outbox::Outbox;
-use super::{Assignment, ChunkRef, Config, JobId, OutputChunk, ToClient, ToWorker, WorkerId};
+use super::{
+    Assignment, ChunkRef, Config, JobId, LayerCount, OutputChunk, ToClient, ToWorker, WorkerId,
+};
 
 /// Where a task stands. See the diagram in the [module docs](super).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -72,6 +74,8 @@ pub(crate) struct TaskState {
     pub running_on: SmallVec<[WorkerId; 2]>,
     /// Size of the chunk as its first holder reported it.
     pub nbytes: u64,
+    /// Counted in its layer's progress (it reached `Done` once; a recomputation is not counted again).
+    pub counted: bool,
 }
 
 impl TaskState {
@@ -137,6 +141,10 @@ pub(crate) struct Job {
     pub completed: bool,
     /// Tasks whose status may have to follow a counter change; highest index first.
     dirty: BinaryHeap<u32>,
+    /// Per layer of the graph: (tasks counted done, tasks, bytes of the counted chunks).
+    layer_counts: Vec<(u64, u64, u64)>,
+    /// The counts moved since the last progress report.
+    progress_changed: bool,
 }
 
 impl fmt::Debug for Job {
@@ -200,7 +208,14 @@ impl Job {
                 holders: SmallVec::new(),
                 running_on: SmallVec::new(),
                 nbytes: 0,
+                counted: false,
             });
+        }
+        let mut layer_counts = vec![(0, 0, 0); graph.graph.layers().len()];
+        for task in &graph.tasks {
+            if let Some(c) = layer_counts.get_mut(task.layer as usize) {
+                c.1 += 1;
+            }
         }
         let mut job = Job {
             id,
@@ -216,6 +231,8 @@ impl Job {
             tasks_run: 0,
             completed: false,
             dirty: BinaryHeap::new(),
+            layer_counts,
+            progress_changed: false,
         };
         // An expanded graph is culled, so every task is needed; should one not be, settling
         // releases it (and whatever only it read) before anything runs.
@@ -225,6 +242,42 @@ impl Job {
             }
         }
         job
+    }
+
+    /// Counts task `t` done in its layer's progress, once.
+    fn count_done(&mut self, t: u32, nbytes: u64) {
+        let ts = &mut self.tasks[t as usize];
+        if ts.counted {
+            return;
+        }
+        ts.counted = true;
+        let layer = self.graph.tasks[t as usize].layer as usize;
+        if let Some(c) = self.layer_counts.get_mut(layer) {
+            c.0 += 1;
+            c.2 += nbytes;
+            self.progress_changed = true;
+        }
+    }
+
+    /// The per-layer counts (layers with tasks only) if they moved since the last call.
+    pub fn take_progress(&mut self) -> Option<Vec<LayerCount>> {
+        if !std::mem::take(&mut self.progress_changed) {
+            return None;
+        }
+        let layers = self.graph.graph.layers();
+        Some(
+            self.layer_counts
+                .iter()
+                .zip(layers)
+                .filter(|((_, total, _), _)| *total > 0)
+                .map(|(&(done, total, bytes), l)| LayerCount {
+                    layer: l.id.to_string(),
+                    done,
+                    total,
+                    bytes,
+                })
+                .collect(),
+        )
     }
 
     pub fn deps(&self, t: u32) -> &[u32] {
@@ -554,12 +607,13 @@ pub(crate) struct WorkerBatch {
 pub(crate) struct ClientBatch {
     accepted: Option<usize>,
     outputs: Vec<OutputChunk>,
+    progress: Option<Vec<LayerCount>>,
     end: Option<ToClient>,
 }
 
 /// Everything one event sends, merged per receiver and put in the outbox in a fixed order when the
 /// event ends: per worker (by id) `Forget`s, `Graph`s, one `Release`, `Replicate`s, one `Assign`; then
-/// `Goodbye`s; then per job `Accepted`, one `OutputsReady`, and `Completed` or `Failed`. Messages to
+/// `Goodbye`s; then per job `Accepted`, one `OutputsReady`, one `Progress`, and `Completed` or `Failed`. Messages to
 /// workers that left during the event, and announcements of chunks that left with them, are dropped.
 #[derive(Debug, Default)]
 pub(crate) struct Batch {
@@ -607,6 +661,10 @@ impl Batch {
 
     pub fn output(&mut self, job: JobId, chunk: OutputChunk) {
         self.client(job).outputs.push(chunk);
+    }
+
+    pub fn progress(&mut self, job: JobId, layers: Vec<LayerCount>) {
+        self.client(job).progress = Some(layers);
     }
 
     pub fn end(&mut self, job: JobId, msg: ToClient) {
@@ -671,6 +729,9 @@ impl Batch {
             let failed = matches!(b.end, Some(ToClient::Failed { .. }));
             if !b.outputs.is_empty() && !failed {
                 out.to_client(job, ToClient::OutputsReady(b.outputs));
+            }
+            if let Some(layers) = b.progress.filter(|_| !failed) {
+                out.to_client(job, ToClient::Progress(layers));
             }
             if let Some(end) = b.end {
                 out.to_client(job, end);
@@ -1081,6 +1142,7 @@ pub(crate) fn chunk_reported(state: &mut State, job_id: JobId, t: u32, w: Worker
             batch.release(w, (job_id, t));
         }
         TaskStatus::Waiting | TaskStatus::Ready | TaskStatus::Running => {
+            job.count_done(t, nbytes);
             job.tasks[t as usize].nbytes = nbytes;
             job.set_status(t, TaskStatus::Done);
             add_holder(job, t, w, workers, *seq);

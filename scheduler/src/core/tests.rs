@@ -118,6 +118,9 @@ struct SimClient {
     failed: Option<(String, Option<WorkerId>, String)>,
     /// Fetch outputs as soon as they are announced.
     auto_fetch: bool,
+    /// The last `Progress` heard, and how many were heard.
+    progress: Option<Vec<LayerCount>>,
+    progress_reports: usize,
 }
 
 struct TestEnv {
@@ -289,6 +292,12 @@ impl TestEnv {
 
     fn advance(&mut self, by: Duration) {
         self.now += by;
+    }
+
+    /// The shell's progress timer fires.
+    fn progress_due(&mut self) {
+        on_progress_due(&mut self.state, &mut self.out, self.now);
+        self.checked();
     }
 
     /// A timer tick; the workers it declares lost die in the simulation too.
@@ -614,8 +623,32 @@ impl TestEnv {
                     client.to_fetch.insert(c.task);
                 }
             }
+            ToClient::Progress(layers) => {
+                assert!(client.accepted.is_some());
+                // Totals cover the graph, counts never pass them and never go back.
+                let total: u64 = layers.iter().map(|l| l.total).sum();
+                assert_eq!(total, graph.tasks.len() as u64, "{job}: {layers:?}");
+                for (i, l) in layers.iter().enumerate() {
+                    assert!(l.done <= l.total, "{job}: {l:?}");
+                    if let Some(before) = &client.progress {
+                        assert_eq!(before[i].layer, l.layer);
+                        assert!(
+                            before[i].done <= l.done && before[i].bytes <= l.bytes,
+                            "{job}: progress went back from {:?} to {l:?}",
+                            before[i]
+                        );
+                    }
+                }
+                client.progress = Some(layers);
+                client.progress_reports += 1;
+            }
             ToClient::Completed { tasks_run } => {
                 assert!(client.accepted.is_some());
+                // The last report, just before, says every task is done.
+                if !graph.tasks.is_empty() {
+                    let last = client.progress.as_ref().expect("a progress report");
+                    assert!(last.iter().all(|l| l.done == l.total), "{job}: {last:?}");
+                }
                 for ids in &graph.outputs {
                     for t in ids {
                         assert!(
@@ -1332,6 +1365,7 @@ fn chaos_workers_come_go_and_retire_and_every_job_still_completes() {
                         env.fetch_all(J2);
                     }
                 }
+                5 => env.progress_due(),
                 4 if !live.is_empty() => {
                     // A report nobody asked for (a duplicate, or a confused worker): ignored.
                     let w = live[rng.next(live.len())];
@@ -1392,6 +1426,83 @@ fn chaos_workers_come_go_and_retire_and_every_job_still_completes() {
     assert!(total.recomputed > 0, "{total:?}");
     assert!(total.missing_inputs > 0, "{total:?}");
     assert!(total.replications > 0, "{total:?}");
+}
+
+#[test]
+fn progress_is_reported_per_layer_when_due_and_only_when_it_moved() {
+    let mut env = TestEnv::with_workers(&[1, 1]);
+    env.chunk_bytes = 800;
+    let graph = mean_graph();
+    let n = graph.tasks.len() as u64;
+    env.submit(J1, graph.clone());
+    env.deliver();
+    // Nothing has run: nothing to report, however often the timer fires.
+    env.progress_due();
+    env.progress_due();
+    env.assert_quiet();
+    assert_eq!(env.clients[&J1].progress_reports, 0);
+    // Three leaves finish: one report for all three, none on the next tick.
+    for w in [W1, W2, W1] {
+        env.finish_next(w).expect("a task");
+        env.deliver();
+    }
+    env.progress_due();
+    env.deliver();
+    env.progress_due();
+    env.assert_quiet();
+    let c = &env.clients[&J1];
+    assert_eq!(c.progress_reports, 1);
+    let layers = c.progress.clone().expect("a report");
+    // The leaves' layer (random fused with the partial sums) and the combine, each named by its id.
+    let want: Vec<(String, u64)> = {
+        let mut per_layer = BTreeMap::new();
+        for t in &graph.tasks {
+            *per_layer.entry(t.layer).or_insert(0u64) += 1;
+        }
+        per_layer
+            .into_iter()
+            .map(|(l, k)| (graph.graph.layers()[l as usize].id.to_string(), k))
+            .collect()
+    };
+    let got: Vec<(String, u64)> = layers.iter().map(|l| (l.layer.clone(), l.total)).collect();
+    assert_eq!(got, want);
+    assert_eq!(layers[0].done, 3);
+    assert_eq!(layers[0].bytes, 3 * 800);
+    assert_eq!(layers.iter().skip(1).map(|l| l.done).sum::<u64>(), 0);
+    // The rest runs without the timer: the last counts still arrive, just before Completed.
+    env.run();
+    assert_eq!(env.completed(J1), Some(n));
+    let c = &env.clients[&J1];
+    assert_eq!(c.progress_reports, 2);
+    let last = c.progress.as_ref().expect("a report");
+    assert_eq!(last.iter().map(|l| l.done).sum::<u64>(), n);
+    assert_eq!(last.iter().map(|l| l.bytes).sum::<u64>(), n * 800);
+    // A finished job reports nothing more.
+    env.progress_due();
+    env.assert_quiet();
+}
+
+#[test]
+fn a_recomputed_task_is_not_counted_twice() {
+    let mut env = TestEnv::with_workers(&[1, 1]);
+    let graph = mean_graph();
+    let n = graph.tasks.len() as u64;
+    env.submit(J1, graph);
+    // Every leaf but the combine runs; then a worker holding leaves dies and they are recomputed.
+    env.run_until(|e| e.workers.values().map(|w| w.ran).sum::<u64>() >= n - 1);
+    env.progress_due();
+    env.deliver();
+    let before = env.clients[&J1].progress.clone().expect("a report");
+    assert_eq!(before.iter().map(|l| l.done).sum::<u64>(), n - 1);
+    env.lose(W1);
+    env.run();
+    assert_eq!(
+        env.completed(J1).map(|r| r > n),
+        Some(true),
+        "reruns happened"
+    );
+    let last = env.clients[&J1].progress.clone().expect("a report");
+    assert_eq!(last.iter().map(|l| l.done).sum::<u64>(), n);
 }
 
 #[test]

@@ -251,6 +251,17 @@ impl Outbox for Shell<'_> {
                     })
                     .collect(),
             }),
+            ToClient::Progress(layers) => Ev::Progress(pb::JobProgress {
+                layers: layers
+                    .into_iter()
+                    .map(|l| pb::LayerProgress {
+                        layer: l.layer,
+                        done: l.done,
+                        total: l.total,
+                        bytes: l.bytes,
+                    })
+                    .collect(),
+            }),
             ToClient::Completed { tasks_run } => Ev::Completed(pb::Completed { tasks_run }),
             ToClient::Failed {
                 key,
@@ -322,12 +333,19 @@ impl Actor {
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Event>, config: SchedulerConfig) {
         let mut tick = tokio::time::interval(config.heartbeat_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Progress reports are coalesced to one per job per interval, whatever the task rate.
+        let mut progress = tokio::time::interval(config.progress_interval);
+        progress.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 event = rx.recv() => match event {
                     Some(e) => self.apply(e),
                     None => return,
                 },
+                _ = progress.tick(), if !self.jobs.is_empty() => {
+                    let mut shell = Shell { workers: &self.workers, jobs: &mut self.jobs };
+                    core::on_progress_due(&mut self.core, &mut shell, Instant::now());
+                }
                 _ = tick.tick() => {
                     let now = Instant::now();
                     let mut shell = Shell { workers: &self.workers, jobs: &mut self.jobs };

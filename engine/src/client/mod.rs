@@ -16,6 +16,12 @@
 //! and timeouts. A job's chunks are fetched from the workers with the job's key, which only its
 //! submitter receives. Nothing waits for ever: connecting, each call, and each fetched piece have
 //! deadlines whose errors name the address and what was awaited.
+//!
+//! A job's Run stream also carries the scheduler's coalesced per-layer progress reports, which fill
+//! the run's [`Progress`] (job handles, the progress bar) and [`ExecStats::layers`]. Submitting in the
+//! background ([`Client::submit`], [`AsyncClient::submit`]) lives in `client/jobs.rs`.
+
+mod jobs;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -40,7 +46,8 @@ use tonic::Streaming;
 use crate::array::{Array, Assembly, Executor, compute_many_on, graph_of};
 use crate::data::{ArrayData, ChunkValue, Element};
 use crate::error::{Error, Result};
-use crate::exec::{ExecStats, OutputSink};
+use crate::exec::progress::ProgressWriter;
+use crate::exec::{ExecStats, LayerProgress, OutputSink, Progress};
 use crate::graph::Graph;
 
 /// How long a fetch may wait for its reply to start, and then for each next piece, before it fails.
@@ -623,6 +630,28 @@ impl AsyncClient {
 
     /// Runs an optimized graph on the cluster, handing output chunks to `sink` as they are gathered.
     pub async fn execute(&self, graph: Graph, sink: &OutputSink<'_>) -> Result<ExecStats> {
+        self.execute_observed(graph, sink, Observer::default())
+            .await
+    }
+
+    /// [`AsyncClient::execute`], reporting to `observer` (progress, acceptance) and stopping with
+    /// [`Error::Cancelled`] when its cancel signal fires, which closes the Run stream: the scheduler
+    /// then drops the job and its workers forget it.
+    pub(crate) async fn execute_observed(
+        &self,
+        graph: Graph,
+        sink: &OutputSink<'_>,
+        observer: Observer<'_>,
+    ) -> Result<ExecStats> {
+        let cancelled = async {
+            match observer.cancel {
+                Some(n) => n.notified().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(cancelled);
+        let mut layers: Vec<LayerProgress> = Vec::new();
+        let mut writer: Option<ProgressWriter> = None;
         let graph = crate::wire::graph_to_proto(&graph)?;
         let (tx, rx) = mpsc::channel::<ClientMessage>(64);
         tx.send(ClientMessage {
@@ -634,13 +663,15 @@ impl AsyncClient {
         .await
         .map_err(|_| self.remote("the job stream closed before the submission"))?;
         let mut scheduler = self.scheduler.clone();
-        let mut events = within(
-            &self.address,
-            self.rpc_timeout,
-            "submitting a job",
-            scheduler.run(ReceiverStream::new(rx)),
-        )
-        .await
+        let mut events = tokio::select! {
+            reply = within(
+                &self.address,
+                self.rpc_timeout,
+                "submitting a job",
+                scheduler.run(ReceiverStream::new(rx)),
+            ) => reply,
+            _ = &mut cancelled => return Err(job_cancelled()),
+        }
         .map_err(|e| self.remote(&e.to_string()))?
         .map_err(|s| self.remote(s.message()))?
         .into_inner();
@@ -654,12 +685,20 @@ impl AsyncClient {
                 && pending == 0
             {
                 drop(tx);
+                for l in &mut layers {
+                    l.done = l.total;
+                }
+                if let Some(w) = &writer {
+                    w.complete();
+                }
                 return Ok(ExecStats {
                     tasks: tasks_run as usize,
+                    layers,
                     ..ExecStats::default()
                 });
             }
             tokio::select! {
+                _ = &mut cancelled => return Err(job_cancelled()),
                 event = events.message(), if completed.is_none() => {
                     let event = match event {
                         Ok(Some(e)) => e,
@@ -670,6 +709,32 @@ impl AsyncClient {
                         Some(client_event::Event::Accepted(a)) => {
                             job = a.job;
                             key = Arc::from(a.job_key);
+                            if let Some(f) = observer.accepted {
+                                f();
+                            }
+                        }
+                        Some(client_event::Event::Progress(p)) => {
+                            let same = p.layers.len() == layers.len()
+                                && p.layers.iter().zip(&layers).all(|(a, b)| a.layer == b.layer);
+                            if !same {
+                                layers = p.layers.iter().map(|l| LayerProgress {
+                                    layer: l.layer.clone(),
+                                    name: l.layer.rsplit_once('-').map_or(&*l.layer, |(n, _)| n).to_string(),
+                                    ..LayerProgress::default()
+                                }).collect();
+                                writer = observer.progress.map(|pr| {
+                                    pr.start(p.layers.iter().map(|l| (l.layer.clone(), l.total)))
+                                });
+                            }
+                            for (i, (l, mine)) in p.layers.iter().zip(&mut layers).enumerate() {
+                                // Counts only move forward, whatever order reports come in.
+                                mine.total = mine.total.max(l.total);
+                                mine.done = mine.done.max(l.done.min(l.total));
+                                mine.bytes = mine.bytes.max(l.bytes);
+                                if let Some(w) = &writer {
+                                    w.set(i, l.done, l.total, l.bytes);
+                                }
+                            }
                         }
                         Some(client_event::Event::OutputsReady(ready)) => {
                             // One call per worker for the chunks announced together.
@@ -786,6 +851,38 @@ impl Client {
 impl Executor for Client {
     fn execute_graph(&self, graph: Graph, sink: &OutputSink<'_>) -> Result<ExecStats> {
         self.runtime.block_on(self.inner.execute(graph, sink))
+    }
+
+    fn execute_graph_with_progress(
+        &self,
+        graph: Graph,
+        sink: &OutputSink<'_>,
+        progress: &Progress,
+    ) -> Result<ExecStats> {
+        let observer = Observer {
+            progress: Some(progress),
+            ..Observer::default()
+        };
+        let result = self
+            .runtime
+            .block_on(self.inner.execute_observed(graph, sink, observer));
+        progress.finish();
+        result
+    }
+}
+
+/// Who watches a cluster run: where its progress goes, a signal that cancels it, and what to call
+/// when the scheduler accepts it.
+#[derive(Default)]
+pub(crate) struct Observer<'a> {
+    pub progress: Option<&'a Progress>,
+    pub cancel: Option<&'a tokio::sync::Notify>,
+    pub accepted: Option<&'a (dyn Fn() + Send + Sync)>,
+}
+
+fn job_cancelled() -> Error {
+    Error::Cancelled {
+        reason: "the job was cancelled".into(),
     }
 }
 

@@ -1,0 +1,191 @@
+//! The progress bar `compute` shows on a terminal, like `dask.diagnostics.ProgressBar`: tasks done out
+//! of the total, the bytes produced, the elapsed time and the busiest layer, drawn with `indicatif` on
+//! standard error. It reads the run's [`Progress`] (the same record job handles read), so it works on
+//! either executor: on a cluster it moves with the scheduler's progress reports.
+//!
+//! It appears only when standard error is a terminal and the work has lasted more than
+//! [`SHOW_AFTER`] (short computations print nothing), and it can be turned off for the process with
+//! [`set_progress_bar`]`(false)` or the environment variable `TESSERA_PROGRESS=0`.
+//! `TESSERA_PROGRESS=always` shows it even when standard error is not a terminal (for logs).
+
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::exec::{Progress, ProgressSnapshot};
+use crate::jobs::JobHandle;
+
+/// The environment variable that turns the bar off (`0`, `false`, `off`, `no`) or forces it on
+/// (`always`) for the process.
+pub const PROGRESS_ENV: &str = "TESSERA_PROGRESS";
+
+/// How long a computation runs before its bar appears.
+pub const SHOW_AFTER: Duration = Duration::from_secs(1);
+
+/// How often a shown bar is redrawn.
+const REFRESH: Duration = Duration::from_millis(100);
+
+const FOLLOW_ENV: u8 = 0;
+const ON: u8 = 1;
+const OFF: u8 = 2;
+
+/// The process-wide choice of [`set_progress_bar`]; `FOLLOW_ENV` until it is called.
+static CHOICE: AtomicU8 = AtomicU8::new(FOLLOW_ENV);
+
+/// Turns the progress bar of `compute` on (still only on a terminal, after [`SHOW_AFTER`]) or off
+/// for the whole process; overrides `TESSERA_PROGRESS`.
+///
+/// ```
+/// tessera::set_progress_bar(false);
+/// let x = tessera::ones::<f64>(&[10], [5])?;
+/// assert_eq!(x.sum()?.compute_scalar::<f64>()?, 10.0);
+/// # Ok::<(), tessera::Error>(())
+/// ```
+pub fn set_progress_bar(on: bool) {
+    CHOICE.store(if on { ON } else { OFF }, Ordering::Relaxed);
+}
+
+/// Whether a computation started now would show a bar once it passes [`SHOW_AFTER`].
+pub fn progress_bar_enabled() -> bool {
+    let env = std::env::var(PROGRESS_ENV).unwrap_or_default();
+    let env = env.trim().to_ascii_lowercase();
+    if env == "always" && CHOICE.load(Ordering::Relaxed) != OFF {
+        return true;
+    }
+    let off_by_env = matches!(env.as_str(), "0" | "false" | "off" | "no");
+    let wanted = match CHOICE.load(Ordering::Relaxed) {
+        ON => true,
+        OFF => false,
+        _ => !off_by_env,
+    };
+    wanted && std::io::stderr().is_terminal()
+}
+
+/// Runs `work`, handing it a [`Progress`] to report into and showing a bar for it when enabled;
+/// without a bar `work` gets `None` (and pays nothing for progress).
+pub(crate) fn with_bar<R>(work: impl FnOnce(Option<&Progress>) -> R) -> R {
+    if !progress_bar_enabled() {
+        return work(None);
+    }
+    let progress = Progress::new();
+    let (stop, stopped) = mpsc::channel::<()>();
+    let shown = progress.clone();
+    let drawer = std::thread::Builder::new()
+        .name("tessera-progress".into())
+        .spawn(move || draw(&shown, &stopped, SHOW_AFTER));
+    let result = work(Some(&progress));
+    drop(stop);
+    if let Ok(d) = drawer {
+        let _ = d.join();
+    }
+    result
+}
+
+/// Shows `job`'s progress bar on standard error until it ends (whether or not standard error is a
+/// terminal, and at once), then returns how it ended. For scripts that submit a job and want to watch
+/// it: `show_progress(&job); let r = job.result::<f64>()?;`.
+pub fn show_progress(job: &JobHandle) -> crate::jobs::JobStatus {
+    let bar = new_bar();
+    loop {
+        let status = job.wait_timeout(REFRESH);
+        update(&bar, &job.progress());
+        if status.is_done() {
+            bar.finish();
+            return status;
+        }
+    }
+}
+
+/// The drawing thread: waits `delay` (returning early if the work ends first), then redraws every
+/// [`REFRESH`] until `stopped` disconnects.
+fn draw(progress: &Progress, stopped: &mpsc::Receiver<()>, delay: Duration) {
+    if !matches!(
+        stopped.recv_timeout(delay),
+        Err(mpsc::RecvTimeoutError::Timeout)
+    ) {
+        return;
+    }
+    let bar = new_bar();
+    loop {
+        update(&bar, &progress.snapshot());
+        match stopped.recv_timeout(REFRESH) {
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            _ => break,
+        }
+    }
+    let last = progress.snapshot();
+    update(&bar, &last);
+    if last.total() > 0 && last.done() == last.total() {
+        bar.finish();
+    } else {
+        bar.abandon();
+    }
+}
+
+fn new_bar() -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template(
+            "[{elapsed_precise}] {bar:32.cyan/blue} {pos}/{len} tasks ({percent}%) {msg}",
+        )
+        .expect("a valid template")
+        .progress_chars("█▉▊▋▌▍▎▏ "),
+    );
+    bar
+}
+
+/// Moves `bar` to the snapshot: length and position in tasks, the message with bytes produced and
+/// the layer with the most work left.
+fn update(bar: &ProgressBar, p: &ProgressSnapshot) {
+    bar.set_length(p.total());
+    bar.set_position(p.done());
+    bar.set_message(summary(p));
+}
+
+/// "12.5 MB · mean 3/16": bytes produced so far, and the unfinished layer with the most tasks left.
+fn summary(p: &ProgressSnapshot) -> String {
+    let bytes = indicatif::HumanBytes(p.bytes());
+    match p
+        .layers
+        .iter()
+        .filter(|l| l.done < l.total)
+        .max_by_key(|l| l.total - l.done)
+    {
+        Some(l) => format!("{bytes} · {} {}/{}", l.name, l.done, l.total),
+        None => format!("{bytes}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exec::LayerProgress;
+
+    #[test]
+    fn the_message_names_the_layer_with_most_left() {
+        let layer = |name: &str, done, total| LayerProgress {
+            layer: format!("{name}-00"),
+            name: name.into(),
+            done,
+            total,
+            bytes: 1024 * done,
+        };
+        let p = ProgressSnapshot {
+            layers: vec![
+                layer("random", 16, 16),
+                layer("sum", 2, 8),
+                layer("mean", 0, 1),
+            ],
+            finished: false,
+        };
+        assert_eq!(summary(&p), "18.00 KiB · sum 2/8");
+        let done = ProgressSnapshot {
+            layers: vec![layer("random", 4, 4)],
+            finished: true,
+        };
+        assert_eq!(summary(&done), "4.00 KiB");
+    }
+}
