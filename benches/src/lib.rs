@@ -46,11 +46,17 @@ pub enum Workload {
     /// Row bands to column bands: x 10000×10000 uniform in 1000×10000 chunks rechunked to
     /// 10000×1000, then `max(axis=0)` (every target chunk overlaps every source chunk).
     RechunkRowsCols,
+    /// A chunked sort of 10⁸ uniform float64 in 8 chunks of 12.5 M (local radix sorts, then a merge
+    /// per output chunk), every 1000th element of the result kept (so the client does not gather
+    /// 800 MB; every sort task still runs). numpy's `np.sort` of the same count is the baseline.
+    Sort1e8,
+    /// `histogram` of 10⁸ uniform float64 in 10 chunks into 100 bins over [0, 1).
+    Histogram1e8,
 }
 
 impl Workload {
     /// Every workload, in the order reports list them.
-    pub const ALL: [Workload; 8] = [
+    pub const ALL: [Workload; 10] = [
         Workload::Headline,
         Workload::PerTask,
         Workload::Matmul,
@@ -59,6 +65,8 @@ impl Workload {
         Workload::AnomalyStd,
         Workload::AnomalyZscore,
         Workload::RechunkRowsCols,
+        Workload::Sort1e8,
+        Workload::Histogram1e8,
     ];
 
     /// The name on the command line and in JSON output.
@@ -72,6 +80,8 @@ impl Workload {
             Workload::AnomalyStd => "anomaly_std",
             Workload::AnomalyZscore => "anomaly_zscore",
             Workload::RechunkRowsCols => "rechunk_rows_cols",
+            Workload::Sort1e8 => "sort_1e8",
+            Workload::Histogram1e8 => "histogram_1e8",
         }
     }
 
@@ -86,7 +96,8 @@ impl Workload {
             Workload::PerTask => 10_000,
             Workload::Headline | Workload::Matmul | Workload::XxtMean | Workload::Mean40000 => 100,
             Workload::AnomalyStd | Workload::AnomalyZscore => 400,
-            Workload::RechunkRowsCols => 10,
+            Workload::RechunkRowsCols | Workload::Histogram1e8 => 10,
+            Workload::Sort1e8 => 8,
         }
     }
 
@@ -118,6 +129,20 @@ impl Workload {
                 .random(&[10_000, 10_000], [1000, 10_000])?
                 .rechunk([10_000, 1000])?
                 .max_axis(0),
+            Workload::Sort1e8 => rng
+                .random(&[100_000_000], [12_500_000])?
+                .sort(0)?
+                .slice(s![..;1000]),
+            Workload::Histogram1e8 => Ok(rng
+                .random(&[100_000_000], [10_000_000])?
+                .histogram(
+                    &tessera::Bins::Range {
+                        n: 100,
+                        range: (0.0, 1.0),
+                    },
+                    None,
+                )?
+                .0),
         }
     }
 
@@ -230,7 +255,9 @@ mod tests {
                 vec![],
                 vec![],
                 vec![],
-                vec![10_000]
+                vec![10_000],
+                vec![100_000],
+                vec![100]
             ]
         );
     }

@@ -6,8 +6,11 @@
 mod creation;
 mod cumulative;
 mod elementwise;
+mod histogram;
 mod manipulation;
 mod reduction;
+mod sets;
+mod sorting;
 mod statistics;
 mod structure;
 mod zarr;
@@ -17,11 +20,14 @@ pub use creation::{
     zeros,
 };
 pub use elementwise::{Operand, ufunc, where_};
+pub use histogram::{Bins, histogram2d, histogramdd};
 pub use manipulation::{
     PadMode, Sections, array_split, atleast_1d, atleast_2d, atleast_3d, broadcast_arrays, dstack,
     eye, hstack, identity, meshgrid, split, vstack,
 };
 pub use reduction::ReduceOptions;
+pub use sets::Unique;
+pub use sorting::Side;
 pub use structure::{concatenate, stack};
 pub use zarr::{from_zarr, from_zarr_with};
 

@@ -139,6 +139,17 @@ const OP_NAMES: &[&str] = &[
     "nanquantile",
     "from-zarr",
     "to-zarr",
+    "sort",
+    "argsort",
+    "sort-merge",
+    "argsort-merge",
+    "searchsorted",
+    "isin",
+    "histogram",
+    "histogramdd",
+    "bincount",
+    "topk",
+    "argtopk",
 ];
 
 /// The engine's own `&'static str` for a layer name from the wire. [`LayerId::name`] is static, and
