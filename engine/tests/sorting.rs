@@ -494,8 +494,8 @@ fn histogram2d_and_histogramdd_match_numpy_and_a_counting_loop() {
     for (r, row) in s.rows().into_iter().enumerate() {
         let ix: Option<Vec<usize>> = (0..3).map(|d| oracle_bin(&e[d], row[d])).collect();
         if let Some(ix) = ix {
-            want[IxDyn(&ix)] += 1;
-            want_w[IxDyn(&ix)] += w[r];
+            want[&ix[..]] += 1;
+            want_w[&ix[..]] += w[r];
         }
     }
     for rows in [200usize, 33, 7] {
