@@ -209,10 +209,11 @@ impl HistogramOp {
         let mut shape = vec![1; lead];
         shape.extend(&bins);
         // Row-major flat bin index of each sample, or None outside the edges.
+        let binners: Vec<Binner> = self.edges.iter().map(|e| Binner::new(e)).collect();
         let flat = |sample: &mut dyn Iterator<Item = f64>| -> Option<usize> {
             let mut at = 0;
-            for (e, n) in self.edges.iter().zip(&bins) {
-                at = at * n + bin_of(e, sample.next()?)?;
+            for (b, n) in binners.iter().zip(&bins) {
+                at = at * n + b.bin(sample.next()?)?;
             }
             Some(at)
         };
@@ -243,9 +244,9 @@ impl HistogramOp {
                     }
                 }
             } else {
-                let e = &self.edges[0];
+                let b = &binners[0];
                 for &v in x.iter() {
-                    if let Some(i) = bin_of(e, v) {
+                    if let Some(i) = b.bin(v) {
                         counts[i] += 1;
                     }
                 }
@@ -271,6 +272,46 @@ impl HistogramOp {
             op: self.name(),
             reason: reason.to_string(),
         }
+    }
+}
+
+/// Bins values into one edge list: numpy's fast path (scale, truncate, correct by one against the
+/// edges) when the edges are numpy's equal-width ones, a binary search otherwise. Both give
+/// [`bin_of`]'s answer; the fast one is checked against the edges and falls back when it is off.
+pub struct Binner<'a> {
+    edges: &'a [f64],
+    /// `(first edge, bins / width)` for equal-width edges.
+    uniform: Option<(f64, f64)>,
+}
+
+impl<'a> Binner<'a> {
+    pub fn new(edges: &'a [f64]) -> Self {
+        let n = edges.len() - 1;
+        let (lo, hi) = (edges[0], edges[n]);
+        let uniform =
+            (hi > lo && uniform_edges(n, lo, hi) == edges).then(|| (lo, n as f64 / (hi - lo)));
+        Binner { edges, uniform }
+    }
+
+    #[inline]
+    pub fn bin(&self, v: f64) -> Option<usize> {
+        let e = self.edges;
+        let n = e.len() - 1;
+        if !(v >= e[0] && v <= e[n]) {
+            return None;
+        }
+        if let Some((lo, scale)) = self.uniform {
+            let mut i = (((v - lo) * scale) as usize).min(n - 1);
+            if v < e[i] {
+                i = i.saturating_sub(1);
+            } else if i + 1 < n && v >= e[i + 1] {
+                i += 1;
+            }
+            if e[i] <= v && (v < e[i + 1] || i == n - 1) {
+                return Some(i);
+            }
+        }
+        bin_of(e, v)
     }
 }
 
