@@ -5,7 +5,8 @@ Every figure this prints is a ratio of timings taken in the same run on the same
 something on a shared, noisy machine where absolute times do not.
 
 For each workload (headline, per_task, matmul, xxt_mean, mean_40000, anomaly_std, anomaly_zscore,
-rechunk_rows_cols, normal_mean, poisson_mean; defined in benches/src/lib.rs, mirrored in DASK_WORKLOADS below):
+rechunk_rows_cols, normal_mean, poisson_mean, sort_1e8, histogram_1e8; defined in benches/src/lib.rs,
+mirrored in DASK_WORKLOADS below):
 
 * ours: runs target/release/examples/workloads --workload W --threads T --repeat N (built first with
   `cargo build --release -p tessera-examples --example workloads` unless --no-build) and keeps the
@@ -56,8 +57,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 WORKLOADS = ["headline", "per_task", "matmul", "xxt_mean", "mean_40000", "anomaly_std",
-             "anomaly_zscore", "rechunk_rows_cols", "normal_mean", "poisson_mean"]
-NUMPY_WORKLOADS = {"headline", "matmul"}
+             "anomaly_zscore", "rechunk_rows_cols", "normal_mean", "poisson_mean", "sort_1e8",
+             "histogram_1e8"]
+NUMPY_WORKLOADS = {"headline", "matmul", "sort_1e8", "histogram_1e8"}
 RSS_WORKLOADS = {"headline", "mean_40000", "anomaly_std", "anomaly_zscore", "rechunk_rows_cols"}
 GNU_TIME = "/usr/bin/time"
 MISSING_EXIT = 3  # exit status of a child that could not import dask or numpy
@@ -92,6 +94,13 @@ def dask_workload(name):
         return rng.standard_normal((10000, 10000), chunks=(1000, 1000)).mean()
     if name == "poisson_mean":
         return rng.poisson(4.0, (10000, 10000), chunks=(1000, 1000)).mean()
+    if name == "sort_1e8":
+        # dask has no chunked sort: one chunk sorted by numpy is what it can do.
+        x = rng.random((100_000_000,), chunks=(12_500_000,))
+        return x.rechunk(-1).map_blocks(np.sort)[::1000]
+    if name == "histogram_1e8":
+        x = rng.random((100_000_000,), chunks=(10_000_000,))
+        return da.histogram(x, bins=100, range=(0.0, 1.0))[0]
     raise SystemExit("unknown workload " + name)
 """
 
@@ -121,6 +130,14 @@ def numpy_workload(name):
         a = rng.random((2000, 2000))
         t = time.perf_counter()
         return a @ a.T, time.perf_counter() - t
+    if name == "sort_1e8":
+        a = rng.random(100_000_000)
+        t = time.perf_counter()
+        return np.sort(a)[::1000], time.perf_counter() - t
+    if name == "histogram_1e8":
+        a = rng.random(100_000_000)
+        t = time.perf_counter()
+        return np.histogram(a, bins=100, range=(0.0, 1.0))[0], time.perf_counter() - t
     raise SystemExit("no numpy version of workload " + name)
 
 name = cfg["workload"]

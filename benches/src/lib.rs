@@ -51,11 +51,17 @@ pub enum Workload {
     NormalMean,
     /// Mean of a 10000×10000 Poisson(4) array in 1000×1000 chunks: a discrete rejection sampler.
     PoissonMean,
+    /// A chunked sort of 10⁸ uniform float64 in 8 chunks of 12.5 M (local radix sorts, then a merge
+    /// per output chunk), every 1000th element of the result kept (so the client does not gather
+    /// 800 MB; every sort task still runs). numpy's `np.sort` of the same count is the baseline.
+    Sort1e8,
+    /// `histogram` of 10⁸ uniform float64 in 10 chunks into 100 bins over [0, 1).
+    Histogram1e8,
 }
 
 impl Workload {
     /// Every workload, in the order reports list them.
-    pub const ALL: [Workload; 10] = [
+    pub const ALL: [Workload; 12] = [
         Workload::Headline,
         Workload::PerTask,
         Workload::Matmul,
@@ -66,6 +72,8 @@ impl Workload {
         Workload::RechunkRowsCols,
         Workload::NormalMean,
         Workload::PoissonMean,
+        Workload::Sort1e8,
+        Workload::Histogram1e8,
     ];
 
     /// The name on the command line and in JSON output.
@@ -81,6 +89,8 @@ impl Workload {
             Workload::RechunkRowsCols => "rechunk_rows_cols",
             Workload::NormalMean => "normal_mean",
             Workload::PoissonMean => "poisson_mean",
+            Workload::Sort1e8 => "sort_1e8",
+            Workload::Histogram1e8 => "histogram_1e8",
         }
     }
 
@@ -100,7 +110,8 @@ impl Workload {
             | Workload::NormalMean
             | Workload::PoissonMean => 100,
             Workload::AnomalyStd | Workload::AnomalyZscore => 400,
-            Workload::RechunkRowsCols => 10,
+            Workload::RechunkRowsCols | Workload::Histogram1e8 => 10,
+            Workload::Sort1e8 => 8,
         }
     }
 
@@ -134,6 +145,20 @@ impl Workload {
                 .max_axis(0),
             Workload::NormalMean => rng.standard_normal(&[10_000, 10_000], [1000, 1000])?.mean(),
             Workload::PoissonMean => rng.poisson(4.0, &[10_000, 10_000], [1000, 1000])?.mean(),
+            Workload::Sort1e8 => rng
+                .random(&[100_000_000], [12_500_000])?
+                .sort(0)?
+                .slice(s![..;1000]),
+            Workload::Histogram1e8 => Ok(rng
+                .random(&[100_000_000], [10_000_000])?
+                .histogram(
+                    &tessera::Bins::Range {
+                        n: 100,
+                        range: (0.0, 1.0),
+                    },
+                    None,
+                )?
+                .0),
         }
     }
 
@@ -246,7 +271,11 @@ mod tests {
                 vec![],
                 vec![],
                 vec![],
-                vec![10_000]
+                vec![10_000],
+                vec![],
+                vec![],
+                vec![100_000],
+                vec![100]
             ]
         );
     }

@@ -55,6 +55,7 @@ pub use array::{
     compute_many_with_stats, concatenate, default_rng, from_array, from_npy, from_zarr,
     from_zarr_with, full, linspace, ones, stack, ufunc, where_, zeros,
 };
+pub use array::{Bins, Side, Unique, histogram2d, histogramdd};
 pub use array::{
     Operand, PadMode, Sections, array_split, atleast_1d, atleast_2d, atleast_3d, broadcast_arrays,
     dstack, eye, hstack, identity, meshgrid, split, vstack,

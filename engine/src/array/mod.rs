@@ -6,22 +6,28 @@
 mod creation;
 mod cumulative;
 mod elementwise;
+mod histogram;
 mod indexing;
 mod manipulation;
 mod random;
 mod reduction;
+mod sets;
+mod sorting;
 mod statistics;
 mod structure;
 mod zarr;
 
 pub use creation::{arange, from_array, from_array_data, from_npy, full, linspace, ones, zeros};
 pub use elementwise::{Operand, ufunc, where_};
+pub use histogram::{Bins, histogram2d, histogramdd};
 pub use manipulation::{
     PadMode, Sections, array_split, atleast_1d, atleast_2d, atleast_3d, broadcast_arrays, dstack,
     eye, hstack, identity, meshgrid, split, vstack,
 };
 pub use random::{Generator, default_rng};
 pub use reduction::ReduceOptions;
+pub use sets::Unique;
+pub use sorting::Side;
 pub use structure::{concatenate, stack};
 pub use zarr::{from_zarr, from_zarr_with};
 

@@ -8,6 +8,7 @@ pub mod elementwise;
 pub mod random;
 pub mod reduce;
 pub mod simd;
+pub mod sort;
 
 /// Elements per tile of a blockwise program: every live value of a tile stays in L1.
 pub const TILE: usize = 1024;

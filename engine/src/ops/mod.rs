@@ -10,15 +10,19 @@
 //! disagree.
 
 pub mod elementwise;
+pub mod histogram;
 pub mod map_blocks;
 pub mod matmul;
 pub mod program;
 pub mod quantile;
 pub mod reduce;
 pub mod scan;
+pub mod search;
+pub mod sort;
 pub mod source;
 pub mod structure;
 pub mod take;
+pub mod topk;
 pub mod zarr;
 
 use std::sync::Arc;
@@ -30,15 +34,19 @@ use crate::graph::{ArrayMeta, Block, Layer, LayerId, Tokenizer};
 use crate::meta::Chunks;
 
 pub use elementwise::{BinaryFn, CmpFn, ElemFunc, UnaryFn};
+pub use histogram::{BinCountOp, HistogramOp};
 pub use map_blocks::BlockFn;
 pub use matmul::MatmulOp;
 pub use program::{Distribution, Instr, Leaf, LeafKind, POISSON_MAX_LAM, ParamF64, Program};
 pub use quantile::QuantileOp;
 pub use reduce::{Finalize, ReduceCombine, ReduceSink, Reduction};
 pub use scan::{ScanFn, ScanOp};
+pub use search::{IsInOp, SearchSortedOp};
+pub use sort::{SortOp, SortStage};
 pub use source::{FromArray, Materialized, NpySource};
 pub use structure::{AxisSlice, SliceOp};
 pub use take::TakeOp;
+pub use topk::TopKOp;
 pub use zarr::{ZarrSource, ZarrWrite};
 
 /// What a layer does.
@@ -85,6 +93,18 @@ pub enum Op {
     ZarrWrite(ZarrWrite),
     /// Positions chosen by a list of indices along one axis.
     Take(TakeOp),
+    /// One stage of a sort or argsort along one axis of any chunking.
+    Sort(SortOp),
+    /// numpy's `searchsorted`: each value's insertion index in a sorted 1-D table.
+    SearchSorted(SearchSortedOp),
+    /// numpy's `isin`: whether each element is in a test table.
+    IsIn(IsInOp),
+    /// Per-block histogram counts (1-D or d-dimensional), summed by a reduction above.
+    Histogram(HistogramOp),
+    /// Per-block `bincount` counts, summed by a reduction above.
+    BinCount(BinCountOp),
+    /// One level of a `topk` / `argtopk` tree reduction along one axis.
+    TopK(TopKOp),
 }
 
 /// What a layer's chunks hold, which decides who may read them.
@@ -236,6 +256,12 @@ impl Op {
             Op::ZarrSource(z) => z.output_meta(inputs),
             Op::ZarrWrite(z) => z.output_meta(inputs),
             Op::Take(t) => t.output_meta(inputs),
+            Op::Sort(o) => o.output_meta(inputs),
+            Op::SearchSorted(o) => o.output_meta(inputs),
+            Op::IsIn(o) => o.output_meta(inputs),
+            Op::Histogram(o) => o.output_meta(inputs),
+            Op::BinCount(o) => o.output_meta(inputs),
+            Op::TopK(o) => o.output_meta(inputs),
         }
     }
 
@@ -275,6 +301,21 @@ impl Op {
             Op::ZarrSource(_) => "from-zarr",
             Op::ZarrWrite(_) => "to-zarr",
             Op::Take(_) => "take",
+            Op::Sort(o) => match o.stage {
+                SortStage::Local => o.name(),
+                SortStage::Merge => {
+                    if o.arg {
+                        "argsort-merge"
+                    } else {
+                        "sort-merge"
+                    }
+                }
+            },
+            Op::SearchSorted(_) => "searchsorted",
+            Op::IsIn(_) => "isin",
+            Op::Histogram(h) => h.name(),
+            Op::BinCount(_) => "bincount",
+            Op::TopK(o) => o.name(),
         }
     }
 
@@ -331,6 +372,32 @@ impl Op {
             Op::ZarrSource(z) => z.tokenize(t),
             Op::ZarrWrite(z) => z.tokenize(t),
             Op::Take(tk) => tk.tokenize(t),
+            Op::Sort(o) => {
+                t.u64(o.axis as u64);
+                t.u64(o.stage.code() as u64);
+                t.u64(o.arg as u64);
+            }
+            Op::SearchSorted(o) => t.u64(o.right as u64),
+            Op::IsIn(o) => t.u64(o.invert as u64),
+            Op::Histogram(h) => {
+                t.u64(h.dd as u64);
+                t.u64(h.weighted as u64);
+                t.u64(h.edges.len() as u64);
+                for e in &h.edges {
+                    t.u64(e.len() as u64);
+                    e.iter().for_each(|&v| t.f64(v));
+                }
+            }
+            Op::BinCount(b) => {
+                t.u64(b.minlength as u64);
+                t.u64(b.weighted as u64);
+            }
+            Op::TopK(o) => {
+                t.u64(o.k as u64);
+                t.u64(o.axis as u64);
+                t.u64(o.arg as u64);
+                t.u64(o.indexed as u64);
+            }
         }
     }
 
@@ -366,6 +433,12 @@ impl Op {
             Op::Quantile(_) => out.push((0, block.iter().copied().collect())),
             Op::ZarrWrite(_) => out.push((0, block.iter().copied().collect())),
             Op::Take(t) => t.deps(&layer.meta, inputs[0], block, out),
+            Op::Sort(o) => o.deps(inputs, block, out),
+            Op::SearchSorted(o) => o.deps(inputs, block, out),
+            Op::IsIn(o) => o.deps(inputs, block, out),
+            Op::Histogram(h) => h.deps(block, out),
+            Op::BinCount(b) => b.deps(block, out),
+            Op::TopK(o) => o.deps(block, out),
         }
     }
 
@@ -397,6 +470,12 @@ impl Op {
             Op::ZarrSource(z) => z.run(&layer.meta, block)?,
             Op::ZarrWrite(z) => z.run(inputs[0], block, &deps[0])?,
             Op::Take(t) => t.run(&layer.meta, inputs[0], block, deps)?,
+            Op::Sort(o) => o.run(inputs, block, deps)?,
+            Op::SearchSorted(o) => o.run(deps)?,
+            Op::IsIn(o) => o.run(deps)?,
+            Op::Histogram(h) => h.run(deps)?,
+            Op::BinCount(b) => b.run(deps)?,
+            Op::TopK(o) => o.run(inputs, block, deps)?,
         };
         Ok(Arc::new(value))
     }

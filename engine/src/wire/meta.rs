@@ -140,6 +140,17 @@ const OP_NAMES: &[&str] = &[
     "from-zarr",
     "to-zarr",
     "take",
+    "sort",
+    "argsort",
+    "sort-merge",
+    "argsort-merge",
+    "searchsorted",
+    "isin",
+    "histogram",
+    "histogramdd",
+    "bincount",
+    "topk",
+    "argtopk",
 ];
 
 /// The engine's own `&'static str` for a layer name from the wire. [`LayerId::name`] is static, and

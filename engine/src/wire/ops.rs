@@ -17,6 +17,7 @@ use crate::ops::{
     AxisSlice, Finalize, FromArray, Materialized, MatmulOp, NpySource, Op, QuantileOp,
     ReduceCombine, ScanFn, ScanOp, SliceOp, TakeOp, ZarrSource, ZarrWrite,
 };
+use crate::ops::{BinCountOp, HistogramOp, IsInOp, SearchSortedOp, SortOp, SortStage, TopKOp};
 
 // ---------------------------------------------------------------------------------------------
 // reductions and slices
@@ -369,6 +370,32 @@ impl TryFrom<&Op> for pb::Op {
                 axis: u32_of(t.axis, "take axis")?,
                 indices: t.indices.to_vec(),
             }),
+            Op::Sort(o) => W::Sort(pb::Sort {
+                axis: u32_of(o.axis, "sort axis")?,
+                stage: o.stage.code(),
+                arg: o.arg,
+            }),
+            Op::SearchSorted(o) => W::SearchSorted(pb::SearchSorted { right: o.right }),
+            Op::IsIn(o) => W::IsIn(pb::IsIn { invert: o.invert }),
+            Op::Histogram(h) => W::Histogram(pb::Histogram {
+                edges: h
+                    .edges
+                    .iter()
+                    .map(|e| pb::BinEdges { edges: e.clone() })
+                    .collect(),
+                dd: h.dd,
+                weighted: h.weighted,
+            }),
+            Op::BinCount(b) => W::BinCount(pb::BinCount {
+                minlength: b.minlength as u64,
+                weighted: b.weighted,
+            }),
+            Op::TopK(o) => W::TopK(pb::TopK {
+                k: o.k,
+                axis: u32_of(o.axis, "topk axis")?,
+                arg: o.arg,
+                indexed: o.indexed,
+            }),
             Op::MapBlocks(f) => {
                 return Err(Error::NotSerializable {
                     key: format!("map-blocks closure {:#x}", f.token()),
@@ -427,6 +454,30 @@ impl TryFrom<pb::Op> for Op {
                 axis: t.axis as usize,
                 indices: Arc::new(t.indices),
             }),
+            W::Sort(o) => Op::Sort(SortOp {
+                axis: o.axis as usize,
+                stage: SortStage::from_code(o.stage)
+                    .ok_or_else(|| wire(format!("unknown sort stage value {}", o.stage)))?,
+                arg: o.arg,
+            }),
+            W::SearchSorted(o) => Op::SearchSorted(SearchSortedOp { right: o.right }),
+            W::IsIn(o) => Op::IsIn(IsInOp { invert: o.invert }),
+            W::Histogram(h) => Op::Histogram(HistogramOp {
+                edges: h.edges.into_iter().map(|e| e.edges).collect(),
+                dd: h.dd,
+                weighted: h.weighted,
+            }),
+            W::BinCount(b) => Op::BinCount(BinCountOp {
+                minlength: usize::try_from(b.minlength)
+                    .map_err(|_| wire(format!("bincount minlength {} too large", b.minlength)))?,
+                weighted: b.weighted,
+            }),
+            W::TopK(o) => Op::TopK(TopKOp {
+                k: o.k,
+                axis: o.axis as usize,
+                arg: o.arg,
+                indexed: o.indexed,
+            }),
         })
     }
 }
@@ -472,6 +523,12 @@ mod tests {
             Op::ZarrSource(_) => "op_zarr_source",
             Op::ZarrWrite(_) => "op_zarr_write",
             Op::Take(_) => "op_take",
+            Op::Sort(_) => "op_sort",
+            Op::SearchSorted(_) => "op_search_sorted",
+            Op::IsIn(_) => "op_is_in",
+            Op::Histogram(_) => "op_histogram",
+            Op::BinCount(_) => "op_bin_count",
+            Op::TopK(_) => "op_top_k",
         }
     }
 
@@ -723,6 +780,113 @@ mod tests {
             assert_eq!(op_test(&layer.op), "op_quantile");
             assert_round_trip(&layer.op);
         }
+    }
+
+    /// The first layer of `a`'s graph whose op `pick` accepts, checked to be covered by `test`.
+    fn layer_op(a: &Array, test: &str, pick: impl Fn(&Op) -> bool) -> Op {
+        let g = a.graph();
+        let layer = g
+            .layers()
+            .iter()
+            .find(|l| pick(&l.op))
+            .unwrap_or_else(|| panic!("no {test} layer under {}", a.id()));
+        assert_eq!(op_test(&layer.op), test);
+        layer.op.clone()
+    }
+
+    #[test]
+    fn op_sort() {
+        for arg in [false, true] {
+            for axis in [0, 1] {
+                let y = if arg {
+                    x().argsort(axis)
+                } else {
+                    x().sort(axis)
+                }
+                .unwrap();
+                let op = top_op(&y, "op_sort");
+                assert_round_trip(&op);
+                let local = layer_op(
+                    &y,
+                    "op_sort",
+                    |o| matches!(o, Op::Sort(s) if s.stage == crate::ops::SortStage::Local),
+                );
+                assert_round_trip(&local);
+            }
+        }
+        let bad = pb::Op {
+            op: Some(pb::op::Op::Sort(pb::Sort {
+                axis: 0,
+                stage: 7,
+                arg: false,
+            })),
+        };
+        assert!(what(Op::try_from(bad).unwrap_err()).contains("unknown sort stage value 7"));
+    }
+
+    #[test]
+    fn op_search_sorted() {
+        let a = x().slice(s![.., 0]).unwrap().sort(0).unwrap();
+        for side in [crate::Side::Left, crate::Side::Right] {
+            assert_round_trip(&top_op(
+                &a.searchsorted(&x(), side).unwrap(),
+                "op_search_sorted",
+            ));
+        }
+    }
+
+    #[test]
+    fn op_is_in() {
+        let t = x().slice(s![..3, 0]).unwrap();
+        for invert in [false, true] {
+            assert_round_trip(&top_op(&x().isin(&t, invert).unwrap(), "op_is_in"));
+        }
+    }
+
+    #[test]
+    fn op_histogram() {
+        let b = crate::Bins::Range {
+            n: 7,
+            range: (0.1, 0.9),
+        };
+        let (h, _) = x().histogram(&b, Some(&x())).unwrap();
+        assert_round_trip(&layer_op(&h, "op_histogram", |o| {
+            matches!(o, Op::Histogram(_))
+        }));
+        let (h, _) = crate::histogramdd(
+            &x().slice(s![.., ..3]).unwrap(),
+            &[b.clone(), b.clone(), b],
+            None,
+        )
+        .unwrap();
+        assert_round_trip(&layer_op(&h, "op_histogram", |o| {
+            matches!(o, Op::Histogram(_))
+        }));
+    }
+
+    #[test]
+    fn op_bin_count() {
+        let i = x()
+            .slice(s![.., 0])
+            .unwrap()
+            .astype(crate::DType::I64)
+            .unwrap();
+        let c = i.bincount(Some(&x().slice(s![.., 1]).unwrap()), 4).unwrap();
+        assert_round_trip(&layer_op(&c, "op_bin_count", |o| {
+            matches!(o, Op::BinCount(_))
+        }));
+    }
+
+    #[test]
+    fn op_top_k() {
+        let y = x().argtopk(-3, 0).unwrap();
+        assert_round_trip(&top_op(&y, "op_top_k"));
+        assert_round_trip(&layer_op(
+            &y,
+            "op_top_k",
+            |o| matches!(o, Op::TopK(t) if !t.indexed),
+        ));
+        assert_round_trip(&top_op(&x().topk(5, 1).unwrap(), "op_top_k"));
     }
 
     #[test]
