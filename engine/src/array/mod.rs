@@ -6,6 +6,7 @@
 mod creation;
 mod cumulative;
 mod elementwise;
+pub mod linalg;
 mod manipulation;
 mod reduction;
 mod statistics;

@@ -10,6 +10,7 @@
 //! disagree.
 
 pub mod elementwise;
+pub mod linalg;
 pub mod map_blocks;
 pub mod matmul;
 pub mod program;
@@ -29,6 +30,7 @@ use crate::graph::{ArrayMeta, Block, Layer, LayerId, Tokenizer};
 use crate::meta::Chunks;
 
 pub use elementwise::{BinaryFn, CmpFn, ElemFunc, UnaryFn};
+pub use linalg::{LinalgKind, LinalgOp};
 pub use map_blocks::BlockFn;
 pub use matmul::MatmulOp;
 pub use program::{Distribution, Instr, Leaf, LeafKind, Program};
@@ -81,6 +83,9 @@ pub enum Op {
     /// Each input chunk written into a Zarr store by the task that holds it; one element (the count
     /// written) per block.
     ZarrWrite(ZarrWrite),
+    /// A step of TSQR on row blocks, or a factorization of a matrix held in one chunk
+    /// (`tessera::linalg`).
+    Linalg(LinalgOp),
 }
 
 /// What a layer's chunks hold, which decides who may read them.
@@ -231,6 +236,7 @@ impl Op {
             Op::Quantile(q) => q.output_meta(inputs),
             Op::ZarrSource(z) => z.output_meta(inputs),
             Op::ZarrWrite(z) => z.output_meta(inputs),
+            Op::Linalg(l) => l.output_meta(inputs),
         }
     }
 
@@ -269,6 +275,7 @@ impl Op {
             Op::Quantile(q) => q.name(),
             Op::ZarrSource(_) => "from-zarr",
             Op::ZarrWrite(_) => "to-zarr",
+            Op::Linalg(l) => l.name(),
         }
     }
 
@@ -324,6 +331,7 @@ impl Op {
             }
             Op::ZarrSource(z) => z.tokenize(t),
             Op::ZarrWrite(z) => z.tokenize(t),
+            Op::Linalg(l) => l.tokenize(t),
         }
     }
 
@@ -358,6 +366,7 @@ impl Op {
             Op::Scan(sc) => sc.deps(block, out),
             Op::Quantile(_) => out.push((0, block.iter().copied().collect())),
             Op::ZarrWrite(_) => out.push((0, block.iter().copied().collect())),
+            Op::Linalg(l) => l.deps(inputs, block, out),
         }
     }
 
@@ -388,6 +397,7 @@ impl Op {
             Op::Quantile(q) => q.run(deps)?,
             Op::ZarrSource(z) => z.run(&layer.meta, block)?,
             Op::ZarrWrite(z) => z.run(inputs[0], block, &deps[0])?,
+            Op::Linalg(l) => l.run(deps)?,
         };
         Ok(Arc::new(value))
     }

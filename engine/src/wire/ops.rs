@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::io::zarr::{ZarrArrayRef, ZarrStore};
 use crate::ops::structure::Piece;
 use crate::ops::{
-    AxisSlice, Finalize, FromArray, Materialized, MatmulOp, NpySource, Op, QuantileOp,
+    AxisSlice, Finalize, FromArray, LinalgKind, LinalgOp, Materialized, MatmulOp, NpySource, Op, QuantileOp,
     ReduceCombine, ScanFn, ScanOp, SliceOp, ZarrSource, ZarrWrite,
 };
 
@@ -365,6 +365,9 @@ impl TryFrom<&Op> for pb::Op {
             }),
             Op::ZarrSource(z) => W::ZarrSource(z.into()),
             Op::ZarrWrite(z) => W::ZarrWrite(z.into()),
+            Op::Linalg(l) => W::Linalg(pb::Linalg {
+                kind: l.kind.code(),
+            }),
             Op::MapBlocks(f) => {
                 return Err(Error::NotSerializable {
                     key: format!("map-blocks closure {:#x}", f.token()),
@@ -419,6 +422,10 @@ impl TryFrom<pb::Op> for Op {
             }),
             W::ZarrSource(z) => Op::ZarrSource(z.try_into()?),
             W::ZarrWrite(z) => Op::ZarrWrite(z.try_into()?),
+            W::Linalg(l) => Op::Linalg(LinalgOp {
+                kind: LinalgKind::from_code(l.kind)
+                    .ok_or_else(|| wire(format!("unknown linalg kind value {}", l.kind)))?,
+            }),
         })
     }
 }
@@ -463,6 +470,7 @@ mod tests {
             Op::MapBlocks(_) => "op_map_blocks_is_not_serializable",
             Op::ZarrSource(_) => "op_zarr_source",
             Op::ZarrWrite(_) => "op_zarr_write",
+            Op::Linalg(_) => "op_linalg",
         }
     }
 
@@ -706,6 +714,36 @@ mod tests {
             assert_eq!(op_test(&layer.op), "op_quantile");
             assert_round_trip(&layer.op);
         }
+    }
+
+    #[test]
+    fn op_linalg() {
+        let a = crate::from_array(
+            ndarray::Array2::from_shape_fn((12, 3), |(i, j)| (i * 3 + j) as f64 + 1.0)
+                .into_dyn(),
+            [4, 3],
+        )
+        .unwrap();
+        let (q, r) = crate::linalg::qr(&a).unwrap();
+        let sq = r.rechunk([3, 3]).unwrap();
+        let mut kinds = std::collections::HashSet::new();
+        for y in [q, r, crate::linalg::det(&sq).unwrap(), crate::linalg::svd(&a).unwrap().1] {
+            for layer in y.graph().layers() {
+                if let Op::Linalg(l) = &layer.op {
+                    assert_eq!(op_test(&layer.op), "op_linalg");
+                    assert_round_trip(&layer.op);
+                    kinds.insert(l.kind);
+                }
+            }
+        }
+        assert!(kinds.len() >= 5, "{kinds:?}");
+        for kind in crate::ops::LinalgKind::ALL {
+            assert_round_trip(&Op::Linalg(crate::ops::LinalgOp { kind }));
+        }
+        let bad = pb::Op {
+            op: Some(pb::op::Op::Linalg(pb::Linalg { kind: 99 })),
+        };
+        assert!(what(Op::try_from(bad).unwrap_err()).contains("unknown linalg kind value 99"));
     }
 
     #[test]
