@@ -16,15 +16,14 @@ use tessera_benches::{SEED, process_cpu_time};
 fn main() -> tessera::Result<()> {
     let args: Vec<usize> = std::env::args()
         .skip(1)
-        .map(|a| a.parse().expect("arguments are ROWS COLS CHUNK_ROWS REPEAT"))
+        .map(|a| {
+            a.parse()
+                .expect("arguments are ROWS COLS CHUNK_ROWS REPEAT")
+        })
         .collect();
     let arg = |i: usize, default: usize| args.get(i).copied().unwrap_or(default);
-    let (rows, cols, chunk_rows, repeat) = (
-        arg(0, 2_000_000),
-        arg(1, 100),
-        arg(2, 100_000),
-        arg(3, 1),
-    );
+    let (rows, cols, chunk_rows, repeat) =
+        (arg(0, 2_000_000), arg(1, 100), arg(2, 100_000), arg(3, 1));
     for _ in 0..repeat {
         let cpu_start = process_cpu_time();
         let start = Instant::now();

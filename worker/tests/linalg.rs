@@ -21,7 +21,8 @@ fn suite() -> Vec<(&'static str, Array)> {
     let (q32, r32) = linalg::qr(&a32).unwrap();
     let (u, s, vt) = linalg::svd(&a).unwrap();
     let sq = rng.random(&[40, 40], [20, 20]).unwrap();
-    let spd = (&sq.matmul(&sq.t()).unwrap() + &tessera::eye(40, None, 0, tessera::DType::F64, [20, 20]).unwrap())
+    let spd = (&sq.matmul(&sq.t()).unwrap()
+        + &tessera::eye(40, None, 0, tessera::DType::F64, [20, 20]).unwrap())
         .unwrap();
     let b = rng.random(&[40, 3], [20, 3]).unwrap();
     let batch = rng.random(&[4, 30, 20], [2, 15, 10]).unwrap();
@@ -59,7 +60,11 @@ fn a_singular_matrix_fails_on_the_cluster_with_its_shape_named() {
     let cluster = Cluster::start(1);
     let client = cluster.client();
     let a = tessera::ones::<f64>(&[5, 5], [5, 5]).unwrap();
-    let err = linalg::inv(&a).unwrap().compute_on(&client).unwrap_err().to_string();
+    let err = linalg::inv(&a)
+        .unwrap()
+        .compute_on(&client)
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("singular") && err.contains("[5, 5]"),
         "unexpected error: {err}"

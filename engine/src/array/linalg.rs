@@ -146,7 +146,12 @@ fn contract(op: &'static str, operands: Vec<Labeled>, out: &[u32]) -> Result<Arr
     let mut product: Option<Array> = None;
     for o in &operands {
         let mut axes: Vec<usize> = (0..o.labels.len()).collect();
-        let pos = |l: u32| order.iter().position(|&k| k == l).expect("every label is ordered");
+        let pos = |l: u32| {
+            order
+                .iter()
+                .position(|&k| k == l)
+                .expect("every label is ordered")
+        };
         axes.sort_by_key(|&a| pos(o.labels[a]));
         let mut a = o.array.permute_axes(&axes)?;
         for (p, l) in order.iter().enumerate() {
@@ -190,8 +195,16 @@ fn matmul_shape(operands: &[Labeled], out: &[u32], summed: &[u32]) -> Result<Opt
     if fa == fb || a.array.shape()[ka] != b.array.shape()[kb] {
         return Ok(None);
     }
-    let x = if ka == 1 { a.array.clone() } else { a.array.t() };
-    let y = if kb == 0 { b.array.clone() } else { b.array.t() };
+    let x = if ka == 1 {
+        a.array.clone()
+    } else {
+        a.array.t()
+    };
+    let y = if kb == 0 {
+        b.array.clone()
+    } else {
+        b.array.t()
+    };
     let (x, y) = promote_pair(&x, &y)?;
     let m = x.matmul(&y)?;
     Ok(Some(if out == [fa, fb] { m } else { m.t() }))
@@ -337,7 +350,9 @@ pub fn einsum(subscripts: &str, operands: &[&Array]) -> Result<Array> {
     for (term, &a) in terms.iter().zip(operands) {
         let labels: Vec<u32> = term.chars().map(|c| c as u32).collect();
         if let Some(c) = term.chars().find(|c| !c.is_ascii_alphabetic()) {
-            return Err(bad(format!("index {c:?} in {subscripts:?} is not a letter")));
+            return Err(bad(format!(
+                "index {c:?} in {subscripts:?} is not a letter"
+            )));
         }
         if labels.len() != a.ndim() {
             return Err(bad(format!(
@@ -691,7 +706,8 @@ pub fn qr(a: &Array) -> Result<(Array, Array)> {
     }
     let stacked = r1.rechunk(vec![vec![k * n], vec![n]])?;
     let packed2 = linalg_op(LinalgKind::QrFactors, vec![stacked])?;
-    let q2 = linalg_op(LinalgKind::QrQ, vec![packed2.clone()])?.rechunk(vec![vec![n; k], vec![n]])?;
+    let q2 =
+        linalg_op(LinalgKind::QrQ, vec![packed2.clone()])?.rechunk(vec![vec![n; k], vec![n]])?;
     let r = linalg_op(LinalgKind::QrR, vec![packed2])?;
     let q = linalg_op(LinalgKind::BlockProduct, vec![q1, q2])?;
     Ok((q, r))
@@ -946,7 +962,11 @@ fn matrix_norm_axes(
     let along = |sum_axis: isize, pick_axis: isize, largest: bool| -> Result<Array> {
         let s = abs.sum_with(&reduce_opts(vec![sum_axis], true))?;
         let o = reduce_opts(vec![pick_axis], true);
-        squeeze(if largest { s.max_with(&o)? } else { s.min_with(&o)? })
+        squeeze(if largest {
+            s.max_with(&o)?
+        } else {
+            s.min_with(&o)?
+        })
     };
     match ord {
         NormOrd::Fro => (&x * &x)?
@@ -981,11 +1001,7 @@ fn matrix_norm_axes(
                 _ if p > 0.0 => s.max()?,
                 _ => s.min()?,
             };
-            if keepdims {
-                v.reshape(&[1, 1])
-            } else {
-                Ok(v)
-            }
+            if keepdims { v.reshape(&[1, 1]) } else { Ok(v) }
         }
     }
 }

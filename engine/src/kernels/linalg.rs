@@ -43,10 +43,12 @@ fn failed(op: &'static str, reason: String) -> Error {
 
 /// The block as a matrix, or a typed error naming its shape.
 pub(crate) fn matrix<'a, T>(a: &'a ArrayD<T>, op: &'static str) -> Result<ArrayView2<'a, T>> {
-    a.view().into_dimensionality::<Ix2>().map_err(|_| Error::ShapeMismatch {
-        op,
-        reason: format!("expected a 2-d block, got shape {:?}", a.shape()),
-    })
+    a.view()
+        .into_dimensionality::<Ix2>()
+        .map_err(|_| Error::ShapeMismatch {
+            op,
+            reason: format!("expected a 2-d block, got shape {:?}", a.shape()),
+        })
 }
 
 fn to_faer<T: LinalgFloat>(a: ArrayView2<T>) -> Mat<T> {
@@ -163,9 +165,10 @@ pub fn inv<T: LinalgFloat>(a: ArrayView2<T>) -> Result<Array2<T>> {
 /// `x` with `a · x = b`, for `b` a vector or a matrix of right-hand sides.
 pub fn solve<T: LinalgFloat>(a: ArrayView2<T>, b: ArrayViewD<T>) -> Result<ArrayD<T>> {
     let lu = lu(a, "solve")?;
+    let shape = b.shape().to_vec();
     let mut rhs = rhs_matrix(a.nrows(), b, "solve")?;
     lu.solve_in_place(&mut rhs);
-    Ok(back_to_shape(&rhs, b.shape()))
+    Ok(back_to_shape(&rhs, &shape))
 }
 
 /// `x` with `r · x = b` for an upper-triangular `r` (only its upper triangle is read): the last step
@@ -181,6 +184,7 @@ pub fn solve_upper<T: LinalgFloat>(r: ArrayView2<T>, b: ArrayViewD<T>) -> Result
             ),
         ));
     }
+    let shape = b.shape().to_vec();
     let mut rhs = rhs_matrix(n, b, "lstsq")?;
     let rf = to_faer(r);
     faer::linalg::triangular_solve::solve_upper_triangular_in_place(
@@ -188,7 +192,7 @@ pub fn solve_upper<T: LinalgFloat>(r: ArrayView2<T>, b: ArrayViewD<T>) -> Result
         rhs.as_mut(),
         Par::Seq,
     );
-    Ok(back_to_shape(&rhs, b.shape()))
+    Ok(back_to_shape(&rhs, &shape))
 }
 
 fn rhs_matrix<T: LinalgFloat>(n: usize, b: ArrayViewD<T>, op: &'static str) -> Result<Mat<T>> {

@@ -22,7 +22,7 @@ use crate::meta::{Chunks, DType};
 use crate::ops::{Derived, Holds, InputMeta, RuleResult};
 
 /// What a [`LinalgOp`] layer computes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum LinalgKind {
     /// Row block `i` (`m_i × n`, `m_i >= n`, one column chunk) → `[Q_i; R_i]`, `(m_i + n) × n`.
     QrFactors,
@@ -371,10 +371,13 @@ impl LinalgOp {
             LinalgKind::QrQ | LinalgKind::QrR => {
                 let m = k::matrix(a, op)?;
                 let n = m.ncols();
-                let rows = m.nrows().checked_sub(n).ok_or_else(|| Error::ShapeMismatch {
-                    op,
-                    reason: format!("a packed block of shape {:?}", a.shape()),
-                })?;
+                let rows = m
+                    .nrows()
+                    .checked_sub(n)
+                    .ok_or_else(|| Error::ShapeMismatch {
+                        op,
+                        reason: format!("a packed block of shape {:?}", a.shape()),
+                    })?;
                 let part = if self.kind == LinalgKind::QrQ {
                     m.slice_axis(Axis(0), (0..rows).into())
                 } else {

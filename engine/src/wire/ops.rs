@@ -14,8 +14,8 @@ use crate::error::{Error, Result};
 use crate::io::zarr::{ZarrArrayRef, ZarrStore};
 use crate::ops::structure::Piece;
 use crate::ops::{
-    AxisSlice, Finalize, FromArray, LinalgKind, LinalgOp, Materialized, MatmulOp, NpySource, Op, QuantileOp,
-    ReduceCombine, ScanFn, ScanOp, SliceOp, ZarrSource, ZarrWrite,
+    AxisSlice, Finalize, FromArray, LinalgKind, LinalgOp, Materialized, MatmulOp, NpySource, Op,
+    QuantileOp, ReduceCombine, ScanFn, ScanOp, SliceOp, ZarrSource, ZarrWrite,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -719,15 +719,19 @@ mod tests {
     #[test]
     fn op_linalg() {
         let a = crate::from_array(
-            ndarray::Array2::from_shape_fn((12, 3), |(i, j)| (i * 3 + j) as f64 + 1.0)
-                .into_dyn(),
+            ndarray::Array2::from_shape_fn((12, 3), |(i, j)| (i * 3 + j) as f64 + 1.0).into_dyn(),
             [4, 3],
         )
         .unwrap();
         let (q, r) = crate::linalg::qr(&a).unwrap();
         let sq = r.rechunk([3, 3]).unwrap();
         let mut kinds = std::collections::HashSet::new();
-        for y in [q, r, crate::linalg::det(&sq).unwrap(), crate::linalg::svd(&a).unwrap().1] {
+        for y in [
+            q,
+            r,
+            crate::linalg::det(&sq).unwrap(),
+            crate::linalg::svd(&a).unwrap().1,
+        ] {
             for layer in y.graph().layers() {
                 if let Op::Linalg(l) = &layer.op {
                     assert_eq!(op_test(&layer.op), "op_linalg");
