@@ -234,7 +234,7 @@ fn matmul_takes_1d_and_batched_operands_with_numpy_broadcasting() {
                 &ArrayD::from_elem(IxDyn(&[]), v.iter().map(|x| x * x).sum::<f64>()),
             );
             let xv = ArrayD::from_shape_fn(IxDyn(&[2, 1, 4]), |ix| {
-                (0..5).map(|k| a[[ix[0], ix[1], ix[2], k]] * v[[k]]).sum()
+                (0..5).map(|k| a[[ix[0], ix[1], ix[2], k]] * v[[k]]).sum::<f64>()
             });
             check(&linalg::matmul(&x, &w).unwrap(), &xv);
         });
@@ -310,7 +310,7 @@ fn outer_vdot_vecdot_trace_cross_and_matrix_transpose_match_their_oracles() {
     check(
         &linalg::vecdot(&xm, &xm, 0).unwrap(),
         &ArrayD::from_shape_fn(IxDyn(&[3]), |i| {
-            (0..5).map(|k| m[[k, i[0]]] * m[[k, i[0]]]).sum()
+            (0..5).map(|k| m[[k, i[0]]] * m[[k, i[0]]]).sum::<f64>()
         }),
     );
     let t = sample::<f64>(&[2, 3, 4], 25);
