@@ -234,7 +234,9 @@ fn matmul_takes_1d_and_batched_operands_with_numpy_broadcasting() {
                 &ArrayD::from_elem(IxDyn(&[]), v.iter().map(|x| x * x).sum::<f64>()),
             );
             let xv = ArrayD::from_shape_fn(IxDyn(&[2, 1, 4]), |ix| {
-                (0..5).map(|k| a[[ix[0], ix[1], ix[2], k]] * v[[k]]).sum::<f64>()
+                (0..5)
+                    .map(|k| a[[ix[0], ix[1], ix[2], k]] * v[[k]])
+                    .sum::<f64>()
             });
             check(&linalg::matmul(&x, &w).unwrap(), &xv);
         });
@@ -305,7 +307,9 @@ fn outer_vdot_vecdot_trace_cross_and_matrix_transpose_match_their_oracles() {
     let xn = chunked(&n, ChunkSpec::Block(vec![2]));
     check(
         &linalg::vecdot(&xm, &xn, -1).unwrap(),
-        &ArrayD::from_shape_fn(IxDyn(&[5]), |i| (0..3).map(|k| m[[i[0], k]] * n[[k]]).sum::<f64>()),
+        &ArrayD::from_shape_fn(IxDyn(&[5]), |i| {
+            (0..3).map(|k| m[[i[0], k]] * n[[k]]).sum::<f64>()
+        }),
     );
     check(
         &linalg::vecdot(&xm, &xm, 0).unwrap(),
