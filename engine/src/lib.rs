@@ -13,7 +13,8 @@
 //! ```
 //!
 //! # Layout
-//! - [`array`]: the user API — [`Array`], creation functions, operators, reductions, structure.
+//! - [`array`]: the user API — [`Array`], creation functions, operators, reductions, structure;
+//!   [`linalg`] has numpy's linear algebra (products, TSQR `qr`/`svd`, one-chunk factorizations).
 //! - [`meta`]: dtypes and promotion, scalars, chunk grids ([`Chunks`]).
 //! - [`data`]: chunk data ([`ArrayData`], [`ChunkValue`]).
 //! - [`graph`]: layers, layer ids, the layered [`Graph`] and its expansion into chunk tasks; plan
@@ -50,6 +51,7 @@ pub mod progress_bar;
 pub mod wire;
 
 pub use array::from_array_data;
+pub use array::linalg;
 pub use array::{
     Array, Executor, Generator, ReduceOptions, TaskCounts, arange, compute_many, compute_many_on,
     compute_many_with_stats, concatenate, default_rng, from_array, from_npy, from_zarr,

@@ -179,6 +179,8 @@ fn scratch_bytes(layer: &Layer, block: &[u32], inputs: u64) -> u64 {
                 .saturating_mul(8)
         }
         Op::Matmul(_) => inputs,
+        // faer's working copy of the matrix and the factor it builds beside it.
+        Op::Linalg(_) => inputs.saturating_mul(2),
         _ => 0,
     }
 }

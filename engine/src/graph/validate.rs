@@ -457,7 +457,11 @@ mod tests {
         let bad = edit(&g, |ls| program(&mut ls[add]).leaves[0].dtype = DType::I64);
         rejects(&bad, g.layers()[add].id, "as int64");
         let bad = edit(&g, |ls| program(&mut ls[0]).leaves[0].dtype = DType::I64);
-        rejects(&bad, g.layers()[0].id, "draws random values but has dtype int64");
+        rejects(
+            &bad,
+            g.layers()[0].id,
+            "draws random values but has dtype int64",
+        );
         let t = find(&g, is_transpose);
         let bad = edit(&g, |ls| ls[t].meta.dtype = DType::Bool);
         rejects(&bad, g.layers()[t].id, "keeping its input's dtype");

@@ -225,8 +225,8 @@ fn symmetric_product<T: ndarray::LinalgScalar + 'static>(
     symmetric_product(bottom, lower.slice_mut(s![.., h..]))
 }
 
-/// `out = a @ b` for any strides, with `out` zeroed beforehand.
-fn gemm_into<T: ndarray::LinalgScalar + 'static>(
+/// `out = a @ b` for any strides, with `out` zeroed beforehand (also TSQR's block products).
+pub(crate) fn gemm_into<T: ndarray::LinalgScalar + 'static>(
     a: ArrayView2<T>,
     b: ArrayView2<T>,
     mut out: ArrayViewMut2<T>,

@@ -11,6 +11,7 @@
 
 pub mod elementwise;
 pub mod histogram;
+pub mod linalg;
 pub mod map_blocks;
 pub mod matmul;
 pub mod program;
@@ -35,6 +36,7 @@ use crate::meta::Chunks;
 
 pub use elementwise::{BinaryFn, CmpFn, ElemFunc, UnaryFn};
 pub use histogram::{BinCountOp, HistogramOp};
+pub use linalg::{LinalgKind, LinalgOp};
 pub use map_blocks::BlockFn;
 pub use matmul::MatmulOp;
 pub use program::{Distribution, Instr, Leaf, LeafKind, POISSON_MAX_LAM, ParamF64, Program};
@@ -105,6 +107,9 @@ pub enum Op {
     BinCount(BinCountOp),
     /// One level of a `topk` / `argtopk` tree reduction along one axis.
     TopK(TopKOp),
+    /// A step of TSQR on row blocks, or a factorization of a matrix held in one chunk
+    /// (`tessera::linalg`).
+    Linalg(LinalgOp),
 }
 
 /// What a layer's chunks hold, which decides who may read them.
@@ -262,6 +267,7 @@ impl Op {
             Op::Histogram(o) => o.output_meta(inputs),
             Op::BinCount(o) => o.output_meta(inputs),
             Op::TopK(o) => o.output_meta(inputs),
+            Op::Linalg(l) => l.output_meta(inputs),
         }
     }
 
@@ -316,6 +322,7 @@ impl Op {
             Op::Histogram(h) => h.name(),
             Op::BinCount(_) => "bincount",
             Op::TopK(o) => o.name(),
+            Op::Linalg(l) => l.name(),
         }
     }
 
@@ -398,6 +405,7 @@ impl Op {
                 t.u64(o.arg as u64);
                 t.u64(o.indexed as u64);
             }
+            Op::Linalg(l) => l.tokenize(t),
         }
     }
 
@@ -439,6 +447,7 @@ impl Op {
             Op::Histogram(h) => h.deps(block, out),
             Op::BinCount(b) => b.deps(block, out),
             Op::TopK(o) => o.deps(block, out),
+            Op::Linalg(l) => l.deps(inputs, block, out),
         }
     }
 
@@ -476,6 +485,7 @@ impl Op {
             Op::Histogram(h) => h.run(deps)?,
             Op::BinCount(b) => b.run(deps)?,
             Op::TopK(o) => o.run(inputs, block, deps)?,
+            Op::Linalg(l) => l.run(deps)?,
         };
         Ok(Arc::new(value))
     }

@@ -166,5 +166,6 @@ pub(super) fn static_name(name: &str) -> Option<&'static str> {
         .chain(all_of::<pb::CmpFn, CmpFn>().map(CmpFn::name))
         .chain([ElemFunc::Where, ElemFunc::Clip, ElemFunc::Cast].map(ElemFunc::name))
         .chain(crate::ops::ScanFn::ALL.iter().map(|f| f.name()))
+        .chain(crate::ops::LinalgKind::ALL.iter().map(|k| k.name()))
         .find(|n| *n == name)
 }

@@ -14,8 +14,8 @@ use crate::error::{Error, Result};
 use crate::io::zarr::{ZarrArrayRef, ZarrStore};
 use crate::ops::structure::Piece;
 use crate::ops::{
-    AxisSlice, Finalize, FromArray, Materialized, MatmulOp, NpySource, Op, QuantileOp,
-    ReduceCombine, ScanFn, ScanOp, SliceOp, TakeOp, ZarrSource, ZarrWrite,
+    AxisSlice, Finalize, FromArray, LinalgKind, LinalgOp, Materialized, MatmulOp, NpySource, Op,
+    QuantileOp, ReduceCombine, ScanFn, ScanOp, SliceOp, TakeOp, ZarrSource, ZarrWrite,
 };
 use crate::ops::{BinCountOp, HistogramOp, IsInOp, SearchSortedOp, SortOp, SortStage, TopKOp};
 
@@ -396,6 +396,9 @@ impl TryFrom<&Op> for pb::Op {
                 arg: o.arg,
                 indexed: o.indexed,
             }),
+            Op::Linalg(l) => W::Linalg(pb::Linalg {
+                kind: l.kind.code(),
+            }),
             Op::MapBlocks(f) => {
                 return Err(Error::NotSerializable {
                     key: format!("map-blocks closure {:#x}", f.token()),
@@ -478,6 +481,10 @@ impl TryFrom<pb::Op> for Op {
                 arg: o.arg,
                 indexed: o.indexed,
             }),
+            W::Linalg(l) => Op::Linalg(LinalgOp {
+                kind: LinalgKind::from_code(l.kind)
+                    .ok_or_else(|| wire(format!("unknown linalg kind value {}", l.kind)))?,
+            }),
         })
     }
 }
@@ -529,6 +536,7 @@ mod tests {
             Op::Histogram(_) => "op_histogram",
             Op::BinCount(_) => "op_bin_count",
             Op::TopK(_) => "op_top_k",
+            Op::Linalg(_) => "op_linalg",
         }
     }
 
@@ -887,6 +895,40 @@ mod tests {
             |o| matches!(o, Op::TopK(t) if !t.indexed),
         ));
         assert_round_trip(&top_op(&x().topk(5, 1).unwrap(), "op_top_k"));
+    }
+
+    #[test]
+    fn op_linalg() {
+        let a = crate::from_array(
+            ndarray::Array2::from_shape_fn((12, 3), |(i, j)| (i * 3 + j) as f64 + 1.0).into_dyn(),
+            [4, 3],
+        )
+        .unwrap();
+        let (q, r) = crate::linalg::qr(&a).unwrap();
+        let sq = r.rechunk([3, 3]).unwrap();
+        let mut kinds = std::collections::HashSet::new();
+        for y in [
+            q,
+            r,
+            crate::linalg::det(&sq).unwrap(),
+            crate::linalg::svd(&a).unwrap().1,
+        ] {
+            for layer in y.graph().layers() {
+                if let Op::Linalg(l) = &layer.op {
+                    assert_eq!(op_test(&layer.op), "op_linalg");
+                    assert_round_trip(&layer.op);
+                    kinds.insert(l.kind);
+                }
+            }
+        }
+        assert!(kinds.len() >= 5, "{kinds:?}");
+        for kind in crate::ops::LinalgKind::ALL {
+            assert_round_trip(&Op::Linalg(crate::ops::LinalgOp { kind }));
+        }
+        let bad = pb::Op {
+            op: Some(pb::op::Op::Linalg(pb::Linalg { kind: 99 })),
+        };
+        assert!(what(Op::try_from(bad).unwrap_err()).contains("unknown linalg kind value 99"));
     }
 
     #[test]
