@@ -214,15 +214,14 @@ fn topk_and_argtopk_as_tree_reductions_match_a_sort() {
     let a = awkward(&shape, 31);
     for spec in [vec![6, 101], vec![4, 10], vec![6, 3], vec![2, 1]] {
         for k in [1i64, 3, 17, 101, -1, -5, -101] {
-            for axis in [1usize] {
-                in_context(format!("chunks {spec:?} k {k}"), || {
-                    let x = from_array(a.clone(), spec.clone()).unwrap();
-                    let (v, i) = oracle_topk(&a, k, axis);
-                    let t = x.topk(k, axis as isize).unwrap();
-                    assert_bits_eq(&t.compute_dyn().unwrap(), &bits_of(&v));
-                    check(&x.argtopk(k, axis as isize).unwrap(), &i);
-                });
-            }
+            let axis = 1usize;
+            in_context(format!("chunks {spec:?} k {k}"), || {
+                let x = from_array(a.clone(), spec.clone()).unwrap();
+                let (v, i) = oracle_topk(&a, k, axis);
+                let t = x.topk(k, axis as isize).unwrap();
+                assert_bits_eq(&t.compute_dyn().unwrap(), &bits_of(&v));
+                check(&x.argtopk(k, axis as isize).unwrap(), &i);
+            });
         }
     }
     // Along axis 0 too, and integer input.

@@ -19,7 +19,7 @@ fn sort_and_histogram_on_a_cluster_equal_the_local_executor_bit_for_bit() {
         .unwrap();
     // Ties and NaN: rounded values, NaN where x > 2.
     let rounded = (&x * 4.0).unwrap().round().unwrap();
-    let nan = tessera::where_(&x.gt(2.0).unwrap(), f64::NAN, &rounded).unwrap();
+    let nan = tessera::where_(x.gt(2.0).unwrap(), f64::NAN, &rounded).unwrap();
     let bins = Bins::Range {
         n: 50,
         range: (-3.0, 3.0),

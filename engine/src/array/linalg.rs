@@ -229,7 +229,7 @@ fn label_name(l: u32) -> String {
 /// let b = tessera::arange(0.0, 12.0, 1.0, [12])?.reshape(&[4, 3])?;
 /// let c = tensordot(&a, &b, ([1, 2], [1, 0]))?;      // axes as pairs
 /// assert_eq!(c.shape(), &[2]);
-/// let d = tensordot(&a, &b.t(), 1)?;                  // the last axis of a with the first of b.T
+/// let d = tensordot(&a, &b, 1)?;                      // the last axis of a with the first of b
 /// assert_eq!(d.shape(), &[2, 3, 3]);
 /// # Ok::<(), tessera::Error>(())
 /// ```
