@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{Cluster, assert_same_bits, local};
+use common::{Cluster, assert_same_bits, assert_suite_matches_local, local};
 use tessera::{Array, Client, Error, ReduceOptions, s};
 
 fn suite() -> Vec<(&'static str, Array)> {
@@ -90,12 +90,7 @@ fn suite() -> Vec<(&'static str, Array)> {
 fn cluster_results_match_the_local_executor_bit_for_bit() {
     let cluster = Cluster::start(2);
     let client = cluster.client();
-    for (name, array) in suite() {
-        let remote = array
-            .compute_on(&client)
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert_same_bits(&remote, &local(&array), name);
-    }
+    assert_suite_matches_local(&client, suite());
     // Several outputs in one job share their common subgraph.
     let x = tessera::default_rng(3)
         .random(&[100, 100], [30, 30])
@@ -188,12 +183,7 @@ fn functions_suite() -> Vec<(&'static str, Array)> {
 fn everyday_functions_match_the_local_executor_bit_for_bit() {
     let cluster = Cluster::start(2);
     let client = cluster.client();
-    for (name, array) in functions_suite() {
-        let remote = array
-            .compute_on(&client)
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert_same_bits(&remote, &local(&array), name);
-    }
+    assert_suite_matches_local(&client, functions_suite());
 }
 
 #[test]

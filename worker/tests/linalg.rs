@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{Cluster, assert_same_bits, local};
+use common::{Cluster, assert_suite_matches_local};
 use tessera::{Array, linalg};
 
 fn suite() -> Vec<(&'static str, Array)> {
@@ -47,12 +47,7 @@ fn suite() -> Vec<(&'static str, Array)> {
 fn linalg_on_the_cluster_matches_the_local_executor_bit_for_bit() {
     let cluster = Cluster::start(2);
     let client = cluster.client();
-    for (name, array) in suite() {
-        let remote = array
-            .compute_on(&client)
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert_same_bits(&remote, &local(&array), name);
-    }
+    assert_suite_matches_local(&client, suite());
 }
 
 #[test]

@@ -265,6 +265,16 @@ pub fn local(a: &Array) -> tessera::ArrayData {
         .unwrap()
 }
 
+/// Every array of a named suite computed on the cluster equals the local executor's result bit for bit.
+pub fn assert_suite_matches_local(client: &Client, suite: Vec<(&str, Array)>) {
+    for (name, array) in suite {
+        let remote = array
+            .compute_on(client)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_same_bits(&remote, &local(&array), name);
+    }
+}
+
 /// Bit-for-bit equality, NaN included.
 pub fn assert_same_bits(a: &tessera::ArrayData, b: &tessera::ArrayData, what: &str) {
     assert_eq!(a.dtype(), b.dtype(), "{what}: dtype");
