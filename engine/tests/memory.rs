@@ -225,6 +225,38 @@ fn a_task_that_cannot_fit_is_an_error_naming_layer_shape_bytes_and_limit() {
 }
 
 #[test]
+fn a_job_with_a_task_that_cannot_fit_fails_before_any_task_runs() {
+    // Ten small tasks that count their runs, computed with one 8 MB task that exceeds the 1 MiB
+    // limit: the plan-time check rejects the job, so none of the small tasks runs either.
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&runs);
+    let small = tessera::ones::<f64>(&[100], [10])
+        .unwrap()
+        .map_blocks(move |b: ndarray::ArrayViewD<f64>| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            b.to_owned()
+        })
+        .unwrap();
+    let big = (&tessera::zeros::<f64>(&[1000, 1000], [1000, 1000]).unwrap() + 1.0).unwrap();
+    let ex = LocalExecutor::with_threads(1)
+        .unwrap()
+        .with_memory_limit(1 << 20);
+    let e = tessera::compute_many_on(&[&small, &big], &ex).unwrap_err();
+    assert!(matches!(e, Error::LimitExceeded { .. }), "{e:?}");
+    assert!(e.to_string().contains("[1000, 1000]"), "{e}");
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        0,
+        "a task ran before the job was rejected"
+    );
+    // Within the limit the same small job runs all ten tasks.
+    tessera::compute_many_on(&[&small], &ex).unwrap();
+    assert_eq!(runs.load(Ordering::SeqCst), 10);
+}
+
+#[test]
 fn rechunking_rows_to_columns_runs_in_bounded_tasks_near_n_plus_m() {
     let v: Vec<f64> = (0..400 * 400).map(|i| (i as f64).sqrt()).collect();
     let a = ArrayD::from_shape_vec(IxDyn(&[400, 400]), v).unwrap();

@@ -11,8 +11,9 @@
 //! [`super::memory::TARGET_FRACTION`] of the limit it spills the least recently used array chunks that
 //! no running task reads ([`super::spill`]) and reads them back when a task needs them; a task that
 //! would take memory past the limit waits for running tasks to finish (it runs alone if nothing
-//! else is running); a task that cannot fit even alone is an error naming its layer, chunk shape,
-//! bytes and the limit.
+//! else is running). A job with a task that cannot fit even alone (by the plan-time estimate of
+//! [`crate::graph::estimate`], the scheduler's figures) fails before anything runs, with an error
+//! naming its layer, chunk shape, bytes, the limit and how far to rechunk.
 //!
 //! Every run has its own [`CancelToken`] (a child of the caller's token, with the executor's time
 //! limit) under which each kernel runs: the first failure cancels it, so the tasks still running stop
@@ -41,7 +42,9 @@ use super::spill::{self, SpillDir};
 use crate::data::ChunkValue;
 use crate::error::{Error, Result};
 use crate::graph::ArrayMeta;
+use crate::graph::estimate;
 use crate::graph::expand::TaskGraph;
+use crate::graph::limits::Limit;
 
 /// Runs task graphs on a rayon pool.
 #[derive(Clone, Debug, Default)]
@@ -347,18 +350,17 @@ impl LocalExecutor {
                 return Err(e);
             }
         };
+        // A job with a task that cannot fit the limit even alone fails here, before anything runs,
+        // with the same plan-time figures (inputs + output + kernel scratch) the scheduler checks.
+        let setting = "LocalExecutor::with_memory_limit or TESSERA_MEMORY_LIMIT";
+        if let Err(e) = estimate::check(&tg, &Limit::new(limit as u64, setting)) {
+            finish_progress();
+            return Err(e);
+        }
         let goal = (limit as f64 * TARGET_FRACTION) as usize;
-        // Bytes of each task's output, from its layer's metadata (a partial holds up to three values
-        // per element: count, mean and M2).
+        // Bytes of each task's output, from its layer's metadata (a partial holds its extra values).
         let out_bytes = |id: u32| -> usize {
-            let t = &tg.tasks[id as usize];
-            let l = &layers[t.layer as usize];
-            let elems: usize = l.meta.chunks.block_shape(&t.block).iter().product();
-            let per = match l.op.holds() {
-                crate::ops::Holds::Array => l.meta.dtype.size(),
-                _ => 3 * l.meta.dtype.size().max(8),
-            };
-            elems.saturating_mul(per)
+            usize::try_from(estimate::output_bytes(&tg, id)).unwrap_or(usize::MAX)
         };
         let ready: BinaryHeap<Reverse<u32>> = tg
             .tasks
@@ -422,7 +424,7 @@ impl LocalExecutor {
                     amount: own as u64,
                     unit: "bytes for its inputs and output",
                     limit: limit as u64,
-                    setting: "LocalExecutor::with_memory_limit or TESSERA_MEMORY_LIMIT".into(),
+                    setting: setting.into(),
                     hint: format!(
                         "; rechunk to at most {elems} elements per chunk, or raise the limit"
                     ),

@@ -396,25 +396,32 @@ impl ZarrArrayRef {
     ) -> Result<ArrayD<T>> {
         let array = self.array()?;
         let region = subset(offset, shape);
-        let mut out = ArrayD::<T>::default(IxDyn(shape));
-        if out.is_empty() {
-            return Ok(out);
+        if shape.contains(&0) {
+            return Ok(ArrayD::<T>::default(IxDyn(shape)));
         }
-        for (idx, inter) in self.chunks_in(&array, &region)? {
-            let start = array
+        let chunks = self.chunks_in(&array, &region)?;
+        // A region that is one whole store chunk (the usual case: the array's chunks default to the
+        // store's) is decoded straight into the result: no zero-filled buffer, no subset copy. Each
+        // 8 MB buffer avoided is a round of page faults saved.
+        let mut out = None;
+        for (idx, inter) in chunks {
+            let whole = array
                 .chunk_subset(&idx)
-                .map_err(|e| self.chunk_err(&array, &idx, "chunk grid", &e))?
-                .start()
-                .to_vec();
-            let in_chunk = inter
-                .relative_to(&start)
-                .expect("overlap lies in its chunk");
-            let part: ArrayD<T> = array
-                .retrieve_chunk_subset(&idx, &in_chunk)
-                .map_err(|e| self.chunk_err(&array, &idx, "cannot read", &e))?;
+                .map_err(|e| self.chunk_err(&array, &idx, "chunk grid", &e))?;
+            let start = whole.start().to_vec();
+            let part: ArrayD<T> = if inter == whole {
+                array.retrieve_chunk(&idx)
+            } else {
+                let in_chunk = inter
+                    .relative_to(&start)
+                    .expect("overlap lies in its chunk");
+                array.retrieve_chunk_subset(&idx, &in_chunk)
+            }
+            .map_err(|e| self.chunk_err(&array, &idx, "cannot read", &e))?;
             if inter.shape() == region.shape() {
                 return Ok(part);
             }
+            let out = out.get_or_insert_with(|| ArrayD::<T>::default(IxDyn(shape)));
             let dst = inter
                 .relative_to(region.start())
                 .expect("overlap lies in the region");
@@ -425,7 +432,7 @@ impl ZarrArrayRef {
             })
             .assign(&part);
         }
-        Ok(out)
+        Ok(out.unwrap_or_else(|| ArrayD::<T>::default(IxDyn(shape))))
     }
 
     /// The store chunks meeting `region`, with the part of the region in each.
