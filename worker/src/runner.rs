@@ -25,8 +25,8 @@ use futures_util::future::join_all;
 use tessera::exec::{cancel, panic_message};
 use tessera::graph::check::check_inputs;
 use tessera::graph::estimate;
-use tessera::{ChunkValue, Error};
 use tessera::ops::Op;
+use tessera::{ChunkValue, Error};
 use tessera_proto::v1::{DepLocation, PersistedInput, TaskAssignment};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
@@ -435,7 +435,15 @@ impl Runner {
                     false,
                 );
             }
-            Err(e) => return fail(format!("chunk {} of persisted job {:016x}: {e}", source.task, source.job), false),
+            Err(e) => {
+                return fail(
+                    format!(
+                        "chunk {} of persisted job {:016x}: {e}",
+                        source.task, source.job
+                    ),
+                    false,
+                );
+            }
         }
         let nbytes = value.nbytes() as u64;
         if !self.store.put((job, task), value) {

@@ -45,8 +45,7 @@ fn wait_until_released(client: &Client, what: &str) {
         let s = client.status().ok()?;
         *last = format!("{s:?}");
         (s.jobs == 0
-            && s
-                .workers
+            && s.workers
                 .iter()
                 .all(|w| w.bytes_held == 0 && w.chunks_held == 0 && w.reported_bytes == 0))
         .then_some(())
@@ -85,15 +84,18 @@ fn persisted_chunks_stay_on_the_workers_and_later_jobs_read_them_there() {
         |last| {
             let s = watcher.status().ok()?;
             *last = format!("{s:?}");
-            (s.workers.iter().map(|w| w.reported_bytes).sum::<u64>() >= SOURCE_BYTES)
-                .then_some(())
+            (s.workers.iter().map(|w| w.reported_bytes).sum::<u64>() >= SOURCE_BYTES).then_some(())
         },
     );
 
     // Two different reductions of it, and a slice: the local executor's bits.
     let mean = p.mean().unwrap();
     let cols = p.sum_axis(0).unwrap();
-    assert_same_bits(&local(&y.mean().unwrap()), &mean.compute_on(&client).unwrap(), "mean");
+    assert_same_bits(
+        &local(&y.mean().unwrap()),
+        &mean.compute_on(&client).unwrap(),
+        "mean",
+    );
     assert_same_bits(
         &local(&y.sum_axis(0).unwrap()),
         &cols.compute_on(&client).unwrap(),
@@ -105,7 +107,7 @@ fn persisted_chunks_stay_on_the_workers_and_later_jobs_read_them_there() {
     let want = (&y.slice(s![100..700, 250..]).unwrap() + 1.0).unwrap();
     assert_same_bits(&local(&want), &part.compute_on(&client).unwrap(), "a slice");
     // Several at once, in another job handle of the same client.
-    let job = client.submit(&p.std().unwrap()).unwrap();
+    let job = client.submit(&p.std().unwrap());
     assert_same_bits(
         &local(&y.std().unwrap()),
         &job.result_dyn().unwrap(),
@@ -231,16 +233,23 @@ fn another_client_cannot_read_a_persisted_array() {
         "the owner's mean",
     );
 
-    // The local executor cannot read the workers' memory: a clear error, not a silent fetch.
-    let err = p.sum().unwrap().compute().unwrap_err();
-    assert!(
-        matches!(&err, Error::Persisted { reason, .. } if reason.contains("client that persisted it")),
-        "{err}"
-    );
+    // The local executor cannot read the workers' memory: a clear error naming the task and the
+    // kept job, not a silent fetch.
+    let err = p.sum().unwrap().compute_dyn().unwrap_err();
+    match &err {
+        Error::TaskFailed { key, message } => {
+            assert!(key.starts_with(&p.id().to_string()), "{key}");
+            assert!(message.contains("client that persisted it"), "{message}");
+        }
+        e => panic!("{e:?}"),
+    }
 
     // A client that disconnects releases what it persisted, even with handles still alive.
     drop(owner);
-    wait_until_released(&other, "the chunks to be released after the owner disconnected");
+    wait_until_released(
+        &other,
+        "the chunks to be released after the owner disconnected",
+    );
     let err = p.mean().unwrap().compute_on(&other).unwrap_err();
     assert!(matches!(err, Error::Persisted { .. }), "{err}");
     drop(p);

@@ -535,8 +535,7 @@ impl ClientBuilder {
             });
         }
         // A random id for this connection: arrays it persists can only be read by its graphs.
-        let token =
-            tessera_proto::auth::random_token().map_err(|e| connect_err(e.to_string()))?;
+        let token = tessera_proto::auth::random_token().map_err(|e| connect_err(e.to_string()))?;
         Ok(AsyncClient {
             address: self.address,
             scheduler,

@@ -119,11 +119,7 @@ impl AsyncClient {
     /// Submits `graph` (one output, of meta `meta`) and waits until every chunk is computed, then
     /// leaves the job open on a background task instead of gathering it; returns the op that reads
     /// the kept chunks.
-    pub(crate) async fn persist_graph(
-        &self,
-        graph: Graph,
-        token: u64,
-    ) -> Result<Op> {
+    pub(crate) async fn persist_graph(&self, graph: Graph, token: u64) -> Result<Op> {
         self.check_persisted(&graph)?;
         let graph = crate::wire::graph_to_proto(&graph)?;
         let (tx, rx) = mpsc::channel::<ClientMessage>(4);
@@ -187,9 +183,7 @@ impl AsyncClient {
             // Holding `tx` keeps the job open; the events keep coming (outputs announced again
             // after a recomputation) and are read so that nothing piles up.
             let _open = tx;
-            let drain = async {
-                while let Ok(Some(_)) = events.message().await {}
-            };
+            let drain = async { while let Ok(Some(_)) = events.message().await {} };
             tokio::select! {
                 _ = held => {}
                 _ = drain => ended.store(true, Ordering::Relaxed),

@@ -88,9 +88,8 @@ use tessera::graph::expand::TaskGraph;
 pub use outbox::Outbox;
 pub use reactor::{
     TaskFailure, TaskReport, on_heartbeat, on_job_cancelled, on_job_submitted,
-    on_job_submitted_reading, on_outputs_fetched,
-    on_progress_due, on_task_failed, on_tasks_done, on_tick, on_worker_joined, on_worker_lost,
-    on_worker_retiring,
+    on_job_submitted_reading, on_outputs_fetched, on_progress_due, on_task_failed, on_tasks_done,
+    on_tick, on_worker_joined, on_worker_lost, on_worker_retiring,
 };
 pub use state::{JobStatus, LayerProgress, State, Stats, TaskStatus, WorkerMemory, WorkerStatus};
 

@@ -556,11 +556,17 @@ impl TestEnv {
                     }
                     assert_eq!(a.priority, a.task);
                     if let Some((kept, holders)) = &a.reads {
-                        assert!(!holders.is_empty(), "{}/{}: a read with no holder", a.job, a.task);
+                        assert!(
+                            !holders.is_empty(),
+                            "{}/{}: a read with no holder",
+                            a.job,
+                            a.task
+                        );
                         for h in holders {
                             assert!(
-                                self.workers.get(h).is_some_and(|hw| hw.store.contains(kept)
-                                    || hw.vanished.contains(kept)),
+                                self.workers.get(h).is_some_and(
+                                    |hw| hw.store.contains(kept) || hw.vanished.contains(kept)
+                                ),
                                 "{}/{} reads {kept:?} from {h}, which does not hold it",
                                 a.job,
                                 a.task
@@ -1743,7 +1749,10 @@ fn a_kept_jobs_chunks_are_read_where_they_are_waited_for_when_lost_and_refused_o
         .copied()
         .filter(|&t| env.state.holders(J1, t) == vec![W1])
         .collect();
-    assert!(!on_w1.is_empty() && on_w1.len() < outputs.len(), "both workers hold some");
+    assert!(
+        !on_w1.is_empty() && on_w1.len() < outputs.len(),
+        "both workers hold some"
+    );
 
     // W1 dies: its kept chunks go back to be recomputed from J1's graph, on W2.
     env.lose(W1);
@@ -1775,10 +1784,17 @@ fn a_kept_jobs_chunks_are_read_where_they_are_waited_for_when_lost_and_refused_o
         let (kept, holders) = a.reads.clone().expect("a reading task says what it reads");
         assert_eq!(kept, reads[a.task as usize].1);
         assert_eq!(holders, vec![W2]);
-        assert!(!on_w1.contains(&kept.1), "{a:?} was placed before its chunk was back");
+        assert!(
+            !on_w1.contains(&kept.1),
+            "{a:?} was placed before its chunk was back"
+        );
     }
     env.run();
-    assert!(env.clients[&J2].completed.is_some(), "{:?}", env.clients[&J2]);
+    assert!(
+        env.clients[&J2].completed.is_some(),
+        "{:?}",
+        env.clients[&J2]
+    );
     // The kept job is still kept, whole, on W2.
     for &t in &outputs {
         assert_eq!(env.state.holders(J1, t), vec![W2]);
@@ -1791,7 +1807,10 @@ fn a_kept_jobs_chunks_are_read_where_they_are_waited_for_when_lost_and_refused_o
     env.deliver();
     let (key, worker, message) = env.clients[&JobId(3)].failed.clone().expect("failed");
     assert_eq!((key.as_str(), worker), ("", None));
-    assert!(message.contains("persisted job") && message.contains("released"), "{message}");
+    assert!(
+        message.contains("persisted job") && message.contains("released"),
+        "{message}"
+    );
     assert!(message.contains("layer "), "{message}");
     assert_eq!(env.state.num_jobs(), 1, "only J2 is left");
 }

@@ -195,12 +195,10 @@ impl Outbox for Shell<'_> {
                                 })
                                 .collect(),
                             priority: a.priority,
-                            persisted: a.reads.map(|((job, task), holders)| {
-                                pb::PersistedInput {
-                                    job: job.0,
-                                    task,
-                                    addresses: holders.iter().map(|&h| self.address(h)).collect(),
-                                }
+                            persisted: a.reads.map(|((job, task), holders)| pb::PersistedInput {
+                                job: job.0,
+                                task,
+                                addresses: holders.iter().map(|&h| self.address(h)).collect(),
                             }),
                         })
                     })
@@ -426,7 +424,11 @@ impl Actor {
                 let _ = out;
                 checked.insert(
                     task.layer,
-                    (JobId(p.job), tasks.as_slice(), layer.meta.chunks.numblocks()),
+                    (
+                        JobId(p.job),
+                        tasks.as_slice(),
+                        layer.meta.chunks.numblocks(),
+                    ),
                 );
             }
             let (kept, tasks, numblocks) = &checked[&task.layer];
