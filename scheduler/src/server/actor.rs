@@ -399,14 +399,14 @@ impl Actor {
             let Op::Persisted(p) = &layer.op else {
                 continue;
             };
-            if !checked.contains_key(&task.layer) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = checked.entry(task.layer) {
                 let entry = self
                     .jobs
                     .get(&JobId(p.job))
                     .filter(|e| constant_time_eq(&e.key, &p.key))
                     .ok_or_else(|| {
                         Status::permission_denied(format!(
-                            "layer {}: persisted job {:016x} is not kept for this client: it was                              released (unpersisted, dropped, or its client disconnected), or it                              belongs to another client",
+                            "layer {}: persisted job {:016x} is not kept for this client: it was released (unpersisted, dropped, or its client disconnected), or it belongs to another client",
                             layer.id, p.job
                         ))
                     })?;
@@ -415,21 +415,17 @@ impl Actor {
                     ([tasks], [id]) => kept.graph.get(*id).map(|l| (tasks, l)),
                     _ => None,
                 };
-                let Some((tasks, out)) = out.filter(|(_, l)| l.meta == layer.meta) else {
+                let Some((tasks, _)) = out.filter(|(_, l)| l.meta == layer.meta) else {
                     return Err(Status::invalid_argument(format!(
                         "layer {}: its grid and dtype are not those of persisted job {:016x}'s output",
                         layer.id, p.job
                     )));
                 };
-                let _ = out;
-                checked.insert(
-                    task.layer,
-                    (
-                        JobId(p.job),
-                        tasks.as_slice(),
-                        layer.meta.chunks.numblocks(),
-                    ),
-                );
+                slot.insert((
+                    JobId(p.job),
+                    tasks.as_slice(),
+                    layer.meta.chunks.numblocks(),
+                ));
             }
             let (kept, tasks, numblocks) = &checked[&task.layer];
             let flat = task
