@@ -105,7 +105,11 @@ fn cluster_results_match_the_local_executor_bit_for_bit() {
     // persist keeps the chunks on the workers: computing it on the cluster gives them back (more in
     // tests/persist.rs).
     let p = client.persist(&x).unwrap();
-    assert_same_bits(&client.compute_many(&[&p]).unwrap()[0], &local(&x), "persist");
+    assert_same_bits(
+        &client.compute_many(&[&p]).unwrap()[0],
+        &local(&x),
+        "persist",
+    );
 }
 
 /// A representative selection of the everyday functions: table ufuncs (one and two arguments, a

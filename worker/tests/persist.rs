@@ -2,7 +2,8 @@
 //! on loopback: later jobs read the kept chunks where they are and give the local executor's bits
 //! while the client receives no chunk data; dropping the last handle, `unpersist`, or disconnecting
 //! brings the workers' held bytes back to where they were; a worker killed while holding kept chunks
-//! has them recomputed from the persisting job's graph; and a second client cannot read them, neither
+//! has them recomputed from the persisting job's graph; an array persisted from a persisted one keeps
+//! its lineage; and a second client cannot read them, neither
 //! through the public API nor by submitting the first client's graph by hand with a guessed key.
 
 mod common;
@@ -165,6 +166,30 @@ fn a_worker_killed_while_holding_persisted_chunks_has_them_recomputed() {
         matches!(&err, Error::Persisted { reason, .. } if reason.contains("released")),
         "{err}"
     );
+}
+
+#[test]
+fn an_array_persisted_from_a_persisted_one_keeps_its_lineage() {
+    let cluster = Cluster::start(2);
+    let client = cluster.client();
+    let y = source();
+    let p = client.persist(&y).unwrap();
+    let q = client.persist(&(&p * 3.0).unwrap()).unwrap();
+    let jobs = |c: &Client| c.status().unwrap().jobs;
+    assert_eq!(jobs(&client), 2);
+    // Dropping p does not release what q would need to recompute a lost chunk.
+    drop(p);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(jobs(&client), 2);
+    let want = (&y * 3.0).unwrap().sum_axis(1).unwrap();
+    assert_same_bits(
+        &local(&want),
+        &q.sum_axis(1).unwrap().compute_on(&client).unwrap(),
+        "q's row sums",
+    );
+    assert_eq!(client.bytes_fetched(), 1200 * 8);
+    drop(q);
+    wait_until_released(&client, "both kept jobs to be released");
 }
 
 #[test]

@@ -11,6 +11,9 @@
 //! stream just the same. A closed stream makes the scheduler drop the job, and every worker forgets its
 //! chunks.
 //!
+//! A job persisted from a graph that reads other persisted arrays keeps their keepers, so its lineage
+//! stays readable for as long as it is kept (a lost chunk of it is recomputed from them).
+//!
 //! A persisted array belongs to the client connection that made it: the scheduler only lets a graph
 //! read a kept job when it carries the job's key (which only the submitter received), and this side
 //! refuses early, with [`Error::Persisted`], a graph that uses an array persisted by another
@@ -40,6 +43,9 @@ pub(crate) struct KeptJob {
     /// Set by an explicit release, or when the scheduler ended the stream (the job failed later, or
     /// the scheduler went away).
     released: Arc<AtomicBool>,
+    /// The kept jobs this one's graph reads (it persisted an array built from persisted ones): kept
+    /// as long as this one is, since recomputing a lost chunk of it reads them again.
+    _lineage: Vec<Arc<dyn Keeper>>,
 }
 
 impl Keeper for KeptJob {
@@ -121,6 +127,16 @@ impl AsyncClient {
     /// the kept chunks.
     pub(crate) async fn persist_graph(&self, graph: Graph, token: u64) -> Result<Op> {
         self.check_persisted(&graph)?;
+        let lineage: Vec<Arc<dyn Keeper>> = graph
+            .layers()
+            .iter()
+            .filter_map(|l| match &l.op {
+                Op::Persisted(Persisted {
+                    keeper: Some(k), ..
+                }) => Some(k.clone()),
+                _ => None,
+            })
+            .collect();
         let graph = crate::wire::graph_to_proto(&graph)?;
         let (tx, rx) = mpsc::channel::<ClientMessage>(4);
         tx.send(ClientMessage {
@@ -197,6 +213,7 @@ impl AsyncClient {
                 session: self.session,
                 hold: Mutex::new(Some(hold)),
                 released,
+                _lineage: lineage,
             })),
         }))
     }
