@@ -62,6 +62,8 @@ fn persisted_chunks_stay_on_the_workers_and_later_jobs_read_them_there() {
     let y = source();
 
     let p = client.persist(&y).unwrap();
+    assert!(Client::persisted_job(&p).is_some_and(|j| j != 0));
+    assert_eq!(Client::persisted_job(&y), None);
     assert_eq!(p.shape(), y.shape());
     assert_eq!(p.chunks(), y.chunks());
     // The chunks are on the workers, pinned after the job completed: both hold some, and together

@@ -163,6 +163,7 @@ pub(crate) fn schedule(state: &mut State) {
         ring,
         batch,
         stats,
+        ..
     } = state;
     for w in workers.values_mut() {
         w.refilling = w.hungry(config);

@@ -831,6 +831,11 @@ pub struct State {
     pub(crate) ring: VecDeque<JobId>,
     pub(crate) batch: Batch,
     pub(crate) stats: Stats,
+    /// Something happened that can leave a task reading a kept chunk that will never be there
+    /// again (a job dropped, outputs fetched, a worker lost, a failure, a reading job submitted):
+    /// the next event's end looks for such readers. Task results alone never can, so the check
+    /// costs nothing per task.
+    pub(crate) check_readers: bool,
 }
 
 impl fmt::Debug for State {
@@ -854,6 +859,7 @@ impl State {
             ring: VecDeque::new(),
             batch: Batch::default(),
             stats: Stats::default(),
+            check_readers: false,
         }
     }
 
@@ -1227,6 +1233,7 @@ pub(crate) fn remove_worker(state: &mut State, w: WorkerId) {
     let Some(worker) = state.workers.remove(&w) else {
         return;
     };
+    state.check_readers = true;
     let State {
         workers,
         jobs,
@@ -1258,6 +1265,7 @@ pub(crate) fn drop_job(state: &mut State, job_id: JobId) {
     let Some(job) = state.jobs.remove(&job_id) else {
         return;
     };
+    state.check_readers = true;
     state.ring.retain(|&j| j != job_id);
     state.batch.purge_job(job_id);
     for worker in state.workers.values_mut() {
