@@ -79,6 +79,11 @@ pub enum Error {
     /// value, data that does not fit its shape …); `what` says which and where.
     #[error("malformed wire message: {what}")]
     Wire { what: String },
+    /// An array persisted on a cluster (`persist_on(&client)`) was used where its kept chunks cannot
+    /// be read: on the local executor, with another client, or after it was released; `layer` is
+    /// the persisted layer's id.
+    #[error("persisted array {layer}: {reason}")]
+    Persisted { layer: String, reason: String },
     #[error("could not build the thread pool: {0}")]
     ThreadPool(String),
     /// A computation stopped because its [`crate::exec::CancelToken`] was cancelled or its time limit

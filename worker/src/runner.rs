@@ -3,6 +3,12 @@
 //! pool, keeps the result, and reports the outcome. A task whose input cannot be fetched reports which
 //! one, so the scheduler recomputes it rather than failing the job.
 //!
+//! A task of a `Persisted` layer (a persisted array read by a later job) runs no kernel: it copies
+//! the kept chunk of the persisting job that its assignment names — from this worker's store when
+//! it holds it (no copy of the data, the same chunk), else from a holder, showing the key the layer
+//! carries — and keeps it as its own result. A kept chunk no holder can give is reported missing,
+//! so the scheduler recomputes it from the persisting job's graph.
+//!
 //! Before anything of a task is fetched or allocated, the store admits it against the worker's
 //! memory ([`Store::admit`]): it reserves the task's peak bytes, spilling other chunks on a task
 //! thread if that makes room. A task that must wait for running tasks to end waits here, in
@@ -19,8 +25,9 @@ use futures_util::future::join_all;
 use tessera::exec::{cancel, panic_message};
 use tessera::graph::check::check_inputs;
 use tessera::graph::estimate;
+use tessera::ops::Op;
 use tessera::{ChunkValue, Error};
-use tessera_proto::v1::{DepLocation, TaskAssignment};
+use tessera_proto::v1::{DepLocation, PersistedInput, TaskAssignment};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
@@ -180,6 +187,16 @@ impl Runner {
     /// Runs an admitted task: from the store if every input is here (in memory or spilled), else
     /// after fetching the rest from peers.
     fn proceed(&self, a: TaskAssignment, r: Reservation) {
+        if let Some(source) = a.persisted.clone() {
+            let this = self.clone();
+            self.runtime.spawn(async move {
+                let outcome = this.copy_kept(&a, &source).await;
+                this.store.finish(r);
+                this.report(outcome);
+                this.wake();
+            });
+            return;
+        }
         let local: Option<Vec<Held>> = a
             .deps
             .iter()
@@ -322,6 +339,124 @@ impl Runner {
                 }
             });
         join_all(inputs).await.into_iter().collect()
+    }
+
+    /// Runs a `Persisted` layer's task: the kept chunk `source`, from the store or a holder, checked
+    /// against the layer's grid and dtype, kept as the task's result.
+    async fn copy_kept(&self, a: &TaskAssignment, source: &PersistedInput) -> Outcome {
+        let (job, task) = (a.job, a.task);
+        let fail = |message: String, missing: bool| Outcome::Failed {
+            job,
+            task,
+            message,
+            missing_input: missing.then_some((source.job, source.task)),
+        };
+        let Some(graph) = self.store.graph(job) else {
+            return fail(format!("the graph of job {job} was not received"), false);
+        };
+        let layer_pos = match locate(&graph, a) {
+            Ok(p) => p,
+            Err(message) => return fail(message, false),
+        };
+        let layer = &graph.graph.layers()[layer_pos];
+        let Op::Persisted(kept) = &layer.op else {
+            return fail(
+                format!(
+                    "task {task} of job {job} was sent a persisted chunk, but its layer {} is not persisted",
+                    layer.id
+                ),
+                false,
+            );
+        };
+        if kept.job != source.job {
+            return fail(
+                format!(
+                    "layer {} reads persisted job {:016x}, the assignment named job {:016x}",
+                    layer.id, kept.job, source.job
+                ),
+                false,
+            );
+        }
+        let started = Instant::now();
+        let (value, fetched_bytes) = match self.store.lookup((source.job, source.task)) {
+            Some(Held::Memory(v)) => (v, 0),
+            Some(spilled) => {
+                let store = self.store.clone();
+                match tokio::task::spawn_blocking(move || store.load(spilled)).await {
+                    Ok(Ok(v)) => (v, 0),
+                    Ok(Err(e)) => return fail(e, false),
+                    Err(e) => return fail(format!("reading a spilled chunk failed: {e}"), false),
+                }
+            }
+            None => {
+                let mut last = format!(
+                    "no worker holds chunk {} of persisted job {:016x}",
+                    source.task, source.job
+                );
+                let mut got = None;
+                for address in source.addresses.iter().filter(|x| **x != self.address) {
+                    match self
+                        .peers
+                        .fetch(address, source.job, &kept.key, source.task)
+                        .await
+                    {
+                        Ok(v) => {
+                            got = Some(v);
+                            break;
+                        }
+                        Err(e) => last = e,
+                    }
+                }
+                match got {
+                    Some(v) => {
+                        let n = v.nbytes() as u64;
+                        (Arc::new(v), n)
+                    }
+                    None => return fail(last, true),
+                }
+            }
+        };
+        // A kept chunk that is not what the layer declares would be a silently different answer.
+        let want = layer.meta.chunks.block_shape(&a.block);
+        match value.as_array() {
+            Ok(v) if v.shape() == want.as_slice() && v.dtype() == layer.meta.dtype => {}
+            Ok(v) => {
+                return fail(
+                    format!(
+                        "chunk {} of persisted job {:016x} is {} of shape {:?}; layer {} block {:?} expects {} of shape {want:?}",
+                        source.task,
+                        source.job,
+                        v.dtype(),
+                        v.shape(),
+                        layer.id,
+                        a.block,
+                        layer.meta.dtype
+                    ),
+                    false,
+                );
+            }
+            Err(e) => {
+                return fail(
+                    format!(
+                        "chunk {} of persisted job {:016x}: {e}",
+                        source.task, source.job
+                    ),
+                    false,
+                );
+            }
+        }
+        let nbytes = value.nbytes() as u64;
+        if !self.store.put((job, task), value) {
+            return fail(format!("job {job} was cancelled"), false);
+        }
+        Outcome::Done {
+            job,
+            task,
+            nbytes,
+            run_nanos: u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),
+            thread: 0,
+            fetched_bytes,
+        }
     }
 
     /// Fetches one input by itself from each peer that holds it in turn. The peer whose batched call

@@ -67,6 +67,15 @@ pub trait Executor: Send + Sync {
         progress.finish();
         result
     }
+
+    /// Persists `graph` (optimized, one output) where this executor keeps data and returns the op
+    /// of a layer that reads it there (`token`: the persisted layer's id token). `None`, the
+    /// default, means the executor keeps nothing itself: [`Array::persist_on`] then gathers every
+    /// chunk into this process.
+    fn persist_graph(&self, graph: &Graph, token: u64) -> Result<Option<Op>> {
+        let _ = (graph, token);
+        Ok(None)
+    }
 }
 
 impl Executor for LocalExecutor {
@@ -240,6 +249,11 @@ impl Array {
         Ok(compute_many(&[self])?.pop().expect("one output"))
     }
 
+    /// The array's chunk grid and dtype.
+    pub(crate) fn meta(&self) -> &ArrayMeta {
+        &self.0.layer.meta
+    }
+
     /// Computes on a given executor (a [`LocalExecutor`] with its own thread count, or a distributed
     /// client).
     pub fn compute_on(&self, executor: &dyn Executor) -> Result<ArrayData> {
@@ -254,8 +268,14 @@ impl Array {
         self.persist_on(default_executor())
     }
 
-    /// [`Array::persist`] on a given executor.
+    /// [`Array::persist`] on a given executor. The local executor keeps the chunks in this process;
+    /// a cluster [`Client`](crate::Client) keeps them on its workers, and the returned array reads
+    /// them there (it can then only be computed with that client; see `Client::persist`).
     pub fn persist_on(&self, executor: &dyn Executor) -> Result<Array> {
+        let graph = crate::optimize::optimize(self.graph());
+        if let Some(op) = executor.persist_graph(&graph, self.id().token)? {
+            return Array::from_op(op, vec![], Some(self.0.layer.meta.clone()));
+        }
         let n = self.chunks().num_chunks();
         let nb = self.numblocks();
         let slots: Mutex<Vec<Option<Arc<ChunkValue>>>> = Mutex::new(vec![None; n]);
@@ -267,7 +287,7 @@ impl Array {
             slots.lock().expect("persist slots")[flat] = Some(v);
             Ok(())
         };
-        executor.execute_graph(crate::optimize::optimize(self.graph()), &sink)?;
+        executor.execute_graph(graph, &sink)?;
         let chunks = slots
             .into_inner()
             .expect("persist slots")

@@ -19,12 +19,15 @@
 //!
 //! A job's Run stream also carries the scheduler's coalesced per-layer progress reports, which fill
 //! the run's [`Progress`] (job handles, the progress bar) and [`ExecStats::layers`]. Submitting in the
-//! background ([`Client::submit`], [`AsyncClient::submit`]) lives in `client/jobs.rs`.
+//! background ([`Client::submit`], [`AsyncClient::submit`]) lives in `client/jobs.rs`; keeping
+//! results on the workers ([`Client::persist`], `array.persist_on(&client)`) in `client/persist.rs`.
 
 mod jobs;
+mod persist;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -531,11 +534,15 @@ impl ClientBuilder {
                 let _ = channels.client(&worker).await;
             });
         }
+        // A random id for this connection: arrays it persists can only be read by its graphs.
+        let token = tessera_proto::auth::random_token().map_err(|e| connect_err(e.to_string()))?;
         Ok(AsyncClient {
             address: self.address,
             scheduler,
             workers,
             rpc_timeout: self.rpc_timeout,
+            session: u64::from_le_bytes(token[..8].try_into().expect("8 bytes")),
+            fetched: Arc::default(),
         })
     }
 }
@@ -547,9 +554,20 @@ pub struct AsyncClient {
     scheduler: SchedulerClient<AuthChannel>,
     workers: WorkerChannels,
     rpc_timeout: Duration,
+    /// This connection's random id (see `client/persist.rs`).
+    session: u64,
+    /// Bytes of output chunks this connection has gathered from workers.
+    fetched: Arc<AtomicU64>,
 }
 
 impl AsyncClient {
+    /// Bytes of chunk data this connection (and its clones) has fetched from workers so far: what
+    /// results cost in transfer to this process. Persisted arrays add nothing to it until computed
+    /// results are gathered.
+    pub fn bytes_fetched(&self) -> u64 {
+        self.fetched.load(Ordering::Relaxed)
+    }
+
     /// Connects with the defaults: the default secret file, 10 s to connect.
     pub async fn connect(address: &str) -> Result<AsyncClient> {
         ClientBuilder::new(address).connect_async().await
@@ -650,6 +668,7 @@ impl AsyncClient {
             }
         };
         tokio::pin!(cancelled);
+        self.check_persisted(&graph)?;
         let mut layers: Vec<LayerProgress> = Vec::new();
         let mut writer: Option<ProgressWriter> = None;
         let graph = crate::wire::graph_to_proto(&graph)?;
@@ -772,6 +791,7 @@ impl AsyncClient {
                     let (chunks, values) = done.map_err(|e| self.remote(&format!("a fetch task failed: {e}")))?;
                     let values = values.map_err(|m| self.remote(&m))?;
                     for (chunk, value) in chunks.iter().zip(values) {
+                        self.fetched.fetch_add(value.nbytes() as u64, Ordering::Relaxed);
                         sink(chunk.output as usize, &chunk.block, Arc::new(value))?;
                     }
                     // The scheduler may release what the client has; a closed stream only means the
@@ -841,10 +861,9 @@ impl Client {
         compute_many_on(arrays, self)
     }
 
-    /// Computes every chunk on the cluster and keeps the chunks in this process (see
-    /// [`Array::persist`]).
-    pub fn persist(&self, array: &Array) -> Result<Array> {
-        array.persist_on(self)
+    /// Bytes of chunk data this client has fetched from workers (see [`AsyncClient::bytes_fetched`]).
+    pub fn bytes_fetched(&self) -> u64 {
+        self.inner.bytes_fetched()
     }
 }
 
@@ -868,6 +887,13 @@ impl Executor for Client {
             .block_on(self.inner.execute_observed(graph, sink, observer));
         progress.finish();
         result
+    }
+
+    /// Keeps the chunks on the workers (see `client/persist.rs`).
+    fn persist_graph(&self, graph: &Graph, token: u64) -> Result<Option<crate::ops::Op>> {
+        self.runtime
+            .block_on(self.inner.persist_graph(graph.clone(), token))
+            .map(Some)
     }
 }
 

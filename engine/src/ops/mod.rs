@@ -14,6 +14,7 @@ pub mod histogram;
 pub mod linalg;
 pub mod map_blocks;
 pub mod matmul;
+pub mod persisted;
 pub mod program;
 pub mod quantile;
 pub mod reduce;
@@ -39,6 +40,7 @@ pub use histogram::{BinCountOp, HistogramOp};
 pub use linalg::{LinalgKind, LinalgOp};
 pub use map_blocks::BlockFn;
 pub use matmul::MatmulOp;
+pub use persisted::{Keeper, Persisted};
 pub use program::{Distribution, Instr, Leaf, LeafKind, POISSON_MAX_LAM, ParamF64, Program};
 pub use quantile::QuantileOp;
 pub use reduce::{Finalize, ReduceCombine, ReduceSink, Reduction};
@@ -110,6 +112,9 @@ pub enum Op {
     /// A step of TSQR on row blocks, or a factorization of a matrix held in one chunk
     /// (`tessera::linalg`).
     Linalg(LinalgOp),
+    /// Chunks kept on a cluster's workers by an earlier job of the same client
+    /// (`persist_on(&client)`); readable only on that cluster.
+    Persisted(Persisted),
 }
 
 /// What a layer's chunks hold, which decides who may read them.
@@ -219,7 +224,7 @@ impl Op {
     /// inputs' metadata, with every check the expansion and the kernels rely on.
     ///
     /// Some ops leave part of their meta to the caller: the grid of a source cut from whole data
-    /// (`FromArray`, `Npy`, `Materialized`), of `Rechunk` and of `Reshape`, and the dtype of
+    /// (`FromArray`, `Npy`, `Materialized`, `Persisted`), of `Rechunk` and of `Reshape`, and the dtype of
     /// `MapBlocks`. For those, `chosen` carries it and the rule checks that it fits; other ops ignore
     /// it.
     pub fn output_meta(
@@ -268,6 +273,7 @@ impl Op {
             Op::BinCount(o) => o.output_meta(inputs),
             Op::TopK(o) => o.output_meta(inputs),
             Op::Linalg(l) => l.output_meta(inputs),
+            Op::Persisted(p) => p.output_meta(inputs, chosen),
         }
     }
 
@@ -323,6 +329,7 @@ impl Op {
             Op::BinCount(_) => "bincount",
             Op::TopK(o) => o.name(),
             Op::Linalg(l) => l.name(),
+            Op::Persisted(_) => "persisted",
         }
     }
 
@@ -406,6 +413,7 @@ impl Op {
                 t.u64(o.indexed as u64);
             }
             Op::Linalg(l) => l.tokenize(t),
+            Op::Persisted(p) => p.tokenize(t),
         }
     }
 
@@ -426,7 +434,11 @@ impl Op {
     ) {
         match self {
             Op::Blockwise(p) => p.deps(block, out),
-            Op::FromArray(_) | Op::Npy(_) | Op::Materialized(_) | Op::ZarrSource(_) => {}
+            Op::FromArray(_)
+            | Op::Npy(_)
+            | Op::Materialized(_)
+            | Op::ZarrSource(_)
+            | Op::Persisted(_) => {}
             Op::ReduceCombine(c) => c.deps(inputs[0], block, out),
             Op::Transpose { perm } => structure::transpose_deps(perm, block, out),
             Op::Slice(s) => s.deps(block, out),
@@ -486,6 +498,7 @@ impl Op {
             Op::BinCount(b) => b.run(deps)?,
             Op::TopK(o) => o.run(inputs, block, deps)?,
             Op::Linalg(l) => l.run(deps)?,
+            Op::Persisted(p) => p.run(&layer.id.to_string())?,
         };
         Ok(Arc::new(value))
     }

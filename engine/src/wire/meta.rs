@@ -123,6 +123,7 @@ const OP_NAMES: &[&str] = &[
     "array",
     "from-npy",
     "persist",
+    "persisted",
     "combine",
     "transpose",
     "getitem",

@@ -15,7 +15,7 @@ use crate::io::zarr::{ZarrArrayRef, ZarrStore};
 use crate::ops::structure::Piece;
 use crate::ops::{
     AxisSlice, Finalize, FromArray, LinalgKind, LinalgOp, Materialized, MatmulOp, NpySource, Op,
-    QuantileOp, ReduceCombine, ScanFn, ScanOp, SliceOp, TakeOp, ZarrSource, ZarrWrite,
+    Persisted, QuantileOp, ReduceCombine, ScanFn, ScanOp, SliceOp, TakeOp, ZarrSource, ZarrWrite,
 };
 use crate::ops::{BinCountOp, HistogramOp, IsInOp, SearchSortedOp, SortOp, SortStage, TopKOp};
 
@@ -399,6 +399,11 @@ impl TryFrom<&Op> for pb::Op {
             Op::Linalg(l) => W::Linalg(pb::Linalg {
                 kind: l.kind.code(),
             }),
+            Op::Persisted(p) => W::Persisted(pb::Persisted {
+                job: p.job,
+                job_key: p.key.to_vec(),
+                token: p.token,
+            }),
             Op::MapBlocks(f) => {
                 return Err(Error::NotSerializable {
                     key: format!("map-blocks closure {:#x}", f.token()),
@@ -485,6 +490,12 @@ impl TryFrom<pb::Op> for Op {
                 kind: LinalgKind::from_code(l.kind)
                     .ok_or_else(|| wire(format!("unknown linalg kind value {}", l.kind)))?,
             }),
+            W::Persisted(p) => Op::Persisted(Persisted {
+                job: p.job,
+                key: Arc::from(p.job_key),
+                token: p.token,
+                keeper: None,
+            }),
         })
     }
 }
@@ -537,6 +548,7 @@ mod tests {
             Op::BinCount(_) => "op_bin_count",
             Op::TopK(_) => "op_top_k",
             Op::Linalg(_) => "op_linalg",
+            Op::Persisted(_) => "op_persisted",
         }
     }
 
@@ -929,6 +941,35 @@ mod tests {
             op: Some(pb::op::Op::Linalg(pb::Linalg { kind: 99 })),
         };
         assert!(what(Op::try_from(bad).unwrap_err()).contains("unknown linalg kind value 99"));
+    }
+
+    #[test]
+    fn op_persisted() {
+        let meta = x().graph().get(x().id()).unwrap().meta.clone();
+        let op = Op::Persisted(crate::ops::Persisted {
+            job: 0x1234_5678_9abc_def0,
+            key: Arc::from(vec![7u8; 16]),
+            token: 42,
+            keeper: None,
+        });
+        let p = Array::from_op(op, vec![], Some(meta)).unwrap();
+        let op = top_op(&p, "op_persisted");
+        assert_round_trip(&op);
+        let Op::Persisted(back) = through_wire(&op) else {
+            unreachable!()
+        };
+        assert_eq!(
+            (back.job, &*back.key, back.token),
+            (0x1234_5678_9abc_def0, &[7u8; 16][..], 42)
+        );
+        // Running it anywhere but on its cluster is an error that says where the chunks are.
+        let e = p.compute_dyn().unwrap_err();
+        assert!(
+            matches!(&e, Error::TaskFailed { key, .. } if key.starts_with(&p.id().to_string())),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("123456789abcdef0"), "{e}");
+        assert!(e.to_string().contains("client that persisted it"), "{e}");
     }
 
     #[test]

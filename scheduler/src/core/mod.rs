@@ -51,6 +51,16 @@
 //! [`on_progress_due`] on a timer (every 100 ms by default) and each job whose counts moved since its
 //! last report gets one `Progress`; a job that completes gets a last one just before `Completed`.
 //!
+//! # Persisted jobs
+//! A job whose client keeps it open after `Completed` without fetching its outputs keeps them: they
+//! stay wanted, so they are never released and a lost one is recomputed from the job's own graph
+//! (and announced again). That is what `persist_on(&client)` does. A later job of the same client
+//! reads them through tasks that *read* a kept chunk ([`on_job_submitted_reading`]): such a task has
+//! no input in its own job; it is placed only while the kept chunk is `Done` (preferring a worker
+//! that holds it) and is assigned with that chunk's holders; until then it waits, and if the kept job
+//! is dropped or the chunk released, the reading job fails saying so. A worker that cannot fetch the
+//! kept chunk reports it missing, and its holders are presumed gone as for any input.
+//!
 //! # Workers
 //!
 //! ```text
@@ -77,9 +87,9 @@ use tessera::graph::expand::TaskGraph;
 
 pub use outbox::Outbox;
 pub use reactor::{
-    TaskFailure, TaskReport, on_heartbeat, on_job_cancelled, on_job_submitted, on_outputs_fetched,
-    on_progress_due, on_task_failed, on_tasks_done, on_tick, on_worker_joined, on_worker_lost,
-    on_worker_retiring,
+    TaskFailure, TaskReport, on_heartbeat, on_job_cancelled, on_job_submitted,
+    on_job_submitted_reading, on_outputs_fetched, on_progress_due, on_task_failed, on_tasks_done,
+    on_tick, on_worker_joined, on_worker_lost, on_worker_retiring,
 };
 pub use state::{JobStatus, LayerProgress, State, Stats, TaskStatus, WorkerMemory, WorkerStatus};
 
@@ -160,6 +170,9 @@ pub struct Assignment {
     pub deps: Vec<(u32, Vec<WorkerId>)>,
     /// Lower runs first (the task's index in the job's depth-first order).
     pub priority: u32,
+    /// A task that copies a kept chunk of another job (a persisted array): that chunk and the
+    /// workers that hold it. Never with an empty holder list.
+    pub reads: Option<(ChunkRef, Vec<WorkerId>)>,
 }
 
 /// A message to a worker (the wire's `SchedulerMessage`).

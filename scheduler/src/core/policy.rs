@@ -32,11 +32,12 @@
 //!   already asked of it, then fewest bytes held, then lowest id.
 
 use std::cmp::Ordering;
+use std::collections::BTreeMap;
 
 use tessera::graph::estimate;
 
 use super::state::{State, TaskStatus, Worker, Workers};
-use super::{Assignment, Config, WorkerId};
+use super::{Assignment, ChunkRef, Config, WorkerId};
 use crate::core::state::Job;
 
 /// Orders workers by load: in-flight tasks per thread, compared exactly.
@@ -52,9 +53,13 @@ pub(crate) fn choose_worker(
     job: &Job,
     t: u32,
     need: u64,
+    kept: Option<&(Vec<WorkerId>, u64)>,
 ) -> Option<WorkerId> {
     // Bytes of the task's inputs per holder; a handful of entries, so a short list beats a map.
-    let mut local: Vec<(WorkerId, u64)> = Vec::new();
+    // A task that copies a kept chunk counts that chunk as its input.
+    let mut local: Vec<(WorkerId, u64)> = kept
+        .map(|(holders, nbytes)| holders.iter().map(|&w| (w, *nbytes)).collect())
+        .unwrap_or_default();
     for &d in job.deps(t) {
         let dt = job.task(d);
         for h in &dt.holders {
@@ -106,17 +111,38 @@ pub(crate) fn replica_target(workers: &Workers, from: WorkerId) -> Option<Worker
 /// The task of `job` to run next and its worker, if any fits: the lowest-index ready task, unless
 /// it would go to a worker short of memory (or fits none) and a ready task that reads held chunks
 /// fits somewhere — that one goes first, since running it lets chunks go.
-fn pick(workers: &Workers, config: &Config, job: &mut Job) -> Option<(u32, WorkerId, u64)> {
-    let t = job.peek_ready()?;
+///
+/// A task that copies a kept chunk is placed only while `kept` has the chunk (it is `Done`); until
+/// then the job waits, like a job whose task fits no worker.
+fn pick(
+    workers: &Workers,
+    config: &Config,
+    job: &mut Job,
+    kept: &BTreeMap<ChunkRef, (Vec<WorkerId>, u64)>,
+) -> Option<(u32, WorkerId, u64)> {
+    // Reading tasks whose kept chunk is not there yet step aside (parked until the next pass).
+    let (t, reads) = loop {
+        let t = job.peek_ready()?;
+        match job.reads.get(&t) {
+            None => break (t, None),
+            Some(c) => match kept.get(c) {
+                Some(at) => break (t, Some(at)),
+                None => {
+                    job.ready.pop();
+                    job.parked.push(t);
+                }
+            },
+        }
+    };
     let need = estimate::task_bytes(&job.graph, t);
-    let first = choose_worker(workers, config, job, t, need);
+    let first = choose_worker(workers, config, job, t, need, reads);
     let short = first.is_none_or(|w| workers[&w].memory_short(config));
     if short
         && let Some(c) = job.peek_ready_consumer()
         && c != t
     {
         let c_need = estimate::task_bytes(&job.graph, c);
-        if let Some(w) = choose_worker(workers, config, job, c, c_need) {
+        if let Some(w) = choose_worker(workers, config, job, c, c_need, None) {
             return Some((c, w, c_need));
         }
     }
@@ -137,9 +163,34 @@ pub(crate) fn schedule(state: &mut State) {
         ring,
         batch,
         stats,
+        ..
     } = state;
     for w in workers.values_mut() {
         w.refilling = w.hungry(config);
+    }
+    // Parked reading tasks get another look, and their jobs a turn.
+    for job in jobs.values_mut() {
+        if job.parked.is_empty() {
+            continue;
+        }
+        for t in std::mem::take(&mut job.parked) {
+            job.ready.push(std::cmp::Reverse(t));
+        }
+        if !job.in_ring && job.peek_ready().is_some() {
+            job.in_ring = true;
+            ring.push_back(job.id);
+        }
+    }
+    // The kept chunks that ready reading tasks copy, where they are now (placing tasks moves none).
+    let mut kept: BTreeMap<ChunkRef, (Vec<WorkerId>, u64)> = BTreeMap::new();
+    for job in jobs.values() {
+        for (&t, &c) in &job.reads {
+            if job.task(t).status == TaskStatus::Ready
+                && let Ok(Some(at)) = super::state::kept_chunk(jobs, c)
+            {
+                kept.insert(c, at);
+            }
+        }
     }
     // Jobs in a row that had ready tasks but none that fits: once every job in the ring has had its
     // turn without placing anything, stop.
@@ -155,7 +206,7 @@ pub(crate) fn schedule(state: &mut State) {
             job.in_ring = false;
             continue;
         }
-        let Some((t, w, need)) = pick(workers, config, job) else {
+        let Some((t, w, need)) = pick(workers, config, job, &kept) else {
             stalled += 1;
             ring.push_back(job_id);
             continue;
@@ -184,6 +235,10 @@ pub(crate) fn schedule(state: &mut State) {
                 task: t,
                 deps,
                 priority: t,
+                reads: job
+                    .reads
+                    .get(&t)
+                    .and_then(|c| Some((*c, kept.get(c)?.0.clone()))),
             },
         );
         stats.assigned += 1;

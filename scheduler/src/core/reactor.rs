@@ -37,6 +37,10 @@ fn begin(state: &mut State) {
 /// What every event ends with.
 fn finish(state: &mut State, out: &mut impl Outbox) {
     state::settle_all(state);
+    if std::mem::take(&mut state.check_readers) && state.jobs.values().any(|j| !j.reads.is_empty())
+    {
+        state::fail_orphan_readers(state);
+    }
     retire_steps(state);
     policy::schedule(state);
     for job in state.jobs.values_mut() {
@@ -169,6 +173,34 @@ pub fn on_job_submitted(
     finish(state, out);
 }
 
+/// [`on_job_submitted`] for a job some of whose tasks read a kept chunk of another job (a persisted
+/// array's, see the module docs): `reads` gives each such task (a source in its own graph) and the
+/// chunk it copies. The shell has checked that the client may read those jobs.
+pub fn on_job_submitted_reading(
+    state: &mut State,
+    out: &mut impl Outbox,
+    _now: Instant,
+    job: JobId,
+    graph: Arc<TaskGraph>,
+    reads: Vec<(u32, ChunkRef)>,
+) {
+    begin(state);
+    if state.jobs.contains_key(&job) {
+        state.stats.ignored += 1;
+    } else {
+        state.batch.accepted(job, graph.tasks.len());
+        let n = graph.tasks.len();
+        let mut j = Job::new(job, graph);
+        j.reads = reads
+            .into_iter()
+            .filter(|&(t, _)| (t as usize) < n && j.deps(t).is_empty())
+            .collect();
+        state.jobs.insert(job, j);
+        state.check_readers = true;
+    }
+    finish(state, out);
+}
+
 /// What a worker reports of one finished task (or of a replica it now holds).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TaskReport {
@@ -278,11 +310,12 @@ pub fn on_task_failed(
         return finish(state, out);
     };
     state.stats.missing_inputs += 1;
+    state.check_readers = true;
     // Holders the worker could have been told about: those from before its request. A chunk the
     // request did not involve is no evidence against its holders.
+    let reads = state.jobs[&job].reads.get(&task) == Some(&missing);
     if let Some(since) = ran_since
-        && missing.0 == job
-        && state.jobs[&job].deps(task).contains(&missing.1)
+        && ((missing.0 == job && state.jobs[&job].deps(task).contains(&missing.1)) || reads)
     {
         presume_gone(state, missing, None, since);
     }
@@ -314,6 +347,7 @@ pub fn on_outputs_fetched(
     tasks: &[u32],
 ) {
     begin(state);
+    state.check_readers = true;
     match state.jobs.get_mut(&job) {
         Some(j) => {
             for &t in tasks {

@@ -143,6 +143,12 @@ pub(crate) struct Job {
     dirty: BinaryHeap<u32>,
     /// Per layer of the graph: (tasks counted done, tasks, bytes of the counted chunks).
     layer_counts: Vec<(u64, u64, u64)>,
+    /// Tasks that copy a kept chunk of another job (a persisted array's), with that chunk.
+    pub reads: BTreeMap<u32, ChunkRef>,
+    /// `Ready` reading tasks taken out of the ready heap because their kept chunk is not there yet
+    /// (being recomputed); put back at the next scheduling pass, so they do not hold up the tasks
+    /// behind them.
+    pub parked: Vec<u32>,
     /// The counts moved since the last progress report.
     progress_changed: bool,
 }
@@ -233,6 +239,8 @@ impl Job {
             dirty: BinaryHeap::new(),
             layer_counts,
             progress_changed: false,
+            reads: BTreeMap::new(),
+            parked: Vec::new(),
         };
         // An expanded graph is culled, so every task is needed; should one not be, settling
         // releases it (and whatever only it read) before anything runs.
@@ -823,6 +831,11 @@ pub struct State {
     pub(crate) ring: VecDeque<JobId>,
     pub(crate) batch: Batch,
     pub(crate) stats: Stats,
+    /// Something happened that can leave a task reading a kept chunk that will never be there
+    /// again (a job dropped, outputs fetched, a worker lost, a failure, a reading job submitted):
+    /// the next event's end looks for such readers. Task results alone never can, so the check
+    /// costs nothing per task.
+    pub(crate) check_readers: bool,
 }
 
 impl fmt::Debug for State {
@@ -846,6 +859,7 @@ impl State {
             ring: VecDeque::new(),
             batch: Batch::default(),
             stats: Stats::default(),
+            check_readers: false,
         }
     }
 
@@ -1151,6 +1165,67 @@ pub(crate) fn chunk_reported(state: &mut State, job_id: JobId, t: u32, w: Worker
     }
 }
 
+/// Where the kept chunk a reading task copies is: its holders and size, if it is `Done`; `Err`
+/// with the reason when it will never be (its job was dropped, or the chunk released).
+pub(crate) fn kept_chunk(
+    jobs: &BTreeMap<JobId, Job>,
+    chunk: ChunkRef,
+) -> Result<Option<(Vec<WorkerId>, u64)>, String> {
+    let Some(job) = jobs.get(&chunk.0) else {
+        return Err(format!(
+            "the persisted job {:016x} it reads was released (unpersisted, dropped, or its client \
+             disconnected)",
+            chunk.0.0
+        ));
+    };
+    let Some(ts) = job.tasks.get(chunk.1 as usize) else {
+        return Err(format!(
+            "the persisted job {:016x} has no task {}",
+            chunk.0.0, chunk.1
+        ));
+    };
+    Ok(match ts.status {
+        TaskStatus::Done => Some((ts.holders.iter().map(|h| h.worker).collect(), ts.nbytes)),
+        TaskStatus::Released => {
+            return Err(format!(
+                "chunk {} of the persisted job {:016x} was released",
+                chunk.1, chunk.0.0
+            ));
+        }
+        // Being recomputed (a worker holding it was lost): the reader waits.
+        TaskStatus::Waiting | TaskStatus::Ready | TaskStatus::Running => None,
+    })
+}
+
+/// Fails every job with a `Ready` reading task whose kept chunk will never be there again: the
+/// client hears `Failed` naming the layer, and the job is dropped.
+pub(crate) fn fail_orphan_readers(state: &mut State) {
+    let mut failed: Vec<(JobId, String)> = Vec::new();
+    for job in state.jobs.values() {
+        for (&t, &chunk) in &job.reads {
+            if job.tasks[t as usize].status != TaskStatus::Ready {
+                continue;
+            }
+            if let Err(why) = kept_chunk(&state.jobs, chunk) {
+                let layer = &job.graph.graph.layers()[job.graph.tasks[t as usize].layer as usize];
+                failed.push((job.id, format!("layer {}: {why}", layer.id)));
+                break;
+            }
+        }
+    }
+    for (job, message) in failed {
+        drop_job(state, job);
+        state.batch.end(
+            job,
+            ToClient::Failed {
+                key: String::new(),
+                worker: None,
+                message,
+            },
+        );
+    }
+}
+
 /// Takes a worker out: its running tasks are requeued, the chunks it held lose a holder (and are
 /// recomputed if that was the last one and they are still needed), and replications it was asked for
 /// are asked of someone else. Sends nothing to the worker.
@@ -1158,6 +1233,7 @@ pub(crate) fn remove_worker(state: &mut State, w: WorkerId) {
     let Some(worker) = state.workers.remove(&w) else {
         return;
     };
+    state.check_readers = true;
     let State {
         workers,
         jobs,
@@ -1189,6 +1265,7 @@ pub(crate) fn drop_job(state: &mut State, job_id: JobId) {
     let Some(job) = state.jobs.remove(&job_id) else {
         return;
     };
+    state.check_readers = true;
     state.ring.retain(|&j| j != job_id);
     state.batch.purge_job(job_id);
     for worker in state.workers.values_mut() {
@@ -1303,7 +1380,12 @@ impl State {
             assert_eq!(jid, job.id);
             assert_eq!(job.in_ring, ring_seen.contains(&jid), "{jid}: ring flag");
             assert!(job.dirty.is_empty(), "{jid}: unsettled tasks");
-            let in_heap: BTreeSet<u32> = job.ready.iter().map(|r| r.0).collect();
+            let in_heap: BTreeSet<u32> = job
+                .ready
+                .iter()
+                .map(|r| r.0)
+                .chain(job.parked.iter().copied())
+                .collect();
             let mut unfinished = 0;
             let mut any_ready = false;
             for t in 0..job.tasks.len() as u32 {
@@ -1358,7 +1440,7 @@ impl State {
                             "{key} is both ready and in flight"
                         );
                         assert!(in_heap.contains(&t), "{key} is ready but not in the heap");
-                        any_ready = true;
+                        any_ready |= !job.parked.contains(&t);
                     }
                     TaskStatus::Running => {
                         assert!(!ts.running_on.is_empty(), "{key} runs nowhere");
@@ -1390,7 +1472,12 @@ impl State {
             for w in self.workers.values().filter(|w| w.hungry(&self.config)) {
                 for job in self.jobs.values() {
                     for t in 0..job.tasks.len() as u32 {
-                        if job.task(t).status == TaskStatus::Ready {
+                        // A reader of a kept chunk being recomputed waits for it.
+                        let waits = job
+                            .reads
+                            .get(&t)
+                            .is_some_and(|&c| !matches!(kept_chunk(&self.jobs, c), Ok(Some(_))));
+                        if job.task(t).status == TaskStatus::Ready && !waits {
                             let need = tessera::graph::estimate::task_bytes(&job.graph, t);
                             assert!(
                                 !w.fits(need),

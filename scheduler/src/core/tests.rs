@@ -138,6 +138,8 @@ struct TestEnv {
     run_time: Duration,
     /// The memory limit workers join with.
     memory_limit: u64,
+    /// Tasks that copy a kept chunk of another job, as their assignments said.
+    reads: BTreeMap<(JobId, u32), ChunkRef>,
 }
 
 impl TestEnv {
@@ -159,6 +161,7 @@ impl TestEnv {
             chunk_bytes: 1000,
             run_time: Duration::ZERO,
             memory_limit: 1 << 30,
+            reads: BTreeMap::new(),
         }
     }
 
@@ -218,6 +221,20 @@ impl TestEnv {
             },
         );
         on_job_submitted(&mut self.state, &mut self.out, self.now, job, graph);
+        self.checked();
+    }
+
+    /// A job whose tasks `reads` copy kept chunks of other jobs; its client fetches its outputs.
+    fn submit_reading(&mut self, job: JobId, graph: Arc<TaskGraph>, reads: Vec<(u32, ChunkRef)>) {
+        self.graphs.insert(job, graph.clone());
+        self.clients.insert(
+            job,
+            SimClient {
+                auto_fetch: true,
+                ..SimClient::default()
+            },
+        );
+        on_job_submitted_reading(&mut self.state, &mut self.out, self.now, job, graph, reads);
         self.checked();
     }
 
@@ -329,6 +346,12 @@ impl TestEnv {
             .unwrap_or_else(|| panic!("{w} was not assigned {job}/{task}"));
         sw.queue.remove(&entry);
         let graph = sw.graphs[&job].clone();
+        if let Some(&kept) = self.reads.get(&(job, task))
+            && !self.available(kept)
+        {
+            self.report_failed(w, job, task, "could not fetch", Some(kept));
+            return;
+        }
         for &d in &graph.tasks[task as usize].deps {
             if !self.available((job, d)) {
                 self.report_failed(w, job, task, "could not fetch", Some((job, d)));
@@ -532,6 +555,29 @@ impl TestEnv {
                         }
                     }
                     assert_eq!(a.priority, a.task);
+                    if let Some((kept, holders)) = &a.reads {
+                        assert!(
+                            !holders.is_empty(),
+                            "{}/{}: a read with no holder",
+                            a.job,
+                            a.task
+                        );
+                        for h in holders {
+                            assert!(
+                                self.workers.get(h).is_some_and(
+                                    |hw| hw.store.contains(kept) || hw.vanished.contains(kept)
+                                ),
+                                "{}/{} reads {kept:?} from {h}, which does not hold it",
+                                a.job,
+                                a.task
+                            );
+                        }
+                    }
+                }
+                for a in &tasks {
+                    if let Some((kept, _)) = a.reads {
+                        self.reads.insert((a.job, a.task), kept);
+                    }
                 }
                 let sw = self.workers.get_mut(&w).expect("live");
                 for a in tasks {
@@ -1683,4 +1729,88 @@ fn layer_progress_and_task_counts_follow_the_tasks() {
     assert_eq!(env.state.task_counts()[..3], [0, 0, 0]);
     assert_eq!(env.state.job_ids(), vec![J1]);
     assert_eq!(env.state.job_layer_progress(JobId(999)), None);
+}
+
+#[test]
+fn a_kept_jobs_chunks_are_read_where_they_are_waited_for_when_lost_and_refused_once_released() {
+    let mut env = TestEnv::with_workers(&[4, 4]);
+    // J1 is kept (persisted): its client never fetches, so its outputs stay pinned after it
+    // completes.
+    let kept = map_graph(2);
+    let outputs = kept.outputs[0].clone();
+    env.submit_with(J1, kept, false);
+    env.run();
+    assert!(env.clients[&J1].completed.is_some());
+    for &t in &outputs {
+        assert_eq!(env.state.task_status(J1, t), Some(TaskStatus::Done));
+    }
+    let on_w1: Vec<u32> = outputs
+        .iter()
+        .copied()
+        .filter(|&t| env.state.holders(J1, t) == vec![W1])
+        .collect();
+    assert!(
+        !on_w1.is_empty() && on_w1.len() < outputs.len(),
+        "both workers hold some"
+    );
+
+    // W1 dies: its kept chunks go back to be recomputed from J1's graph, on W2.
+    env.lose(W1);
+    for &t in &on_w1 {
+        assert_ne!(env.state.task_status(J1, t), Some(TaskStatus::Done));
+    }
+    // J2 reads every kept chunk: task i copies output i. The ones still held go to W2 at once;
+    // the lost ones wait for their recomputation.
+    let reader = map_graph(2);
+    let reads: Vec<(u32, ChunkRef)> = (0..4).map(|i| (i, (J1, outputs[i as usize]))).collect();
+    env.submit_reading(J2, reader, reads.clone());
+    let assigned: Vec<Assignment> = env
+        .out
+        .workers
+        .iter()
+        .filter_map(|(_, m)| match m {
+            ToWorker::Assign(a) => Some(a.clone()),
+            _ => None,
+        })
+        .flatten()
+        .filter(|a| a.job == J2)
+        .collect();
+    assert_eq!(
+        assigned.len(),
+        4 - on_w1.len(),
+        "the reads of held chunks go out at once, past the waiting ones: {assigned:?}"
+    );
+    for a in &assigned {
+        let (kept, holders) = a.reads.clone().expect("a reading task says what it reads");
+        assert_eq!(kept, reads[a.task as usize].1);
+        assert_eq!(holders, vec![W2]);
+        assert!(
+            !on_w1.contains(&kept.1),
+            "{a:?} was placed before its chunk was back"
+        );
+    }
+    env.run();
+    assert!(
+        env.clients[&J2].completed.is_some(),
+        "{:?}",
+        env.clients[&J2]
+    );
+    // The kept job is still kept, whole, on W2.
+    for &t in &outputs {
+        assert_eq!(env.state.holders(J1, t), vec![W2]);
+    }
+
+    // Released (the client let go of J1): a job that reads it fails, saying so.
+    env.cancel(J1);
+    env.deliver();
+    env.submit_reading(JobId(3), map_graph(2), reads);
+    env.deliver();
+    let (key, worker, message) = env.clients[&JobId(3)].failed.clone().expect("failed");
+    assert_eq!((key.as_str(), worker), ("", None));
+    assert!(
+        message.contains("persisted job") && message.contains("released"),
+        "{message}"
+    );
+    assert!(message.contains("layer "), "{message}");
+    assert_eq!(env.state.num_jobs(), 1, "only J2 is left");
 }

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tessera::graph::expand::TaskGraph;
+use tessera::ops::Op;
 use tessera_proto::PROTOCOL_VERSION;
 use tessera_proto::auth::{constant_time_eq, random_token};
 use tessera_proto::v1 as pb;
@@ -194,6 +195,11 @@ impl Outbox for Shell<'_> {
                                 })
                                 .collect(),
                             priority: a.priority,
+                            persisted: a.reads.map(|((job, task), holders)| pb::PersistedInput {
+                                job: job.0,
+                                task,
+                                addresses: holders.iter().map(|&h| self.address(h)).collect(),
+                            }),
                         })
                     })
                     .collect(),
@@ -377,6 +383,65 @@ impl Actor {
                 return Ok(JobId(id));
             }
         }
+    }
+
+    /// The kept chunk each task of a `Persisted` layer copies: block `b` of the layer is output
+    /// chunk `b` of the kept job. Refused, with the same words whether the job does not exist or the
+    /// key is wrong (so nobody learns which jobs exist), when the kept job is not alive or its key
+    /// does not match; and when the layer's grid or dtype is not the kept output's.
+    fn kept_reads(&self, graph: &TaskGraph) -> Result<Vec<(u32, core::ChunkRef)>, Status> {
+        let layers = graph.graph.layers();
+        // Per layer: the kept job's output tasks, once checked.
+        let mut checked: HashMap<u32, (JobId, &[u32], Vec<usize>)> = HashMap::new();
+        let mut reads = Vec::new();
+        for (t, task) in graph.tasks.iter().enumerate() {
+            let layer = &layers[task.layer as usize];
+            let Op::Persisted(p) = &layer.op else {
+                continue;
+            };
+            if let std::collections::hash_map::Entry::Vacant(slot) = checked.entry(task.layer) {
+                let entry = self
+                    .jobs
+                    .get(&JobId(p.job))
+                    .filter(|e| constant_time_eq(&e.key, &p.key))
+                    .ok_or_else(|| {
+                        Status::permission_denied(format!(
+                            "layer {}: persisted job {:016x} is not kept for this client: it was released (unpersisted, dropped, or its client disconnected), or it belongs to another client",
+                            layer.id, p.job
+                        ))
+                    })?;
+                let kept = &entry.graph;
+                let out = match (kept.outputs.as_slice(), kept.graph.outputs()) {
+                    ([tasks], [id]) => kept.graph.get(*id).map(|l| (tasks, l)),
+                    _ => None,
+                };
+                let Some((tasks, _)) = out.filter(|(_, l)| l.meta == layer.meta) else {
+                    return Err(Status::invalid_argument(format!(
+                        "layer {}: its grid and dtype are not those of persisted job {:016x}'s output",
+                        layer.id, p.job
+                    )));
+                };
+                slot.insert((
+                    JobId(p.job),
+                    tasks.as_slice(),
+                    layer.meta.chunks.numblocks(),
+                ));
+            }
+            let (kept, tasks, numblocks) = &checked[&task.layer];
+            let flat = task
+                .block
+                .iter()
+                .zip(numblocks)
+                .fold(0usize, |acc, (&b, &n)| acc * n + b as usize);
+            let Some(&source) = tasks.get(flat) else {
+                return Err(Status::invalid_argument(format!(
+                    "layer {}: block {:?} is not in persisted job {:016x}'s output",
+                    layer.id, task.block, p.job
+                )));
+            };
+            reads.push((t as u32, (*kept, source)));
+        }
+        Ok(reads)
     }
 
     fn job_ended(&mut self, job: JobId) {
@@ -596,6 +661,16 @@ impl Actor {
                         return;
                     }
                 };
+                // Persisted arrays it reads: the kept jobs must be alive and the graph must carry
+                // their keys (which only their submitter received).
+                let reads = match self.kept_reads(&graph) {
+                    Ok(r) => r,
+                    Err(status) => {
+                        warn!("refused a job: {}", status.message());
+                        let _ = reply.send(Err(status));
+                        return;
+                    }
+                };
                 info!(job = %job, tasks = graph.tasks.len(), "job submitted");
                 self.jobs.insert(
                     job,
@@ -612,7 +687,18 @@ impl Actor {
                     workers: &self.workers,
                     jobs: &mut self.jobs,
                 };
-                core::on_job_submitted(&mut self.core, &mut shell, now, job, graph);
+                if reads.is_empty() {
+                    core::on_job_submitted(&mut self.core, &mut shell, now, job, graph);
+                } else {
+                    core::on_job_submitted_reading(
+                        &mut self.core,
+                        &mut shell,
+                        now,
+                        job,
+                        graph,
+                        reads,
+                    );
+                }
             }
             Event::Fetched { job, tasks } => {
                 core::on_outputs_fetched(&mut self.core, &mut shell, now, job, &tasks);
