@@ -14,6 +14,7 @@ pub mod histogram;
 pub mod linalg;
 pub mod map_blocks;
 pub mod matmul;
+pub mod overlap;
 pub mod program;
 pub mod quantile;
 pub mod reduce;
@@ -39,6 +40,7 @@ pub use histogram::{BinCountOp, HistogramOp};
 pub use linalg::{LinalgKind, LinalgOp};
 pub use map_blocks::BlockFn;
 pub use matmul::MatmulOp;
+pub use overlap::{Boundary, OverlapOp, TrimOp};
 pub use program::{Distribution, Instr, Leaf, LeafKind, POISSON_MAX_LAM, ParamF64, Program};
 pub use quantile::QuantileOp;
 pub use reduce::{Finalize, ReduceCombine, ReduceSink, Reduction};
@@ -110,6 +112,11 @@ pub enum Op {
     /// A step of TSQR on row blocks, or a factorization of a matrix held in one chunk
     /// (`tessera::linalg`).
     Linalg(LinalgOp),
+    /// Every block grown by its neighbours' edge slabs (dask's `overlap`): block `b` reads its
+    /// neighbours along each axis (and, for a periodic boundary, the block at the other end).
+    Overlap(OverlapOp),
+    /// Every block cut by the margins an overlap added (dask's `trim_internal`).
+    Trim(TrimOp),
 }
 
 /// What a layer's chunks hold, which decides who may read them.
@@ -268,6 +275,8 @@ impl Op {
             Op::BinCount(o) => o.output_meta(inputs),
             Op::TopK(o) => o.output_meta(inputs),
             Op::Linalg(l) => l.output_meta(inputs),
+            Op::Overlap(o) => o.output_meta(inputs),
+            Op::Trim(o) => o.output_meta(inputs),
         }
     }
 
@@ -323,6 +332,8 @@ impl Op {
             Op::BinCount(_) => "bincount",
             Op::TopK(o) => o.name(),
             Op::Linalg(l) => l.name(),
+            Op::Overlap(_) => "overlap",
+            Op::Trim(_) => "trim",
         }
     }
 
@@ -406,6 +417,8 @@ impl Op {
                 t.u64(o.indexed as u64);
             }
             Op::Linalg(l) => l.tokenize(t),
+            Op::Overlap(o) => o.tokenize(t),
+            Op::Trim(o) => o.tokenize(t),
         }
     }
 
@@ -448,6 +461,8 @@ impl Op {
             Op::BinCount(b) => b.deps(block, out),
             Op::TopK(o) => o.deps(block, out),
             Op::Linalg(l) => l.deps(inputs, block, out),
+            Op::Overlap(o) => o.deps(inputs[0], block, out),
+            Op::Trim(_) => out.push((0, block.iter().copied().collect())),
         }
     }
 
@@ -486,6 +501,8 @@ impl Op {
             Op::BinCount(b) => b.run(deps)?,
             Op::TopK(o) => o.run(inputs, block, deps)?,
             Op::Linalg(l) => l.run(deps)?,
+            Op::Overlap(o) => o.run(inputs[0], block, deps)?,
+            Op::Trim(o) => o.run(inputs[0], block, deps)?,
         };
         Ok(Arc::new(value))
     }

@@ -151,6 +151,8 @@ const OP_NAMES: &[&str] = &[
     "bincount",
     "topk",
     "argtopk",
+    "overlap",
+    "trim",
 ];
 
 /// The engine's own `&'static str` for a layer name from the wire. [`LayerId::name`] is static, and

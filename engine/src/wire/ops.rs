@@ -12,12 +12,14 @@ use super::{
 use crate::data::ChunkValue;
 use crate::error::{Error, Result};
 use crate::io::zarr::{ZarrArrayRef, ZarrStore};
+use crate::meta::Scalar;
 use crate::ops::structure::Piece;
 use crate::ops::{
     AxisSlice, Finalize, FromArray, LinalgKind, LinalgOp, Materialized, MatmulOp, NpySource, Op,
     QuantileOp, ReduceCombine, ScanFn, ScanOp, SliceOp, TakeOp, ZarrSource, ZarrWrite,
 };
 use crate::ops::{BinCountOp, HistogramOp, IsInOp, SearchSortedOp, SortOp, SortStage, TopKOp};
+use crate::ops::{Boundary, OverlapOp, TrimOp};
 
 // ---------------------------------------------------------------------------------------------
 // reductions and slices
@@ -399,6 +401,24 @@ impl TryFrom<&Op> for pb::Op {
             Op::Linalg(l) => W::Linalg(pb::Linalg {
                 kind: l.kind.code(),
             }),
+            Op::Overlap(o) => W::Overlap(pb::Overlap {
+                depth: u64s(&o.depth),
+                boundary: o
+                    .boundary
+                    .iter()
+                    .map(|b| pb::Boundary {
+                        kind: b.code(),
+                        constant: match b {
+                            Boundary::Constant(c) => Some((*c).into()),
+                            _ => None,
+                        },
+                    })
+                    .collect(),
+            }),
+            Op::Trim(o) => W::Trim(pb::Trim {
+                depth: u64s(&o.depth),
+                outer: o.outer.clone(),
+            }),
             Op::MapBlocks(f) => {
                 return Err(Error::NotSerializable {
                     key: format!("map-blocks closure {:#x}", f.token()),
@@ -485,6 +505,27 @@ impl TryFrom<pb::Op> for Op {
                 kind: LinalgKind::from_code(l.kind)
                     .ok_or_else(|| wire(format!("unknown linalg kind value {}", l.kind)))?,
             }),
+            W::Overlap(o) => Op::Overlap(OverlapOp {
+                depth: usizes_of(&o.depth, "overlap depth")?,
+                boundary: o
+                    .boundary
+                    .into_iter()
+                    .map(|b| {
+                        let constant = b.constant.map(Scalar::try_from).transpose()?;
+                        Boundary::from_code(b.kind, constant).ok_or_else(|| {
+                            wire(format!(
+                                "unknown overlap boundary value {} (or a constant one without \
+                                 its constant)",
+                                b.kind
+                            ))
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?,
+            }),
+            W::Trim(o) => Op::Trim(TrimOp {
+                depth: usizes_of(&o.depth, "trim depth")?,
+                outer: o.outer,
+            }),
         })
     }
 }
@@ -537,6 +578,8 @@ mod tests {
             Op::BinCount(_) => "op_bin_count",
             Op::TopK(_) => "op_top_k",
             Op::Linalg(_) => "op_linalg",
+            Op::Overlap(_) => "op_overlap",
+            Op::Trim(_) => "op_trim",
         }
     }
 
@@ -946,5 +989,41 @@ mod tests {
             Err(Error::NotSerializable { key }) => assert_eq!(key, y.id().to_string()),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn op_overlap() {
+        use crate::ops::Boundary;
+        for b in [
+            Boundary::Reflect,
+            Boundary::Periodic,
+            Boundary::Nearest,
+            Boundary::None,
+            Boundary::Constant(crate::Scalar::F64(-2.5)),
+        ] {
+            let y = x().overlap(&[2, 1], &[b, Boundary::Periodic]).unwrap();
+            assert_round_trip(&top_op(&y, "op_overlap"));
+        }
+        let bad = pb::Op {
+            op: Some(pb::op::Op::Overlap(pb::Overlap {
+                depth: vec![1],
+                boundary: vec![pb::Boundary {
+                    kind: 4,
+                    constant: None,
+                }],
+            })),
+        };
+        assert!(what(Op::try_from(bad).unwrap_err()).contains("unknown overlap boundary value 4"));
+    }
+
+    #[test]
+    fn op_trim() {
+        use crate::ops::Boundary;
+        let y = x()
+            .overlap(&[2, 1], &[Boundary::None, Boundary::Reflect])
+            .unwrap()
+            .trim_internal(&[2, 1], &[Boundary::None, Boundary::Reflect])
+            .unwrap();
+        assert_round_trip(&top_op(&y, "op_trim"));
     }
 }
