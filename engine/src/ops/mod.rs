@@ -13,6 +13,7 @@ pub mod elementwise;
 pub mod histogram;
 pub mod linalg;
 pub mod map_blocks;
+pub mod mask;
 pub mod matmul;
 pub mod overlap;
 pub mod program;
@@ -39,6 +40,7 @@ pub use elementwise::{BinaryFn, CmpFn, ElemFunc, UnaryFn};
 pub use histogram::{BinCountOp, HistogramOp};
 pub use linalg::{LinalgKind, LinalgOp};
 pub use map_blocks::BlockFn;
+pub use mask::{MaskOp, MaskStage};
 pub use matmul::MatmulOp;
 pub use overlap::{Boundary, OverlapOp, TrimOp};
 pub use program::{Distribution, Instr, Leaf, LeafKind, POISSON_MAX_LAM, ParamF64, Program};
@@ -117,6 +119,9 @@ pub enum Op {
     Overlap(OverlapOp),
     /// Every block cut by the margins an overlap added (dask's `trim_internal`).
     Trim(TrimOp),
+    /// A stage of a boolean-mask selection on flat arrays: per-chunk counts of the mask, then the
+    /// selected values or positions with those counts fixing the output chunks.
+    Mask(MaskOp),
 }
 
 /// What a layer's chunks hold, which decides who may read them.
@@ -277,6 +282,7 @@ impl Op {
             Op::Linalg(l) => l.output_meta(inputs),
             Op::Overlap(o) => o.output_meta(inputs),
             Op::Trim(o) => o.output_meta(inputs),
+            Op::Mask(o) => o.output_meta(inputs),
         }
     }
 
@@ -334,6 +340,7 @@ impl Op {
             Op::Linalg(l) => l.name(),
             Op::Overlap(_) => "overlap",
             Op::Trim(_) => "trim",
+            Op::Mask(o) => o.name(),
         }
     }
 
@@ -419,6 +426,7 @@ impl Op {
             Op::Linalg(l) => l.tokenize(t),
             Op::Overlap(o) => o.tokenize(t),
             Op::Trim(o) => o.tokenize(t),
+            Op::Mask(o) => o.tokenize(t),
         }
     }
 
@@ -463,6 +471,7 @@ impl Op {
             Op::Linalg(l) => l.deps(inputs, block, out),
             Op::Overlap(o) => o.deps(inputs[0], block, out),
             Op::Trim(_) => out.push((0, block.iter().copied().collect())),
+            Op::Mask(o) => o.deps(block, out),
         }
     }
 
@@ -503,6 +512,7 @@ impl Op {
             Op::Linalg(l) => l.run(deps)?,
             Op::Overlap(o) => o.run(inputs[0], block, deps)?,
             Op::Trim(o) => o.run(inputs[0], block, deps)?,
+            Op::Mask(o) => o.run(inputs[inputs.len() - 1], block, deps)?,
         };
         Ok(Arc::new(value))
     }

@@ -153,6 +153,9 @@ const OP_NAMES: &[&str] = &[
     "argtopk",
     "overlap",
     "trim",
+    "mask-count",
+    "mask-select",
+    "flatnonzero",
 ];
 
 /// The engine's own `&'static str` for a layer name from the wire. [`LayerId::name`] is static, and

@@ -19,7 +19,7 @@ use crate::ops::{
     QuantileOp, ReduceCombine, ScanFn, ScanOp, SliceOp, TakeOp, ZarrSource, ZarrWrite,
 };
 use crate::ops::{BinCountOp, HistogramOp, IsInOp, SearchSortedOp, SortOp, SortStage, TopKOp};
-use crate::ops::{Boundary, OverlapOp, TrimOp};
+use crate::ops::{Boundary, MaskOp, MaskStage, OverlapOp, TrimOp};
 
 // ---------------------------------------------------------------------------------------------
 // reductions and slices
@@ -419,6 +419,24 @@ impl TryFrom<&Op> for pb::Op {
                 depth: u64s(&o.depth),
                 outer: o.outer.clone(),
             }),
+            Op::Mask(o) => W::Mask(match &o.stage {
+                MaskStage::Count => pb::Mask {
+                    stage: 0,
+                    counts: vec![],
+                    groups: vec![],
+                    indices: false,
+                },
+                MaskStage::Select {
+                    counts,
+                    groups,
+                    indices,
+                } => pb::Mask {
+                    stage: 1,
+                    counts: counts.to_vec(),
+                    groups: u64s(groups),
+                    indices: *indices,
+                },
+            }),
             Op::MapBlocks(f) => {
                 return Err(Error::NotSerializable {
                     key: format!("map-blocks closure {:#x}", f.token()),
@@ -526,6 +544,17 @@ impl TryFrom<pb::Op> for Op {
                 depth: usizes_of(&o.depth, "trim depth")?,
                 outer: o.outer,
             }),
+            W::Mask(m) => Op::Mask(MaskOp {
+                stage: match m.stage {
+                    0 => MaskStage::Count,
+                    1 => MaskStage::Select {
+                        counts: Arc::new(m.counts),
+                        groups: usizes_of(&m.groups, "mask chunk group end")?,
+                        indices: m.indices,
+                    },
+                    s => return Err(wire(format!("unknown mask stage value {s}"))),
+                },
+            }),
         })
     }
 }
@@ -580,6 +609,7 @@ mod tests {
             Op::Linalg(_) => "op_linalg",
             Op::Overlap(_) => "op_overlap",
             Op::Trim(_) => "op_trim",
+            Op::Mask(_) => "op_mask",
         }
     }
 
@@ -1025,5 +1055,35 @@ mod tests {
             .trim_internal(&[2, 1], &[Boundary::None, Boundary::Reflect])
             .unwrap();
         assert_round_trip(&top_op(&y, "op_trim"));
+    }
+
+    #[test]
+    fn op_mask() {
+        let m = x().gt(0.5).unwrap();
+        let y = x().mask_select(&m).unwrap();
+        assert_round_trip(&top_op(&y, "op_mask"));
+        let counts = y
+            .graph()
+            .layers()
+            .iter()
+            .find(|l| matches!(&l.op, Op::Mask(o) if o.stage == crate::ops::MaskStage::Count))
+            .map(|l| l.op.clone());
+        assert!(
+            counts.is_none(),
+            "the counts were computed before the selection was built"
+        );
+        assert_round_trip(&top_op(&m.flatnonzero().unwrap(), "op_mask"));
+        assert_round_trip(&Op::Mask(crate::ops::MaskOp {
+            stage: crate::ops::MaskStage::Count,
+        }));
+        let bad = pb::Op {
+            op: Some(pb::op::Op::Mask(pb::Mask {
+                stage: 7,
+                counts: vec![],
+                groups: vec![],
+                indices: false,
+            })),
+        };
+        assert!(what(Op::try_from(bad).unwrap_err()).contains("unknown mask stage value 7"));
     }
 }
