@@ -52,7 +52,7 @@ fn mask_select_matches_ndarray_filtering_on_every_grid() {
                 assert_eq!(y.shape(), want.shape(), "{name} {shape:?} p={p}");
                 check(&y, &want);
                 // No empty chunk unless the selection is empty.
-                if want.len() > 0 {
+                if !want.is_empty() {
                     assert!(!y.chunks().axis(0).contains(&0), "{name}: {:?}", y.chunks());
                 }
             }
