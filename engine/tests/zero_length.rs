@@ -152,3 +152,26 @@ fn cumsum_concatenate_matmul_take() {
         &ArrayD::from_shape_vec(IxDyn(&[sel.len()]), sel).unwrap(),
     );
 }
+
+#[test]
+fn overlap_along_an_axis_next_to_empty_chunks() {
+    use tessera::Boundary;
+    let a = sample::<f64>(&[7, 7], 10);
+    let x = from_array(
+        a.clone(),
+        ChunkSpec::Explicit(vec![vec![3, 0, 4], vec![2, 2, 3]]),
+    )
+    .unwrap();
+    for mode in [
+        Boundary::Periodic,
+        Boundary::None,
+        Boundary::Constant(0.5.into()),
+    ] {
+        let g = x.overlap(&[0, 1], &[mode]).unwrap();
+        assert_eq!(g.chunks().axis(0), &[3, 0, 4]);
+        let t = g.trim_internal(&[0, 1], &[mode]).unwrap();
+        check(&t, &a);
+    }
+    // Depth along the axis with the empty chunk: the smallest chunk there is 0, so rechunk first.
+    assert!(x.overlap(&[1, 0], &[Boundary::Reflect]).is_err());
+}

@@ -257,6 +257,10 @@ impl AxisPlan {
             .collect();
         blocks.sort_unstable();
         blocks.dedup();
+        if blocks.is_empty() {
+            // A zero-length chunk with no margin on this axis: it reads itself, and copies nothing.
+            blocks.push(b as u32);
+        }
         let source = global
             .iter()
             .map(|g| {
@@ -279,7 +283,9 @@ impl AxisPlan {
             r[k].0 = r[k].0.min(i);
             r[k].1 = r[k].1.max(i + 1);
         }
-        r
+        r.into_iter()
+            .map(|(s, e)| if s > e { (0, 0) } else { (s, e) })
+            .collect()
     }
 }
 
