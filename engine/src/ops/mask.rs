@@ -320,3 +320,42 @@ fn select<T: Element>(
         ArrayD::from_shape_vec(IxDyn(&[n]), out).expect("1-d"),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::meta::Chunks;
+
+    #[test]
+    fn runs_close_at_the_target_and_absorb_empty_tails() {
+        assert_eq!(group_counts(&[0, 4, 0, 0, 2], 4), vec![2, 5]);
+        assert_eq!(group_counts(&[0, 4, 0, 0], 4), vec![4]);
+        assert_eq!(group_counts(&[0, 0, 0], 4), vec![3]);
+        assert_eq!(group_counts(&[5, 5, 5], 4), vec![1, 2, 3]);
+        assert_eq!(group_counts(&[1, 1, 1, 1, 1], 2), vec![2, 4, 5]);
+    }
+
+    #[test]
+    fn counts_that_disagree_with_the_mask_are_a_typed_error() {
+        let meta = ArrayMeta {
+            chunks: Chunks::from_sizes(vec![vec![3]]),
+            dtype: DType::Bool,
+        };
+        let mask = ArrayData::Bool(ndarray::arr1(&[true, false, true]).into_dyn());
+        let op = MaskOp {
+            stage: MaskStage::Select {
+                counts: Arc::new(vec![1]),
+                groups: vec![1],
+                indices: true,
+            },
+        };
+        let err = op
+            .run(&meta, &[0], &[Arc::new(ChunkValue::Array(mask))])
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("mask chunk 0 holds 2 true entries, the selection was planned for 1"),
+            "{err}"
+        );
+    }
+}
