@@ -72,5 +72,5 @@ pub use io::zarr::{BloscCompressor, ZarrCodec, ZarrOptions, ZarrReadOptions, Zar
 pub use jobs::{JobHandle, JobStatus};
 pub use meta::{ChunkSpec, Chunks, DType, Scalar};
 pub use ndarray::s;
-pub use ops::{Op, Reduction};
+pub use ops::{Boundary, Op, Reduction};
 pub use progress_bar::set_progress_bar;

@@ -254,7 +254,8 @@ pub struct Chunks {
 
 impl Chunks {
     /// A chunk grid the engine can index: every axis has chunks (a length-0 axis exactly one, of size 0;
-    /// otherwise none empty), block indices fit in `u32`, and element and chunk counts fit in `usize`.
+    /// a non-empty axis may hold zero-length chunks, as in dask), block indices fit in `u32`, and
+    /// element and chunk counts fit in `usize`.
     pub fn well_formed(&self) -> std::result::Result<(), String> {
         let c = self;
         let mut elems = 1usize;
@@ -272,7 +273,7 @@ impl Chunks {
                         "axis {axis} has length 0 and must have exactly one chunk"
                     ));
                 }
-                _ if sizes.contains(&0) => return Err(format!("axis {axis} has an empty chunk")),
+                // Zero-length chunks on a non-empty axis are allowed, as dask allows them.
                 _ => {}
             }
             if u32::try_from(sizes.len()).is_err() {
@@ -347,12 +348,6 @@ impl Chunks {
                             reason: format!(
                                 "chunks {axis_sizes:?} on axis {axis} add up to {total}, not {n}"
                             ),
-                        });
-                    }
-                    if n > 0 && axis_sizes.contains(&0) {
-                        return Err(Error::InvalidChunks {
-                            shape: shape.to_vec(),
-                            reason: format!("empty chunk in {axis_sizes:?} on axis {axis}"),
                         });
                     }
                     if n == 0 && axis_sizes.len() != 1 {
@@ -477,11 +472,10 @@ impl Chunks {
 
     /// Index of the chunk containing element `index` along `axis`.
     pub fn block_of(&self, axis: usize, index: usize) -> usize {
+        // The last chunk starting at or before `index`: with zero-length chunks several start at
+        // the same offset, and only the last of them holds the element.
         let off = &self.offsets[axis];
-        match off.binary_search(&index) {
-            Ok(i) => i.min(self.sizes[axis].len() - 1),
-            Err(i) => i - 1,
-        }
+        (off.partition_point(|&o| o <= index) - 1).min(self.sizes[axis].len() - 1)
     }
 
     /// Range of chunk indices along `axis` that intersect the element range `[start, end)`.
@@ -580,5 +574,17 @@ mod tests {
         assert_eq!(c.axis(1)[0], 200_000);
         let c = Chunks::auto(&[], DType::F64, 8);
         assert_eq!(c.num_chunks(), 1);
+    }
+
+    #[test]
+    fn zero_length_chunks_are_well_formed_and_never_hold_an_element() {
+        let c = Chunks::resolve(&[10], &vec![vec![0, 5, 0, 0, 5, 0]].into(), DType::F64).unwrap();
+        assert_eq!(c.well_formed(), Ok(()));
+        assert_eq!(c.block_of(0, 0), 1);
+        assert_eq!(c.block_of(0, 4), 1);
+        assert_eq!(c.block_of(0, 5), 4);
+        assert_eq!(c.block_of(0, 9), 4);
+        assert_eq!(c.blocks_in(0, 3, 7), 1..5);
+        assert!(Chunks::from_sizes(vec![vec![0, 0]]).well_formed().is_err());
     }
 }

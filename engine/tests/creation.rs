@@ -109,8 +109,11 @@ fn bad_chunks_are_typed_errors() {
         zeros::<f64>(&[10], vec![vec![3, 3]]),
         Err(Error::InvalidChunks { .. })
     ));
+    // A zero-length chunk on a non-empty axis is fine (as in dask); a length-0 axis still has one.
+    let z = zeros::<f64>(&[10], vec![vec![10, 0]]).unwrap();
+    assert_eq!(z.chunks().axis(0), &[10, 0]);
     assert!(matches!(
-        zeros::<f64>(&[10], vec![vec![10, 0]]),
+        zeros::<f64>(&[0], vec![vec![0, 0]]),
         Err(Error::InvalidChunks { .. })
     ));
     assert!(matches!(

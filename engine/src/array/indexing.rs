@@ -1,13 +1,26 @@
 //! Integer-array indexing: numpy's `take` along an axis with indices known when the graph is built
 //! (negative ones count from the end), as one [`Op::Take`] layer, and the functions that are a take
-//! of indices worked out from their arguments: `repeat`, `compress`, `delete`.
+//! of indices worked out from their arguments: `repeat`, `compress`, `delete`; and boolean masks
+//! (`x[mask]` as [`Array::mask_select`], `extract`, `nonzero`, `argwhere`, `flatnonzero`).
+//!
+//! A mask's selection has a length that depends on the data, while tessera fixes every chunk size
+//! when the graph is built. So these functions first run a small job — the number of true entries
+//! in each chunk of the flattened mask, one integer per chunk, on the executor given (the local one
+//! by default) — and then build a lazy [`Op::Mask`] layer whose output chunks those counts fix
+//! (each output chunk is the selections of a run of consecutive mask chunks; see
+//! [`crate::ops::mask`]). The values themselves are selected only when the result is computed, and
+//! a task checks the counts against the mask it reads. `where_(m, x, y)`, which keeps the shape,
+//! needs none of this and stays fully lazy.
 
 use std::sync::Arc;
 
-use super::Array;
+use super::{Array, Executor};
+use crate::data::ArrayData;
 use crate::error::{Error, Result};
+use crate::meta::DType;
+use crate::ops::mask::group_counts;
 use crate::ops::reduce::normalize_axis;
-use crate::ops::{Op, TakeOp};
+use crate::ops::{MaskOp, MaskStage, Op, TakeOp};
 
 impl Array {
     /// The positions `indices` along `axis` (numpy's `take`, or `x[[i, j, …]]` along axis 0); indices
@@ -136,4 +149,157 @@ impl Array {
             None => Ok((self.ravel()?, 0)),
         }
     }
+
+    /// The elements where `mask` is true, in C order, as a 1-D array (numpy's `x[mask]` with a
+    /// boolean mask of `x`'s shape). Counts the mask's true entries per chunk first (a small job on
+    /// the local executor; see the module notes), then selects lazily.
+    ///
+    /// ```
+    /// let x = tessera::arange(0i64, 12, 1, [5]).unwrap().reshape(&[3, 4]).unwrap();
+    /// let m = x.remainder(3i64).unwrap().eq(0i64).unwrap();
+    /// let y = x.mask_select(&m).unwrap().compute::<i64>().unwrap();
+    /// assert_eq!(y.into_raw_vec_and_offset().0, vec![0, 3, 6, 9]);
+    /// ```
+    pub fn mask_select(&self, mask: &Array) -> Result<Array> {
+        self.mask_select_on(mask, super::default_executor())
+    }
+
+    /// [`Array::mask_select`], counting the mask on `executor` (a cluster client, say).
+    pub fn mask_select_on(&self, mask: &Array, executor: &dyn Executor) -> Result<Array> {
+        if mask.dtype() != DType::Bool {
+            return Err(Error::DTypeMismatch {
+                expected: DType::Bool,
+                actual: mask.dtype(),
+            });
+        }
+        if mask.shape() != self.shape() {
+            return Err(Error::ShapeMismatch {
+                op: "mask_select",
+                reason: format!(
+                    "a boolean mask of shape {:?} for an array of shape {:?}",
+                    mask.shape(),
+                    self.shape()
+                ),
+            });
+        }
+        let values = self.ravel()?;
+        let mut flat = mask.ravel()?;
+        if flat.chunks() != values.chunks() {
+            flat = flat.rechunk(values.chunks().sizes().to_vec())?;
+        }
+        select(Some(values), flat, executor)
+    }
+
+    /// The elements of `self` where `condition` is nonzero, flattened (numpy's
+    /// `extract(condition, arr)`, written `arr.extract(&condition)`).
+    pub fn extract(&self, condition: &Array) -> Result<Array> {
+        self.mask_select(&condition.astype(DType::Bool)?)
+    }
+
+    /// The flat (C-order) positions of the nonzero elements, as an i64 array (numpy's
+    /// `flatnonzero`).
+    ///
+    /// ```
+    /// let x = tessera::from_array(ndarray::arr1(&[0.0, 2.0, 0.0, -1.0]).into_dyn(), [3]).unwrap();
+    /// let i = x.flatnonzero().unwrap().compute::<i64>().unwrap();
+    /// assert_eq!(i.into_raw_vec_and_offset().0, vec![1, 3]);
+    /// ```
+    pub fn flatnonzero(&self) -> Result<Array> {
+        self.flatnonzero_on(super::default_executor())
+    }
+
+    /// [`Array::flatnonzero`], counting on `executor`.
+    pub fn flatnonzero_on(&self, executor: &dyn Executor) -> Result<Array> {
+        let flat = self.astype(DType::Bool)?.ravel()?;
+        select(None, flat, executor)
+    }
+
+    /// The indices of the nonzero elements, one i64 array per axis (numpy's `nonzero`); a 0-d array
+    /// is treated as 1-d, as numpy's `atleast_1d`.
+    ///
+    /// ```
+    /// let x = tessera::from_array(ndarray::arr2(&[[0, 5], [7, 0]]).into_dyn(), [1, 2]).unwrap();
+    /// let [r, c] = <[_; 2]>::try_from(x.nonzero().unwrap()).unwrap();
+    /// assert_eq!(r.compute::<i64>().unwrap().into_raw_vec_and_offset().0, vec![0, 1]);
+    /// assert_eq!(c.compute::<i64>().unwrap().into_raw_vec_and_offset().0, vec![1, 0]);
+    /// ```
+    pub fn nonzero(&self) -> Result<Vec<Array>> {
+        self.nonzero_on(super::default_executor())
+    }
+
+    /// [`Array::nonzero`], counting on `executor`.
+    pub fn nonzero_on(&self, executor: &dyn Executor) -> Result<Vec<Array>> {
+        let x = if self.ndim() == 0 {
+            self.reshape(&[1])?
+        } else {
+            self.clone()
+        };
+        let flat = x.flatnonzero_on(executor)?;
+        let shape = x.shape().to_vec();
+        let mut out = Vec::with_capacity(shape.len());
+        let mut stride: usize = shape.iter().product();
+        for &n in &shape {
+            stride /= n.max(1);
+            let i = flat.floor_divide(stride.max(1) as i64)?;
+            out.push(i.remainder(n.max(1) as i64)?);
+        }
+        Ok(out)
+    }
+
+    /// The indices of the nonzero elements as rows of a `(count, ndim)` i64 array (numpy's
+    /// `argwhere`).
+    pub fn argwhere(&self) -> Result<Array> {
+        self.argwhere_on(super::default_executor())
+    }
+
+    /// [`Array::argwhere`], counting on `executor`.
+    pub fn argwhere_on(&self, executor: &dyn Executor) -> Result<Array> {
+        if self.ndim() == 0 {
+            // numpy: a 0-d argwhere has shape (count, 0), count 1 when the element is nonzero.
+            let count = self.flatnonzero_on(executor)?.shape()[0];
+            return super::zeros::<i64>(&[count, 0], [count.max(1), 1]);
+        }
+        let idx = self.nonzero_on(executor)?;
+        let refs: Vec<&Array> = idx.iter().collect();
+        super::stack(&refs, 1)
+    }
+}
+
+/// The selection of `values` (or the positions, without values) where the flat `mask` is true: its
+/// per-chunk counts computed on `executor`, then one lazy [`Op::Mask`] layer.
+fn select(values: Option<Array>, mask: Array, executor: &dyn Executor) -> Result<Array> {
+    let counted = Array::from_op(
+        Op::Mask(MaskOp {
+            stage: MaskStage::Count,
+        }),
+        vec![mask.clone()],
+        None,
+    )?;
+    let counts: Vec<u64> = match counted.compute_on(executor)? {
+        ArrayData::I64(c) => c.iter().map(|&n| n as u64).collect(),
+        other => {
+            return Err(Error::DTypeMismatch {
+                expected: DType::I64,
+                actual: other.dtype(),
+            });
+        }
+    };
+    let target = mask.chunks().axis(0).iter().copied().max().unwrap_or(1) as u64;
+    let groups = group_counts(&counts, target);
+    let indices = values.is_none();
+    let inputs = match values {
+        Some(v) => vec![v, mask],
+        None => vec![mask],
+    };
+    Array::from_op(
+        Op::Mask(MaskOp {
+            stage: MaskStage::Select {
+                counts: Arc::new(counts),
+                groups,
+                indices,
+            },
+        }),
+        inputs,
+        None,
+    )
 }

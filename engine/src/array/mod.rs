@@ -10,6 +10,7 @@ mod histogram;
 mod indexing;
 pub mod linalg;
 mod manipulation;
+mod overlap;
 mod random;
 mod reduction;
 mod sets;

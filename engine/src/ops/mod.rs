@@ -13,8 +13,10 @@ pub mod elementwise;
 pub mod histogram;
 pub mod linalg;
 pub mod map_blocks;
+pub mod mask;
 pub mod matmul;
 pub mod persisted;
+pub mod overlap;
 pub mod program;
 pub mod quantile;
 pub mod reduce;
@@ -39,8 +41,10 @@ pub use elementwise::{BinaryFn, CmpFn, ElemFunc, UnaryFn};
 pub use histogram::{BinCountOp, HistogramOp};
 pub use linalg::{LinalgKind, LinalgOp};
 pub use map_blocks::BlockFn;
+pub use mask::{MaskOp, MaskStage};
 pub use matmul::MatmulOp;
 pub use persisted::{Keeper, Persisted};
+pub use overlap::{Boundary, OverlapOp, TrimOp};
 pub use program::{Distribution, Instr, Leaf, LeafKind, POISSON_MAX_LAM, ParamF64, Program};
 pub use quantile::QuantileOp;
 pub use reduce::{Finalize, ReduceCombine, ReduceSink, Reduction};
@@ -115,6 +119,14 @@ pub enum Op {
     /// Chunks kept on a cluster's workers by an earlier job of the same client
     /// (`persist_on(&client)`); readable only on that cluster.
     Persisted(Persisted),
+    /// Every block grown by its neighbours' edge slabs (dask's `overlap`): block `b` reads its
+    /// neighbours along each axis (and, for a periodic boundary, the block at the other end).
+    Overlap(OverlapOp),
+    /// Every block cut by the margins an overlap added (dask's `trim_internal`).
+    Trim(TrimOp),
+    /// A stage of a boolean-mask selection on flat arrays: per-chunk counts of the mask, then the
+    /// selected values or positions with those counts fixing the output chunks.
+    Mask(MaskOp),
 }
 
 /// What a layer's chunks hold, which decides who may read them.
@@ -274,6 +286,9 @@ impl Op {
             Op::TopK(o) => o.output_meta(inputs),
             Op::Linalg(l) => l.output_meta(inputs),
             Op::Persisted(p) => p.output_meta(inputs, chosen),
+            Op::Overlap(o) => o.output_meta(inputs),
+            Op::Trim(o) => o.output_meta(inputs),
+            Op::Mask(o) => o.output_meta(inputs),
         }
     }
 
@@ -330,6 +345,9 @@ impl Op {
             Op::TopK(o) => o.name(),
             Op::Linalg(l) => l.name(),
             Op::Persisted(_) => "persisted",
+            Op::Overlap(_) => "overlap",
+            Op::Trim(_) => "trim",
+            Op::Mask(o) => o.name(),
         }
     }
 
@@ -414,6 +432,9 @@ impl Op {
             }
             Op::Linalg(l) => l.tokenize(t),
             Op::Persisted(p) => p.tokenize(t),
+            Op::Overlap(o) => o.tokenize(t),
+            Op::Trim(o) => o.tokenize(t),
+            Op::Mask(o) => o.tokenize(t),
         }
     }
 
@@ -460,6 +481,9 @@ impl Op {
             Op::BinCount(b) => b.deps(block, out),
             Op::TopK(o) => o.deps(block, out),
             Op::Linalg(l) => l.deps(inputs, block, out),
+            Op::Overlap(o) => o.deps(inputs[0], block, out),
+            Op::Trim(_) => out.push((0, block.iter().copied().collect())),
+            Op::Mask(o) => o.deps(block, out),
         }
     }
 
@@ -499,6 +523,9 @@ impl Op {
             Op::TopK(o) => o.run(inputs, block, deps)?,
             Op::Linalg(l) => l.run(deps)?,
             Op::Persisted(p) => p.run(&layer.id.to_string())?,
+            Op::Overlap(o) => o.run(inputs[0], block, deps)?,
+            Op::Trim(o) => o.run(inputs[0], block, deps)?,
+            Op::Mask(o) => o.run(inputs[inputs.len() - 1], block, deps)?,
         };
         Ok(Arc::new(value))
     }

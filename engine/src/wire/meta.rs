@@ -152,6 +152,11 @@ const OP_NAMES: &[&str] = &[
     "bincount",
     "topk",
     "argtopk",
+    "overlap",
+    "trim",
+    "mask-count",
+    "mask-select",
+    "flatnonzero",
 ];
 
 /// The engine's own `&'static str` for a layer name from the wire. [`LayerId::name`] is static, and

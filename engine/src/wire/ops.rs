@@ -12,12 +12,14 @@ use super::{
 use crate::data::ChunkValue;
 use crate::error::{Error, Result};
 use crate::io::zarr::{ZarrArrayRef, ZarrStore};
+use crate::meta::Scalar;
 use crate::ops::structure::Piece;
 use crate::ops::{
     AxisSlice, Finalize, FromArray, LinalgKind, LinalgOp, Materialized, MatmulOp, NpySource, Op,
     Persisted, QuantileOp, ReduceCombine, ScanFn, ScanOp, SliceOp, TakeOp, ZarrSource, ZarrWrite,
 };
 use crate::ops::{BinCountOp, HistogramOp, IsInOp, SearchSortedOp, SortOp, SortStage, TopKOp};
+use crate::ops::{Boundary, MaskOp, MaskStage, OverlapOp, TrimOp};
 
 // ---------------------------------------------------------------------------------------------
 // reductions and slices
@@ -404,6 +406,42 @@ impl TryFrom<&Op> for pb::Op {
                 job_key: p.key.to_vec(),
                 token: p.token,
             }),
+            Op::Overlap(o) => W::Overlap(pb::Overlap {
+                depth: u64s(&o.depth),
+                boundary: o
+                    .boundary
+                    .iter()
+                    .map(|b| pb::Boundary {
+                        kind: b.code(),
+                        constant: match b {
+                            Boundary::Constant(c) => Some((*c).into()),
+                            _ => None,
+                        },
+                    })
+                    .collect(),
+            }),
+            Op::Trim(o) => W::Trim(pb::Trim {
+                depth: u64s(&o.depth),
+                outer: o.outer.clone(),
+            }),
+            Op::Mask(o) => W::Mask(match &o.stage {
+                MaskStage::Count => pb::Mask {
+                    stage: 0,
+                    counts: vec![],
+                    groups: vec![],
+                    indices: false,
+                },
+                MaskStage::Select {
+                    counts,
+                    groups,
+                    indices,
+                } => pb::Mask {
+                    stage: 1,
+                    counts: counts.to_vec(),
+                    groups: u64s(groups),
+                    indices: *indices,
+                },
+            }),
             Op::MapBlocks(f) => {
                 return Err(Error::NotSerializable {
                     key: format!("map-blocks closure {:#x}", f.token()),
@@ -496,6 +534,38 @@ impl TryFrom<pb::Op> for Op {
                 token: p.token,
                 keeper: None,
             }),
+            W::Overlap(o) => Op::Overlap(OverlapOp {
+                depth: usizes_of(&o.depth, "overlap depth")?,
+                boundary: o
+                    .boundary
+                    .into_iter()
+                    .map(|b| {
+                        let constant = b.constant.map(Scalar::try_from).transpose()?;
+                        Boundary::from_code(b.kind, constant).ok_or_else(|| {
+                            wire(format!(
+                                "unknown overlap boundary value {} (or a constant one without \
+                                 its constant)",
+                                b.kind
+                            ))
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?,
+            }),
+            W::Trim(o) => Op::Trim(TrimOp {
+                depth: usizes_of(&o.depth, "trim depth")?,
+                outer: o.outer,
+            }),
+            W::Mask(m) => Op::Mask(MaskOp {
+                stage: match m.stage {
+                    0 => MaskStage::Count,
+                    1 => MaskStage::Select {
+                        counts: Arc::new(m.counts),
+                        groups: usizes_of(&m.groups, "mask chunk group end")?,
+                        indices: m.indices,
+                    },
+                    s => return Err(wire(format!("unknown mask stage value {s}"))),
+                },
+            }),
         })
     }
 }
@@ -549,6 +619,9 @@ mod tests {
             Op::TopK(_) => "op_top_k",
             Op::Linalg(_) => "op_linalg",
             Op::Persisted(_) => "op_persisted",
+            Op::Overlap(_) => "op_overlap",
+            Op::Trim(_) => "op_trim",
+            Op::Mask(_) => "op_mask",
         }
     }
 
@@ -987,5 +1060,71 @@ mod tests {
             Err(Error::NotSerializable { key }) => assert_eq!(key, y.id().to_string()),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn op_overlap() {
+        use crate::ops::Boundary;
+        for b in [
+            Boundary::Reflect,
+            Boundary::Periodic,
+            Boundary::Nearest,
+            Boundary::None,
+            Boundary::Constant(crate::Scalar::F64(-2.5)),
+        ] {
+            let y = x().overlap(&[2, 1], &[b, Boundary::Periodic]).unwrap();
+            assert_round_trip(&top_op(&y, "op_overlap"));
+        }
+        let bad = pb::Op {
+            op: Some(pb::op::Op::Overlap(pb::Overlap {
+                depth: vec![1],
+                boundary: vec![pb::Boundary {
+                    kind: 4,
+                    constant: None,
+                }],
+            })),
+        };
+        assert!(what(Op::try_from(bad).unwrap_err()).contains("unknown overlap boundary value 4"));
+    }
+
+    #[test]
+    fn op_trim() {
+        use crate::ops::Boundary;
+        let y = x()
+            .overlap(&[2, 1], &[Boundary::None, Boundary::Reflect])
+            .unwrap()
+            .trim_internal(&[2, 1], &[Boundary::None, Boundary::Reflect])
+            .unwrap();
+        assert_round_trip(&top_op(&y, "op_trim"));
+    }
+
+    #[test]
+    fn op_mask() {
+        let m = x().gt(0.5).unwrap();
+        let y = x().mask_select(&m).unwrap();
+        assert_round_trip(&top_op(&y, "op_mask"));
+        let counts = y
+            .graph()
+            .layers()
+            .iter()
+            .find(|l| matches!(&l.op, Op::Mask(o) if o.stage == crate::ops::MaskStage::Count))
+            .map(|l| l.op.clone());
+        assert!(
+            counts.is_none(),
+            "the counts were computed before the selection was built"
+        );
+        assert_round_trip(&top_op(&m.flatnonzero().unwrap(), "op_mask"));
+        assert_round_trip(&Op::Mask(crate::ops::MaskOp {
+            stage: crate::ops::MaskStage::Count,
+        }));
+        let bad = pb::Op {
+            op: Some(pb::op::Op::Mask(pb::Mask {
+                stage: 7,
+                counts: vec![],
+                groups: vec![],
+                indices: false,
+            })),
+        };
+        assert!(what(Op::try_from(bad).unwrap_err()).contains("unknown mask stage value 7"));
     }
 }
