@@ -39,7 +39,9 @@ pub use histogram::{BinCountOp, HistogramOp};
 pub use linalg::{LinalgKind, LinalgOp};
 pub use map_blocks::BlockFn;
 pub use matmul::MatmulOp;
-pub use program::{Distribution, Instr, Leaf, LeafKind, POISSON_MAX_LAM, ParamF64, Program};
+pub use program::{
+    Distribution, Instr, Leaf, LeafKind, LeafWindow, POISSON_MAX_LAM, ParamF64, Program,
+};
 pub use quantile::QuantileOp;
 pub use reduce::{Finalize, ReduceCombine, ReduceSink, Reduction};
 pub use scan::{ScanFn, ScanOp};
