@@ -186,58 +186,71 @@ fn ln_lane(x: f64) -> f64 {
 
 /// Recomputes with `exact` every element the lane function does not cover (`!covered(x)`). The
 /// check is a vectorized fold; the scalar pass only runs for tiles that hold such an element.
+///
+/// Loops here are plain `while` loops over indices: iterator adapters (`zip`, `fold`) are generic
+/// functions that may stay out of line, compiled without the caller's target features, and then
+/// run at the baseline instruction set.
 #[inline(always)]
 fn fix_up(x: &[f64], o: &mut [f64], covered: impl Fn(f64) -> bool, exact: impl Fn(f64) -> f64) {
-    if x.iter().fold(false, |any, &v| any | !covered(v)) {
-        for (o, &v) in o.iter_mut().zip(x) {
-            if !covered(v) {
-                *o = exact(v);
+    let n = x.len();
+    let o = &mut o[..n];
+    let mut any = false;
+    let mut i = 0;
+    while i < n {
+        any |= !covered(x[i]);
+        i += 1;
+    }
+    if any {
+        let mut i = 0;
+        while i < n {
+            if !covered(x[i]) {
+                o[i] = exact(x[i]);
             }
+            i += 1;
         }
+    }
+}
+
+/// `o[i] = lane(x[i])` over the tile.
+#[inline(always)]
+fn map_lanes(x: &[f64], o: &mut [f64], lane: impl Fn(f64) -> f64) {
+    let n = x.len();
+    let o = &mut o[..n];
+    let mut i = 0;
+    while i < n {
+        o[i] = lane(x[i]);
+        i += 1;
     }
 }
 
 #[inline(always)]
 fn sin_body(x: &[f64], o: &mut [f64]) {
-    let o = &mut o[..x.len()];
-    o.iter_mut()
-        .zip(x)
-        .for_each(|(o, &v)| *o = sincos_lane(v, false));
+    map_lanes(x, o, |v| sincos_lane(v, false));
     // Tiny arguments (sin x = x, keeping -0) and the rest outside the reduction's range.
     fix_up(
         x,
         o,
-        |v| (1e-300..SINCOS_LIMIT).contains(&v.abs()),
+        |v| v.abs() >= 1e-300 && v.abs() < SINCOS_LIMIT,
         f64::sin,
     );
 }
 
 #[inline(always)]
 fn cos_body(x: &[f64], o: &mut [f64]) {
-    let o = &mut o[..x.len()];
-    o.iter_mut()
-        .zip(x)
-        .for_each(|(o, &v)| *o = sincos_lane(v, true));
+    map_lanes(x, o, |v| sincos_lane(v, true));
     fix_up(x, o, |v| v.abs() < SINCOS_LIMIT, f64::cos);
 }
 
 #[inline(always)]
 fn exp_body(x: &[f64], o: &mut [f64]) {
-    let o = &mut o[..x.len()];
-    o.iter_mut().zip(x).for_each(|(o, &v)| *o = exp_lane(v));
+    map_lanes(x, o, exp_lane);
     fix_up(x, o, |v| v.abs() < EXP_LIMIT, f64::exp);
 }
 
 #[inline(always)]
 fn ln_body(x: &[f64], o: &mut [f64]) {
-    let o = &mut o[..x.len()];
-    o.iter_mut().zip(x).for_each(|(o, &v)| *o = ln_lane(v));
-    fix_up(
-        x,
-        o,
-        |v| (f64::MIN_POSITIVE..=f64::MAX).contains(&v),
-        f64::ln,
-    );
+    map_lanes(x, o, ln_lane);
+    fix_up(x, o, |v| v >= f64::MIN_POSITIVE && v <= f64::MAX, f64::ln);
 }
 
 multiversion! {
