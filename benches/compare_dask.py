@@ -5,7 +5,7 @@ Every figure this prints is a ratio of timings taken in the same run on the same
 something on a shared, noisy machine where absolute times do not.
 
 For each workload (headline, per_task, matmul, xxt_mean, mean_40000, anomaly_std, anomaly_zscore,
-rechunk_rows_cols, normal_mean, poisson_mean, sort_1e8, histogram_1e8; defined in benches/src/lib.rs,
+rechunk_rows_cols, normal_mean, poisson_mean, sort_1e8, histogram_1e8, sincos_mean, strided_sum_max; defined in benches/src/lib.rs,
 mirrored in DASK_WORKLOADS below):
 
 * ours: runs target/release/examples/workloads --workload W --threads T --repeat N (built first with
@@ -14,7 +14,7 @@ mirrored in DASK_WORKLOADS below):
 * dask: runs the same workload in a fresh `--python` process with
   `da.random.default_rng(42).random(shape, chunks=...)` on the threaded scheduler with T workers,
   best of N;
-* numpy (headline and matmul): the same job on the whole array in one numpy process, best of N
+* numpy (headline, matmul, sort_1e8, histogram_1e8, sincos_mean, strided_sum_max): the same job on the whole array in one numpy process, best of N
   (numpy's matmul uses its BLAS's own threads);
 * peak RSS of whole processes (headline, mean_40000, the anomalies and the rechunk, one repetition in a fresh process, ours and
   dask; numpy too for headline): with /usr/bin/time -v when present, else the child's rusage
@@ -58,8 +58,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 WORKLOADS = ["headline", "per_task", "matmul", "xxt_mean", "mean_40000", "anomaly_std",
              "anomaly_zscore", "rechunk_rows_cols", "normal_mean", "poisson_mean", "sort_1e8",
-             "histogram_1e8"]
-NUMPY_WORKLOADS = {"headline", "matmul", "sort_1e8", "histogram_1e8"}
+             "histogram_1e8", "sincos_mean", "strided_sum_max"]
+NUMPY_WORKLOADS = {"headline", "matmul", "sort_1e8", "histogram_1e8", "sincos_mean",
+                   "strided_sum_max"}
 RSS_WORKLOADS = {"headline", "mean_40000", "anomaly_std", "anomaly_zscore", "rechunk_rows_cols"}
 GNU_TIME = "/usr/bin/time"
 MISSING_EXIT = 3  # exit status of a child that could not import dask or numpy
@@ -101,6 +102,12 @@ def dask_workload(name):
     if name == "histogram_1e8":
         x = rng.random((100_000_000,), chunks=(10_000_000,))
         return da.histogram(x, bins=100, range=(0.0, 1.0))[0]
+    if name == "sincos_mean":
+        x = rng.random((10000, 10000), chunks=(1000, 1000))
+        return (da.sin(x) ** 2 + da.cos(x) ** 2).mean()
+    if name == "strided_sum_max":
+        x = rng.random((20000, 20000), chunks=(2000, 2000))
+        return x[::2, ::3].sum(axis=1).max()
     raise SystemExit("unknown workload " + name)
 """
 
@@ -138,6 +145,14 @@ def numpy_workload(name):
         a = rng.random(100_000_000)
         t = time.perf_counter()
         return np.histogram(a, bins=100, range=(0.0, 1.0))[0], time.perf_counter() - t
+    if name == "sincos_mean":
+        a = rng.random((10000, 10000))
+        t = time.perf_counter()
+        return (np.sin(a) ** 2 + np.cos(a) ** 2).mean(), time.perf_counter() - t
+    if name == "strided_sum_max":
+        a = rng.random((20000, 20000))
+        t = time.perf_counter()
+        return a[::2, ::3].sum(axis=1).max(), time.perf_counter() - t
     raise SystemExit("no numpy version of workload " + name)
 
 name = cfg["workload"]

@@ -16,7 +16,7 @@
 //! threads); `benches/compare_distributed.py` drives that.
 //!
 //! Workloads: `headline`, `per_task`, `matmul`, `xxt_mean`, `mean_40000`, `anomaly_std`,
-//! `anomaly_zscore`, `rechunk_rows_cols`, `normal_mean`, `poisson_mean`, `sort_1e8`,
+//! `anomaly_zscore`, `rechunk_rows_cols`, `normal_mean`, `poisson_mean`, `sort_1e8`, `sincos_mean`, `strided_sum_max`,
 //! `histogram_1e8`.
 
 use std::process::ExitCode;

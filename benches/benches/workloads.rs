@@ -130,11 +130,14 @@ fn x_plus_xt_mean_axis0(c: &mut Criterion) {
     });
 }
 
-/// The headline's shape with other distributions: normal (ziggurat) and Poisson (rejection).
+/// The headline's shape with other distributions: normal (ziggurat) and Poisson (rejection); and
+/// ordinary work on the same kind of source: elementwise sin/cos, a strided slice.
 fn distribution_means(c: &mut Criterion) {
     for (name, workload) in [
         ("normal_mean", Workload::NormalMean),
         ("poisson_mean", Workload::PoissonMean),
+        ("sincos_mean", Workload::SinCosMean),
+        ("strided_sum_max", Workload::StridedSumMax),
     ] {
         workload_group(c, name, workload, |g| {
             g.sample_size(10).measurement_time(Duration::from_secs(10));

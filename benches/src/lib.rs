@@ -57,11 +57,17 @@ pub enum Workload {
     Sort1e8,
     /// `histogram` of 10⁸ uniform float64 in 10 chunks into 100 bins over [0, 1).
     Histogram1e8,
+    /// `(sin(x)**2 + cos(x)**2).mean()` for x 10000×10000 uniform in 1000×1000 chunks: ordinary
+    /// elementwise transcendental math (the vectorized `sin`/`cos`).
+    SinCosMean,
+    /// `x[::2, ::3].sum(axis=1).max()` for x 20000×20000 uniform in 2000×2000 chunks: a strided
+    /// slice of a source (only the kept elements need generating).
+    StridedSumMax,
 }
 
 impl Workload {
     /// Every workload, in the order reports list them.
-    pub const ALL: [Workload; 12] = [
+    pub const ALL: [Workload; 14] = [
         Workload::Headline,
         Workload::PerTask,
         Workload::Matmul,
@@ -74,6 +80,8 @@ impl Workload {
         Workload::PoissonMean,
         Workload::Sort1e8,
         Workload::Histogram1e8,
+        Workload::SinCosMean,
+        Workload::StridedSumMax,
     ];
 
     /// The name on the command line and in JSON output.
@@ -91,6 +99,8 @@ impl Workload {
             Workload::PoissonMean => "poisson_mean",
             Workload::Sort1e8 => "sort_1e8",
             Workload::Histogram1e8 => "histogram_1e8",
+            Workload::SinCosMean => "sincos_mean",
+            Workload::StridedSumMax => "strided_sum_max",
         }
     }
 
@@ -108,8 +118,9 @@ impl Workload {
             | Workload::XxtMean
             | Workload::Mean40000
             | Workload::NormalMean
-            | Workload::PoissonMean => 100,
-            Workload::AnomalyStd | Workload::AnomalyZscore => 400,
+            | Workload::PoissonMean
+            | Workload::SinCosMean => 100,
+            Workload::AnomalyStd | Workload::AnomalyZscore | Workload::StridedSumMax => 400,
             Workload::RechunkRowsCols | Workload::Histogram1e8 => 10,
             Workload::Sort1e8 => 8,
         }
@@ -159,6 +170,15 @@ impl Workload {
                     None,
                 )?
                 .0),
+            Workload::SinCosMean => {
+                let x = rng.random(&[10_000, 10_000], [1000, 1000])?;
+                (x.sin()?.square()? + x.cos()?.square()?)?.mean()
+            }
+            Workload::StridedSumMax => rng
+                .random(&[20_000, 20_000], [2000, 2000])?
+                .slice(s![..;2, ..;3])?
+                .sum_axis(1)?
+                .max(),
         }
     }
 
@@ -275,7 +295,9 @@ mod tests {
                 vec![],
                 vec![],
                 vec![100_000],
-                vec![100]
+                vec![100],
+                vec![],
+                vec![]
             ]
         );
     }
@@ -287,6 +309,15 @@ mod tests {
             .unwrap();
         assert!((run.checksum - 0.5).abs() < 1e-3, "{run:?}");
         assert!(run.tasks >= Workload::Headline.input_chunks(), "{run:?}");
+    }
+
+    #[test]
+    fn sincos_mean_is_one() {
+        let run = Workload::SinCosMean
+            .run(&tessera::LocalExecutor::new())
+            .unwrap();
+        // sin² + cos² is 1 within an ulp or two for every element.
+        assert!((run.checksum - 1.0).abs() < 1e-14, "{run:?}");
     }
 
     #[test]

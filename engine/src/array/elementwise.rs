@@ -188,6 +188,7 @@ impl ProgramBuilder {
             rank: a.ndim(),
             dtype: a.dtype(),
             axes: Vec::new(),
+            window: None,
         });
         (self.leaves.len() - 1) as u32
     }
@@ -203,6 +204,7 @@ impl ProgramBuilder {
             rank: 0,
             dtype: s.dtype(),
             axes: Vec::new(),
+            window: None,
         });
         (self.leaves.len() - 1) as u32
     }

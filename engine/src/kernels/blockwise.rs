@@ -38,6 +38,8 @@ struct LeafPlan<'a> {
     strides: SmallVec<[usize; 4]>,
     /// Whether the leaf uses the global index (generated) or the chunk-local one (inputs).
     global: bool,
+    /// Flat index of the leaf's element 0 (non-zero for a window of a generated array).
+    origin: usize,
 }
 
 fn strides_of(shape: &[usize]) -> SmallVec<[usize; 4]> {
@@ -97,15 +99,17 @@ pub fn run(p: &Program, block: &[u32], deps: &[Arc<ChunkValue>]) -> Result<Chunk
                         },
                         strides,
                         global: false,
+                        origin: 0,
                     }
                 }
                 LeafKind::Full(_) => LeafPlan {
                     row: LeafRow::Constant,
                     strides: SmallVec::from_elem(0, ndim),
                     global: true,
+                    origin: 0,
                 },
                 _ => {
-                    let strides = generated_strides(leaf, |a| broadcast(leaf, a));
+                    let (strides, origin) = generated_strides(leaf, |a| broadcast(leaf, a));
                     LeafPlan {
                         row: if bc {
                             LeafRow::Constant
@@ -114,6 +118,7 @@ pub fn run(p: &Program, block: &[u32], deps: &[Arc<ChunkValue>]) -> Result<Chunk
                         },
                         strides,
                         global: true,
+                        origin,
                     }
                 }
             }
@@ -240,7 +245,7 @@ pub fn run(p: &Program, block: &[u32], deps: &[Arc<ChunkValue>]) -> Result<Chunk
         checkpoint()?;
         // Index of the first element of this row, per leaf.
         for (li, plan) in plans.iter().enumerate() {
-            let mut base = 0usize;
+            let mut base = plan.origin;
             for a in 0..ndim {
                 let local = if a < row_start { outer_idx[a] } else { 0 };
                 let idx = if plan.global {
@@ -343,28 +348,36 @@ pub fn run(p: &Program, block: &[u32], deps: &[Arc<ChunkValue>]) -> Result<Chunk
     }
 }
 
-/// Per domain axis, the step of a generated leaf's global flat index (0 where it is broadcast): the
-/// C-order strides of the leaf's own array, taken in domain order when its axes are permuted.
+/// Per domain axis, the step of a generated leaf's global flat index (0 where it is broadcast), and
+/// the flat index of its element 0: the C-order strides of the leaf's own array (of its window's
+/// source, times the window's steps, when it has one), taken in domain order when its axes are
+/// permuted.
 fn generated_strides(
     leaf: &crate::ops::Leaf,
     broadcast: impl Fn(usize) -> bool,
-) -> SmallVec<[usize; 4]> {
-    let mut strides = if leaf.axes.is_empty() {
-        strides_of(&leaf.shape)
-    } else {
-        let mut own = vec![0; leaf.shape.len()];
-        for (d, &a) in leaf.axes.iter().enumerate() {
-            own[a] = leaf.shape[d];
+) -> (SmallVec<[usize; 4]>, usize) {
+    let (own_strides, origin) = match &leaf.window {
+        None => (strides_of(&leaf.own_shape()), 0),
+        Some(w) => {
+            let s = strides_of(&w.source);
+            let origin = s.iter().zip(&w.start).map(|(s, o)| s * o).sum();
+            (s.iter().zip(&w.step).map(|(s, k)| s * k).collect(), origin)
         }
-        let own_strides = strides_of(&own);
-        leaf.axes.iter().map(|&a| own_strides[a]).collect()
     };
+    let pad = leaf.shape.len() - leaf.rank;
+    let mut strides: SmallVec<[usize; 4]> = (0..leaf.shape.len())
+        .map(|d| match (leaf.axes.is_empty(), d < pad) {
+            (true, true) => 0,
+            (true, false) => own_strides[d - pad],
+            (false, _) => own_strides[leaf.axes[d]],
+        })
+        .collect();
     for (a, s) in strides.iter_mut().enumerate() {
         if broadcast(a) {
             *s = 0;
         }
     }
-    strides
+    (strides, origin)
 }
 
 /// The global index step along a generated leaf's row (the last domain axis).

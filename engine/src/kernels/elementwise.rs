@@ -1,6 +1,8 @@
 //! Elementwise kernels over tile buffers ([`Buf`]): one match on function and dtype per tile, then a
-//! plain loop the compiler vectorizes.
+//! plain loop the compiler vectorizes (`sin`, `cos`, `exp` and `ln` through the branch-free lane
+//! functions of [`super::math`], the same bits on every CPU path).
 
+use super::math;
 use crate::meta::{DType, Scalar};
 use crate::ops::{BinaryFn, CmpFn, ElemFunc, UnaryFn};
 
@@ -253,8 +255,18 @@ macro_rules! fmin {
     }};
 }
 
+/// The vectorized f64 tile functions of [`super::math`] on an f64 tile.
+fn fast_f64(f: fn(&[f64], &mut [f64]), x: &[f64], o: &mut [f64]) {
+    f(x, o)
+}
+
+/// The same on an f32 tile: computed in f64, rounded once.
+fn fast_f32(f: fn(&[f64], &mut [f64]), x: &[f32], o: &mut [f32]) {
+    math::via_f64(f, x, o)
+}
+
 macro_rules! unary_float {
-    ($f:expr, $x:ident, $o:ident, $n:expr, $t:ty) => {{
+    ($f:expr, $x:ident, $o:ident, $n:expr, $t:ty, $fast:ident) => {{
         let (x, o) = (&$x[..$n], &mut $o[..$n]);
         let map =
             |o: &mut [$t], g: &dyn Fn($t) -> $t| o.iter_mut().zip(x).for_each(|(o, &v)| *o = g(v));
@@ -263,13 +275,13 @@ macro_rules! unary_float {
             UnaryFn::Neg => o.iter_mut().zip(x).for_each(|(o, &v)| *o = -v),
             UnaryFn::Abs => o.iter_mut().zip(x).for_each(|(o, &v)| *o = v.abs()),
             UnaryFn::Sqrt => o.iter_mut().zip(x).for_each(|(o, &v)| *o = v.sqrt()),
-            UnaryFn::Exp => o.iter_mut().zip(x).for_each(|(o, &v)| *o = v.exp()),
-            UnaryFn::Ln => o.iter_mut().zip(x).for_each(|(o, &v)| *o = v.ln()),
+            UnaryFn::Exp => $fast(math::exp_f64, x, o),
+            UnaryFn::Ln => $fast(math::ln_f64, x, o),
             UnaryFn::Log1p => o.iter_mut().zip(x).for_each(|(o, &v)| *o = v.ln_1p()),
             UnaryFn::Log2 => o.iter_mut().zip(x).for_each(|(o, &v)| *o = v.log2()),
             UnaryFn::Log10 => o.iter_mut().zip(x).for_each(|(o, &v)| *o = v.log10()),
-            UnaryFn::Sin => o.iter_mut().zip(x).for_each(|(o, &v)| *o = v.sin()),
-            UnaryFn::Cos => o.iter_mut().zip(x).for_each(|(o, &v)| *o = v.cos()),
+            UnaryFn::Sin => $fast(math::sin_f64, x, o),
+            UnaryFn::Cos => $fast(math::cos_f64, x, o),
             UnaryFn::Tan => o.iter_mut().zip(x).for_each(|(o, &v)| *o = v.tan()),
             UnaryFn::Tanh => o.iter_mut().zip(x).for_each(|(o, &v)| *o = v.tanh()),
             UnaryFn::Floor => o.iter_mut().zip(x).for_each(|(o, &v)| *o = v.floor()),
@@ -470,8 +482,8 @@ pub fn apply(func: ElemFunc, args: &[&Buf], out: &mut Buf, n: usize) {
 
 fn unary(f: UnaryFn, arg: &Buf, out: &mut Buf, n: usize) {
     match (arg, out) {
-        (Buf::F64(x), Buf::F64(o)) => unary_float!(f, x, o, n, f64),
-        (Buf::F32(x), Buf::F32(o)) => unary_float!(f, x, o, n, f32),
+        (Buf::F64(x), Buf::F64(o)) => unary_float!(f, x, o, n, f64, fast_f64),
+        (Buf::F32(x), Buf::F32(o)) => unary_float!(f, x, o, n, f32, fast_f32),
         (x, Buf::Bool(o)) if f.typing() == crate::ops::elementwise::Typing::Predicate => {
             predicate(f, x, &mut o[..n], n)
         }

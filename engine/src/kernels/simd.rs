@@ -55,8 +55,14 @@ fn detect() -> Level {
     Level::Portable
 }
 
-/// Defines `pub fn $name($args) -> $ret` that runs `$body` compiled for the best available level.
+/// Defines `pub fn $name($args) -> $ret` (or without a result) that runs `$body` compiled for the
+/// best available level.
 macro_rules! multiversion {
+    ($(#[$doc:meta])* pub fn $name:ident($($arg:ident: $ty:ty),*) = $body:path;) => {
+        $crate::kernels::simd::multiversion! {
+            $(#[$doc])* pub fn $name($($arg: $ty),*) -> () = $body;
+        }
+    };
     ($(#[$doc:meta])* pub fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty = $body:path;) => {
         $(#[$doc])*
         pub fn $name($($arg: $ty),*) -> $ret {

@@ -43,9 +43,11 @@ pub use linalg::{LinalgKind, LinalgOp};
 pub use map_blocks::BlockFn;
 pub use mask::{MaskOp, MaskStage};
 pub use matmul::MatmulOp;
-pub use persisted::{Keeper, Persisted};
 pub use overlap::{Boundary, OverlapOp, TrimOp};
-pub use program::{Distribution, Instr, Leaf, LeafKind, POISSON_MAX_LAM, ParamF64, Program};
+pub use persisted::{Keeper, Persisted};
+pub use program::{
+    Distribution, Instr, Leaf, LeafKind, LeafWindow, POISSON_MAX_LAM, ParamF64, Program,
+};
 pub use quantile::QuantileOp;
 pub use reduce::{Finalize, ReduceCombine, ReduceSink, Reduction};
 pub use scan::{ScanFn, ScanOp};

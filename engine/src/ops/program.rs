@@ -242,6 +242,47 @@ pub struct Leaf {
     /// back), so a transposed source is generated in place instead of copied. A permuted leaf has
     /// `rank` equal to the domain's.
     pub axes: Vec<usize>,
+    /// Generated leaves only: `None` for a whole generated array; otherwise the leaf array is a
+    /// strided window of a larger generated array, so a slice of a source generates only the
+    /// elements it keeps.
+    pub window: Option<LeafWindow>,
+}
+
+/// A strided window of a generated array: element `j` (per axis of the leaf array's own order) is
+/// element `start + step·j` of the generated array of shape `source`, whose flat C-order index is
+/// what the values depend on. Slicing a source and generating the window give the same bits.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct LeafWindow {
+    /// Shape of the whole generated array, in the leaf array's own axis order.
+    pub source: Vec<usize>,
+    /// First element taken, per axis.
+    pub start: Vec<usize>,
+    /// Distance between taken elements, per axis (at least 1).
+    pub step: Vec<usize>,
+}
+
+impl Leaf {
+    /// Number of elements of the generated array the leaf's values are indexed in (the window's
+    /// source when there is one).
+    pub fn generated_len(&self) -> usize {
+        match &self.window {
+            Some(w) => w.source.iter().product(),
+            None => self.shape.iter().product(),
+        }
+    }
+
+    /// The leaf array's own shape (its axis order, without the padding).
+    pub fn own_shape(&self) -> Vec<usize> {
+        if self.axes.is_empty() {
+            self.shape[self.shape.len() - self.rank..].to_vec()
+        } else {
+            let mut own = vec![0; self.shape.len()];
+            for (d, &a) in self.axes.iter().enumerate() {
+                own[a] = self.shape[d];
+            }
+            own
+        }
+    }
 }
 
 /// One step: apply `func` to earlier values (leaves are values `0..leaves.len()`, then instructions).
@@ -274,6 +315,7 @@ impl Program {
                 rank: chunks.ndim(),
                 dtype,
                 axes: Vec::new(),
+                window: None,
             }],
             domain: chunks,
             instrs: Vec::new(),
@@ -378,6 +420,12 @@ impl Program {
                 t.u64(6);
                 t.usizes(&leaf.axes);
             }
+            if let Some(w) = &leaf.window {
+                t.u64(7);
+                t.usizes(&w.source);
+                t.usizes(&w.start);
+                t.usizes(&w.step);
+            }
         }
         for ins in &self.instrs {
             t.u64(ins.func.code());
@@ -413,10 +461,17 @@ impl Program {
                     LeafKind::Arange { .. } => "arange".into(),
                     LeafKind::Linspace { .. } => "linspace".into(),
                 };
-                Some(if l.axes.is_empty() {
+                let name = if l.axes.is_empty() {
                     name
                 } else {
                     format!("{name}{:?}", l.axes)
+                };
+                Some(match &l.window {
+                    Some(w) => format!(
+                        "{name}[window {:?}+{:?}·i of {:?}]",
+                        w.start, w.step, w.source
+                    ),
+                    None => name,
                 })
             })
             .collect();
@@ -473,6 +528,26 @@ impl Program {
                         "leaf {li} has axes {:?}: only a generated leaf of the domain's rank {nd} may \
                      permute its axes, and only with a permutation of 0..{nd}",
                         leaf.axes
+                    ));
+                }
+            }
+            if let Some(w) = &leaf.window {
+                let own = leaf.own_shape();
+                let fits = w.source.len() == own.len()
+                    && w.start.len() == own.len()
+                    && w.step.len() == own.len()
+                    && (0..own.len()).all(|a| {
+                        w.step[a] >= 1
+                            && (own[a] == 0
+                                || w.start[a]
+                                    .checked_add(w.step[a].saturating_mul(own[a] - 1))
+                                    .is_some_and(|last| last < w.source[a]))
+                    });
+                if matches!(leaf.kind, LeafKind::Input(_) | LeafKind::Full(_)) || !fits {
+                    return Err(format!(
+                        "leaf {li} has window start {:?} step {:?} in {:?}: only a generated leaf may \
+                         have a window, with steps ≥ 1 and every element of its shape {own:?} inside",
+                        w.start, w.step, w.source
                     ));
                 }
             }
@@ -538,10 +613,10 @@ impl Program {
                 LeafKind::Random {
                     dist: Distribution::Permutation { n },
                     ..
-                } if leaf.shape.iter().product::<usize>() as u64 > *n => {
+                } if leaf.generated_len() as u64 > *n => {
                     return Err(format!(
                         "leaf {li} holds {} elements of a permutation of {n}",
-                        leaf.shape.iter().product::<usize>()
+                        leaf.generated_len()
                     ));
                 }
                 LeafKind::Linspace { .. } if !leaf.dtype.is_float() => {
@@ -556,7 +631,7 @@ impl Program {
                 LeafKind::Arange { start, step } if leaf.dtype == DType::I64 => {
                     // The kernel computes `start + i·step` in int64 for every flat index `i` of the leaf;
                     // the largest `i` bounds both the product and the sum.
-                    let n: usize = leaf.shape.iter().product();
+                    let n: usize = leaf.generated_len();
                     let last = (n.max(1) - 1) as i128 * (*step as i64) as i128;
                     let end = (*start as i64) as i128 + last;
                     if i64::try_from(last).is_err() || i64::try_from(end).is_err() {

@@ -120,6 +120,17 @@ pub(super) fn inline(consumer: &Layer, slot: usize, producer: &Layer) -> Option<
             // The padding axes are new leading axes of the generated array too.
             leaf.axes = (0..pad).chain(leaf.axes.iter().map(|&a| a + pad)).collect();
             leaf.rank += pad;
+            if let Some(w) = &mut leaf.window {
+                // ... and of its window's source, of length 1.
+                let ones = |v: &[usize], x: usize| {
+                    std::iter::repeat_n(x, pad)
+                        .chain(v.iter().copied())
+                        .collect()
+                };
+                w.source = ones(&w.source, 1);
+                w.start = ones(&w.start, 0);
+                w.step = ones(&w.step, 1);
+            }
         }
         if let LeafKind::Input(k) = leaf.kind {
             let idx = input_index(&mut inputs, producer.inputs[k]);

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use crate::graph::{Graph, Layer, LayerId};
 use crate::meta::Chunks;
-use crate::ops::{Leaf, LeafKind, Op, Program};
+use crate::ops::{Leaf, LeafKind, LeafWindow, Op, Program};
 
 /// Rewrites every transpose of an input-free, non-reducing blockwise layer; see the module docs.
 pub fn transpose_sources(graph: Graph) -> Graph {
@@ -63,6 +63,21 @@ fn permute(p: &Program, perm: &[usize]) -> Program {
                 } else {
                     perm.iter().map(|&a| own(a)).collect()
                 },
+                // The window is in the leaf array's own axis order, which permuting keeps; a leaf
+                // of lower rank becomes one of the domain's, its new leading axes of length 1.
+                window: l.window.as_ref().map(|w| {
+                    let pad = if constant { 0 } else { perm.len() - l.rank };
+                    let ones = |v: &[usize], x: usize| {
+                        std::iter::repeat_n(x, pad)
+                            .chain(v.iter().copied())
+                            .collect()
+                    };
+                    LeafWindow {
+                        source: ones(&w.source, 1),
+                        start: ones(&w.start, 0),
+                        step: ones(&w.step, 1),
+                    }
+                }),
             }
         })
         .collect();

@@ -493,6 +493,55 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_sliced_source_crosses_the_wire_and_bad_windows_are_refused() {
+        let r = default_rng(4).random(&[12, 10], [5, 4]).unwrap();
+        let sliced = r.slice(crate::s![1..;2, ..;3]).unwrap();
+        let g = crate::optimize::optimize(sliced.graph());
+        let windowed = |g: &Graph| {
+            g.layers().iter().any(|l| match &l.op {
+                Op::Blockwise(p) => p.leaves.iter().any(|leaf| {
+                    leaf.window.as_ref().is_some_and(|w| {
+                        w.source == [12, 10] && w.start == [1, 0] && w.step == [2, 3]
+                    })
+                }),
+                _ => false,
+            })
+        };
+        assert!(
+            windowed(&g),
+            "the optimizer generates r[1::2, ::3] in place"
+        );
+        let back = graph_from_proto(graph_to_proto(&g).unwrap()).unwrap();
+        assert!(windowed(&back));
+        let ids = |g: &Graph| g.layers().iter().map(|l| l.id).collect::<Vec<_>>();
+        assert_eq!(ids(&back), ids(&g));
+
+        // A step of 0, an element past the source, lengths that disagree, a window on a constant.
+        type Poke = fn(&mut pb::Leaf);
+        let bad: [(&str, Poke); 4] = [
+            ("step 0", |l| l.window_step[1] = 0),
+            ("past the end", |l| l.window_start[0] = 3),
+            ("lengths", |l| l.window_source.push(4)),
+            ("constant", |l| {
+                l.kind = Some(pb::leaf::Kind::Full(crate::meta::Scalar::F64(1.0).into()))
+            }),
+        ];
+        for (what, poke) in bad {
+            let mut msg = graph_to_proto(&g).unwrap();
+            for layer in &mut msg.layers {
+                if let Some(pb::op::Op::Blockwise(p)) =
+                    layer.op.as_mut().and_then(|o| o.op.as_mut())
+                    && !p.leaves[0].window_step.is_empty()
+                {
+                    poke(&mut p.leaves[0]);
+                }
+            }
+            let err = graph_from_proto(msg).unwrap_err();
+            assert!(err.to_string().contains("window"), "{what}: {err}");
+        }
+    }
+
     // -----------------------------------------------------------------------------------------
     // malformed messages
 

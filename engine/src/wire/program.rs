@@ -9,7 +9,8 @@ use super::{
 };
 use crate::error::{Error, Result};
 use crate::ops::{
-    BinaryFn, Distribution, ElemFunc, Instr, Leaf, LeafKind, Program, ReduceSink, UnaryFn,
+    BinaryFn, Distribution, ElemFunc, Instr, Leaf, LeafKind, LeafWindow, Program, ReduceSink,
+    UnaryFn,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -115,6 +116,9 @@ impl TryFrom<&Leaf> for pb::Leaf {
                 .iter()
                 .map(|&a| u32_of(a, "leaf axis"))
                 .collect::<Result<_>>()?,
+            window_source: l.window.as_ref().map_or_else(Vec::new, |w| u64s(&w.source)),
+            window_start: l.window.as_ref().map_or_else(Vec::new, |w| u64s(&w.start)),
+            window_step: l.window.as_ref().map_or_else(Vec::new, |w| u64s(&w.step)),
         })
     }
 }
@@ -160,6 +164,19 @@ impl TryFrom<pb::Leaf> for Leaf {
             rank: l.rank as usize,
             dtype: dtype_of(l.dtype)?,
             axes: l.axes.iter().map(|&a| a as usize).collect(),
+            // No window is three empty lists; the validator checks a window's lengths.
+            window: if l.window_source.is_empty()
+                && l.window_start.is_empty()
+                && l.window_step.is_empty()
+            {
+                None
+            } else {
+                Some(LeafWindow {
+                    source: usizes_of(&l.window_source, "leaf window dimension")?,
+                    start: usizes_of(&l.window_start, "leaf window start")?,
+                    step: usizes_of(&l.window_step, "leaf window step")?,
+                })
+            },
         })
     }
 }

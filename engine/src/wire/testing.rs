@@ -201,6 +201,7 @@ pub(super) fn leaf(kind: LeafKind, dtype: DType) -> Leaf {
         rank: 1,
         dtype,
         axes: Vec::new(),
+        window: None,
     }
 }
 
