@@ -71,6 +71,8 @@ pub use graph::{ChunkKey, Graph, LayerId};
 pub use io::zarr::{BloscCompressor, ZarrCodec, ZarrOptions, ZarrReadOptions, ZarrStore};
 pub use jobs::{JobHandle, JobStatus};
 pub use meta::{ChunkSpec, Chunks, DType, Scalar};
+/// complex128 elements (`DType::C128`), as `num_complex::Complex64`.
+pub use num_complex::Complex64;
 pub use ndarray::s;
 pub use ops::{Op, Reduction};
 pub use progress_bar::set_progress_bar;

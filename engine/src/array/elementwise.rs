@@ -331,6 +331,7 @@ pub(crate) fn binary(f: BinaryFn, a: Operand, b: Operand) -> Result<Array> {
 
 pub(crate) fn compare(f: CmpFn, a: Operand, b: Operand) -> Result<Array> {
     let arg = promote(&[a.clone(), b.clone()]);
+    f.check_dtype(arg)?;
     apply(ElemFunc::Compare(f), &[a, b], &[arg, arg], DType::Bool)
 }
 
@@ -436,6 +437,7 @@ impl Array {
     pub fn clip(&self, lo: impl Into<Scalar>, hi: impl Into<Scalar>) -> Result<Array> {
         let (lo, hi) = (lo.into(), hi.into());
         let d = DType::promote_scalar(DType::promote_scalar(self.dtype(), &lo), &hi);
+        d.require_real("clip")?;
         apply(
             ElemFunc::Clip,
             &[

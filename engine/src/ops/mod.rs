@@ -241,6 +241,7 @@ impl Op {
         inputs: &[InputMeta<'_>],
         chosen: Option<&ArrayMeta>,
     ) -> RuleResult<Derived> {
+        self.refuse_complex(inputs)?;
         match self {
             Op::Blockwise(p) => p.output_meta(inputs),
             Op::FromArray(a) => a.output_meta(inputs, chosen),
@@ -268,6 +269,36 @@ impl Op {
             Op::BinCount(o) => o.output_meta(inputs),
             Op::TopK(o) => o.output_meta(inputs),
             Op::Linalg(l) => l.output_meta(inputs),
+        }
+    }
+
+    /// Ops whose kernels order, bin or factor values, or store them where complex has no format
+    /// here, refuse complex128 input, as numpy refuses ordering on complex: the reason names the op
+    /// and the input.
+    fn refuse_complex(&self, inputs: &[InputMeta<'_>]) -> RuleResult<()> {
+        let orders = matches!(
+            self,
+            Op::Sort(_)
+                | Op::SearchSorted(_)
+                | Op::IsIn(_)
+                | Op::TopK(_)
+                | Op::Histogram(_)
+                | Op::BinCount(_)
+                | Op::Quantile(_)
+                | Op::Scan(_)
+                | Op::Matmul(_)
+                | Op::MirrorUpper
+                | Op::Linalg(_)
+                | Op::ZarrWrite(_)
+        );
+        match inputs.iter().find(|i| i.meta.dtype.is_complex()) {
+            Some(i) if orders => Err(format!(
+                "{} is not supported for complex128 input ({} is {})",
+                self.name(),
+                i.id,
+                i.meta.dtype
+            )),
+            _ => Ok(()),
         }
     }
 

@@ -510,6 +510,7 @@ pub(crate) fn reshape_run(
         crate::DType::I64 => gather!(I64),
         crate::DType::F32 => gather!(F32),
         crate::DType::F64 => gather!(F64),
+        crate::DType::C128 => gather!(C128),
     }))
 }
 
