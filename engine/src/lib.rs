@@ -15,6 +15,7 @@
 //! # Layout
 //! - [`array`]: the user API — [`Array`], creation functions, operators, reductions, structure;
 //!   [`linalg`] has numpy's linear algebra (products, TSQR `qr`/`svd`, one-chunk factorizations).
+//!   [`fft`] has numpy's discrete Fourier transforms along axes that are one chunk.
 //! - [`meta`]: dtypes and promotion, scalars, chunk grids ([`Chunks`]).
 //! - [`data`]: chunk data ([`ArrayData`], [`ChunkValue`]).
 //! - [`graph`]: layers, layer ids, the layered [`Graph`] and its expansion into chunk tasks; plan
@@ -51,6 +52,7 @@ pub mod progress_bar;
 pub mod wire;
 
 pub use array::from_array_data;
+pub use array::fft;
 pub use array::linalg;
 pub use array::{
     Array, Executor, Generator, ReduceOptions, TaskCounts, arange, compute_many, compute_many_on,

@@ -8,6 +8,7 @@ mod cumulative;
 mod elementwise;
 mod histogram;
 mod indexing;
+pub mod fft;
 pub mod linalg;
 mod manipulation;
 mod random;

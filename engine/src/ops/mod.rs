@@ -10,6 +10,7 @@
 //! disagree.
 
 pub mod elementwise;
+pub mod fft;
 pub mod histogram;
 pub mod linalg;
 pub mod map_blocks;
@@ -35,6 +36,7 @@ use crate::graph::{ArrayMeta, Block, Layer, LayerId, Tokenizer};
 use crate::meta::Chunks;
 
 pub use elementwise::{BinaryFn, CmpFn, ElemFunc, UnaryFn};
+pub use fft::{FftKind, FftNorm, FftOp};
 pub use histogram::{BinCountOp, HistogramOp};
 pub use linalg::{LinalgKind, LinalgOp};
 pub use map_blocks::BlockFn;
@@ -110,6 +112,8 @@ pub enum Op {
     /// A step of TSQR on row blocks, or a factorization of a matrix held in one chunk
     /// (`tessera::linalg`).
     Linalg(LinalgOp),
+    /// A discrete Fourier transform along one axis that is one chunk (`tessera::fft`).
+    Fft(FftOp),
 }
 
 /// What a layer's chunks hold, which decides who may read them.
@@ -269,6 +273,7 @@ impl Op {
             Op::BinCount(o) => o.output_meta(inputs),
             Op::TopK(o) => o.output_meta(inputs),
             Op::Linalg(l) => l.output_meta(inputs),
+            Op::Fft(f) => f.output_meta(inputs),
         }
     }
 
@@ -354,6 +359,7 @@ impl Op {
             Op::BinCount(_) => "bincount",
             Op::TopK(o) => o.name(),
             Op::Linalg(l) => l.name(),
+            Op::Fft(f) => f.name(),
         }
     }
 
@@ -437,6 +443,7 @@ impl Op {
                 t.u64(o.indexed as u64);
             }
             Op::Linalg(l) => l.tokenize(t),
+            Op::Fft(f) => f.tokenize(t),
         }
     }
 
@@ -479,6 +486,7 @@ impl Op {
             Op::BinCount(b) => b.deps(block, out),
             Op::TopK(o) => o.deps(block, out),
             Op::Linalg(l) => l.deps(inputs, block, out),
+            Op::Fft(_) => out.push((0, block.iter().copied().collect())),
         }
     }
 
@@ -517,6 +525,7 @@ impl Op {
             Op::BinCount(b) => b.run(deps)?,
             Op::TopK(o) => o.run(inputs, block, deps)?,
             Op::Linalg(l) => l.run(deps)?,
+            Op::Fft(f) => f.run(deps)?,
         };
         Ok(Arc::new(value))
     }

@@ -169,5 +169,6 @@ pub(super) fn static_name(name: &str) -> Option<&'static str> {
         .chain([ElemFunc::Where, ElemFunc::Clip, ElemFunc::Cast].map(ElemFunc::name))
         .chain(crate::ops::ScanFn::ALL.iter().map(|f| f.name()))
         .chain(crate::ops::LinalgKind::ALL.iter().map(|k| k.name()))
+        .chain(crate::ops::FftKind::ALL.iter().map(|k| k.name()))
         .find(|n| *n == name)
 }
