@@ -621,7 +621,7 @@ macro_rules! binary_operator {
             }
         }
         // One impl per kind of literal, so `&x * 2.0` and `&x * 2` infer; other types go through Scalar.
-        binary_operator!(@scalar $trait, $method, $f, f64, i64, bool, Scalar);
+        binary_operator!(@scalar $trait, $method, $f, f64, i64, bool, num_complex::Complex64, Scalar);
     };
     (@scalar $trait:ident, $method:ident, $f:expr, $($t:ty),*) => {$(
         impl $trait<$t> for &Array {
