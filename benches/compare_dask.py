@@ -5,7 +5,7 @@ Every figure this prints is a ratio of timings taken in the same run on the same
 something on a shared, noisy machine where absolute times do not.
 
 For each workload (headline, per_task, matmul, xxt_mean, mean_40000, anomaly_std, anomaly_zscore,
-rechunk_rows_cols, normal_mean, poisson_mean, sort_1e8, histogram_1e8; defined in benches/src/lib.rs,
+rechunk_rows_cols, normal_mean, poisson_mean, sort_1e8, histogram_1e8, fft_10000; defined in benches/src/lib.rs,
 mirrored in DASK_WORKLOADS below):
 
 * ours: runs target/release/examples/workloads --workload W --threads T --repeat N (built first with
@@ -58,7 +58,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 WORKLOADS = ["headline", "per_task", "matmul", "xxt_mean", "mean_40000", "anomaly_std",
              "anomaly_zscore", "rechunk_rows_cols", "normal_mean", "poisson_mean", "sort_1e8",
-             "histogram_1e8"]
+             "histogram_1e8", "fft_10000"]
 NUMPY_WORKLOADS = {"headline", "matmul", "sort_1e8", "histogram_1e8"}
 RSS_WORKLOADS = {"headline", "mean_40000", "anomaly_std", "anomaly_zscore", "rechunk_rows_cols"}
 GNU_TIME = "/usr/bin/time"
@@ -101,6 +101,9 @@ def dask_workload(name):
     if name == "histogram_1e8":
         x = rng.random((100_000_000,), chunks=(10_000_000,))
         return da.histogram(x, bins=100, range=(0.0, 1.0))[0]
+    if name == "fft_10000":
+        x = rng.random((10000, 10000), chunks=(10000, 1000))
+        return abs(da.fft.fft(x, axis=0)).mean()
     raise SystemExit("unknown workload " + name)
 """
 

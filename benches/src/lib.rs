@@ -57,11 +57,15 @@ pub enum Workload {
     Sort1e8,
     /// `histogram` of 10⁸ uniform float64 in 10 chunks into 100 bins over [0, 1).
     Histogram1e8,
+    /// `abs(fft(x, axis=0)).mean()` for x 10000×10000 uniform in 10000×1000 chunks (the
+    /// transformed axis whole in each of the 10 chunks): the FFT of every column, then a scalar so
+    /// the client does not gather 1.6 GB of complex values.
+    Fft10000,
 }
 
 impl Workload {
     /// Every workload, in the order reports list them.
-    pub const ALL: [Workload; 12] = [
+    pub const ALL: [Workload; 13] = [
         Workload::Headline,
         Workload::PerTask,
         Workload::Matmul,
@@ -74,6 +78,7 @@ impl Workload {
         Workload::PoissonMean,
         Workload::Sort1e8,
         Workload::Histogram1e8,
+        Workload::Fft10000,
     ];
 
     /// The name on the command line and in JSON output.
@@ -91,6 +96,7 @@ impl Workload {
             Workload::PoissonMean => "poisson_mean",
             Workload::Sort1e8 => "sort_1e8",
             Workload::Histogram1e8 => "histogram_1e8",
+            Workload::Fft10000 => "fft_10000",
         }
     }
 
@@ -110,7 +116,7 @@ impl Workload {
             | Workload::NormalMean
             | Workload::PoissonMean => 100,
             Workload::AnomalyStd | Workload::AnomalyZscore => 400,
-            Workload::RechunkRowsCols | Workload::Histogram1e8 => 10,
+            Workload::RechunkRowsCols | Workload::Histogram1e8 | Workload::Fft10000 => 10,
             Workload::Sort1e8 => 8,
         }
     }
@@ -159,6 +165,10 @@ impl Workload {
                     None,
                 )?
                 .0),
+            Workload::Fft10000 => {
+                let x = rng.random(&[10_000, 10_000], [10_000, 1000])?;
+                tessera::fft::fft(&x, None, 0, None)?.abs()?.mean()
+            }
         }
     }
 
@@ -275,7 +285,8 @@ mod tests {
                 vec![],
                 vec![],
                 vec![100_000],
-                vec![100]
+                vec![100],
+                vec![]
             ]
         );
     }

@@ -51,8 +51,8 @@ pub mod progress_bar;
 #[cfg(feature = "distributed")]
 pub mod wire;
 
-pub use array::from_array_data;
 pub use array::fft;
+pub use array::from_array_data;
 pub use array::linalg;
 pub use array::{
     Array, Executor, Generator, ReduceOptions, TaskCounts, arange, compute_many, compute_many_on,
@@ -73,8 +73,8 @@ pub use graph::{ChunkKey, Graph, LayerId};
 pub use io::zarr::{BloscCompressor, ZarrCodec, ZarrOptions, ZarrReadOptions, ZarrStore};
 pub use jobs::{JobHandle, JobStatus};
 pub use meta::{ChunkSpec, Chunks, DType, Scalar};
+pub use ndarray::s;
 /// complex128 elements (`DType::C128`), as `num_complex::Complex64`.
 pub use num_complex::Complex64;
-pub use ndarray::s;
 pub use ops::{Op, Reduction};
 pub use progress_bar::set_progress_bar;

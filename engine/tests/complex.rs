@@ -51,12 +51,21 @@ fn creation_and_round_trip_through_chunks() {
         assert_eq!(t, data.t().to_owned());
     }
     let z = zeros::<Complex64>(&[3, 2], [2, 2]).unwrap();
-    assert_eq!(z.compute::<Complex64>().unwrap(), ArrayD::from_elem(vec![3, 2], Complex64::new(0.0, 0.0)));
+    assert_eq!(
+        z.compute::<Complex64>().unwrap(),
+        ArrayD::from_elem(vec![3, 2], Complex64::new(0.0, 0.0))
+    );
     let o = ones::<Complex64>(&[3], [2]).unwrap();
-    assert_eq!(o.compute::<Complex64>().unwrap(), ArrayD::from_elem(vec![3], Complex64::new(1.0, 0.0)));
+    assert_eq!(
+        o.compute::<Complex64>().unwrap(),
+        ArrayD::from_elem(vec![3], Complex64::new(1.0, 0.0))
+    );
     let f = full(&[2, 2], Complex64::new(1.5, -2.0), [1, 2]).unwrap();
     assert_eq!(f.dtype(), DType::C128);
-    assert_eq!(f.compute::<Complex64>().unwrap()[[1, 1]], Complex64::new(1.5, -2.0));
+    assert_eq!(
+        f.compute::<Complex64>().unwrap()[[1, 1]],
+        Complex64::new(1.5, -2.0)
+    );
 }
 
 #[test]
@@ -69,12 +78,22 @@ fn astype_both_ways_follows_numpy() {
     let i = x.astype(DType::I64).unwrap().compute::<i64>().unwrap();
     assert_eq!(i, data.mapv(|v| v.re as i64));
     let b = from_array(
-        ndarray::arr1(&[Complex64::new(0.0, 0.0), Complex64::new(0.0, 2.0), Complex64::new(-1.0, 0.0)]).into_dyn(),
+        ndarray::arr1(&[
+            Complex64::new(0.0, 0.0),
+            Complex64::new(0.0, 2.0),
+            Complex64::new(-1.0, 0.0),
+        ])
+        .into_dyn(),
         [2],
     )
     .unwrap();
     assert_eq!(
-        b.astype(DType::Bool).unwrap().compute::<bool>().unwrap().as_slice().unwrap(),
+        b.astype(DType::Bool)
+            .unwrap()
+            .compute::<bool>()
+            .unwrap()
+            .as_slice()
+            .unwrap(),
         &[false, true, true]
     );
     // Real to complex: zero imaginary part, for every real dtype.
@@ -104,10 +123,16 @@ fn promotion_and_arithmetic_match_the_oracle() {
         close_c(&(&x + &y).unwrap(), &(&a + &b), 1e-15);
         close_c(&(&x - &y).unwrap(), &(&a - &b), 1e-15);
         close_c(&(&x * &y).unwrap(), &(&a * &b), 1e-15);
-        close_c(&(&x / &y).unwrap(), &ndarray::Zip::from(&a).and(&b).map_collect(|p, q| p / q), 1e-15);
+        close_c(
+            &(&x / &y).unwrap(),
+            &ndarray::Zip::from(&a).and(&b).map_collect(|p, q| p / q),
+            1e-15,
+        );
         close_c(&(-&x).unwrap(), &a.mapv(|v| -v), 0.0);
         // Real with complex promotes to complex128, float32 included (numpy 2 would say complex64).
-        let zr = ndarray::Zip::from(&r).and(&a).map_collect(|&p, &q| Complex64::new(p, 0.0) + q);
+        let zr = ndarray::Zip::from(&r)
+            .and(&a)
+            .map_collect(|&p, &q| Complex64::new(p, 0.0) + q);
         close_c(&(&z + &x).unwrap(), &zr, 1e-15);
         let z32 = z.astype(DType::F32).unwrap();
         assert_eq!((&z32 * &x).unwrap().dtype(), DType::C128);
@@ -115,7 +140,11 @@ fn promotion_and_arithmetic_match_the_oracle() {
         assert_eq!((&zi - &x).unwrap().dtype(), DType::C128);
         // A complex scalar makes a real array complex.
         let s = (&z * Complex64::new(0.0, 2.0)).unwrap();
-        close_c(&s, &r.mapv(|v| Complex64::new(v, 0.0) * Complex64::new(0.0, 2.0)), 1e-15);
+        close_c(
+            &s,
+            &r.mapv(|v| Complex64::new(v, 0.0) * Complex64::new(0.0, 2.0)),
+            1e-15,
+        );
         // A real scalar keeps complex128.
         close_c(&(&x * 2.0f64).unwrap(), &a.mapv(|v| v * 2.0), 0.0);
     }
@@ -124,7 +153,11 @@ fn promotion_and_arithmetic_match_the_oracle() {
 #[test]
 fn parts_and_analytic_functions() {
     let a = sample_c(&[5, 6], 17);
-    let x = from_array(a.clone(), ChunkSpec::Explicit(vec![vec![1, 3, 1], vec![4, 1, 1]])).unwrap();
+    let x = from_array(
+        a.clone(),
+        ChunkSpec::Explicit(vec![vec![1, 3, 1], vec![4, 1, 1]]),
+    )
+    .unwrap();
     let f = |arr: Array| arr.compute::<f64>().unwrap();
     assert_eq!(x.abs().unwrap().dtype(), DType::F64);
     assert_eq!(f(x.abs().unwrap()), a.mapv(|v| v.re.hypot(v.im)));
@@ -138,10 +171,31 @@ fn parts_and_analytic_functions() {
     close_c(&x.square().unwrap(), &a.mapv(|v| v * v), 1e-15);
     // The parts of a real array: itself, zeros, and numpy's angle (pi for negatives).
     let r = from_array(ndarray::arr1(&[-2.0, 0.0, 3.0]).into_dyn(), [2]).unwrap();
-    assert_eq!(r.real().unwrap().compute::<f64>().unwrap().as_slice().unwrap(), &[-2.0, 0.0, 3.0]);
-    assert_eq!(r.imag().unwrap().compute::<f64>().unwrap().as_slice().unwrap(), &[0.0, 0.0, 0.0]);
     assert_eq!(
-        r.angle().unwrap().compute::<f64>().unwrap().as_slice().unwrap(),
+        r.real()
+            .unwrap()
+            .compute::<f64>()
+            .unwrap()
+            .as_slice()
+            .unwrap(),
+        &[-2.0, 0.0, 3.0]
+    );
+    assert_eq!(
+        r.imag()
+            .unwrap()
+            .compute::<f64>()
+            .unwrap()
+            .as_slice()
+            .unwrap(),
+        &[0.0, 0.0, 0.0]
+    );
+    assert_eq!(
+        r.angle()
+            .unwrap()
+            .compute::<f64>()
+            .unwrap()
+            .as_slice()
+            .unwrap(),
         &[std::f64::consts::PI, 0.0, 0.0]
     );
     let i = from_array(iota(&[3]), [2]).unwrap();
@@ -163,8 +217,14 @@ fn equality_and_nan_tests() {
     assert_eq!(b(x.isnan().unwrap()), [false, true, false, false]);
     assert_eq!(b(x.isfinite().unwrap()), [true, false, false, true]);
     assert_eq!(b(x.isinf().unwrap()), [false, false, true, false]);
-    assert_eq!(b(x.eq(Complex64::new(1.0, 2.0)).unwrap()), [true, false, false, false]);
-    assert_eq!(b(x.ne(&x.conj().unwrap()).unwrap()), [true, true, true, true]);
+    assert_eq!(
+        b(x.eq(Complex64::new(1.0, 2.0)).unwrap()),
+        [true, false, false, false]
+    );
+    assert_eq!(
+        b(x.ne(&x.conj().unwrap()).unwrap()),
+        [true, true, true, true]
+    );
     assert_eq!(b(x.eq(1.0).unwrap()), [false, false, false, false]);
 }
 
@@ -200,7 +260,10 @@ fn npy_round_trip_is_bit_exact() {
     assert_eq!(back.dtype(), DType::C128);
     let got = back.compute::<Complex64>().unwrap();
     for (g, e) in got.iter().zip(&a) {
-        assert_eq!((g.re.to_bits(), g.im.to_bits()), (e.re.to_bits(), e.im.to_bits()));
+        assert_eq!(
+            (g.re.to_bits(), g.im.to_bits()),
+            (e.re.to_bits(), e.im.to_bits())
+        );
     }
 }
 
@@ -222,7 +285,10 @@ fn ops_without_meaning_for_complex_are_typed_errors() {
     ];
     for (op, r) in cases {
         let msg = r.map(|_| ()).unwrap_err().to_string();
-        assert!(msg.contains(op) && msg.contains("complex128"), "{op}: {msg}");
+        assert!(
+            msg.contains(op) && msg.contains("complex128"),
+            "{op}: {msg}"
+        );
     }
     assert!(Scalar::C128(Complex64::new(1.0, 0.0)).dtype() == DType::C128);
 }

@@ -19,12 +19,22 @@ use tessera::{Array, ChunkSpec, Complex64, DType, from_array};
 
 /// The direct DFT of every lane along `axis`: the lane cut or zero-padded to `n`, then
 /// `X[k] = Σ x[t]·e^(∓2πi·kt/n)` (− forward), scaled by `scale`.
-fn dft(x: &ArrayD<Complex64>, axis: usize, n: usize, inverse: bool, scale: f64) -> ArrayD<Complex64> {
+fn dft(
+    x: &ArrayD<Complex64>,
+    axis: usize,
+    n: usize,
+    inverse: bool,
+    scale: f64,
+) -> ArrayD<Complex64> {
     let mut shape = x.shape().to_vec();
     shape[axis] = n;
     let mut out = ArrayD::from_elem(IxDyn(&shape), Complex64::new(0.0, 0.0));
     let sign = if inverse { 1.0 } else { -1.0 };
-    for (lane, mut o) in x.lanes(Axis(axis)).into_iter().zip(out.lanes_mut(Axis(axis))) {
+    for (lane, mut o) in x
+        .lanes(Axis(axis))
+        .into_iter()
+        .zip(out.lanes_mut(Axis(axis)))
+    {
         let v: Vec<Complex64> = (0..n)
             .map(|t| lane.get(t).copied().unwrap_or_default())
             .collect();
@@ -58,7 +68,11 @@ fn irdft(x: &ArrayD<Complex64>, axis: usize, n: usize, scale: f64) -> ArrayD<f64
     let mut shape = x.shape().to_vec();
     shape[axis] = n;
     let mut full = ArrayD::from_elem(IxDyn(&shape), Complex64::new(0.0, 0.0));
-    for (lane, mut f) in x.lanes(Axis(axis)).into_iter().zip(full.lanes_mut(Axis(axis))) {
+    for (lane, mut f) in x
+        .lanes(Axis(axis))
+        .into_iter()
+        .zip(full.lanes_mut(Axis(axis)))
+    {
         for k in 0..m {
             let mut v = lane.get(k).copied().unwrap_or_default();
             if k == 0 || (n % 2 == 0 && k == n / 2) {
@@ -93,10 +107,7 @@ fn assert_close_c(actual: &Array, expected: &ArrayD<Complex64>) {
     assert_eq!(got.shape(), expected.shape(), "computed shape");
     let big = expected.iter().map(|v| v.norm()).fold(1.0, f64::max);
     for ((i, g), e) in got.indexed_iter().zip(expected.iter()) {
-        assert!(
-            (g - e).norm() <= 1e-12 * big,
-            "at {i:?}: {g} vs {e}"
-        );
+        assert!((g - e).norm() <= 1e-12 * big, "at {i:?}: {g} vs {e}");
     }
 }
 
@@ -116,7 +127,11 @@ fn assert_close_f(actual: &Array, expected: &ArrayD<f64>) {
 fn chunkings_keeping(shape: [usize; 2], axis: usize) -> Vec<ChunkSpec> {
     let other = 1 - axis;
     let mut out = Vec::new();
-    for split in [vec![shape[other]], vec![2; shape[other] / 2], ragged_axis(shape[other])] {
+    for split in [
+        vec![shape[other]],
+        vec![2; shape[other] / 2],
+        ragged_axis(shape[other]),
+    ] {
         let mut split = split;
         let s: usize = split.iter().sum();
         if s < shape[other] {
@@ -150,11 +165,26 @@ fn fft_and_ifft_match_the_direct_dft_on_every_chunking_n_and_norm() {
                 for norm in NORMS {
                     let ax = axis as isize - 2; // negative axes, as numpy users write them
                     let f = fft::fft(&xr, n, ax, norm).unwrap();
-                    assert_close_c(&f, &dft(&to_c(&real), axis, points, false, scale(norm, points, false)));
+                    assert_close_c(
+                        &f,
+                        &dft(
+                            &to_c(&real),
+                            axis,
+                            points,
+                            false,
+                            scale(norm, points, false),
+                        ),
+                    );
                     let f = fft::fft(&xc, n, axis as isize, norm).unwrap();
-                    assert_close_c(&f, &dft(&cplx, axis, points, false, scale(norm, points, false)));
+                    assert_close_c(
+                        &f,
+                        &dft(&cplx, axis, points, false, scale(norm, points, false)),
+                    );
                     let i = fft::ifft(&xc, n, axis as isize, norm).unwrap();
-                    assert_close_c(&i, &dft(&cplx, axis, points, true, scale(norm, points, true)));
+                    assert_close_c(
+                        &i,
+                        &dft(&cplx, axis, points, true, scale(norm, points, true)),
+                    );
                 }
             }
         }
@@ -173,7 +203,9 @@ fn rfft_and_irfft_match_the_direct_sums() {
             for norm in NORMS {
                 let f = fft::rfft(&x, n, -1, norm).unwrap();
                 let full = dft(&to_c(&real), 1, points, false, scale(norm, points, false));
-                let half = full.slice_axis(Axis(1), (0..points / 2 + 1).into()).to_owned();
+                let half = full
+                    .slice_axis(Axis(1), (0..points / 2 + 1).into())
+                    .to_owned();
                 assert_close_c(&f, &half);
             }
         }
@@ -219,15 +251,29 @@ fn input_dtypes_follow_numpy_typing() {
     let x = from_array(iota(&[3, 4]), [1, 4]).unwrap();
     let f = fft::fft(&x, None, -1, None).unwrap();
     assert_eq!(f.dtype(), DType::C128);
-    let expect = dft(&iota(&[3, 4]).mapv(|v| Complex64::new(v as f64, 0.0)), 1, 4, false, 1.0);
+    let expect = dft(
+        &iota(&[3, 4]).mapv(|v| Complex64::new(v as f64, 0.0)),
+        1,
+        4,
+        false,
+        1.0,
+    );
     assert_close_c(&f, &expect);
     // float32 gives complex128 here (numpy 2: complex64, a dtype tessera does not have).
     let x32 = x.astype(DType::F32).unwrap();
-    assert_eq!(fft::rfft(&x32, None, -1, None).unwrap().dtype(), DType::C128);
+    assert_eq!(
+        fft::rfft(&x32, None, -1, None).unwrap().dtype(),
+        DType::C128
+    );
     // irfft of real input reads it as complex with zero imaginary parts, as numpy does.
     let xr = x.astype(DType::F64).unwrap();
     let y = fft::irfft(&xr, None, -1, None).unwrap();
-    let expect = irdft(&iota(&[3, 4]).mapv(|v| Complex64::new(v as f64, 0.0)), 1, 6, 1.0 / 6.0);
+    let expect = irdft(
+        &iota(&[3, 4]).mapv(|v| Complex64::new(v as f64, 0.0)),
+        1,
+        6,
+        1.0 / 6.0,
+    );
     assert_close_f(&y, &expect);
 }
 
@@ -264,7 +310,13 @@ fn nd_transforms_match_one_axis_oracles_in_turn() {
 
     let all = from_array(cplx.clone(), whole.clone()).unwrap();
     let f = fft::fftn(&all, None, None, None).unwrap();
-    let expect = dft(&dft(&dft(&cplx, 2, 5, false, 1.0), 1, 6, false, 1.0), 0, 4, false, 1.0);
+    let expect = dft(
+        &dft(&dft(&cplx, 2, 5, false, 1.0), 1, 6, false, 1.0),
+        0,
+        4,
+        false,
+        1.0,
+    );
     assert_close_c(&f, &expect);
     assert_close_c(&fft::ifftn(&f, None, None, None).unwrap(), &cplx);
     let g = fft::ifftn(&all, None, Some(&[0, 2]), Some("forward")).unwrap();
@@ -279,8 +331,13 @@ fn nd_transforms_match_one_axis_oracles_in_turn() {
     let back = fft::irfftn(&f, Some(&[6, 5]), Some(&[1, 2]), None).unwrap();
     assert_close_f(&back, &real);
     let rall = from_array(real.clone(), whole).unwrap();
-    let back = fft::irfftn(&fft::rfftn(&rall, None, None, None).unwrap(), Some(&[4, 6, 5]), None, None)
-        .unwrap();
+    let back = fft::irfftn(
+        &fft::rfftn(&rall, None, None, None).unwrap(),
+        Some(&[4, 6, 5]),
+        None,
+        None,
+    )
+    .unwrap();
     assert_close_f(&back, &real);
 }
 
@@ -295,7 +352,10 @@ fn fftfreq_and_rfftfreq_give_numpys_values() {
             fft::fftfreq(8, 0.1, [3]).unwrap(),
             vec![0.0, 1.25, 2.5, 3.75, -5.0, -3.75, -2.5, -1.25],
         ),
-        (fft::fftfreq(5, 1.0, [2]).unwrap(), vec![0.0, 0.2, 0.4, -0.4, -0.2]),
+        (
+            fft::fftfreq(5, 1.0, [2]).unwrap(),
+            vec![0.0, 0.2, 0.4, -0.4, -0.2],
+        ),
         (fft::fftfreq(1, 1.0, [1]).unwrap(), vec![0.0]),
         (
             fft::rfftfreq(8, 0.1, [2]).unwrap(),
@@ -308,7 +368,10 @@ fn fftfreq_and_rfftfreq_give_numpys_values() {
         let got = a.compute::<f64>().unwrap();
         assert_eq!(got.as_slice().unwrap(), expect.as_slice());
     }
-    assert_eq!(fft::fftfreq(10, 1.0, [3]).unwrap().chunks().axis(0), &[3, 3, 3, 1]);
+    assert_eq!(
+        fft::fftfreq(10, 1.0, [3]).unwrap().chunks().axis(0),
+        &[3, 3, 3, 1]
+    );
     assert!(fft::fftfreq(0, 1.0, [1]).is_err());
 }
 
@@ -328,12 +391,21 @@ fn fftshift_and_ifftshift_match_numpy_on_any_chunking() {
         check(&fft::ifftshift(&s, None).unwrap(), &x);
         // One axis only: numpy's fftshift(x, axes=1).
         let s1 = fft::fftshift(&a, Some(&[1])).unwrap();
-        check(&s1, &arr2(&[[2i64, 3, 0, 1], [6, 7, 4, 5], [10, 11, 8, 9]]).into_dyn());
+        check(
+            &s1,
+            &arr2(&[[2i64, 3, 0, 1], [6, 7, 4, 5], [10, 11, 8, 9]]).into_dyn(),
+        );
     }
     // Odd length: the two shifts differ (numpy: fftshift([0,1,2,3,4]) = [3,4,0,1,2]).
     let a = from_array(iota(&[5]), [2]).unwrap();
-    check(&fft::fftshift(&a, None).unwrap(), &ndarray::arr1(&[3i64, 4, 0, 1, 2]).into_dyn());
-    check(&fft::ifftshift(&a, None).unwrap(), &ndarray::arr1(&[2i64, 3, 4, 0, 1]).into_dyn());
+    check(
+        &fft::fftshift(&a, None).unwrap(),
+        &ndarray::arr1(&[3i64, 4, 0, 1, 2]).into_dyn(),
+    );
+    check(
+        &fft::ifftshift(&a, None).unwrap(),
+        &ndarray::arr1(&[2i64, 3, 4, 0, 1]).into_dyn(),
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -349,16 +421,25 @@ fn errors_name_what_is_wrong() {
     let ok = x.rechunk([3, 8]).unwrap();
     let msg = fft::fft(&ok, Some(0), 1, None).unwrap_err().to_string();
     assert!(msg.contains("(0)"), "{msg}");
-    let msg = fft::fft(&ok, None, 1, Some("unitary")).unwrap_err().to_string();
+    let msg = fft::fft(&ok, None, 1, Some("unitary"))
+        .unwrap_err()
+        .to_string();
     assert!(msg.contains("unitary") && msg.contains("ortho"), "{msg}");
     let msg = fft::fft(&ok, None, 2, None).unwrap_err().to_string();
     assert!(msg.contains('2'), "{msg}");
     let c = fft::fft(&ok, None, 1, None).unwrap();
     let msg = fft::rfft(&c, None, 1, None).unwrap_err().to_string();
     assert!(msg.contains("rfft") && msg.contains("complex128"), "{msg}");
-    let spectrum = fft::rfft(&ok, None, 1, None).unwrap().rechunk([3, 2]).unwrap();
-    let msg = fft::irfft(&spectrum, None, 1, None).unwrap_err().to_string();
+    let spectrum = fft::rfft(&ok, None, 1, None)
+        .unwrap()
+        .rechunk([3, 2])
+        .unwrap();
+    let msg = fft::irfft(&spectrum, None, 1, None)
+        .unwrap_err()
+        .to_string();
     assert!(msg.contains("irfft") && msg.contains("rechunk"), "{msg}");
-    let msg = fft::fftn(&ok, Some(&[2, 2, 2]), None, None).unwrap_err().to_string();
+    let msg = fft::fftn(&ok, Some(&[2, 2, 2]), None, None)
+        .unwrap_err()
+        .to_string();
     assert!(msg.contains("s [2, 2, 2]"), "{msg}");
 }

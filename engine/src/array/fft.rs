@@ -45,13 +45,7 @@ fn one_axis(
     transform(x, kind, n, k, norm)
 }
 
-fn transform(
-    x: &Array,
-    kind: FftKind,
-    n: Option<usize>,
-    k: usize,
-    norm: FftNorm,
-) -> Result<Array> {
+fn transform(x: &Array, kind: FftKind, n: Option<usize>, k: usize, norm: FftNorm) -> Result<Array> {
     let op = kind.name();
     let len = x.shape()[k];
     let n = match (n, kind) {
@@ -164,7 +158,10 @@ fn nd_axes(
             if s.len() > x.ndim() {
                 return Err(Error::InvalidArgument {
                     op,
-                    reason: format!("s {s:?} has more entries than the array's {} axes", x.ndim()),
+                    reason: format!(
+                        "s {s:?} has more entries than the array's {} axes",
+                        x.ndim()
+                    ),
                 });
             }
             (x.ndim() - s.len()..x.ndim()).collect()
@@ -232,7 +229,14 @@ pub fn fft2(
     axes: Option<&[isize]>,
     norm: Option<&str>,
 ) -> Result<Array> {
-    complex_nd(x, FftKind::Forward, s, Some(axes.unwrap_or(&[-2, -1])), norm, "fft2")
+    complex_nd(
+        x,
+        FftKind::Forward,
+        s,
+        Some(axes.unwrap_or(&[-2, -1])),
+        norm,
+        "fft2",
+    )
 }
 
 /// numpy's `ifft2`: [`ifftn`] over the last two axes by default.
@@ -242,7 +246,14 @@ pub fn ifft2(
     axes: Option<&[isize]>,
     norm: Option<&str>,
 ) -> Result<Array> {
-    complex_nd(x, FftKind::Inverse, s, Some(axes.unwrap_or(&[-2, -1])), norm, "ifft2")
+    complex_nd(
+        x,
+        FftKind::Inverse,
+        s,
+        Some(axes.unwrap_or(&[-2, -1])),
+        norm,
+        "ifft2",
+    )
 }
 
 /// numpy's `rfftn`: [`rfft`] along the last of `axes`, then [`fft`] along the others.

@@ -6,9 +6,9 @@
 mod creation;
 mod cumulative;
 mod elementwise;
+pub mod fft;
 mod histogram;
 mod indexing;
-pub mod fft;
 pub mod linalg;
 mod manipulation;
 mod random;

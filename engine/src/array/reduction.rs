@@ -91,7 +91,11 @@ impl Array {
                 let i = num_complex::Complex64::new(0.0, 1.0);
                 use super::elementwise::{Operand, binary};
                 use crate::ops::BinaryFn;
-                let im = binary(BinaryFn::Mul, im.astype(DType::C128)?.into(), Operand::from(i))?;
+                let im = binary(
+                    BinaryFn::Mul,
+                    im.astype(DType::C128)?.into(),
+                    Operand::from(i),
+                )?;
                 binary(BinaryFn::Add, re.astype(DType::C128)?.into(), im.into())
             }
             other => Err(Error::UnsupportedDType {

@@ -284,7 +284,9 @@ impl ZarrArrayRef {
         let path = &node_path(path);
         let at = |reason: String| zarr_err(store, format!("array {path}: {reason}"));
         if dtype.is_complex() {
-            return Err(at(format!("{dtype} arrays cannot be stored in Zarr here yet")));
+            return Err(at(format!(
+                "{dtype} arrays cannot be stored in Zarr here yet"
+            )));
         }
         if !store.is_s3() {
             std::fs::create_dir_all(&store.0).map_err(|e| {

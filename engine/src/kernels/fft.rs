@@ -18,11 +18,7 @@ pub fn transform(op: &FftOp, x: &ArrayData) -> Result<ArrayData> {
     if op.axis >= x.shape().len() {
         return Err(Error::ShapeMismatch {
             op: op.name(),
-            reason: format!(
-                "block of shape {:?} has no axis {}",
-                x.shape(),
-                op.axis
-            ),
+            reason: format!("block of shape {:?} has no axis {}", x.shape(), op.axis),
         });
     }
     let mut shape = x.shape().to_vec();

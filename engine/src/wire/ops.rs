@@ -811,8 +811,13 @@ mod tests {
         let a = x();
         for y in [
             crate::fft::fft(&a, None, -1, None).unwrap(),
-            crate::fft::irfft(&crate::fft::rfft(&a, Some(6), 0, Some("ortho")).unwrap(), Some(6), 0, None)
-                .unwrap(),
+            crate::fft::irfft(
+                &crate::fft::rfft(&a, Some(6), 0, Some("ortho")).unwrap(),
+                Some(6),
+                0,
+                None,
+            )
+            .unwrap(),
         ] {
             let g = y.graph();
             for layer in g.layers().iter().filter(|l| matches!(l.op, Op::Fft(_))) {

@@ -638,7 +638,10 @@ pub fn sample_data(dtype: DType, shape: &[usize], seed: u64) -> ArrayData {
         DType::F32 => ArrayData::F32(sample(shape, seed)),
         DType::F64 => ArrayData::F64(sample(shape, seed)),
         DType::C128 => {
-            let (re, im) = (sample::<f64>(shape, seed), sample::<f64>(shape, seed ^ 0x5eed));
+            let (re, im) = (
+                sample::<f64>(shape, seed),
+                sample::<f64>(shape, seed ^ 0x5eed),
+            );
             ArrayData::C128(
                 ndarray::Zip::from(&re)
                     .and(&im)
