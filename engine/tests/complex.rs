@@ -222,7 +222,7 @@ fn equality_and_nan_tests() {
         [true, false, false, false]
     );
     assert_eq!(
-        b(x.ne(&x.conj().unwrap()).unwrap()),
+        b(x.ne(x.conj().unwrap()).unwrap()),
         [true, true, true, true]
     );
     assert_eq!(b(x.eq(1.0).unwrap()), [false, false, false, false]);

@@ -64,7 +64,7 @@ fn suite() -> Vec<(&'static str, Array)> {
         ("complex exp", z.exp().unwrap()),
         ("complex sum", z.sum_axis(0).unwrap()),
         ("complex mean", z.mean().unwrap()),
-        ("complex eq", z.eq(&z.conj().unwrap()).unwrap()),
+        ("complex eq", z.eq(z.conj().unwrap()).unwrap()),
     ]
 }
 
