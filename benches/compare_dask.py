@@ -5,7 +5,8 @@ Every figure this prints is a ratio of timings taken in the same run on the same
 something on a shared, noisy machine where absolute times do not.
 
 For each workload (headline, per_task, matmul, xxt_mean, mean_40000, anomaly_std, anomaly_zscore,
-rechunk_rows_cols, normal_mean, poisson_mean, sort_1e8, histogram_1e8, sincos_mean, strided_sum_max; defined in benches/src/lib.rs,
+rechunk_rows_cols, normal_mean, poisson_mean, sort_1e8, histogram_1e8, sincos_mean, strided_sum_max,
+fft_10000; defined in benches/src/lib.rs,
 mirrored in DASK_WORKLOADS below):
 
 * ours: runs target/release/examples/workloads --workload W --threads T --repeat N (built first with
@@ -58,7 +59,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 WORKLOADS = ["headline", "per_task", "matmul", "xxt_mean", "mean_40000", "anomaly_std",
              "anomaly_zscore", "rechunk_rows_cols", "normal_mean", "poisson_mean", "sort_1e8",
-             "histogram_1e8", "sincos_mean", "strided_sum_max"]
+             "histogram_1e8", "sincos_mean", "strided_sum_max", "fft_10000"]
 NUMPY_WORKLOADS = {"headline", "matmul", "sort_1e8", "histogram_1e8", "sincos_mean",
                    "strided_sum_max"}
 RSS_WORKLOADS = {"headline", "mean_40000", "anomaly_std", "anomaly_zscore", "rechunk_rows_cols"}
@@ -108,6 +109,9 @@ def dask_workload(name):
     if name == "strided_sum_max":
         x = rng.random((20000, 20000), chunks=(2000, 2000))
         return x[::2, ::3].sum(axis=1).max()
+    if name == "fft_10000":
+        x = rng.random((10000, 10000), chunks=(10000, 1000))
+        return abs(da.fft.fft(x, axis=0)).mean()
     raise SystemExit("unknown workload " + name)
 """
 

@@ -63,11 +63,15 @@ pub enum Workload {
     /// `x[::2, ::3].sum(axis=1).max()` for x 20000×20000 uniform in 2000×2000 chunks: a strided
     /// slice of a source (only the kept elements need generating).
     StridedSumMax,
+    /// `abs(fft(x, axis=0)).mean()` for x 10000×10000 uniform in 10000×1000 chunks (the
+    /// transformed axis whole in each of the 10 chunks): the FFT of every column, then a scalar so
+    /// the client does not gather 1.6 GB of complex values.
+    Fft10000,
 }
 
 impl Workload {
     /// Every workload, in the order reports list them.
-    pub const ALL: [Workload; 14] = [
+    pub const ALL: [Workload; 15] = [
         Workload::Headline,
         Workload::PerTask,
         Workload::Matmul,
@@ -82,6 +86,7 @@ impl Workload {
         Workload::Histogram1e8,
         Workload::SinCosMean,
         Workload::StridedSumMax,
+        Workload::Fft10000,
     ];
 
     /// The name on the command line and in JSON output.
@@ -101,6 +106,7 @@ impl Workload {
             Workload::Histogram1e8 => "histogram_1e8",
             Workload::SinCosMean => "sincos_mean",
             Workload::StridedSumMax => "strided_sum_max",
+            Workload::Fft10000 => "fft_10000",
         }
     }
 
@@ -121,7 +127,7 @@ impl Workload {
             | Workload::PoissonMean
             | Workload::SinCosMean => 100,
             Workload::AnomalyStd | Workload::AnomalyZscore | Workload::StridedSumMax => 400,
-            Workload::RechunkRowsCols | Workload::Histogram1e8 => 10,
+            Workload::RechunkRowsCols | Workload::Histogram1e8 | Workload::Fft10000 => 10,
             Workload::Sort1e8 => 8,
         }
     }
@@ -179,6 +185,10 @@ impl Workload {
                 .slice(s![..;2, ..;3])?
                 .sum_axis(1)?
                 .max(),
+            Workload::Fft10000 => {
+                let x = rng.random(&[10_000, 10_000], [10_000, 1000])?;
+                tessera::fft::fft(&x, None, 0, None)?.abs()?.mean()
+            }
         }
     }
 
@@ -296,6 +306,7 @@ mod tests {
                 vec![],
                 vec![100_000],
                 vec![100],
+                vec![],
                 vec![],
                 vec![]
             ]

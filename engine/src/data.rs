@@ -2,6 +2,7 @@
 //! trait that ties a Rust type to its [`DType`].
 
 use ndarray::{ArrayD, IxDyn};
+use num_complex::Complex64;
 
 use crate::error::{Error, Result};
 use crate::meta::{DType, Scalar};
@@ -13,6 +14,7 @@ pub enum ArrayData {
     I64(ArrayD<i64>),
     F32(ArrayD<f32>),
     F64(ArrayD<f64>),
+    C128(ArrayD<Complex64>),
 }
 
 /// Applies an expression to the typed array inside an [`ArrayData`], binding it to `$a`.
@@ -25,6 +27,38 @@ macro_rules! with_array {
             $crate::ArrayData::I64($a) => $body,
             $crate::ArrayData::F32($a) => $body,
             $crate::ArrayData::F64($a) => $body,
+            $crate::ArrayData::C128($a) => $body,
+        }
+    };
+}
+
+/// Like [`with_array!`] for code that needs ordered (real) elements: complex data evaluates
+/// `$complex` instead (typically an error naming the op, which the builders have already given).
+#[macro_export]
+#[doc(hidden)]
+macro_rules! with_real_array {
+    ($data:expr, $a:ident => $body:expr, complex => $complex:expr) => {
+        match $data {
+            $crate::ArrayData::Bool($a) => $body,
+            $crate::ArrayData::I64($a) => $body,
+            $crate::ArrayData::F32($a) => $body,
+            $crate::ArrayData::F64($a) => $body,
+            $crate::ArrayData::C128(_) => $complex,
+        }
+    };
+}
+
+/// Like [`map_array!`] for code that needs ordered (real) elements; see [`with_real_array!`].
+#[macro_export]
+#[doc(hidden)]
+macro_rules! map_real_array {
+    ($data:expr, $a:ident => $body:expr, complex => $complex:expr) => {
+        match $data {
+            $crate::ArrayData::Bool($a) => $crate::ArrayData::Bool($body),
+            $crate::ArrayData::I64($a) => $crate::ArrayData::I64($body),
+            $crate::ArrayData::F32($a) => $crate::ArrayData::F32($body),
+            $crate::ArrayData::F64($a) => $crate::ArrayData::F64($body),
+            $crate::ArrayData::C128(_) => $complex,
         }
     };
 }
@@ -39,6 +73,7 @@ macro_rules! map_array {
             $crate::ArrayData::I64($a) => $crate::ArrayData::I64($body),
             $crate::ArrayData::F32($a) => $crate::ArrayData::F32($body),
             $crate::ArrayData::F64($a) => $crate::ArrayData::F64($body),
+            $crate::ArrayData::C128($a) => $crate::ArrayData::C128($body),
         }
     };
 }
@@ -50,6 +85,7 @@ impl ArrayData {
             ArrayData::I64(_) => DType::I64,
             ArrayData::F32(_) => DType::F32,
             ArrayData::F64(_) => DType::F64,
+            ArrayData::C128(_) => DType::C128,
         }
     }
 
@@ -73,11 +109,13 @@ impl ArrayData {
             Scalar::I64(v) => ArrayData::I64(ArrayD::from_elem(shape, v)),
             Scalar::F32(v) => ArrayData::F32(ArrayD::from_elem(shape, v)),
             Scalar::F64(v) => ArrayData::F64(ArrayD::from_elem(shape, v)),
+            Scalar::C128(v) => ArrayData::C128(ArrayD::from_elem(shape, v)),
         }
     }
 
     /// The array converted to `dtype` with numpy's `astype` semantics (float to int truncates toward
-    /// zero and saturates; NaN becomes 0).
+    /// zero and saturates; NaN becomes 0; complex to a real type takes the real part, where numpy
+    /// also warns).
     pub fn cast(&self, dtype: DType) -> ArrayData {
         if self.dtype() == dtype {
             return self.clone();
@@ -89,6 +127,7 @@ impl ArrayData {
                 ArrayData::F32(with_array!(self, a => a.mapv(|v| Element::to_f64(v) as f32)))
             }
             DType::F64 => ArrayData::F64(with_array!(self, a => a.mapv(Element::to_f64))),
+            DType::C128 => ArrayData::C128(with_array!(self, a => a.mapv(Element::to_c128))),
         }
     }
 
@@ -113,12 +152,14 @@ impl ArrayData {
             ArrayData::I64(a) => a.get(index).map(|&v| Scalar::I64(v)),
             ArrayData::F32(a) => a.get(index).map(|&v| Scalar::F32(v)),
             ArrayData::F64(a) => a.get(index).map(|&v| Scalar::F64(v)),
+            ArrayData::C128(a) => a.get(index).map(|&v| Scalar::C128(v)),
         }
     }
 }
 
-/// A Rust type usable as an array element.
-pub trait Element: Copy + Send + Sync + PartialEq + PartialOrd + std::fmt::Debug + 'static {
+/// A Rust type usable as an array element. Not every element type is ordered ([`Complex64`] is
+/// not): code that compares elements asks for `PartialOrd` besides.
+pub trait Element: Copy + Send + Sync + PartialEq + std::fmt::Debug + 'static {
     const DTYPE: DType;
     fn wrap(a: ArrayD<Self>) -> ArrayData;
     fn unwrap(a: ArrayData) -> Option<ArrayD<Self>>;
@@ -126,6 +167,10 @@ pub trait Element: Copy + Send + Sync + PartialEq + PartialOrd + std::fmt::Debug
     fn to_f64(self) -> f64;
     fn to_i64(self) -> i64;
     fn to_bool(self) -> bool;
+    /// The value as a complex number (zero imaginary part for real types).
+    fn to_c128(self) -> Complex64 {
+        Complex64::new(self.to_f64(), 0.0)
+    }
     fn from_scalar(s: Scalar) -> Self;
     fn into_scalar(self) -> Scalar;
 }
@@ -184,6 +229,44 @@ element!(
 element!(i64, I64, |v| v as f64, |v| v, |v| v != 0, |s| s.as_i64());
 element!(bool, Bool, |v| v as u8 as f64, |v| v as i64, |v| v, |s| s
     .as_bool());
+
+// Complex to real keeps the real part, as numpy's astype (which warns).
+impl Element for Complex64 {
+    const DTYPE: DType = DType::C128;
+    fn wrap(a: ArrayD<Self>) -> ArrayData {
+        ArrayData::C128(a)
+    }
+    fn unwrap(a: ArrayData) -> Option<ArrayD<Self>> {
+        match a {
+            ArrayData::C128(a) => Some(a),
+            _ => None,
+        }
+    }
+    fn view(a: &ArrayData) -> Option<&ArrayD<Self>> {
+        match a {
+            ArrayData::C128(a) => Some(a),
+            _ => None,
+        }
+    }
+    fn to_f64(self) -> f64 {
+        self.re
+    }
+    fn to_i64(self) -> i64 {
+        self.re as i64
+    }
+    fn to_bool(self) -> bool {
+        self.re != 0.0 || self.im != 0.0
+    }
+    fn to_c128(self) -> Complex64 {
+        self
+    }
+    fn from_scalar(s: Scalar) -> Self {
+        s.as_c128()
+    }
+    fn into_scalar(self) -> Scalar {
+        Scalar::C128(self)
+    }
+}
 
 impl<T: Element> From<ArrayD<T>> for ArrayData {
     fn from(a: ArrayD<T>) -> Self {

@@ -15,6 +15,7 @@
 //! # Layout
 //! - [`array`]: the user API — [`Array`], creation functions, operators, reductions, structure;
 //!   [`linalg`] has numpy's linear algebra (products, TSQR `qr`/`svd`, one-chunk factorizations).
+//!   [`fft`] has numpy's discrete Fourier transforms along axes that are one chunk.
 //! - [`meta`]: dtypes and promotion, scalars, chunk grids ([`Chunks`]).
 //! - [`data`]: chunk data ([`ArrayData`], [`ChunkValue`]).
 //! - [`graph`]: layers, layer ids, the layered [`Graph`] and its expansion into chunk tasks; plan
@@ -50,6 +51,7 @@ pub mod progress_bar;
 #[cfg(feature = "distributed")]
 pub mod wire;
 
+pub use array::fft;
 pub use array::from_array_data;
 pub use array::linalg;
 pub use array::{
@@ -72,5 +74,7 @@ pub use io::zarr::{BloscCompressor, ZarrCodec, ZarrOptions, ZarrReadOptions, Zar
 pub use jobs::{JobHandle, JobStatus};
 pub use meta::{ChunkSpec, Chunks, DType, Scalar};
 pub use ndarray::s;
+/// complex128 elements (`DType::C128`), as `num_complex::Complex64`.
+pub use num_complex::Complex64;
 pub use ops::{Boundary, Op, Reduction};
 pub use progress_bar::set_progress_bar;

@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use num_complex::Complex64;
+
 use crate::error::{Error, Result};
 
 /// The element type of an array.
@@ -13,6 +15,8 @@ pub enum DType {
     I64,
     F32,
     F64,
+    /// Complex numbers of two float64s (numpy's `complex128`), as [`crate::Complex64`].
+    C128,
 }
 
 impl DType {
@@ -22,6 +26,7 @@ impl DType {
             DType::Bool => 1,
             DType::I64 | DType::F64 => 8,
             DType::F32 => 4,
+            DType::C128 => 16,
         }
     }
 
@@ -32,6 +37,7 @@ impl DType {
             DType::I64 => "int64",
             DType::F32 => "float32",
             DType::F64 => "float64",
+            DType::C128 => "complex128",
         }
     }
 
@@ -39,13 +45,30 @@ impl DType {
         matches!(self, DType::F32 | DType::F64)
     }
 
-    /// numpy's `result_type` for two array operands: bool < int64 < float32 < float64, except that
-    /// int64 with float32 gives float64 (float32 cannot hold every int64).
+    /// Whether the type is complex (complex128).
+    pub fn is_complex(self) -> bool {
+        self == DType::C128
+    }
+
+    /// Refuses complex input to an op that needs ordered (real) values, as numpy does for
+    /// comparisons, floor, sorting, max/min and friends: the error names the op and the dtype.
+    pub fn require_real(self, op: &'static str) -> Result<()> {
+        if self.is_complex() {
+            return Err(Error::UnsupportedDType { op, dtype: self });
+        }
+        Ok(())
+    }
+
+    /// numpy's `result_type` for two array operands: bool < int64 < float32 < float64 < complex128,
+    /// except that int64 with float32 gives float64 (float32 cannot hold every int64). Anything with
+    /// complex128 is complex128 (numpy 2 gives complex64 for float32 with complex64, a type tessera
+    /// does not have).
     pub fn promote(a: DType, b: DType) -> DType {
         use DType::*;
         match (a, b) {
             (x, y) if x == y => x,
             (Bool, y) | (y, Bool) => y,
+            (C128, _) | (_, C128) => C128,
             (I64, F32) | (F32, I64) => F64,
             (F64, _) | (_, F64) => F64,
             (I64, I64) | (F32, F32) => unreachable!("equal types handled above"),
@@ -57,16 +80,19 @@ impl DType {
     /// an int scalar with a bool array gives int64).
     pub fn promote_scalar(array: DType, scalar: &Scalar) -> DType {
         match (array, scalar) {
+            (_, Scalar::C128(_)) => DType::C128,
             (DType::Bool | DType::I64, Scalar::F64(_) | Scalar::F32(_)) => DType::F64,
             (DType::Bool, Scalar::I64(_)) => DType::I64,
             _ => array,
         }
     }
 
-    /// Type of true division and of float-only math (sqrt, exp …): integers and bools become float64.
+    /// Type of true division and of float-only math (sqrt, exp …): integers and bools become float64;
+    /// complex128 stays complex128.
     pub fn float_result(self) -> DType {
         match self {
             DType::F32 => DType::F32,
+            DType::C128 => DType::C128,
             _ => DType::F64,
         }
     }
@@ -85,6 +111,7 @@ pub enum Scalar {
     I64(i64),
     F32(f32),
     F64(f64),
+    C128(Complex64),
 }
 
 impl Scalar {
@@ -94,15 +121,27 @@ impl Scalar {
             Scalar::I64(_) => DType::I64,
             Scalar::F32(_) => DType::F32,
             Scalar::F64(_) => DType::F64,
+            Scalar::C128(_) => DType::C128,
         }
     }
 
+    /// The value as a complex number (real types with a zero imaginary part).
+    pub fn as_c128(&self) -> Complex64 {
+        match *self {
+            Scalar::C128(v) => v,
+            other => Complex64::new(other.as_f64(), 0.0),
+        }
+    }
+
+    /// The real value; a complex one gives its real part, as numpy's `astype` does (with its
+    /// `ComplexWarning`).
     pub fn as_f64(&self) -> f64 {
         match *self {
             Scalar::Bool(b) => b as u8 as f64,
             Scalar::I64(v) => v as f64,
             Scalar::F32(v) => v as f64,
             Scalar::F64(v) => v,
+            Scalar::C128(v) => v.re,
         }
     }
 
@@ -112,6 +151,7 @@ impl Scalar {
             Scalar::I64(v) => v,
             Scalar::F32(v) => v as i64,
             Scalar::F64(v) => v as i64,
+            Scalar::C128(v) => v.re as i64,
         }
     }
 
@@ -121,6 +161,7 @@ impl Scalar {
             Scalar::I64(v) => v != 0,
             Scalar::F32(v) => v != 0.0,
             Scalar::F64(v) => v != 0.0,
+            Scalar::C128(v) => v.re != 0.0 || v.im != 0.0,
         }
     }
 
@@ -131,20 +172,23 @@ impl Scalar {
             DType::I64 => Scalar::I64(self.as_i64()),
             DType::F32 => Scalar::F32(self.as_f64() as f32),
             DType::F64 => Scalar::F64(self.as_f64()),
+            DType::C128 => Scalar::C128(self.as_c128()),
         }
     }
 
     /// Bytes that identify the value exactly, for graph tokens.
-    pub(crate) fn token_bytes(&self) -> [u8; 9] {
-        let (tag, bits) = match *self {
-            Scalar::Bool(b) => (0u8, b as u64),
-            Scalar::I64(v) => (1, v as u64),
-            Scalar::F32(v) => (2, v.to_bits() as u64),
-            Scalar::F64(v) => (3, v.to_bits()),
+    pub(crate) fn token_bytes(&self) -> [u8; 17] {
+        let (tag, bits, im) = match *self {
+            Scalar::Bool(b) => (0u8, b as u64, 0),
+            Scalar::I64(v) => (1, v as u64, 0),
+            Scalar::F32(v) => (2, v.to_bits() as u64, 0),
+            Scalar::F64(v) => (3, v.to_bits(), 0),
+            Scalar::C128(v) => (4, v.re.to_bits(), v.im.to_bits()),
         };
-        let mut out = [0u8; 9];
+        let mut out = [0u8; 17];
         out[0] = tag;
-        out[1..].copy_from_slice(&bits.to_le_bytes());
+        out[1..9].copy_from_slice(&bits.to_le_bytes());
+        out[9..].copy_from_slice(&im.to_le_bytes());
         out
     }
 }
@@ -169,6 +213,11 @@ impl From<i32> for Scalar {
         Scalar::I64(v as i64)
     }
 }
+impl From<Complex64> for Scalar {
+    fn from(v: Complex64) -> Self {
+        Scalar::C128(v)
+    }
+}
 impl From<bool> for Scalar {
     fn from(v: bool) -> Self {
         Scalar::Bool(v)
@@ -182,6 +231,7 @@ impl fmt::Display for Scalar {
             Scalar::I64(v) => write!(f, "{v}"),
             Scalar::F32(v) => write!(f, "{v}"),
             Scalar::F64(v) => write!(f, "{v}"),
+            Scalar::C128(v) => write!(f, "({}{:+}j)", v.re, v.im),
         }
     }
 }
@@ -543,6 +593,14 @@ mod tests {
         assert_eq!(DType::promote_scalar(I64, &Scalar::F64(1.0)), F64);
         assert_eq!(DType::promote_scalar(Bool, &Scalar::I64(1)), I64);
         assert_eq!(DType::promote_scalar(I64, &Scalar::I64(1)), I64);
+        assert_eq!(DType::promote(C128, F32), C128);
+        assert_eq!(DType::promote(Bool, C128), C128);
+        assert_eq!(DType::promote(I64, C128), C128);
+        assert_eq!(DType::promote_scalar(C128, &Scalar::F64(1.0)), C128);
+        assert_eq!(
+            DType::promote_scalar(I64, &Scalar::C128(num_complex::Complex64::new(0.0, 1.0))),
+            C128
+        );
     }
 
     #[test]

@@ -103,6 +103,7 @@ fn binary_oracle(op: Bin, a: &ArrayData, b: &ArrayData, out: DType) -> ArrayData
                 ArrayData::F64(r)
             }
         }
+        DType::C128 => unreachable!("complex128 arithmetic is checked in tests/complex.rs"),
     }
 }
 
@@ -317,6 +318,7 @@ fn scalar_oracle(op: Bin, a: &ArrayData, s: Scalar, scalar_left: bool, out: DTyp
         Scalar::I64(v) => ArrayData::I64(ArrayD::from_elem(IxDyn(&[]), v)),
         Scalar::F32(v) => ArrayData::F32(ArrayD::from_elem(IxDyn(&[]), v)),
         Scalar::F64(v) => ArrayData::F64(ArrayD::from_elem(IxDyn(&[]), v)),
+        Scalar::C128(v) => ArrayData::C128(ArrayD::from_elem(IxDyn(&[]), v)),
     };
     if scalar_left {
         binary_oracle(op, &sd, a, out)
@@ -347,6 +349,7 @@ fn with_scalar(op: Bin, a: &Array, s: Scalar, scalar_left: bool) -> tessera::Res
         Scalar::I64(v) => go!(v),
         Scalar::F32(v) => go!(Scalar::F32(v)),
         Scalar::F64(v) => go!(v),
+        Scalar::C128(v) => go!(Scalar::C128(v)),
     }
 }
 

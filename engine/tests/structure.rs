@@ -1024,6 +1024,7 @@ fn structure_ops_on_dynamic_data_of_every_dtype() {
             ArrayData::I64(x) => ArrayData::I64(chain_oracle(x)),
             ArrayData::F32(x) => ArrayData::F32(chain_oracle(x)),
             ArrayData::F64(x) => ArrayData::F64(chain_oracle(x)),
+            ArrayData::C128(x) => ArrayData::C128(chain_oracle(x)),
         };
         check_data(&t, &expected);
         let r = a.rechunk([5, 5]).unwrap();

@@ -98,6 +98,12 @@ fn write_inner(path: &Path, value: &ChunkValue) -> std::io::Result<()> {
                 ArrayData::I64(x) => put(&mut out, x, i64::to_le_bytes)?,
                 ArrayData::F32(x) => put(&mut out, x, f32::to_le_bytes)?,
                 ArrayData::F64(x) => put(&mut out, x, f64::to_le_bytes)?,
+                ArrayData::C128(x) => put(&mut out, x, |v: tessera::Complex64| {
+                    let mut b = [0u8; 16];
+                    b[..8].copy_from_slice(&v.re.to_le_bytes());
+                    b[8..].copy_from_slice(&v.im.to_le_bytes());
+                    b
+                })?,
             }
         }
         other => {
@@ -114,6 +120,7 @@ fn dtype_code(a: &ArrayData) -> u8 {
         ArrayData::I64(_) => 1,
         ArrayData::F32(_) => 2,
         ArrayData::F64(_) => 3,
+        ArrayData::C128(_) => 4,
     }
 }
 
@@ -187,6 +194,18 @@ pub fn read(path: &Path) -> Result<ChunkValue, String> {
             ArrayD::from_shape_vec(dim, get(&mut input, len, f64::from_le_bytes).map_err(fail)?)
                 .map_err(shaped)?,
         ),
+        4 => ArrayData::C128(
+            ArrayD::from_shape_vec(
+                dim,
+                get(&mut input, len, |b: [u8; 16]| {
+                    let re = f64::from_le_bytes(b[..8].try_into().expect("8 bytes"));
+                    let im = f64::from_le_bytes(b[8..].try_into().expect("8 bytes"));
+                    tessera::Complex64::new(re, im)
+                })
+                .map_err(fail)?,
+            )
+            .map_err(shaped)?,
+        ),
         d => return Err(bad(&format!("unknown dtype code {d}"))),
     };
     Ok(ChunkValue::Array(data))
@@ -228,6 +247,9 @@ mod tests {
             ChunkValue::Array(ArrayData::F32(f.mapv(|x| x as f32).t().to_owned())),
             ChunkValue::Array(ArrayData::I64(f.mapv(|x| x as i64))),
             ChunkValue::Array(ArrayData::Bool(f.mapv(|x| x > 3.0))),
+            ChunkValue::Array(ArrayData::C128(
+                f.mapv(|x| tessera::Complex64::new(x, -x / 3.0)),
+            )),
             ChunkValue::Array(ArrayData::F64(ndarray::ArrayD::zeros(IxDyn(&[0, 4])))),
             ChunkValue::Moments(tessera::data::Moments {
                 count: ndarray::ArrayD::from_elem(IxDyn(&[1, 3]), 4.0),

@@ -333,6 +333,7 @@ pub(crate) fn binary(f: BinaryFn, a: Operand, b: Operand) -> Result<Array> {
 
 pub(crate) fn compare(f: CmpFn, a: Operand, b: Operand) -> Result<Array> {
     let arg = promote(&[a.clone(), b.clone()]);
+    f.check_dtype(arg)?;
     apply(ElemFunc::Compare(f), &[a, b], &[arg, arg], DType::Bool)
 }
 
@@ -438,6 +439,7 @@ impl Array {
     pub fn clip(&self, lo: impl Into<Scalar>, hi: impl Into<Scalar>) -> Result<Array> {
         let (lo, hi) = (lo.into(), hi.into());
         let d = DType::promote_scalar(DType::promote_scalar(self.dtype(), &lo), &hi);
+        d.require_real("clip")?;
         apply(
             ElemFunc::Clip,
             &[
@@ -621,7 +623,7 @@ macro_rules! binary_operator {
             }
         }
         // One impl per kind of literal, so `&x * 2.0` and `&x * 2` infer; other types go through Scalar.
-        binary_operator!(@scalar $trait, $method, $f, f64, i64, bool, Scalar);
+        binary_operator!(@scalar $trait, $method, $f, f64, i64, bool, num_complex::Complex64, Scalar);
     };
     (@scalar $trait:ident, $method:ident, $f:expr, $($t:ty),*) => {$(
         impl $trait<$t> for &Array {

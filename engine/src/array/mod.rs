@@ -6,6 +6,7 @@
 mod creation;
 mod cumulative;
 mod elementwise;
+pub mod fft;
 mod histogram;
 mod indexing;
 pub mod linalg;

@@ -5,6 +5,7 @@
 use super::Array;
 use super::elementwise::ProgramBuilder;
 use crate::error::{Error, Result};
+use crate::meta::DType;
 use crate::ops::reduce::{normalize_axes, reduce_table, tree_levels};
 use crate::ops::{Finalize, Op, ReduceSink, Reduction};
 
@@ -78,8 +79,37 @@ impl ReduceOptions {
 }
 
 impl Array {
+    /// Sums and means of complex128: the real and imaginary parts reduced separately (what a
+    /// complex sum is), then joined as `re + im·i`. (An infinite imaginary sum therefore gives a
+    /// NaN real part, where numpy keeps it 0.) Other reductions are refused for complex, as the
+    /// ordering ones are in numpy; `prod`, `var` and `std` of complex are not implemented yet.
+    fn reduce_complex(&self, reduction: Reduction, opts: &ReduceOptions) -> Result<Array> {
+        match reduction {
+            Reduction::Sum | Reduction::Mean => {
+                let re = self.real()?.reduce(reduction, opts)?;
+                let im = self.imag()?.reduce(reduction, opts)?;
+                let i = num_complex::Complex64::new(0.0, 1.0);
+                use super::elementwise::{Operand, binary};
+                use crate::ops::BinaryFn;
+                let im = binary(
+                    BinaryFn::Mul,
+                    im.astype(DType::C128)?.into(),
+                    Operand::from(i),
+                )?;
+                binary(BinaryFn::Add, re.astype(DType::C128)?.into(), im.into())
+            }
+            other => Err(Error::UnsupportedDType {
+                op: other.name(),
+                dtype: DType::C128,
+            }),
+        }
+    }
+
     /// Reduces with `reduction` as `opts` say.
     pub fn reduce(&self, reduction: Reduction, opts: &ReduceOptions) -> Result<Array> {
+        if self.dtype().is_complex() {
+            return self.reduce_complex(reduction, opts);
+        }
         let ndim = self.ndim();
         let axes = match &opts.axes {
             None => (0..ndim).collect(),

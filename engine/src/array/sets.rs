@@ -68,7 +68,7 @@ impl Array {
             .try_into()
             .expect("two outputs");
         let order = order.into_typed::<i64>()?;
-        Ok(crate::with_array!(&values, v => unique_of(v, &order)))
+        crate::with_real_array!(&values, v => Ok(unique_of(v, &order)), complex => Err(crate::Error::UnsupportedDType { op: "unique", dtype: crate::DType::C128 }))
     }
 }
 

@@ -353,14 +353,14 @@ impl LocalExecutor {
         // A job with a task that cannot fit the limit even alone fails here, before anything runs,
         // with the same plan-time figures (inputs + output + kernel scratch) the scheduler checks.
         let setting = "LocalExecutor::with_memory_limit or TESSERA_MEMORY_LIMIT";
-        if let Err(e) = estimate::check(&tg, &Limit::new(limit as u64, setting)) {
+        if let Err(e) = estimate::check(tg, &Limit::new(limit as u64, setting)) {
             finish_progress();
             return Err(e);
         }
         let goal = (limit as f64 * TARGET_FRACTION) as usize;
         // Bytes of each task's output, from its layer's metadata (a partial holds its extra values).
         let out_bytes = |id: u32| -> usize {
-            usize::try_from(estimate::output_bytes(&tg, id)).unwrap_or(usize::MAX)
+            usize::try_from(estimate::output_bytes(tg, id)).unwrap_or(usize::MAX)
         };
         let ready: BinaryHeap<Reverse<u32>> = tg
             .tasks

@@ -80,6 +80,7 @@ fn dtype_code(d: DType) -> u8 {
         DType::I64 => 1,
         DType::F32 => 2,
         DType::F64 => 3,
+        DType::C128 => 4,
     }
 }
 
@@ -106,6 +107,10 @@ pub(crate) fn write(path: &Path, v: &ChunkValue) -> Result<Option<usize>> {
             ArrayData::I64(x) => x.iter().try_for_each(|v| w.write_all(&v.to_le_bytes())),
             ArrayData::F32(x) => x.iter().try_for_each(|v| w.write_all(&v.to_le_bytes())),
             ArrayData::F64(x) => x.iter().try_for_each(|v| w.write_all(&v.to_le_bytes())),
+            ArrayData::C128(x) => x.iter().try_for_each(|v| {
+                w.write_all(&v.re.to_le_bytes())?;
+                w.write_all(&v.im.to_le_bytes())
+            }),
         }?;
         w.flush()
     })();
@@ -173,6 +178,7 @@ fn read_file(path: &Path) -> Result<ChunkValue> {
         0 => 1,
         1 | 3 => 8,
         2 => 4,
+        4 => 16,
         _ => return Err(bad("unknown dtype code")),
     };
     let body = total - (6 + 8 * ndim) as u64;
@@ -202,6 +208,18 @@ fn read_file(path: &Path) -> Result<ChunkValue> {
                 shape,
                 elements(&mut r, n, 4, |c| {
                     f32::from_le_bytes(c.try_into().expect("4 bytes"))
+                })
+                .map_err(ioe)?,
+            )
+            .map_err(shaped)?,
+        ),
+        4 => ArrayData::C128(
+            ArrayD::from_shape_vec(
+                shape,
+                elements(&mut r, n, 16, |c| {
+                    let re = f64::from_le_bytes(c[..8].try_into().expect("8 bytes"));
+                    let im = f64::from_le_bytes(c[8..].try_into().expect("8 bytes"));
+                    num_complex::Complex64::new(re, im)
                 })
                 .map_err(ioe)?,
             )
@@ -252,6 +270,17 @@ mod tests {
             ),
             ArrayData::F64(ArrayD::from_shape_vec(IxDyn(&[0, 4]), vec![]).unwrap()),
             ArrayData::I64(ArrayD::from_shape_vec(IxDyn(&[]), vec![7]).unwrap()),
+            ArrayData::C128(
+                ArrayD::from_shape_vec(
+                    IxDyn(&[3]),
+                    vec![
+                        num_complex::Complex64::new(f64::NAN, -0.0),
+                        num_complex::Complex64::new(1.5, f64::INFINITY),
+                        num_complex::Complex64::new(5e-324, -2.0),
+                    ],
+                )
+                .unwrap(),
+            ),
         ];
         for (i, a) in values.into_iter().enumerate() {
             let p = dir.path(i as u32).unwrap();
@@ -267,6 +296,10 @@ mod tests {
                     ArrayData::I64(x) => x.iter().map(|&v| v as u64).collect(),
                     ArrayData::F32(x) => x.iter().map(|v| v.to_bits() as u64).collect(),
                     ArrayData::F64(x) => x.iter().map(|v| v.to_bits()).collect(),
+                    ArrayData::C128(x) => x
+                        .iter()
+                        .flat_map(|v| [v.re.to_bits(), v.im.to_bits()])
+                        .collect(),
                 }
             };
             assert_eq!(bits(&back), bits(&a), "chunk {i}");

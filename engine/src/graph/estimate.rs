@@ -181,6 +181,8 @@ fn scratch_bytes(layer: &Layer, block: &[u32], inputs: u64) -> u64 {
         Op::Matmul(_) => inputs,
         // faer's working copy of the matrix and the factor it builds beside it.
         Op::Linalg(_) => inputs.saturating_mul(2),
+        // A real block cast to complex128 (twice a float64 block's bytes) beside the output.
+        Op::Fft(_) => inputs.saturating_mul(2),
         _ => 0,
     }
 }

@@ -183,6 +183,7 @@ fn zarr_data_type(dtype: DType) -> DataType {
         DType::F32 => data_type::float32(),
         DType::I64 => data_type::int64(),
         DType::Bool => data_type::bool(),
+        DType::C128 => data_type::complex128(),
     }
 }
 
@@ -282,6 +283,11 @@ impl ZarrArrayRef {
     ) -> Result<Self> {
         let path = &node_path(path);
         let at = |reason: String| zarr_err(store, format!("array {path}: {reason}"));
+        if dtype.is_complex() {
+            return Err(at(format!(
+                "{dtype} arrays cannot be stored in Zarr here yet"
+            )));
+        }
         if !store.is_s3() {
             std::fs::create_dir_all(&store.0).map_err(|e| {
                 zarr_err(store, format!("cannot create the store's directory: {e}"))
@@ -322,6 +328,7 @@ impl ZarrArrayRef {
                 zarr_data_type(dtype),
                 FillValueMetadata::Bool(v),
             ),
+            Scalar::C128(_) => return Err(at(format!("{dtype} fill values are not supported"))),
         };
         builder.bytes_to_bytes_codecs(options.codec.build(dtype).map_err(at)?);
         if options.shards.is_some() {
@@ -386,6 +393,13 @@ impl ZarrArrayRef {
             DType::F32 => ArrayData::F32(self.read_typed(offset, shape)?),
             DType::I64 => ArrayData::I64(self.read_typed(offset, shape)?),
             DType::Bool => ArrayData::Bool(self.read_typed(offset, shape)?),
+            // `dtype_of` never opens a complex array; refuse rather than guess a layout.
+            DType::C128 => {
+                return Err(zarr_err(
+                    &self.store,
+                    format!("array {}: complex128 is not supported", self.path),
+                ));
+            }
         })
     }
 
@@ -496,6 +510,10 @@ impl ZarrArrayRef {
                 self.write_typed(&array, offset, a, fill)
             }
             ArrayData::Bool(a) => self.write_typed(&array, offset, a, word(1)?[0] != 0),
+            ArrayData::C128(_) => Err(zarr_err(
+                &self.store,
+                format!("array {}: complex128 is not supported", self.path),
+            )),
         }
     }
 

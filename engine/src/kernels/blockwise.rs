@@ -410,6 +410,9 @@ fn copy_slice(data: &ArrayData, start: usize, n: usize, buf: &mut Buf) {
         (ArrayData::Bool(a), Buf::Bool(b)) => {
             b[..n].copy_from_slice(&a.as_slice().expect("standard")[start..start + n])
         }
+        (ArrayData::C128(a), Buf::C128(b)) => {
+            b[..n].copy_from_slice(&a.as_slice().expect("standard")[start..start + n])
+        }
         (a, b) => unreachable!(
             "input chunk of dtype {} read into a {} leaf",
             a.dtype(),
@@ -435,6 +438,7 @@ fn leaf_value(
                     ArrayData::F32(x) => Scalar::F32(x.as_slice().expect("standard")[base]),
                     ArrayData::I64(x) => Scalar::I64(x.as_slice().expect("standard")[base]),
                     ArrayData::Bool(x) => Scalar::Bool(x.as_slice().expect("standard")[base]),
+                    ArrayData::C128(x) => Scalar::C128(x.as_slice().expect("standard")[base]),
                 }
             };
             flat(data)
@@ -447,6 +451,7 @@ fn leaf_value(
                 Buf::F32(v) => Scalar::F32(v[0]),
                 Buf::I64(v) => Scalar::I64(v[0]),
                 Buf::Bool(v) => Scalar::Bool(v[0]),
+                Buf::C128(v) => Scalar::C128(v[0]),
             }
         }
     }
@@ -550,6 +555,7 @@ fn write_tile(out: &mut Buf, at: usize, src: &Buf, n: usize) {
         (Buf::F32(o), Buf::F32(s)) => o[at..at + n].copy_from_slice(&s[..n]),
         (Buf::I64(o), Buf::I64(s)) => o[at..at + n].copy_from_slice(&s[..n]),
         (Buf::Bool(o), Buf::Bool(s)) => o[at..at + n].copy_from_slice(&s[..n]),
+        (Buf::C128(o), Buf::C128(s)) => o[at..at + n].copy_from_slice(&s[..n]),
         _ => unreachable!("output buffer has the program's dtype"),
     }
 }
@@ -561,6 +567,7 @@ fn buf_into_array(b: Buf, shape: &[usize]) -> ArrayData {
         Buf::F32(v) => ArrayData::F32(ArrayD::from_shape_vec(s, v).expect("block shape")),
         Buf::I64(v) => ArrayData::I64(ArrayD::from_shape_vec(s, v).expect("block shape")),
         Buf::Bool(v) => ArrayData::Bool(ArrayD::from_shape_vec(s, v).expect("block shape")),
+        Buf::C128(v) => ArrayData::C128(ArrayD::from_shape_vec(s, v).expect("block shape")),
     }
 }
 

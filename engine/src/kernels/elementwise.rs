@@ -5,6 +5,7 @@
 use super::math;
 use crate::meta::{DType, Scalar};
 use crate::ops::{BinaryFn, CmpFn, ElemFunc, UnaryFn};
+use num_complex::Complex64;
 
 /// A tile of values of one dtype.
 #[derive(Clone, Debug)]
@@ -13,6 +14,7 @@ pub enum Buf {
     I64(Vec<i64>),
     F32(Vec<f32>),
     F64(Vec<f64>),
+    C128(Vec<Complex64>),
 }
 
 impl Buf {
@@ -22,6 +24,7 @@ impl Buf {
             DType::I64 => Buf::I64(vec![0; len]),
             DType::F32 => Buf::F32(vec![0.0; len]),
             DType::F64 => Buf::F64(vec![0.0; len]),
+            DType::C128 => Buf::C128(vec![Complex64::new(0.0, 0.0); len]),
         }
     }
 
@@ -31,6 +34,7 @@ impl Buf {
             (Buf::I64(b), Scalar::I64(v)) => b[..n].fill(v),
             (Buf::F32(b), Scalar::F32(v)) => b[..n].fill(v),
             (Buf::F64(b), Scalar::F64(v)) => b[..n].fill(v),
+            (Buf::C128(b), Scalar::C128(v)) => b[..n].fill(v),
             (buf, v) => {
                 let d = buf.dtype();
                 buf.fill(v.cast(d), n)
@@ -44,6 +48,7 @@ impl Buf {
             Buf::I64(_) => DType::I64,
             Buf::F32(_) => DType::F32,
             Buf::F64(_) => DType::F64,
+            Buf::C128(_) => DType::C128,
         }
     }
 }
@@ -312,6 +317,10 @@ macro_rules! unary_float {
             }
             UnaryFn::Sign => o.iter_mut().zip(x).for_each(|(o, &v)| *o = sign_float!(v)),
             UnaryFn::Trunc => o.iter_mut().zip(x).for_each(|(o, &v)| *o = v.trunc()),
+            UnaryFn::Real | UnaryFn::Conj => o.copy_from_slice(x),
+            UnaryFn::Imag => o.fill(0.0),
+            // numpy's angle of a real: atan2(0, v), so pi for negatives (and -0.0), NaN for NaN.
+            UnaryFn::Angle => map(o, &|v| (0.0 as $t).atan2(v)),
             UnaryFn::Not
             | UnaryFn::IsNan
             | UnaryFn::IsFinite
@@ -400,6 +409,11 @@ macro_rules! cast_into {
                 .iter_mut()
                 .zip(&x[..$n])
                 .for_each(|(o, &v)| *o = $conv(v, v as i64, v != 0.0)),
+            // Complex to real keeps the real part (numpy's astype, which warns); truth is "not 0+0j".
+            Buf::C128(x) => o
+                .iter_mut()
+                .zip(&x[..$n])
+                .for_each(|(o, &v)| *o = $conv(v.re, v.re as i64, v.re != 0.0 || v.im != 0.0)),
         }
     }};
 }
@@ -418,6 +432,14 @@ pub fn apply(func: ElemFunc, args: &[&Buf], out: &mut Buf, n: usize) {
                 (Buf::I64(a), Buf::I64(b)) => compare!(f, a, b, o, n),
                 (Buf::F32(a), Buf::F32(b)) => compare!(f, a, b, o, n),
                 (Buf::F64(a), Buf::F64(b)) => compare!(f, a, b, o, n),
+                (Buf::C128(a), Buf::C128(b)) => {
+                    let it = o[..n].iter_mut().zip(a[..n].iter().zip(&b[..n]));
+                    match f {
+                        CmpFn::Eq => it.for_each(|(o, (x, y))| *o = x == y),
+                        CmpFn::Ne => it.for_each(|(o, (x, y))| *o = x != y),
+                        _ => unreachable!("typing refuses {} on complex128", f.name()),
+                    }
+                }
                 _ => unreachable!("comparison arguments share a dtype"),
             }
         }
@@ -437,6 +459,7 @@ pub fn apply(func: ElemFunc, args: &[&Buf], out: &mut Buf, n: usize) {
                 (Buf::I64(a), Buf::I64(b), Buf::I64(o)) => select!(a, b, o),
                 (Buf::F32(a), Buf::F32(b), Buf::F32(o)) => select!(a, b, o),
                 (Buf::F64(a), Buf::F64(b), Buf::F64(o)) => select!(a, b, o),
+                (Buf::C128(a), Buf::C128(b), Buf::C128(o)) => select!(a, b, o),
                 _ => unreachable!("where's branches share the result dtype"),
             }
         }
@@ -476,12 +499,47 @@ pub fn apply(func: ElemFunc, args: &[&Buf], out: &mut Buf, n: usize) {
             }),
             Buf::F32(o) => cast_into!(args[0], o, n, |f: f64, _i: i64, _b: bool| f as f32),
             Buf::F64(o) => cast_into!(args[0], o, n, |f: f64, _i: i64, _b: bool| f),
+            Buf::C128(o) => match args[0] {
+                Buf::C128(x) => o[..n].copy_from_slice(&x[..n]),
+                real => cast_into!(real, o, n, |f: f64, _i: i64, _b: bool| Complex64::new(
+                    f, 0.0
+                )),
+            },
         },
     }
 }
 
 fn unary(f: UnaryFn, arg: &Buf, out: &mut Buf, n: usize) {
     match (arg, out) {
+        (Buf::C128(x), Buf::C128(o)) => {
+            let it = o[..n].iter_mut().zip(&x[..n]);
+            match f {
+                UnaryFn::Neg => it.for_each(|(o, &v)| *o = -v),
+                UnaryFn::Conj => it.for_each(|(o, &v)| *o = v.conj()),
+                UnaryFn::Sqrt => it.for_each(|(o, &v)| *o = v.sqrt()),
+                UnaryFn::Exp => it.for_each(|(o, &v)| *o = v.exp()),
+                UnaryFn::Ln => it.for_each(|(o, &v)| *o = v.ln()),
+                UnaryFn::Sin => it.for_each(|(o, &v)| *o = v.sin()),
+                UnaryFn::Cos => it.for_each(|(o, &v)| *o = v.cos()),
+                UnaryFn::Tan => it.for_each(|(o, &v)| *o = v.tan()),
+                UnaryFn::Sinh => it.for_each(|(o, &v)| *o = v.sinh()),
+                UnaryFn::Cosh => it.for_each(|(o, &v)| *o = v.cosh()),
+                UnaryFn::Tanh => it.for_each(|(o, &v)| *o = v.tanh()),
+                UnaryFn::Square => it.for_each(|(o, &v)| *o = v * v),
+                _ => unreachable!("typing refuses {} on complex128", f.name()),
+            }
+        }
+        (Buf::C128(x), Buf::F64(o)) => {
+            let it = o[..n].iter_mut().zip(&x[..n]);
+            match f {
+                // hypot, as numpy's absolute: no overflow for large parts.
+                UnaryFn::Abs => it.for_each(|(o, &v)| *o = v.re.hypot(v.im)),
+                UnaryFn::Real => it.for_each(|(o, &v)| *o = v.re),
+                UnaryFn::Imag => it.for_each(|(o, &v)| *o = v.im),
+                UnaryFn::Angle => it.for_each(|(o, &v)| *o = v.im.atan2(v.re)),
+                _ => unreachable!("typing gives {} on complex128 another dtype", f.name()),
+            }
+        }
         (Buf::F64(x), Buf::F64(o)) => unary_float!(f, x, o, n, f64, fast_f64),
         (Buf::F32(x), Buf::F32(o)) => unary_float!(f, x, o, n, f32, fast_f32),
         (x, Buf::Bool(o)) if f.typing() == crate::ops::elementwise::Typing::Predicate => {
@@ -496,9 +554,13 @@ fn unary(f: UnaryFn, arg: &Buf, out: &mut Buf, n: usize) {
                 UnaryFn::Square => it.for_each(|(o, &v)| *o = v.wrapping_mul(v)),
                 UnaryFn::Not => it.for_each(|(o, &v)| *o = !v),
                 UnaryFn::Sign => it.for_each(|(o, &v)| *o = v.signum()),
-                UnaryFn::Floor | UnaryFn::Ceil | UnaryFn::Round | UnaryFn::Trunc => {
-                    o.copy_from_slice(x)
-                }
+                UnaryFn::Floor
+                | UnaryFn::Ceil
+                | UnaryFn::Round
+                | UnaryFn::Trunc
+                | UnaryFn::Real
+                | UnaryFn::Conj => o.copy_from_slice(x),
+                UnaryFn::Imag => o.fill(0),
                 _ => unreachable!("typing sends {} on int64 through float64", f.name()),
             }
         }
@@ -508,7 +570,8 @@ fn unary(f: UnaryFn, arg: &Buf, out: &mut Buf, n: usize) {
                 UnaryFn::Not | UnaryFn::LogicalNot => {
                     o.iter_mut().zip(x).for_each(|(o, &v)| *o = !v)
                 }
-                UnaryFn::Abs => o.copy_from_slice(x),
+                UnaryFn::Abs | UnaryFn::Real | UnaryFn::Conj => o.copy_from_slice(x),
+                UnaryFn::Imag => o.fill(false),
                 _ => unreachable!("typing rejects {} on bool", f.name()),
             }
         }
@@ -539,11 +602,36 @@ fn predicate(f: UnaryFn, x: &Buf, o: &mut [bool], n: usize) {
             o.iter_mut().zip(&x[..n]).for_each(|(o, &v)| *o = v < 0)
         }
         Buf::I64(_) | Buf::Bool(_) => o.fill(f == UnaryFn::IsFinite),
+        // numpy: NaN or infinite if either part is; finite if both are.
+        Buf::C128(x) => {
+            let it = o.iter_mut().zip(&x[..n]);
+            match f {
+                UnaryFn::IsNan => it.for_each(|(o, v)| *o = v.re.is_nan() || v.im.is_nan()),
+                UnaryFn::IsFinite => {
+                    it.for_each(|(o, v)| *o = v.re.is_finite() && v.im.is_finite())
+                }
+                UnaryFn::IsInf => {
+                    it.for_each(|(o, v)| *o = v.re.is_infinite() || v.im.is_infinite())
+                }
+                _ => unreachable!("typing refuses {} on complex128", f.name()),
+            }
+        }
     }
 }
 
 fn binary(f: BinaryFn, a: &Buf, b: &Buf, out: &mut Buf, n: usize) {
     match (a, b, out) {
+        (Buf::C128(a), Buf::C128(b), Buf::C128(o)) => {
+            let it = o[..n].iter_mut().zip(a[..n].iter().zip(&b[..n]));
+            match f {
+                BinaryFn::Add => it.for_each(|(o, (&x, &y))| *o = x + y),
+                BinaryFn::Sub => it.for_each(|(o, (&x, &y))| *o = x - y),
+                BinaryFn::Mul => it.for_each(|(o, (&x, &y))| *o = x * y),
+                BinaryFn::Div => it.for_each(|(o, (&x, &y))| *o = x / y),
+                BinaryFn::Pow | BinaryFn::Power => it.for_each(|(o, (&x, &y))| *o = x.powc(y)),
+                _ => unreachable!("typing refuses {} on complex128", f.name()),
+            }
+        }
         (Buf::F64(a), Buf::F64(b), Buf::F64(o)) => {
             float_binary!(f, a, b, o, n, rem_floor_f64, f64, u64)
         }

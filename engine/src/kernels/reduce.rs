@@ -27,6 +27,7 @@ fn tile_f64<'a>(buf: &'a Buf, n: usize, scratch: &'a mut Vec<f64>) -> &'a [f64] 
                 Buf::I64(x) => scratch.extend(x[..n].iter().map(|&v| v as f64)),
                 Buf::Bool(x) => scratch.extend(x[..n].iter().map(|&v| v as u8 as f64)),
                 Buf::F64(_) => unreachable!("handled above"),
+                Buf::C128(_) => unreachable!("the program rule refuses reductions of complex"),
             }
             &scratch[..n]
         }
@@ -97,6 +98,7 @@ impl Values {
                 };
                 n
             ]),
+            DType::C128 => unreachable!("the program rule refuses reductions of complex"),
         }
     }
 

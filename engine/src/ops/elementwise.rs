@@ -137,6 +137,15 @@ macro_rules! unary_table {
             Signbit = 35, "signbit", Predicate, signbit;
             /// Logical not of each element's truth value (non-zero is true).
             LogicalNot = 36, "logical_not", Logic, logical_not;
+            /// The real part (a real array is its own real part). Codes 80.. are the complex
+            /// functions'.
+            Real = 80, "real", Any, real;
+            /// The imaginary part (zeros of the array's dtype for a real array).
+            Imag = 81, "imag", Any, imag;
+            /// The complex conjugate (a real array is its own).
+            Conj = 82, "conjugate", Any, conj;
+            /// The counterclockwise angle from the positive real axis, in radians (float).
+            Angle = 83, "angle", Float, angle;
         }
     };
 }
@@ -289,14 +298,61 @@ pub enum ElemFunc {
 impl UnaryFn {
     /// The dtype the function computes in for an argument of `arg`, and its result dtype.
     pub fn signature(self, arg: DType) -> Result<(DType, DType)> {
+        if arg == DType::C128 {
+            return self.complex_signature();
+        }
         self.typing().signature(self.name(), arg)
+    }
+
+    /// numpy's typing on complex128: analytic functions stay complex, the magnitude and the parts
+    /// are float64, the NaN/infinity tests bool; ordering and rounding (floor, sign, signbit …)
+    /// and the real-only functions are refused.
+    fn complex_signature(self) -> Result<(DType, DType)> {
+        use DType::{Bool, C128, F64};
+        use UnaryFn::*;
+        match self {
+            Neg | Sqrt | Exp | Ln | Sin | Cos | Tan | Sinh | Cosh | Tanh | Square | Conj => {
+                Ok((C128, C128))
+            }
+            Abs | Real | Imag | Angle => Ok((C128, F64)),
+            IsNan | IsFinite | IsInf => Ok((C128, Bool)),
+            LogicalNot => Ok((Bool, Bool)),
+            _ => Err(Error::UnsupportedDType {
+                op: self.name(),
+                dtype: C128,
+            }),
+        }
     }
 }
 
 impl BinaryFn {
     /// The dtype both arguments are cast to, and the result dtype, for operands of `promoted` type.
     pub fn signature(self, promoted: DType) -> Result<(DType, DType)> {
+        if promoted == DType::C128 {
+            use BinaryFn::*;
+            return match self {
+                Add | Sub | Mul | Div | Pow | Power => Ok((DType::C128, DType::C128)),
+                LogicalAnd | LogicalOr | LogicalXor => Ok((DType::Bool, DType::Bool)),
+                _ => Err(Error::UnsupportedDType {
+                    op: self.name(),
+                    dtype: DType::C128,
+                }),
+            };
+        }
         self.typing().signature(self.name(), promoted)
+    }
+}
+
+impl CmpFn {
+    /// Complex numbers have no order: only `==` and `!=` take complex128, as in numpy 2.
+    pub fn check_dtype(self, dtype: DType) -> Result<()> {
+        if dtype.is_complex() && !matches!(self, CmpFn::Eq | CmpFn::Ne) {
+            return Err(Error::UnsupportedDType {
+                op: self.name(),
+                dtype,
+            });
+        }
+        Ok(())
     }
 }
 
@@ -376,8 +432,9 @@ impl ElemFunc {
                 same("arguments")?;
                 signature(f.signature(args[0]))
             }
-            ElemFunc::Compare(_) => {
+            ElemFunc::Compare(f) => {
                 same("arguments")?;
+                f.check_dtype(args[0]).map_err(|e| e.to_string())?;
                 if out != DType::Bool {
                     return Err(format!("a comparison gives bool, not {out}"));
                 }
@@ -392,6 +449,9 @@ impl ElemFunc {
                 Ok(())
             }
             ElemFunc::Clip => {
+                if out.is_complex() {
+                    return Err("clip is not supported for complex128".into());
+                }
                 if args.iter().any(|&a| a != out) {
                     return Err(format!(
                         "clip's arguments {args:?} must all be its result's {out}"

@@ -10,13 +10,14 @@
 //! disagree.
 
 pub mod elementwise;
+pub mod fft;
 pub mod histogram;
 pub mod linalg;
 pub mod map_blocks;
 pub mod mask;
 pub mod matmul;
-pub mod persisted;
 pub mod overlap;
+pub mod persisted;
 pub mod program;
 pub mod quantile;
 pub mod reduce;
@@ -38,6 +39,7 @@ use crate::graph::{ArrayMeta, Block, Layer, LayerId, Tokenizer};
 use crate::meta::Chunks;
 
 pub use elementwise::{BinaryFn, CmpFn, ElemFunc, UnaryFn};
+pub use fft::{FftKind, FftNorm, FftOp};
 pub use histogram::{BinCountOp, HistogramOp};
 pub use linalg::{LinalgKind, LinalgOp};
 pub use map_blocks::BlockFn;
@@ -129,6 +131,8 @@ pub enum Op {
     /// A stage of a boolean-mask selection on flat arrays: per-chunk counts of the mask, then the
     /// selected values or positions with those counts fixing the output chunks.
     Mask(MaskOp),
+    /// A discrete Fourier transform along one axis that is one chunk (`tessera::fft`).
+    Fft(FftOp),
 }
 
 /// What a layer's chunks hold, which decides who may read them.
@@ -260,6 +264,7 @@ impl Op {
         inputs: &[InputMeta<'_>],
         chosen: Option<&ArrayMeta>,
     ) -> RuleResult<Derived> {
+        self.refuse_complex(inputs)?;
         match self {
             Op::Blockwise(p) => p.output_meta(inputs),
             Op::FromArray(a) => a.output_meta(inputs, chosen),
@@ -291,6 +296,37 @@ impl Op {
             Op::Overlap(o) => o.output_meta(inputs),
             Op::Trim(o) => o.output_meta(inputs),
             Op::Mask(o) => o.output_meta(inputs),
+            Op::Fft(f) => f.output_meta(inputs),
+        }
+    }
+
+    /// Ops whose kernels order, bin or factor values, or store them where complex has no format
+    /// here, refuse complex128 input, as numpy refuses ordering on complex: the reason names the op
+    /// and the input.
+    fn refuse_complex(&self, inputs: &[InputMeta<'_>]) -> RuleResult<()> {
+        let orders = matches!(
+            self,
+            Op::Sort(_)
+                | Op::SearchSorted(_)
+                | Op::IsIn(_)
+                | Op::TopK(_)
+                | Op::Histogram(_)
+                | Op::BinCount(_)
+                | Op::Quantile(_)
+                | Op::Scan(_)
+                | Op::Matmul(_)
+                | Op::MirrorUpper
+                | Op::Linalg(_)
+                | Op::ZarrWrite(_)
+        );
+        match inputs.iter().find(|i| i.meta.dtype.is_complex()) {
+            Some(i) if orders => Err(format!(
+                "{} is not supported for complex128 input ({} is {})",
+                self.name(),
+                i.id,
+                i.meta.dtype
+            )),
+            _ => Ok(()),
         }
     }
 
@@ -350,6 +386,7 @@ impl Op {
             Op::Overlap(_) => "overlap",
             Op::Trim(_) => "trim",
             Op::Mask(o) => o.name(),
+            Op::Fft(f) => f.name(),
         }
     }
 
@@ -437,6 +474,7 @@ impl Op {
             Op::Overlap(o) => o.tokenize(t),
             Op::Trim(o) => o.tokenize(t),
             Op::Mask(o) => o.tokenize(t),
+            Op::Fft(f) => f.tokenize(t),
         }
     }
 
@@ -486,6 +524,7 @@ impl Op {
             Op::Overlap(o) => o.deps(inputs[0], block, out),
             Op::Trim(_) => out.push((0, block.iter().copied().collect())),
             Op::Mask(o) => o.deps(block, out),
+            Op::Fft(_) => out.push((0, block.iter().copied().collect())),
         }
     }
 
@@ -528,6 +567,7 @@ impl Op {
             Op::Overlap(o) => o.run(inputs[0], block, deps)?,
             Op::Trim(o) => o.run(inputs[0], block, deps)?,
             Op::Mask(o) => o.run(inputs[inputs.len() - 1], block, deps)?,
+            Op::Fft(f) => f.run(deps)?,
         };
         Ok(Arc::new(value))
     }

@@ -625,8 +625,8 @@ impl Program {
                         leaf.dtype
                     ));
                 }
-                LeafKind::Arange { .. } if leaf.dtype == DType::Bool => {
-                    return Err(format!("leaf {li} is an arange of dtype bool"));
+                LeafKind::Arange { .. } if matches!(leaf.dtype, DType::Bool | DType::C128) => {
+                    return Err(format!("leaf {li} is an arange of dtype {}", leaf.dtype));
                 }
                 LeafKind::Arange { start, step } if leaf.dtype == DType::I64 => {
                     // The kernel computes `start + i·step` in int64 for every flat index `i` of the leaf;
@@ -680,6 +680,14 @@ impl Program {
             )),
             Some(r) => {
                 check_axes(&r.axes, nd, "reduced axes")?;
+                if out_dtype.is_complex() {
+                    // `Array::sum`/`mean` reduce the real and imaginary parts separately; the
+                    // reduction kernels themselves only read real values.
+                    return Err(format!(
+                        "{} reads real values, but the program computes {out_dtype}",
+                        r.reduction.name()
+                    ));
+                }
                 if r.domain_shape != full {
                     return Err(format!(
                         "the reduction's domain shape {:?} is not the domain's {full:?}",

@@ -192,10 +192,10 @@ impl ScanOp {
                 |a: f64, v: f64| a + v,
                 |a: f64, v: f64| a * v
             ),
-            ArrayData::Bool(_) => {
+            ArrayData::Bool(_) | ArrayData::C128(_) => {
                 return Err(Error::UnsupportedDType {
                     op: f.name(),
-                    dtype: DType::Bool,
+                    dtype: own.dtype(),
                 });
             }
         };

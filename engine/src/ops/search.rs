@@ -124,7 +124,7 @@ impl SearchSortedOp {
 
     pub(crate) fn run(&self, deps: &[Arc<ChunkValue>]) -> Result<ChunkValue> {
         let (v, table) = split_deps("searchsorted", deps)?;
-        let out = crate::with_array!(v, x => self.lookup(x, &table)?);
+        let out = crate::with_real_array!(v, x => self.lookup(x, &table)?, complex => return Err(Error::UnsupportedDType { op: "searchsorted", dtype: DType::C128 }));
         Ok(ChunkValue::Array(ArrayData::I64(out)))
     }
 
@@ -152,7 +152,7 @@ impl IsInOp {
 
     pub(crate) fn run(&self, deps: &[Arc<ChunkValue>]) -> Result<ChunkValue> {
         let (x, table) = split_deps("isin", deps)?;
-        let out = crate::with_array!(x, a => self.lookup(a, &table)?);
+        let out = crate::with_real_array!(x, a => self.lookup(a, &table)?, complex => return Err(Error::UnsupportedDType { op: "isin", dtype: DType::C128 }));
         Ok(ChunkValue::Array(ArrayData::Bool(out)))
     }
 

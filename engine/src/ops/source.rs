@@ -36,6 +36,10 @@ impl FromArray {
             ArrayData::I64(a) => t.bulk(&bytes_of(a.as_slice().expect("standard layout"))),
             ArrayData::F32(a) => t.bulk(&bytes_of(a.as_slice().expect("standard layout"))),
             ArrayData::F64(a) => t.bulk(&bytes_of(a.as_slice().expect("standard layout"))),
+            ArrayData::C128(a) => {
+                let parts: Vec<f64> = a.iter().flat_map(|v| [v.re, v.im]).collect();
+                t.bulk(&bytes_of(&parts))
+            }
         }
         FromArray {
             content_token: t.finish(),

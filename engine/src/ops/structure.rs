@@ -413,6 +413,7 @@ pub(crate) fn copy_overlap(
         (ArrayData::I64(d), ArrayData::I64(s)) => copy!(d, s),
         (ArrayData::F32(d), ArrayData::F32(s)) => copy!(d, s),
         (ArrayData::F64(d), ArrayData::F64(s)) => copy!(d, s),
+        (ArrayData::C128(d), ArrayData::C128(s)) => copy!(d, s),
         (d, s) => {
             let s = s.cast(d.dtype());
             copy_overlap(d, dst_off, &s, src_off)
@@ -510,6 +511,7 @@ pub(crate) fn reshape_run(
         crate::DType::I64 => gather!(I64),
         crate::DType::F32 => gather!(F32),
         crate::DType::F64 => gather!(F64),
+        crate::DType::C128 => gather!(C128),
     }))
 }
 

@@ -138,6 +138,7 @@ fn copy_lane(dst: &mut ArrayData, j: usize, src: &ArrayData, at: usize, axis: us
         (ArrayData::I64(d), ArrayData::I64(s)) => lane(d, j, s, at, axis),
         (ArrayData::F32(d), ArrayData::F32(s)) => lane(d, j, s, at, axis),
         (ArrayData::F64(d), ArrayData::F64(s)) => lane(d, j, s, at, axis),
+        (ArrayData::C128(d), ArrayData::C128(s)) => lane(d, j, s, at, axis),
         (d, s) => unreachable!("take copies {} into {}", s.dtype(), d.dtype()),
     }
 }

@@ -134,16 +134,16 @@ impl TopKOp {
             index.map(|i| i.lanes(Axis(self.axis)).into_iter().collect());
         let value = if self.arg {
             ArrayData::I64(
-                crate::with_array!(x, a => self.select(a, |lane, p| match &idx_lanes {
+                crate::with_real_array!(x, a => self.select(a, |lane, p| match &idx_lanes {
                     Some(i) => i[lane][p],
                     None => offset + p as i64,
-                })),
+                }), complex => return Err(Error::UnsupportedDType { op: self.name(), dtype: DType::C128 })),
             )
         } else {
-            crate::map_array!(x, a => {
+            crate::map_real_array!(x, a => {
                 let lanes: Vec<_> = a.lanes(Axis(self.axis)).into_iter().collect();
                 self.select(a, |lane, p| lanes[lane][p])
-            })
+            }, complex => return Err(Error::UnsupportedDType { op: self.name(), dtype: DType::C128 }))
         };
         Ok(ChunkValue::Array(value))
     }

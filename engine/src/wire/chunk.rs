@@ -37,6 +37,16 @@ fn write_elements(a: &ArrayData, out: &mut [u8]) {
         ArrayData::I64(x) => put_le(x, i64::to_le_bytes, out),
         ArrayData::F32(x) => put_le(x, f32::to_le_bytes, out),
         ArrayData::F64(x) => put_le(x, f64::to_le_bytes, out),
+        ArrayData::C128(x) => put_le(
+            x,
+            |v: num_complex::Complex64| {
+                let mut b = [0u8; 16];
+                b[..8].copy_from_slice(&v.re.to_le_bytes());
+                b[8..].copy_from_slice(&v.im.to_le_bytes());
+                b
+            },
+            out,
+        ),
     }
 }
 
@@ -75,6 +85,17 @@ fn array_from_parts(dtype: i32, shape: &[u64], data: &[u8]) -> Result<ArrayData>
         ),
         DType::F64 => ArrayData::F64(
             ArrayD::from_shape_vec(dim, get_le(data, f64::from_le_bytes)).map_err(shaped)?,
+        ),
+        DType::C128 => ArrayData::C128(
+            ArrayD::from_shape_vec(
+                dim,
+                get_le(data, |b: [u8; 16]| {
+                    let re = f64::from_le_bytes(b[..8].try_into().expect("8 bytes"));
+                    let im = f64::from_le_bytes(b[8..].try_into().expect("8 bytes"));
+                    num_complex::Complex64::new(re, im)
+                }),
+            )
+            .map_err(shaped)?,
         ),
     })
 }

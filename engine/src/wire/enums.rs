@@ -18,6 +18,7 @@ impl From<DType> for pb::DType {
             DType::I64 => pb::DType::DtypeI64,
             DType::F32 => pb::DType::DtypeF32,
             DType::F64 => pb::DType::DtypeF64,
+            DType::C128 => pb::DType::DtypeC128,
         }
     }
 }
@@ -31,6 +32,7 @@ impl TryFrom<pb::DType> for DType {
             pb::DType::DtypeI64 => Ok(DType::I64),
             pb::DType::DtypeF32 => Ok(DType::F32),
             pb::DType::DtypeF64 => Ok(DType::F64),
+            pb::DType::DtypeC128 => Ok(DType::C128),
         }
     }
 }

@@ -21,6 +21,7 @@ impl From<Scalar> for pb::Scalar {
                 Scalar::I64(v) => Value::I64Value(v),
                 Scalar::F32(v) => Value::F32Value(v),
                 Scalar::F64(v) => Value::F64Value(v),
+                Scalar::C128(v) => Value::C128Value(pb::Complex128 { re: v.re, im: v.im }),
             }),
         }
     }
@@ -35,6 +36,7 @@ impl TryFrom<pb::Scalar> for Scalar {
             Value::I64Value(v) => Scalar::I64(v),
             Value::F32Value(v) => Scalar::F32(v),
             Value::F64Value(v) => Scalar::F64(v),
+            Value::C128Value(v) => Scalar::C128(num_complex::Complex64::new(v.re, v.im)),
         })
     }
 }
@@ -173,5 +175,6 @@ pub(super) fn static_name(name: &str) -> Option<&'static str> {
         .chain([ElemFunc::Where, ElemFunc::Clip, ElemFunc::Cast].map(ElemFunc::name))
         .chain(crate::ops::ScanFn::ALL.iter().map(|f| f.name()))
         .chain(crate::ops::LinalgKind::ALL.iter().map(|k| k.name()))
+        .chain(crate::ops::FftKind::ALL.iter().map(|k| k.name()))
         .find(|n| *n == name)
 }

@@ -360,6 +360,12 @@ impl TryFrom<&Op> for pb::Op {
                 func: sc.func.code(),
                 axis: u32_of(sc.axis, "scan axis")?,
             }),
+            Op::Fft(f) => W::Fft(pb::Fft {
+                kind: f.kind.code(),
+                axis: u32_of(f.axis, "fft axis")?,
+                n: f.n as u64,
+                norm: f.norm.code(),
+            }),
             Op::Quantile(q) => W::Quantile(pb::Quantile {
                 axis: u32_of(q.axis, "quantile axis")?,
                 q: q.q.clone(),
@@ -488,6 +494,15 @@ impl TryFrom<pb::Op> for Op {
                     .ok_or_else(|| wire(format!("unknown scan function value {}", sc.func)))?,
                 axis: sc.axis as usize,
             }),
+            W::Fft(f) => Op::Fft(crate::ops::FftOp {
+                kind: crate::ops::FftKind::from_code(f.kind)
+                    .ok_or_else(|| wire(format!("unknown fft kind value {}", f.kind)))?,
+                axis: f.axis as usize,
+                n: usize::try_from(f.n)
+                    .map_err(|_| wire(format!("fft length {} does not fit", f.n)))?,
+                norm: crate::ops::FftNorm::from_code(f.norm)
+                    .ok_or_else(|| wire(format!("unknown fft norm value {}", f.norm)))?,
+            }),
             W::Quantile(q) => Op::Quantile(QuantileOp {
                 axis: q.axis as usize,
                 q: q.q,
@@ -607,6 +622,7 @@ mod tests {
             Op::MirrorUpper => "op_mirror_upper",
             Op::Scan(_) => "op_scan",
             Op::Quantile(_) => "op_quantile",
+            Op::Fft(_) => "op_fft",
             Op::MapBlocks(_) => "op_map_blocks_is_not_serializable",
             Op::ZarrSource(_) => "op_zarr_source",
             Op::ZarrWrite(_) => "op_zarr_write",
@@ -872,6 +888,27 @@ mod tests {
                 .unwrap_or_else(|| panic!("no quantile layer under {}", top.id));
             assert_eq!(op_test(&layer.op), "op_quantile");
             assert_round_trip(&layer.op);
+        }
+    }
+
+    #[test]
+    fn op_fft() {
+        let a = x();
+        for y in [
+            crate::fft::fft(&a, None, -1, None).unwrap(),
+            crate::fft::irfft(
+                &crate::fft::rfft(&a, Some(6), 0, Some("ortho")).unwrap(),
+                Some(6),
+                0,
+                None,
+            )
+            .unwrap(),
+        ] {
+            let g = y.graph();
+            for layer in g.layers().iter().filter(|l| matches!(l.op, Op::Fft(_))) {
+                assert_eq!(op_test(&layer.op), "op_fft");
+                assert_round_trip(&layer.op);
+            }
         }
     }
 

@@ -561,6 +561,7 @@ pub fn as_f64<T: Element>(a: &ArrayD<T>) -> ArrayD<f64> {
         tessera::Scalar::I64(i) => i as f64,
         tessera::Scalar::F32(f) => f as f64,
         tessera::Scalar::F64(f) => f,
+        tessera::Scalar::C128(c) => c.re,
     })
 }
 
@@ -579,6 +580,7 @@ pub fn data_f64(a: &ArrayData) -> ArrayD<f64> {
         ArrayData::I64(x) => x.mapv(|v| v as f64),
         ArrayData::F32(x) => x.mapv(|v| v as f64),
         ArrayData::F64(x) => x.clone(),
+        ArrayData::C128(x) => x.mapv(|v| v.re),
     }
 }
 
@@ -589,6 +591,7 @@ pub fn data_i64(a: &ArrayData) -> ArrayD<i64> {
         ArrayData::I64(x) => x.clone(),
         ArrayData::F32(x) => x.mapv(|v| v.trunc() as i64),
         ArrayData::F64(x) => x.mapv(|v| v.trunc() as i64),
+        ArrayData::C128(x) => x.mapv(|v| v.re.trunc() as i64),
     }
 }
 
@@ -599,6 +602,7 @@ pub fn data_bool(a: &ArrayData) -> ArrayD<bool> {
         ArrayData::I64(x) => x.mapv(|v| v != 0),
         ArrayData::F32(x) => x.mapv(|v| v != 0.0),
         ArrayData::F64(x) => x.mapv(|v| v != 0.0),
+        ArrayData::C128(x) => x.mapv(|v| v.re != 0.0 || v.im != 0.0),
     }
 }
 
@@ -610,6 +614,7 @@ pub fn assert_data_eq(actual: &ArrayData, expected: &ArrayData) {
         ArrayData::I64(e) => assert_array_eq(actual, e),
         ArrayData::F32(e) => assert_array_eq(actual, e),
         ArrayData::F64(e) => assert_array_eq(actual, e),
+        ArrayData::C128(_) => assert_eq!(actual, expected),
     }
 }
 
@@ -621,6 +626,7 @@ pub fn check_data(arr: &Array, expected: &ArrayData) {
         ArrayData::I64(e) => check(arr, e),
         ArrayData::F32(e) => check(arr, e),
         ArrayData::F64(e) => check(arr, e),
+        ArrayData::C128(_) => assert_eq!(&arr.compute_dyn().unwrap(), expected),
     }
 }
 
@@ -631,6 +637,17 @@ pub fn sample_data(dtype: DType, shape: &[usize], seed: u64) -> ArrayData {
         DType::I64 => ArrayData::I64(sample(shape, seed)),
         DType::F32 => ArrayData::F32(sample(shape, seed)),
         DType::F64 => ArrayData::F64(sample(shape, seed)),
+        DType::C128 => {
+            let (re, im) = (
+                sample::<f64>(shape, seed),
+                sample::<f64>(shape, seed ^ 0x5eed),
+            );
+            ArrayData::C128(
+                ndarray::Zip::from(&re)
+                    .and(&im)
+                    .map_collect(|&a, &b| tessera::Complex64::new(a, b)),
+            )
+        }
     }
 }
 

@@ -285,6 +285,10 @@ pub fn assert_same_bits(a: &tessera::ArrayData, b: &tessera::ArrayData, what: &s
             tessera::ArrayData::F32(x) => x.iter().map(|v| v.to_bits() as u64).collect(),
             tessera::ArrayData::I64(x) => x.iter().map(|&v| v as u64).collect(),
             tessera::ArrayData::Bool(x) => x.iter().map(|&v| v as u64).collect(),
+            tessera::ArrayData::C128(x) => x
+                .iter()
+                .flat_map(|v| [v.re.to_bits(), v.im.to_bits()])
+                .collect(),
         }
     };
     assert!(bits(a) == bits(b), "{what}: values differ");
