@@ -397,8 +397,8 @@ fn malformed_files_are_npy_errors() {
     );
     write_npy(
         &p("complex.npy"),
-        "{'descr': '<c16', 'fortran_order': False, 'shape': (1,), }",
-        &[0u8; 16],
+        "{'descr': '<c8', 'fortran_order': False, 'shape': (1,), }",
+        &[0u8; 8],
     );
     for name in ["garbage.npy", "empty.npy", "short.npy", "complex.npy"] {
         match from_npy(p(name), [4]) {

@@ -604,12 +604,44 @@ pub fn read_region(
     } else {
         (header.shape.clone(), offset.to_vec(), shape.to_vec())
     };
-    let mut bytes = vec![0u8; count * item];
-    if count > 0 {
-        let file = File::open(path).map_err(|e| io_err(path, e))?;
-        let runs = Runs::plan(&dims, &box_offset, &box_shape);
-        read_runs(path, &file, header.data_offset, item, &runs, &mut bytes)?;
+    let read_into = |out: &mut [u8]| -> Result<()> {
+        if count > 0 {
+            let file = File::open(path).map_err(|e| io_err(path, e))?;
+            let runs = Runs::plan(&dims, &box_offset, &box_shape);
+            read_runs(path, &file, header.data_offset, item, &runs, out)?;
+        }
+        Ok(())
+    };
+    // A file in this machine's byte order whose elements are already the array's type is read
+    // straight into the result's buffer: decoding from a byte buffer would hold the chunk twice
+    // while it is read, memory that the executors' accounting does not see.
+    let native = !header.format.big_endian && cfg!(target_endian = "little");
+    let dim = IxDyn(shape).set_f(header.fortran_order);
+    let bad =
+        |e: ndarray::ShapeError| npy_err(path, format!("internal error building the array: {e}"));
+    match header.format.kind {
+        Kind::F64 if native && header.dtype == DType::F64 => {
+            let mut v = vec![0f64; count];
+            read_into(bytemuck::cast_slice_mut(&mut v))?;
+            let a = ArrayD::from_shape_vec(dim, v).map_err(bad)?;
+            return Ok(ArrayData::F64(a).into_standard_layout());
+        }
+        Kind::F32 if native && header.dtype == DType::F32 => {
+            let mut v = vec![0f32; count];
+            read_into(bytemuck::cast_slice_mut(&mut v))?;
+            let a = ArrayD::from_shape_vec(dim, v).map_err(bad)?;
+            return Ok(ArrayData::F32(a).into_standard_layout());
+        }
+        Kind::I64 if native && header.dtype == DType::I64 => {
+            let mut v = vec![0i64; count];
+            read_into(bytemuck::cast_slice_mut(&mut v))?;
+            let a = ArrayD::from_shape_vec(dim, v).map_err(bad)?;
+            return Ok(ArrayData::I64(a).into_standard_layout());
+        }
+        _ => {}
     }
+    let mut bytes = vec![0u8; count * item];
+    read_into(&mut bytes)?;
     let data = decode(
         header.format,
         &bytes,
