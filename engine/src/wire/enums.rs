@@ -98,7 +98,10 @@ mod tests {
         // DTYPE_UNSPECIFIED is the wire's extra "missing" value.
         count(
             all_dtypes().len() + 1,
-            (0..).map_while(|i| pb::DType::try_from(i).ok()).count(),
+            // The codes are not consecutive (complex128 is 16): count every valid one.
+            (0..=255)
+                .filter(|&i| pb::DType::try_from(i).is_ok())
+                .count(),
         );
         for d in all_dtypes() {
             assert_eq!(DType::try_from(pb::DType::from(d)).unwrap(), d);

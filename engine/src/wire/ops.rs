@@ -893,7 +893,9 @@ mod tests {
 
     #[test]
     fn op_fft() {
-        let a = x();
+        // A transformed axis must be one chunk.
+        let a = x().rechunk([12, 10]).unwrap();
+        let mut seen = 0;
         for y in [
             crate::fft::fft(&a, None, -1, None).unwrap(),
             crate::fft::irfft(
@@ -908,8 +910,10 @@ mod tests {
             for layer in g.layers().iter().filter(|l| matches!(l.op, Op::Fft(_))) {
                 assert_eq!(op_test(&layer.op), "op_fft");
                 assert_round_trip(&layer.op);
+                seen += 1;
             }
         }
+        assert_eq!(seen, 3, "fft, rfft and irfft layers");
     }
 
     /// The first layer of `a`'s graph whose op `pick` accepts, checked to be covered by `test`.
