@@ -11,6 +11,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use tessera::{Array, JobHandle, JobStatus};
+use tessera_examples::exit;
 
 #[derive(Parser, Debug)]
 #[command(about = "Submit jobs in the background, watch their progress, cancel one")]
@@ -80,12 +81,5 @@ fn run(args: &Args) -> tessera::Result<()> {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    exit(run(&Args::parse()))
 }

@@ -16,6 +16,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Parser;
+use tessera_examples::{Executors, exit};
 
 #[derive(Parser, Debug)]
 #[command(about = "Mean of a uniform random array, computed chunk by chunk")]
@@ -44,24 +45,15 @@ struct Args {
 }
 
 fn run(args: &Args) -> tessera::Result<()> {
-    if args.no_progress {
-        tessera::set_progress_bar(false);
-    }
-    let local = match args.threads {
-        Some(n) => tessera::LocalExecutor::with_threads(n)?,
-        None => tessera::LocalExecutor::new(),
-    };
-    let cluster = match &args.scheduler {
-        Some(address) => Some(tessera::Client::connect(address)?),
-        None => None,
-    };
-    let (executor, threads): (&dyn tessera::Executor, String) = match &cluster {
+    let executors = Executors::new(args.threads, args.scheduler.as_deref(), args.no_progress)?;
+    let executor = executors.executor();
+    let threads = match executors.cluster() {
         Some(c) => {
             let workers = c.status()?.workers;
             let threads: u32 = workers.iter().map(|w| w.threads).sum();
-            (c, format!("{threads} (on {} workers)", workers.len()))
+            format!("{threads} (on {} workers)", workers.len())
         }
-        None => (&local, local.threads().to_string()),
+        None => executors.local().threads().to_string(),
     };
     let start = Instant::now();
     let x = tessera::default_rng(args.seed).random(&args.shape, args.chunks.clone())?;
@@ -78,11 +70,7 @@ fn run(args: &Args) -> tessera::Result<()> {
             counts.before,
             args.shape,
             args.chunks,
-            if cluster.is_some() {
-                "distributed"
-            } else {
-                "local"
-            }
+            executors.name()
         );
     } else {
         println!("mean     {value}");
@@ -96,12 +84,5 @@ fn run(args: &Args) -> tessera::Result<()> {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    exit(run(&Args::parse()))
 }

@@ -19,6 +19,7 @@ use std::time::Instant;
 
 use clap::Parser;
 use tessera::{ZarrCodec, ZarrOptions};
+use tessera_examples::{Executors, exit};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -58,21 +59,8 @@ struct Args {
 }
 
 fn run(args: &Args) -> tessera::Result<()> {
-    if args.no_progress {
-        tessera::set_progress_bar(false);
-    }
-    let local = match args.threads {
-        Some(n) => tessera::LocalExecutor::with_threads(n)?,
-        None => tessera::LocalExecutor::new(),
-    };
-    let cluster = match &args.scheduler {
-        Some(address) => Some(tessera::Client::connect(address)?),
-        None => None,
-    };
-    let executor: &dyn tessera::Executor = match &cluster {
-        Some(c) => c,
-        None => &local,
-    };
+    let executors = Executors::new(args.threads, args.scheduler.as_deref(), args.no_progress)?;
+    let executor = executors.executor();
 
     let write_seconds = if args.write {
         let start = Instant::now();
@@ -100,11 +88,7 @@ fn run(args: &Args) -> tessera::Result<()> {
         .collect();
     let value = values[0].clone().into_typed::<f64>()?;
     let value = *value.first().expect("a 0-d result has one element");
-    let executor_name = if cluster.is_some() {
-        "distributed"
-    } else {
-        "local"
-    };
+    let executor_name = executors.name();
     if args.json {
         let write = write_seconds
             .map(|s| format!(", \"write_seconds\": {s}"))
@@ -133,12 +117,5 @@ fn run(args: &Args) -> tessera::Result<()> {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    exit(run(&Args::parse()))
 }

@@ -39,8 +39,8 @@ use tessera_proto::tls::TlsFiles;
 use tessera_proto::v1::scheduler_client::SchedulerClient;
 use tessera_proto::v1::worker_client::WorkerClient;
 use tessera_proto::v1::{
-    ChunkPiece, ChunkRef, ChunkRefs, ClientMessage, Fetched, OutputChunk, StatusRequest, Submit,
-    client_event, client_message,
+    ChunkPiece, ChunkRef, ChunkRefs, ClientEvent, ClientMessage, Fetched, JobFailed, OutputChunk,
+    StatusRequest, Submit, client_event, client_message,
 };
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -628,6 +628,66 @@ impl AsyncClient {
         }
     }
 
+    /// Opens a Run stream and submits `graph` on it: the sender keeps the job open (dropping it
+    /// cancels the job) and the events stream answers it. `what` names the call in a timeout error.
+    async fn open_run(
+        &self,
+        graph: &Graph,
+        buffer: usize,
+        what: &'static str,
+    ) -> Result<(mpsc::Sender<ClientMessage>, Streaming<ClientEvent>)> {
+        let graph = crate::wire::graph_to_proto(graph)?;
+        let (tx, rx) = mpsc::channel::<ClientMessage>(buffer);
+        tx.send(ClientMessage {
+            msg: Some(client_message::Msg::Submit(Submit {
+                protocol_version: PROTOCOL_VERSION,
+                graph: Some(graph),
+            })),
+        })
+        .await
+        .map_err(|_| self.remote("the job stream closed before the submission"))?;
+        let mut scheduler = self.scheduler.clone();
+        let events = within(
+            &self.address,
+            self.rpc_timeout,
+            what,
+            scheduler.run(ReceiverStream::new(rx)),
+        )
+        .await
+        .map_err(|e| self.remote(&e.to_string()))?
+        .map_err(|s| self.remote(s.message()))?
+        .into_inner();
+        Ok((tx, events))
+    }
+
+    /// The next event of a job's stream, or the error a closed or broken stream means.
+    fn job_event(
+        &self,
+        next: std::result::Result<Option<ClientEvent>, tonic::Status>,
+    ) -> Result<ClientEvent> {
+        match next {
+            Ok(Some(e)) => Ok(e),
+            Ok(None) => Err(self.remote("the scheduler ended the job without a result")),
+            Err(s) => Err(self.remote(s.message())),
+        }
+    }
+
+    /// The error a job's Failed event stands for: a rejection at submit (no task key) or a task
+    /// that failed on a worker.
+    fn job_failed(&self, f: JobFailed) -> Error {
+        if f.key.is_empty() {
+            Error::Rejected {
+                address: self.address.clone(),
+                message: f.message,
+            }
+        } else {
+            Error::TaskFailed {
+                key: f.key,
+                message: format!("on worker {}: {}", f.worker, f.message),
+            }
+        }
+    }
+
     /// Computes arrays on the cluster (see [`crate::compute_many`]).
     pub async fn compute_many(&self, arrays: &[&Array]) -> Result<Vec<ArrayData>> {
         let assembly = Assembly::new(arrays);
@@ -671,29 +731,10 @@ impl AsyncClient {
         self.check_persisted(&graph)?;
         let mut layers: Vec<LayerProgress> = Vec::new();
         let mut writer: Option<ProgressWriter> = None;
-        let graph = crate::wire::graph_to_proto(&graph)?;
-        let (tx, rx) = mpsc::channel::<ClientMessage>(64);
-        tx.send(ClientMessage {
-            msg: Some(client_message::Msg::Submit(Submit {
-                protocol_version: PROTOCOL_VERSION,
-                graph: Some(graph),
-            })),
-        })
-        .await
-        .map_err(|_| self.remote("the job stream closed before the submission"))?;
-        let mut scheduler = self.scheduler.clone();
-        let mut events = tokio::select! {
-            reply = within(
-                &self.address,
-                self.rpc_timeout,
-                "submitting a job",
-                scheduler.run(ReceiverStream::new(rx)),
-            ) => reply,
+        let (tx, mut events) = tokio::select! {
+            run = self.open_run(&graph, 64, "submitting a job") => run?,
             _ = &mut cancelled => return Err(job_cancelled()),
-        }
-        .map_err(|e| self.remote(&e.to_string()))?
-        .map_err(|s| self.remote(s.message()))?
-        .into_inner();
+        };
         let mut job = 0;
         let mut key: Arc<[u8]> = Arc::from(Vec::new());
         let mut fetches = tokio::task::JoinSet::new();
@@ -719,11 +760,7 @@ impl AsyncClient {
             tokio::select! {
                 _ = &mut cancelled => return Err(job_cancelled()),
                 event = events.message(), if completed.is_none() => {
-                    let event = match event {
-                        Ok(Some(e)) => e,
-                        Ok(None) => return Err(self.remote("the scheduler ended the job without a result")),
-                        Err(s) => return Err(self.remote(s.message())),
-                    };
+                    let event = self.job_event(event)?;
                     match event.event {
                         Some(client_event::Event::Accepted(a)) => {
                             job = a.job;
@@ -773,16 +810,7 @@ impl AsyncClient {
                             }
                         }
                         Some(client_event::Event::Completed(c)) => completed = Some(c.tasks_run),
-                        Some(client_event::Event::Failed(f)) => {
-                            return Err(if f.key.is_empty() {
-                                Error::Rejected { address: self.address.clone(), message: f.message }
-                            } else {
-                                Error::TaskFailed {
-                                    key: f.key,
-                                    message: format!("on worker {}: {}", f.worker, f.message),
-                                }
-                            });
-                        }
+                        Some(client_event::Event::Failed(f)) => return Err(self.job_failed(f)),
                         None => {}
                     }
                 }

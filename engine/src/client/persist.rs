@@ -22,11 +22,8 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use tessera_proto::PROTOCOL_VERSION;
-use tessera_proto::dial::within;
-use tessera_proto::v1::{ClientMessage, Submit, client_event, client_message};
-use tokio::sync::{mpsc, oneshot};
-use tokio_stream::wrappers::ReceiverStream;
+use tessera_proto::v1::client_event;
+use tokio::sync::oneshot;
 
 use super::{AsyncClient, Client};
 use crate::array::Array;
@@ -137,54 +134,18 @@ impl AsyncClient {
                 _ => None,
             })
             .collect();
-        let graph = crate::wire::graph_to_proto(&graph)?;
-        let (tx, rx) = mpsc::channel::<ClientMessage>(4);
-        tx.send(ClientMessage {
-            msg: Some(client_message::Msg::Submit(Submit {
-                protocol_version: PROTOCOL_VERSION,
-                graph: Some(graph),
-            })),
-        })
-        .await
-        .map_err(|_| self.remote("the job stream closed before the submission"))?;
-        let mut scheduler = self.scheduler.clone();
-        let mut events = within(
-            &self.address,
-            self.rpc_timeout,
-            "submitting a job to persist",
-            scheduler.run(ReceiverStream::new(rx)),
-        )
-        .await
-        .map_err(|e| self.remote(&e.to_string()))?
-        .map_err(|s| self.remote(s.message()))?
-        .into_inner();
+        let (tx, mut events) = self
+            .open_run(&graph, 4, "submitting a job to persist")
+            .await?;
         let mut accepted: Option<(u64, Arc<[u8]>)> = None;
         loop {
-            let event = match events.message().await {
-                Ok(Some(e)) => e,
-                Ok(None) => {
-                    return Err(self.remote("the scheduler ended the job without a result"));
-                }
-                Err(s) => return Err(self.remote(s.message())),
-            };
+            let event = self.job_event(events.message().await)?;
             match event.event {
                 Some(client_event::Event::Accepted(a)) => {
                     accepted = Some((a.job, Arc::from(a.job_key)));
                 }
                 Some(client_event::Event::Completed(_)) => break,
-                Some(client_event::Event::Failed(f)) => {
-                    return Err(if f.key.is_empty() {
-                        Error::Rejected {
-                            address: self.address.clone(),
-                            message: f.message,
-                        }
-                    } else {
-                        Error::TaskFailed {
-                            key: f.key,
-                            message: format!("on worker {}: {}", f.worker, f.message),
-                        }
-                    });
-                }
+                Some(client_event::Event::Failed(f)) => return Err(self.job_failed(f)),
                 // Where the chunks are is the scheduler's business from now on; progress is not
                 // shown for a persist.
                 Some(_) | None => {}

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use crate::data::ChunkValue;
 use crate::error::{Error, Result};
 use crate::meta::{Chunks, DType};
-use crate::ops::{Derived, Holds, InputMeta, RuleResult, one_input};
+use crate::ops::{Derived, Holds, InputMeta, RuleResult, one_input, whole_axis};
 
 /// Which transform a layer computes along its axis.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -192,26 +192,11 @@ impl FftOp {
             return Err(format!("its input {} holds no array chunks", input.id));
         }
         let m = input.meta;
-        if self.axis >= m.ndim() {
-            return Err(format!(
-                "transforms along axis {}, out of range for rank {}",
-                self.axis,
-                m.ndim()
-            ));
-        }
+        whole_axis(input, self.axis, "transforms")?;
         if self.n == 0 || self.n > FFT_MAX_POINTS {
             return Err(format!(
                 "a transform of {} points is invalid (1 to {FFT_MAX_POINTS})",
                 self.n
-            ));
-        }
-        if m.chunks.axis(self.axis).len() != 1 {
-            return Err(format!(
-                "its input {} has {} chunks along axis {}, where the transform needs one: \
-                 rechunk that axis to one chunk first",
-                input.id,
-                m.chunks.axis(self.axis).len(),
-                self.axis
             ));
         }
         match (self.kind, m.dtype) {

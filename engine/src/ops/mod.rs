@@ -199,6 +199,28 @@ pub(crate) fn one_input<'b, 'a>(
     }
 }
 
+/// Ops that see a whole axis in each block (FFT, quantiles) need it in range and in one chunk;
+/// `does` says what the op does along it ("transforms", "takes quantiles"). The builders rechunk
+/// first; a graph that arrives without it is refused with the hint.
+pub(crate) fn whole_axis(input: &InputMeta<'_>, axis: usize, does: &str) -> RuleResult<()> {
+    let m = input.meta;
+    if axis >= m.ndim() {
+        return Err(format!(
+            "{does} along axis {axis}, out of range for rank {}",
+            m.ndim()
+        ));
+    }
+    let chunks = m.chunks.axis(axis).len();
+    if chunks != 1 {
+        return Err(format!(
+            "its input {} has {chunks} chunks along axis {axis}, where it needs one: \
+             rechunk that axis to one chunk first",
+            input.id
+        ));
+    }
+    Ok(())
+}
+
 /// Sources read no input.
 pub(crate) fn no_inputs(inputs: &[InputMeta<'_>], op: &str) -> RuleResult<()> {
     match inputs {

@@ -14,7 +14,7 @@ use ndarray::{ArrayD, Axis, IxDyn};
 use crate::data::{ArrayData, ChunkValue};
 use crate::error::{Error, Result};
 use crate::meta::DType;
-use crate::ops::{Derived, Holds, InputMeta, RuleResult, one_input};
+use crate::ops::{Derived, Holds, InputMeta, RuleResult, one_input, whole_axis};
 
 /// Quantiles `q` (each in `[0, 1]`) of every lane along `axis`, or the median.
 #[derive(Clone, Debug, PartialEq)]
@@ -45,21 +45,7 @@ impl QuantileOp {
             return Err(format!("its input {} holds no array chunks", input.id));
         }
         let m = input.meta;
-        if self.axis >= m.ndim() {
-            return Err(format!(
-                "takes quantiles along axis {}, out of range for rank {}",
-                self.axis,
-                m.ndim()
-            ));
-        }
-        if m.chunks.axis(self.axis).len() != 1 {
-            return Err(format!(
-                "its input {} has {} chunks along axis {}, where it needs one",
-                input.id,
-                m.chunks.axis(self.axis).len(),
-                self.axis
-            ));
-        }
+        whole_axis(input, self.axis, "takes quantiles")?;
         if !m.dtype.is_float() {
             return Err(format!(
                 "reads float input, but its input {} is {}",
