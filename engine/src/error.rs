@@ -4,7 +4,15 @@
 use std::path::PathBuf;
 
 /// Errors from building, optimizing or computing array expressions.
-#[derive(Debug, thiserror::Error)]
+///
+/// `Debug` prints the same readable sentence as `Display` (with its causes), so that a program whose
+/// `main` returns [`Result`] reports a failure as one line, not as a structure:
+///
+/// ```
+/// let e = tessera::zeros::<f64>(&[3], [2]).unwrap().reshape(&[2, 2]).unwrap_err();
+/// assert_eq!(format!("{e:?}"), e.to_string());
+/// ```
+#[derive(thiserror::Error)]
 pub enum Error {
     #[error("chunks {chunks} do not match the {}-d shape {shape:?}", shape.len())]
     ChunksRank { shape: Vec<usize>, chunks: String },
@@ -122,9 +130,16 @@ pub enum Error {
 /// Result with the engine's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+impl std::fmt::Debug for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&display_chain(self))
+    }
+}
+
 /// An error and its sources on one line, `outer: cause: root cause`, for messages about transport
 /// failures whose useful part is deep in the chain. A cause that the line already ends with (a
 /// wrapper displaying its source, or two links saying the same) is not repeated.
+
 pub fn display_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut source = e.source();

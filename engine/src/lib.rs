@@ -55,14 +55,15 @@ pub use array::fft;
 pub use array::from_array_data;
 pub use array::linalg;
 pub use array::{
-    Array, Executor, Generator, ReduceOptions, TaskCounts, arange, compute_many, compute_many_on,
-    compute_many_with_stats, concatenate, default_rng, from_array, from_npy, from_zarr,
-    from_zarr_with, full, linspace, ones, stack, ufunc, where_, zeros,
+    Array, Executor, Generator, ReduceOptions, TaskCounts, arange, broadcast_shapes, compute_many,
+    compute_many_on, compute_many_with_stats, concatenate, default_rng, empty, empty_like,
+    from_array, from_npy, from_zarr, from_zarr_with, full, full_like, linspace, ones, ones_like,
+    stack, ufunc, where_, zeros, zeros_like,
 };
 pub use array::{Bins, Side, Unique, histogram2d, histogramdd};
 pub use array::{
     Operand, PadMode, Sections, array_split, atleast_1d, atleast_2d, atleast_3d, broadcast_arrays,
-    dstack, eye, hstack, identity, meshgrid, split, vstack,
+    dstack, eye, hstack, identity, meshgrid, split, unstack, vstack,
 };
 #[cfg(feature = "distributed")]
 pub use client::{AsyncClient, Client, ClusterStatus, WorkerInfo};
@@ -73,6 +74,9 @@ pub use graph::{ChunkKey, Graph, LayerId};
 pub use io::zarr::{BloscCompressor, ZarrCodec, ZarrOptions, ZarrReadOptions, ZarrStore};
 pub use jobs::{JobHandle, JobStatus};
 pub use meta::{ChunkSpec, Chunks, DType, Scalar};
+/// The `ndarray` crate tessera's results and inputs are made of, re-exported so that a program need
+/// not pin the same version itself: `tessera::ndarray::ArrayD`.
+pub use ndarray;
 pub use ndarray::s;
 /// complex128 elements (`DType::C128`), as `num_complex::Complex64`.
 pub use num_complex::Complex64;

@@ -1,17 +1,19 @@
-//! The progress bar `compute` shows on a terminal, like `dask.diagnostics.ProgressBar`: tasks done out
-//! of the total, the bytes produced, the elapsed time and the busiest layer, drawn with `indicatif` on
-//! standard error. It reads the run's [`Progress`] (the same record job handles read), so it works on
+//! The progress bar `compute` (and `to_npy`, `to_zarr`, a local `persist`) shows on a terminal, like
+//! `dask.diagnostics.ProgressBar`: tasks done out of the total, the bytes produced, the elapsed time
+//! and the busiest layer, drawn with `indicatif` on standard error. It reads the run's [`Progress`] (the same record job handles read), so it works on
 //! either executor: on a cluster it moves with the scheduler's progress reports.
 //!
 //! It appears only when standard error is a terminal and the work has lasted more than
 //! [`SHOW_AFTER`] (short computations print nothing), and it can be turned off for the process with
 //! [`set_progress_bar`]`(false)` or the environment variable `TESSERA_PROGRESS=0`.
-//! `TESSERA_PROGRESS=always` shows it even when standard error is not a terminal (for logs).
+//! `TESSERA_PROGRESS=always` shows it even when standard error is not a terminal: there (a log
+//! file, a pipe) it is one plain line every [`LOG_EVERY`] instead of a redrawn bar.
 
 use std::io::IsTerminal;
+use std::io::Write;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -27,6 +29,9 @@ pub const SHOW_AFTER: Duration = Duration::from_secs(1);
 
 /// How often a shown bar is redrawn.
 const REFRESH: Duration = Duration::from_millis(100);
+
+/// How often the progress line is written when standard error is not a terminal.
+pub const LOG_EVERY: Duration = Duration::from_secs(1);
 
 const FOLLOW_ENV: u8 = 0;
 const ON: u8 = 1;
@@ -88,14 +93,15 @@ pub(crate) fn with_bar<R>(work: impl FnOnce(Option<&Progress>) -> R) -> R {
 /// terminal, and at once), then returns how it ended. For scripts that submit a job and want to watch
 /// it: `show_progress(&job); let r = job.result::<f64>()?;`.
 pub fn show_progress(job: &JobHandle) -> crate::jobs::JobStatus {
-    let bar = new_bar();
+    let mut bar = new_bar();
     loop {
         let status = job.wait_timeout(REFRESH);
-        update(&bar, &job.progress());
+        let p = job.progress();
         if status.is_done() {
-            bar.finish();
+            bar.end(&p, status == crate::jobs::JobStatus::Finished);
             return status;
         }
+        bar.update(&p);
     }
 }
 
@@ -108,24 +114,36 @@ fn draw(progress: &Progress, stopped: &mpsc::Receiver<()>, delay: Duration) {
     ) {
         return;
     }
-    let bar = new_bar();
+    let mut bar = new_bar();
     loop {
-        update(&bar, &progress.snapshot());
+        bar.update(&progress.snapshot());
         match stopped.recv_timeout(REFRESH) {
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             _ => break,
         }
     }
     let last = progress.snapshot();
-    update(&bar, &last);
-    if last.total() > 0 && last.done() == last.total() {
-        bar.finish();
-    } else {
-        bar.abandon();
-    }
+    let finished = last.total() > 0 && last.done() == last.total();
+    bar.end(&last, finished);
 }
 
-fn new_bar() -> ProgressBar {
+/// What a bar draws on: `indicatif` on a terminal, plain lines (at most one per [`LOG_EVERY`], and
+/// the last one always) anywhere else, where a redrawn bar would fill a log with control codes.
+enum Bar {
+    Terminal(ProgressBar),
+    Lines {
+        start: Instant,
+        last: Option<Instant>,
+    },
+}
+
+fn new_bar() -> Bar {
+    if !std::io::stderr().is_terminal() {
+        return Bar::Lines {
+            start: Instant::now(),
+            last: None,
+        };
+    }
     let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
     bar.set_style(
         ProgressStyle::with_template(
@@ -134,15 +152,61 @@ fn new_bar() -> ProgressBar {
         .expect("a valid template")
         .progress_chars("█▉▊▋▌▍▎▏ "),
     );
-    bar
+    Bar::Terminal(bar)
 }
 
-/// Moves `bar` to the snapshot: length and position in tasks, the message with bytes produced and
-/// the layer with the most work left.
-fn update(bar: &ProgressBar, p: &ProgressSnapshot) {
-    bar.set_length(p.total());
-    bar.set_position(p.done());
-    bar.set_message(summary(p));
+impl Bar {
+    /// Moves the bar to the snapshot: length and position in tasks, the message with bytes produced
+    /// and the layer with the most work left.
+    fn update(&mut self, p: &ProgressSnapshot) {
+        match self {
+            Bar::Terminal(bar) => {
+                bar.set_length(p.total());
+                bar.set_position(p.done());
+                bar.set_message(summary(p));
+            }
+            Bar::Lines { start, last } => {
+                if last.is_none_or(|t| t.elapsed() >= LOG_EVERY) {
+                    *last = Some(Instant::now());
+                    write_line(*start, p);
+                }
+            }
+        }
+    }
+
+    /// Ends the bar: kept as it is when the work finished, cleared of its spinner state otherwise.
+    fn end(self, p: &ProgressSnapshot, finished: bool) {
+        match self {
+            Bar::Terminal(bar) => {
+                bar.set_length(p.total());
+                bar.set_position(p.done());
+                bar.set_message(summary(p));
+                if finished {
+                    bar.finish();
+                } else {
+                    bar.abandon();
+                }
+            }
+            Bar::Lines { start, .. } => write_line(start, p),
+        }
+    }
+}
+
+/// One progress line, as the terminal bar reads without the bar: `[00:00:03] 12/30 tasks (40%) …`.
+fn write_line(start: Instant, p: &ProgressSnapshot) {
+    let secs = start.elapsed().as_secs();
+    let percent = (p.done() * 100).checked_div(p.total()).unwrap_or(0);
+    let line = format!(
+        "[{:02}:{:02}:{:02}] {}/{} tasks ({percent}%) {}\n",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60,
+        p.done(),
+        p.total(),
+        summary(p)
+    );
+    // A closed stderr is no reason to fail the computation.
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 
 /// "12.5 MB · mean 3/16": bytes produced so far, and the unfinished layer with the most tasks left.

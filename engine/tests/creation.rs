@@ -688,3 +688,72 @@ fn arange_of_large_int64_values_is_exact() {
     let d = arange(0, 1i64 << 55, (1i64 << 53) + 3, [3]).unwrap();
     check(&d, &arange_i64_oracle(0, 1i64 << 55, (1i64 << 53) + 3));
 }
+
+#[test]
+fn like_functions_keep_shape_chunks_and_dtype() {
+    for shape in shapes_0_to_4() {
+        let d = IxDyn(&shape);
+        for (name, spec) in chunkings(&shape) {
+            let ctx = format!("{shape:?} {name}");
+            let x = from_array(iota(&shape), spec.clone()).unwrap();
+            let f = x.astype(DType::F32).unwrap();
+            for (like, got) in [
+                (&x, tessera::zeros_like(&x).unwrap()),
+                (&f, tessera::ones_like(&f).unwrap()),
+                (&x, tessera::full_like(&x, 2.9).unwrap()),
+                (&f, tessera::empty_like(&f).unwrap()),
+            ] {
+                assert_eq!(got.shape(), like.shape(), "{ctx}");
+                assert_eq!(got.chunks(), like.chunks(), "{ctx}");
+                assert_eq!(got.dtype(), like.dtype(), "{ctx}");
+            }
+            check(
+                &tessera::zeros_like(&x).unwrap(),
+                &ArrayD::<i64>::zeros(d.clone()),
+            );
+            check(
+                &tessera::ones_like(&f).unwrap(),
+                &ArrayD::<f32>::ones(d.clone()),
+            );
+            // numpy's full_like casts the value to the array's dtype: 2.9 into int64 is 2.
+            check(
+                &tessera::full_like(&x, 2.9).unwrap(),
+                &ArrayD::from_elem(d.clone(), 2i64),
+            );
+            check(
+                &tessera::empty::<f64>(&shape, spec.clone()).unwrap(),
+                &ArrayD::<f64>::zeros(d.clone()),
+            );
+        }
+    }
+}
+
+#[test]
+fn unstack_gives_each_index_along_the_axis() {
+    for shape in shapes_0_to_4().into_iter().filter(|s| !s.is_empty()) {
+        let oracle = iota(&shape);
+        for (name, spec) in chunkings(&shape) {
+            let x = from_array(oracle.clone(), spec).unwrap();
+            for axis in 0..shape.len() {
+                let pieces = tessera::unstack(&x, axis as isize).unwrap();
+                assert_eq!(pieces.len(), shape[axis], "{shape:?} {name} axis {axis}");
+                for (i, p) in pieces.iter().enumerate() {
+                    check(p, &oracle.index_axis(ndarray::Axis(axis), i).to_owned());
+                }
+            }
+        }
+    }
+    let x = zeros::<f64>(&[2, 3], [1, 2]).unwrap();
+    assert!(matches!(
+        tessera::unstack(&x, 2),
+        Err(Error::AxisOutOfBounds { .. })
+    ));
+    assert_eq!(
+        tessera::broadcast_shapes(&[&[5, 1, 3], &[4, 1], &[]]).unwrap(),
+        vec![5, 4, 3]
+    );
+    assert!(matches!(
+        tessera::broadcast_shapes(&[&[2, 3], &[3, 2]]),
+        Err(Error::Broadcast { .. })
+    ));
+}

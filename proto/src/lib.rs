@@ -17,7 +17,7 @@
 //!     threads: 2,
 //!     memory_limit: 1 << 30,
 //! };
-//! assert_eq!(hello.protocol_version, 4);
+//! assert_eq!(hello.protocol_version, 5);
 //! ```
 //!
 //! # Layout
@@ -44,8 +44,11 @@ pub mod tls;
 /// `Leaf.axes` (a peer that ignored it would generate a transposed source untransposed); version 3
 /// added `Worker.FetchChunks`, which workers and clients call and older workers do not serve, and
 /// `Matmul.transpose_b` and `MirrorUpper`, which change results if a peer ignores them; version 4
-/// added session tokens and job keys, without which a peer is refused.
-pub const PROTOCOL_VERSION: u32 = 4;
+/// added session tokens and job keys, without which a peer is refused; version 5 added the strided
+/// source window (`Leaf` fields 20–22: a peer that ignored them would generate the unstrided source),
+/// kept jobs (`Op.persisted`: a worker that did not know them could not read a persisted array),
+/// complex128, FFT, overlap and mask ops, and the integer dtypes int32/uint8/uint64.
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// Generated code for package `tessera.v1`.
 ///

@@ -58,6 +58,66 @@ pub fn ones<T: Element>(shape: &[usize], chunks: impl Into<ChunkSpec>) -> Result
     )
 }
 
+/// An array of `shape` and element type `T` whose values are unspecified (numpy's `empty`). tessera
+/// fills it with zeros: a lazily generated constant costs nothing to hold, so there is nothing to
+/// save by leaving memory uninitialized, and results never depend on stale memory.
+///
+/// ```
+/// let a = tessera::empty::<f32>(&[4, 6], [2, 3])?;
+/// assert_eq!((a.shape(), a.dtype()), (&[4, 6][..], tessera::DType::F32));
+/// # Ok::<(), tessera::Error>(())
+/// ```
+pub fn empty<T: Element>(shape: &[usize], chunks: impl Into<ChunkSpec>) -> Result<Array> {
+    zeros::<T>(shape, chunks)
+}
+
+/// An array with `like`'s shape, chunks and dtype filled with `value` cast to that dtype (numpy's
+/// `full_like`: `full_like(&ints, 2.7)` holds 2).
+///
+/// ```
+/// let x = tessera::arange(0i64, 6, 1, [4])?;
+/// let twos = tessera::full_like(&x, 2.7)?;
+/// assert_eq!(twos.chunks(), x.chunks());
+/// assert_eq!(twos.compute::<i64>()?.as_slice().unwrap(), &[2; 6]);
+/// # Ok::<(), tessera::Error>(())
+/// ```
+pub fn full_like(like: &Array, value: impl Into<Scalar>) -> Result<Array> {
+    let dtype = like.dtype();
+    source(
+        LeafKind::Full(value.into().cast(dtype)),
+        like.shape(),
+        like.chunks().into(),
+        dtype,
+    )
+}
+
+/// Zeros with `like`'s shape, chunks and dtype (numpy's `zeros_like`).
+///
+/// ```
+/// let x = tessera::ones::<f64>(&[3, 2], [2, 2])?;
+/// assert_eq!(tessera::zeros_like(&x)?.sum()?.compute_scalar::<f64>()?, 0.0);
+/// # Ok::<(), tessera::Error>(())
+/// ```
+pub fn zeros_like(like: &Array) -> Result<Array> {
+    full_like(like, Scalar::I64(0))
+}
+
+/// Ones with `like`'s shape, chunks and dtype (numpy's `ones_like`).
+///
+/// ```
+/// let x = tessera::zeros::<i64>(&[5], [2])?;
+/// assert_eq!(tessera::ones_like(&x)?.sum()?.compute_scalar::<i64>()?, 5);
+/// # Ok::<(), tessera::Error>(())
+/// ```
+pub fn ones_like(like: &Array) -> Result<Array> {
+    full_like(like, Scalar::I64(1))
+}
+
+/// numpy's `empty_like`: `like`'s shape, chunks and dtype, filled with zeros as [`empty`] is.
+pub fn empty_like(like: &Array) -> Result<Array> {
+    zeros_like(like)
+}
+
 /// Evenly spaced values in `[start, stop)` (numpy's `arange`); integer arguments give int64.
 ///
 /// ```

@@ -39,8 +39,15 @@ impl<T: Into<Scalar>> From<T> for Operand {
     }
 }
 
-/// numpy's broadcast shape.
-pub(crate) fn broadcast_shapes(shapes: &[&[usize]]) -> Result<Vec<usize>> {
+/// The shape that arrays of `shapes` broadcast to (numpy's `broadcast_shapes`), or the error naming
+/// the two shapes that conflict.
+///
+/// ```
+/// assert_eq!(tessera::broadcast_shapes(&[&[3, 1], &[4]])?, vec![3, 4]);
+/// assert!(tessera::broadcast_shapes(&[&[3], &[4]]).is_err());
+/// # Ok::<(), tessera::Error>(())
+/// ```
+pub fn broadcast_shapes(shapes: &[&[usize]]) -> Result<Vec<usize>> {
     let rank = shapes.iter().map(|s| s.len()).max().unwrap_or(0);
     let mut out = vec![1usize; rank];
     // Per axis, the shape that set its length (the one a conflict is with).

@@ -768,3 +768,20 @@ pub fn split(a: &Array, sections: Sections, axis: isize) -> Result<Vec<Array>> {
     }
     array_split(a, sections, axis)
 }
+
+/// The arrays along `axis`, that axis removed (the Array API's `unstack`): `unstack(x, 0)[i]` is
+/// `x[i]`. Each piece reads only the chunks that hold it.
+///
+/// ```
+/// let x = tessera::arange(0i64, 6, 1, [4])?.reshape(&[2, 3])?;
+/// let columns = tessera::unstack(&x, 1)?;
+/// assert_eq!(columns.len(), 3);
+/// assert_eq!(columns[2].compute::<i64>()?.as_slice().unwrap(), &[2, 5]);
+/// # Ok::<(), tessera::Error>(())
+/// ```
+pub fn unstack(a: &Array, axis: isize) -> Result<Vec<Array>> {
+    let k = normalize_axis(axis, a.ndim())?;
+    (0..a.shape()[k])
+        .map(|i| a.take_range(k, i, i + 1)?.squeeze(Some(&[k as isize])))
+        .collect()
+}

@@ -20,12 +20,15 @@ mod statistics;
 mod structure;
 mod zarr;
 
-pub use creation::{arange, from_array, from_array_data, from_npy, full, linspace, ones, zeros};
-pub use elementwise::{Operand, ufunc, where_};
+pub use creation::{
+    arange, empty, empty_like, from_array, from_array_data, from_npy, full, full_like, linspace,
+    ones, ones_like, zeros, zeros_like,
+};
+pub use elementwise::{Operand, broadcast_shapes, ufunc, where_};
 pub use histogram::{Bins, histogram2d, histogramdd};
 pub use manipulation::{
     PadMode, Sections, array_split, atleast_1d, atleast_2d, atleast_3d, broadcast_arrays, dstack,
-    eye, hstack, identity, meshgrid, split, vstack,
+    eye, hstack, identity, meshgrid, split, unstack, vstack,
 };
 pub use random::{Generator, default_rng};
 pub use reduction::ReduceOptions;
@@ -289,7 +292,7 @@ impl Array {
             slots.lock().expect("persist slots")[flat] = Some(v);
             Ok(())
         };
-        executor.execute_graph(graph, &sink)?;
+        run_graph_shown(executor, graph, &sink)?;
         let chunks = slots
             .into_inner()
             .expect("persist slots")
@@ -318,7 +321,11 @@ impl Array {
         let sink = |_o: usize, block: &[u32], v: Arc<ChunkValue>| -> Result<()> {
             writer.write_region(&chunks.block_offset(block), v.as_array()?)
         };
-        default_executor().execute_graph(crate::optimize::optimize(self.graph()), &sink)?;
+        run_graph_shown(
+            default_executor(),
+            crate::optimize::optimize(self.graph()),
+            &sink,
+        )?;
         writer.finish()
     }
 
@@ -402,11 +409,31 @@ pub(crate) fn compute_observed(
     let assembly = Assembly::new(arrays);
     let sink = |o: usize, block: &[u32], v: Arc<ChunkValue>| assembly.accept(o, block, v);
     let graph = crate::optimize::optimize(graph_of(arrays));
-    let stats = match progress {
-        Some(p) => executor.execute_graph_with_progress(graph, &sink, p)?,
-        None => executor.execute_graph(graph, &sink)?,
-    };
+    let stats = run_graph(executor, graph, &sink, progress)?;
     Ok((assembly.finish(), stats))
+}
+
+/// Runs an optimized graph on `executor`, reporting into `progress` when given.
+fn run_graph(
+    executor: &dyn Executor,
+    graph: Graph,
+    sink: &OutputSink<'_>,
+    progress: Option<&Progress>,
+) -> Result<ExecStats> {
+    match progress {
+        Some(p) => executor.execute_graph_with_progress(graph, sink, p),
+        None => executor.execute_graph(graph, sink),
+    }
+}
+
+/// Runs an optimized graph on `executor` with the progress bar `compute` shows (for the calls that
+/// stream their chunks elsewhere: `to_npy`, a local `persist`).
+fn run_graph_shown(
+    executor: &dyn Executor,
+    graph: Graph,
+    sink: &OutputSink<'_>,
+) -> Result<ExecStats> {
+    crate::progress_bar::with_bar(|progress| run_graph(executor, graph, sink, progress))
 }
 
 /// Assembles output chunks, as they arrive in any order, into whole arrays.
