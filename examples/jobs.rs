@@ -54,7 +54,7 @@ fn run(args: &Args) -> tessera::Result<()> {
     let n = rng.standard_normal(&shape, chunks)?;
 
     let mean = target.submit(&x.mean()?);
-    let spread = target.submit(&(&x - &n)?.sin()?.std()?);
+    let spread = target.submit(&(&x - &n).sin()?.std()?);
     let doomed = target.submit(&n.matmul(&n.t())?.sum()?);
     eprintln!("submitted three jobs; cancelling the matmul one");
     doomed.cancel();

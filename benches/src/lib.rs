@@ -145,16 +145,16 @@ impl Workload {
             }
             Workload::XxtMean => {
                 let x = rng.random(&[10_000, 10_000], [1000, 1000])?;
-                (&x + x.t())?.mean_axis(0)
+                (&x + x.t()).mean_axis(0)
             }
             Workload::Mean40000 => rng.random(&[40_000, 40_000], [4000, 4000])?.mean(),
             Workload::AnomalyStd => {
                 let x = rng.standard_normal(&[20_000, 20_000], [2000, 2000])?;
-                (&x - x.mean_axis(0)?)?.std()
+                (&x - x.mean_axis(0)?).std()
             }
             Workload::AnomalyZscore => {
                 let x = rng.standard_normal(&[20_000, 20_000], [2000, 2000])?;
-                ((&x - x.mean_axis(0)?)? / x.std_axis(0, 0.0)?)?.std()
+                ((&x - x.mean_axis(0)?) / x.std_axis(0, 0.0)?).std()
             }
             Workload::RechunkRowsCols => rng
                 .random(&[10_000, 10_000], [1000, 10_000])?
@@ -178,7 +178,7 @@ impl Workload {
                 .0),
             Workload::SinCosMean => {
                 let x = rng.random(&[10_000, 10_000], [1000, 1000])?;
-                (x.sin()?.square()? + x.cos()?.square()?)?.mean()
+                (x.sin()?.square()? + x.cos()?.square()?).mean()
             }
             Workload::StridedSumMax => rng
                 .random(&[20_000, 20_000], [2000, 2000])?

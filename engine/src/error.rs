@@ -14,6 +14,13 @@ use std::path::PathBuf;
 /// ```
 #[derive(thiserror::Error)]
 pub enum Error {
+    /// An operator (`+`, `*`, `-x` …) that could not build its array, reported by the next call
+    /// that returns a `Result` (see `Array::usable`); `location` is where the operator was written.
+    #[error("{error} (in the operator at {location})")]
+    Operator {
+        location: String,
+        error: std::sync::Arc<Error>,
+    },
     #[error("chunks {chunks} do not match the {}-d shape {shape:?}", shape.len())]
     ChunksRank { shape: Vec<usize>, chunks: String },
     #[error("invalid chunks for shape {shape:?}: {reason}")]
@@ -130,6 +137,17 @@ pub enum Error {
 /// Result with the engine's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+impl Error {
+    /// The error itself, or for [`Error::Operator`] the error the operator met (an operator's
+    /// error only adds where it was written).
+    pub fn root(&self) -> &Error {
+        match self {
+            Error::Operator { error, .. } => error.root(),
+            e => e,
+        }
+    }
+}
+
 impl std::fmt::Debug for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&display_chain(self))
@@ -139,7 +157,6 @@ impl std::fmt::Debug for Error {
 /// An error and its sources on one line, `outer: cause: root cause`, for messages about transport
 /// failures whose useful part is deep in the chain. A cause that the line already ends with (a
 /// wrapper displaying its source, or two links saying the same) is not repeated.
-
 pub fn display_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut source = e.source();

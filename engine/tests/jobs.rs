@@ -116,7 +116,7 @@ fn exec_stats_count_every_layer_s_tasks_and_bytes() {
     let ex = LocalExecutor::with_threads(2).unwrap();
     let data = sample::<f64>(&[100, 60], 2);
     let x = from_array(data, [10, 20]).unwrap();
-    let doubled = (&x * 2.0).unwrap();
+    let doubled = &x * 2.0;
     let (_, stats) = compute_many_with_stats(&[&doubled], &ex).unwrap();
     // One fused layer of 10 × 3 tasks, each producing its 10 × 20 float64 chunk.
     let out = stats.layers.last().unwrap();

@@ -48,7 +48,7 @@ fn the_anomaly_regenerates_its_source_instead_of_holding_it() {
     let x = default_rng(7)
         .standard_normal(&[3000, 3000], [500, 500])
         .unwrap();
-    let y = (&x - x.mean_axis(0).unwrap()).unwrap().std().unwrap();
+    let y = (&x - x.mean_axis(0).unwrap()).std().unwrap();
     assert_eq!(standalone_sources(&y), 0, "x is fused into both passes");
     let ex = LocalExecutor::with_threads(2).unwrap();
     let (got, stats) = scalar(&y, &ex);
@@ -66,8 +66,7 @@ fn the_standardized_anomaly_holds_a_few_chunks_not_a_column() {
     let x = default_rng(8)
         .standard_normal(&[3000, 3000], [500, 500])
         .unwrap();
-    let y = ((&x - x.mean_axis(0).unwrap()).unwrap() / x.std_axis(0, 0.0).unwrap())
-        .unwrap()
+    let y = ((&x - x.mean_axis(0).unwrap()) / x.std_axis(0, 0.0).unwrap())
         .std()
         .unwrap();
     let ex = LocalExecutor::with_threads(2).unwrap();
@@ -91,7 +90,7 @@ fn an_expensive_or_small_source_is_held_not_regenerated() {
     let x = default_rng(9)
         .standard_normal(&[2000, 2500], [500, 500])
         .unwrap();
-    let y = (&x - x.mean_axis(0).unwrap()).unwrap().std().unwrap();
+    let y = (&x - x.mean_axis(0).unwrap()).std().unwrap();
     assert_eq!(standalone_sources(&y), 1);
     // Expensive: four transcendental functions per element cost more than a spill round trip.
     let x = default_rng(9)
@@ -106,7 +105,7 @@ fn an_expensive_or_small_source_is_held_not_regenerated() {
         .unwrap()
         .tanh()
         .unwrap();
-    let y = (&e - e.mean_axis(0).unwrap()).unwrap().std().unwrap();
+    let y = (&e - e.mean_axis(0).unwrap()).std().unwrap();
     assert_eq!(standalone_sources(&y), 1);
     let (got, _) = scalar(&y, &LocalExecutor::with_threads(2).unwrap());
     let ev: Array2<f64> = e.compute::<f64>().unwrap().into_dimensionality().unwrap();
@@ -206,7 +205,7 @@ fn a_spill_directory_that_cannot_be_created_is_an_error_naming_it() {
 #[test]
 fn a_task_that_cannot_fit_is_an_error_naming_layer_shape_bytes_and_limit() {
     let x = tessera::zeros::<f64>(&[1000, 1000], [1000, 1000]).unwrap();
-    let y = (&x + 1.0).unwrap();
+    let y = &x + 1.0;
     let ex = LocalExecutor::with_threads(1)
         .unwrap()
         .with_memory_limit(1 << 20);
@@ -239,7 +238,7 @@ fn a_job_with_a_task_that_cannot_fit_fails_before_any_task_runs() {
             b.to_owned()
         })
         .unwrap();
-    let big = (&tessera::zeros::<f64>(&[1000, 1000], [1000, 1000]).unwrap() + 1.0).unwrap();
+    let big = &tessera::zeros::<f64>(&[1000, 1000], [1000, 1000]).unwrap() + 1.0;
     let ex = LocalExecutor::with_threads(1)
         .unwrap()
         .with_memory_limit(1 << 20);
@@ -322,7 +321,7 @@ fn child_hold_then_reduce() {
         return;
     };
     let x = tessera::from_npy(&path, [BAND, SIDE]).unwrap();
-    let y = (&x - x.max_axis(0).unwrap()).unwrap().min().unwrap();
+    let y = (&x - x.max_axis(0).unwrap()).min().unwrap();
     let ex = LocalExecutor::with_threads(2)
         .unwrap()
         .with_memory_limit(LIMIT);

@@ -34,14 +34,12 @@ fn sources() -> Vec<(&'static str, Array)> {
         (
             "linspace row times full",
             (&tessera::linspace(0.0, 1.0, 41, true, [8]).unwrap()
-                * &tessera::full(&[37, 41], 2.0f64, [10, 8]).unwrap())
-                .unwrap(),
+                * &tessera::full(&[37, 41], 2.0f64, [10, 8]).unwrap()),
         ),
         (
             "sin(uniform) * 3 + column of normals",
-            (&(&rng.random(&[37, 41], [10, 9]).unwrap().sin().unwrap() * 3.0f64).unwrap()
-                + &rng.standard_normal(&[37, 1], [10, 1]).unwrap())
-                .unwrap(),
+            (&(&rng.random(&[37, 41], [10, 9]).unwrap().sin().unwrap() * 3.0f64)
+                + &rng.standard_normal(&[37, 1], [10, 1]).unwrap()),
         ),
         (
             "transposed uniform",
@@ -165,7 +163,7 @@ fn three_d_and_transposed_then_sliced_sources() {
     }
     // A lower-rank source broadcast against a 3-d one, then sliced.
     let row = rng.random(&[11], [5]).unwrap();
-    let b = (&x + &row).unwrap();
+    let b = &x + &row;
     let bv = b.compute_dyn().unwrap();
     let sl = s![1..;2, ..;3, 3..;2];
     assert_bits_eq(

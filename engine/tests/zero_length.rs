@@ -50,14 +50,11 @@ fn elementwise_broadcasting_transpose_and_slicing() {
     let b = sample::<f64>(&[7, 5], 5);
     let x = from_array(a.clone(), grid_2d()).unwrap();
     let y = from_array(b.clone(), [4, 3]).unwrap();
-    check(&(&x + &y).unwrap(), &(&a + &b));
-    check(
-        &(&x * 2.0).unwrap().sin().unwrap(),
-        &a.mapv(|v| (v * 2.0).sin()),
-    );
+    check(&(&x + &y), &(&a + &b));
+    check(&(&x * 2.0).sin().unwrap(), &a.mapv(|v| (v * 2.0).sin()));
     let row = sample::<f64>(&[5], 6);
     let r = from_array(row.clone(), ChunkSpec::Explicit(vec![vec![2, 0, 3]])).unwrap();
-    check(&(&x - &r).unwrap(), &(&a - &row));
+    check(&(&x - &r), &(&a - &row));
     check(&x.t(), &a.t().to_owned());
     let s = x.slice(tessera::s![1..6, ..;2]).unwrap();
     check(&s, &a.slice(ndarray::s![1..6, ..;2]).to_owned().into_dyn());

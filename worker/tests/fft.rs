@@ -20,8 +20,7 @@ fn suite() -> Vec<(&'static str, Array)> {
     let y = rng
         .standard_normal(&[50, 64], vec![vec![10, 40], vec![64]])
         .unwrap();
-    let z = (x.astype(tessera::DType::C128).unwrap() + (&y * Complex64::new(0.0, 1.0)).unwrap())
-        .unwrap();
+    let z = x.astype(tessera::DType::C128).unwrap() + (&y * Complex64::new(0.0, 1.0));
     let cube = rng.random(&[6, 8, 10], [3, 8, 10]).unwrap();
     let spectrum = fft::rfft(&x, None, -1, None).unwrap();
     vec![
@@ -58,7 +57,7 @@ fn suite() -> Vec<(&'static str, Array)> {
         ("rfftfreq", fft::rfftfreq(64, 1.0, [10]).unwrap()),
         ("fftshift", fft::fftshift(&z, None).unwrap()),
         ("ifftshift", fft::ifftshift(&cube, Some(&[0, 2])).unwrap()),
-        ("complex product", (&z * &z.conj().unwrap()).unwrap()),
+        ("complex product", (&z * &z.conj().unwrap())),
         ("complex abs", z.abs().unwrap()),
         ("complex angle", z.angle().unwrap()),
         ("complex exp", z.exp().unwrap()),

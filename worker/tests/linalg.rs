@@ -21,9 +21,8 @@ fn suite() -> Vec<(&'static str, Array)> {
     let (q32, r32) = linalg::qr(&a32).unwrap();
     let (u, s, vt) = linalg::svd(&a).unwrap();
     let sq = rng.random(&[40, 40], [20, 20]).unwrap();
-    let spd = (&sq.matmul(&sq.t()).unwrap()
-        + &tessera::eye(40, None, 0, tessera::DType::F64, [20, 20]).unwrap())
-        .unwrap();
+    let spd = &sq.matmul(&sq.t()).unwrap()
+        + &tessera::eye(40, None, 0, tessera::DType::F64, [20, 20]).unwrap();
     let b = rng.random(&[40, 3], [20, 3]).unwrap();
     let batch = rng.random(&[4, 30, 20], [2, 15, 10]).unwrap();
     let m = rng.random(&[20, 6], [10, 6]).unwrap();

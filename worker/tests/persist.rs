@@ -22,7 +22,7 @@ fn source() -> Array {
     let x = tessera::default_rng(11)
         .random(&[1200, 900], [300, 300])
         .unwrap();
-    ((&x * 2.0).unwrap() + 1.0).unwrap()
+    (&x * 2.0) + 1.0
 }
 
 const SOURCE_BYTES: u64 = 1200 * 900 * 8;
@@ -106,8 +106,8 @@ fn persisted_chunks_stay_on_the_workers_and_later_jobs_read_them_there() {
     );
     // Only the results came to the client: 8 bytes of mean and 900 f64 column sums.
     assert_eq!(client.bytes_fetched(), 8 + 900 * 8);
-    let part = (&p.slice(s![100..700, 250..]).unwrap() + 1.0).unwrap();
-    let want = (&y.slice(s![100..700, 250..]).unwrap() + 1.0).unwrap();
+    let part = &p.slice(s![100..700, 250..]).unwrap() + 1.0;
+    let want = &y.slice(s![100..700, 250..]).unwrap() + 1.0;
     assert_same_bits(&local(&want), &part.compute_on(&client).unwrap(), "a slice");
     // Several at once, in another job handle of the same client.
     let job = client.submit(&p.std().unwrap());
@@ -176,14 +176,14 @@ fn an_array_persisted_from_a_persisted_one_keeps_its_lineage() {
     let client = cluster.client();
     let y = source();
     let p = client.persist(&y).unwrap();
-    let q = client.persist(&(&p * 3.0).unwrap()).unwrap();
+    let q = client.persist(&(&p * 3.0)).unwrap();
     let jobs = |c: &Client| c.status().unwrap().jobs;
     assert_eq!(jobs(&client), 2);
     // Dropping p does not release what q would need to recompute a lost chunk.
     drop(p);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(jobs(&client), 2);
-    let want = (&y * 3.0).unwrap().sum_axis(1).unwrap();
+    let want = (&y * 3.0).sum_axis(1).unwrap();
     assert_same_bits(
         &local(&want),
         &q.sum_axis(1).unwrap().compute_on(&client).unwrap(),

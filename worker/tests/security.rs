@@ -212,7 +212,7 @@ fn graphs_and_messages_built_to_exhaust_the_scheduler_are_refused_at_once() {
 
     // A chunk bigger than any worker's --memory-limit (1 GiB here): refused at submit, naming the
     // layer's chunks, the limit and a way out.
-    let fat = (tessera::zeros::<f64>(&[20000, 10000], [20000, 10000]).unwrap() + 1.0).unwrap();
+    let fat = tessera::zeros::<f64>(&[20000, 10000], [20000, 10000]).unwrap() + 1.0;
     let err = fat.compute_on(&client).unwrap_err().to_string();
     assert!(
         err.contains("--memory-limit") && err.contains("rechunk to at most"),
@@ -314,7 +314,7 @@ fn a_worker_given_a_chunk_larger_than_its_memory_limit_fails_the_task_and_stays_
     let client = cluster.client();
     let (address, secret) = (cluster.address.clone(), cluster.secret_file.clone());
     let job = std::thread::spawn(move || {
-        let big = (tessera::zeros::<f64>(&[4000, 4000], [4000, 4000]).unwrap() + 1.0).unwrap();
+        let big = tessera::zeros::<f64>(&[4000, 4000], [4000, 4000]).unwrap() + 1.0;
         big.compute_on(&common::connect(&address, &secret))
     });
     common::poll("the job to be submitted", Duration::from_secs(10), |_| {

@@ -18,7 +18,7 @@ fn sort_and_histogram_on_a_cluster_equal_the_local_executor_bit_for_bit() {
         .standard_normal(&[40, 3000], [15, 700])
         .unwrap();
     // Ties and NaN: rounded values, NaN where x > 2.
-    let rounded = (&x * 4.0).unwrap().round().unwrap();
+    let rounded = (&x * 4.0).round().unwrap();
     let nan = tessera::where_(x.gt(2.0).unwrap(), f64::NAN, &rounded).unwrap();
     let bins = Bins::Range {
         n: 50,

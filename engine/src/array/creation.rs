@@ -155,7 +155,7 @@ pub fn arange<T: Element>(
         // with integer arithmetic instead (wrapping, so exact whenever the values fit in int64).
         if s as f64 as i64 != s || st as f64 as i64 != st {
             let index = arange(0i64, len as i64, 1, chunks)?;
-            return (&index * st)? + s;
+            return ((&index * st) + s).checked();
         }
         len
     } else {

@@ -10,6 +10,7 @@ use crate::ops::{Op, ScanFn, ScanOp};
 impl Array {
     /// The scan `func` along `axis` (negative counts from the end).
     pub fn cumulative(&self, func: ScanFn, axis: isize) -> Result<Array> {
+        self.usable()?;
         let axis = normalize_axis(axis, self.ndim())?;
         let x = self.astype(func.result_dtype(self.dtype()))?;
         Array::from_op(Op::Scan(ScanOp { func, axis }), vec![x], None)
@@ -29,6 +30,7 @@ impl Array {
     /// assert_eq!(x.cumsum(Some(0)).unwrap().compute::<i64>().unwrap().into_iter().collect::<Vec<_>>(), vec![1, 3, 6, 10, 15]);
     /// ```
     pub fn cumsum(&self, axis: Option<isize>) -> Result<Array> {
+        self.usable()?;
         self.cumulative_flat(ScanFn::Sum, axis)
     }
 
@@ -39,16 +41,19 @@ impl Array {
     /// assert_eq!(x.cumprod(None).unwrap().compute::<i64>().unwrap().into_iter().collect::<Vec<_>>(), vec![1, 2, 6, 24, 120]);
     /// ```
     pub fn cumprod(&self, axis: Option<isize>) -> Result<Array> {
+        self.usable()?;
         self.cumulative_flat(ScanFn::Prod, axis)
     }
 
     /// Running sum with NaN counted as 0 (numpy's `nancumsum`).
     pub fn nancumsum(&self, axis: Option<isize>) -> Result<Array> {
+        self.usable()?;
         self.cumulative_flat(ScanFn::NanSum, axis)
     }
 
     /// Running product with NaN counted as 1 (numpy's `nancumprod`).
     pub fn nancumprod(&self, axis: Option<isize>) -> Result<Array> {
+        self.usable()?;
         self.cumulative_flat(ScanFn::NanProd, axis)
     }
 }

@@ -2,11 +2,12 @@
 //! overloads. Every operation becomes one blockwise layer whose program reads its array operands and
 //! holds scalars as constants; the optimizer later fuses chains of them.
 //!
-//! Operators return `Result<Array>` because operands can be incompatible (shapes that do not
-//! broadcast, dtypes an op rejects); `Result<Array>` is itself an operand next to an array, so
-//! expressions chain: `((&x + &y) * &z)?`. A scalar needs an `Array` on its other side (Rust's orphan
-//! rule rules out `Result<Array> * f64`) and a typed literal (`2.0` alone could be f64 or f32):
-//! `((&x + &y)? * 2.0f64)?`.
+//! Operators return an [`Array`], never a `Result`, so formulas read as formulas:
+//! `(&x - &m) / &s * 2.0 + 1.0`. Operands can still be incompatible (shapes that do not broadcast,
+//! dtypes an op rejects): the operator then returns an array that carries the error with the line
+//! the operator is on, and the next call that returns a `Result` (a method, `compute`) reports it —
+//! errors are deferred to the point of use, as lazy expression libraries such as Polars do. A method's
+//! `Result<Array>` is an operand too, so `x.mean_axis(0) - &x` needs no `?` either.
 
 use std::ops::{Add, BitAnd, BitOr, BitXor, Div, Mul, Neg, Not, Rem, Sub};
 
@@ -271,6 +272,9 @@ fn apply(
             Operand::Scalar(_) => None,
         })
         .collect();
+    for a in &arrays {
+        a.usable()?;
+    }
     if arrays.is_empty() {
         return Err(Error::InvalidArgument {
             op: func.name(),
@@ -444,6 +448,7 @@ impl Array {
     /// assert_eq!(x.compute::<f64>().unwrap().as_slice().unwrap(), &[1.0, 1.0, 2.0, 3.0, 3.0]);
     /// ```
     pub fn clip(&self, lo: impl Into<Scalar>, hi: impl Into<Scalar>) -> Result<Array> {
+        self.usable()?;
         let (lo, hi) = (lo.into(), hi.into());
         let d = DType::promote_scalar(DType::promote_scalar(self.dtype(), &lo), &hi);
         d.require_real("clip")?;
@@ -535,11 +540,13 @@ pub mod ufunc {
 impl Array {
     /// numpy's `remainder` (the `%` operator): the sign of the divisor.
     pub fn remainder(&self, other: impl Into<Operand>) -> Result<Array> {
+        self.usable()?;
         binary(BinaryFn::Rem, Operand::Array(self.clone()), other.into())
     }
 
     /// Bitwise not on int64, logical not on bool (numpy's `invert`, the `!` operator).
     pub fn invert(&self) -> Result<Array> {
+        self.usable()?;
         unary(UnaryFn::Not, self)
     }
 
@@ -556,6 +563,7 @@ impl Array {
     /// assert_eq!(r.as_slice().unwrap(), &[0.0, -0.0, 120.0]);
     /// ```
     pub fn around(&self, decimals: i32) -> Result<Array> {
+        self.usable()?;
         match self.dtype() {
             DType::Bool => Err(Error::UnsupportedDType {
                 op: "around",
@@ -569,9 +577,9 @@ impl Array {
             d => {
                 let factor = Scalar::F64(10f64.powi(decimals.abs())).cast(d);
                 if decimals >= 0 {
-                    ((self * factor)?.round()? / factor)?.astype(d)
+                    ((self * factor).round()? / factor).astype(d)
                 } else {
-                    ((self / factor)?.round()? * factor)?.astype(d)
+                    ((self / factor).round()? * factor).astype(d)
                 }
             }
         }
@@ -579,84 +587,52 @@ impl Array {
 }
 
 /// Implements a binary operator for every pairing of `Array`, `&Array`, `Result<Array>` and scalars.
+/// Operators never fail: an invalid combination gives an array carrying the error and the caller's
+/// location ([`Array::or_failed`]), reported by the next call that returns a `Result`.
 macro_rules! binary_operator {
     ($trait:ident, $method:ident, $f:expr) => {
-        impl $trait<&Array> for &Array {
-            type Output = Result<Array>;
-            fn $method(self, rhs: &Array) -> Result<Array> {
-                binary($f, self.into(), rhs.into())
-            }
-        }
-        impl $trait<Array> for &Array {
-            type Output = Result<Array>;
-            fn $method(self, rhs: Array) -> Result<Array> {
-                binary($f, self.into(), rhs.into())
-            }
-        }
-        impl $trait<&Array> for Array {
-            type Output = Result<Array>;
-            fn $method(self, rhs: &Array) -> Result<Array> {
-                binary($f, self.into(), rhs.into())
-            }
-        }
-        impl $trait<Array> for Array {
-            type Output = Result<Array>;
-            fn $method(self, rhs: Array) -> Result<Array> {
-                binary($f, self.into(), rhs.into())
-            }
-        }
-        impl $trait<Result<Array>> for &Array {
-            type Output = Result<Array>;
-            fn $method(self, rhs: Result<Array>) -> Result<Array> {
-                binary($f, self.into(), rhs?.into())
-            }
-        }
-        impl $trait<Result<Array>> for Array {
-            type Output = Result<Array>;
-            fn $method(self, rhs: Result<Array>) -> Result<Array> {
-                binary($f, self.into(), rhs?.into())
-            }
-        }
-        impl $trait<&Array> for Result<Array> {
-            type Output = Result<Array>;
-            fn $method(self, rhs: &Array) -> Result<Array> {
-                binary($f, self?.into(), rhs.into())
-            }
-        }
-        impl $trait<Array> for Result<Array> {
-            type Output = Result<Array>;
-            fn $method(self, rhs: Array) -> Result<Array> {
-                binary($f, self?.into(), rhs.into())
-            }
-        }
+        binary_operator!(@pair $trait, $method, $f, &Array, &Array);
+        binary_operator!(@pair $trait, $method, $f, &Array, Array);
+        binary_operator!(@pair $trait, $method, $f, Array, &Array);
+        binary_operator!(@pair $trait, $method, $f, Array, Array);
+        binary_operator!(@fallible $trait, $method, $f, &Array);
+        binary_operator!(@fallible $trait, $method, $f, Array);
         // One impl per kind of literal, so `&x * 2.0` and `&x * 2` infer; other types go through Scalar.
         binary_operator!(@scalar $trait, $method, $f, f64, i64, bool, num_complex::Complex64, Scalar);
     };
+    (@pair $trait:ident, $method:ident, $f:expr, $lhs:ty, $rhs:ty) => {
+        impl $trait<$rhs> for $lhs {
+            type Output = Array;
+            #[track_caller]
+            fn $method(self, rhs: $rhs) -> Array {
+                Array::or_failed(binary($f, self.into(), rhs.into()))
+            }
+        }
+    };
+    // A `Result<Array>` (a method's result) on either side: its error becomes the operator's.
+    (@fallible $trait:ident, $method:ident, $f:expr, $other:ty) => {
+        impl $trait<Result<Array>> for $other {
+            type Output = Array;
+            #[track_caller]
+            fn $method(self, rhs: Result<Array>) -> Array {
+                let lhs: Operand = self.into();
+                Array::or_failed(rhs.and_then(|rhs| binary($f, lhs, rhs.into())))
+            }
+        }
+        impl $trait<$other> for Result<Array> {
+            type Output = Array;
+            #[track_caller]
+            fn $method(self, rhs: $other) -> Array {
+                let rhs: Operand = rhs.into();
+                Array::or_failed(self.and_then(|lhs| binary($f, lhs.into(), rhs)))
+            }
+        }
+    };
     (@scalar $trait:ident, $method:ident, $f:expr, $($t:ty),*) => {$(
-        impl $trait<$t> for &Array {
-            type Output = Result<Array>;
-            fn $method(self, rhs: $t) -> Result<Array> {
-                binary($f, self.into(), rhs.into())
-            }
-        }
-        impl $trait<$t> for Array {
-            type Output = Result<Array>;
-            fn $method(self, rhs: $t) -> Result<Array> {
-                binary($f, self.into(), rhs.into())
-            }
-        }
-        impl $trait<&Array> for $t {
-            type Output = Result<Array>;
-            fn $method(self, rhs: &Array) -> Result<Array> {
-                binary($f, self.into(), rhs.into())
-            }
-        }
-        impl $trait<Array> for $t {
-            type Output = Result<Array>;
-            fn $method(self, rhs: Array) -> Result<Array> {
-                binary($f, self.into(), rhs.into())
-            }
-        }
+        binary_operator!(@pair $trait, $method, $f, &Array, $t);
+        binary_operator!(@pair $trait, $method, $f, Array, $t);
+        binary_operator!(@pair $trait, $method, $f, $t, &Array);
+        binary_operator!(@pair $trait, $method, $f, $t, Array);
     )*};
 }
 
@@ -670,26 +646,30 @@ binary_operator!(BitOr, bitor, BinaryFn::Or);
 binary_operator!(BitXor, bitxor, BinaryFn::Xor);
 
 impl Neg for &Array {
-    type Output = Result<Array>;
-    fn neg(self) -> Result<Array> {
-        unary(UnaryFn::Neg, self)
+    type Output = Array;
+    #[track_caller]
+    fn neg(self) -> Array {
+        Array::or_failed(unary(UnaryFn::Neg, self))
     }
 }
 impl Neg for Array {
-    type Output = Result<Array>;
-    fn neg(self) -> Result<Array> {
-        unary(UnaryFn::Neg, &self)
+    type Output = Array;
+    #[track_caller]
+    fn neg(self) -> Array {
+        Array::or_failed(unary(UnaryFn::Neg, &self))
     }
 }
 impl Not for &Array {
-    type Output = Result<Array>;
-    fn not(self) -> Result<Array> {
-        unary(UnaryFn::Not, self)
+    type Output = Array;
+    #[track_caller]
+    fn not(self) -> Array {
+        Array::or_failed(unary(UnaryFn::Not, self))
     }
 }
 impl Not for Array {
-    type Output = Result<Array>;
-    fn not(self) -> Result<Array> {
-        unary(UnaryFn::Not, &self)
+    type Output = Array;
+    #[track_caller]
+    fn not(self) -> Array {
+        Array::or_failed(unary(UnaryFn::Not, &self))
     }
 }

@@ -331,7 +331,7 @@ fn freq(n: usize, d: f64, chunks: ChunkSpec, half: bool) -> Result<Array> {
         let neg = super::arange(-(neg_len as i64), 0, 1, [neg_len])?;
         super::concatenate(&[&pos, &neg], 0)?
     };
-    let f = (idx.astype(DType::F64)? * val)?;
+    let f = idx.astype(DType::F64)? * val;
     f.rechunk(chunks)
 }
 

@@ -61,6 +61,7 @@ impl Array {
     /// assert_eq!(h.compute::<i64>().unwrap().into_iter().collect::<Vec<_>>(), vec![1, 3]);
     /// ```
     pub fn histogram(&self, bins: &Bins, weights: Option<&Array>) -> Result<(Array, Vec<f64>)> {
+        self.usable()?;
         let edges = bins.edges("histogram")?;
         let mut inputs = vec![self.astype(DType::F64)?];
         if let Some(w) = weights {
@@ -102,6 +103,7 @@ impl Array {
     /// assert_eq!(c.into_iter().collect::<Vec<_>>(), vec![1, 3, 0, 1, 0]);
     /// ```
     pub fn bincount(&self, weights: Option<&Array>, minlength: usize) -> Result<Array> {
+        self.usable()?;
         let x = if self.dtype() == DType::Bool {
             self.astype(DType::I64)?
         } else {

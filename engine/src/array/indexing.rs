@@ -33,6 +33,7 @@ impl Array {
     /// assert_eq!(y.compute::<i64>().unwrap().into_raw_vec_and_offset().0, vec![7, 9, 0, 7]);
     /// ```
     pub fn take(&self, indices: &[i64], axis: isize) -> Result<Array> {
+        self.usable()?;
         let axis = normalize_axis(axis, self.ndim())?;
         let len = self.shape()[axis];
         let indices = indices
@@ -69,6 +70,7 @@ impl Array {
     /// assert_eq!(y.into_raw_vec_and_offset().0, vec![0, 0, 1, 1, 2, 2]);
     /// ```
     pub fn repeat(&self, repeats: usize, axis: Option<isize>) -> Result<Array> {
+        self.usable()?;
         let (x, axis) = self.along(axis)?;
         let counts = vec![repeats; x.shape()[axis]];
         x.repeat_each(&counts, Some(axis as isize))
@@ -77,6 +79,7 @@ impl Array {
     /// Position `i` along `axis` repeated `repeats[i]` times (numpy's `repeat` with an array of
     /// counts, one per position); without an axis the array is flattened first.
     pub fn repeat_each(&self, repeats: &[usize], axis: Option<isize>) -> Result<Array> {
+        self.usable()?;
         let (x, axis) = self.along(axis)?;
         let len = x.shape()[axis];
         if repeats.len() != len {
@@ -105,6 +108,7 @@ impl Array {
     /// assert_eq!(y.into_raw_vec_and_offset().0, vec![0, 2]);
     /// ```
     pub fn compress(&self, condition: &[bool], axis: Option<isize>) -> Result<Array> {
+        self.usable()?;
         let (x, axis) = self.along(axis)?;
         let len = x.shape()[axis];
         if condition.len() > len {
@@ -125,6 +129,7 @@ impl Array {
     /// The array without the positions `indices` along `axis` (numpy's `delete`; negative indices
     /// count from the end, repeats are removed once); without an axis the array is flattened first.
     pub fn delete(&self, indices: &[i64], axis: Option<isize>) -> Result<Array> {
+        self.usable()?;
         let (x, axis) = self.along(axis)?;
         let len = x.shape()[axis];
         let mut keep = vec![true; len];
@@ -161,11 +166,13 @@ impl Array {
     /// assert_eq!(y.into_raw_vec_and_offset().0, vec![0, 3, 6, 9]);
     /// ```
     pub fn mask_select(&self, mask: &Array) -> Result<Array> {
+        self.usable()?;
         self.mask_select_on(mask, super::default_executor())
     }
 
     /// [`Array::mask_select`], counting the mask on `executor` (a cluster client, say).
     pub fn mask_select_on(&self, mask: &Array, executor: &dyn Executor) -> Result<Array> {
+        self.usable()?;
         if mask.dtype() != DType::Bool {
             return Err(Error::DTypeMismatch {
                 expected: DType::Bool,
@@ -193,6 +200,7 @@ impl Array {
     /// The elements of `self` where `condition` is nonzero, flattened (numpy's
     /// `extract(condition, arr)`, written `arr.extract(&condition)`).
     pub fn extract(&self, condition: &Array) -> Result<Array> {
+        self.usable()?;
         self.mask_select(&condition.astype(DType::Bool)?)
     }
 
@@ -205,11 +213,13 @@ impl Array {
     /// assert_eq!(i.into_raw_vec_and_offset().0, vec![1, 3]);
     /// ```
     pub fn flatnonzero(&self) -> Result<Array> {
+        self.usable()?;
         self.flatnonzero_on(super::default_executor())
     }
 
     /// [`Array::flatnonzero`], counting on `executor`.
     pub fn flatnonzero_on(&self, executor: &dyn Executor) -> Result<Array> {
+        self.usable()?;
         let flat = self.astype(DType::Bool)?.ravel()?;
         select(None, flat, executor)
     }
@@ -224,11 +234,13 @@ impl Array {
     /// assert_eq!(c.compute::<i64>().unwrap().into_raw_vec_and_offset().0, vec![1, 0]);
     /// ```
     pub fn nonzero(&self) -> Result<Vec<Array>> {
+        self.usable()?;
         self.nonzero_on(super::default_executor())
     }
 
     /// [`Array::nonzero`], counting on `executor`.
     pub fn nonzero_on(&self, executor: &dyn Executor) -> Result<Vec<Array>> {
+        self.usable()?;
         let x = if self.ndim() == 0 {
             self.reshape(&[1])?
         } else {
@@ -249,11 +261,13 @@ impl Array {
     /// The indices of the nonzero elements as rows of a `(count, ndim)` i64 array (numpy's
     /// `argwhere`).
     pub fn argwhere(&self) -> Result<Array> {
+        self.usable()?;
         self.argwhere_on(super::default_executor())
     }
 
     /// [`Array::argwhere`], counting on `executor`.
     pub fn argwhere_on(&self, executor: &dyn Executor) -> Result<Array> {
+        self.usable()?;
         if self.ndim() == 0 {
             // numpy: a 0-d argwhere has shape (count, 0), count 1 when the element is nonzero.
             let count = self.flatnonzero_on(executor)?.shape()[0];

@@ -161,7 +161,7 @@ fn contract(op: &'static str, operands: Vec<Labeled>, out: &[u32]) -> Result<Arr
         }
         product = Some(match product {
             None => a,
-            Some(p) => (&p * &a)?,
+            Some(p) => &p * &a,
         });
     }
     let product = product.ok_or_else(|| Error::InvalidArgument {
@@ -522,7 +522,7 @@ pub fn matmul(a: &Array, b: &Array) -> Result<Array> {
 /// # Ok::<(), tessera::Error>(())
 /// ```
 pub fn outer(a: &Array, b: &Array) -> Result<Array> {
-    &a.ravel()?.expand_dims(1)? * &b.ravel()?
+    (&a.ravel()?.expand_dims(1)? * &b.ravel()?).checked()
 }
 
 /// numpy's `vdot` for real arrays: the sum of the element products of both arrays flattened (they
@@ -546,9 +546,9 @@ pub fn vdot(a: &Array, b: &Array) -> Result<Array> {
         ));
     }
     if a.shape() == b.shape() {
-        return (a * b)?.sum();
+        return (a * b).sum();
     }
-    (&a.ravel()? * &b.ravel()?)?.sum()
+    (&a.ravel()? * &b.ravel()?).sum()
 }
 
 /// The Array API's `vecdot`: the dot product along `axis` (usually -1) of two broadcast arrays.
@@ -561,7 +561,7 @@ pub fn vdot(a: &Array, b: &Array) -> Result<Array> {
 /// # Ok::<(), tessera::Error>(())
 /// ```
 pub fn vecdot(a: &Array, b: &Array, axis: isize) -> Result<Array> {
-    let p = (a * b)?;
+    let p = a * b;
     let ax = normalize_axis(axis, p.ndim())?;
     let (la, lb) = (
         a.shape().len() as isize + axis.min(0),
@@ -644,9 +644,9 @@ pub fn cross(a: &Array, b: &Array, axis: isize) -> Result<Array> {
     };
     let (a0, a1, a2) = (component(a, 0)?, component(a, 1)?, component(a, 2)?);
     let (b0, b1, b2) = (component(b, 0)?, component(b, 1)?, component(b, 2)?);
-    let c0 = (&(&a1 * &b2)? - &(&a2 * &b1)?)?;
-    let c1 = (&(&a2 * &b0)? - &(&a0 * &b2)?)?;
-    let c2 = (&(&a0 * &b1)? - &(&a1 * &b0)?)?;
+    let c0 = &(&a1 * &b2) - &(&a2 * &b1);
+    let c1 = &(&a2 * &b0) - &(&a0 * &b2);
+    let c2 = &(&a0 * &b1) - &(&a1 * &b0);
     let out_axis = if axis < 0 {
         axis
     } else {
@@ -904,7 +904,7 @@ pub fn vector_norm(x: &Array, ord: f64, axes: Option<&[isize]>, keepdims: bool) 
     } else if ord == 1.0 {
         abs.sum_with(&opts)
     } else if ord == 2.0 {
-        (&x * &x)?.sum_with(&opts)?.sqrt()
+        (&x * &x).sum_with(&opts)?.sqrt()
     } else {
         abs.powf(ord)?.sum_with(&opts)?.powf(1.0 / ord)
     }
@@ -969,7 +969,7 @@ fn matrix_norm_axes(
         })
     };
     match ord {
-        NormOrd::Fro => (&x * &x)?
+        NormOrd::Fro => (&x * &x)
             .sum_with(&reduce_opts(vec![r, c], keepdims))?
             .sqrt(),
         NormOrd::P(p) if p == 1.0 || p == -1.0 => along(r, c, p > 0.0),

@@ -85,6 +85,7 @@ impl Array {
     /// assert_eq!(x.squeeze(Some(&[-1])).unwrap().shape(), &[1, 3]);
     /// ```
     pub fn squeeze(&self, axes: Option<&[isize]>) -> Result<Array> {
+        self.usable()?;
         let axes = match axes {
             Some(a) => normalize_axes(a, self.ndim())?,
             None => (0..self.ndim()).filter(|&a| self.shape()[a] == 1).collect(),
@@ -126,6 +127,7 @@ impl Array {
     /// assert_eq!(x.expand_dims(-1).unwrap().shape(), &[2, 3, 1]);
     /// ```
     pub fn expand_dims(&self, axis: isize) -> Result<Array> {
+        self.usable()?;
         stack(&[self], axis)
     }
 
@@ -138,6 +140,7 @@ impl Array {
     /// assert_eq!(b.compute::<i64>().unwrap()[[1, 2]], 2);
     /// ```
     pub fn broadcast_to(&self, shape: &[usize]) -> Result<Array> {
+        self.usable()?;
         let got = broadcast_shapes(&[self.shape(), shape])?;
         if got != shape {
             return Err(Error::Broadcast {
@@ -170,6 +173,7 @@ impl Array {
     /// assert_eq!(x.flip(None).unwrap().compute::<i64>().unwrap().into_iter().collect::<Vec<_>>(), vec![4, 3, 2, 1, 0]);
     /// ```
     pub fn flip(&self, axis: Option<isize>) -> Result<Array> {
+        self.usable()?;
         let axes = match axis {
             Some(a) => vec![normalize_axis(a, self.ndim())?],
             None => (0..self.ndim()).collect(),
@@ -186,12 +190,14 @@ impl Array {
 
     /// Reverses axis 1 (numpy's `fliplr`); needs at least 2 axes.
     pub fn fliplr(&self) -> Result<Array> {
+        self.usable()?;
         self.need_ndim("fliplr", 2)?;
         self.flip(Some(1))
     }
 
     /// Reverses axis 0 (numpy's `flipud`); needs at least 1 axis.
     pub fn flipud(&self) -> Result<Array> {
+        self.usable()?;
         self.need_ndim("flipud", 1)?;
         self.flip(Some(0))
     }
@@ -217,6 +223,7 @@ impl Array {
     /// assert_eq!(x.roll(2, Some(0)).unwrap().compute::<i64>().unwrap().into_iter().collect::<Vec<_>>(), vec![3, 4, 0, 1, 2]);
     /// ```
     pub fn roll(&self, shift: isize, axis: Option<isize>) -> Result<Array> {
+        self.usable()?;
         let Some(axis) = axis else {
             let shape: Vec<isize> = self.shape().iter().map(|&n| n as isize).collect();
             return self.ravel()?.roll(shift, Some(0))?.reshape(&shape);
@@ -237,6 +244,7 @@ impl Array {
 
     /// Moves axis `source` to position `destination`, keeping the others in order.
     pub fn moveaxis(&self, source: isize, destination: isize) -> Result<Array> {
+        self.usable()?;
         let s = normalize_axis(source, self.ndim())?;
         let d = normalize_axis(destination, self.ndim())?;
         let mut perm: Vec<usize> = (0..self.ndim()).filter(|&a| a != s).collect();
@@ -246,6 +254,7 @@ impl Array {
 
     /// Exchanges two axes.
     pub fn swapaxes(&self, a: isize, b: isize) -> Result<Array> {
+        self.usable()?;
         let a = normalize_axis(a, self.ndim())?;
         let b = normalize_axis(b, self.ndim())?;
         let mut perm: Vec<usize> = (0..self.ndim()).collect();
@@ -261,6 +270,7 @@ impl Array {
     /// assert_eq!(x.ravel().unwrap().compute::<i64>().unwrap().into_iter().collect::<Vec<_>>(), vec![0, 1, 2, 3, 4, 5]);
     /// ```
     pub fn ravel(&self) -> Result<Array> {
+        self.usable()?;
         if self.ndim() == 1 {
             return Ok(self.clone());
         }
@@ -269,6 +279,7 @@ impl Array {
 
     /// Alias of [`Array::ravel`] (numpy's `flatten`, which copies; tessera arrays are immutable).
     pub fn flatten(&self) -> Result<Array> {
+        self.usable()?;
         self.ravel()
     }
 
@@ -282,6 +293,7 @@ impl Array {
     /// assert_eq!(t.compute::<i64>().unwrap().iter().copied().collect::<Vec<_>>(), [0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2]);
     /// ```
     pub fn tile(&self, reps: &[usize]) -> Result<Array> {
+        self.usable()?;
         let mut x = self.clone();
         while x.ndim() < reps.len() {
             x = x.expand_dims(0)?;
@@ -313,6 +325,7 @@ impl Array {
     /// assert_eq!(p.compute::<i64>().unwrap().into_iter().collect::<Vec<_>>(), vec![3, 2, 1, 2, 3, 2, 1]);
     /// ```
     pub fn pad(&self, widths: &[(usize, usize)], mode: PadMode) -> Result<Array> {
+        self.usable()?;
         if widths.len() != self.ndim() {
             return Err(invalid(
                 "pad",
@@ -421,6 +434,7 @@ impl Array {
     /// assert_eq!(x.diff(2, -1).unwrap().compute::<i64>().unwrap().into_iter().collect::<Vec<_>>(), vec![2, 2]);
     /// ```
     pub fn diff(&self, n: usize, axis: isize) -> Result<Array> {
+        self.usable()?;
         let k = normalize_axis(axis, self.ndim())?;
         let mut x = self.clone();
         for _ in 0..n {
@@ -433,7 +447,7 @@ impl Array {
             x = if x.dtype() == DType::Bool {
                 hi.ne(&lo)?
             } else {
-                (&hi - &lo)?
+                &hi - &lo
             };
         }
         Ok(x)
@@ -447,7 +461,7 @@ impl Array {
         let rows = crate::arange(0i64, m as i64, 1, along_chunks(self.chunks().axis(nd - 2)))?
             .expand_dims(1)?;
         let cols = crate::arange(0i64, n as i64, 1, along_chunks(self.chunks().axis(nd - 1)))?;
-        &cols - &rows
+        (&cols - &rows).checked()
     }
 
     /// The upper triangle of the last two axes, from diagonal `k` up; zero below (numpy's `triu`).
@@ -457,12 +471,14 @@ impl Array {
     /// assert_eq!(x.triu(0).unwrap().sum().unwrap().compute_scalar::<i64>().unwrap(), 6);
     /// ```
     pub fn triu(&self, k: isize) -> Result<Array> {
+        self.usable()?;
         let mask = self.col_minus_row("triu")?.ge(k as i64)?;
         where_(mask, self, Scalar::I64(0).cast(self.dtype()))
     }
 
     /// The lower triangle of the last two axes, up to diagonal `k`; zero above (numpy's `tril`).
     pub fn tril(&self, k: isize) -> Result<Array> {
+        self.usable()?;
         let mask = self.col_minus_row("tril")?.le(k as i64)?;
         where_(mask, self, Scalar::I64(0).cast(self.dtype()))
     }
@@ -477,6 +493,7 @@ impl Array {
     /// assert_eq!(x.diagonal(1).unwrap().compute::<i64>().unwrap().into_iter().collect::<Vec<_>>(), vec![1, 5]);
     /// ```
     pub fn diagonal(&self, offset: isize) -> Result<Array> {
+        self.usable()?;
         if self.ndim() != 2 {
             return Err(invalid(
                 "diagonal",
@@ -526,6 +543,7 @@ impl Array {
     /// assert_eq!(d, ndarray::arr2(&[[0, 1, 0], [0, 0, 2], [0, 0, 0]]).into_dyn());
     /// ```
     pub fn diag(&self, k: isize) -> Result<Array> {
+        self.usable()?;
         match self.ndim() {
             2 => self.diagonal(k),
             1 => {
@@ -538,7 +556,7 @@ impl Array {
                 let rows = crate::arange(0i64, size as i64, 1, along_chunks(v.chunks().axis(0)))?
                     .expand_dims(1)?;
                 let cols = crate::arange(0i64, size as i64, 1, along_chunks(v.chunks().axis(0)))?;
-                let mask = (&cols - &rows)?.eq(k as i64)?;
+                let mask = (&cols - &rows).eq(k as i64)?;
                 let along = if k >= 0 { v.expand_dims(1)? } else { v };
                 where_(mask, &along, zero)
             }
@@ -570,7 +588,7 @@ pub fn eye(
     let grid = Chunks::resolve(&[n, m], &chunks.into(), dtype)?;
     let rows = crate::arange(0i64, n as i64, 1, along_chunks(grid.axis(0)))?.expand_dims(1)?;
     let cols = crate::arange(0i64, m as i64, 1, along_chunks(grid.axis(1)))?;
-    (&cols - &rows)?.eq(k as i64)?.astype(dtype)
+    (&cols - &rows).eq(k as i64)?.astype(dtype)
 }
 
 /// The `n`×`n` identity matrix of `dtype` (numpy's `identity`).

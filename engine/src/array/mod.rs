@@ -109,6 +109,9 @@ struct Node {
     layer: Arc<Layer>,
     inputs: Vec<Array>,
     shape: Vec<usize>,
+    /// Where and why the operator that should have built this array failed (see
+    /// [`Array::usable`]); its layer is then a 0-d placeholder that never reaches a graph.
+    failed: Option<(String, Arc<Error>)>,
 }
 
 /// A lazy, chunked n-dimensional array.
@@ -116,7 +119,7 @@ struct Node {
 /// ```
 /// use tessera::{default_rng, ReduceOptions};
 /// let x = default_rng(42).random(&[1000, 1000], [250, 250]).unwrap();
-/// let y = ((&x * 2.0f64).unwrap() + 1.0f64).unwrap();
+/// let y = &x * 2.0 + 1.0;                  // operators return arrays, errors wait for `?`
 /// let m: f64 = y.mean().unwrap().compute_scalar().unwrap();
 /// assert!((m - 2.0).abs() < 0.01);
 /// let cols = y.sum_with(&ReduceOptions::axes([0])).unwrap();
@@ -127,6 +130,9 @@ pub struct Array(Arc<Node>);
 
 impl fmt::Debug for Array {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some((at, e)) = &self.0.failed {
+            return write!(f, "tessera.Array<failed at {at}: {e}>");
+        }
         write!(
             f,
             "tessera.Array<{}, shape={:?}, dtype={}, chunks={}>",
@@ -153,6 +159,9 @@ impl Array {
     /// `chosen` is the caller's choice for what the op leaves free (a source's, a rechunk's or a
     /// reshape's grid; a `map_blocks` dtype), `None` for ops that derive everything.
     pub(crate) fn from_op(op: Op, inputs: Vec<Array>, chosen: Option<ArrayMeta>) -> Result<Array> {
+        for a in &inputs {
+            a.usable()?;
+        }
         let metas: Vec<InputMeta<'_>> = inputs.iter().map(Array::input_meta).collect();
         let meta = op.output_meta(&metas, chosen.as_ref())?;
         drop(metas);
@@ -163,7 +172,62 @@ impl Array {
             layer: Arc::new(layer),
             inputs,
             shape,
+            failed: None,
         })))
+    }
+
+    /// The array an operator returns: `built`, or, when building failed, an array that carries the
+    /// error and the caller's location, reported by the next call that returns a `Result`
+    /// ([`Array::usable`]). An error that is already an operator's keeps its first location.
+    #[track_caller]
+    pub(crate) fn or_failed(built: Result<Array>) -> Array {
+        let failed = match built {
+            Ok(a) => return a,
+            Err(Error::Operator { location, error }) => (location, error),
+            Err(e) => {
+                let at = std::panic::Location::caller();
+                (format!("{}:{}", at.file(), at.line()), Arc::new(e))
+            }
+        };
+        let placeholder = creation::zeros::<f64>(&[], Vec::<usize>::new())
+            .expect("a 0-d array of zeros is valid");
+        let node = &placeholder.0;
+        Array(Arc::new(Node {
+            layer: node.layer.clone(),
+            inputs: Vec::new(),
+            shape: node.shape.clone(),
+            failed: Some(failed),
+        }))
+    }
+
+    /// `Ok` unless this array came from an operator that failed (`&a + &b` of shapes that do not
+    /// broadcast, say): operators return an [`Array`] rather than a `Result` so that formulas read
+    /// as formulas, and the error waits here, with where the operator was written, for the next
+    /// call that returns a `Result` — every method and `compute` begin with this check.
+    ///
+    /// ```
+    /// let a = tessera::zeros::<f64>(&[3], [2])?;
+    /// let b = tessera::zeros::<f64>(&[4], [2])?;
+    /// let c = (&a + &b) * 2.0;                       // no `?`: the error travels with `c`
+    /// let err = c.sum().unwrap_err().to_string();
+    /// assert!(err.contains("cannot be broadcast") && err.contains(".rs:"), "{err}");
+    /// # Ok::<(), tessera::Error>(())
+    /// ```
+    pub fn usable(&self) -> Result<()> {
+        match &self.0.failed {
+            None => Ok(()),
+            Some((location, error)) => Err(Error::Operator {
+                location: location.clone(),
+                error: error.clone(),
+            }),
+        }
+    }
+
+    /// This array, or at once the error of the operator that built it (see [`Array::usable`]):
+    /// for code that wants an operator's error where the operator is, `(&a + &b).checked()?`.
+    pub fn checked(self) -> Result<Array> {
+        self.usable()?;
+        Ok(self)
     }
 
     /// This array as an input of an op's metadata rule.
@@ -218,6 +282,7 @@ impl Array {
 
     /// Task counts before and after optimization.
     pub fn task_counts(&self) -> Result<TaskCounts> {
+        self.usable()?;
         let g = self.graph();
         let before = g.num_chunk_tasks();
         let tg = TaskGraph::expand(crate::optimize::optimize(g))?;
@@ -229,16 +294,19 @@ impl Array {
 
     /// The optimized chunk-task graph as Graphviz DOT (dask's `visualize`).
     pub fn to_dot(&self) -> Result<String> {
+        self.usable()?;
         Ok(TaskGraph::expand(crate::optimize::optimize(self.graph()))?.to_dot())
     }
 
     /// Computes the array on the default local executor (all cores).
     pub fn compute<T: Element>(&self) -> Result<ArrayD<T>> {
+        self.usable()?;
         self.compute_dyn()?.into_typed()
     }
 
     /// Computes a 0-d array (the result of a full reduction) as a scalar.
     pub fn compute_scalar<T: Element>(&self) -> Result<T> {
+        self.usable()?;
         if self.ndim() != 0 {
             return Err(Error::ShapeMismatch {
                 op: "compute_scalar",
@@ -251,6 +319,7 @@ impl Array {
 
     /// Computes the array whatever its dtype.
     pub fn compute_dyn(&self) -> Result<ArrayData> {
+        self.usable()?;
         Ok(compute_many(&[self])?.pop().expect("one output"))
     }
 
@@ -262,6 +331,7 @@ impl Array {
     /// Computes on a given executor (a [`LocalExecutor`] with its own thread count, or a distributed
     /// client).
     pub fn compute_on(&self, executor: &dyn Executor) -> Result<ArrayData> {
+        self.usable()?;
         Ok(compute_many_on(&[self], executor)?
             .pop()
             .expect("one output"))
@@ -270,6 +340,7 @@ impl Array {
     /// Computes every chunk and keeps them in memory: the returned array reads the kept chunks instead
     /// of recomputing its graph.
     pub fn persist(&self) -> Result<Array> {
+        self.usable()?;
         self.persist_on(default_executor())
     }
 
@@ -277,6 +348,7 @@ impl Array {
     /// a cluster [`Client`](crate::Client) keeps them on its workers, and the returned array reads
     /// them there (it can then only be computed with that client; see `Client::persist`).
     pub fn persist_on(&self, executor: &dyn Executor) -> Result<Array> {
+        self.usable()?;
         let graph = crate::optimize::optimize(self.graph());
         if let Some(op) = executor.persist_graph(&graph, self.id().token)? {
             return Array::from_op(op, vec![], Some(self.0.layer.meta.clone()));
@@ -315,6 +387,7 @@ impl Array {
 
     /// Computes the array chunk by chunk into a `.npy` file, never holding the whole array.
     pub fn to_npy(&self, path: impl AsRef<Path>) -> Result<()> {
+        self.usable()?;
         let path = path.as_ref();
         let writer = crate::io::npy::NpyWriter::create(path, self.dtype(), self.shape())?;
         let chunks = self.chunks().clone();
@@ -331,6 +404,7 @@ impl Array {
 
     /// Casts to another dtype (numpy's `astype`).
     pub fn astype(&self, dtype: DType) -> Result<Array> {
+        self.usable()?;
         if dtype == self.dtype() {
             return Ok(self.clone());
         }
@@ -339,6 +413,14 @@ impl Array {
 }
 
 /// The layers behind some arrays, deduplicated by id, inputs first.
+/// [`graph_of`] for arrays about to be computed: an array carrying an operator's error reports it.
+pub(crate) fn checked_graph_of(arrays: &[&Array]) -> Result<Graph> {
+    for a in arrays {
+        a.usable()?;
+    }
+    Ok(graph_of(arrays))
+}
+
 pub(crate) fn graph_of(arrays: &[&Array]) -> Graph {
     let mut seen = std::collections::HashSet::new();
     let mut layers = Vec::new();
@@ -376,7 +458,7 @@ fn default_executor() -> &'static LocalExecutor {
 /// ```
 /// let x = tessera::arange(0i64, 10, 1, [4]).unwrap();
 /// let total = x.sum().unwrap();
-/// let doubled = (&x * 2i64).unwrap();
+/// let doubled = &x * 2i64;
 /// let out = tessera::compute_many(&[&total, &doubled]).unwrap();
 /// assert_eq!(out[0].get(&[]), Some(tessera::Scalar::I64(45)));
 /// assert_eq!(out[1].get(&[9]), Some(tessera::Scalar::I64(18)));
@@ -408,7 +490,7 @@ pub(crate) fn compute_observed(
 ) -> Result<(Vec<ArrayData>, ExecStats)> {
     let assembly = Assembly::new(arrays);
     let sink = |o: usize, block: &[u32], v: Arc<ChunkValue>| assembly.accept(o, block, v);
-    let graph = crate::optimize::optimize(graph_of(arrays));
+    let graph = crate::optimize::optimize(checked_graph_of(arrays)?);
     let stats = run_graph(executor, graph, &sink, progress)?;
     Ok((assembly.finish(), stats))
 }

@@ -27,6 +27,7 @@ impl Array {
     /// assert_eq!(v, vec![5, 0, 1, 2, 3, 2, 3, 4, 5, 0]);
     /// ```
     pub fn overlap(&self, depth: &[usize], boundary: &[Boundary]) -> Result<Array> {
+        self.usable()?;
         let nd = self.ndim();
         let depth = per_axis("overlap", "depth", depth, nd)?;
         let boundary = per_axis("overlap", "boundary", boundary, nd)?
@@ -70,6 +71,7 @@ impl Array {
     /// assert_eq!(t.compute::<i64>().unwrap(), x.compute::<i64>().unwrap());
     /// ```
     pub fn trim_internal(&self, depth: &[usize], boundary: &[Boundary]) -> Result<Array> {
+        self.usable()?;
         let nd = self.ndim();
         let depth = per_axis("trim_internal", "depth", depth, nd)?;
         let outer = per_axis("trim_internal", "boundary", boundary, nd)?
@@ -110,6 +112,7 @@ impl Array {
         boundary: &[Boundary],
         trim: bool,
     ) -> Result<Array> {
+        self.usable()?;
         let mapped = self.overlap(depth, boundary)?.map_blocks(f)?;
         if trim {
             mapped.trim_internal(depth, boundary)

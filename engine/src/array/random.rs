@@ -81,7 +81,7 @@ impl Generator {
         chunks: impl Into<ChunkSpec>,
     ) -> Result<Array> {
         let u = self.random(shape, chunks)?;
-        (&u * (high - low))? + low
+        ((&u * (high - low)) + low).checked()
     }
 
     /// Normal float64 values with mean `loc` and standard deviation `scale` (≥ 0).
@@ -100,7 +100,7 @@ impl Generator {
     ) -> Result<Array> {
         check_scale("normal", scale)?;
         let z = self.standard_normal(shape, chunks)?;
-        (&z * scale)? + loc
+        ((&z * scale) + loc).checked()
     }
 
     /// Integers drawn uniformly from `[low, high)` (numpy's `integers` with `endpoint=False`), as
@@ -153,7 +153,7 @@ impl Generator {
         chunks: impl Into<ChunkSpec>,
     ) -> Result<Array> {
         check_scale("exponential", scale)?;
-        &self.standard_exponential(shape, chunks)? * scale
+        (&self.standard_exponential(shape, chunks)? * scale).checked()
     }
 
     /// Gamma float64 values with the given shape (> 0) and scale 1.
@@ -178,7 +178,7 @@ impl Generator {
         chunks: impl Into<ChunkSpec>,
     ) -> Result<Array> {
         check_scale("gamma", scale)?;
-        &self.standard_gamma(k, shape, chunks)? * scale
+        (&self.standard_gamma(k, shape, chunks)? * scale).checked()
     }
 
     /// Chi-square float64 values with `df` (> 0) degrees of freedom: twice a Gamma(df/2).
@@ -194,7 +194,7 @@ impl Generator {
                 reason: format!("df must be finite and > 0, not {df}"),
             });
         }
-        &self.standard_gamma(df / 2.0, shape, chunks)? * 2.0
+        (&self.standard_gamma(df / 2.0, shape, chunks)? * 2.0).checked()
     }
 
     /// Beta(a, b) float64 values in [0, 1], for a, b > 0.

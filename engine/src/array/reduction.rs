@@ -107,6 +107,7 @@ impl Array {
 
     /// Reduces with `reduction` as `opts` say.
     pub fn reduce(&self, reduction: Reduction, opts: &ReduceOptions) -> Result<Array> {
+        self.usable()?;
         if self.dtype().is_complex() {
             return self.reduce_complex(reduction, opts);
         }
@@ -222,41 +223,49 @@ impl Array {
     /// assert_eq!(x.var_ddof(1.0).unwrap().compute_scalar::<f64>().unwrap(), 5.0 / 3.0);
     /// ```
     pub fn var(&self) -> Result<Array> {
+        self.usable()?;
         self.reduce(Reduction::Var, &ReduceOptions::all())
     }
 
     /// Variance with `ddof` delta degrees of freedom (divisor `n - ddof`).
     pub fn var_ddof(&self, ddof: f64) -> Result<Array> {
+        self.usable()?;
         self.reduce(Reduction::Var, &ReduceOptions::all().ddof(ddof))
     }
 
     /// Variance over one axis with `ddof` delta degrees of freedom.
     pub fn var_axis(&self, axis: isize, ddof: f64) -> Result<Array> {
+        self.usable()?;
         self.reduce(Reduction::Var, &ReduceOptions::axis(axis).ddof(ddof))
     }
 
     /// [`Array::var`] with options; `opts.ddof` is the delta degrees of freedom.
     pub fn var_with(&self, opts: &ReduceOptions) -> Result<Array> {
+        self.usable()?;
         self.reduce(Reduction::Var, opts)
     }
 
     /// Standard deviation with numpy's default `ddof = 0`.
     pub fn std(&self) -> Result<Array> {
+        self.usable()?;
         self.reduce(Reduction::Std, &ReduceOptions::all())
     }
 
     /// Standard deviation with `ddof` delta degrees of freedom.
     pub fn std_ddof(&self, ddof: f64) -> Result<Array> {
+        self.usable()?;
         self.reduce(Reduction::Std, &ReduceOptions::all().ddof(ddof))
     }
 
     /// Standard deviation over one axis with `ddof` delta degrees of freedom.
     pub fn std_axis(&self, axis: isize, ddof: f64) -> Result<Array> {
+        self.usable()?;
         self.reduce(Reduction::Std, &ReduceOptions::axis(axis).ddof(ddof))
     }
 
     /// [`Array::std`] with options.
     pub fn std_with(&self, opts: &ReduceOptions) -> Result<Array> {
+        self.usable()?;
         self.reduce(Reduction::Std, opts)
     }
 }

@@ -42,6 +42,7 @@ impl Array {
     /// assert_eq!(m.into_iter().collect::<Vec<_>>(), vec![false, true, false, false, true, false]);
     /// ```
     pub fn isin(&self, test: &Array, invert: bool) -> Result<Array> {
+        self.usable()?;
         let dtype = common_dtype(self.dtype(), test.dtype());
         Array::from_op(
             Op::IsIn(IsInOp { invert }),
@@ -62,6 +63,7 @@ impl Array {
     /// assert_eq!(u.inverse.to_vec(), vec![2, 0, 2, 1, 0, 2]);
     /// ```
     pub fn unique(&self) -> Result<Unique> {
+        self.usable()?;
         let flat = self.ravel()?;
         let order = flat.argsort(0)?;
         let [values, order] = super::compute_many(&[&flat, &order])?

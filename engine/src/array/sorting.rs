@@ -39,6 +39,7 @@ impl Array {
     /// assert!(s[4].is_nan());
     /// ```
     pub fn sort(&self, axis: isize) -> Result<Array> {
+        self.usable()?;
         self.sort_op(axis, false)
     }
 
@@ -51,6 +52,7 @@ impl Array {
     /// assert_eq!(i.into_iter().collect::<Vec<_>>(), vec![3, 1, 4, 0, 2]);
     /// ```
     pub fn argsort(&self, axis: isize) -> Result<Array> {
+        self.usable()?;
         self.sort_op(axis, true)
     }
 
@@ -95,6 +97,7 @@ impl Array {
     /// assert_eq!(x.topk(-2, 0).unwrap().compute::<i64>().unwrap().into_iter().collect::<Vec<_>>(), vec![1, 2]);
     /// ```
     pub fn topk(&self, k: i64, axis: isize) -> Result<Array> {
+        self.usable()?;
         self.topk_op(k, axis, false)
     }
 
@@ -107,6 +110,7 @@ impl Array {
     /// assert_eq!(x.argtopk(-2, 0).unwrap().compute::<i64>().unwrap().into_iter().collect::<Vec<_>>(), vec![1, 5]);
     /// ```
     pub fn argtopk(&self, k: i64, axis: isize) -> Result<Array> {
+        self.usable()?;
         self.topk_op(k, axis, true)
     }
 
@@ -170,6 +174,7 @@ impl Array {
     /// assert_eq!(r.into_iter().collect::<Vec<_>>(), vec![3, 0, 4]);
     /// ```
     pub fn searchsorted(&self, v: &Array, side: Side) -> Result<Array> {
+        self.usable()?;
         if self.ndim() != 1 {
             return Err(Error::InvalidArgument {
                 op: "searchsorted",
@@ -199,6 +204,7 @@ impl Array {
     /// assert_eq!(d.into_iter().collect::<Vec<_>>(), vec![1, 4, 3, 2]);
     /// ```
     pub fn digitize(&self, bins: &[f64], right: bool) -> Result<Array> {
+        self.usable()?;
         let increasing = bins.windows(2).all(|w| w[0] <= w[1]);
         let decreasing = bins.windows(2).all(|w| w[0] >= w[1]);
         if !(increasing || decreasing) || bins.iter().any(|b| b.is_nan()) {
@@ -216,7 +222,7 @@ impl Array {
             // numpy: len(bins) - searchsorted(bins[::-1], x, side).
             let table = table(bins.iter().rev().copied().collect())?;
             let n = bins.len() as i64;
-            n - table.searchsorted(&x, side)?
+            (n - table.searchsorted(&x, side)?).checked()
         }
     }
 }

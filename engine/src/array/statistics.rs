@@ -43,42 +43,50 @@ impl Array {
     /// assert_eq!(x.nansum().unwrap().compute_scalar::<f64>().unwrap(), 3.0);
     /// ```
     pub fn nansum(&self) -> Result<Array> {
+        self.usable()?;
         self.nansum_with(&ReduceOptions::all())
     }
 
     /// [`Array::nansum`] with options (axes, keepdims, split_every).
     pub fn nansum_with(&self, opts: &ReduceOptions) -> Result<Array> {
+        self.usable()?;
         self.nan_to(0.0)?.reduce(Reduction::Sum, opts)
     }
 
     /// Product treating NaN as one (numpy's `nanprod`).
     pub fn nanprod(&self) -> Result<Array> {
+        self.usable()?;
         self.nanprod_with(&ReduceOptions::all())
     }
 
     /// [`Array::nanprod`] with options.
     pub fn nanprod_with(&self, opts: &ReduceOptions) -> Result<Array> {
+        self.usable()?;
         self.nan_to(1.0)?.reduce(Reduction::Prod, opts)
     }
 
     /// Smallest element ignoring NaN; NaN where every element of a slice is NaN (numpy's `nanmin`,
     /// which also warns). An empty reduction is an error, as for `min`.
     pub fn nanmin(&self) -> Result<Array> {
+        self.usable()?;
         self.nanmin_with(&ReduceOptions::all())
     }
 
     /// [`Array::nanmin`] with options.
     pub fn nanmin_with(&self, opts: &ReduceOptions) -> Result<Array> {
+        self.usable()?;
         self.nan_extreme(Reduction::Min, f64::INFINITY, opts)
     }
 
     /// Largest element ignoring NaN; NaN where every element of a slice is NaN (numpy's `nanmax`).
     pub fn nanmax(&self) -> Result<Array> {
+        self.usable()?;
         self.nanmax_with(&ReduceOptions::all())
     }
 
     /// [`Array::nanmax`] with options.
     pub fn nanmax_with(&self, opts: &ReduceOptions) -> Result<Array> {
+        self.usable()?;
         self.nan_extreme(Reduction::Max, f64::NEG_INFINITY, opts)
     }
 
@@ -95,21 +103,25 @@ impl Array {
     /// Where every element of a slice is NaN numpy raises; here the index is -1, since the
     /// condition depends on the data.
     pub fn nanargmin(&self) -> Result<Array> {
+        self.usable()?;
         self.nanargmin_with(&ReduceOptions::all())
     }
 
     /// [`Array::nanargmin`] with options.
     pub fn nanargmin_with(&self, opts: &ReduceOptions) -> Result<Array> {
+        self.usable()?;
         self.nan_arg(Reduction::ArgMin, f64::INFINITY, opts)
     }
 
     /// Index of the largest element ignoring NaN (numpy's `nanargmax`); -1 for an all-NaN slice.
     pub fn nanargmax(&self) -> Result<Array> {
+        self.usable()?;
         self.nanargmax_with(&ReduceOptions::all())
     }
 
     /// [`Array::nanargmax`] with options.
     pub fn nanargmax_with(&self, opts: &ReduceOptions) -> Result<Array> {
+        self.usable()?;
         self.nan_arg(Reduction::ArgMax, f64::NEG_INFINITY, opts)
     }
 
@@ -126,41 +138,46 @@ impl Array {
     /// NaN for an all-NaN slice. float32 stays float32 (the division runs in float64, as numpy's
     /// does through its int64 count).
     pub fn nanmean(&self) -> Result<Array> {
+        self.usable()?;
         self.nanmean_with(&ReduceOptions::all())
     }
 
     /// [`Array::nanmean`] with options.
     pub fn nanmean_with(&self, opts: &ReduceOptions) -> Result<Array> {
+        self.usable()?;
         if !self.dtype().is_float() {
             return self.reduce(Reduction::Mean, opts);
         }
         let sum = self.nansum_with(opts)?;
         let count = self.count_not_nan(opts)?;
-        (sum.astype(DType::F64)? / count)?.astype(self.dtype())
+        (sum.astype(DType::F64)? / count).astype(self.dtype())
     }
 
     /// Variance of the elements that are not NaN (numpy's `nanvar`), with `opts.ddof`: the squared
     /// deviations from [`Array::nanmean`] summed over `count - ddof`; NaN where that is not
     /// positive.
     pub fn nanvar_with(&self, opts: &ReduceOptions) -> Result<Array> {
+        self.usable()?;
         if !self.dtype().is_float() {
             return self.reduce(Reduction::Var, opts);
         }
         let mean = self.nanmean_with(&kept(opts))?;
-        let dev = (self - &mean)?.nan_to(0.0)?;
-        let sq = (&dev * &dev)?.reduce(Reduction::Sum, opts)?;
-        let dof = (self.count_not_nan(opts)?.astype(DType::F64)? - opts.ddof)?;
-        let var = (sq.astype(DType::F64)? / &dof)?;
+        let dev = (self - &mean).nan_to(0.0)?;
+        let sq = (&dev * &dev).reduce(Reduction::Sum, opts)?;
+        let dof = self.count_not_nan(opts)?.astype(DType::F64)? - opts.ddof;
+        let var = sq.astype(DType::F64)? / &dof;
         where_(dof.le(0.0)?, f64::NAN, &var)?.astype(self.dtype())
     }
 
     /// [`Array::nanvar_with`] over all axes with numpy's default `ddof = 0`.
     pub fn nanvar(&self) -> Result<Array> {
+        self.usable()?;
         self.nanvar_with(&ReduceOptions::all())
     }
 
     /// Standard deviation of the elements that are not NaN (numpy's `nanstd`), with `opts.ddof`.
     pub fn nanstd_with(&self, opts: &ReduceOptions) -> Result<Array> {
+        self.usable()?;
         if !self.dtype().is_float() {
             return self.reduce(Reduction::Std, opts);
         }
@@ -169,6 +186,7 @@ impl Array {
 
     /// [`Array::nanstd_with`] over all axes with `ddof = 0`.
     pub fn nanstd(&self) -> Result<Array> {
+        self.usable()?;
         self.nanstd_with(&ReduceOptions::all())
     }
 
@@ -180,11 +198,13 @@ impl Array {
     /// assert_eq!(x.count_nonzero().unwrap().compute_scalar::<i64>().unwrap(), 4);
     /// ```
     pub fn count_nonzero(&self) -> Result<Array> {
+        self.usable()?;
         self.count_nonzero_with(&ReduceOptions::all())
     }
 
     /// [`Array::count_nonzero`] with options.
     pub fn count_nonzero_with(&self, opts: &ReduceOptions) -> Result<Array> {
+        self.usable()?;
         self.astype(DType::Bool)?.reduce(Reduction::Sum, opts)
     }
 
@@ -199,6 +219,7 @@ impl Array {
     /// assert_eq!(x.average(&w, None).unwrap().compute_scalar::<f64>().unwrap(), 1.25);
     /// ```
     pub fn average(&self, weights: &Array, axis: Option<isize>) -> Result<Array> {
+        self.usable()?;
         let float = |d: DType| if d.is_float() { d } else { DType::F64 };
         let dtype = DType::promote(float(self.dtype()), weights.dtype());
         let a = self.astype(dtype)?;
@@ -208,13 +229,13 @@ impl Array {
                 if w.shape() != a.shape() {
                     return Err(average_shape_error(self.shape(), weights.shape(), None));
                 }
-                (&a * &w)?.sum()? / w.sum()?
+                ((&a * &w).sum()? / w.sum()?).checked()
             }
             Some(ax) => {
                 let k = crate::ops::reduce::normalize_axis(ax, a.ndim())?;
                 if w.shape() == a.shape() {
                     let opts = ReduceOptions::axis(ax);
-                    return (&a * &w)?.sum_with(&opts)? / w.sum_with(&opts)?;
+                    return ((&a * &w).sum_with(&opts)? / w.sum_with(&opts)?).checked();
                 }
                 if w.ndim() != 1 || w.shape()[0] != a.shape()[k] {
                     return Err(average_shape_error(self.shape(), weights.shape(), Some(k)));
@@ -223,13 +244,14 @@ impl Array {
                 let mut perm: Vec<usize> = (0..a.ndim()).filter(|&i| i != k).collect();
                 perm.push(k);
                 let moved = a.permute_axes(&perm)?;
-                (&moved * &w)?.sum_axis(-1)? / w.sum()?
+                ((&moved * &w).sum_axis(-1)? / w.sum()?).checked()
             }
         }
     }
 
     /// [`Array::average`] without weights: the mean (over `axis`, or all axes).
     pub fn average_unweighted(&self, axis: Option<isize>) -> Result<Array> {
+        self.usable()?;
         match axis {
             None => self.mean(),
             Some(a) => self.mean_axis(a),
@@ -293,11 +315,13 @@ impl Array {
     /// assert_eq!(x.median(None).unwrap().compute_scalar::<f64>().unwrap(), 2.25);
     /// ```
     pub fn median(&self, axis: Option<isize>) -> Result<Array> {
+        self.usable()?;
         self.quantile_op(vec![0.5], axis, false, true, "median")
     }
 
     /// [`Array::median`] ignoring NaN (numpy's `nanmedian`); NaN for an all-NaN lane.
     pub fn nanmedian(&self, axis: Option<isize>) -> Result<Array> {
+        self.usable()?;
         self.quantile_op(vec![0.5], axis, true, true, "nanmedian")
     }
 
@@ -311,22 +335,26 @@ impl Array {
     /// assert_eq!(q.compute::<f64>().unwrap().into_iter().collect::<Vec<_>>(), vec![2.5, 5.0, 9.5]);
     /// ```
     pub fn quantile(&self, q: &[f64], axis: Option<isize>) -> Result<Array> {
+        self.usable()?;
         self.quantile_op(q.to_vec(), axis, false, false, "quantile")
     }
 
     /// [`Array::quantile`] ignoring NaN (numpy's `nanquantile`).
     pub fn nanquantile(&self, q: &[f64], axis: Option<isize>) -> Result<Array> {
+        self.usable()?;
         self.quantile_op(q.to_vec(), axis, true, false, "nanquantile")
     }
 
     /// Percentiles `p` (in `[0, 100]`): [`Array::quantile`] of `p / 100` (numpy's `percentile`).
     pub fn percentile(&self, p: &[f64], axis: Option<isize>) -> Result<Array> {
+        self.usable()?;
         let q = p.iter().map(|v| v / 100.0).collect();
         self.quantile_op(q, axis, false, false, "percentile")
     }
 
     /// [`Array::percentile`] ignoring NaN (numpy's `nanpercentile`).
     pub fn nanpercentile(&self, p: &[f64], axis: Option<isize>) -> Result<Array> {
+        self.usable()?;
         let q = p.iter().map(|v| v / 100.0).collect();
         self.quantile_op(q, axis, true, false, "nanpercentile")
     }

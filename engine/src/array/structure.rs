@@ -24,6 +24,7 @@ impl Array {
     /// A task reads and writes at most `TESSERA_RECHUNK_TASK_BYTES` (256 MiB by default) where it
     /// can: see [`Array::rechunk_with`].
     pub fn rechunk(&self, chunks: impl Into<ChunkSpec>) -> Result<Array> {
+        self.usable()?;
         self.rechunk_with(chunks, crate::ops::structure::default_rechunk_task_bytes()?)
     }
 
@@ -47,6 +48,7 @@ impl Array {
         chunks: impl Into<ChunkSpec>,
         max_task_bytes: usize,
     ) -> Result<Array> {
+        self.usable()?;
         let chunks = Chunks::resolve(self.shape(), &chunks.into(), self.dtype())?;
         if &chunks == self.chunks() {
             return Ok(self.clone());
@@ -86,6 +88,7 @@ impl Array {
 
     /// Permutes the axes: axis `i` of the result is axis `perm[i]` of `self`.
     pub fn permute_axes(&self, perm: &[usize]) -> Result<Array> {
+        self.usable()?;
         let mut seen = vec![false; self.ndim()];
         if perm.len() != self.ndim()
             || perm
@@ -121,6 +124,7 @@ impl Array {
     /// assert_eq!(x.compute::<i64>().unwrap()[[2, 1]], 9);
     /// ```
     pub fn reshape(&self, shape: &[isize]) -> Result<Array> {
+        self.usable()?;
         let size = self.size();
         let bad = |reason: String| Error::InvalidArgument {
             op: "reshape",
@@ -202,6 +206,7 @@ impl Array {
     /// assert_eq!(z.compute_scalar::<i64>().unwrap(), 17);
     /// ```
     pub fn slice(&self, info: impl AsRef<[SliceInfoElem]>) -> Result<Array> {
+        self.usable()?;
         let info = info.as_ref();
         let ndim = self.ndim();
         let indexing = info
@@ -299,6 +304,7 @@ impl Array {
     /// assert_eq!(gram, gram.t());
     /// ```
     pub fn matmul(&self, other: &Array) -> Result<Array> {
+        self.usable()?;
         if self.ndim() != 2 || other.ndim() != 2 {
             return Err(Error::ShapeMismatch {
                 op: "matmul",
@@ -385,6 +391,7 @@ impl Array {
 
     /// Same as [`Array::matmul`].
     pub fn dot(&self, other: &Array) -> Result<Array> {
+        self.usable()?;
         self.matmul(other)
     }
 
@@ -400,6 +407,7 @@ impl Array {
         &self,
         f: impl Fn(ArrayViewD<T>) -> ArrayD<U> + Send + Sync + 'static,
     ) -> Result<Array> {
+        self.usable()?;
         if self.dtype() != T::DTYPE {
             return Err(Error::DTypeMismatch {
                 expected: T::DTYPE,

@@ -93,6 +93,7 @@ impl Array {
     /// # Ok::<(), tessera::Error>(())
     /// ```
     pub fn to_zarr(&self, store: impl Into<ZarrStore>, options: &ZarrOptions) -> Result<()> {
+        self.usable()?;
         self.to_zarr_on(store, options, default_executor())
     }
 
@@ -104,6 +105,7 @@ impl Array {
         options: &ZarrOptions,
         executor: &dyn Executor,
     ) -> Result<()> {
+        self.usable()?;
         let store = absolute(store.into());
         let (array, region) = match &options.region {
             Some(region) => {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 use super::{AsyncClient, Client, Observer};
-use crate::array::{Array, Assembly, graph_of};
+use crate::array::{Array, Assembly, checked_graph_of};
 use crate::data::ChunkValue;
 use crate::error::{Error, Result};
 use crate::jobs::{JobDriver, JobHandle, new_job};
@@ -75,7 +75,7 @@ async fn run(
         cancel: Some(cancel),
         accepted: Some(&accepted),
     };
-    let graph = crate::optimize::optimize(graph_of(&refs));
+    let graph = crate::optimize::optimize(checked_graph_of(&refs)?);
     let stats = client.execute_observed(graph, &sink, observer).await?;
     Ok((assembly.finish(), stats))
 }

@@ -46,7 +46,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Streaming;
 
-use crate::array::{Array, Assembly, Executor, compute_many_on, graph_of};
+use crate::array::{Array, Assembly, Executor, checked_graph_of, compute_many_on};
 use crate::data::{ArrayData, ChunkValue, Element};
 use crate::error::{Error, Result};
 use crate::exec::progress::ProgressWriter;
@@ -692,7 +692,7 @@ impl AsyncClient {
     pub async fn compute_many(&self, arrays: &[&Array]) -> Result<Vec<ArrayData>> {
         let assembly = Assembly::new(arrays);
         let sink = |o: usize, block: &[u32], v: Arc<ChunkValue>| assembly.accept(o, block, v);
-        self.execute(crate::optimize::optimize(graph_of(arrays)), &sink)
+        self.execute(crate::optimize::optimize(checked_graph_of(arrays)?), &sink)
             .await?;
         Ok(assembly.finish())
     }

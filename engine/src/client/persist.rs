@@ -189,7 +189,7 @@ impl Client {
     /// ```no_run
     /// let client = tessera::Client::connect("http://127.0.0.1:8786")?;
     /// let x = tessera::default_rng(42).random(&[10000, 10000], [1000, 1000])?;
-    /// let p = client.persist(&(&x * 2.0)?)?;          // chunks stay on the workers
+    /// let p = client.persist(&(&x * 2.0))?;          // chunks stay on the workers
     /// let m: f64 = client.compute_scalar(&p.mean()?)?; // read where they are
     /// let s: f64 = client.compute_scalar(&p.std()?)?;
     /// client.unpersist(&p)?;                           // or drop(p)

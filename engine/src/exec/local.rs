@@ -218,7 +218,7 @@ impl LocalExecutor {
     /// use tessera::{LocalExecutor, default_rng};
     /// let ex = LocalExecutor::with_threads(2)?.with_memory_limit(64 << 20);
     /// let x = default_rng(1).random(&[2000, 2000], [500, 500])?;
-    /// let y = (&x - x.mean_axis(0)?)?.std()?;
+    /// let y = (&x - x.mean_axis(0)?).std()?;
     /// let v: f64 = y.compute_on(&ex)?.into_typed::<f64>()?.into_iter().next().unwrap();
     /// assert!((v - (1.0f64 / 12.0).sqrt()).abs() < 1e-2);
     /// # Ok::<(), tessera::Error>(())

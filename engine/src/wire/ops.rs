@@ -654,7 +654,7 @@ mod tests {
     #[test]
     fn op_blockwise() {
         let a = x();
-        let y = where_(a.t().gt(0.5).unwrap(), (&a.t() * 2.0f64).unwrap(), -1.0).unwrap();
+        let y = where_(a.t().gt(0.5).unwrap(), &a.t() * 2.0f64, -1.0).unwrap();
         assert_round_trip(&top_op(&y, "op_blockwise"));
         let m = a.var_axis(1, 1.0).unwrap();
         let partial = m.graph().layers()[1].op.clone();
@@ -817,7 +817,7 @@ mod tests {
     fn op_matmul() {
         let a = x();
         // Operands built as transposes are read untransposed.
-        let b = (&a + 1.0).unwrap();
+        let b = &a + 1.0;
         let wide = default_rng(6).random(&[5, 12], [2, 4]).unwrap();
         for (p, transpose_a, transpose_b) in [
             (a.matmul(&a.t()), false, true),
@@ -1097,7 +1097,7 @@ mod tests {
             Err(Error::NotSerializable { .. })
         ));
         // Through a graph, the error names the layer.
-        match graph_to_proto(&(&y + 1.0f64).unwrap().graph()) {
+        match graph_to_proto(&(&y + 1.0f64).graph()) {
             Err(Error::NotSerializable { key }) => assert_eq!(key, y.id().to_string()),
             other => panic!("{other:?}"),
         }
