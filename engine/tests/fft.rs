@@ -375,8 +375,7 @@ fn real_dtypes_and_column_major_blocks_match_the_dft_of_their_values() {
         ),
     ];
     for (x, values) in inputs {
-        for axis in 0..2 {
-            let len = shape[axis];
+        for (axis, &len) in shape.iter().enumerate() {
             assert_close_c(
                 &fft::fft(&x, None, axis as isize, None).unwrap(),
                 &dft(&to_c(&values), axis, len, false, 1.0),

@@ -39,9 +39,11 @@ use crate::ops::fft::{FftKind, FftOp};
 
 /// Bytes of source per row of a tile when lanes are strided: a tile is as many neighbouring
 /// columns as make two cache lines of source (16 float64, 8 complex128; between 8 and 16
-/// columns), so each strided row read brings whole lines and two misses overlap. With 8 float64
-/// columns (one line) the gather of the fft_10000 workload stalled on one miss per row. A tile's
-/// buffers for a 10⁴-point transform (16 lanes of samples and of half spectra) are 2.6 MB.
+/// columns), so each strided row read brings whole lines. A tile's buffers for a 10⁴-point
+/// transform (16 lanes of samples and of half spectra) are 2.6 MB. On fft_10000, 8 and 16 float64
+/// columns measured the same (one run each on a loaded machine): the gather is still ~13% of the
+/// workload, bound by a TLB miss per row (rows 8 kB apart); wider tiles or huge pages are the
+/// next things to try.
 const TILE_ROW_BYTES: usize = 128;
 
 /// Columns per tile when lanes are strided, for source elements of type `S`.
