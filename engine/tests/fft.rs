@@ -277,6 +277,122 @@ fn input_dtypes_follow_numpy_typing() {
     assert_close_f(&y, &expect);
 }
 
+/// Blocks the kernel transforms a tile of lanes at a time: many columns along axis 0 (tiles of
+/// neighbouring columns and a short last tile), a middle axis of a 3-d block (lanes strided inside
+/// each outer slab), and more short contiguous lanes than one tile holds — each against the direct
+/// DFT, for real and complex input, every kind, with `n` cut and padded.
+#[test]
+fn tiled_lanes_match_the_direct_dft_on_wide_3d_and_many_lane_blocks() {
+    // (shape, axis, chunks): the transformed axis whole, the others split unevenly.
+    let cases: Vec<(Vec<usize>, usize, ChunkSpec)> = vec![
+        (
+            vec![23, 45],
+            0,
+            ChunkSpec::Explicit(vec![vec![23], vec![37, 8]]),
+        ),
+        (
+            vec![3, 16, 11],
+            1,
+            ChunkSpec::Explicit(vec![vec![2, 1], vec![16], vec![11]]),
+        ),
+        (
+            vec![2100, 16],
+            1,
+            ChunkSpec::Explicit(vec![vec![2100], vec![16]]),
+        ),
+    ];
+    for (k, (shape, axis, chunks)) in cases.into_iter().enumerate() {
+        let seed = 60 + 4 * k as u64;
+        let real = gen_range(&shape, seed, -1.0, 1.0);
+        let cplx = complex_sample(&shape, seed + 2);
+        let xr = from_array(real.clone(), chunks.clone()).unwrap();
+        let xc = from_array(cplx.clone(), chunks.clone()).unwrap();
+        let ax = axis as isize;
+        let len = shape[axis];
+        for n in [None, Some(len - 3), Some(len + 4)] {
+            let points = n.unwrap_or(len);
+            let norm = Some("ortho");
+            let s = scale(norm, points, false);
+            let forward_real = dft(&to_c(&real), axis, points, false, s);
+            assert_close_c(&fft::fft(&xr, n, ax, norm).unwrap(), &forward_real);
+            assert_close_c(
+                &fft::ifft(&xr, n, ax, None).unwrap(),
+                &dft(&to_c(&real), axis, points, true, 1.0 / points as f64),
+            );
+            let half = forward_real
+                .slice_axis(Axis(axis), (0..points / 2 + 1).into())
+                .to_owned();
+            assert_close_c(&fft::rfft(&xr, n, ax, norm).unwrap(), &half);
+            assert_close_c(
+                &fft::fft(&xc, n, ax, None).unwrap(),
+                &dft(&cplx, axis, points, false, 1.0),
+            );
+            assert_close_c(
+                &fft::ifft(&xc, n, ax, Some("forward")).unwrap(),
+                &dft(&cplx, axis, points, true, 1.0),
+            );
+            assert_close_f(
+                &fft::irfft(&xc, n, ax, None).unwrap(),
+                &irdft(
+                    &cplx,
+                    axis,
+                    n.unwrap_or(2 * (len - 1)),
+                    1.0 / n.unwrap_or(2 * (len - 1)) as f64,
+                ),
+            );
+        }
+    }
+}
+
+/// Real input of every dtype goes through the real-input transform, cast as lanes are loaded:
+/// the result is the DFT of the values cast to float64, along a strided and a contiguous axis.
+/// A block stored column-major (from a transposed ndarray) is read in its logical order.
+#[test]
+fn real_dtypes_and_column_major_blocks_match_the_dft_of_their_values() {
+    let shape = [12usize, 19];
+    let real = gen_range(&shape, 81, -3.0, 3.0);
+    let ints = real.mapv(|v| (v * 10.0).round() as i64);
+    let bools = real.mapv(|v| v > 0.5);
+    let singles = real.mapv(|v| v as f32);
+    let column_major = gen_range(&[19, 12], 83, -1.0, 1.0).reversed_axes();
+    assert!(!column_major.is_standard_layout());
+    let inputs: Vec<(Array, ArrayD<f64>)> = vec![
+        (
+            from_array(ints.clone(), [12, 19]).unwrap(),
+            ints.mapv(|v| v as f64),
+        ),
+        (
+            from_array(bools.clone(), [12, 19]).unwrap(),
+            bools.mapv(|v| v as u8 as f64),
+        ),
+        (
+            from_array(singles.clone(), [12, 19]).unwrap(),
+            singles.mapv(|v| v as f64),
+        ),
+        (
+            from_array(column_major.clone(), [12, 19]).unwrap(),
+            column_major.as_standard_layout().to_owned(),
+        ),
+    ];
+    for (x, values) in inputs {
+        for (axis, &len) in shape.iter().enumerate() {
+            assert_close_c(
+                &fft::fft(&x, None, axis as isize, None).unwrap(),
+                &dft(&to_c(&values), axis, len, false, 1.0),
+            );
+            assert_close_c(
+                &fft::ifft(&x, Some(len + 1), axis as isize, None).unwrap(),
+                &dft(&to_c(&values), axis, len + 1, true, 1.0 / (len + 1) as f64),
+            );
+        }
+    }
+    let c = from_array(to_c(&column_major), [12, 19]).unwrap();
+    assert_close_c(
+        &fft::fft(&c, None, 0, None).unwrap(),
+        &dft(&to_c(&column_major), 0, 12, false, 1.0),
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // n-d transforms
 
