@@ -487,7 +487,8 @@ fn normal_cdf(x: f64) -> f64 {
     let t = 1.0 / (1.0 + 0.327_591_1 * z);
     let poly = t
         * (0.254_829_592
-            + t * (-0.284_496_736 + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+            + t * (-0.284_496_736
+                + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
     let erf = 1.0 - poly * (-z * z).exp();
     if x >= 0.0 {
         0.5 * (1.0 + erf)
@@ -515,7 +516,12 @@ fn the_fused_normal_mean_is_the_tile_paths_and_the_values_mean() {
         .standard_normal(&[700, 2500], vec![vec![300, 400], vec![1300, 1200]])
         .unwrap();
     let fused: f64 = x.mean().unwrap().compute_scalar().unwrap();
-    let tiled: f64 = (&x * 1.0).unwrap().mean().unwrap().compute_scalar().unwrap();
+    let tiled: f64 = (&x * 1.0)
+        .unwrap()
+        .mean()
+        .unwrap()
+        .compute_scalar()
+        .unwrap();
     assert_eq!(fused.to_bits(), tiled.to_bits(), "{fused} {tiled}");
     let values = f64s(&x);
     let plain = values.iter().sum::<f64>() / values.len() as f64;

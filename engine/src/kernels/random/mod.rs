@@ -876,7 +876,10 @@ mod tests {
                     assert_eq!(fused.to_bits(), filled.to_bits(), "{start} {n} {step}");
                     // And against a plain left-to-right sum, which only rounds differently.
                     let plain: f64 = values.iter().sum();
-                    assert!((fused - plain).abs() <= 1e-12 * (n as f64 + 1.0), "{fused} {plain}");
+                    assert!(
+                        (fused - plain).abs() <= 1e-12 * (n as f64 + 1.0),
+                        "{fused} {plain}"
+                    );
                 }
             }
         }
