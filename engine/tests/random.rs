@@ -502,8 +502,9 @@ fn standard_normal_fits_its_law() {
     let z = f64s(&default_rng(2027).standard_normal(&[N], [4096]).unwrap());
     assert_moments("standard_normal", &z, 0.0, 1.0, Some(3.0));
     assert_fits_cdf("standard_normal", &z, normal_cdf);
-    // The test has power: a 3 % wider spread fails it.
-    let wide: Vec<f64> = z.iter().map(|v| v * 1.03).collect();
+    // The test has power: an 8 % wider spread (KS distance about 0.019 against a limit of 0.0098)
+    // fails it.
+    let wide: Vec<f64> = z.iter().map(|v| v * 1.08).collect();
     let result = std::panic::catch_unwind(|| assert_fits_cdf("wide", &wide, normal_cdf));
     assert!(result.is_err(), "a wrong scale passed the KS test");
 }

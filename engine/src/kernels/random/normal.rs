@@ -83,10 +83,9 @@ pub(super) trait FirstTry: Blocks {
     #[inline(always)]
     fn first_try8(self, t: &Tables, w: &[u64; 8], out: &mut [f64; 8]) -> u32 {
         let mut rejected = 0;
-        for k in 0..8 {
-            let v = first_try(t, w[k]);
-            out[k] = v;
-            rejected |= u32::from(v.is_nan()) << k;
+        for (k, (o, &w)) in out.iter_mut().zip(w).enumerate() {
+            *o = first_try(t, w);
+            rejected |= u32::from(o.is_nan()) << k;
         }
         rejected
     }
@@ -423,8 +422,8 @@ mod tests {
                 words[5] &= !0xFF;
             }
             let check = |rejected: u32, out: &[f64; 8], path: &str| {
-                for k in 0..8 {
-                    let scalar = first_try(t, words[k]);
+                for (k, &w) in words.iter().enumerate() {
+                    let scalar = first_try(t, w);
                     assert_eq!(rejected >> k & 1 == 1, scalar.is_nan(), "{path} lane {k}");
                     if !scalar.is_nan() {
                         assert_eq!(out[k].to_bits(), scalar.to_bits(), "{path} lane {k}");
