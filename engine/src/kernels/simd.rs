@@ -149,8 +149,8 @@ impl LaneSum {
     pub(crate) fn add_groups(&mut self, x: &[f64]) {
         debug_assert!(x.len().is_multiple_of(LANES));
         for c in x.chunks_exact(LANES) {
-            for l in 0..LANES {
-                self.0[l] += c[l];
+            for (acc, &v) in self.0.iter_mut().zip(c) {
+                *acc += v;
             }
         }
     }
