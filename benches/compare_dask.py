@@ -41,6 +41,11 @@ Run (from anywhere; paths are relative to the repository):
 
     python3 benches/compare_dask.py --python /tmp/daskenv/bin/python --repeat 3
     python3 benches/compare_dask.py --python /tmp/daskenv/bin/python --workloads headline,matmul --no-build
+    python3 benches/compare_dask.py --python /tmp/daskenv/bin/python --workloads headline,normal_mean --simd avx2
+
+`--simd avx2` also times ours with TESSERA_SIMD=avx2 (AES-NI without VAES, AVX2 vectors) against the
+same dask run: on an AVX-512 machine, a proxy for an AVX2-only server (same instructions, not the
+same cores or clocks).
 """
 
 from __future__ import annotations
@@ -201,15 +206,17 @@ def describe(cmd: list[str]) -> str:
     return " ".join("<DASK_CHILD>" if part == DASK_CHILD else part for part in cmd)
 
 
-def run_child(cmd: list[str], timeout: float, measure_rss: bool) -> tuple[str, int | None]:
-    """Runs cmd; returns its stdout and, if measure_rss, its peak RSS in KiB."""
+def run_child(cmd: list[str], timeout: float, measure_rss: bool,
+              env: dict[str, str] | None = None) -> tuple[str, int | None]:
+    """Runs cmd (with env, if given, as its whole environment); returns its stdout and, if
+    measure_rss, its peak RSS in KiB."""
     with tempfile.TemporaryDirectory(prefix="compare_dask_") as tmp:
         out_path, err_path, time_path = (Path(tmp) / n for n in ("out", "err", "time"))
         use_time = measure_rss and os.access(GNU_TIME, os.X_OK)
         full = [GNU_TIME, "-v", "-o", str(time_path), *cmd] if use_time else cmd
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
             try:
-                proc = subprocess.Popen(full, stdout=out, stderr=err, cwd=REPO)
+                proc = subprocess.Popen(full, stdout=out, stderr=err, cwd=REPO, env=env)
             except FileNotFoundError as e:
                 raise Missing(f"{e.filename} not found") from e
             fired = threading.Event()
@@ -320,8 +327,16 @@ def main() -> int:
                     help="comma-separated subset of " + ",".join(WORKLOADS))
     ap.add_argument("--no-build", action="store_true", help="use the binary already built")
     ap.add_argument("--no-rss", action="store_true", help="skip the peak-RSS processes")
+    ap.add_argument("--simd", default="",
+                    help="also run ours with TESSERA_SIMD set to each of these comma-separated levels "
+                         "(portable, avx2, avx512; capped at what the CPU has), timed against the same "
+                         "dask run: e.g. --simd avx2 times the AVX2 path on an AVX-512 machine"),
     ap.add_argument("--timeout", type=float, default=3600, help="seconds per process")
     args, workloads = checked_args(ap, ("repeat", "threads"))
+    simd_levels = [level.strip() for level in args.simd.split(",") if level.strip()]
+    for level in simd_levels:
+        if level not in ("portable", "avx2", "avx512"):
+            ap.error(f"--simd: {level!r} is not portable, avx2 or avx512")
 
     binary = REPO / "target" / "release" / "examples" / "workloads"
     if not args.no_build:
@@ -361,6 +376,10 @@ def main() -> int:
         try:
             r["ours"] = best(parse_runs(run_child(
                 ours_cmd(binary, w, args.threads, args.repeat), args.timeout, False)[0]))
+            for level in simd_levels:
+                env = dict(os.environ, TESSERA_SIMD=level)
+                r.setdefault("ours_simd", {})[level] = best(parse_runs(run_child(
+                    ours_cmd(binary, w, args.threads, args.repeat), args.timeout, False, env)[0]))
             dask_runs, _ = python_side("dask", w, args.repeat, False)
             r["dask"] = dask_runs and best(dask_runs)
             if w in NUMPY_WORKLOADS:
@@ -381,6 +400,10 @@ def main() -> int:
         r["numpy_over_ours"] = ratio(r["numpy"] and r["numpy"]["seconds"], ours_s)
         r["dask_over_ours_cpu"] = ratio(r["dask"] and r["dask"]["best_cpu_seconds"],
                                         r["ours"] and r["ours"]["best_cpu_seconds"])
+        if r.get("ours_simd"):
+            r["dask_over_ours_simd"] = {
+                level: ratio(r["dask"] and r["dask"]["seconds"], side["seconds"])
+                for level, side in r["ours_simd"].items()}
         results[w] = r
 
     idle_rss = None
@@ -410,6 +433,11 @@ def main() -> int:
     print("(s: best wall time of the repetitions; cpu s: least process CPU time, all threads; "
           "dask/ours, numpy/ours: their wall time over ours, cpu d/o: dask's CPU time over ours; "
           "above 1, tessera is faster or cheaper)")
+    for w, r in results.items():
+        for level, side in (r.get("ours_simd") or {}).items():
+            print(f"{w}: TESSERA_SIMD={level}: ours {side['seconds']:.3f} s (cpu "
+                  f"{fmt(side['best_cpu_seconds'], '.3f')} s), dask/ours "
+                  f"{fmt(r['dask_over_ours_simd'][level], '.2f')}")
     matmul = results.get("matmul")
     if matmul and matmul["ours"] and matmul["numpy"]:
         ours_s, np_all, np_op = (matmul["ours"]["seconds"], matmul["numpy"]["seconds"],

@@ -165,8 +165,8 @@ pub fn run(p: &Program, block: &[u32], deps: &[Arc<ChunkValue>]) -> Result<Chunk
 
     let row_reduced = ndim > 0 && reduced(ndim - 1);
     // `random → sum/mean`: sum each row's uniform values straight from the generator, exactly, without
-    // filling a tile.
-    let fused_uniform_sum = match (&p.leaves[..], p.instrs.is_empty(), &p.reduce) {
+    // filling a tile; standard normal values tile by tile with the tile path's bits (see below).
+    let fused_random_sum = match (&p.leaves[..], p.instrs.is_empty(), &p.reduce) {
         ([leaf], true, Some(r))
             if (row_reduced || ndim == 0)
                 && matches!(
@@ -179,8 +179,8 @@ pub fn run(p: &Program, block: &[u32], deps: &[Arc<ChunkValue>]) -> Result<Chunk
             match leaf.kind {
                 LeafKind::Random {
                     seed,
-                    dist: Distribution::Uniform,
-                } => Some(RandomKey::new(seed, Distribution::Uniform.code())),
+                    dist: dist @ (Distribution::Uniform | Distribution::StandardNormal),
+                } => Some((RandomKey::new(seed, dist.code()), dist)),
                 _ => None,
             }
         }
@@ -190,7 +190,7 @@ pub fn run(p: &Program, block: &[u32], deps: &[Arc<ChunkValue>]) -> Result<Chunk
     let nvalues = p.leaves.len() + p.instrs.len();
     let tile = row_len.clamp(1, TILE);
     // The fused sum never fills a tile: no buffers (tiny tasks are dominated by allocation).
-    let mut bufs: Vec<Buf> = if fused_uniform_sum.is_some() {
+    let mut bufs: Vec<Buf> = if fused_random_sum.is_some() {
         Vec::new()
     } else {
         (0..nvalues as u32)
@@ -279,20 +279,34 @@ pub fn run(p: &Program, block: &[u32], deps: &[Arc<ChunkValue>]) -> Result<Chunk
             None => (0, 0),
         };
 
-        if let Some(key) = fused_uniform_sum {
+        if let Some((key, dist)) = fused_random_sum {
             let (Some((a, _, _)), LeafRow::Generated) = (acc.as_mut(), &plans[0].row) else {
                 unreachable!("checked when choosing the fused path")
             };
-            a.feed_sum(
-                pos_base,
-                random::sum_uniform_f64_checked(
-                    key,
-                    bases[0] as u64,
-                    row_step(&plans[0]),
-                    row_len as u64,
-                )?,
-                row_len,
-            );
+            let step = row_step(&plans[0]);
+            if dist == Distribution::Uniform {
+                a.feed_sum(
+                    pos_base,
+                    random::sum_uniform_f64_checked(key, bases[0] as u64, step, row_len as u64)?,
+                    row_len,
+                );
+            } else {
+                // One sum per tile, added as the tile path adds its tiles' sums: fusing must not
+                // change the result.
+                let mut t0 = 0;
+                let mut tiles = 0u32;
+                while t0 < row_len {
+                    tiles = tiles.wrapping_add(1);
+                    if tiles.is_multiple_of(CHECK_TILES) {
+                        checkpoint()?;
+                    }
+                    let n = (row_len - t0).min(tile);
+                    let start = bases[0] as u64 + t0 as u64 * step;
+                    let sum = random::sum_standard_normal_f64(key, start, step, n);
+                    a.feed_sum(pos_base, sum, n);
+                    t0 += n;
+                }
+            }
             advance(&mut outer_idx, &dshape[..row_start]);
             continue;
         }

@@ -6,15 +6,37 @@
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
-/// What the CPU supports.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The environment variable that caps the vector level: `portable`, `avx2` or `avx512` (any case).
+/// The level used is the lower of this and what the CPU has, so a benchmark can time the AVX2 or the
+/// portable path on an AVX-512 machine; results do not change, since every level gives the same
+/// bits. Unset (the default) means the best level of the CPU. A value that is none of these is
+/// reported once on stderr and ignored: it must not stop a worker that inherited it.
+pub const SIMD_ENV: &str = "TESSERA_SIMD";
+
+/// Vector instruction levels, lowest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
+    /// The baseline target (SSE2 on x86_64): no run-time extension.
     Portable,
+    /// AVX2 and FMA, with AES-NI but not VAES for the random numbers (an AVX2-only Intel server).
     Avx2,
+    /// AVX-512 F/DQ/VL (and VAES where the CPU has it).
     Avx512,
 }
 
-/// The best level of this CPU, detected once.
+impl Level {
+    /// The level of a [`SIMD_ENV`] value, or `None` when it names none.
+    pub fn parse(name: &str) -> Option<Level> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "portable" => Some(Level::Portable),
+            "avx2" => Some(Level::Avx2),
+            "avx512" => Some(Level::Avx512),
+            _ => None,
+        }
+    }
+}
+
+/// The level used: the best one of this CPU, capped by [`SIMD_ENV`]; decided once per process.
 pub fn level() -> Level {
     static CACHE: AtomicU8 = AtomicU8::new(0);
     match CACHE.load(Ordering::Relaxed) {
@@ -22,7 +44,8 @@ pub fn level() -> Level {
         2 => Level::Avx2,
         3 => Level::Avx512,
         _ => {
-            let l = detect();
+            let cap = std::env::var(SIMD_ENV).ok();
+            let l = capped(detect(), cap.as_deref());
             CACHE.store(
                 match l {
                     Level::Portable => 1,
@@ -36,6 +59,21 @@ pub fn level() -> Level {
     }
 }
 
+/// `cpu` capped by the [`SIMD_ENV`] value `cap`: never above what the CPU has.
+fn capped(cpu: Level, cap: Option<&str>) -> Level {
+    match cap.map(|c| (c, Level::parse(c))) {
+        None => cpu,
+        Some((_, Some(cap))) => cpu.min(cap),
+        Some((bad, None)) => {
+            eprintln!(
+                "tessera: ignoring {SIMD_ENV}={bad:?}: expected portable, avx2 or avx512; using {cpu:?}"
+            );
+            cpu
+        }
+    }
+}
+
+/// The best level of this CPU.
 #[cfg(target_arch = "x86_64")]
 fn detect() -> Level {
     if is_x86_feature_detected!("avx512f")
@@ -92,7 +130,42 @@ macro_rules! multiversion {
 pub(crate) use multiversion;
 
 /// Independent accumulators in the sums: enough to hide the latency of vector adds.
-const LANES: usize = 32;
+pub(crate) const LANES: usize = 32;
+
+/// The summation order of [`sum_f64`] fed piecewise, for kernels that produce values in pieces and
+/// must give the same bits as summing them all at once (the fused random sums): whole groups of
+/// [`LANES`] go to the lane accumulators, then [`LaneSum::finish`] folds them and adds the last
+/// fewer-than-`LANES` values in order.
+pub(crate) struct LaneSum([f64; LANES]);
+
+impl LaneSum {
+    #[inline(always)]
+    pub(crate) fn new() -> Self {
+        Self([0.0; LANES])
+    }
+
+    /// Adds `x`, whose length must be a multiple of [`LANES`].
+    #[inline(always)]
+    pub(crate) fn add_groups(&mut self, x: &[f64]) {
+        debug_assert!(x.len().is_multiple_of(LANES));
+        for c in x.chunks_exact(LANES) {
+            for (acc, &v) in self.0.iter_mut().zip(c) {
+                *acc += v;
+            }
+        }
+    }
+
+    /// The sum of everything added and then of `rest` (fewer than [`LANES`] values).
+    #[inline(always)]
+    pub(crate) fn finish(&self, rest: &[f64]) -> f64 {
+        debug_assert!(rest.len() < LANES);
+        let mut s = fold_lanes(&self.0);
+        for &v in rest {
+            s += v;
+        }
+        s
+    }
+}
 
 #[inline(always)]
 fn fold_lanes(acc: &[f64; LANES]) -> f64 {
@@ -110,19 +183,10 @@ fn fold_lanes(acc: &[f64; LANES]) -> f64 {
 
 #[inline(always)]
 fn sum_body(x: &[f64]) -> f64 {
-    let mut acc = [0.0f64; LANES];
-    let chunks = x.chunks_exact(LANES);
-    let rem = chunks.remainder();
-    for c in chunks {
-        for l in 0..LANES {
-            acc[l] += c[l];
-        }
-    }
-    let mut s = fold_lanes(&acc);
-    for &v in rem {
-        s += v;
-    }
-    s
+    let whole = x.len() - x.len() % LANES;
+    let mut acc = LaneSum::new();
+    acc.add_groups(&x[..whole]);
+    acc.finish(&x[whole..])
 }
 
 #[inline(always)]
@@ -169,5 +233,21 @@ mod tests {
         assert_eq!(sum_sq_dev_f64(&x, 1e6).to_bits(), dev.to_bits());
         let plain: f64 = x.iter().sum();
         assert!((portable - plain).abs() / plain < 1e-12);
+    }
+
+    #[test]
+    fn the_override_caps_the_level_and_never_raises_it() {
+        assert_eq!(Level::parse(" AVX2 "), Some(Level::Avx2));
+        assert_eq!(Level::parse("avx512"), Some(Level::Avx512));
+        assert_eq!(Level::parse("portable"), Some(Level::Portable));
+        assert_eq!(Level::parse("sse9"), None);
+        assert_eq!(capped(Level::Avx512, None), Level::Avx512);
+        assert_eq!(capped(Level::Avx512, Some("avx2")), Level::Avx2);
+        assert_eq!(capped(Level::Avx512, Some("portable")), Level::Portable);
+        // Asking for more than the CPU has gives what it has; nonsense is ignored.
+        assert_eq!(capped(Level::Avx2, Some("avx512")), Level::Avx2);
+        assert_eq!(capped(Level::Portable, Some("avx2")), Level::Portable);
+        assert_eq!(capped(Level::Avx2, Some("fast")), Level::Avx2);
+        assert!(level() <= detect());
     }
 }

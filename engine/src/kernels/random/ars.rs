@@ -486,7 +486,9 @@ impl AesLevel {
         all
     }
 
-    /// The best level the running CPU supports, detected on first use.
+    /// The best level the running CPU supports, detected on first use and capped by
+    /// [`simd::level`](crate::kernels::simd::level) (so `TESSERA_SIMD=avx2` runs the AES-NI path of
+    /// an AVX2 server without VAES, and `portable` the software rounds).
     pub(super) fn detected() -> AesLevel {
         static CACHE: AtomicU8 = AtomicU8::new(0);
         match CACHE.load(Ordering::Relaxed) {
@@ -498,10 +500,24 @@ impl AesLevel {
             #[cfg(target_arch = "x86_64")]
             4 => AesLevel::Vaes512,
             _ => {
-                let level = Self::detect();
+                let level = Self::detect().min(Self::cap(crate::kernels::simd::level()));
                 CACHE.store(level as u8, Ordering::Relaxed);
                 level
             }
+        }
+    }
+
+    /// The highest AES level a vector level allows.
+    fn cap(level: crate::kernels::simd::Level) -> AesLevel {
+        use crate::kernels::simd::Level;
+        match level {
+            Level::Portable => AesLevel::Soft,
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx2 => AesLevel::AesNi,
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx512 => AesLevel::Vaes512,
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => AesLevel::Soft,
         }
     }
 

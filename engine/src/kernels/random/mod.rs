@@ -54,6 +54,7 @@ mod distributions;
 mod normal;
 
 use ars::{AesLevel, Blocks, RoundKeys, aes_kernel};
+use normal::FirstTry;
 
 const M1: u64 = 0xBF58_476D_1CE4_E5B9;
 const M2: u64 = 0x94D0_49BB_1331_11EB;
@@ -291,7 +292,7 @@ fn uniform_f32_body<B: Blocks>(b: B, keys: &RoundKeys, start: u64, step: u64, ou
 }
 
 #[inline(always)]
-fn normal_f64_body<B: Blocks>(b: B, keys: &RoundKeys, start: u64, step: u64, out: &mut [f64]) {
+fn normal_f64_body<B: FirstTry>(b: B, keys: &RoundKeys, start: u64, step: u64, out: &mut [f64]) {
     let t = &*normal::TABLES;
     if step != 1 {
         let mut i = start;
@@ -311,28 +312,58 @@ fn normal_f64_body<B: Blocks>(b: B, keys: &RoundKeys, start: u64, step: u64, out
     for run in runs(start, out.len()) {
         let (at, words) = run_words(b, keys, run, &mut buf);
         let out = &mut out[at..at + words.len()];
-        // The branch-free first try over the whole run vectorizes; the ~1.5 % it leaves as NaN are
-        // finished one by one.
-        for (o, &w) in out.iter_mut().zip(words) {
-            *o = normal::first_try(t, w);
+        let first = start.wrapping_add(at as u64);
+        // Eight first tries at a time; only the rejected lanes (about 1.5 %) take the slow path.
+        let mut groups = out.chunks_exact_mut(8).zip(words.chunks_exact(8));
+        let mut base = first;
+        for (o, w) in &mut groups {
+            let (o, w): (&mut [f64; 8], &[u64; 8]) =
+                (o.try_into().expect("eight"), w.try_into().expect("eight"));
+            let mut rejected = b.first_try8(t, w, o);
+            while rejected != 0 {
+                let k = rejected.trailing_zeros() as usize;
+                o[k] = normal::slow_path(b, keys, t, base.wrapping_add(k as u64), w[k]);
+                rejected &= rejected - 1;
+            }
+            base = base.wrapping_add(8);
         }
-        // Groups of eight are scanned without branches; a group with a NaN is finished one by one.
-        for (g, (group, group_words)) in out.chunks_mut(8).zip(words.chunks(8)).enumerate() {
-            if !group.iter().fold(false, |any, v| any | v.is_nan()) {
-                continue;
-            }
-            for (k, (o, &w)) in group.iter_mut().zip(group_words).enumerate() {
-                if o.is_nan() {
-                    let i = start.wrapping_add((at + 8 * g + k) as u64);
-                    *o = normal::slow_path(b, keys, t, i, w);
-                }
-            }
+        let whole = out.len() - out.len() % 8;
+        for (k, (o, &w)) in out[whole..].iter_mut().zip(&words[whole..]).enumerate() {
+            let v = normal::first_try(t, w);
+            *o = if v.is_nan() {
+                normal::slow_path(b, keys, t, base.wrapping_add(k as u64), w)
+            } else {
+                v
+            };
         }
     }
 }
 
+/// Sum of the standard normal values of elements `start + k·step` for `k` in `0..n`, in the order
+/// of [`simd::sum_f64`](crate::kernels::simd::sum_f64) over the filled values (so the same bits),
+/// without storing more than a tile of them.
 #[inline(always)]
-fn normal_f32_body<B: Blocks>(b: B, keys: &RoundKeys, start: u64, step: u64, out: &mut [f32]) {
+fn normal_sum_body<B: FirstTry>(b: B, keys: &RoundKeys, start: u64, step: u64, n: usize) -> f64 {
+    use crate::kernels::simd::{LANES, LaneSum};
+    // A whole number of lane groups per tile, so the groups line up with one `sum_f64` call's.
+    const TILE: usize = TILE_WORDS - TILE_WORDS % LANES;
+    let mut buf = [0.0f64; TILE];
+    let mut lanes = LaneSum::new();
+    let mut i = start;
+    let mut left = n;
+    while left >= LANES {
+        let m = left.min(TILE) - left.min(TILE) % LANES;
+        normal_f64_body(b, keys, i, step, &mut buf[..m]);
+        lanes.add_groups(&buf[..m]);
+        i = i.wrapping_add((m as u64).wrapping_mul(step));
+        left -= m;
+    }
+    normal_f64_body(b, keys, i, step, &mut buf[..left]);
+    lanes.finish(&buf[..left])
+}
+
+#[inline(always)]
+fn normal_f32_body<B: FirstTry>(b: B, keys: &RoundKeys, start: u64, step: u64, out: &mut [f32]) {
     let mut buf = [0.0f64; TILE_WORDS];
     let mut i = start;
     for run in out.chunks_mut(TILE_WORDS) {
@@ -393,6 +424,10 @@ aes_kernel! {
 
 aes_kernel! {
     fn normal_f32_at(keys: &RoundKeys, start: u64, step: u64, out: &mut [f32]) = normal_f32_body;
+}
+
+aes_kernel! {
+    fn normal_sum_at(keys: &RoundKeys, start: u64, step: u64, n: usize) -> f64 = normal_sum_body;
 }
 
 aes_kernel! {
@@ -497,6 +532,15 @@ pub fn fill_standard_normal_f64(key: RandomKey, start: u64, step: u64, out: &mut
 /// out[j] = standard normal value of element start + j·step, the f64 value rounded to f32.
 pub fn fill_standard_normal_f32(key: RandomKey, start: u64, step: u64, out: &mut [f32]) {
     normal_f32_at(AesLevel::BEST, &key.normal_keys(), start, step, out);
+}
+
+/// Sum of the standard normal values of elements start + k·step for k in 0..n, without storing
+/// more than a few KiB of them: the fused kernel for `standard_normal(..).sum()/mean()`. The
+/// result has the bits of [`simd::sum_f64`](crate::kernels::simd::sum_f64) over the values
+/// [`fill_standard_normal_f64`] gives, so fusing does not change a result; sums of `n` up to
+/// [`TILE`](crate::kernels::TILE) are what the tile evaluator adds.
+pub fn sum_standard_normal_f64(key: RandomKey, start: u64, step: u64, n: usize) -> f64 {
+    normal_sum_at(AesLevel::BEST, &key.normal_keys(), start, step, n)
 }
 
 /// Sum of the uniform values of elements start + k·step for k in 0..n, without storing them: the
@@ -744,6 +788,11 @@ mod tests {
                         mantissa_sum_at(level, stream, start, 1, n as u64),
                         "{level:?}"
                     );
+                    assert_eq!(
+                        normal_sum_at(AesLevel::Soft, normals, start, 1, n).to_bits(),
+                        normal_sum_at(level, normals, start, 1, n).to_bits(),
+                        "{level:?}"
+                    );
                 }
             }
         }
@@ -812,6 +861,28 @@ mod tests {
         let whole = sum_uniform_f64(key, 11, 1, 100_001);
         let split = sum_uniform_f64(key, 11, 1, 40_000) + sum_uniform_f64(key, 40_011, 1, 60_001);
         assert!((whole - split).abs() <= 1e-12 * whole);
+    }
+
+    #[test]
+    fn the_fused_normal_sum_is_the_sum_of_the_filled_values() {
+        let key = RandomKey::new(21, 1);
+        for &start in &STARTS {
+            for &n in LENGTHS.iter().chain(&[1000, 1024, 10_000]) {
+                for step in [1, 1000] {
+                    let mut values = vec![0.0; n];
+                    fill_standard_normal_f64(key, start, step, &mut values);
+                    let filled = crate::kernels::simd::sum_f64(&values);
+                    let fused = sum_standard_normal_f64(key, start, step, n);
+                    assert_eq!(fused.to_bits(), filled.to_bits(), "{start} {n} {step}");
+                    // And against a plain left-to-right sum, which only rounds differently.
+                    let plain: f64 = values.iter().sum();
+                    assert!(
+                        (fused - plain).abs() <= 1e-12 * (n as f64 + 1.0),
+                        "{fused} {plain}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
