@@ -151,11 +151,15 @@ impl Owner {
     /// Whether the process this names is certainly gone, judged from `me` (this process, on this
     /// host): false whenever in doubt.
     pub fn is_gone(&self, me: &Owner) -> bool {
-        if self.host != me.host || (self.pid == me.pid && self.start == me.start) {
+        if self.host != me.host {
             return false;
         }
+        // Before the pid: after a reboot the same pid and start time may well come round again.
         if !self.boot.is_empty() && !me.boot.is_empty() && self.boot != me.boot {
             return true;
+        }
+        if self.pid == me.pid && self.start == me.start {
+            return false;
         }
         // pid 0 and values past i32::MAX would make kill(2) address process groups.
         let Ok(pid) = i32::try_from(self.pid) else {
