@@ -328,10 +328,6 @@ impl Job {
         &self.tasks[t as usize]
     }
 
-    pub fn task_mut(&mut self, t: u32) -> &mut TaskState {
-        &mut self.tasks[t as usize]
-    }
-
     /// The workers holding chunk `t` (none unless it is `Done`).
     pub fn holders(&self, t: u32) -> &[Holder] {
         self.chunks.get(&t).map_or(&[], |c| &c.holders)

@@ -458,7 +458,7 @@ mod tests {
         let s = r.snapshot(t0, &core, &|_| String::new(), 0);
         let layers = &s.jobs[0].layers;
         assert_eq!(layers.len(), ENDED_LAYER_ROWS);
-        assert_eq!(&*layers[0].name, "ones#0");
+        assert_eq!(&*layers[0].name, "full#0");
         assert_eq!(&*layers[1].name, "add#1");
         let last = &layers[ENDED_LAYER_ROWS - 1];
         assert_eq!(&*last.name, "137 more layers");
