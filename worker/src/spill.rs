@@ -4,6 +4,15 @@
 //! system's temporary directory), removed with everything in it when the worker exits, so workers
 //! sharing a disk never see each other's files and nothing is left behind.
 //!
+//! A worker killed with SIGKILL (or by the OOM killer) cannot remove its directory, so each one names
+//! its owner: `tessera-spill-<pid>-<random>`, holding an `owner` file with the pid, the process's
+//! start time (so a reused pid is not mistaken for the owner), the boot id and the host name. At
+//! start-up a worker removes the directories in the same parent whose owner is gone: on this host
+//! (another host sharing the disk is never judged), owned by the same user, and either from an earlier
+//! boot or naming a process that no longer exists or started at another time. A directory without a
+//! readable `owner` file (one being created right now, or of an older version) is left alone: only a
+//! directory known to be orphaned is removed, never a live worker's.
+//!
 //! An array chunk is written as a small header (magic, dtype, shape) and then its elements in C order,
 //! little-endian, converted a megabyte at a time: spilling a chunk never allocates a second copy of
 //! it, which would defeat the point of spilling. Reading converts back the same way into one
@@ -19,6 +28,7 @@ use std::path::{Path, PathBuf};
 
 use ndarray::{ArrayD, IxDyn};
 use tessera::{ArrayData, ChunkValue};
+use tracing::{info, warn};
 
 use crate::error::WorkerError;
 
@@ -36,26 +46,39 @@ pub struct SpillDir {
 }
 
 impl SpillDir {
-    /// Creates a private directory in `parent` (default: the system's temporary directory).
+    /// Creates a private directory in `parent` (default: the system's temporary directory), after
+    /// removing the directories there that workers killed earlier left behind (see the module docs).
     pub fn new(parent: Option<&Path>) -> Result<SpillDir, WorkerError> {
-        let mut builder = tempfile::Builder::new();
-        builder.prefix("tessera-spill-");
-        let dir = match parent {
+        let parent = match parent {
             Some(p) => {
                 std::fs::create_dir_all(p).map_err(|e| {
                     WorkerError::Config(format!("--spill-dir {}: {e}", p.display()))
                 })?;
-                builder.tempdir_in(p)
+                p.to_path_buf()
             }
-            None => builder.tempdir(),
+            None => std::env::temp_dir(),
+        };
+        let me = Owner::current();
+        for stale in remove_stale(&parent, &me) {
+            match stale {
+                Ok(path) => info!(
+                    path = %path.display(),
+                    "removed the spill directory of a worker that is gone"
+                ),
+                Err(why) => warn!("{why}"),
+            }
         }
-        .map_err(|e| {
-            let where_ = parent.map_or_else(
-                || std::env::temp_dir().display().to_string(),
-                |p| p.display().to_string(),
-            );
-            WorkerError::Config(format!("cannot create a spill directory in {where_}: {e}"))
-        })?;
+        let cannot = |e: std::io::Error| {
+            WorkerError::Config(format!(
+                "cannot create a spill directory in {}: {e}",
+                parent.display()
+            ))
+        };
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("{PREFIX}{}-", me.pid))
+            .tempdir_in(&parent)
+            .map_err(cannot)?;
+        std::fs::write(dir.path().join(OWNER_FILE), me.to_string()).map_err(cannot)?;
         Ok(SpillDir { dir })
     }
 
@@ -67,6 +90,170 @@ impl SpillDir {
     pub fn file(&self, job: u64, task: u32) -> PathBuf {
         self.dir.path().join(format!("{job}-{task}.chunk"))
     }
+}
+
+/// Spill directories' names start with this, then the owner's pid and a dash.
+const PREFIX: &str = "tessera-spill-";
+/// The file in a spill directory that says who made it.
+const OWNER_FILE: &str = "owner";
+
+/// The process that made a spill directory, as its `owner` file records it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Owner {
+    pub pid: u32,
+    /// Start time of the process in clock ticks after boot (`/proc/PID/stat` field 22); 0 where
+    /// unknown. With the pid it names one process: pids are reused, start times on one boot are not
+    /// for the same pid.
+    pub start: u64,
+    /// `/proc/sys/kernel/random/boot_id`, empty where unknown: after a reboot no process of the
+    /// previous boot is alive.
+    pub boot: String,
+    /// Host name: another host sharing the disk has its own processes, which this one cannot see.
+    pub host: String,
+}
+
+impl std::fmt::Display for Owner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "pid={}", self.pid)?;
+        writeln!(f, "start={}", self.start)?;
+        writeln!(f, "boot={}", self.boot)?;
+        writeln!(f, "host={}", self.host)
+    }
+}
+
+impl Owner {
+    /// This process.
+    pub fn current() -> Owner {
+        let pid = std::process::id();
+        Owner {
+            pid,
+            start: process_start(pid).unwrap_or(0),
+            boot: boot_id(),
+            host: host_name(),
+        }
+    }
+
+    /// Parses an `owner` file; `None` if it is not one.
+    pub fn parse(text: &str) -> Option<Owner> {
+        let mut fields = std::collections::HashMap::new();
+        for line in text.lines() {
+            let (k, v) = line.split_once('=')?;
+            fields.insert(k, v);
+        }
+        Some(Owner {
+            pid: fields.get("pid")?.parse().ok()?,
+            start: fields.get("start")?.parse().ok()?,
+            boot: fields.get("boot")?.to_string(),
+            host: fields.get("host")?.to_string(),
+        })
+    }
+
+    /// Whether the process this names is certainly gone, judged from `me` (this process, on this
+    /// host): false whenever in doubt.
+    pub fn is_gone(&self, me: &Owner) -> bool {
+        if self.host != me.host {
+            return false;
+        }
+        // Before the pid: after a reboot the same pid and start time may well come round again.
+        if !self.boot.is_empty() && !me.boot.is_empty() && self.boot != me.boot {
+            return true;
+        }
+        if self.pid == me.pid && self.start == me.start {
+            return false;
+        }
+        // pid 0 and values past i32::MAX would make kill(2) address process groups.
+        let Ok(pid) = i32::try_from(self.pid) else {
+            return false;
+        };
+        if pid <= 1 {
+            return false;
+        }
+        // SAFETY: signal 0 sends nothing; it only asks whether the process exists.
+        let exists = unsafe { libc::kill(pid, 0) } == 0
+            || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH);
+        if !exists {
+            return true;
+        }
+        // The pid is in use: by the owner, unless its start time says it is another process.
+        match process_start(self.pid) {
+            Some(start) => self.start != 0 && start != self.start,
+            None => false,
+        }
+    }
+}
+
+/// Start time of process `pid` in clock ticks after boot, where `/proc` tells it.
+fn process_start(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces and parentheses itself.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    // Fields 3, 4, … follow; the start time is field 22.
+    rest.split_whitespace().nth(22 - 3)?.parse().ok()
+}
+
+fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most `buf.len()` bytes into the buffer it is given.
+    let r = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if r != 0 {
+        return String::new();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+/// Removes the spill directories in `parent` whose owner is gone (see the module docs); returns each
+/// one removed, or why one that should have been could not be.
+pub(crate) fn remove_stale(parent: &Path, me: &Owner) -> Vec<Result<PathBuf, String>> {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return Vec::new();
+    };
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    let mut done = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(PREFIX)) else {
+            continue;
+        };
+        if !rest
+            .split('-')
+            .next()
+            .is_some_and(|p| p.parse::<u32>().is_ok())
+        {
+            continue;
+        }
+        let path = entry.path();
+        // Directories only, not followed through links, and only this user's.
+        use std::os::unix::fs::MetadataExt as _;
+        match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.is_dir() && m.uid() == uid => {}
+            _ => continue,
+        }
+        let owner = std::fs::read_to_string(path.join(OWNER_FILE))
+            .ok()
+            .and_then(|t| Owner::parse(&t));
+        if !owner.is_some_and(|o| o.is_gone(me)) {
+            continue;
+        }
+        done.push(
+            std::fs::remove_dir_all(&path)
+                .map(|()| path.clone())
+                .map_err(|e| {
+                    format!(
+                        "cannot remove the spill directory {} left by a worker that is gone: {e}",
+                        path.display()
+                    )
+                }),
+        );
+    }
+    done
 }
 
 fn io_error(action: &str, path: &Path, e: std::io::Error) -> String {
@@ -265,6 +452,111 @@ mod tests {
         let path = dir.path().to_path_buf();
         drop(dir);
         assert!(!path.exists(), "the spill directory outlived the worker");
+    }
+
+    /// The pid of a process that has exited (and been reaped).
+    fn dead_pid() -> u32 {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        pid
+    }
+
+    #[test]
+    fn an_owner_is_gone_only_when_its_process_certainly_is() {
+        let me = Owner::current();
+        assert_eq!(Owner::parse(&me.to_string()), Some(me.clone()));
+        assert_eq!(Owner::parse("pid=12\nstart=x\n"), None);
+        assert!(me.start > 0, "this test runs where /proc tells start times");
+        // This very process: alive.
+        assert!(!me.is_gone(&me));
+        // A process that has exited: gone.
+        let dead = Owner {
+            pid: dead_pid(),
+            ..me.clone()
+        };
+        assert!(dead.is_gone(&me));
+        // Our pid with another start time: an earlier process that had our pid, gone.
+        let reused = Owner {
+            start: me.start - 1,
+            ..me.clone()
+        };
+        assert!(reused.is_gone(&me));
+        // A live child: alive, under its own start time.
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let live = Owner {
+            pid: child.id(),
+            start: process_start(child.id()).unwrap(),
+            ..me.clone()
+        };
+        assert!(!live.is_gone(&me));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(live.is_gone(&me));
+        // Another host's worker is never judged, dead pid or not; an earlier boot's always is.
+        let elsewhere = Owner {
+            host: format!("{}-other", me.host),
+            ..dead.clone()
+        };
+        assert!(!elsewhere.is_gone(&me));
+        let rebooted = Owner {
+            boot: "another-boot".into(),
+            ..me.clone()
+        };
+        assert!(rebooted.is_gone(&me));
+    }
+
+    #[test]
+    fn start_up_removes_only_directories_whose_owner_is_gone() {
+        let parent = tempfile::tempdir().unwrap();
+        let me = Owner::current();
+        let make = |name: &str, owner: Option<&Owner>| {
+            let d = parent.path().join(name);
+            std::fs::create_dir(&d).unwrap();
+            std::fs::write(d.join("1-2.chunk"), b"spilled").unwrap();
+            if let Some(o) = owner {
+                std::fs::write(d.join(OWNER_FILE), o.to_string()).unwrap();
+            }
+            d
+        };
+        let dead = Owner {
+            pid: dead_pid(),
+            ..me.clone()
+        };
+        let stale = make(&format!("{PREFIX}{}-abc", dead.pid), Some(&dead));
+        let mine = make(&format!("{PREFIX}{}-def", me.pid), Some(&me));
+        // Being created (no owner file yet), an older name, another program's directory.
+        let unowned = make(&format!("{PREFIX}{}-ghi", dead.pid), None);
+        let old_style = make(&format!("{PREFIX}Xk3f9a"), Some(&dead));
+        let other = make("something-else", Some(&dead));
+        let file = parent.path().join(format!("{PREFIX}{}-file", dead.pid));
+        std::fs::write(&file, b"not a directory").unwrap();
+
+        let removed = remove_stale(parent.path(), &me);
+        assert_eq!(removed, vec![Ok(stale.clone())]);
+        assert!(!stale.exists());
+        for kept in [&mine, &unowned, &old_style, &other, &file] {
+            assert!(kept.exists(), "{} was removed", kept.display());
+        }
+
+        // A new spill directory in the same parent clears what is stale and names its owner.
+        let stale = make(&format!("{PREFIX}{}-jkl", dead.pid), Some(&dead));
+        let dir = SpillDir::new(Some(parent.path())).unwrap();
+        assert!(!stale.exists());
+        assert!(mine.exists());
+        let name = dir
+            .path()
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(name.starts_with(&format!("{PREFIX}{}-", me.pid)), "{name}");
+        let owner = std::fs::read_to_string(dir.path().join(OWNER_FILE)).unwrap();
+        assert_eq!(Owner::parse(&owner), Some(me));
     }
 
     #[test]

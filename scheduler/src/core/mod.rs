@@ -91,7 +91,9 @@ pub use reactor::{
     on_job_submitted_reading, on_outputs_fetched, on_progress_due, on_task_failed, on_tasks_done,
     on_tick, on_worker_joined, on_worker_lost, on_worker_retiring,
 };
-pub use state::{JobStatus, LayerProgress, State, Stats, TaskStatus, WorkerMemory, WorkerStatus};
+pub use state::{
+    Footprint, JobStatus, LayerProgress, State, Stats, TaskStatus, WorkerMemory, WorkerStatus,
+};
 
 /// Declares a copyable id newtype that displays as its number.
 macro_rules! id_type {

@@ -61,11 +61,11 @@ pub(crate) fn choose_worker(
         .map(|(holders, nbytes)| holders.iter().map(|&w| (w, *nbytes)).collect())
         .unwrap_or_default();
     for &d in job.deps(t) {
-        let dt = job.task(d);
-        for h in &dt.holders {
+        let nbytes = job.nbytes(d);
+        for h in job.holders(d) {
             match local.iter_mut().find(|(w, _)| *w == h.worker) {
-                Some((_, b)) => *b += dt.nbytes,
-                None => local.push((h.worker, dt.nbytes)),
+                Some((_, b)) => *b += nbytes,
+                None => local.push((h.worker, nbytes)),
             }
         }
     }
@@ -213,7 +213,7 @@ pub(crate) fn schedule(state: &mut State) {
         };
         stalled = 0;
         job.set_status(t, TaskStatus::Running);
-        job.task_mut(t).running_on.push(w);
+        job.add_runner(t, w);
         let worker = workers.get_mut(&w).expect("chosen among the workers");
         worker.in_flight += 1;
         worker.queued_bytes += need;
@@ -226,7 +226,7 @@ pub(crate) fn schedule(state: &mut State) {
         let deps = job
             .deps(t)
             .iter()
-            .map(|&d| (d, job.task(d).holders.iter().map(|h| h.worker).collect()))
+            .map(|&d| (d, job.holders(d).iter().map(|h| h.worker).collect()))
             .collect();
         batch.assign(
             w,

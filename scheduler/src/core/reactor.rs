@@ -241,7 +241,7 @@ pub fn on_tasks_done(
         if ran {
             let j = state.jobs.get_mut(&job).expect("valid job");
             j.tasks_run += 1;
-            j.task_mut(task).running_on.retain(|w| *w != worker);
+            j.remove_runner(task, worker);
             if !r.run_time.is_zero() {
                 let w = state.workers.get_mut(&worker).expect("touched");
                 w.record_run_time(r.run_time);
@@ -417,7 +417,7 @@ pub fn on_worker_retiring(
         for (&job_id, wj) in &w.jobs {
             let job = &state.jobs[&job_id];
             for &t in &wj.held {
-                if job.task(t).holders.len() == 1 {
+                if job.holders(t).len() == 1 {
                     ev.add((job_id, t));
                 }
             }
@@ -477,8 +477,8 @@ fn presume_gone(state: &mut State, chunk: ChunkRef, from: Option<WorkerId>, sinc
     if ts.status != TaskStatus::Done {
         return;
     }
-    let gone: Vec<WorkerId> = ts
-        .holders
+    let gone: Vec<WorkerId> = job
+        .holders(chunk.1)
         .iter()
         .filter(|h| h.since <= since && from.is_none_or(|f| f == h.worker))
         .map(|h| h.worker)

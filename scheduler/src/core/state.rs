@@ -2,6 +2,11 @@
 //! pending/missing counters, holders, releases, requeues, the per-event message batch, and the
 //! invariants (`sanity_check`, in tests).
 //!
+//! Per task a job keeps 12 bytes ([`TaskState`]: status, two flags, two counters) plus its lists of
+//! inputs and consumers (4 bytes per task and per edge each, flat); the holders and size of a chunk
+//! exist only while it is `Done` and the workers running a task only while it runs, in maps keyed by
+//! task number, so a million-task job's bookkeeping is what is in flight, not a struct per task.
+//!
 //! Per job, per task, two counters are kept exact at all times:
 //! - `missing`: inputs that are not `Done` (a `Waiting` task has `missing > 0`, a `Ready` one 0);
 //! - `pending`: consumers that are active (`Waiting`, `Ready` or `Running`).
@@ -13,8 +18,9 @@
 //! looked at, and no chunk is released only to be found needed a moment later in the same event.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, VecDeque};
 use std::fmt;
+use std::hash::{BuildHasherDefault, DefaultHasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -59,24 +65,33 @@ pub(crate) struct Holder {
     pub since: u64,
 }
 
-#[derive(Clone, Debug)]
+/// What a job keeps for every task: 12 bytes. Everything that only some tasks have at a time (holders,
+/// runners) is in the job's maps.
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct TaskState {
-    pub status: TaskStatus,
     /// Inputs not `Done`.
     pub missing: u32,
     /// Consumers that are active.
     pub pending: u32,
+    pub status: TaskStatus,
     /// An output the client has not fetched yet.
     pub wanted: bool,
-    /// Inline for the usual one holder: no allocation per chunk.
-    pub holders: SmallVec<[Holder; 1]>,
-    /// Workers running it (usually zero or one), inline.
-    pub running_on: SmallVec<[WorkerId; 2]>,
-    /// Size of the chunk as its first holder reported it.
-    pub nbytes: u64,
     /// Counted in its layer's progress (it reached `Done` once; a recomputation is not counted again).
     pub counted: bool,
 }
+
+/// A `Done` chunk: where it is and how large.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Chunk {
+    /// Inline for the usual one holder: no allocation per chunk.
+    pub holders: SmallVec<[Holder; 1]>,
+    /// Size of the chunk as its first holder reported it.
+    pub nbytes: u64,
+}
+
+/// Maps keyed by task number. SipHash with fixed keys: the same events give the same maps (the core
+/// is deterministic), and task numbers are the scheduler's own, not chosen by a client.
+type TaskMap<V> = HashMap<u32, V, BuildHasherDefault<DefaultHasher>>;
 
 impl TaskState {
     pub fn needed(&self) -> bool {
@@ -91,22 +106,26 @@ pub(crate) struct Csr<T> {
     items: Vec<T>,
 }
 
-impl<T: Copy> Csr<T> {
+impl<T: Copy + Default> Csr<T> {
+    /// Built in two passes over `push` (count, then fill), straight into the final arrays: no list
+    /// of pairs in between, which for a million tasks would be as large as the result.
     fn from_lists(n: usize, mut push: impl FnMut(&mut dyn FnMut(usize, T))) -> Self {
         let mut counts = vec![0u32; n + 1];
         push(&mut |i, _| counts[i + 1] += 1);
         for i in 0..n {
             counts[i + 1] += counts[i];
         }
-        let mut fill = counts.clone();
-        let mut items: Vec<Option<T>> = vec![None; counts[n] as usize];
+        let mut items = vec![T::default(); counts[n] as usize];
+        // `counts[i]` moves from the start of row i to its end while filling; shifted back below.
         push(&mut |i, v| {
-            items[fill[i] as usize] = Some(v);
-            fill[i] += 1;
+            items[counts[i] as usize] = v;
+            counts[i] += 1;
         });
+        counts.copy_within(0..n, 1);
+        counts[0] = 0;
         Csr {
             start: counts,
-            items: items.into_iter().map(|v| v.expect("filled")).collect(),
+            items,
         }
     }
 
@@ -120,6 +139,10 @@ pub(crate) struct Job {
     pub id: JobId,
     pub graph: Arc<TaskGraph>,
     pub tasks: Vec<TaskState>,
+    /// The `Done` chunks: an entry exists iff the task is `Done`.
+    chunks: TaskMap<Chunk>,
+    /// Workers running each task in flight (usually one).
+    runners: TaskMap<SmallVec<[WorkerId; 2]>>,
     /// Distinct inputs of each task, in the order it reads them.
     deps: Csr<u32>,
     /// Consumers of each task (computed once at submission).
@@ -168,25 +191,26 @@ impl Job {
     /// A job with every task active: `Ready` if it has no inputs, else `Waiting`.
     pub fn new(id: JobId, graph: Arc<TaskGraph>) -> Job {
         let n = graph.tasks.len();
-        // Distinct inputs: a task may read the same chunk twice (say `x @ x`).
+        // Distinct inputs: a task may read the same chunk twice (say `x @ x`). `seen[d]` is the last
+        // task that listed `d`, reset for each of the two passes.
         let mut seen = vec![u32::MAX; n];
-        let mut deps_flat: Vec<(u32, u32)> = Vec::new();
-        for (t, task) in graph.tasks.iter().enumerate() {
-            for &d in &task.deps {
-                if seen[d as usize] != t as u32 {
-                    seen[d as usize] = t as u32;
-                    deps_flat.push((t as u32, d));
+        let deps = Csr::from_lists(n, |push| {
+            seen.fill(u32::MAX);
+            for (t, task) in graph.tasks.iter().enumerate() {
+                for &d in &task.deps {
+                    if seen[d as usize] != t as u32 {
+                        seen[d as usize] = t as u32;
+                        push(t, d);
+                    }
                 }
             }
-        }
-        let deps = Csr::from_lists(n, |push| {
-            for &(t, d) in &deps_flat {
-                push(t as usize, d);
-            }
         });
+        drop(seen);
         let consumers = Csr::from_lists(n, |push| {
-            for &(t, d) in &deps_flat {
-                push(d as usize, t);
+            for t in 0..n as u32 {
+                for &d in deps.get(t) {
+                    push(d as usize, t);
+                }
             }
         });
         let outputs_of = Csr::from_lists(n, |push| {
@@ -211,9 +235,6 @@ impl Job {
                 missing,
                 pending: consumers.get(t).len() as u32,
                 wanted: !outputs_of.get(t).is_empty(),
-                holders: SmallVec::new(),
-                running_on: SmallVec::new(),
-                nbytes: 0,
                 counted: false,
             });
         }
@@ -227,6 +248,8 @@ impl Job {
             id,
             graph,
             tasks,
+            chunks: TaskMap::default(),
+            runners: TaskMap::default(),
             deps,
             consumers,
             outputs_of,
@@ -305,8 +328,40 @@ impl Job {
         &self.tasks[t as usize]
     }
 
-    pub fn task_mut(&mut self, t: u32) -> &mut TaskState {
-        &mut self.tasks[t as usize]
+    /// The workers holding chunk `t` (none unless it is `Done`).
+    pub fn holders(&self, t: u32) -> &[Holder] {
+        self.chunks.get(&t).map_or(&[], |c| &c.holders)
+    }
+
+    /// The size of chunk `t` as reported (0 unless it is `Done`).
+    pub fn nbytes(&self, t: u32) -> u64 {
+        self.chunks.get(&t).map_or(0, |c| c.nbytes)
+    }
+
+    /// The workers running task `t`.
+    pub fn running_on(&self, t: u32) -> &[WorkerId] {
+        self.runners.get(&t).map_or(&[], |r| r)
+    }
+
+    /// Records that `w` runs task `t`.
+    pub fn add_runner(&mut self, t: u32, w: WorkerId) {
+        self.runners.entry(t).or_default().push(w);
+    }
+
+    /// Records that `w` no longer runs task `t`.
+    pub fn remove_runner(&mut self, t: u32, w: WorkerId) {
+        if let Some(r) = self.runners.get_mut(&t) {
+            r.retain(|x| *x != w);
+            if r.is_empty() {
+                self.runners.remove(&t);
+            }
+        }
+    }
+
+    /// How many tasks have a chunk entry and how many have runners: both 0 once nothing is held or
+    /// in flight (the memory test's check that a job keeps no per-task state beyond its arrays).
+    pub fn sparse_counts(&self) -> (usize, usize) {
+        (self.chunks.len(), self.runners.len())
     }
 
     /// Changes a task's status, keeping `pending` of its inputs, `missing` of its consumers, the ready
@@ -377,7 +432,7 @@ impl Job {
         let ts = &self.tasks[t as usize];
         if !ts.needed() {
             TaskStatus::Released
-        } else if !ts.running_on.is_empty() {
+        } else if self.runners.contains_key(&t) {
             TaskStatus::Running
         } else if ts.missing == 0 {
             TaskStatus::Ready
@@ -820,6 +875,28 @@ pub struct LayerProgress {
     pub running: u64,
 }
 
+/// How much per-task and per-chunk state the core keeps, as entry counts ([`State::footprint`]):
+/// what a finished and closed job must leave none of, and what the memory example reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Footprint {
+    pub jobs: usize,
+    /// Entries of the jobs' per-task arrays (one per task of every job).
+    pub tasks: usize,
+    /// Input and consumer list entries (one each per distinct edge).
+    pub edges: usize,
+    /// `Done` chunks with their holders.
+    pub chunks: usize,
+    /// Tasks with the workers running them.
+    pub running: usize,
+    /// Entries of the jobs' ready heaps (stale ones included), parked readers and reading tasks.
+    pub queued: usize,
+    /// Jobs in the round-robin ring.
+    pub ring: usize,
+    /// (worker, job) records, and the chunks, runs and replications they list.
+    pub worker_jobs: usize,
+    pub worker_entries: usize,
+}
+
 /// The whole scheduler state. Create one with [`State::new`] and drive it with the `on_*` functions.
 pub struct State {
     pub(crate) config: Config,
@@ -961,12 +1038,38 @@ impl State {
         counts
     }
 
+    /// Counts of the per-task and per-chunk state the core keeps now (O(jobs + workers)).
+    pub fn footprint(&self) -> Footprint {
+        let mut f = Footprint {
+            jobs: self.jobs.len(),
+            ring: self.ring.len(),
+            ..Footprint::default()
+        };
+        for j in self.jobs.values() {
+            f.tasks += j.tasks.len();
+            f.edges += j.deps.items.len() + j.consumers.items.len();
+            let (chunks, running) = j.sparse_counts();
+            f.chunks += chunks;
+            f.running += running;
+            f.queued += j.ready.len() + j.ready_consumers.len() + j.parked.len() + j.reads.len();
+        }
+        for w in self.workers.values() {
+            f.worker_jobs += w.jobs.len();
+            f.worker_entries += w
+                .jobs
+                .values()
+                .map(|wj| wj.held.len() + wj.running.len() + wj.replicating.len())
+                .sum::<usize>();
+        }
+        f
+    }
+
     /// The workers holding a chunk.
     pub fn holders(&self, job: JobId, task: u32) -> Vec<WorkerId> {
         self.jobs
             .get(&job)
-            .and_then(|j| j.tasks.get(task as usize))
-            .map(|t| t.holders.iter().map(|h| h.worker).collect())
+            .filter(|j| (task as usize) < j.tasks.len())
+            .map(|j| j.holders(task).iter().map(|h| h.worker).collect())
             .unwrap_or_default()
     }
 }
@@ -977,15 +1080,15 @@ impl State {
 
 /// Records that `w` holds chunk `t` (no-op if it already does).
 pub(crate) fn add_holder(job: &mut Job, t: u32, w: WorkerId, workers: &mut Workers, seq: u64) {
-    let ts = &mut job.tasks[t as usize];
-    if ts.holders.iter().any(|h| h.worker == w) {
+    let chunk = job.chunks.entry(t).or_default();
+    if chunk.holders.iter().any(|h| h.worker == w) {
         return;
     }
-    ts.holders.push(Holder {
+    chunk.holders.push(Holder {
         worker: w,
         since: seq,
     });
-    let nbytes = ts.nbytes;
+    let nbytes = chunk.nbytes;
     if let Some(worker) = workers.get_mut(&w) {
         worker.jobs.entry(job.id).or_default().held.insert(t);
         worker.held_chunks += 1;
@@ -1005,19 +1108,25 @@ pub(crate) fn drop_holder(
     stats: &mut Stats,
     notify: bool,
 ) {
-    let ts = &mut job.tasks[t as usize];
-    let Some(i) = ts.holders.iter().position(|h| h.worker == w) else {
+    let Some(chunk) = job.chunks.get_mut(&t) else {
         return;
     };
-    ts.holders.remove(i);
-    let nbytes = ts.nbytes;
+    let Some(i) = chunk.holders.iter().position(|h| h.worker == w) else {
+        return;
+    };
+    chunk.holders.remove(i);
+    let nbytes = chunk.nbytes;
+    let last = chunk.holders.is_empty();
+    if last {
+        job.chunks.remove(&t);
+    }
     if let Some(worker) = workers.get_mut(&w) {
         worker.unbook_chunk(job.id, t, nbytes);
         if notify {
             batch.release(w, (job.id, t));
         }
     }
-    if job.tasks[t as usize].holders.is_empty() {
+    if last {
         if job.tasks[t as usize].status == TaskStatus::Done {
             if job.tasks[t as usize].needed() {
                 stats.recomputed += 1;
@@ -1031,7 +1140,7 @@ pub(crate) fn drop_holder(
     } else {
         evacuation_check(job, t, workers);
         // The client may have been told to fetch it from `w`.
-        let other = job.tasks[t as usize].holders[0].worker;
+        let other = job.holders(t)[0].worker;
         announce(job, t, other, batch);
     }
 }
@@ -1039,9 +1148,8 @@ pub(crate) fn drop_holder(
 /// A task's run on `w` ended without a result (worker lost, or a missing input): if no other worker
 /// runs it, it goes back to `Ready` or `Waiting` (or `Released` if nobody needs it any more).
 pub(crate) fn stop_running(job: &mut Job, t: u32, w: WorkerId) {
-    let ts = &mut job.tasks[t as usize];
-    ts.running_on.retain(|x| *x != w);
-    if ts.running_on.is_empty() && ts.status == TaskStatus::Running {
+    job.remove_runner(t, w);
+    if job.running_on(t).is_empty() && job.tasks[t as usize].status == TaskStatus::Running {
         let s = job.idle_status(t);
         job.set_status(t, s);
     }
@@ -1050,9 +1158,9 @@ pub(crate) fn stop_running(job: &mut Job, t: u32, w: WorkerId) {
 /// Keeps retiring workers' evacuation lists right for chunk `t` after its holders changed: a retiring
 /// worker must see a chunk copied away iff it is the chunk's only holder (and the chunk is `Done`).
 fn evacuation_check(job: &Job, t: u32, workers: &mut Workers) {
-    let ts = &job.tasks[t as usize];
-    let sole = ts.status == TaskStatus::Done && ts.holders.len() == 1;
-    for h in &ts.holders {
+    let holders = job.holders(t);
+    let sole = job.tasks[t as usize].status == TaskStatus::Done && holders.len() == 1;
+    for h in holders {
         if let Some(ev) = workers.get_mut(&h.worker).and_then(|w| w.retiring.as_mut()) {
             if sole {
                 ev.add((job.id, t));
@@ -1084,8 +1192,7 @@ fn announce(job: &Job, t: u32, w: WorkerId, batch: &mut Batch) {
 
 /// Releases a `Done` chunk nobody needs: every holder gets a `Release`.
 fn release_chunk(job: &mut Job, t: u32, workers: &mut Workers, batch: &mut Batch) {
-    let holders = std::mem::take(&mut job.tasks[t as usize].holders);
-    let nbytes = job.tasks[t as usize].nbytes;
+    let Chunk { holders, nbytes } = job.chunks.remove(&t).unwrap_or_default();
     for h in holders {
         if let Some(worker) = workers.get_mut(&h.worker) {
             worker.unbook_chunk(job.id, t, nbytes);
@@ -1157,7 +1264,13 @@ pub(crate) fn chunk_reported(state: &mut State, job_id: JobId, t: u32, w: Worker
         }
         TaskStatus::Waiting | TaskStatus::Ready | TaskStatus::Running => {
             job.count_done(t, nbytes);
-            job.tasks[t as usize].nbytes = nbytes;
+            job.chunks.insert(
+                t,
+                Chunk {
+                    holders: SmallVec::new(),
+                    nbytes,
+                },
+            );
             job.set_status(t, TaskStatus::Done);
             add_holder(job, t, w, workers, *seq);
             announce(job, t, w, batch);
@@ -1185,7 +1298,10 @@ pub(crate) fn kept_chunk(
         ));
     };
     Ok(match ts.status {
-        TaskStatus::Done => Some((ts.holders.iter().map(|h| h.worker).collect(), ts.nbytes)),
+        TaskStatus::Done => Some((
+            job.holders(chunk.1).iter().map(|h| h.worker).collect(),
+            job.nbytes(chunk.1),
+        )),
         TaskStatus::Released => {
             return Err(format!(
                 "chunk {} of the persisted job {:016x} was released",
@@ -1275,7 +1391,7 @@ pub(crate) fn drop_job(state: &mut State, job_id: JobId) {
             worker.replicating -= wj.replicating.len() as u32;
             for t in wj.held {
                 worker.held_chunks -= 1;
-                worker.held_bytes -= job.tasks[t as usize].nbytes;
+                worker.held_bytes -= job.nbytes(t);
             }
             state.batch.forget(worker.id, job_id);
         }
@@ -1334,17 +1450,17 @@ impl State {
                 }
                 for &t in wj.running.keys() {
                     assert!(
-                        job.task(t).running_on.contains(&wid),
+                        job.running_on(t).contains(&wid),
                         "{wid} runs {jid}/{t} but the task does not list it"
                     );
                 }
                 for &t in &wj.held {
                     assert!(
-                        job.task(t).holders.iter().any(|h| h.worker == wid),
+                        job.holders(t).iter().any(|h| h.worker == wid),
                         "{wid} holds {jid}/{t} but the chunk does not list it"
                     );
                     chunks += 1;
-                    bytes += job.task(t).nbytes;
+                    bytes += job.nbytes(t);
                 }
             }
             assert_eq!(w.held_chunks, chunks, "{wid}: chunk count");
@@ -1353,10 +1469,14 @@ impl State {
                 let unsent = ev.copies.values().filter(|t| t.is_none()).count();
                 assert_eq!(ev.unsent, unsent, "{wid}: unsent copies");
                 for (&(jid, t), target) in &ev.copies {
-                    let ts = self.jobs[&jid].task(t);
-                    assert_eq!(ts.status, TaskStatus::Done, "{wid} evacuates {jid}/{t}");
+                    let job = &self.jobs[&jid];
                     assert_eq!(
-                        ts.holders.iter().map(|h| h.worker).collect::<Vec<_>>(),
+                        job.task(t).status,
+                        TaskStatus::Done,
+                        "{wid} evacuates {jid}/{t}"
+                    );
+                    assert_eq!(
+                        job.holders(t).iter().map(|h| h.worker).collect::<Vec<_>>(),
                         vec![wid],
                         "{wid} evacuates {jid}/{t}, which it is not the sole holder of"
                     );
@@ -1404,11 +1524,16 @@ impl State {
                     .count() as u32;
                 assert_eq!(ts.pending, pending, "{key}: pending count");
                 assert_eq!(
-                    ts.holders.is_empty(),
+                    job.holders(t).is_empty(),
                     ts.status != TaskStatus::Done,
                     "{key}: a chunk has holders iff it is Done"
                 );
-                for h in &ts.holders {
+                assert_eq!(
+                    job.chunks.contains_key(&t),
+                    ts.status == TaskStatus::Done,
+                    "{key}: a chunk entry iff it is Done"
+                );
+                for h in job.holders(t) {
                     let w = self
                         .workers
                         .get(&h.worker)
@@ -1416,7 +1541,7 @@ impl State {
                     assert!(w.jobs[&jid].held.contains(&t), "{key}: holder's list");
                     assert!(h.since <= self.seq);
                 }
-                for r in &ts.running_on {
+                for r in job.running_on(t) {
                     let w = self
                         .workers
                         .get(r)
@@ -1430,20 +1555,20 @@ impl State {
                     TaskStatus::Waiting => {
                         assert!(ts.needed(), "{key} waits but is not needed");
                         assert!(ts.missing > 0, "{key} waits with every input done");
-                        assert!(ts.running_on.is_empty(), "{key} waits while running");
+                        assert!(job.running_on(t).is_empty(), "{key} waits while running");
                     }
                     TaskStatus::Ready => {
                         assert!(ts.needed(), "{key} is ready but not needed");
                         assert_eq!(ts.missing, 0, "{key} is ready with inputs missing");
                         assert!(
-                            ts.running_on.is_empty(),
+                            job.running_on(t).is_empty(),
                             "{key} is both ready and in flight"
                         );
                         assert!(in_heap.contains(&t), "{key} is ready but not in the heap");
                         any_ready |= !job.parked.contains(&t);
                     }
                     TaskStatus::Running => {
-                        assert!(!ts.running_on.is_empty(), "{key} runs nowhere");
+                        assert!(!job.running_on(t).is_empty(), "{key} runs nowhere");
                     }
                     TaskStatus::Done => {
                         assert!(ts.needed(), "{key} is kept but not needed");

@@ -1814,3 +1814,63 @@ fn a_kept_jobs_chunks_are_read_where_they_are_waited_for_when_lost_and_refused_o
     assert!(message.contains("layer "), "{message}");
     assert_eq!(env.state.num_jobs(), 1, "only J2 is left");
 }
+
+#[test]
+fn a_finished_job_leaves_no_per_task_state_in_the_core() {
+    // What the core keeps per task is 12 bytes; holders and runners live in maps of what is held
+    // and in flight.
+    assert_eq!(std::mem::size_of::<state::TaskState>(), 12);
+    let mut env = TestEnv::with_workers(&[2, 1]);
+    assert_eq!(env.state.footprint(), Footprint::default());
+    // A tree reduction that loses a worker midway (chunks recomputed through released inputs),
+    // next to a map whose outputs the client fetches only at the end.
+    let tree = tree_graph(8, 4);
+    let map = map_graph(4);
+    let (n1, n2) = (tree.tasks.len(), map.tasks.len());
+    env.submit(J1, tree);
+    env.submit_with(J2, map, false);
+    let mid = env.run_until(|e| {
+        e.state
+            .workers()
+            .iter()
+            .any(|w| w.id == W2 && w.chunks_held > 0)
+    });
+    assert!(mid, "W2 never held a chunk");
+    let during = env.state.footprint();
+    assert!(during.chunks > 0 && during.worker_entries > 0, "{during:?}");
+    env.lose(W2);
+    env.join(W3, 1);
+    env.run();
+    assert_eq!(
+        env.completed(J1),
+        Some(env.state.job_status(J1).unwrap().tasks_run)
+    );
+    assert!(env.state.stats().recomputed > 0 || env.state.stats().assigned > (n1 + n2) as u64);
+    // Completed, the map's outputs not fetched: those chunks are all that is kept beyond the arrays.
+    let f = env.state.footprint();
+    assert_eq!(
+        (f.jobs, f.tasks, f.chunks, f.running),
+        (2, n1 + n2, 16, 0),
+        "{f:?}"
+    );
+    assert_eq!(f.worker_entries, 16, "{f:?}");
+    env.fetch_all(J2);
+    env.deliver();
+    let f = env.state.footprint();
+    assert_eq!((f.chunks, f.running, f.worker_entries), (0, 0, 0), "{f:?}");
+    // The clients close: nothing of either job is left, on the jobs' side or the workers'.
+    env.cancel(J1);
+    env.cancel(J2);
+    env.deliver();
+    assert_eq!(env.state.footprint(), Footprint::default());
+
+    // A job that fails leaves nothing either.
+    env.submit(J1, tree_graph(4, 4));
+    env.deliver();
+    let &(_, t) = env.queue(W1).first().unwrap();
+    env.workers.get_mut(&W1).unwrap().queue.clear();
+    env.report_failed(W1, J1, t, "shape mismatch", None);
+    env.take_client(J1);
+    env.deliver();
+    assert_eq!(env.state.footprint(), Footprint::default());
+}

@@ -20,6 +20,10 @@ use crate::core::{JobId, LayerProgress, State, WorkerId};
 pub const WINDOW: Duration = Duration::from_secs(60);
 /// Ended jobs kept for the dashboard (the newest).
 const ENDED_JOBS: usize = 10;
+/// Layer rows kept per ended job: the first ones with tasks, then one row summing the rest. A job of
+/// 100,000 layers would otherwise keep 100,000 names and counts (about 7 MB) for as long as it is
+/// among the last ended jobs, when the scheduler should be back to its idle size.
+const ENDED_LAYER_ROWS: usize = 64;
 
 /// Upper bounds of the task run-time histogram's buckets, in seconds (Prometheus' `le`): from 10 µs
 /// (an elementwise kernel on a small chunk) to 100 s.
@@ -44,10 +48,39 @@ pub const DURATION_BUCKETS: [f64; 16] = [
 
 struct JobRecord {
     submitted: Instant,
+    /// Emptied when the job ends (its rows are kept instead).
     layer_names: Vec<Arc<str>>,
     tasks: u64,
-    /// `None` while the job is in the core (its progress is read from there).
-    ended: Option<(JobState, Vec<LayerProgress>)>,
+    /// `None` while the job is in the core (its progress is read from there); then its final rows,
+    /// at most [`ENDED_LAYER_ROWS`].
+    ended: Option<(JobState, Vec<LayerView>)>,
+}
+
+/// The dashboard's rows of a job: its layers that have tasks, with their progress; past `max` rows,
+/// the first `max - 1` and one row summing the rest, saying how many layers it stands for.
+fn layer_rows(names: &[Arc<str>], progress: Vec<LayerProgress>, max: usize) -> Vec<LayerView> {
+    let mut rows: Vec<LayerView> = names
+        .iter()
+        .zip(progress)
+        .filter(|(_, p)| p.tasks > 0)
+        .map(|(name, p)| LayerView {
+            name: name.clone(),
+            tasks: p.tasks,
+            done: p.done,
+            running: p.running,
+        })
+        .collect();
+    if rows.len() > max.max(1) {
+        let rest = rows.split_off(max.max(1) - 1);
+        rows.push(LayerView {
+            name: Arc::from(format!("{} more layers", rest.len())),
+            tasks: rest.iter().map(|r| r.tasks).sum(),
+            done: rest.iter().map(|r| r.done).sum(),
+            running: rest.iter().map(|r| r.running).sum(),
+        });
+    }
+    rows.shrink_to_fit();
+    rows
 }
 
 struct Cpu {
@@ -137,7 +170,8 @@ impl Recorder {
         }
         let progress =
             progress.unwrap_or_else(|| vec![LayerProgress::default(); record.layer_names.len()]);
-        record.ended = Some((state, progress));
+        let names = std::mem::take(&mut record.layer_names);
+        record.ended = Some((state, layer_rows(&names, progress, ENDED_LAYER_ROWS)));
         let ended: Vec<JobId> = self
             .jobs
             .iter()
@@ -302,8 +336,8 @@ impl Recorder {
         let jobs = by_age
             .into_iter()
             .map(|(&id, r)| {
-                let (state, progress) = match &r.ended {
-                    Some((state, progress)) => (*state, progress.clone()),
+                let (state, layers) = match &r.ended {
+                    Some((state, rows)) => (*state, rows.clone()),
                     None => {
                         let progress = core.job_layer_progress(id).unwrap_or_default();
                         let completed = core.job_status(id).is_some_and(|s| s.completed);
@@ -312,21 +346,9 @@ impl Recorder {
                         } else {
                             JobState::Running
                         };
-                        (state, progress)
+                        (state, layer_rows(&r.layer_names, progress, usize::MAX))
                     }
                 };
-                let layers: Vec<LayerView> = r
-                    .layer_names
-                    .iter()
-                    .zip(progress)
-                    .filter(|(_, p)| p.tasks > 0)
-                    .map(|(name, p)| LayerView {
-                        name: name.clone(),
-                        tasks: p.tasks,
-                        done: p.done,
-                        running: p.running,
-                    })
-                    .collect();
                 JobView {
                     id: id.0,
                     state,
@@ -409,6 +431,41 @@ mod tests {
         let s = r.snapshot(t0 + Duration::from_secs(70), &core, &|_| String::new(), 0);
         assert!(s.tasks.is_empty());
         assert_eq!(s.throughput.iter().map(|t| t.0).sum::<u64>(), 0);
+    }
+
+    #[test]
+    fn an_ended_job_keeps_a_bounded_number_of_layer_rows() {
+        // 200 layers of one task each (unoptimized, so each add stays a layer).
+        let mut y = tessera::ones::<f64>(&[4], [4]).unwrap();
+        for _ in 0..199 {
+            y = (&y + 1.0).unwrap();
+        }
+        let graph = TaskGraph::expand(y.graph()).unwrap();
+        assert_eq!(graph.graph.layers().len(), 200);
+        let t0 = Instant::now();
+        let mut r = Recorder::new(t0, 10);
+        let core = State::new(Config::default());
+        r.job_submitted(t0, JobId(3), &graph);
+        let progress: Vec<LayerProgress> = (0..200)
+            .map(|i| LayerProgress {
+                tasks: 1,
+                done: u64::from(i % 2 == 0),
+                running: 0,
+            })
+            .collect();
+        r.job_ended(JobId(3), JobState::Completed, Some(progress));
+        assert!(r.jobs[&JobId(3)].layer_names.is_empty());
+        let s = r.snapshot(t0, &core, &|_| String::new(), 0);
+        let layers = &s.jobs[0].layers;
+        assert_eq!(layers.len(), ENDED_LAYER_ROWS);
+        assert_eq!(&*layers[0].name, "full#0");
+        assert_eq!(&*layers[1].name, "add#1");
+        let last = &layers[ENDED_LAYER_ROWS - 1];
+        assert_eq!(&*last.name, "137 more layers");
+        assert_eq!((last.tasks, last.done), (137, 68));
+        // Nothing is lost from the totals.
+        assert_eq!(s.jobs[0].done, 100);
+        assert_eq!(layers.iter().map(|l| l.tasks).sum::<u64>(), 200);
     }
 
     #[test]

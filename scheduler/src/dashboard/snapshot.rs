@@ -63,7 +63,8 @@ pub struct JobView {
     pub tasks: u64,
     pub done: u64,
     pub age_seconds: f64,
-    /// The layers that have tasks, in graph order.
+    /// The layers that have tasks, in graph order (of an ended job at most 64 rows, the last one
+    /// summing the layers past them).
     pub layers: Vec<LayerView>,
 }
 

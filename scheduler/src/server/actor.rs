@@ -132,6 +132,8 @@ struct WorkerEntry {
 
 struct JobEntry {
     graph: Arc<TaskGraph>,
+    /// Tasks plus layers: whether the heap is worth trimming when it ends.
+    size: usize,
     wire: Arc<pb::Graph>,
     client: ClientSender,
     key: Token,
@@ -284,8 +286,10 @@ impl Outbox for Shell<'_> {
         }
         if ends {
             // The core dropped the job; dropping the sender ends the client's stream.
-            if self.jobs.remove(&job).is_some() && self.jobs.is_empty() {
-                trim_heap();
+            if let Some(entry) = self.jobs.remove(&job) {
+                let size = entry.size;
+                drop(entry);
+                trim_after(size, self.jobs.is_empty());
             }
         }
     }
@@ -322,6 +326,18 @@ pub fn spawn(config: SchedulerConfig) -> ActorHandle {
 
 fn no_randomness(e: tessera_proto::auth::AuthError) -> Status {
     Status::unavailable(format!("the scheduler cannot make a token: {e}"))
+}
+
+/// Jobs of at least this many tasks plus layers trim the heap when they end even while other jobs
+/// run (a kept, persisted array would otherwise hold every large job's freed memory resident).
+const TRIM_SIZE: usize = 1 << 16;
+
+/// Trims the heap after a job of `size` tasks plus layers ended (and was dropped): when it was the
+/// last job, or a large one.
+fn trim_after(size: usize, last: bool) {
+    if last || size >= TRIM_SIZE {
+        trim_heap();
+    }
 }
 
 /// Returns memory freed by a finished job to the operating system. glibc keeps freed heap pages
@@ -445,8 +461,11 @@ impl Actor {
     }
 
     fn job_ended(&mut self, job: JobId) {
-        if self.jobs.remove(&job).is_some() && self.jobs.is_empty() {
-            trim_heap();
+        if let Some(entry) = self.jobs.remove(&job) {
+            let size = entry.size;
+            // The core dropped its copy of the graph already: this frees the job's last memory.
+            drop(entry);
+            trim_after(size, self.jobs.is_empty());
         }
     }
 
@@ -675,6 +694,7 @@ impl Actor {
                 self.jobs.insert(
                     job,
                     JobEntry {
+                        size: graph.tasks.len() + graph.graph.layers().len(),
                         graph: graph.clone(),
                         wire,
                         client: sender,
