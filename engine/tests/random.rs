@@ -517,12 +517,7 @@ fn the_fused_normal_mean_is_the_tile_paths_and_the_values_mean() {
         .standard_normal(&[700, 2500], vec![vec![300, 400], vec![1300, 1200]])
         .unwrap();
     let fused: f64 = x.mean().unwrap().compute_scalar().unwrap();
-    let tiled: f64 = (&x * 1.0)
-        .unwrap()
-        .mean()
-        .unwrap()
-        .compute_scalar()
-        .unwrap();
+    let tiled: f64 = (&x * 1.0).mean().unwrap().compute_scalar().unwrap();
     assert_eq!(fused.to_bits(), tiled.to_bits(), "{fused} {tiled}");
     let values = f64s(&x);
     let plain = values.iter().sum::<f64>() / values.len() as f64;
@@ -530,7 +525,7 @@ fn the_fused_normal_mean_is_the_tile_paths_and_the_values_mean() {
 
     // Row sums: the fused per-row path against the values.
     let rows = f64s(&x.sum_axis(1).unwrap());
-    let tiled_rows = f64s(&(&x * 1.0).unwrap().sum_axis(1).unwrap());
+    let tiled_rows = f64s(&(&x * 1.0).sum_axis(1).unwrap());
     assert_eq!(rows, tiled_rows);
     for (r, &s) in rows.iter().enumerate() {
         let plain: f64 = values[r * 2500..(r + 1) * 2500].iter().sum();

@@ -222,10 +222,10 @@ pub(crate) fn remove_stale(parent: &Path, me: &Owner) -> Vec<Result<PathBuf, Str
         let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(PREFIX)) else {
             continue;
         };
-        if !rest
+        if rest
             .split('-')
             .next()
-            .is_some_and(|p| p.parse::<u32>().is_ok())
+            .is_none_or(|p| p.parse::<u32>().is_err())
         {
             continue;
         }
