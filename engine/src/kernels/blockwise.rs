@@ -293,31 +293,17 @@ pub fn run(p: &Program, block: &[u32], deps: &[Arc<ChunkValue>]) -> Result<Chunk
             } else {
                 // One sum per tile, added as the tile path adds its tiles' sums: fusing must not
                 // change the result.
-                let mut t0 = 0;
-                let mut tiles = 0u32;
-                while t0 < row_len {
-                    tiles = tiles.wrapping_add(1);
-                    if tiles.is_multiple_of(CHECK_TILES) {
-                        checkpoint()?;
-                    }
-                    let n = (row_len - t0).min(tile);
+                for_each_tile(row_len, tile, |t0, n| {
                     let start = bases[0] as u64 + t0 as u64 * step;
                     let sum = random::sum_standard_normal_f64(key, start, step, n);
                     a.feed_sum(pos_base, sum, n);
-                    t0 += n;
-                }
+                    Ok(())
+                })?;
             }
             advance(&mut outer_idx, &dshape[..row_start]);
             continue;
         }
-        let mut t0 = 0;
-        let mut tiles = 0u32;
-        while t0 < row_len {
-            tiles = tiles.wrapping_add(1);
-            if tiles.is_multiple_of(CHECK_TILES) {
-                checkpoint()?;
-            }
-            let n = (row_len - t0).min(tile);
+        for_each_tile(row_len, tile, |t0, n| {
             for (li, leaf) in p.leaves.iter().enumerate() {
                 match plans[li].row {
                     LeafRow::Constant => {}
@@ -350,8 +336,8 @@ pub fn run(p: &Program, block: &[u32], deps: &[Arc<ChunkValue>]) -> Result<Chunk
                     a.feed_elementwise(pos_base + t0, result, n, arg_base);
                 }
             }
-            t0 += n;
-        }
+            Ok(())
+        })?;
         advance(&mut outer_idx, &dshape[..row_start]);
     }
 
@@ -360,6 +346,27 @@ pub fn run(p: &Program, block: &[u32], deps: &[Arc<ChunkValue>]) -> Result<Chunk
         (None, Some((a, pshape, _))) => Ok(a.finish(&pshape)),
         (None, None) => unreachable!("a program either writes or reduces"),
     }
+}
+
+/// Calls `f(start, len)` for the tiles of at most `tile` elements that cover a row of `row_len`,
+/// in order, with a cancellation checkpoint every [`CHECK_TILES`] tiles.
+fn for_each_tile(
+    row_len: usize,
+    tile: usize,
+    mut f: impl FnMut(usize, usize) -> Result<()>,
+) -> Result<()> {
+    let mut t0 = 0;
+    let mut tiles = 0u32;
+    while t0 < row_len {
+        tiles = tiles.wrapping_add(1);
+        if tiles.is_multiple_of(CHECK_TILES) {
+            checkpoint()?;
+        }
+        let n = (row_len - t0).min(tile);
+        f(t0, n)?;
+        t0 += n;
+    }
+    Ok(())
 }
 
 /// Per domain axis, the step of a generated leaf's global flat index (0 where it is broadcast), and
