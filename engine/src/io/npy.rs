@@ -1462,7 +1462,6 @@ mod tests {
             ("version", v4, "version 4.0"),
             ("truncated", truncated, "truncated"),
             ("unknown descr", with("<f8", "<c8"), "'<c8'"),
-            ("u8", with("<f8", "<u8"), "uint64"),
             ("f2", with("<f8", "<f2"), "float16"),
             ("orderless", with("<f8", "|f8"), "byte order"),
             ("structured", with("'<f8'", "[('a', '<f8')]"), "structured"),
