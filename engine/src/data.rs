@@ -393,7 +393,9 @@ macro_rules! float_element {
 }
 
 float_element!(f64, F64, |v| v, |v| v != 0.0, |v| Complex64::new(v, 0.0));
-float_element!(f32, F32, |v| v, |v| v != 0.0, |v| Complex64::new(v as f64, 0.0));
+float_element!(f32, F32, |v| v, |v| v != 0.0, |v| Complex64::new(
+    v as f64, 0.0
+));
 // Complex to real keeps the real part, as numpy's astype (which warns).
 float_element!(
     Complex64,

@@ -56,7 +56,10 @@ fn python_ints_are_weak_and_must_fit() {
     let u8s = from_array(arr1(&[1u8, 200, 255]).into_dyn(), [2]).unwrap();
     // numpy 2: uint8 + 1 stays uint8 (wrapping), uint8 + 1.5 is float64.
     check(&(&u8s + 1).unwrap(), &arr1(&[2u8, 201, 0]).into_dyn());
-    check(&(&u8s + 1.5).unwrap(), &arr1(&[2.5, 201.5, 256.5]).into_dyn());
+    check(
+        &(&u8s + 1.5).unwrap(),
+        &arr1(&[2.5, 201.5, 256.5]).into_dyn(),
+    );
     check(&(&u8s / 2).unwrap(), &arr1(&[0.5, 100.0, 127.5]).into_dyn());
     // numpy 2: OverflowError: Python integer 300 out of bounds for uint8 (and -1).
     for bad in [300i64, -1] {
@@ -92,10 +95,19 @@ fn python_ints_are_weak_and_must_fit() {
     check(&u8s.ne(-7).unwrap(), &arr1(&[true; 3]).into_dyn());
     check(&u8s.gt(1000).unwrap(), &arr1(&[false; 3]).into_dyn());
     check(&u64s.lt(-1).unwrap(), &arr1(&[false; 2]).into_dyn());
-    check(&u8s.lt(200).unwrap(), &arr1(&[true, false, false]).into_dyn());
+    check(
+        &u8s.lt(200).unwrap(),
+        &arr1(&[true, false, false]).into_dyn(),
+    );
     // numpy's clip accepts bounds beyond the type: clip(u8, -5, 300) clips nothing.
-    check(&u8s.clip(-5, 300).unwrap(), &arr1(&[1u8, 200, 255]).into_dyn());
-    check(&u8s.clip(2, 300).unwrap(), &arr1(&[2u8, 200, 255]).into_dyn());
+    check(
+        &u8s.clip(-5, 300).unwrap(),
+        &arr1(&[1u8, 200, 255]).into_dyn(),
+    );
+    check(
+        &u8s.clip(2, 300).unwrap(),
+        &arr1(&[2u8, 200, 255]).into_dyn(),
+    );
     // where with an out-of-range int is refused (numpy wraps it, a quirk).
     assert!(tessera::where_(u8s.gt(5).unwrap(), &u8s, 300).is_err());
 }
@@ -138,12 +150,18 @@ fn arithmetic_wraps_like_numpy() {
         &u8s(&[7]).floor_divide(&u8s(&[0])).unwrap(),
         &arr1(&[0u8]).into_dyn(),
     );
-    check(&(&u8s(&[7]) % &u8s(&[0])).unwrap(), &arr1(&[0u8]).into_dyn());
+    check(
+        &(&u8s(&[7]) % &u8s(&[0])).unwrap(),
+        &arr1(&[0u8]).into_dyn(),
+    );
     check(
         &i32s(&[-7]).floor_divide(&i32s(&[2])).unwrap(),
         &arr1(&[-4i32]).into_dyn(),
     );
-    check(&(&i32s(&[-7]) % &i32s(&[2])).unwrap(), &arr1(&[1i32]).into_dyn());
+    check(
+        &(&i32s(&[-7]) % &i32s(&[2])).unwrap(),
+        &arr1(&[1i32]).into_dyn(),
+    );
     // int32 min // -1 wraps to min, as numpy's
     check(
         &i32s(&[i32::MIN]).floor_divide(&i32s(&[-1])).unwrap(),
@@ -302,9 +320,13 @@ fn elementwise_family<T: Int>() {
             (
                 "remainder",
                 (&x % &y).unwrap(),
-                oracle(&xs, &ys, |a, b| {
-                    if b == 0 { 0 } else { a - b * floor_div(a, b) }
-                }),
+                oracle(
+                    &xs,
+                    &ys,
+                    |a, b| {
+                        if b == 0 { 0 } else { a - b * floor_div(a, b) }
+                    },
+                ),
             ),
             (
                 "fmod",
@@ -359,8 +381,16 @@ fn elementwise_family<T: Int>() {
             ),
             ("negative", (-&x).unwrap(), oracle(&xs, &ys, |a, _| -a)),
             ("abs", x.abs().unwrap(), oracle(&xs, &ys, |a, _| a.abs())),
-            ("sign", x.sign().unwrap(), oracle(&xs, &ys, |a, _| a.signum())),
-            ("square", x.square().unwrap(), oracle(&xs, &ys, |a, _| a * a)),
+            (
+                "sign",
+                x.sign().unwrap(),
+                oracle(&xs, &ys, |a, _| a.signum()),
+            ),
+            (
+                "square",
+                x.square().unwrap(),
+                oracle(&xs, &ys, |a, _| a * a),
+            ),
             (
                 "add scalar",
                 (&x + 3).unwrap(),
@@ -435,9 +465,10 @@ fn reduction_family<T: Int>(acc: DType) {
         }
     };
     let sum: i128 = vals.iter().map(|v| v.i()).sum();
-    let prod = vals
-        .iter()
-        .fold(1i128, |p, v| (p * v.i()).rem_euclid(1i128 << 64));
+    // The product modulo 2^64, in u128 (each factor reduced first, so nothing overflows).
+    let prod = vals.iter().fold(1u128, |p, v| {
+        (p * v.i().rem_euclid(1i128 << 64) as u128) % (1u128 << 64)
+    }) as i128;
     let min = vals.iter().map(|v| v.i()).min().unwrap();
     let max = vals.iter().map(|v| v.i()).max().unwrap();
     let argmin = vals.iter().position(|v| v.i() == min).unwrap() as i64;
@@ -465,7 +496,10 @@ fn reduction_family<T: Int>(acc: DType) {
             let m = x.mean().unwrap();
             assert_eq!(m.dtype(), DType::F64);
             let got = m.compute_scalar::<f64>().unwrap();
-            assert!((got - mean).abs() <= 1e-12 * mean.abs().max(1.0), "{got} {mean}");
+            assert!(
+                (got - mean).abs() <= 1e-12 * mean.abs().max(1.0),
+                "{got} {mean}"
+            );
             let got = x.var().unwrap().compute_scalar::<f64>().unwrap();
             assert!((got - var).abs() <= 1e-9 * var.max(1.0), "{got} {var}");
             // Per-axis min keeps the type.
@@ -488,7 +522,11 @@ fn reduction_family<T: Int>(acc: DType) {
                 let mut run = 0i128;
                 for j in 0..7 {
                     run += data[[i, j]].i();
-                    assert_eq!(got[[i, j]], run.rem_euclid(1i128 << 64) as u64, "cumsum {i} {j}");
+                    assert_eq!(
+                        got[[i, j]],
+                        run.rem_euclid(1i128 << 64) as u64,
+                        "cumsum {i} {j}"
+                    );
                 }
             }
         });
@@ -548,7 +586,10 @@ fn astype_from_float_matches_numpy() {
     // Between integers values wrap: int32 -1 -> uint64 max, uint64 max -> int32 -1,
     // int64 -3 -> uint8 253, uint64 max -> float32 1.8446744e19.
     let i = from_array(arr1(&[-1i32]).into_dyn(), [1]).unwrap();
-    check(&i.astype(DType::U64).unwrap(), &arr1(&[u64::MAX]).into_dyn());
+    check(
+        &i.astype(DType::U64).unwrap(),
+        &arr1(&[u64::MAX]).into_dyn(),
+    );
     let u = from_array(arr1(&[u64::MAX]).into_dyn(), [1]).unwrap();
     check(&u.astype(DType::I32).unwrap(), &arr1(&[-1i32]).into_dyn());
     check(
@@ -564,7 +605,11 @@ fn astype_from_float_matches_numpy() {
         for b in ALL {
             let x = from_array(data.clone(), [2]).unwrap().astype(a).unwrap();
             let want = x.compute_dyn().unwrap().cast(b);
-            assert_eq!(x.astype(b).unwrap().compute_dyn().unwrap(), want, "{a} -> {b}");
+            assert_eq!(
+                x.astype(b).unwrap().compute_dyn().unwrap(),
+                want,
+                "{a} -> {b}"
+            );
         }
     }
 }
@@ -648,21 +693,51 @@ fn ordering_ops_work_on_each_dtype() {
     );
     // Complex-only and float-only paths on integers compute in float64 and never panic.
     assert_eq!(i.real().unwrap().dtype(), DType::I32);
-    assert_eq!(i.isnan().unwrap().compute::<bool>().unwrap().iter().filter(|&&b| b).count(), 0);
+    assert_eq!(
+        i.isnan()
+            .unwrap()
+            .compute::<bool>()
+            .unwrap()
+            .iter()
+            .filter(|&&b| b)
+            .count(),
+        0
+    );
     check(
         &i.signbit().unwrap(),
         &arr1(&[false, true, true, false]).into_dyn(),
     );
-    check(&i.around(-1).unwrap(), &arr1(&[0i32, -10, i32::MIN, 40]).into_dyn());
+    check(
+        &i.around(-1).unwrap(),
+        &arr1(&[0i32, -10, i32::MIN, 40]).into_dyn(),
+    );
+    // matmul has int64 and float block products only: the new types are refused when built.
+    let m = from_array(ArrayD::from_elem(IxDyn(&[2, 2]), 1u8), [1, 2]).unwrap();
+    assert!(matches!(
+        m.matmul(&m).unwrap_err(),
+        Error::UnsupportedDType {
+            dtype: DType::U8,
+            ..
+        }
+    ));
 }
 
 #[test]
 fn npy_round_trips_each_dtype() {
     let dir = tempfile::tempdir().unwrap();
     let cases = [
-        ("<i4", ArrayData::I32(arr1(&[i32::MIN, -1, 0, i32::MAX, 7]).into_dyn())),
-        ("|u1", ArrayData::U8(arr1(&[0u8, 1, 128, 255, 7]).into_dyn())),
-        ("<u8", ArrayData::U64(arr1(&[0u64, u64::MAX, 1 << 63, 3, 7]).into_dyn())),
+        (
+            "<i4",
+            ArrayData::I32(arr1(&[i32::MIN, -1, 0, i32::MAX, 7]).into_dyn()),
+        ),
+        (
+            "|u1",
+            ArrayData::U8(arr1(&[0u8, 1, 128, 255, 7]).into_dyn()),
+        ),
+        (
+            "<u8",
+            ArrayData::U64(arr1(&[0u64, u64::MAX, 1 << 63, 3, 7]).into_dyn()),
+        ),
     ];
     for (descr, data) in cases {
         let p = dir.path().join(format!("{}.npy", data.dtype()));
@@ -671,7 +746,7 @@ fn npy_round_trips_each_dtype() {
             .to_npy(&p)
             .unwrap();
         let bytes = std::fs::read(&p).unwrap();
-        let head = String::from_utf8_lossy(&bytes[..128]).to_string();
+        let head = String::from_utf8_lossy(&bytes[..bytes.len().min(128)]).to_string();
         assert!(head.contains(&format!("'descr': '{descr}'")), "{head}");
         let back = tessera::from_npy(&p, [3]).unwrap();
         assert_eq!(back.dtype(), data.dtype());
@@ -712,8 +787,18 @@ fn zarr_round_trips_each_dtype() {
             let values: Vec<String> =
                 tessera::with_array!(&data, a => a.iter().map(|v| v.to_string()).collect());
             let want = format!("{} [{}]", data.dtype(), values.join(", "));
-            let strip = |s: &str| s.replace("np.int32(", "").replace("np.uint8(", "").replace("np.uint64(", "").replace(')', "");
-            assert_eq!(strip(text.trim()), strip(&want), "{}", String::from_utf8_lossy(&out.stderr));
+            let strip = |s: &str| {
+                s.replace("np.int32(", "")
+                    .replace("np.uint8(", "")
+                    .replace("np.uint64(", "")
+                    .replace(')', "")
+            };
+            assert_eq!(
+                strip(text.trim()),
+                strip(&want),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
     }
 }

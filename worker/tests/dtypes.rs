@@ -13,7 +13,12 @@ use tessera::{Array, DType, Scalar};
 fn suite() -> Vec<(&'static str, Array)> {
     let rng = tessera::default_rng(11);
     let base = rng
-        .integers(-3_000_000_000, 3_000_000_000, &[40, 30], vec![vec![13, 20, 7], vec![30]])
+        .integers(
+            -3_000_000_000,
+            3_000_000_000,
+            &[40, 30],
+            vec![vec![13, 20, 7], vec![30]],
+        )
         .unwrap();
     let i32s = base.astype(DType::I32).unwrap();
     let u8s = base.astype(DType::U8).unwrap();
@@ -27,14 +32,21 @@ fn suite() -> Vec<(&'static str, Array)> {
         ("int32 add", (&i32s + &i32s).unwrap()),
         ("int32 floor_divide", i32s.floor_divide(7).unwrap()),
         ("int32 remainder", (&i32s % -7).unwrap()),
-        ("int32 shift", i32s.right_shift(&small.astype(DType::I32).unwrap()).unwrap()),
+        (
+            "int32 shift",
+            i32s.right_shift(&small.astype(DType::I32).unwrap())
+                .unwrap(),
+        ),
         ("uint8 mul", (&u8s * &u8s).unwrap()),
         ("uint8 plus int", (&u8s + 200).unwrap()),
         ("uint8 shift", u8s.left_shift(&small).unwrap()),
         ("uint8 xor", u8s.bitwise_xor(&small).unwrap()),
         ("uint8 invert", (!&u8s).unwrap()),
         ("uint8 lt out of range", u8s.lt(300).unwrap()),
-        ("uint64 sub", (&u64s - &u64s.right_shift(Scalar::U64(3)).unwrap()).unwrap()),
+        (
+            "uint64 sub",
+            (&u64s - &u64s.right_shift(Scalar::U64(3)).unwrap()).unwrap(),
+        ),
         ("uint64 div", (&u64s / &u8s).unwrap()),
         ("uint64 + int64", (&u64s + &base).unwrap()),
         ("int32 sum", i32s.sum_axis(0).unwrap()),
@@ -48,7 +60,10 @@ fn suite() -> Vec<(&'static str, Array)> {
         ("int32 cumprod", i32s.cumprod(Some(0)).unwrap()),
         ("uint64 to float32", u64s.astype(DType::F32).unwrap()),
         ("int32 to uint8", i32s.astype(DType::U8).unwrap()),
-        ("uint64 sort", u64s.rechunk([40, 30]).unwrap().sort(0).unwrap()),
+        (
+            "uint64 sort",
+            u64s.rechunk([40, 30]).unwrap().sort(0).unwrap(),
+        ),
         ("uint8 full", tessera::full(&[7, 5], 250u8, [3, 2]).unwrap()),
         ("int32 arange", tessera::arange(-50i32, 50, 3, [7]).unwrap()),
     ]

@@ -767,12 +767,7 @@ fn binary(f: BinaryFn, a: &Buf, b: &Buf, out: &mut Buf, n: usize) {
 }
 
 /// numpy's two-argument functions on one integer type (wrapping; see [`IntKernel`]).
-fn binary_int<T: IntKernel>(
-    f: BinaryFn,
-    a: &[T],
-    b: &[T],
-    o: &mut [T],
-) {
+fn binary_int<T: IntKernel>(f: BinaryFn, a: &[T], b: &[T], o: &mut [T]) {
     let it = o.iter_mut().zip(a.iter().zip(b));
     match f {
         BinaryFn::Add => it.for_each(|(o, (&x, &y))| *o = x.wadd(y)),

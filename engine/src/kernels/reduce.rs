@@ -203,9 +203,15 @@ impl Accumulator {
             Accumulator::SumI(acc, _) => {
                 acc[pos] = match buf {
                     Buf::I64(x) => x[..n].iter().fold(acc[pos], |s, &v| s.wrapping_add(v)),
-                    Buf::I32(x) => x[..n].iter().fold(acc[pos], |s, &v| s.wrapping_add(v as i64)),
-                    Buf::U8(x) => x[..n].iter().fold(acc[pos], |s, &v| s.wrapping_add(v as i64)),
-                    Buf::U64(x) => x[..n].iter().fold(acc[pos], |s, &v| s.wrapping_add(v as i64)),
+                    Buf::I32(x) => x[..n]
+                        .iter()
+                        .fold(acc[pos], |s, &v| s.wrapping_add(v as i64)),
+                    Buf::U8(x) => x[..n]
+                        .iter()
+                        .fold(acc[pos], |s, &v| s.wrapping_add(v as i64)),
+                    Buf::U64(x) => x[..n]
+                        .iter()
+                        .fold(acc[pos], |s, &v| s.wrapping_add(v as i64)),
                     Buf::Bool(x) => acc[pos] + x[..n].iter().filter(|&&v| v).count() as i64,
                     _ => unreachable!("integer sums read integers"),
                 }
@@ -217,9 +223,15 @@ impl Accumulator {
             Accumulator::ProdI(acc, _) => {
                 acc[pos] = match buf {
                     Buf::I64(x) => x[..n].iter().fold(acc[pos], |s, &v| s.wrapping_mul(v)),
-                    Buf::I32(x) => x[..n].iter().fold(acc[pos], |s, &v| s.wrapping_mul(v as i64)),
-                    Buf::U8(x) => x[..n].iter().fold(acc[pos], |s, &v| s.wrapping_mul(v as i64)),
-                    Buf::U64(x) => x[..n].iter().fold(acc[pos], |s, &v| s.wrapping_mul(v as i64)),
+                    Buf::I32(x) => x[..n]
+                        .iter()
+                        .fold(acc[pos], |s, &v| s.wrapping_mul(v as i64)),
+                    Buf::U8(x) => x[..n]
+                        .iter()
+                        .fold(acc[pos], |s, &v| s.wrapping_mul(v as i64)),
+                    Buf::U64(x) => x[..n]
+                        .iter()
+                        .fold(acc[pos], |s, &v| s.wrapping_mul(v as i64)),
                     Buf::Bool(x) => acc[pos] * x[..n].iter().all(|&v| v) as i64,
                     _ => unreachable!("integer products read integers"),
                 }
@@ -507,7 +519,8 @@ impl Accumulator {
                 ChunkValue::Array(ArrayData::F64(arr(v)))
             }
             Accumulator::SumI(v, out) | Accumulator::ProdI(v, out) => ChunkValue::Array(
-                ArrayData::I64(ArrayD::from_shape_vec(s(), v).expect("accumulator shape")).cast(out),
+                ArrayData::I64(ArrayD::from_shape_vec(s(), v).expect("accumulator shape"))
+                    .cast(out),
             ),
             Accumulator::MinMax { values, .. } => ChunkValue::Array(values.into_array(shape)),
             Accumulator::AnyAll { values, .. } => ChunkValue::Array(ArrayData::Bool(

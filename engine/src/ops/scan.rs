@@ -202,10 +202,7 @@ impl ScanOp {
                 |a: f64, v: f64| a + v,
                 |a: f64, v: f64| a * v
             ),
-            ArrayData::Bool(_)
-            | ArrayData::I32(_)
-            | ArrayData::U8(_)
-            | ArrayData::C128(_) => {
+            ArrayData::Bool(_) | ArrayData::I32(_) | ArrayData::U8(_) | ArrayData::C128(_) => {
                 return Err(Error::UnsupportedDType {
                     op: f.name(),
                     dtype: own.dtype(),
