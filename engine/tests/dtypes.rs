@@ -274,7 +274,7 @@ fn oracle<T: Int>(x: &[T], y: &[T], f: impl Fn(i128, i128) -> i128) -> ArrayD<T>
     let v = x
         .iter()
         .zip(y)
-        .map(|(&a, &b)| T::wrap(f(a.i(), b.i())))
+        .map(|(&a, &b)| <T as Int>::wrap(f(a.i(), b.i())))
         .collect();
     ArrayD::from_shape_vec(IxDyn(&[x.len()]), v).unwrap()
 }
@@ -311,7 +311,11 @@ fn elementwise_family<T: Int>() {
         let cases: Vec<(&str, Array, ArrayD<T>)> = vec![
             ("add", (&x + &y).unwrap(), oracle(&xs, &ys, |a, b| a + b)),
             ("sub", (&x - &y).unwrap(), oracle(&xs, &ys, |a, b| a - b)),
-            ("mul", (&x * &y).unwrap(), oracle(&xs, &ys, |a, b| a * b)),
+            (
+                "mul",
+                (&x * &y).unwrap(),
+                oracle(&xs, &ys, |a, b| a.wrapping_mul(b)),
+            ),
             (
                 "floor_divide",
                 x.floor_divide(&y).unwrap(),
@@ -389,7 +393,7 @@ fn elementwise_family<T: Int>() {
             (
                 "square",
                 x.square().unwrap(),
-                oracle(&xs, &ys, |a, _| a * a),
+                oracle(&xs, &ys, |a, _| a.wrapping_mul(a)),
             ),
             (
                 "add scalar",

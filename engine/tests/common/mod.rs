@@ -598,6 +598,9 @@ pub fn as_f64<T: Element>(a: &ArrayD<T>) -> ArrayD<f64> {
             }
         }
         tessera::Scalar::I64(i) => i as f64,
+        tessera::Scalar::I32(i) => i as f64,
+        tessera::Scalar::U8(i) => i as f64,
+        tessera::Scalar::U64(i) => i as f64,
         tessera::Scalar::F32(f) => f as f64,
         tessera::Scalar::F64(f) => f,
         tessera::Scalar::C128(c) => c.re,
