@@ -11,6 +11,9 @@ use crate::meta::{DType, Scalar};
 #[derive(Clone, Debug, PartialEq)]
 pub enum ArrayData {
     Bool(ArrayD<bool>),
+    I32(ArrayD<i32>),
+    U8(ArrayD<u8>),
+    U64(ArrayD<u64>),
     I64(ArrayD<i64>),
     F32(ArrayD<f32>),
     F64(ArrayD<f64>),
@@ -24,6 +27,9 @@ macro_rules! with_array {
     ($data:expr, $a:ident => $body:expr) => {
         match $data {
             $crate::ArrayData::Bool($a) => $body,
+            $crate::ArrayData::I32($a) => $body,
+            $crate::ArrayData::U8($a) => $body,
+            $crate::ArrayData::U64($a) => $body,
             $crate::ArrayData::I64($a) => $body,
             $crate::ArrayData::F32($a) => $body,
             $crate::ArrayData::F64($a) => $body,
@@ -40,6 +46,9 @@ macro_rules! with_real_array {
     ($data:expr, $a:ident => $body:expr, complex => $complex:expr) => {
         match $data {
             $crate::ArrayData::Bool($a) => $body,
+            $crate::ArrayData::I32($a) => $body,
+            $crate::ArrayData::U8($a) => $body,
+            $crate::ArrayData::U64($a) => $body,
             $crate::ArrayData::I64($a) => $body,
             $crate::ArrayData::F32($a) => $body,
             $crate::ArrayData::F64($a) => $body,
@@ -55,6 +64,9 @@ macro_rules! map_real_array {
     ($data:expr, $a:ident => $body:expr, complex => $complex:expr) => {
         match $data {
             $crate::ArrayData::Bool($a) => $crate::ArrayData::Bool($body),
+            $crate::ArrayData::I32($a) => $crate::ArrayData::I32($body),
+            $crate::ArrayData::U8($a) => $crate::ArrayData::U8($body),
+            $crate::ArrayData::U64($a) => $crate::ArrayData::U64($body),
             $crate::ArrayData::I64($a) => $crate::ArrayData::I64($body),
             $crate::ArrayData::F32($a) => $crate::ArrayData::F32($body),
             $crate::ArrayData::F64($a) => $crate::ArrayData::F64($body),
@@ -70,6 +82,9 @@ macro_rules! map_array {
     ($data:expr, $a:ident => $body:expr) => {
         match $data {
             $crate::ArrayData::Bool($a) => $crate::ArrayData::Bool($body),
+            $crate::ArrayData::I32($a) => $crate::ArrayData::I32($body),
+            $crate::ArrayData::U8($a) => $crate::ArrayData::U8($body),
+            $crate::ArrayData::U64($a) => $crate::ArrayData::U64($body),
             $crate::ArrayData::I64($a) => $crate::ArrayData::I64($body),
             $crate::ArrayData::F32($a) => $crate::ArrayData::F32($body),
             $crate::ArrayData::F64($a) => $crate::ArrayData::F64($body),
@@ -82,6 +97,9 @@ impl ArrayData {
     pub fn dtype(&self) -> DType {
         match self {
             ArrayData::Bool(_) => DType::Bool,
+            ArrayData::I32(_) => DType::I32,
+            ArrayData::U8(_) => DType::U8,
+            ArrayData::U64(_) => DType::U64,
             ArrayData::I64(_) => DType::I64,
             ArrayData::F32(_) => DType::F32,
             ArrayData::F64(_) => DType::F64,
@@ -106,6 +124,9 @@ impl ArrayData {
         let shape = IxDyn(shape);
         match value.cast(dtype) {
             Scalar::Bool(v) => ArrayData::Bool(ArrayD::from_elem(shape, v)),
+            Scalar::I32(v) => ArrayData::I32(ArrayD::from_elem(shape, v)),
+            Scalar::U8(v) => ArrayData::U8(ArrayD::from_elem(shape, v)),
+            Scalar::U64(v) => ArrayData::U64(ArrayD::from_elem(shape, v)),
             Scalar::I64(v) => ArrayData::I64(ArrayD::from_elem(shape, v)),
             Scalar::F32(v) => ArrayData::F32(ArrayD::from_elem(shape, v)),
             Scalar::F64(v) => ArrayData::F64(ArrayD::from_elem(shape, v)),
@@ -113,19 +134,28 @@ impl ArrayData {
         }
     }
 
-    /// The array converted to `dtype` with numpy's `astype` semantics (float to int truncates toward
-    /// zero and saturates; NaN becomes 0; complex to a real type takes the real part, where numpy
-    /// also warns).
+    /// The array converted to `dtype` with numpy's `astype` semantics:
+    ///
+    /// - between integer types the value wraps (keeps the low bits), as numpy's `astype`;
+    /// - float to int64 truncates toward zero and saturates, NaN giving 0;
+    /// - float to int32 truncates toward zero; NaN, infinities and values out of int32's range give
+    ///   `i32::MIN` (numpy's answer on x86-64; numpy calls it undefined);
+    /// - float to uint8 goes through int32 as numpy does on x86-64 (`300.0` gives 44, `-1.0` 255);
+    /// - float to uint64 truncates values in `[0, 2^64)`, wraps negative values above `-2^63`
+    ///   through int64 (`-1.0` gives `u64::MAX`, as numpy), and gives `2^63` for NaN, infinities
+    ///   and anything else out of range (numpy's answer on x86-64 for NaN and infinities);
+    /// - complex to a real type takes the real part, where numpy also warns.
     pub fn cast(&self, dtype: DType) -> ArrayData {
         if self.dtype() == dtype {
             return self.clone();
         }
         match dtype {
             DType::Bool => ArrayData::Bool(with_array!(self, a => a.mapv(Element::to_bool))),
+            DType::I32 => ArrayData::I32(with_array!(self, a => a.mapv(Element::to_i32))),
+            DType::U8 => ArrayData::U8(with_array!(self, a => a.mapv(Element::to_u8))),
+            DType::U64 => ArrayData::U64(with_array!(self, a => a.mapv(Element::to_u64))),
             DType::I64 => ArrayData::I64(with_array!(self, a => a.mapv(Element::to_i64))),
-            DType::F32 => {
-                ArrayData::F32(with_array!(self, a => a.mapv(|v| Element::to_f64(v) as f32)))
-            }
+            DType::F32 => ArrayData::F32(with_array!(self, a => a.mapv(Element::to_f32))),
             DType::F64 => ArrayData::F64(with_array!(self, a => a.mapv(Element::to_f64))),
             DType::C128 => ArrayData::C128(with_array!(self, a => a.mapv(Element::to_c128))),
         }
@@ -149,6 +179,9 @@ impl ArrayData {
     pub fn get(&self, index: &[usize]) -> Option<Scalar> {
         match self {
             ArrayData::Bool(a) => a.get(index).map(|&v| Scalar::Bool(v)),
+            ArrayData::I32(a) => a.get(index).map(|&v| Scalar::I32(v)),
+            ArrayData::U8(a) => a.get(index).map(|&v| Scalar::U8(v)),
+            ArrayData::U64(a) => a.get(index).map(|&v| Scalar::U64(v)),
             ArrayData::I64(a) => a.get(index).map(|&v| Scalar::I64(v)),
             ArrayData::F32(a) => a.get(index).map(|&v| Scalar::F32(v)),
             ArrayData::F64(a) => a.get(index).map(|&v| Scalar::F64(v)),
@@ -158,14 +191,19 @@ impl ArrayData {
 }
 
 /// A Rust type usable as an array element. Not every element type is ordered ([`Complex64`] is
-/// not): code that compares elements asks for `PartialOrd` besides.
+/// not): code that compares elements asks for `PartialOrd` besides. The `to_*` conversions are
+/// numpy's `astype` ([`ArrayData::cast`] lists the rules).
 pub trait Element: Copy + Send + Sync + PartialEq + std::fmt::Debug + 'static {
     const DTYPE: DType;
     fn wrap(a: ArrayD<Self>) -> ArrayData;
     fn unwrap(a: ArrayData) -> Option<ArrayD<Self>>;
     fn view(a: &ArrayData) -> Option<&ArrayD<Self>>;
     fn to_f64(self) -> f64;
+    fn to_f32(self) -> f32;
     fn to_i64(self) -> i64;
+    fn to_i32(self) -> i32;
+    fn to_u8(self) -> u8;
+    fn to_u64(self) -> u64;
     fn to_bool(self) -> bool;
     /// The value as a complex number (zero imaginary part for real types).
     fn to_c128(self) -> Complex64 {
@@ -175,8 +213,36 @@ pub trait Element: Copy + Send + Sync + PartialEq + std::fmt::Debug + 'static {
     fn into_scalar(self) -> Scalar;
 }
 
-macro_rules! element {
-    ($t:ty, $variant:ident, $to_f64:expr, $to_i64:expr, $to_bool:expr, $from:expr) => {
+/// Float to int32 as numpy on x86-64 (`cvttsd2si`): truncation, with NaN, infinities and values
+/// out of range giving `i32::MIN`.
+#[inline]
+pub(crate) fn f64_to_i32(v: f64) -> i32 {
+    let t = v.trunc();
+    if t.is_nan() || t < i32::MIN as f64 || t > i32::MAX as f64 {
+        i32::MIN
+    } else {
+        t as i32
+    }
+}
+
+/// Float to uint64: truncation in `[0, 2^64)`, negative values above `-2^63` wrap through int64
+/// (numpy: `-1.0` gives `u64::MAX`), anything else (NaN, infinities, out of range) `2^63`.
+#[inline]
+pub(crate) fn f64_to_u64(v: f64) -> u64 {
+    const TWO63: f64 = 9_223_372_036_854_775_808.0;
+    let t = v.trunc();
+    if (0.0..2.0 * TWO63).contains(&t) {
+        t as u64
+    } else if t < 0.0 && t > -TWO63 {
+        t as i64 as u64
+    } else {
+        1 << 63
+    }
+}
+
+/// Element impls for the integer types: conversions between integers wrap, as numpy's `astype`.
+macro_rules! int_element {
+    ($t:ty, $variant:ident) => {
         impl Element for $t {
             const DTYPE: DType = DType::$variant;
             fn wrap(a: ArrayD<Self>) -> ArrayData {
@@ -195,20 +261,38 @@ macro_rules! element {
                 }
             }
             fn to_f64(self) -> f64 {
-                let f: fn($t) -> f64 = $to_f64;
-                f(self)
+                self as f64
+            }
+            fn to_f32(self) -> f32 {
+                self as f32
             }
             fn to_i64(self) -> i64 {
-                let f: fn($t) -> i64 = $to_i64;
-                f(self)
+                self as i64
+            }
+            fn to_i32(self) -> i32 {
+                self as i32
+            }
+            fn to_u8(self) -> u8 {
+                self as u8
+            }
+            fn to_u64(self) -> u64 {
+                self as u64
             }
             fn to_bool(self) -> bool {
-                let f: fn($t) -> bool = $to_bool;
-                f(self)
+                self != 0
             }
             fn from_scalar(s: Scalar) -> Self {
-                let f: fn(Scalar) -> $t = $from;
-                f(s)
+                let v: $t = match s {
+                    Scalar::Bool(v) => v.to_u8() as $t,
+                    Scalar::I32(v) => v as $t,
+                    Scalar::U8(v) => v as $t,
+                    Scalar::U64(v) => v as $t,
+                    Scalar::I64(v) => v as $t,
+                    Scalar::F32(v) => <$t>::from_f64(v as f64),
+                    Scalar::F64(v) => <$t>::from_f64(v),
+                    Scalar::C128(v) => <$t>::from_f64(v.re),
+                };
+                v
             }
             fn into_scalar(self) -> Scalar {
                 Scalar::$variant(self)
@@ -217,54 +301,153 @@ macro_rules! element {
     };
 }
 
-element!(f64, F64, |v| v, |v| v as i64, |v| v != 0.0, |s| s.as_f64());
-element!(
-    f32,
-    F32,
-    |v| v as f64,
-    |v| v as i64,
-    |v| v != 0.0,
-    |s| s.as_f64() as f32
-);
-element!(i64, I64, |v| v as f64, |v| v, |v| v != 0, |s| s.as_i64());
-element!(bool, Bool, |v| v as u8 as f64, |v| v as i64, |v| v, |s| s
-    .as_bool());
+/// numpy's float-to-integer `astype` for each integer type ([`ArrayData::cast`]).
+trait FromF64 {
+    fn from_f64(v: f64) -> Self;
+}
+impl FromF64 for i64 {
+    fn from_f64(v: f64) -> Self {
+        v as i64
+    }
+}
+impl FromF64 for i32 {
+    fn from_f64(v: f64) -> Self {
+        f64_to_i32(v)
+    }
+}
+impl FromF64 for u8 {
+    fn from_f64(v: f64) -> Self {
+        f64_to_i32(v) as u8
+    }
+}
+impl FromF64 for u64 {
+    fn from_f64(v: f64) -> Self {
+        f64_to_u64(v)
+    }
+}
 
+int_element!(i64, I64);
+int_element!(i32, I32);
+int_element!(u8, U8);
+int_element!(u64, U64);
+
+/// Element impls for the float types (and complex128 through its real part).
+macro_rules! float_element {
+    ($t:ty, $variant:ident, |$v:ident| $re:expr, $truth:expr, $c128:expr) => {
+        impl Element for $t {
+            const DTYPE: DType = DType::$variant;
+            fn wrap(a: ArrayD<Self>) -> ArrayData {
+                ArrayData::$variant(a)
+            }
+            fn unwrap(a: ArrayData) -> Option<ArrayD<Self>> {
+                match a {
+                    ArrayData::$variant(a) => Some(a),
+                    _ => None,
+                }
+            }
+            fn view(a: &ArrayData) -> Option<&ArrayD<Self>> {
+                match a {
+                    ArrayData::$variant(a) => Some(a),
+                    _ => None,
+                }
+            }
+            fn to_f64(self) -> f64 {
+                let $v = self;
+                ($re) as f64
+            }
+            fn to_f32(self) -> f32 {
+                let $v = self;
+                ($re) as f32
+            }
+            fn to_i64(self) -> i64 {
+                i64::from_f64(self.to_f64())
+            }
+            fn to_i32(self) -> i32 {
+                i32::from_f64(self.to_f64())
+            }
+            fn to_u8(self) -> u8 {
+                u8::from_f64(self.to_f64())
+            }
+            fn to_u64(self) -> u64 {
+                u64::from_f64(self.to_f64())
+            }
+            fn to_bool(self) -> bool {
+                let f: fn($t) -> bool = $truth;
+                f(self)
+            }
+            fn to_c128(self) -> Complex64 {
+                let f: fn($t) -> Complex64 = $c128;
+                f(self)
+            }
+            fn from_scalar(s: Scalar) -> Self {
+                match s.cast(DType::$variant) {
+                    Scalar::$variant(v) => v,
+                    _ => unreachable!("a cast gives its dtype"),
+                }
+            }
+            fn into_scalar(self) -> Scalar {
+                Scalar::$variant(self)
+            }
+        }
+    };
+}
+
+float_element!(f64, F64, |v| v, |v| v != 0.0, |v| Complex64::new(v, 0.0));
+float_element!(f32, F32, |v| v, |v| v != 0.0, |v| Complex64::new(
+    v as f64, 0.0
+));
 // Complex to real keeps the real part, as numpy's astype (which warns).
-impl Element for Complex64 {
-    const DTYPE: DType = DType::C128;
+float_element!(
+    Complex64,
+    C128,
+    |v| v.re,
+    |v| v.re != 0.0 || v.im != 0.0,
+    |v| v
+);
+
+impl Element for bool {
+    const DTYPE: DType = DType::Bool;
     fn wrap(a: ArrayD<Self>) -> ArrayData {
-        ArrayData::C128(a)
+        ArrayData::Bool(a)
     }
     fn unwrap(a: ArrayData) -> Option<ArrayD<Self>> {
         match a {
-            ArrayData::C128(a) => Some(a),
+            ArrayData::Bool(a) => Some(a),
             _ => None,
         }
     }
     fn view(a: &ArrayData) -> Option<&ArrayD<Self>> {
         match a {
-            ArrayData::C128(a) => Some(a),
+            ArrayData::Bool(a) => Some(a),
             _ => None,
         }
     }
     fn to_f64(self) -> f64 {
-        self.re
+        self as u8 as f64
+    }
+    fn to_f32(self) -> f32 {
+        self as u8 as f32
     }
     fn to_i64(self) -> i64 {
-        self.re as i64
+        self as i64
+    }
+    fn to_i32(self) -> i32 {
+        self as i32
+    }
+    fn to_u8(self) -> u8 {
+        self as u8
+    }
+    fn to_u64(self) -> u64 {
+        self as u64
     }
     fn to_bool(self) -> bool {
-        self.re != 0.0 || self.im != 0.0
-    }
-    fn to_c128(self) -> Complex64 {
         self
     }
     fn from_scalar(s: Scalar) -> Self {
-        s.as_c128()
+        s.as_bool()
     }
     fn into_scalar(self) -> Scalar {
-        Scalar::C128(self)
+        Scalar::Bool(self)
     }
 }
 

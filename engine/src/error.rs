@@ -38,6 +38,10 @@ pub enum Error {
         op: &'static str,
         dtype: crate::DType,
     },
+    /// An integer scalar operand that the array's integer type cannot hold (numpy 2's
+    /// `OverflowError: Python integer 300 out of bounds for uint8`).
+    #[error("Python integer {value} out of bounds for {dtype}")]
+    ScalarOutOfBounds { value: String, dtype: crate::DType },
     #[error("expected an array of dtype {expected}, but it is {actual}")]
     DTypeMismatch {
         expected: crate::DType,

@@ -6,12 +6,19 @@ use std::fmt;
 
 use num_complex::Complex64;
 
+use crate::data::Element;
 use crate::error::{Error, Result};
 
 /// The element type of an array.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum DType {
     Bool,
+    /// numpy's `int32`.
+    I32,
+    /// numpy's `uint8`.
+    U8,
+    /// numpy's `uint64`.
+    U64,
     I64,
     F32,
     F64,
@@ -23,9 +30,9 @@ impl DType {
     /// Size of one element in bytes.
     pub fn size(self) -> usize {
         match self {
-            DType::Bool => 1,
-            DType::I64 | DType::F64 => 8,
-            DType::F32 => 4,
+            DType::Bool | DType::U8 => 1,
+            DType::I64 | DType::U64 | DType::F64 => 8,
+            DType::F32 | DType::I32 => 4,
             DType::C128 => 16,
         }
     }
@@ -34,6 +41,9 @@ impl DType {
     pub fn name(self) -> &'static str {
         match self {
             DType::Bool => "bool",
+            DType::I32 => "int32",
+            DType::U8 => "uint8",
+            DType::U64 => "uint64",
             DType::I64 => "int64",
             DType::F32 => "float32",
             DType::F64 => "float64",
@@ -43,6 +53,27 @@ impl DType {
 
     pub fn is_float(self) -> bool {
         matches!(self, DType::F32 | DType::F64)
+    }
+
+    /// Whether the type is one of the integer types (bool is not).
+    pub fn is_integer(self) -> bool {
+        matches!(self, DType::I32 | DType::U8 | DType::U64 | DType::I64)
+    }
+
+    /// Whether the type is an unsigned integer type.
+    pub fn is_unsigned(self) -> bool {
+        matches!(self, DType::U8 | DType::U64)
+    }
+
+    /// The range of values of an integer type, as i128 (`None` for bool, floats and complex).
+    pub fn int_range(self) -> Option<(i128, i128)> {
+        match self {
+            DType::I32 => Some((i32::MIN as i128, i32::MAX as i128)),
+            DType::U8 => Some((0, u8::MAX as i128)),
+            DType::U64 => Some((0, u64::MAX as i128)),
+            DType::I64 => Some((i64::MIN as i128, i64::MAX as i128)),
+            _ => None,
+        }
     }
 
     /// Whether the type is complex (complex128).
@@ -59,30 +90,40 @@ impl DType {
         Ok(())
     }
 
-    /// numpy's `result_type` for two array operands: bool < int64 < float32 < float64 < complex128,
-    /// except that int64 with float32 gives float64 (float32 cannot hold every int64). Anything with
-    /// complex128 is complex128 (numpy 2 gives complex64 for float32 with complex64, a type tessera
-    /// does not have).
+    /// numpy 2's `result_type` for two array operands. Integers of one signedness take the wider
+    /// type; a signed and an unsigned integer take the smallest signed type holding both (uint8 with
+    /// int32 is int32), and uint64 with a signed integer is float64 (no integer type holds both).
+    /// An integer with float32 stays float32 when float32 holds every value of the integer (uint8)
+    /// and is float64 otherwise (int32, int64, uint64). Anything with complex128 is complex128
+    /// (numpy 2 gives complex64 for float32 with complex64, a type tessera does not have).
     pub fn promote(a: DType, b: DType) -> DType {
         use DType::*;
         match (a, b) {
             (x, y) if x == y => x,
             (Bool, y) | (y, Bool) => y,
             (C128, _) | (_, C128) => C128,
-            (I64, F32) | (F32, I64) => F64,
             (F64, _) | (_, F64) => F64,
-            (I64, I64) | (F32, F32) => unreachable!("equal types handled above"),
+            (F32, U8) | (U8, F32) => F32,
+            (F32, _) | (_, F32) => F64,
+            // Both integers from here on.
+            (U64, I32 | I64) | (I32 | I64, U64) => F64,
+            (U64, U8) | (U8, U64) => U64,
+            (I64, _) | (_, I64) => I64,
+            (I32, U8) | (U8, I32) => I32,
+            (x, _) => unreachable!("every pair of distinct dtypes is handled above, not {x}"),
         }
     }
 
     /// The type of `array op scalar` under numpy 2's weak scalar rule: a Python scalar takes the array's
     /// type unless it is of a higher kind (a float scalar with an integer or bool array gives float64,
-    /// an int scalar with a bool array gives int64).
+    /// an int scalar with a bool array gives int64). Every integer scalar is a weak Python int, every
+    /// float scalar a weak Python float; whether an int fits the array's type is checked by
+    /// [`Scalar::check_fits`].
     pub fn promote_scalar(array: DType, scalar: &Scalar) -> DType {
-        match (array, scalar) {
-            (_, Scalar::C128(_)) => DType::C128,
-            (DType::Bool | DType::I64, Scalar::F64(_) | Scalar::F32(_)) => DType::F64,
-            (DType::Bool, Scalar::I64(_)) => DType::I64,
+        match (array, scalar.kind()) {
+            (_, ScalarKind::Complex) => DType::C128,
+            (d, ScalarKind::Float) if !d.is_float() && d != DType::C128 => DType::F64,
+            (DType::Bool, ScalarKind::Int) => DType::I64,
             _ => array,
         }
     }
@@ -105,19 +146,54 @@ impl fmt::Display for DType {
 }
 
 /// A scalar operand or fill value.
+///
+/// As an operand of an arithmetic operator or function, a scalar is a weak Python scalar (numpy 2's
+/// rule): any integer scalar takes the array's integer type (and must fit it, see
+/// [`Scalar::check_fits`]), any float scalar the array's float type.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Scalar {
     Bool(bool),
+    I32(i32),
+    U8(u8),
+    U64(u64),
     I64(i64),
     F32(f32),
     F64(f64),
     C128(Complex64),
 }
 
+/// The kind of a scalar under numpy's weak scalar rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ScalarKind {
+    Bool,
+    Int,
+    Float,
+    Complex,
+}
+
+/// Applies an expression to the value inside a [`Scalar`], binding it to `$v` (an [`crate::Element`]).
+macro_rules! with_scalar {
+    ($s:expr, $v:ident => $body:expr) => {
+        match $s {
+            Scalar::Bool($v) => $body,
+            Scalar::I32($v) => $body,
+            Scalar::U8($v) => $body,
+            Scalar::U64($v) => $body,
+            Scalar::I64($v) => $body,
+            Scalar::F32($v) => $body,
+            Scalar::F64($v) => $body,
+            Scalar::C128($v) => $body,
+        }
+    };
+}
+
 impl Scalar {
     pub fn dtype(&self) -> DType {
         match self {
             Scalar::Bool(_) => DType::Bool,
+            Scalar::I32(_) => DType::I32,
+            Scalar::U8(_) => DType::U8,
+            Scalar::U64(_) => DType::U64,
             Scalar::I64(_) => DType::I64,
             Scalar::F32(_) => DType::F32,
             Scalar::F64(_) => DType::F64,
@@ -125,55 +201,80 @@ impl Scalar {
         }
     }
 
+    pub(crate) fn kind(&self) -> ScalarKind {
+        match self.dtype() {
+            DType::Bool => ScalarKind::Bool,
+            DType::F32 | DType::F64 => ScalarKind::Float,
+            DType::C128 => ScalarKind::Complex,
+            _ => ScalarKind::Int,
+        }
+    }
+
+    /// The value of an integer (or bool) scalar, exactly; `None` for floats and complex.
+    pub fn as_i128(&self) -> Option<i128> {
+        match *self {
+            Scalar::Bool(v) => Some(v as i128),
+            Scalar::I32(v) => Some(v as i128),
+            Scalar::U8(v) => Some(v as i128),
+            Scalar::U64(v) => Some(v as i128),
+            Scalar::I64(v) => Some(v as i128),
+            _ => None,
+        }
+    }
+
+    /// Whether this scalar, as a weak Python int operand, fits `dtype`: numpy 2 raises
+    /// `OverflowError` for `uint8_array + 300` or `uint8_array + (-1)` instead of wrapping the
+    /// scalar, and so does tessera, with [`Error::ScalarOutOfBounds`] naming the value and dtype.
+    /// Floats, bools and complex scalars always fit (they are cast as numpy casts them).
+    pub fn check_fits(&self, dtype: DType) -> Result<()> {
+        if self.kind() != ScalarKind::Int {
+            return Ok(());
+        }
+        let (Some(v), Some((lo, hi))) = (self.as_i128(), dtype.int_range()) else {
+            return Ok(());
+        };
+        if v < lo || v > hi {
+            return Err(Error::ScalarOutOfBounds {
+                value: v.to_string(),
+                dtype,
+            });
+        }
+        Ok(())
+    }
+
     /// The value as a complex number (real types with a zero imaginary part).
     pub fn as_c128(&self) -> Complex64 {
-        match *self {
-            Scalar::C128(v) => v,
-            other => Complex64::new(other.as_f64(), 0.0),
-        }
+        with_scalar!(*self, v => Element::to_c128(v))
     }
 
     /// The real value; a complex one gives its real part, as numpy's `astype` does (with its
     /// `ComplexWarning`).
     pub fn as_f64(&self) -> f64 {
-        match *self {
-            Scalar::Bool(b) => b as u8 as f64,
-            Scalar::I64(v) => v as f64,
-            Scalar::F32(v) => v as f64,
-            Scalar::F64(v) => v,
-            Scalar::C128(v) => v.re,
-        }
+        with_scalar!(*self, v => Element::to_f64(v))
     }
 
+    /// The value as int64, with numpy's `astype` semantics (see [`crate::ArrayData::cast`]).
     pub fn as_i64(&self) -> i64 {
-        match *self {
-            Scalar::Bool(b) => b as i64,
-            Scalar::I64(v) => v,
-            Scalar::F32(v) => v as i64,
-            Scalar::F64(v) => v as i64,
-            Scalar::C128(v) => v.re as i64,
-        }
+        with_scalar!(*self, v => Element::to_i64(v))
     }
 
     pub fn as_bool(&self) -> bool {
-        match *self {
-            Scalar::Bool(b) => b,
-            Scalar::I64(v) => v != 0,
-            Scalar::F32(v) => v != 0.0,
-            Scalar::F64(v) => v != 0.0,
-            Scalar::C128(v) => v.re != 0.0 || v.im != 0.0,
-        }
+        with_scalar!(*self, v => Element::to_bool(v))
     }
 
-    /// The value converted to `dtype` with numpy's `astype` semantics.
+    /// The value converted to `dtype` with numpy's `astype` semantics (wrapping between integer
+    /// types; see [`crate::ArrayData::cast`] for floats to integers).
     pub fn cast(&self, dtype: DType) -> Scalar {
-        match dtype {
-            DType::Bool => Scalar::Bool(self.as_bool()),
-            DType::I64 => Scalar::I64(self.as_i64()),
-            DType::F32 => Scalar::F32(self.as_f64() as f32),
-            DType::F64 => Scalar::F64(self.as_f64()),
-            DType::C128 => Scalar::C128(self.as_c128()),
-        }
+        with_scalar!(*self, v => match dtype {
+            DType::Bool => Scalar::Bool(Element::to_bool(v)),
+            DType::I32 => Scalar::I32(Element::to_i32(v)),
+            DType::U8 => Scalar::U8(Element::to_u8(v)),
+            DType::U64 => Scalar::U64(Element::to_u64(v)),
+            DType::I64 => Scalar::I64(Element::to_i64(v)),
+            DType::F32 => Scalar::F32(Element::to_f32(v)),
+            DType::F64 => Scalar::F64(Element::to_f64(v)),
+            DType::C128 => Scalar::C128(Element::to_c128(v)),
+        })
     }
 
     /// Bytes that identify the value exactly, for graph tokens.
@@ -184,6 +285,9 @@ impl Scalar {
             Scalar::F32(v) => (2, v.to_bits() as u64, 0),
             Scalar::F64(v) => (3, v.to_bits(), 0),
             Scalar::C128(v) => (4, v.re.to_bits(), v.im.to_bits()),
+            Scalar::I32(v) => (5, v as u32 as u64, 0),
+            Scalar::U8(v) => (6, v as u64, 0),
+            Scalar::U64(v) => (7, v, 0),
         };
         let mut out = [0u8; 17];
         out[0] = tag;
@@ -210,7 +314,17 @@ impl From<i64> for Scalar {
 }
 impl From<i32> for Scalar {
     fn from(v: i32) -> Self {
-        Scalar::I64(v as i64)
+        Scalar::I32(v)
+    }
+}
+impl From<u8> for Scalar {
+    fn from(v: u8) -> Self {
+        Scalar::U8(v)
+    }
+}
+impl From<u64> for Scalar {
+    fn from(v: u64) -> Self {
+        Scalar::U64(v)
     }
 }
 impl From<Complex64> for Scalar {
@@ -228,6 +342,9 @@ impl fmt::Display for Scalar {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Scalar::Bool(v) => write!(f, "{v}"),
+            Scalar::I32(v) => write!(f, "{v}"),
+            Scalar::U8(v) => write!(f, "{v}"),
+            Scalar::U64(v) => write!(f, "{v}"),
             Scalar::I64(v) => write!(f, "{v}"),
             Scalar::F32(v) => write!(f, "{v}"),
             Scalar::F64(v) => write!(f, "{v}"),

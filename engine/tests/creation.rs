@@ -53,10 +53,14 @@ fn zeros_ones_full_every_dtype_rank_and_chunking() {
                 &full(&shape, -7i64, spec.clone()).unwrap(),
                 &ArrayD::from_elem(d.clone(), -7i64),
             );
-            // A Rust i32 fill value gives int64, numpy's default integer.
+            // The fill value's Rust type is the dtype: an i32 gives int32, a u8 uint8.
             check(
                 &full(&shape, 3i32, spec.clone()).unwrap(),
-                &ArrayD::from_elem(d.clone(), 3i64),
+                &ArrayD::from_elem(d.clone(), 3i32),
+            );
+            check(
+                &full(&shape, 200u8, spec.clone()).unwrap(),
+                &ArrayD::from_elem(d.clone(), 200u8),
             );
             check(
                 &full(&shape, true, spec.clone()).unwrap(),

@@ -105,6 +105,9 @@ fn binary_oracle(op: Bin, a: &ArrayData, b: &ArrayData, out: DType) -> ArrayData
             }
         }
         DType::C128 => unreachable!("complex128 arithmetic is checked in tests/complex.rs"),
+        DType::I32 | DType::U8 | DType::U64 => {
+            unreachable!("int32, uint8 and uint64 arithmetic is checked in tests/dtypes.rs")
+        }
     }
 }
 
@@ -326,6 +329,9 @@ fn scalar_oracle(op: Bin, a: &ArrayData, s: Scalar, scalar_left: bool, out: DTyp
     let sd = match s {
         Scalar::Bool(v) => ArrayData::Bool(ArrayD::from_elem(IxDyn(&[]), v)),
         Scalar::I64(v) => ArrayData::I64(ArrayD::from_elem(IxDyn(&[]), v)),
+        Scalar::I32(v) => ArrayData::I32(ArrayD::from_elem(IxDyn(&[]), v)),
+        Scalar::U8(v) => ArrayData::U8(ArrayD::from_elem(IxDyn(&[]), v)),
+        Scalar::U64(v) => ArrayData::U64(ArrayD::from_elem(IxDyn(&[]), v)),
         Scalar::F32(v) => ArrayData::F32(ArrayD::from_elem(IxDyn(&[]), v)),
         Scalar::F64(v) => ArrayData::F64(ArrayD::from_elem(IxDyn(&[]), v)),
         Scalar::C128(v) => ArrayData::C128(ArrayD::from_elem(IxDyn(&[]), v)),
@@ -358,6 +364,9 @@ fn with_scalar(op: Bin, a: &Array, s: Scalar, scalar_left: bool) -> tessera::Res
     match s {
         Scalar::Bool(v) => go!(v),
         Scalar::I64(v) => go!(v),
+        Scalar::I32(v) => go!(Scalar::I32(v)),
+        Scalar::U8(v) => go!(Scalar::U8(v)),
+        Scalar::U64(v) => go!(Scalar::U64(v)),
         Scalar::F32(v) => go!(Scalar::F32(v)),
         Scalar::F64(v) => go!(v),
         Scalar::C128(v) => go!(Scalar::C128(v)),

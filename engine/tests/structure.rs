@@ -1023,6 +1023,9 @@ fn structure_ops_on_dynamic_data_of_every_dtype() {
             ArrayData::F32(x) => ArrayData::F32(chain_oracle(x)),
             ArrayData::F64(x) => ArrayData::F64(chain_oracle(x)),
             ArrayData::C128(x) => ArrayData::C128(chain_oracle(x)),
+            ArrayData::I32(x) => ArrayData::I32(chain_oracle(x)),
+            ArrayData::U8(x) => ArrayData::U8(chain_oracle(x)),
+            ArrayData::U64(x) => ArrayData::U64(chain_oracle(x)),
         };
         check_data(&t, &expected);
         let r = a.rechunk([5, 5]).unwrap();

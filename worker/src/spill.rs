@@ -283,6 +283,9 @@ fn write_inner(path: &Path, value: &ChunkValue) -> std::io::Result<()> {
             match a {
                 ArrayData::Bool(x) => put(&mut out, x, |b: bool| [b as u8])?,
                 ArrayData::I64(x) => put(&mut out, x, i64::to_le_bytes)?,
+                ArrayData::I32(x) => put(&mut out, x, i32::to_le_bytes)?,
+                ArrayData::U8(x) => put(&mut out, x, u8::to_le_bytes)?,
+                ArrayData::U64(x) => put(&mut out, x, u64::to_le_bytes)?,
                 ArrayData::F32(x) => put(&mut out, x, f32::to_le_bytes)?,
                 ArrayData::F64(x) => put(&mut out, x, f64::to_le_bytes)?,
                 ArrayData::C128(x) => put(&mut out, x, |v: tessera::Complex64| {
@@ -308,6 +311,9 @@ fn dtype_code(a: &ArrayData) -> u8 {
         ArrayData::F32(_) => 2,
         ArrayData::F64(_) => 3,
         ArrayData::C128(_) => 4,
+        ArrayData::I32(_) => 5,
+        ArrayData::U8(_) => 6,
+        ArrayData::U64(_) => 7,
     }
 }
 
@@ -393,6 +399,18 @@ pub fn read(path: &Path) -> Result<ChunkValue, String> {
             )
             .map_err(shaped)?,
         ),
+        5 => ArrayData::I32(
+            ArrayD::from_shape_vec(dim, get(&mut input, len, i32::from_le_bytes).map_err(fail)?)
+                .map_err(shaped)?,
+        ),
+        6 => ArrayData::U8(
+            ArrayD::from_shape_vec(dim, get(&mut input, len, u8::from_le_bytes).map_err(fail)?)
+                .map_err(shaped)?,
+        ),
+        7 => ArrayData::U64(
+            ArrayD::from_shape_vec(dim, get(&mut input, len, u64::from_le_bytes).map_err(fail)?)
+                .map_err(shaped)?,
+        ),
         d => return Err(bad(&format!("unknown dtype code {d}"))),
     };
     Ok(ChunkValue::Array(data))
@@ -433,6 +451,9 @@ mod tests {
             )),
             ChunkValue::Array(ArrayData::F32(f.mapv(|x| x as f32).t().to_owned())),
             ChunkValue::Array(ArrayData::I64(f.mapv(|x| x as i64))),
+            ChunkValue::Array(ArrayData::I32(f.mapv(|x| x as i32 - 1000))),
+            ChunkValue::Array(ArrayData::U8(f.mapv(|x| x as i64 as u8))),
+            ChunkValue::Array(ArrayData::U64(f.mapv(|x| (x as i64 as u64) << 20))),
             ChunkValue::Array(ArrayData::Bool(f.mapv(|x| x > 3.0))),
             ChunkValue::Array(ArrayData::C128(
                 f.mapv(|x| tessera::Complex64::new(x, -x / 3.0)),

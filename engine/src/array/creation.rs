@@ -145,6 +145,19 @@ pub fn arange<T: Element>(
             ),
         });
     }
+    if T::DTYPE.is_integer() && T::DTYPE != DType::I64 {
+        // int32, uint8, uint64: `start + i·step` in the type itself (wrapping, exact whenever the
+        // values fit), from an exact int64 index range.
+        let exact = |v: T| v.into_scalar().as_i128().expect("an integer element");
+        let (s, e, st) = (exact(start), exact(stop), exact(step));
+        let n = ((e - s + st - st.signum()) / st).max(0);
+        let len = i64::try_from(n).map_err(|_| Error::InvalidArgument {
+            op: "arange",
+            reason: format!("{n} elements from {s} to {e} by {st} are too many"),
+        })?;
+        let index = arange(0i64, len, 1, chunks)?.astype(T::DTYPE)?;
+        return (&index * step.into_scalar() + start.into_scalar()).checked();
+    }
     let len = if T::DTYPE == DType::I64 {
         let (s, e, st) = (start.to_i64(), stop.to_i64(), step.to_i64());
         let span = e as i128 - s as i128;

@@ -337,15 +337,67 @@ fn promote(operands: &[Operand]) -> DType {
     d
 }
 
+/// numpy 2 refuses a Python int operand that the integer type an operation computes in cannot
+/// hold (`uint8_array + 300` raises `OverflowError`) rather than wrapping it.
+fn check_scalars(operands: &[Operand], dtype: DType) -> Result<()> {
+    operands.iter().try_for_each(|o| match o {
+        Operand::Scalar(s) => s.check_fits(dtype),
+        Operand::Array(_) => Ok(()),
+    })
+}
+
 pub(crate) fn binary(f: BinaryFn, a: Operand, b: Operand) -> Result<Array> {
     let (arg, out) = f.signature(promote(&[a.clone(), b.clone()]))?;
+    check_scalars(&[a.clone(), b.clone()], arg)?;
     apply(ElemFunc::Binary(f), &[a, b], &[arg, arg], out)
 }
 
 pub(crate) fn compare(f: CmpFn, a: Operand, b: Operand) -> Result<Array> {
     let arg = promote(&[a.clone(), b.clone()]);
     f.check_dtype(arg)?;
+    if let Some(r) = compare_out_of_range(f, &a, &b, arg)? {
+        return Ok(r);
+    }
     apply(ElemFunc::Compare(f), &[a, b], &[arg, arg], DType::Bool)
+}
+
+/// numpy 2 compares an integer array with a Python int outside the array type's range exactly,
+/// without an error: `uint8_array < 300` is all true, `uint8_array == -1` all false. Every element
+/// is then on the same side of the scalar, so the result is a constant of the array's chunks.
+fn compare_out_of_range(f: CmpFn, a: &Operand, b: &Operand, arg: DType) -> Result<Option<Array>> {
+    let (x, s, f) = match (a, b) {
+        (Operand::Array(x), Operand::Scalar(s)) => (x, s, f),
+        // `scalar op array` is `array op' scalar` with the comparison mirrored.
+        (Operand::Scalar(s), Operand::Array(x)) => (
+            x,
+            s,
+            match f {
+                CmpFn::Lt => CmpFn::Gt,
+                CmpFn::Le => CmpFn::Ge,
+                CmpFn::Gt => CmpFn::Lt,
+                CmpFn::Ge => CmpFn::Le,
+                eq_or_ne => eq_or_ne,
+            },
+        ),
+        _ => return Ok(None),
+    };
+    if s.check_fits(arg).is_ok() {
+        return Ok(None);
+    }
+    let above = s.as_i128() > arg.int_range().map(|(_, hi)| hi);
+    let truth = match f {
+        CmpFn::Eq => false,
+        CmpFn::Ne => true,
+        CmpFn::Lt | CmpFn::Le => above,
+        CmpFn::Gt | CmpFn::Ge => !above,
+    };
+    // Integers and bools are always finite: an all-true array of `x`'s chunks.
+    let all = unary(UnaryFn::IsFinite, x)?;
+    Ok(Some(if truth {
+        all
+    } else {
+        unary(UnaryFn::LogicalNot, &all)?
+    }))
 }
 
 pub(crate) fn unary(f: UnaryFn, a: &Array) -> Result<Array> {
@@ -381,6 +433,9 @@ pub fn where_(
 ) -> Result<Array> {
     let (c, a, b) = (cond.into(), a.into(), b.into());
     let d = promote(&[a.clone(), b.clone()]);
+    // numpy 2 wraps an out-of-range Python int here (a quirk); tessera refuses it as arithmetic
+    // does.
+    check_scalars(&[a.clone(), b.clone()], d)?;
     apply(ElemFunc::Where, &[c, a, b], &[DType::Bool, d, d], d)
 }
 
@@ -452,6 +507,20 @@ impl Array {
         let (lo, hi) = (lo.into(), hi.into());
         let d = DType::promote_scalar(DType::promote_scalar(self.dtype(), &lo), &hi);
         d.require_real("clip")?;
+        // A bound beyond an integer type's range clips nothing on that side: numpy 2 accepts
+        // `clip(uint8_array, -5, 300)`, which is `clip(uint8_array, 0, 255)`.
+        let clamp = |s: Scalar| match (s.as_i128(), d.int_range()) {
+            (Some(v), Some((lo, hi))) if s.check_fits(d).is_err() => {
+                // The bound itself, which fits int64 or (above int64) uint64, cast to `d`.
+                let edge = if v > hi { hi } else { lo };
+                match i64::try_from(edge) {
+                    Ok(e) => Scalar::I64(e).cast(d),
+                    Err(_) => Scalar::U64(edge as u64).cast(d),
+                }
+            }
+            _ => s,
+        };
+        let (lo, hi) = (clamp(lo), clamp(hi));
         apply(
             ElemFunc::Clip,
             &[
@@ -552,7 +621,7 @@ impl Array {
 
     /// Rounds to `decimals` decimal places, half to even, as numpy's `around`: floats compute
     /// `round(x * 10^d) / 10^d` (or `round(x / 10^-d) * 10^-d` for negative `d`), exactly numpy's
-    /// steps; int64 is unchanged for `d >= 0` and rounds to a multiple of `10^-d` otherwise
+    /// steps; integers are unchanged for `d >= 0` and round to a multiple of `10^-d` otherwise
     /// (through float64, exact below 2^53); bool is refused.
     ///
     /// ```
@@ -569,11 +638,8 @@ impl Array {
                 op: "around",
                 dtype: DType::Bool,
             }),
-            DType::I64 if decimals >= 0 => Ok(self.clone()),
-            DType::I64 => self
-                .astype(DType::F64)?
-                .around(decimals)?
-                .astype(DType::I64),
+            d if d.is_integer() && decimals >= 0 => Ok(self.clone()),
+            d if d.is_integer() => self.astype(DType::F64)?.around(decimals)?.astype(d),
             d => {
                 let factor = Scalar::F64(10f64.powi(decimals.abs())).cast(d);
                 if decimals >= 0 {

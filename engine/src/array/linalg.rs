@@ -213,6 +213,14 @@ fn matmul_shape(operands: &[Labeled], out: &[u32], summed: &[u32]) -> Result<Opt
 /// Two operands of a product in their promoted dtype (matmul needs one).
 fn promote_pair(a: &Array, b: &Array) -> Result<(Array, Array)> {
     let d = DType::promote(a.dtype(), b.dtype());
+    // The block products exist for float64, float32 and int64: int32, uint8 and uint64 are refused
+    // when the graph is built (cast to int64 or float64 first) rather than failing in a task.
+    if matches!(d, DType::I32 | DType::U8 | DType::U64) {
+        return Err(Error::UnsupportedDType {
+            op: "matmul",
+            dtype: d,
+        });
+    }
     Ok((a.astype(d)?, b.astype(d)?))
 }
 

@@ -326,7 +326,8 @@ impl Array {
             });
         }
         let dtype = DType::promote(self.dtype(), other.dtype());
-        if dtype == DType::Bool {
+        // Block products exist for float64, float32 and int64 (see `ops::matmul`).
+        if matches!(dtype, DType::Bool | DType::I32 | DType::U8 | DType::U64) {
             return Err(Error::UnsupportedDType {
                 op: "matmul",
                 dtype,

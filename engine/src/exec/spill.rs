@@ -81,6 +81,9 @@ fn dtype_code(d: DType) -> u8 {
         DType::F32 => 2,
         DType::F64 => 3,
         DType::C128 => 4,
+        DType::I32 => 5,
+        DType::U8 => 6,
+        DType::U64 => 7,
     }
 }
 
@@ -105,6 +108,9 @@ pub(crate) fn write(path: &Path, v: &ChunkValue) -> Result<Option<usize>> {
         match a {
             ArrayData::Bool(x) => x.iter().try_for_each(|&b| w.write_all(&[b as u8])),
             ArrayData::I64(x) => x.iter().try_for_each(|v| w.write_all(&v.to_le_bytes())),
+            ArrayData::I32(x) => x.iter().try_for_each(|v| w.write_all(&v.to_le_bytes())),
+            ArrayData::U8(x) => x.iter().try_for_each(|v| w.write_all(&v.to_le_bytes())),
+            ArrayData::U64(x) => x.iter().try_for_each(|v| w.write_all(&v.to_le_bytes())),
             ArrayData::F32(x) => x.iter().try_for_each(|v| w.write_all(&v.to_le_bytes())),
             ArrayData::F64(x) => x.iter().try_for_each(|v| w.write_all(&v.to_le_bytes())),
             ArrayData::C128(x) => x.iter().try_for_each(|v| {
@@ -175,9 +181,9 @@ fn read_file(path: &Path) -> Result<ChunkValue> {
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
         .ok_or_else(|| bad("shape overflows"))?;
     let size = match code {
-        0 => 1,
-        1 | 3 => 8,
-        2 => 4,
+        0 | 6 => 1,
+        1 | 3 | 7 => 8,
+        2 | 5 => 4,
         4 => 16,
         _ => return Err(bad("unknown dtype code")),
     };
@@ -208,6 +214,30 @@ fn read_file(path: &Path) -> Result<ChunkValue> {
                 shape,
                 elements(&mut r, n, 4, |c| {
                     f32::from_le_bytes(c.try_into().expect("4 bytes"))
+                })
+                .map_err(ioe)?,
+            )
+            .map_err(shaped)?,
+        ),
+        5 => ArrayData::I32(
+            ArrayD::from_shape_vec(
+                shape,
+                elements(&mut r, n, 4, |c| {
+                    i32::from_le_bytes(c.try_into().expect("4 bytes"))
+                })
+                .map_err(ioe)?,
+            )
+            .map_err(shaped)?,
+        ),
+        6 => ArrayData::U8(
+            ArrayD::from_shape_vec(shape, elements(&mut r, n, 1, |c| c[0]).map_err(ioe)?)
+                .map_err(shaped)?,
+        ),
+        7 => ArrayData::U64(
+            ArrayD::from_shape_vec(
+                shape,
+                elements(&mut r, n, 8, |c| {
+                    u64::from_le_bytes(c.try_into().expect("8 bytes"))
                 })
                 .map_err(ioe)?,
             )
@@ -270,6 +300,11 @@ mod tests {
             ),
             ArrayData::F64(ArrayD::from_shape_vec(IxDyn(&[0, 4]), vec![]).unwrap()),
             ArrayData::I64(ArrayD::from_shape_vec(IxDyn(&[]), vec![7]).unwrap()),
+            ArrayData::I32(
+                ArrayD::from_shape_vec(IxDyn(&[3]), vec![i32::MIN, -1, i32::MAX]).unwrap(),
+            ),
+            ArrayData::U8(ArrayD::from_shape_vec(IxDyn(&[2]), vec![0, 255]).unwrap()),
+            ArrayData::U64(ArrayD::from_shape_vec(IxDyn(&[2]), vec![u64::MAX, 1]).unwrap()),
             ArrayData::C128(
                 ArrayD::from_shape_vec(
                     IxDyn(&[3]),
@@ -294,6 +329,9 @@ mod tests {
                 match d {
                     ArrayData::Bool(x) => x.iter().map(|&b| b as u64).collect(),
                     ArrayData::I64(x) => x.iter().map(|&v| v as u64).collect(),
+                    ArrayData::I32(x) => x.iter().map(|&v| v as u32 as u64).collect(),
+                    ArrayData::U8(x) => x.iter().map(|&v| v as u64).collect(),
+                    ArrayData::U64(x) => x.iter().copied().collect(),
                     ArrayData::F32(x) => x.iter().map(|v| v.to_bits() as u64).collect(),
                     ArrayData::F64(x) => x.iter().map(|v| v.to_bits()).collect(),
                     ArrayData::C128(x) => x

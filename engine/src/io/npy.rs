@@ -46,6 +46,7 @@ enum Kind {
     I32,
     U32,
     I64,
+    U64,
     F32,
     F64,
     C128,
@@ -57,7 +58,7 @@ impl Kind {
             Kind::Bool | Kind::I8 | Kind::U8 => 1,
             Kind::I16 | Kind::U16 => 2,
             Kind::I32 | Kind::U32 | Kind::F32 => 4,
-            Kind::I64 | Kind::F64 => 8,
+            Kind::I64 | Kind::U64 | Kind::F64 => 8,
             Kind::C128 => 16,
         }
     }
@@ -68,7 +69,12 @@ impl Kind {
             Kind::F32 => DType::F32,
             Kind::F64 => DType::F64,
             Kind::C128 => DType::C128,
-            _ => DType::I64,
+            Kind::I32 => DType::I32,
+            Kind::U8 => DType::U8,
+            Kind::U64 => DType::U64,
+            // int8, int16, uint16 and uint32 have no tessera type: widened to int64, which holds
+            // every value.
+            Kind::I8 | Kind::I16 | Kind::U16 | Kind::U32 | Kind::I64 => DType::I64,
         }
     }
 }
@@ -82,7 +88,8 @@ struct DiskFormat {
 /// The parsed header of a `.npy` file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NpyHeader {
-    /// The dtype elements are read as: narrower integers are widened to `I64`.
+    /// The dtype elements are read as: int32, uint8 and uint64 as themselves, the other integer
+    /// types (int8, int16, uint16, uint32) widened to `I64`.
     pub dtype: DType,
     pub shape: Vec<usize>,
     /// Whether the data is stored first axis fastest; [`read_region`] returns C order either way.
@@ -248,15 +255,11 @@ fn parse_descr(descr: &str) -> Result<DiskFormat, String> {
         b"f4" => Kind::F32,
         b"f8" => Kind::F64,
         b"c16" => Kind::C128,
-        b"u8" => {
-            return Err(format!(
-                "dtype '{descr}' (uint64) is not supported: its values may not fit in int64"
-            ));
-        }
+        b"u8" => Kind::U64,
         b"f2" => return Err(format!("dtype '{descr}' (float16) is not supported")),
         _ => {
             return Err(format!(
-                "unsupported dtype descr '{descr}' (supported: bool, int8-64, uint8-32, \
+                "unsupported dtype descr '{descr}' (supported: bool, int8-64, uint8-64, \
                  float32, float64, complex128)"
             ));
         }
@@ -638,6 +641,24 @@ pub fn read_region(
             let a = ArrayD::from_shape_vec(dim, v).map_err(bad)?;
             return Ok(ArrayData::I64(a).into_standard_layout());
         }
+        Kind::I32 if native && header.dtype == DType::I32 => {
+            let mut v = vec![0i32; count];
+            read_into(bytemuck::cast_slice_mut(&mut v))?;
+            let a = ArrayD::from_shape_vec(dim, v).map_err(bad)?;
+            return Ok(ArrayData::I32(a).into_standard_layout());
+        }
+        Kind::U64 if native && header.dtype == DType::U64 => {
+            let mut v = vec![0u64; count];
+            read_into(bytemuck::cast_slice_mut(&mut v))?;
+            let a = ArrayD::from_shape_vec(dim, v).map_err(bad)?;
+            return Ok(ArrayData::U64(a).into_standard_layout());
+        }
+        Kind::U8 if header.dtype == DType::U8 => {
+            let mut v = vec![0u8; count];
+            read_into(&mut v)?;
+            let a = ArrayD::from_shape_vec(dim, v).map_err(bad)?;
+            return Ok(ArrayData::U8(a).into_standard_layout());
+        }
         _ => {}
     }
     let mut bytes = vec![0u8; count * item];
@@ -783,13 +804,20 @@ fn decode(
                     .collect(),
             )?)
         }
+        Kind::I32 => ArrayData::I32(ArrayD::from_shape_vec(
+            dim,
+            convert!(bytes, big, i32, |v| v),
+        )?),
+        Kind::U8 => ArrayData::U8(ArrayD::from_shape_vec(dim, bytes.to_vec())?),
+        Kind::U64 => ArrayData::U64(ArrayD::from_shape_vec(
+            dim,
+            convert!(bytes, big, u64, |v| v),
+        )?),
         kind => {
             let v = match kind {
                 Kind::I8 => convert!(bytes, big, i8, i64::from),
-                Kind::U8 => convert!(bytes, big, u8, i64::from),
                 Kind::I16 => convert!(bytes, big, i16, i64::from),
                 Kind::U16 => convert!(bytes, big, u16, i64::from),
-                Kind::I32 => convert!(bytes, big, i32, i64::from),
                 Kind::U32 => convert!(bytes, big, u32, i64::from),
                 _ => convert!(bytes, big, i64, |v| v),
             };
@@ -810,6 +838,9 @@ fn encode(data: &ArrayData) -> Vec<u8> {
     match data {
         ArrayData::Bool(a) => a.iter().map(|&b| u8::from(b)).collect(),
         ArrayData::I64(a) => le(a, i64::to_le_bytes),
+        ArrayData::I32(a) => le(a, i32::to_le_bytes),
+        ArrayData::U8(a) => a.iter().copied().collect(),
+        ArrayData::U64(a) => le(a, u64::to_le_bytes),
         ArrayData::F32(a) => le(a, f32::to_le_bytes),
         ArrayData::F64(a) => le(a, f64::to_le_bytes),
         ArrayData::C128(a) => le(a, |v: num_complex::Complex64| {
@@ -825,6 +856,9 @@ fn descr(dtype: DType) -> &'static str {
     match dtype {
         DType::Bool => "|b1",
         DType::I64 => "<i8",
+        DType::I32 => "<i4",
+        DType::U8 => "|u1",
+        DType::U64 => "<u8",
         DType::F32 => "<f4",
         DType::F64 => "<f8",
         DType::C128 => "<c16",
@@ -978,6 +1012,9 @@ mod tests {
         match dtype {
             DType::Bool => ArrayData::Bool(idx.mapv(|i| i % 3 == 0)),
             DType::I64 => ArrayData::I64(idx.mapv(|i| i * 7_000_000_001 - 50)),
+            DType::I32 => ArrayData::I32(idx.mapv(|i| (i * 70_000_001 - 50) as i32)),
+            DType::U8 => ArrayData::U8(idx.mapv(|i| (i * 37) as u8)),
+            DType::U64 => ArrayData::U64(idx.mapv(|i| u64::MAX - (i as u64) * 7_000_000_001)),
             DType::F32 => ArrayData::F32(idx.mapv(|i| i as f32 * 0.25 - 3.0)),
             DType::F64 => ArrayData::F64(idx.mapv(|i| i as f64 / 3.0 - 1e300 * (i % 2) as f64)),
             DType::C128 => ArrayData::C128(
@@ -1067,7 +1104,16 @@ mod tests {
     #[test]
     fn round_trips_every_dtype_and_rank() {
         let dir = tempfile::tempdir().unwrap();
-        for dtype in [DType::Bool, DType::I64, DType::F32, DType::F64, DType::C128] {
+        for dtype in [
+            DType::Bool,
+            DType::I32,
+            DType::U8,
+            DType::U64,
+            DType::I64,
+            DType::F32,
+            DType::F64,
+            DType::C128,
+        ] {
             for &shape in SHAPES {
                 let path = dir.path().join(format!("{dtype}_{}.npy", shape.len()));
                 let data = sample(dtype, shape);
@@ -1259,11 +1305,12 @@ mod tests {
         let f64s = ints.map(|v| v as f64 / 4.0);
         let f32s = ints.map(|v| v as f32 / 4.0);
 
-        check(
-            "<i4",
-            bytes(&i32s, i32::to_le_bytes),
-            arr(i32s.map(i64::from)),
-        );
+        // int32, uint8 and uint64 are read as themselves, in either byte order.
+        check("<i4", bytes(&i32s, i32::to_le_bytes), arr(i32s));
+        check(">i4", bytes(&i32s, i32::to_be_bytes), arr(i32s));
+        let u64s = u8s.map(|v| u64::MAX - u64::from(v));
+        check("<u8", bytes(&u64s, u64::to_le_bytes), arr(u64s));
+        check(">u8", bytes(&u64s, u64::to_be_bytes), arr(u64s));
         check(">i8", bytes(&ints, i64::to_be_bytes), arr(ints));
         check(
             "<i2",
@@ -1271,7 +1318,7 @@ mod tests {
             arr(i16s.map(i64::from)),
         );
         check("|i1", bytes(&i8s, i8::to_le_bytes), arr(i8s.map(i64::from)));
-        check("|u1", u8s.to_vec(), arr(u8s.map(i64::from)));
+        check("|u1", u8s.to_vec(), arr(u8s));
         check(
             "<u2",
             bytes(&u16s, u16::to_le_bytes),
@@ -1415,7 +1462,6 @@ mod tests {
             ("version", v4, "version 4.0"),
             ("truncated", truncated, "truncated"),
             ("unknown descr", with("<f8", "<c8"), "'<c8'"),
-            ("u8", with("<f8", "<u8"), "uint64"),
             ("f2", with("<f8", "<f2"), "float16"),
             ("orderless", with("<f8", "|f8"), "byte order"),
             ("structured", with("'<f8'", "[('a', '<f8')]"), "structured"),

@@ -18,7 +18,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use ndarray::{ArrayD, IxDyn, Slice};
 use zarrs::array::codec::{BloscCodec, GzipCodec, ZstdCodec};
-use zarrs::array::data_type::{BoolDataType, Float32DataType, Float64DataType, Int64DataType};
+use zarrs::array::data_type::{
+    BoolDataType, Float32DataType, Float64DataType, Int32DataType, Int64DataType, UInt8DataType,
+    UInt64DataType,
+};
 use zarrs::array::{
     ArrayBuilder, ArrayMetadata, ArraySubset, BytesToBytesCodecTraits, DataType, ElementOwned,
     FillValueMetadata, data_type,
@@ -168,11 +171,18 @@ fn dtype_of(dt: &DataType) -> std::result::Result<DType, String> {
         Ok(DType::F32)
     } else if dt.is::<Int64DataType>() {
         Ok(DType::I64)
+    } else if dt.is::<Int32DataType>() {
+        Ok(DType::I32)
+    } else if dt.is::<UInt8DataType>() {
+        Ok(DType::U8)
+    } else if dt.is::<UInt64DataType>() {
+        Ok(DType::U64)
     } else if dt.is::<BoolDataType>() {
         Ok(DType::Bool)
     } else {
         Err(format!(
-            "its data type {dt} is not supported (tessera reads float64, float32, int64 and bool)"
+            "its data type {dt} is not supported (tessera reads float64, float32, int64, int32, \
+             uint8, uint64 and bool)"
         ))
     }
 }
@@ -182,6 +192,9 @@ fn zarr_data_type(dtype: DType) -> DataType {
         DType::F64 => data_type::float64(),
         DType::F32 => data_type::float32(),
         DType::I64 => data_type::int64(),
+        DType::I32 => data_type::int32(),
+        DType::U8 => data_type::uint8(),
+        DType::U64 => data_type::uint64(),
         DType::Bool => data_type::bool(),
         DType::C128 => data_type::complex128(),
     }
@@ -322,6 +335,9 @@ impl ZarrArrayRef {
             Scalar::F64(v) => ArrayBuilder::new(shape64, outer.clone(), zarr_data_type(dtype), v),
             Scalar::F32(v) => ArrayBuilder::new(shape64, outer.clone(), zarr_data_type(dtype), v),
             Scalar::I64(v) => ArrayBuilder::new(shape64, outer.clone(), zarr_data_type(dtype), v),
+            Scalar::I32(v) => ArrayBuilder::new(shape64, outer.clone(), zarr_data_type(dtype), v),
+            Scalar::U8(v) => ArrayBuilder::new(shape64, outer.clone(), zarr_data_type(dtype), v),
+            Scalar::U64(v) => ArrayBuilder::new(shape64, outer.clone(), zarr_data_type(dtype), v),
             Scalar::Bool(v) => ArrayBuilder::new(
                 shape64,
                 outer.clone(),
@@ -392,6 +408,9 @@ impl ZarrArrayRef {
             DType::F64 => ArrayData::F64(self.read_typed(offset, shape)?),
             DType::F32 => ArrayData::F32(self.read_typed(offset, shape)?),
             DType::I64 => ArrayData::I64(self.read_typed(offset, shape)?),
+            DType::I32 => ArrayData::I32(self.read_typed(offset, shape)?),
+            DType::U8 => ArrayData::U8(self.read_typed(offset, shape)?),
+            DType::U64 => ArrayData::U64(self.read_typed(offset, shape)?),
             DType::Bool => ArrayData::Bool(self.read_typed(offset, shape)?),
             // `dtype_of` never opens a complex array; refuse rather than guess a layout.
             DType::C128 => {
@@ -507,6 +526,15 @@ impl ZarrArrayRef {
             }
             ArrayData::I64(a) => {
                 let fill = i64::from_ne_bytes(word(8)?.try_into().expect("8 bytes"));
+                self.write_typed(&array, offset, a, fill)
+            }
+            ArrayData::I32(a) => {
+                let fill = i32::from_ne_bytes(word(4)?.try_into().expect("4 bytes"));
+                self.write_typed(&array, offset, a, fill)
+            }
+            ArrayData::U8(a) => self.write_typed(&array, offset, a, word(1)?[0]),
+            ArrayData::U64(a) => {
+                let fill = u64::from_ne_bytes(word(8)?.try_into().expect("8 bytes"));
                 self.write_typed(&array, offset, a, fill)
             }
             ArrayData::Bool(a) => self.write_typed(&array, offset, a, word(1)?[0] != 0),

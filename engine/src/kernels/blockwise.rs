@@ -428,6 +428,15 @@ fn copy_slice(data: &ArrayData, start: usize, n: usize, buf: &mut Buf) {
         (ArrayData::I64(a), Buf::I64(b)) => {
             b[..n].copy_from_slice(&a.as_slice().expect("standard")[start..start + n])
         }
+        (ArrayData::I32(a), Buf::I32(b)) => {
+            b[..n].copy_from_slice(&a.as_slice().expect("standard")[start..start + n])
+        }
+        (ArrayData::U8(a), Buf::U8(b)) => {
+            b[..n].copy_from_slice(&a.as_slice().expect("standard")[start..start + n])
+        }
+        (ArrayData::U64(a), Buf::U64(b)) => {
+            b[..n].copy_from_slice(&a.as_slice().expect("standard")[start..start + n])
+        }
         (ArrayData::Bool(a), Buf::Bool(b)) => {
             b[..n].copy_from_slice(&a.as_slice().expect("standard")[start..start + n])
         }
@@ -460,6 +469,9 @@ fn leaf_value(
                     ArrayData::I64(x) => Scalar::I64(x.as_slice().expect("standard")[base]),
                     ArrayData::Bool(x) => Scalar::Bool(x.as_slice().expect("standard")[base]),
                     ArrayData::C128(x) => Scalar::C128(x.as_slice().expect("standard")[base]),
+                    ArrayData::I32(x) => Scalar::I32(x.as_slice().expect("standard")[base]),
+                    ArrayData::U8(x) => Scalar::U8(x.as_slice().expect("standard")[base]),
+                    ArrayData::U64(x) => Scalar::U64(x.as_slice().expect("standard")[base]),
                 }
             };
             flat(data)
@@ -473,6 +485,9 @@ fn leaf_value(
                 Buf::I64(v) => Scalar::I64(v[0]),
                 Buf::Bool(v) => Scalar::Bool(v[0]),
                 Buf::C128(v) => Scalar::C128(v[0]),
+                Buf::I32(v) => Scalar::I32(v[0]),
+                Buf::U8(v) => Scalar::U8(v[0]),
+                Buf::U64(v) => Scalar::U64(v[0]),
             }
         }
     }
@@ -575,6 +590,9 @@ fn write_tile(out: &mut Buf, at: usize, src: &Buf, n: usize) {
         (Buf::F64(o), Buf::F64(s)) => o[at..at + n].copy_from_slice(&s[..n]),
         (Buf::F32(o), Buf::F32(s)) => o[at..at + n].copy_from_slice(&s[..n]),
         (Buf::I64(o), Buf::I64(s)) => o[at..at + n].copy_from_slice(&s[..n]),
+        (Buf::I32(o), Buf::I32(s)) => o[at..at + n].copy_from_slice(&s[..n]),
+        (Buf::U8(o), Buf::U8(s)) => o[at..at + n].copy_from_slice(&s[..n]),
+        (Buf::U64(o), Buf::U64(s)) => o[at..at + n].copy_from_slice(&s[..n]),
         (Buf::Bool(o), Buf::Bool(s)) => o[at..at + n].copy_from_slice(&s[..n]),
         (Buf::C128(o), Buf::C128(s)) => o[at..at + n].copy_from_slice(&s[..n]),
         _ => unreachable!("output buffer has the program's dtype"),
@@ -587,6 +605,9 @@ fn buf_into_array(b: Buf, shape: &[usize]) -> ArrayData {
         Buf::F64(v) => ArrayData::F64(ArrayD::from_shape_vec(s, v).expect("block shape")),
         Buf::F32(v) => ArrayData::F32(ArrayD::from_shape_vec(s, v).expect("block shape")),
         Buf::I64(v) => ArrayData::I64(ArrayD::from_shape_vec(s, v).expect("block shape")),
+        Buf::I32(v) => ArrayData::I32(ArrayD::from_shape_vec(s, v).expect("block shape")),
+        Buf::U8(v) => ArrayData::U8(ArrayD::from_shape_vec(s, v).expect("block shape")),
+        Buf::U64(v) => ArrayData::U64(ArrayD::from_shape_vec(s, v).expect("block shape")),
         Buf::Bool(v) => ArrayData::Bool(ArrayD::from_shape_vec(s, v).expect("block shape")),
         Buf::C128(v) => ArrayData::C128(ArrayD::from_shape_vec(s, v).expect("block shape")),
     }
@@ -597,7 +618,7 @@ pub(crate) fn _dtype_ok(kind: &LeafKind, dtype: DType) -> bool {
     match kind {
         LeafKind::Random { dist, .. } => dist.dtype_ok(dtype),
         LeafKind::Linspace { .. } => dtype.is_float(),
-        LeafKind::Arange { .. } => dtype != DType::Bool,
+        LeafKind::Arange { .. } => matches!(dtype, DType::I64 | DType::F32 | DType::F64),
         _ => true,
     }
 }

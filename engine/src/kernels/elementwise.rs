@@ -3,6 +3,7 @@
 //! functions of [`super::math`], the same bits on every CPU path).
 
 use super::math;
+use crate::data::Element;
 use crate::meta::{DType, Scalar};
 use crate::ops::{BinaryFn, CmpFn, ElemFunc, UnaryFn};
 use num_complex::Complex64;
@@ -11,6 +12,9 @@ use num_complex::Complex64;
 #[derive(Clone, Debug)]
 pub enum Buf {
     Bool(Vec<bool>),
+    I32(Vec<i32>),
+    U8(Vec<u8>),
+    U64(Vec<u64>),
     I64(Vec<i64>),
     F32(Vec<f32>),
     F64(Vec<f64>),
@@ -21,6 +25,9 @@ impl Buf {
     pub fn new(dtype: DType, len: usize) -> Buf {
         match dtype {
             DType::Bool => Buf::Bool(vec![false; len]),
+            DType::I32 => Buf::I32(vec![0; len]),
+            DType::U8 => Buf::U8(vec![0; len]),
+            DType::U64 => Buf::U64(vec![0; len]),
             DType::I64 => Buf::I64(vec![0; len]),
             DType::F32 => Buf::F32(vec![0.0; len]),
             DType::F64 => Buf::F64(vec![0.0; len]),
@@ -31,6 +38,9 @@ impl Buf {
     pub fn fill(&mut self, value: Scalar, n: usize) {
         match (self, value) {
             (Buf::Bool(b), Scalar::Bool(v)) => b[..n].fill(v),
+            (Buf::I32(b), Scalar::I32(v)) => b[..n].fill(v),
+            (Buf::U8(b), Scalar::U8(v)) => b[..n].fill(v),
+            (Buf::U64(b), Scalar::U64(v)) => b[..n].fill(v),
             (Buf::I64(b), Scalar::I64(v)) => b[..n].fill(v),
             (Buf::F32(b), Scalar::F32(v)) => b[..n].fill(v),
             (Buf::F64(b), Scalar::F64(v)) => b[..n].fill(v),
@@ -45,6 +55,9 @@ impl Buf {
     pub fn dtype(&self) -> DType {
         match self {
             Buf::Bool(_) => DType::Bool,
+            Buf::I32(_) => DType::I32,
+            Buf::U8(_) => DType::U8,
+            Buf::U64(_) => DType::U64,
             Buf::I64(_) => DType::I64,
             Buf::F32(_) => DType::F32,
             Buf::F64(_) => DType::F64,
@@ -74,87 +87,159 @@ fn rem_floor_f32(a: f32, b: f32) -> f32 {
     }
 }
 
-/// numpy's integer remainder: floored, and 0 for a zero divisor.
-#[inline]
-fn rem_floor_i64(a: i64, b: i64) -> i64 {
-    if b == 0 {
-        return 0;
-    }
-    let r = a.wrapping_rem(b);
-    if r != 0 && ((r < 0) != (b < 0)) {
-        r + b
-    } else {
-        r
-    }
+/// numpy's integer arithmetic for one integer type: wrapping, with numpy's answers where Rust's
+/// operators would panic or differ (a zero divisor gives 0, as numpy does with its warning).
+pub(crate) trait IntKernel:
+    Copy
+    + Ord
+    + Eq
+    + std::fmt::Debug
+    + std::ops::Not<Output = Self>
+    + std::ops::BitAnd<Output = Self>
+    + std::ops::BitOr<Output = Self>
+    + std::ops::BitXor<Output = Self>
+{
+    const ZERO: Self;
+    fn wadd(self, b: Self) -> Self;
+    fn wsub(self, b: Self) -> Self;
+    fn wmul(self, b: Self) -> Self;
+    fn wneg(self) -> Self;
+    fn wabs(self) -> Self;
+    /// -1, 0 or 1 (0 or 1 for unsigned types).
+    fn sign(self) -> Self;
+    /// numpy's floored remainder (the sign of the divisor), 0 for a zero divisor.
+    fn rem_floor(self, b: Self) -> Self;
+    /// numpy's floor division: towards minus infinity, 0 for a zero divisor, `MIN // -1` wraps.
+    fn floor_div(self, b: Self) -> Self;
+    /// C's remainder (the sign of the dividend), 0 for a zero divisor.
+    fn fmod(self, b: Self) -> Self;
+    /// numpy's `left_shift`: a count outside `0..BITS` gives 0.
+    fn shl(self, b: Self) -> Self;
+    /// numpy's `right_shift` (arithmetic on signed types): a count outside `0..BITS` gives 0, or
+    /// -1 for a negative signed value.
+    fn shr(self, b: Self) -> Self;
+    /// Integer power by squaring, wrapping. numpy raises for a negative exponent; here it gives
+    /// `1 / a^-b` truncated towards zero (0 unless `a` is 1 or -1), since a kernel cannot fail on
+    /// one element.
+    fn pow(self, b: Self) -> Self;
 }
 
-/// numpy's integer floor division: rounds towards minus infinity, 0 for a zero divisor, and
-/// `i64::MIN // -1` wraps to `i64::MIN`.
-#[inline]
-fn floor_div_i64(a: i64, b: i64) -> i64 {
-    if b == 0 {
-        return 0;
-    }
-    let q = a.wrapping_div(b);
-    if (a.wrapping_rem(b) != 0) && ((a < 0) != (b < 0)) {
-        q - 1
-    } else {
-        q
-    }
-}
-
-/// C's integer remainder (the sign of the dividend), 0 for a zero divisor.
-#[inline]
-fn fmod_i64(a: i64, b: i64) -> i64 {
-    if b == 0 { 0 } else { a.wrapping_rem(b) }
-}
-
-/// numpy's `left_shift`: a shift count outside `0..64` gives 0.
-#[inline]
-fn shl_i64(a: i64, b: i64) -> i64 {
-    if (0..64).contains(&b) { a << b } else { 0 }
-}
-
-/// numpy's `right_shift`: arithmetic; a shift count outside `0..64` gives 0 or -1 by the sign.
-#[inline]
-fn shr_i64(a: i64, b: i64) -> i64 {
-    if (0..64).contains(&b) {
-        a >> b
-    } else if a < 0 {
-        -1
-    } else {
-        0
-    }
-}
-
-/// Integer power by squaring, wrapping as numpy's int64 does. numpy raises for a negative
-/// exponent; here it gives `1 / a^-b` truncated towards zero (so 0 unless `a` is 1 or -1), since
-/// a kernel cannot fail on one element.
-#[inline]
-fn pow_i64(a: i64, b: i64) -> i64 {
-    if b < 0 {
-        return match a {
-            1 => 1,
-            -1 => {
-                if b % 2 == 0 {
+macro_rules! int_kernel {
+    ($t:ty) => {
+        impl IntKernel for $t {
+            const ZERO: Self = 0;
+            #[inline]
+            fn wadd(self, b: Self) -> Self {
+                self.wrapping_add(b)
+            }
+            #[inline]
+            fn wsub(self, b: Self) -> Self {
+                self.wrapping_sub(b)
+            }
+            #[inline]
+            fn wmul(self, b: Self) -> Self {
+                self.wrapping_mul(b)
+            }
+            #[inline]
+            fn wneg(self) -> Self {
+                self.wrapping_neg()
+            }
+            #[inline]
+            #[allow(unused_comparisons)]
+            fn wabs(self) -> Self {
+                if self < 0 { self.wrapping_neg() } else { self }
+            }
+            #[inline]
+            #[allow(unused_comparisons)]
+            fn sign(self) -> Self {
+                if self > 0 {
                     1
+                } else if self < 0 {
+                    (0 as $t).wrapping_sub(1)
                 } else {
-                    -1
+                    0
                 }
             }
-            _ => 0,
-        };
-    }
-    let (mut base, mut e, mut acc) = (a, b as u64, 1i64);
-    while e > 0 {
-        if e & 1 == 1 {
-            acc = acc.wrapping_mul(base);
+            #[inline]
+            #[allow(unused_comparisons)]
+            fn rem_floor(self, b: Self) -> Self {
+                if b == 0 {
+                    return 0;
+                }
+                let r = self.wrapping_rem(b);
+                if r != 0 && ((r < 0) != (b < 0)) {
+                    r.wrapping_add(b)
+                } else {
+                    r
+                }
+            }
+            #[inline]
+            #[allow(unused_comparisons)]
+            fn floor_div(self, b: Self) -> Self {
+                if b == 0 {
+                    return 0;
+                }
+                let q = self.wrapping_div(b);
+                if self.wrapping_rem(b) != 0 && ((self < 0) != (b < 0)) {
+                    q.wrapping_sub(1)
+                } else {
+                    q
+                }
+            }
+            #[inline]
+            fn fmod(self, b: Self) -> Self {
+                if b == 0 { 0 } else { self.wrapping_rem(b) }
+            }
+            #[inline]
+            #[allow(unused_comparisons)]
+            fn shl(self, b: Self) -> Self {
+                if b >= 0 && (b as u64) < <$t>::BITS as u64 {
+                    self << (b as u32)
+                } else {
+                    0
+                }
+            }
+            #[inline]
+            #[allow(unused_comparisons)]
+            fn shr(self, b: Self) -> Self {
+                if b >= 0 && (b as u64) < <$t>::BITS as u64 {
+                    self >> (b as u32)
+                } else if self < 0 {
+                    (0 as $t).wrapping_sub(1)
+                } else {
+                    0
+                }
+            }
+            #[inline]
+            #[allow(unused_comparisons)]
+            fn pow(self, b: Self) -> Self {
+                if b < 0 {
+                    let minus_one = (0 as $t).wrapping_sub(1);
+                    return if self == 1 {
+                        1
+                    } else if self == minus_one {
+                        if b.wrapping_rem(2) == 0 { 1 } else { minus_one }
+                    } else {
+                        0
+                    };
+                }
+                let (mut base, mut e, mut acc) = (self, b as u64, 1 as $t);
+                while e > 0 {
+                    if e & 1 == 1 {
+                        acc = acc.wrapping_mul(base);
+                    }
+                    base = base.wrapping_mul(base);
+                    e >>= 1;
+                }
+                acc
+            }
         }
-        base = base.wrapping_mul(base);
-        e >>= 1;
-    }
-    acc
+    };
 }
+int_kernel!(i64);
+int_kernel!(i32);
+int_kernel!(u8);
+int_kernel!(u64);
 
 /// NaN-propagating minimum and maximum, as numpy's `minimum`/`maximum`.
 macro_rules! nan_min {
@@ -389,33 +474,36 @@ macro_rules! compare {
     }};
 }
 
+/// Converts the first `$n` values of any tile into `$o` with the [`Element`] conversion `$to`
+/// (numpy's `astype`, see [`crate::ArrayData::cast`]).
 macro_rules! cast_into {
-    ($src:expr, $o:ident, $n:expr, $conv:expr) => {{
+    ($src:expr, $o:ident, $n:expr, $to:path) => {{
         let o = &mut $o[..$n];
         match $src {
-            Buf::Bool(x) => o
-                .iter_mut()
-                .zip(&x[..$n])
-                .for_each(|(o, &v)| *o = $conv(v as u8 as f64, v as i64, v)),
-            Buf::I64(x) => o
-                .iter_mut()
-                .zip(&x[..$n])
-                .for_each(|(o, &v)| *o = $conv(v as f64, v, v != 0)),
-            Buf::F32(x) => o
-                .iter_mut()
-                .zip(&x[..$n])
-                .for_each(|(o, &v)| *o = $conv(v as f64, v as i64, v != 0.0)),
-            Buf::F64(x) => o
-                .iter_mut()
-                .zip(&x[..$n])
-                .for_each(|(o, &v)| *o = $conv(v, v as i64, v != 0.0)),
-            // Complex to real keeps the real part (numpy's astype, which warns); truth is "not 0+0j".
-            Buf::C128(x) => o
-                .iter_mut()
-                .zip(&x[..$n])
-                .for_each(|(o, &v)| *o = $conv(v.re, v.re as i64, v.re != 0.0 || v.im != 0.0)),
+            Buf::Bool(x) => o.iter_mut().zip(&x[..$n]).for_each(|(o, &v)| *o = $to(v)),
+            Buf::I32(x) => o.iter_mut().zip(&x[..$n]).for_each(|(o, &v)| *o = $to(v)),
+            Buf::U8(x) => o.iter_mut().zip(&x[..$n]).for_each(|(o, &v)| *o = $to(v)),
+            Buf::U64(x) => o.iter_mut().zip(&x[..$n]).for_each(|(o, &v)| *o = $to(v)),
+            Buf::I64(x) => o.iter_mut().zip(&x[..$n]).for_each(|(o, &v)| *o = $to(v)),
+            Buf::F32(x) => o.iter_mut().zip(&x[..$n]).for_each(|(o, &v)| *o = $to(v)),
+            Buf::F64(x) => o.iter_mut().zip(&x[..$n]).for_each(|(o, &v)| *o = $to(v)),
+            Buf::C128(x) => o.iter_mut().zip(&x[..$n]).for_each(|(o, &v)| *o = $to(v)),
         }
     }};
+}
+
+/// Applies a macro to matching integer tiles of one dtype; other combinations evaluate `$else`.
+macro_rules! int_arms {
+    (($($buf:expr),*), ($($x:ident),*) => $body:expr, _ => $else:expr) => {
+        match ($($buf),*) {
+            ($(Buf::I64($x)),*) => $body,
+            ($(Buf::I32($x)),*) => $body,
+            ($(Buf::U8($x)),*) => $body,
+            ($(Buf::U64($x)),*) => $body,
+            #[allow(unreachable_patterns)]
+            _ => $else,
+        }
+    };
 }
 
 /// Applies `func` to the first `n` elements of `args`, writing `out` (already of the result dtype).
@@ -430,6 +518,9 @@ pub fn apply(func: ElemFunc, args: &[&Buf], out: &mut Buf, n: usize) {
             match (args[0], args[1]) {
                 (Buf::Bool(a), Buf::Bool(b)) => compare!(f, a, b, o, n),
                 (Buf::I64(a), Buf::I64(b)) => compare!(f, a, b, o, n),
+                (Buf::I32(a), Buf::I32(b)) => compare!(f, a, b, o, n),
+                (Buf::U8(a), Buf::U8(b)) => compare!(f, a, b, o, n),
+                (Buf::U64(a), Buf::U64(b)) => compare!(f, a, b, o, n),
                 (Buf::F32(a), Buf::F32(b)) => compare!(f, a, b, o, n),
                 (Buf::F64(a), Buf::F64(b)) => compare!(f, a, b, o, n),
                 (Buf::C128(a), Buf::C128(b)) => {
@@ -457,6 +548,9 @@ pub fn apply(func: ElemFunc, args: &[&Buf], out: &mut Buf, n: usize) {
             match (args[1], args[2], out) {
                 (Buf::Bool(a), Buf::Bool(b), Buf::Bool(o)) => select!(a, b, o),
                 (Buf::I64(a), Buf::I64(b), Buf::I64(o)) => select!(a, b, o),
+                (Buf::I32(a), Buf::I32(b), Buf::I32(o)) => select!(a, b, o),
+                (Buf::U8(a), Buf::U8(b), Buf::U8(o)) => select!(a, b, o),
+                (Buf::U64(a), Buf::U64(b), Buf::U64(o)) => select!(a, b, o),
                 (Buf::F32(a), Buf::F32(b), Buf::F32(o)) => select!(a, b, o),
                 (Buf::F64(a), Buf::F64(b), Buf::F64(o)) => select!(a, b, o),
                 (Buf::C128(a), Buf::C128(b), Buf::C128(o)) => select!(a, b, o),
@@ -484,6 +578,9 @@ pub fn apply(func: ElemFunc, args: &[&Buf], out: &mut Buf, n: usize) {
                     clip!(x, lo, hi, o, float)
                 }
                 (Buf::I64(x), Buf::I64(lo), Buf::I64(hi), Buf::I64(o)) => clip!(x, lo, hi, o, ord),
+                (Buf::I32(x), Buf::I32(lo), Buf::I32(hi), Buf::I32(o)) => clip!(x, lo, hi, o, ord),
+                (Buf::U8(x), Buf::U8(lo), Buf::U8(hi), Buf::U8(o)) => clip!(x, lo, hi, o, ord),
+                (Buf::U64(x), Buf::U64(lo), Buf::U64(hi), Buf::U64(o)) => clip!(x, lo, hi, o, ord),
                 (Buf::Bool(x), Buf::Bool(lo), Buf::Bool(hi), Buf::Bool(o)) => {
                     clip!(x, lo, hi, o, ord)
                 }
@@ -491,20 +588,14 @@ pub fn apply(func: ElemFunc, args: &[&Buf], out: &mut Buf, n: usize) {
             }
         }
         ElemFunc::Cast => match out {
-            Buf::Bool(o) => cast_into!(args[0], o, n, |_f: f64, _i: i64, b: bool| b),
-            Buf::I64(o) => cast_into!(args[0], o, n, |f: f64, i: i64, _b: bool| if f.is_nan() {
-                0
-            } else {
-                i
-            }),
-            Buf::F32(o) => cast_into!(args[0], o, n, |f: f64, _i: i64, _b: bool| f as f32),
-            Buf::F64(o) => cast_into!(args[0], o, n, |f: f64, _i: i64, _b: bool| f),
-            Buf::C128(o) => match args[0] {
-                Buf::C128(x) => o[..n].copy_from_slice(&x[..n]),
-                real => cast_into!(real, o, n, |f: f64, _i: i64, _b: bool| Complex64::new(
-                    f, 0.0
-                )),
-            },
+            Buf::Bool(o) => cast_into!(args[0], o, n, Element::to_bool),
+            Buf::I32(o) => cast_into!(args[0], o, n, Element::to_i32),
+            Buf::U8(o) => cast_into!(args[0], o, n, Element::to_u8),
+            Buf::U64(o) => cast_into!(args[0], o, n, Element::to_u64),
+            Buf::I64(o) => cast_into!(args[0], o, n, Element::to_i64),
+            Buf::F32(o) => cast_into!(args[0], o, n, Element::to_f32),
+            Buf::F64(o) => cast_into!(args[0], o, n, Element::to_f64),
+            Buf::C128(o) => cast_into!(args[0], o, n, Element::to_c128),
         },
     }
 }
@@ -545,24 +636,8 @@ fn unary(f: UnaryFn, arg: &Buf, out: &mut Buf, n: usize) {
         (x, Buf::Bool(o)) if f.typing() == crate::ops::elementwise::Typing::Predicate => {
             predicate(f, x, &mut o[..n], n)
         }
-        (Buf::I64(x), Buf::I64(o)) => {
-            let (x, o) = (&x[..n], &mut o[..n]);
-            let it = o.iter_mut().zip(x);
-            match f {
-                UnaryFn::Neg => it.for_each(|(o, &v)| *o = v.wrapping_neg()),
-                UnaryFn::Abs => it.for_each(|(o, &v)| *o = v.wrapping_abs()),
-                UnaryFn::Square => it.for_each(|(o, &v)| *o = v.wrapping_mul(v)),
-                UnaryFn::Not => it.for_each(|(o, &v)| *o = !v),
-                UnaryFn::Sign => it.for_each(|(o, &v)| *o = v.signum()),
-                UnaryFn::Floor
-                | UnaryFn::Ceil
-                | UnaryFn::Round
-                | UnaryFn::Trunc
-                | UnaryFn::Real
-                | UnaryFn::Conj => o.copy_from_slice(x),
-                UnaryFn::Imag => o.fill(0),
-                _ => unreachable!("typing sends {} on int64 through float64", f.name()),
-            }
+        (x, o) if x.dtype().is_integer() => {
+            int_arms!((x, o), (x, o) => unary_int(f, &x[..n], &mut o[..n]), _ => unreachable!("typing gives {} on {} an integer result", f.name(), x.dtype()))
         }
         (Buf::Bool(x), Buf::Bool(o)) => {
             let (x, o) = (&x[..n], &mut o[..n]);
@@ -576,6 +651,27 @@ fn unary(f: UnaryFn, arg: &Buf, out: &mut Buf, n: usize) {
             }
         }
         _ => unreachable!("typing gives {} matching buffers", f.name()),
+    }
+}
+
+/// numpy's one-argument functions on an integer type that keep it (the float ones compute in
+/// float64, as the typing says).
+fn unary_int<T: IntKernel>(f: UnaryFn, x: &[T], o: &mut [T]) {
+    let it = o.iter_mut().zip(x);
+    match f {
+        UnaryFn::Neg => it.for_each(|(o, &v)| *o = v.wneg()),
+        UnaryFn::Abs => it.for_each(|(o, &v)| *o = v.wabs()),
+        UnaryFn::Square => it.for_each(|(o, &v)| *o = v.wmul(v)),
+        UnaryFn::Sign => it.for_each(|(o, &v)| *o = v.sign()),
+        UnaryFn::Floor
+        | UnaryFn::Ceil
+        | UnaryFn::Round
+        | UnaryFn::Trunc
+        | UnaryFn::Real
+        | UnaryFn::Conj => o.copy_from_slice(x),
+        UnaryFn::Imag => o.fill(T::ZERO),
+        UnaryFn::Not => it.for_each(|(o, &v)| *o = !v),
+        _ => unreachable!("typing sends {} on integers through float64", f.name()),
     }
 }
 
@@ -601,7 +697,12 @@ fn predicate(f: UnaryFn, x: &Buf, o: &mut [bool], n: usize) {
         Buf::I64(x) if f == UnaryFn::Signbit => {
             o.iter_mut().zip(&x[..n]).for_each(|(o, &v)| *o = v < 0)
         }
-        Buf::I64(_) | Buf::Bool(_) => o.fill(f == UnaryFn::IsFinite),
+        Buf::I32(x) if f == UnaryFn::Signbit => {
+            o.iter_mut().zip(&x[..n]).for_each(|(o, &v)| *o = v < 0)
+        }
+        Buf::I64(_) | Buf::I32(_) | Buf::U8(_) | Buf::U64(_) | Buf::Bool(_) => {
+            o.fill(f == UnaryFn::IsFinite)
+        }
         // numpy: NaN or infinite if either part is; finite if both are.
         Buf::C128(x) => {
             let it = o.iter_mut().zip(&x[..n]);
@@ -638,39 +739,10 @@ fn binary(f: BinaryFn, a: &Buf, b: &Buf, out: &mut Buf, n: usize) {
         (Buf::F32(a), Buf::F32(b), Buf::F32(o)) => {
             float_binary!(f, a, b, o, n, rem_floor_f32, f32, u32)
         }
-        (Buf::I64(a), Buf::I64(b), Buf::I64(o)) => {
-            let (a, b, o) = (&a[..n], &b[..n], &mut o[..n]);
-            let it = o.iter_mut().zip(a.iter().zip(b));
-            match f {
-                BinaryFn::Add => it.for_each(|(o, (&x, &y))| *o = x.wrapping_add(y)),
-                BinaryFn::Sub => it.for_each(|(o, (&x, &y))| *o = x.wrapping_sub(y)),
-                BinaryFn::Mul => it.for_each(|(o, (&x, &y))| *o = x.wrapping_mul(y)),
-                BinaryFn::Rem => it.for_each(|(o, (&x, &y))| *o = rem_floor_i64(x, y)),
-                BinaryFn::Minimum => it.for_each(|(o, (&x, &y))| *o = x.min(y)),
-                BinaryFn::Maximum => it.for_each(|(o, (&x, &y))| *o = x.max(y)),
-                BinaryFn::And => it.for_each(|(o, (&x, &y))| *o = x & y),
-                BinaryFn::Or => it.for_each(|(o, (&x, &y))| *o = x | y),
-                BinaryFn::Xor => it.for_each(|(o, (&x, &y))| *o = x ^ y),
-                BinaryFn::FloorDivide => it.for_each(|(o, (&x, &y))| *o = floor_div_i64(x, y)),
-                BinaryFn::Fmod => it.for_each(|(o, (&x, &y))| *o = fmod_i64(x, y)),
-                BinaryFn::Fmax => it.for_each(|(o, (&x, &y))| *o = x.max(y)),
-                BinaryFn::Fmin => it.for_each(|(o, (&x, &y))| *o = x.min(y)),
-                BinaryFn::LeftShift => it.for_each(|(o, (&x, &y))| *o = shl_i64(x, y)),
-                BinaryFn::RightShift => it.for_each(|(o, (&x, &y))| *o = shr_i64(x, y)),
-                BinaryFn::Power => it.for_each(|(o, (&x, &y))| *o = pow_i64(x, y)),
-                BinaryFn::Div
-                | BinaryFn::Pow
-                | BinaryFn::Arctan2
-                | BinaryFn::Hypot
-                | BinaryFn::Copysign
-                | BinaryFn::Nextafter => {
-                    unreachable!("typing sends {} through float", f.name())
-                }
-                BinaryFn::LogicalAnd | BinaryFn::LogicalOr | BinaryFn::LogicalXor => {
-                    unreachable!("typing sends {} through bool", f.name())
-                }
-            }
-        }
+        (a, b, o) if a.dtype().is_integer() => int_arms!(
+            (a, b, o), (a, b, o) => binary_int(f, &a[..n], &b[..n], &mut o[..n]),
+            _ => unreachable!("binary arguments share a dtype")
+        ),
         (Buf::Bool(a), Buf::Bool(b), Buf::Bool(o)) => {
             let (a, b, o) = (&a[..n], &b[..n], &mut o[..n]);
             let it = o.iter_mut().zip(a.iter().zip(b));
@@ -691,5 +763,37 @@ fn binary(f: BinaryFn, a: &Buf, b: &Buf, out: &mut Buf, n: usize) {
             }
         }
         _ => unreachable!("binary arguments share a dtype"),
+    }
+}
+
+/// numpy's two-argument functions on one integer type (wrapping; see [`IntKernel`]).
+fn binary_int<T: IntKernel>(f: BinaryFn, a: &[T], b: &[T], o: &mut [T]) {
+    let it = o.iter_mut().zip(a.iter().zip(b));
+    match f {
+        BinaryFn::Add => it.for_each(|(o, (&x, &y))| *o = x.wadd(y)),
+        BinaryFn::Sub => it.for_each(|(o, (&x, &y))| *o = x.wsub(y)),
+        BinaryFn::Mul => it.for_each(|(o, (&x, &y))| *o = x.wmul(y)),
+        BinaryFn::Rem => it.for_each(|(o, (&x, &y))| *o = x.rem_floor(y)),
+        BinaryFn::Minimum | BinaryFn::Fmin => it.for_each(|(o, (&x, &y))| *o = x.min(y)),
+        BinaryFn::Maximum | BinaryFn::Fmax => it.for_each(|(o, (&x, &y))| *o = x.max(y)),
+        BinaryFn::And => it.for_each(|(o, (&x, &y))| *o = x & y),
+        BinaryFn::Or => it.for_each(|(o, (&x, &y))| *o = x | y),
+        BinaryFn::Xor => it.for_each(|(o, (&x, &y))| *o = x ^ y),
+        BinaryFn::FloorDivide => it.for_each(|(o, (&x, &y))| *o = x.floor_div(y)),
+        BinaryFn::Fmod => it.for_each(|(o, (&x, &y))| *o = x.fmod(y)),
+        BinaryFn::LeftShift => it.for_each(|(o, (&x, &y))| *o = x.shl(y)),
+        BinaryFn::RightShift => it.for_each(|(o, (&x, &y))| *o = x.shr(y)),
+        BinaryFn::Power => it.for_each(|(o, (&x, &y))| *o = x.pow(y)),
+        BinaryFn::Div
+        | BinaryFn::Pow
+        | BinaryFn::Arctan2
+        | BinaryFn::Hypot
+        | BinaryFn::Copysign
+        | BinaryFn::Nextafter => {
+            unreachable!("typing sends {} through float", f.name())
+        }
+        BinaryFn::LogicalAnd | BinaryFn::LogicalOr | BinaryFn::LogicalXor => {
+            unreachable!("typing sends {} through bool", f.name())
+        }
     }
 }

@@ -94,6 +94,9 @@ pub fn transform(op: &FftOp, x: &ArrayData) -> Result<ArrayData> {
                 ArrayData::F64(a) => real_forward_lanes(op, &contiguous(a), geom, scale),
                 ArrayData::F32(a) => real_forward_lanes(op, &contiguous(a), geom, scale),
                 ArrayData::I64(a) => real_forward_lanes(op, &contiguous(a), geom, scale),
+                ArrayData::I32(a) => real_forward_lanes(op, &contiguous(a), geom, scale),
+                ArrayData::U8(a) => real_forward_lanes(op, &contiguous(a), geom, scale),
+                ArrayData::U64(a) => real_forward_lanes(op, &contiguous(a), geom, scale),
                 ArrayData::Bool(a) => real_forward_lanes(op, &contiguous(a), geom, scale),
             };
             ArrayData::C128(ArrayD::from_shape_vec(shape, v).expect("one value per element"))

@@ -25,6 +25,9 @@ fn tile_f64<'a>(buf: &'a Buf, n: usize, scratch: &'a mut Vec<f64>) -> &'a [f64] 
             match other {
                 Buf::F32(x) => scratch.extend(x[..n].iter().map(|&v| v as f64)),
                 Buf::I64(x) => scratch.extend(x[..n].iter().map(|&v| v as f64)),
+                Buf::I32(x) => scratch.extend(x[..n].iter().map(|&v| v as f64)),
+                Buf::U8(x) => scratch.extend(x[..n].iter().map(|&v| v as f64)),
+                Buf::U64(x) => scratch.extend(x[..n].iter().map(|&v| v as f64)),
                 Buf::Bool(x) => scratch.extend(x[..n].iter().map(|&v| v as u8 as f64)),
                 Buf::F64(_) => unreachable!("handled above"),
                 Buf::C128(_) => unreachable!("the program rule refuses reductions of complex"),
@@ -72,6 +75,9 @@ fn arg_better<T: PartialOrd + Copy>(av: T, ai: i64, bv: T, bi: i64, is_min: bool
 #[derive(Debug)]
 pub enum Values {
     Bool(Vec<bool>),
+    I32(Vec<i32>),
+    U8(Vec<u8>),
+    U64(Vec<u64>),
     I64(Vec<i64>),
     F32(Vec<f32>),
     F64(Vec<f64>),
@@ -82,6 +88,9 @@ impl Values {
         match dtype {
             DType::Bool => Values::Bool(vec![min; n]),
             DType::I64 => Values::I64(vec![if min { i64::MAX } else { i64::MIN }; n]),
+            DType::I32 => Values::I32(vec![if min { i32::MAX } else { i32::MIN }; n]),
+            DType::U8 => Values::U8(vec![if min { u8::MAX } else { u8::MIN }; n]),
+            DType::U64 => Values::U64(vec![if min { u64::MAX } else { u64::MIN }; n]),
             DType::F32 => Values::F32(vec![
                 if min {
                     f32::INFINITY
@@ -107,6 +116,9 @@ impl Values {
         match self {
             Values::Bool(v) => ArrayData::Bool(ArrayD::from_shape_vec(s, v).expect("shape")),
             Values::I64(v) => ArrayData::I64(ArrayD::from_shape_vec(s, v).expect("shape")),
+            Values::I32(v) => ArrayData::I32(ArrayD::from_shape_vec(s, v).expect("shape")),
+            Values::U8(v) => ArrayData::U8(ArrayD::from_shape_vec(s, v).expect("shape")),
+            Values::U64(v) => ArrayData::U64(ArrayD::from_shape_vec(s, v).expect("shape")),
             Values::F32(v) => ArrayData::F32(ArrayD::from_shape_vec(s, v).expect("shape")),
             Values::F64(v) => ArrayData::F64(ArrayD::from_shape_vec(s, v).expect("shape")),
         }
@@ -117,9 +129,11 @@ impl Values {
 #[derive(Debug)]
 pub enum Accumulator {
     SumF(Vec<f64>),
-    SumI(Vec<i64>),
+    /// Integer sums and products accumulate the bits of int64 (wrapping): the same bits as numpy's
+    /// int64 or uint64 accumulator, so the partial is cast (reinterpreted) to `out` at the end.
+    SumI(Vec<i64>, DType),
     ProdF(Vec<f64>),
-    ProdI(Vec<i64>),
+    ProdI(Vec<i64>, DType),
     MinMax {
         values: Values,
         is_min: bool,
@@ -149,9 +163,9 @@ impl Accumulator {
         let float = dtype.is_float();
         match reduction {
             Reduction::Sum if float => Accumulator::SumF(vec![0.0; n]),
-            Reduction::Sum => Accumulator::SumI(vec![0; n]),
+            Reduction::Sum => Accumulator::SumI(vec![0; n], reduction.result_dtype(dtype)),
             Reduction::Prod if float => Accumulator::ProdF(vec![1.0; n]),
-            Reduction::Prod => Accumulator::ProdI(vec![1; n]),
+            Reduction::Prod => Accumulator::ProdI(vec![1; n], reduction.result_dtype(dtype)),
             Reduction::Min | Reduction::Max => Accumulator::MinMax {
                 values: Values::new(dtype, n, reduction == Reduction::Min),
                 is_min: reduction == Reduction::Min,
@@ -186,9 +200,18 @@ impl Accumulator {
                 let mut scratch = Vec::new();
                 acc[pos] += sum_f64(tile_f64(buf, n, &mut scratch));
             }
-            Accumulator::SumI(acc) => {
+            Accumulator::SumI(acc, _) => {
                 acc[pos] = match buf {
                     Buf::I64(x) => x[..n].iter().fold(acc[pos], |s, &v| s.wrapping_add(v)),
+                    Buf::I32(x) => x[..n]
+                        .iter()
+                        .fold(acc[pos], |s, &v| s.wrapping_add(v as i64)),
+                    Buf::U8(x) => x[..n]
+                        .iter()
+                        .fold(acc[pos], |s, &v| s.wrapping_add(v as i64)),
+                    Buf::U64(x) => x[..n]
+                        .iter()
+                        .fold(acc[pos], |s, &v| s.wrapping_add(v as i64)),
                     Buf::Bool(x) => acc[pos] + x[..n].iter().filter(|&&v| v).count() as i64,
                     _ => unreachable!("integer sums read integers"),
                 }
@@ -197,9 +220,18 @@ impl Accumulator {
                 let mut scratch = Vec::new();
                 acc[pos] *= tile_f64(buf, n, &mut scratch).iter().product::<f64>();
             }
-            Accumulator::ProdI(acc) => {
+            Accumulator::ProdI(acc, _) => {
                 acc[pos] = match buf {
                     Buf::I64(x) => x[..n].iter().fold(acc[pos], |s, &v| s.wrapping_mul(v)),
+                    Buf::I32(x) => x[..n]
+                        .iter()
+                        .fold(acc[pos], |s, &v| s.wrapping_mul(v as i64)),
+                    Buf::U8(x) => x[..n]
+                        .iter()
+                        .fold(acc[pos], |s, &v| s.wrapping_mul(v as i64)),
+                    Buf::U64(x) => x[..n]
+                        .iter()
+                        .fold(acc[pos], |s, &v| s.wrapping_mul(v as i64)),
                     Buf::Bool(x) => acc[pos] * x[..n].iter().all(|&v| v) as i64,
                     _ => unreachable!("integer products read integers"),
                 }
@@ -226,6 +258,21 @@ impl Accumulator {
                         })
                     }
                     (Values::I64(a), Buf::I64(x)) => {
+                        a[pos] = x[..n]
+                            .iter()
+                            .fold(a[pos], |m, &v| if is_min { m.min(v) } else { m.max(v) })
+                    }
+                    (Values::I32(a), Buf::I32(x)) => {
+                        a[pos] = x[..n]
+                            .iter()
+                            .fold(a[pos], |m, &v| if is_min { m.min(v) } else { m.max(v) })
+                    }
+                    (Values::U8(a), Buf::U8(x)) => {
+                        a[pos] = x[..n]
+                            .iter()
+                            .fold(a[pos], |m, &v| if is_min { m.min(v) } else { m.max(v) })
+                    }
+                    (Values::U64(a), Buf::U64(x)) => {
                         a[pos] = x[..n]
                             .iter()
                             .fold(a[pos], |m, &v| if is_min { m.min(v) } else { m.max(v) })
@@ -308,6 +355,9 @@ impl Accumulator {
                     (Values::F64(a), Buf::F64(x)) => scan!(a, x),
                     (Values::F32(a), Buf::F32(x)) => scan!(a, x),
                     (Values::I64(a), Buf::I64(x)) => scan!(a, x),
+                    (Values::I32(a), Buf::I32(x)) => scan!(a, x),
+                    (Values::U8(a), Buf::U8(x)) => scan!(a, x),
+                    (Values::U64(a), Buf::U64(x)) => scan!(a, x),
                     (Values::Bool(a), Buf::Bool(x)) => scan!(a, x),
                     _ => unreachable!("argmin/argmax keep the input dtype"),
                 }
@@ -349,8 +399,11 @@ impl Accumulator {
                 let x = tile_f64(buf, n, &mut scratch);
                 each!(acc, x, |a, v| *a += v);
             }
-            Accumulator::SumI(acc) => match buf {
+            Accumulator::SumI(acc, _) => match buf {
                 Buf::I64(x) => each!(acc, x, |a, v| *a = a.wrapping_add(v)),
+                Buf::I32(x) => each!(acc, x, |a, v| *a = a.wrapping_add(v as i64)),
+                Buf::U8(x) => each!(acc, x, |a, v| *a = a.wrapping_add(v as i64)),
+                Buf::U64(x) => each!(acc, x, |a, v| *a = a.wrapping_add(v as i64)),
                 Buf::Bool(x) => each!(acc, x, |a, v| *a += v as i64),
                 _ => unreachable!("integer sums read integers"),
             },
@@ -359,8 +412,11 @@ impl Accumulator {
                 let x = tile_f64(buf, n, &mut scratch);
                 each!(acc, x, |a, v| *a *= v);
             }
-            Accumulator::ProdI(acc) => match buf {
+            Accumulator::ProdI(acc, _) => match buf {
                 Buf::I64(x) => each!(acc, x, |a, v| *a = a.wrapping_mul(v)),
+                Buf::I32(x) => each!(acc, x, |a, v| *a = a.wrapping_mul(v as i64)),
+                Buf::U8(x) => each!(acc, x, |a, v| *a = a.wrapping_mul(v as i64)),
+                Buf::U64(x) => each!(acc, x, |a, v| *a = a.wrapping_mul(v as i64)),
                 Buf::Bool(x) => each!(acc, x, |a, v| *a *= v as i64),
                 _ => unreachable!("integer products read integers"),
             },
@@ -378,6 +434,12 @@ impl Accumulator {
                         nan_max!(*a, v)
                     }),
                     (Values::I64(acc), Buf::I64(x)) => each!(acc, x, |a, v| *a =
+                        if is_min { (*a).min(v) } else { (*a).max(v) }),
+                    (Values::I32(acc), Buf::I32(x)) => each!(acc, x, |a, v| *a =
+                        if is_min { (*a).min(v) } else { (*a).max(v) }),
+                    (Values::U8(acc), Buf::U8(x)) => each!(acc, x, |a, v| *a =
+                        if is_min { (*a).min(v) } else { (*a).max(v) }),
+                    (Values::U64(acc), Buf::U64(x)) => each!(acc, x, |a, v| *a =
                         if is_min { (*a).min(v) } else { (*a).max(v) }),
                     (Values::Bool(acc), Buf::Bool(x)) => {
                         each!(acc, x, |a, v| *a = if is_min { *a && v } else { *a || v })
@@ -438,6 +500,9 @@ impl Accumulator {
                     (Values::F64(a), Buf::F64(x)) => scan!(a, x),
                     (Values::F32(a), Buf::F32(x)) => scan!(a, x),
                     (Values::I64(a), Buf::I64(x)) => scan!(a, x),
+                    (Values::I32(a), Buf::I32(x)) => scan!(a, x),
+                    (Values::U8(a), Buf::U8(x)) => scan!(a, x),
+                    (Values::U64(a), Buf::U64(x)) => scan!(a, x),
                     (Values::Bool(a), Buf::Bool(x)) => scan!(a, x),
                     _ => unreachable!("argmin/argmax keep the input dtype"),
                 }
@@ -453,9 +518,10 @@ impl Accumulator {
             Accumulator::SumF(v) | Accumulator::ProdF(v) => {
                 ChunkValue::Array(ArrayData::F64(arr(v)))
             }
-            Accumulator::SumI(v) | Accumulator::ProdI(v) => ChunkValue::Array(ArrayData::I64(
-                ArrayD::from_shape_vec(s(), v).expect("accumulator shape"),
-            )),
+            Accumulator::SumI(v, out) | Accumulator::ProdI(v, out) => ChunkValue::Array(
+                ArrayData::I64(ArrayD::from_shape_vec(s(), v).expect("accumulator shape"))
+                    .cast(out),
+            ),
             Accumulator::MinMax { values, .. } => ChunkValue::Array(values.into_array(shape)),
             Accumulator::AnyAll { values, .. } => ChunkValue::Array(ArrayData::Bool(
                 ArrayD::from_shape_vec(s(), values).expect("accumulator shape"),
@@ -511,6 +577,18 @@ fn merge(reduction: Reduction, a: &mut ChunkValue, b: &ChunkValue) -> Result<()>
                 (Prod, ArrayData::I64(x), ArrayData::I64(y)) => {
                     zip!(x, y, |p, q| *p = p.wrapping_mul(q))
                 }
+                (Sum, ArrayData::U64(x), ArrayData::U64(y)) => {
+                    zip!(x, y, |p, q| *p = p.wrapping_add(q))
+                }
+                (Prod, ArrayData::U64(x), ArrayData::U64(y)) => {
+                    zip!(x, y, |p, q| *p = p.wrapping_mul(q))
+                }
+                (Min, ArrayData::I32(x), ArrayData::I32(y)) => zip!(x, y, |p, q| *p = (*p).min(q)),
+                (Max, ArrayData::I32(x), ArrayData::I32(y)) => zip!(x, y, |p, q| *p = (*p).max(q)),
+                (Min, ArrayData::U8(x), ArrayData::U8(y)) => zip!(x, y, |p, q| *p = (*p).min(q)),
+                (Max, ArrayData::U8(x), ArrayData::U8(y)) => zip!(x, y, |p, q| *p = (*p).max(q)),
+                (Min, ArrayData::U64(x), ArrayData::U64(y)) => zip!(x, y, |p, q| *p = (*p).min(q)),
+                (Max, ArrayData::U64(x), ArrayData::U64(y)) => zip!(x, y, |p, q| *p = (*p).max(q)),
                 (Min, ArrayData::F64(x), ArrayData::F64(y)) => {
                     zip!(x, y, |p, q| *p = nan_min!(*p, q))
                 }
@@ -587,6 +665,9 @@ fn merge(reduction: Reduction, a: &mut ChunkValue, b: &ChunkValue) -> Result<()>
                 (ArrayData::F64(x), ArrayData::F64(y)) => pick!(x, y),
                 (ArrayData::F32(x), ArrayData::F32(y)) => pick!(x, y),
                 (ArrayData::I64(x), ArrayData::I64(y)) => pick!(x, y),
+                (ArrayData::I32(x), ArrayData::I32(y)) => pick!(x, y),
+                (ArrayData::U8(x), ArrayData::U8(y)) => pick!(x, y),
+                (ArrayData::U64(x), ArrayData::U64(y)) => pick!(x, y),
                 (ArrayData::Bool(x), ArrayData::Bool(y)) => pick!(x, y),
                 _ => return Err(mismatch()),
             }

@@ -55,6 +55,27 @@ impl SortKey for i64 {
     }
 }
 
+impl SortKey for i32 {
+    #[inline]
+    fn key(self) -> u64 {
+        (self as i64 as u64) ^ (1 << 63)
+    }
+}
+
+impl SortKey for u8 {
+    #[inline]
+    fn key(self) -> u64 {
+        self as u64
+    }
+}
+
+impl SortKey for u64 {
+    #[inline]
+    fn key(self) -> u64 {
+        self
+    }
+}
+
 impl SortKey for bool {
     #[inline]
     fn key(self) -> u64 {

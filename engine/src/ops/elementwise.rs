@@ -11,19 +11,20 @@ use crate::meta::DType;
 /// computes in, and which it gives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Typing {
-    /// Float math: bool and int64 compute in float64, float32 stays float32.
+    /// Float math: bool and the integers compute in float64 (numpy gives float16 for uint8, a
+    /// type tessera does not have), float32 stays float32.
     Float,
     /// Keeps the dtype; bool is refused.
     Numeric,
     /// Keeps the dtype, bool included.
     Any,
-    /// Bool or int64 only (logical on bool, bitwise on int64).
+    /// Bool or the integers only (logical on bool, bitwise on integers).
     Logical,
     /// Any dtype in, bool out.
     Predicate,
     /// Reads truth values: any dtype is cast to bool, bool out (logical_and, logical_not).
     Logic,
-    /// Integers only: int64, with bool computing in int64 (shifts).
+    /// Integers only, each in its own type, with bool computing in int64 (shifts).
     Integer,
 }
 
@@ -40,13 +41,15 @@ impl Typing {
             Typing::Numeric if arg == DType::Bool => refuse(),
             Typing::Numeric | Typing::Any => Ok((arg, arg)),
             Typing::Logical => match arg {
-                DType::Bool | DType::I64 => Ok((arg, arg)),
+                DType::Bool => Ok((arg, arg)),
+                d if d.is_integer() => Ok((arg, arg)),
                 _ => refuse(),
             },
             Typing::Predicate => Ok((arg, DType::Bool)),
             Typing::Logic => Ok((DType::Bool, DType::Bool)),
             Typing::Integer => match arg {
-                DType::Bool | DType::I64 => Ok((DType::I64, DType::I64)),
+                DType::Bool => Ok((DType::I64, DType::I64)),
+                d if d.is_integer() => Ok((arg, arg)),
                 _ => refuse(),
             },
         }

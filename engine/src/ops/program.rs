@@ -625,7 +625,14 @@ impl Program {
                         leaf.dtype
                     ));
                 }
-                LeafKind::Arange { .. } if matches!(leaf.dtype, DType::Bool | DType::C128) => {
+                // Generated ranges are int64 or float; the other integer types are built from an
+                // int64 range (`creation::arange`).
+                LeafKind::Arange { .. }
+                    if matches!(
+                        leaf.dtype,
+                        DType::Bool | DType::C128 | DType::I32 | DType::U8 | DType::U64
+                    ) =>
+                {
                     return Err(format!("leaf {li} is an arange of dtype {}", leaf.dtype));
                 }
                 LeafKind::Arange { start, step } if leaf.dtype == DType::I64 => {

@@ -11,7 +11,8 @@ use crate::ops::{Derived, Holds, InputMeta, RuleResult, one_input};
 /// How a reduction's result dtype follows from its input's, as numpy's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ReduceTyping {
-    /// Bool and int64 accumulate in int64; floats keep their dtype (sum, prod).
+    /// Bool and the signed integers accumulate in int64, the unsigned ones in uint64 (numpy's
+    /// platform integers); floats keep their dtype (sum, prod).
     Widen,
     /// Keeps the dtype (min, max).
     Keep,
@@ -118,7 +119,8 @@ impl Reduction {
     pub fn result_dtype(self, dtype: DType) -> DType {
         match self.typing() {
             ReduceTyping::Widen => match dtype {
-                DType::Bool | DType::I64 => DType::I64,
+                DType::Bool | DType::I32 | DType::I64 => DType::I64,
+                DType::U8 | DType::U64 => DType::U64,
                 d => d,
             },
             ReduceTyping::Keep => dtype,

@@ -54,10 +54,12 @@ impl ScanFn {
         ScanFn::ALL.iter().copied().find(|f| f.code() == code)
     }
 
-    /// numpy's result dtype: bool and int64 accumulate in int64, floats keep their dtype.
+    /// numpy's result dtype: bool and the signed integers accumulate in int64, the unsigned ones in
+    /// uint64, floats keep their dtype.
     pub fn result_dtype(self, input: DType) -> DType {
         match input {
-            DType::Bool | DType::I64 => DType::I64,
+            DType::Bool | DType::I32 | DType::I64 => DType::I64,
+            DType::U8 | DType::U64 => DType::U64,
             d => d,
         }
     }
@@ -176,6 +178,14 @@ impl ScanOp {
                 |a: i64, v: i64| a.wrapping_add(v),
                 |a: i64, v: i64| a.wrapping_mul(v)
             ),
+            ArrayData::U64(x) => scan!(
+                x,
+                U64,
+                0u64,
+                1u64,
+                |a: u64, v: u64| a.wrapping_add(v),
+                |a: u64, v: u64| a.wrapping_mul(v)
+            ),
             ArrayData::F32(x) => scan!(
                 x,
                 F32,
@@ -192,7 +202,7 @@ impl ScanOp {
                 |a: f64, v: f64| a + v,
                 |a: f64, v: f64| a * v
             ),
-            ArrayData::Bool(_) | ArrayData::C128(_) => {
+            ArrayData::Bool(_) | ArrayData::I32(_) | ArrayData::U8(_) | ArrayData::C128(_) => {
                 return Err(Error::UnsupportedDType {
                     op: f.name(),
                     dtype: own.dtype(),
@@ -218,6 +228,11 @@ trait MaybeNan: Copy {
     fn nan(self) -> bool;
 }
 impl MaybeNan for i64 {
+    fn nan(self) -> bool {
+        false
+    }
+}
+impl MaybeNan for u64 {
     fn nan(self) -> bool {
         false
     }

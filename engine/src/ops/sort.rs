@@ -65,7 +65,7 @@ pub struct SortOp {
 
 /// The element types a sort orders.
 fn sortable(dtype: DType) -> bool {
-    matches!(dtype, DType::F64 | DType::F32 | DType::I64 | DType::Bool)
+    !dtype.is_complex()
 }
 
 impl SortOp {

@@ -34,6 +34,9 @@ impl FromArray {
                 t.bulk(&bytes)
             }
             ArrayData::I64(a) => t.bulk(&bytes_of(a.as_slice().expect("standard layout"))),
+            ArrayData::I32(a) => t.bulk(&bytes_of(a.as_slice().expect("standard layout"))),
+            ArrayData::U8(a) => t.bulk(a.as_slice().expect("standard layout")),
+            ArrayData::U64(a) => t.bulk(&bytes_of(a.as_slice().expect("standard layout"))),
             ArrayData::F32(a) => t.bulk(&bytes_of(a.as_slice().expect("standard layout"))),
             ArrayData::F64(a) => t.bulk(&bytes_of(a.as_slice().expect("standard layout"))),
             ArrayData::C128(a) => {
@@ -105,6 +108,16 @@ trait ToLeBytes {
     fn extend_le(&self, out: &mut Vec<u8>);
 }
 impl ToLeBytes for i64 {
+    fn extend_le(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_le_bytes())
+    }
+}
+impl ToLeBytes for i32 {
+    fn extend_le(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_le_bytes())
+    }
+}
+impl ToLeBytes for u64 {
     fn extend_le(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.to_le_bytes())
     }

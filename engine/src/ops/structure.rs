@@ -414,6 +414,9 @@ pub(crate) fn copy_overlap(
         (ArrayData::F32(d), ArrayData::F32(s)) => copy!(d, s),
         (ArrayData::F64(d), ArrayData::F64(s)) => copy!(d, s),
         (ArrayData::C128(d), ArrayData::C128(s)) => copy!(d, s),
+        (ArrayData::I32(d), ArrayData::I32(s)) => copy!(d, s),
+        (ArrayData::U8(d), ArrayData::U8(s)) => copy!(d, s),
+        (ArrayData::U64(d), ArrayData::U64(s)) => copy!(d, s),
         (d, s) => {
             let s = s.cast(d.dtype());
             copy_overlap(d, dst_off, &s, src_off)
@@ -512,6 +515,9 @@ pub(crate) fn reshape_run(
         crate::DType::F32 => gather!(F32),
         crate::DType::F64 => gather!(F64),
         crate::DType::C128 => gather!(C128),
+        crate::DType::I32 => gather!(I32),
+        crate::DType::U8 => gather!(U8),
+        crate::DType::U64 => gather!(U64),
     }))
 }
 

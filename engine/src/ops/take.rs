@@ -139,6 +139,9 @@ fn copy_lane(dst: &mut ArrayData, j: usize, src: &ArrayData, at: usize, axis: us
         (ArrayData::F32(d), ArrayData::F32(s)) => lane(d, j, s, at, axis),
         (ArrayData::F64(d), ArrayData::F64(s)) => lane(d, j, s, at, axis),
         (ArrayData::C128(d), ArrayData::C128(s)) => lane(d, j, s, at, axis),
+        (ArrayData::I32(d), ArrayData::I32(s)) => lane(d, j, s, at, axis),
+        (ArrayData::U8(d), ArrayData::U8(s)) => lane(d, j, s, at, axis),
+        (ArrayData::U64(d), ArrayData::U64(s)) => lane(d, j, s, at, axis),
         (d, s) => unreachable!("take copies {} into {}", s.dtype(), d.dtype()),
     }
 }

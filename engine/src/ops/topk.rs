@@ -68,7 +68,7 @@ impl TopKOp {
                 m.ndim()
             ));
         }
-        if !matches!(m.dtype, DType::F64 | DType::F32 | DType::I64 | DType::Bool) {
+        if m.dtype.is_complex() {
             return Err(format!("cannot order {} input {}", m.dtype, x.id));
         }
         if let Some(i) = inputs.get(1)

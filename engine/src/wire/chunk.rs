@@ -35,6 +35,9 @@ fn write_elements(a: &ArrayData, out: &mut [u8]) {
     match a {
         ArrayData::Bool(x) => put_le(x, |b: bool| [b as u8], out),
         ArrayData::I64(x) => put_le(x, i64::to_le_bytes, out),
+        ArrayData::I32(x) => put_le(x, i32::to_le_bytes, out),
+        ArrayData::U8(x) => put_le(x, u8::to_le_bytes, out),
+        ArrayData::U64(x) => put_le(x, u64::to_le_bytes, out),
         ArrayData::F32(x) => put_le(x, f32::to_le_bytes, out),
         ArrayData::F64(x) => put_le(x, f64::to_le_bytes, out),
         ArrayData::C128(x) => put_le(
@@ -79,6 +82,13 @@ fn array_from_parts(dtype: i32, shape: &[u64], data: &[u8]) -> Result<ArrayData>
         }
         DType::I64 => ArrayData::I64(
             ArrayD::from_shape_vec(dim, get_le(data, i64::from_le_bytes)).map_err(shaped)?,
+        ),
+        DType::I32 => ArrayData::I32(
+            ArrayD::from_shape_vec(dim, get_le(data, i32::from_le_bytes)).map_err(shaped)?,
+        ),
+        DType::U8 => ArrayData::U8(ArrayD::from_shape_vec(dim, data.to_vec()).map_err(shaped)?),
+        DType::U64 => ArrayData::U64(
+            ArrayD::from_shape_vec(dim, get_le(data, u64::from_le_bytes)).map_err(shaped)?,
         ),
         DType::F32 => ArrayData::F32(
             ArrayD::from_shape_vec(dim, get_le(data, f32::from_le_bytes)).map_err(shaped)?,

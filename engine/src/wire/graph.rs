@@ -604,7 +604,7 @@ mod tests {
         // Errors inside a layer say which layer.
         let mut layer = pb::Layer::try_from(&*top(&x())).unwrap();
         if let Some(pb::op::Op::Blockwise(p)) = layer.op.as_mut().and_then(|o| o.op.as_mut()) {
-            p.leaves[0].dtype = 17;
+            p.leaves[0].dtype = 99;
         }
         let msg = what(Layer::try_from(layer).unwrap_err());
         assert!(

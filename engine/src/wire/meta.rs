@@ -19,6 +19,9 @@ impl From<Scalar> for pb::Scalar {
             value: Some(match s {
                 Scalar::Bool(v) => Value::BoolValue(v),
                 Scalar::I64(v) => Value::I64Value(v),
+                Scalar::I32(v) => Value::I32Value(v),
+                Scalar::U8(v) => Value::U8Value(v as u32),
+                Scalar::U64(v) => Value::U64Value(v),
                 Scalar::F32(v) => Value::F32Value(v),
                 Scalar::F64(v) => Value::F64Value(v),
                 Scalar::C128(v) => Value::C128Value(pb::Complex128 { re: v.re, im: v.im }),
@@ -34,6 +37,11 @@ impl TryFrom<pb::Scalar> for Scalar {
         Ok(match required(s.value, "scalar value")? {
             Value::BoolValue(v) => Scalar::Bool(v),
             Value::I64Value(v) => Scalar::I64(v),
+            Value::I32Value(v) => Scalar::I32(v),
+            Value::U8Value(v) => Scalar::U8(
+                u8::try_from(v).map_err(|_| wire(format!("uint8 scalar holds {v}, above 255")))?,
+            ),
+            Value::U64Value(v) => Scalar::U64(v),
             Value::F32Value(v) => Scalar::F32(v),
             Value::F64Value(v) => Scalar::F64(v),
             Value::C128Value(v) => Scalar::C128(num_complex::Complex64::new(v.re, v.im)),

@@ -64,10 +64,26 @@ pub(super) fn all_reductions() -> Vec<Reduction> {
 }
 
 pub(super) fn all_dtypes() -> Vec<DType> {
-    let all = vec![DType::Bool, DType::I64, DType::F32, DType::F64, DType::C128];
+    let all = vec![
+        DType::Bool,
+        DType::I32,
+        DType::U8,
+        DType::U64,
+        DType::I64,
+        DType::F32,
+        DType::F64,
+        DType::C128,
+    ];
     for d in &all {
         match d {
-            DType::Bool | DType::I64 | DType::F32 | DType::F64 | DType::C128 => {}
+            DType::Bool
+            | DType::I32
+            | DType::U8
+            | DType::U64
+            | DType::I64
+            | DType::F32
+            | DType::F64
+            | DType::C128 => {}
         }
     }
     all

@@ -64,6 +64,21 @@ impl Gen for i64 {
         rng.int(-20, 20)
     }
 }
+impl Gen for i32 {
+    fn draw(rng: &mut TestRng) -> Self {
+        rng.int(-20, 20) as i32
+    }
+}
+impl Gen for u8 {
+    fn draw(rng: &mut TestRng) -> Self {
+        rng.int(0, 40) as u8
+    }
+}
+impl Gen for u64 {
+    fn draw(rng: &mut TestRng) -> Self {
+        rng.int(0, 40) as u64
+    }
+}
 impl Gen for bool {
     fn draw(rng: &mut TestRng) -> Self {
         rng.next_u64() & 1 == 1
@@ -208,6 +223,30 @@ impl Compare for i64 {
         EXACT
     }
     fn close(a: i64, e: i64, _tol: Tol) -> bool {
+        a == e
+    }
+}
+impl Compare for i32 {
+    fn default_tol() -> Tol {
+        EXACT
+    }
+    fn close(a: i32, e: i32, _tol: Tol) -> bool {
+        a == e
+    }
+}
+impl Compare for u8 {
+    fn default_tol() -> Tol {
+        EXACT
+    }
+    fn close(a: u8, e: u8, _tol: Tol) -> bool {
+        a == e
+    }
+}
+impl Compare for u64 {
+    fn default_tol() -> Tol {
+        EXACT
+    }
+    fn close(a: u64, e: u64, _tol: Tol) -> bool {
         a == e
     }
 }
@@ -559,6 +598,9 @@ pub fn as_f64<T: Element>(a: &ArrayD<T>) -> ArrayD<f64> {
             }
         }
         tessera::Scalar::I64(i) => i as f64,
+        tessera::Scalar::I32(i) => i as f64,
+        tessera::Scalar::U8(i) => i as f64,
+        tessera::Scalar::U64(i) => i as f64,
         tessera::Scalar::F32(f) => f as f64,
         tessera::Scalar::F64(f) => f,
         tessera::Scalar::C128(c) => c.re,
@@ -578,6 +620,9 @@ pub fn data_f64(a: &ArrayData) -> ArrayD<f64> {
     match a {
         ArrayData::Bool(x) => x.mapv(|v| if v { 1.0 } else { 0.0 }),
         ArrayData::I64(x) => x.mapv(|v| v as f64),
+        ArrayData::I32(x) => x.mapv(|v| v as f64),
+        ArrayData::U8(x) => x.mapv(|v| v as f64),
+        ArrayData::U64(x) => x.mapv(|v| v as f64),
         ArrayData::F32(x) => x.mapv(|v| v as f64),
         ArrayData::F64(x) => x.clone(),
         ArrayData::C128(x) => x.mapv(|v| v.re),
@@ -589,6 +634,9 @@ pub fn data_i64(a: &ArrayData) -> ArrayD<i64> {
     match a {
         ArrayData::Bool(x) => x.mapv(|v| if v { 1 } else { 0 }),
         ArrayData::I64(x) => x.clone(),
+        ArrayData::I32(x) => x.mapv(|v| v as i64),
+        ArrayData::U8(x) => x.mapv(|v| v as i64),
+        ArrayData::U64(x) => x.mapv(|v| v as i64),
         ArrayData::F32(x) => x.mapv(|v| v.trunc() as i64),
         ArrayData::F64(x) => x.mapv(|v| v.trunc() as i64),
         ArrayData::C128(x) => x.mapv(|v| v.re.trunc() as i64),
@@ -600,6 +648,9 @@ pub fn data_bool(a: &ArrayData) -> ArrayD<bool> {
     match a {
         ArrayData::Bool(x) => x.clone(),
         ArrayData::I64(x) => x.mapv(|v| v != 0),
+        ArrayData::I32(x) => x.mapv(|v| v != 0),
+        ArrayData::U8(x) => x.mapv(|v| v != 0),
+        ArrayData::U64(x) => x.mapv(|v| v != 0),
         ArrayData::F32(x) => x.mapv(|v| v != 0.0),
         ArrayData::F64(x) => x.mapv(|v| v != 0.0),
         ArrayData::C128(x) => x.mapv(|v| v.re != 0.0 || v.im != 0.0),
@@ -612,6 +663,9 @@ pub fn assert_data_eq(actual: &ArrayData, expected: &ArrayData) {
     match expected {
         ArrayData::Bool(e) => assert_array_eq(actual, e),
         ArrayData::I64(e) => assert_array_eq(actual, e),
+        ArrayData::I32(e) => assert_array_eq(actual, e),
+        ArrayData::U8(e) => assert_array_eq(actual, e),
+        ArrayData::U64(e) => assert_array_eq(actual, e),
         ArrayData::F32(e) => assert_array_eq(actual, e),
         ArrayData::F64(e) => assert_array_eq(actual, e),
         ArrayData::C128(_) => assert_eq!(actual, expected),
@@ -624,6 +678,9 @@ pub fn check_data(arr: &Array, expected: &ArrayData) {
     match expected {
         ArrayData::Bool(e) => check(arr, e),
         ArrayData::I64(e) => check(arr, e),
+        ArrayData::I32(e) => check(arr, e),
+        ArrayData::U8(e) => check(arr, e),
+        ArrayData::U64(e) => check(arr, e),
         ArrayData::F32(e) => check(arr, e),
         ArrayData::F64(e) => check(arr, e),
         ArrayData::C128(_) => assert_eq!(&arr.compute_dyn().unwrap(), expected),
@@ -635,6 +692,9 @@ pub fn sample_data(dtype: DType, shape: &[usize], seed: u64) -> ArrayData {
     match dtype {
         DType::Bool => ArrayData::Bool(sample(shape, seed)),
         DType::I64 => ArrayData::I64(sample(shape, seed)),
+        DType::I32 => ArrayData::I32(sample(shape, seed)),
+        DType::U8 => ArrayData::U8(sample(shape, seed)),
+        DType::U64 => ArrayData::U64(sample(shape, seed)),
         DType::F32 => ArrayData::F32(sample(shape, seed)),
         DType::F64 => ArrayData::F64(sample(shape, seed)),
         DType::C128 => {

@@ -284,6 +284,9 @@ pub fn assert_same_bits(a: &tessera::ArrayData, b: &tessera::ArrayData, what: &s
             tessera::ArrayData::F64(x) => x.iter().map(|v| v.to_bits()).collect(),
             tessera::ArrayData::F32(x) => x.iter().map(|v| v.to_bits() as u64).collect(),
             tessera::ArrayData::I64(x) => x.iter().map(|&v| v as u64).collect(),
+            tessera::ArrayData::I32(x) => x.iter().map(|&v| v as u32 as u64).collect(),
+            tessera::ArrayData::U8(x) => x.iter().map(|&v| v as u64).collect(),
+            tessera::ArrayData::U64(x) => x.iter().copied().collect(),
             tessera::ArrayData::Bool(x) => x.iter().map(|&v| v as u64).collect(),
             tessera::ArrayData::C128(x) => x
                 .iter()
