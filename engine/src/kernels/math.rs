@@ -647,7 +647,11 @@ mod tests {
         x.extend((0..200_000).map(|_| ((r() >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * 1e4));
         y.extend((0..200_000).map(|_| ((r() >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * 1e4));
 
-        let z: Vec<Complex64> = x.iter().zip(&y).map(|(&a, &b)| Complex64::new(a, b)).collect();
+        let z: Vec<Complex64> = x
+            .iter()
+            .zip(&y)
+            .map(|(&a, &b)| Complex64::new(a, b))
+            .collect();
         let n = x.len();
         let (mut got, mut portable, mut abs, mut abs_portable) =
             (vec![0.0; n], vec![0.0; n], vec![0.0; n], vec![0.0; n]);
@@ -692,13 +696,36 @@ mod tests {
         );
         // Both are within a hair over half an ulp of the true value: they differ only where the
         // true value is within a hair of a rounding boundary, a small minority of points.
-        assert!(differ < n / 100, "{differ} of {n} differ from libm by an ulp");
+        assert!(
+            differ < n / 100,
+            "{differ} of {n} differ from libm by an ulp"
+        );
     }
 
     #[test]
     fn hypot_known_values() {
-        let x = [3.0, -5.0, 0.0, -0.0, f64::INFINITY, f64::NAN, f64::MAX, 1e-320, 1e300];
-        let y = [4.0, 12.0, -0.0, 0.0, f64::NAN, 1.0, f64::MAX, 1e-320, 1e-300];
+        let x = [
+            3.0,
+            -5.0,
+            0.0,
+            -0.0,
+            f64::INFINITY,
+            f64::NAN,
+            f64::MAX,
+            1e-320,
+            1e300,
+        ];
+        let y = [
+            4.0,
+            12.0,
+            -0.0,
+            0.0,
+            f64::NAN,
+            1.0,
+            f64::MAX,
+            1e-320,
+            1e-300,
+        ];
         let mut o = [0.0; 9];
         hypot_f64(&x, &y, &mut o);
         assert_eq!(&o[..4], &[5.0, 13.0, 0.0, 0.0]);
@@ -710,7 +737,10 @@ mod tests {
         assert_eq!(o[7], 1e-320f64.hypot(1e-320));
         assert_eq!(o[8], 1e300);
         let mut a = [0.0; 2];
-        abs_c128(&[Complex64::new(-3.0, 4.0), Complex64::new(1e308, 1e308)], &mut a);
+        abs_c128(
+            &[Complex64::new(-3.0, 4.0), Complex64::new(1e308, 1e308)],
+            &mut a,
+        );
         assert_eq!(a[0], 5.0);
         assert_eq!(a[1], 1e308f64.hypot(1e308));
         assert!(a[1].is_finite());
