@@ -1,6 +1,6 @@
 //! Elementwise kernels over tile buffers ([`Buf`]): one match on function and dtype per tile, then a
-//! plain loop the compiler vectorizes (`sin`, `cos`, `exp` and `ln` through the branch-free lane
-//! functions of [`super::math`], the same bits on every CPU path).
+//! plain loop the compiler vectorizes (`sin`, `cos`, `exp`, `ln`, f64 `hypot` and complex128 `abs`
+//! through the branch-free lane functions of [`super::math`], the same bits on every CPU path).
 
 use super::math;
 use crate::data::Element;
@@ -620,11 +620,11 @@ fn unary(f: UnaryFn, arg: &Buf, out: &mut Buf, n: usize) {
                 _ => unreachable!("typing refuses {} on complex128", f.name()),
             }
         }
+        // hypot of the parts, as numpy's absolute (no overflow for large parts), vectorized.
+        (Buf::C128(x), Buf::F64(o)) if f == UnaryFn::Abs => math::abs_c128(&x[..n], &mut o[..n]),
         (Buf::C128(x), Buf::F64(o)) => {
             let it = o[..n].iter_mut().zip(&x[..n]);
             match f {
-                // hypot, as numpy's absolute: no overflow for large parts.
-                UnaryFn::Abs => it.for_each(|(o, &v)| *o = v.re.hypot(v.im)),
                 UnaryFn::Real => it.for_each(|(o, &v)| *o = v.re),
                 UnaryFn::Imag => it.for_each(|(o, &v)| *o = v.im),
                 UnaryFn::Angle => it.for_each(|(o, &v)| *o = v.im.atan2(v.re)),
@@ -732,6 +732,10 @@ fn binary(f: BinaryFn, a: &Buf, b: &Buf, out: &mut Buf, n: usize) {
                 BinaryFn::Pow | BinaryFn::Power => it.for_each(|(o, (&x, &y))| *o = x.powc(y)),
                 _ => unreachable!("typing refuses {} on complex128", f.name()),
             }
+        }
+        // The vectorized hypot (the same bits on every CPU, within 1 ulp of libm's).
+        (Buf::F64(a), Buf::F64(b), Buf::F64(o)) if f == BinaryFn::Hypot => {
+            math::hypot_f64(&a[..n], &b[..n], &mut o[..n])
         }
         (Buf::F64(a), Buf::F64(b), Buf::F64(o)) => {
             float_binary!(f, a, b, o, n, rem_floor_f64, f64, u64)

@@ -51,6 +51,31 @@ fn tile_columns<S>() -> usize {
     (TILE_ROW_BYTES / std::mem::size_of::<S>().max(1)).clamp(8, 16)
 }
 
+/// Rows ahead of the one being copied whose lines are prefetched in the strided gather and
+/// scatter. Rows are a page or more apart, where the hardware prefetchers do not follow; asking
+/// for row i + 8 while copying row i hides most of the miss latency. On fft_10000 (one run each,
+/// load 6–7, AVX-512 Xeon) it cut the process's CPU time by ~8 %; 8 and 16 rows ahead measured
+/// the same, and tiles of 32–128 float64 columns were no faster than 16 with or without it.
+const PREFETCH_ROWS: usize = 8;
+
+/// Asks for the cache lines of `len` elements from `p` on (a hint: never faults).
+#[inline(always)]
+fn prefetch<T>(p: *const T, len: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        let bytes = len * std::mem::size_of::<T>();
+        let mut off = 0;
+        while off < bytes {
+            // SAFETY: prefetch is a hint and never faults, whatever the address.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast::<i8>().wrapping_add(off)) };
+            off += 64;
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (p, len);
+}
+
 /// Points per tile when lanes are contiguous: enough short lanes per `rustfft` call that per-call
 /// costs vanish, few enough that the tile's buffers stay in L2.
 const TILE_POINTS: usize = 1 << 15;
@@ -308,6 +333,7 @@ fn transform_lanes<S: Copy, I: Copy + Default, R: Copy + Default, D>(
     let mut result = vec![R::default(); per * w.result];
     let mut out = Vec::with_capacity(total);
     let dst = &mut out.spare_capacity_mut()[..total];
+    advise_huge_pages(dst);
     let mut written = 0;
     for t in tiles {
         gather(src, &t, g.len, &mut input, w.load, &load);
@@ -324,6 +350,33 @@ fn transform_lanes<S: Copy, I: Copy + Default, R: Copy + Default, D>(
     // elements of every lane of its tile, so each of the `total` elements has been written.
     unsafe { out.set_len(total) };
     out
+}
+
+/// Asks Linux to back the large output buffer `buf` (not yet touched) with transparent huge
+/// pages. The output is written once into fresh memory, so every 4 KiB page costs a fault on
+/// first touch: on fft_10000 page faults were ~25 % of the process's CPU time (two 80 MB blocks
+/// per task). With 2 MiB pages there are 512 times fewer faults. Only the 2 MiB-aligned part of
+/// the buffer is advised; the call is a hint (an error, or THP set to `never`, changes nothing,
+/// and no value depends on it).
+fn advise_huge_pages<T>(buf: &mut [MaybeUninit<T>]) {
+    #[cfg(target_os = "linux")]
+    {
+        const HUGE: usize = 2 << 20;
+        let bytes = std::mem::size_of_val(buf);
+        if bytes < 4 * HUGE {
+            return;
+        }
+        let start = buf.as_mut_ptr() as usize;
+        let (lo, hi) = (start.next_multiple_of(HUGE), (start + bytes) & !(HUGE - 1));
+        if hi > lo {
+            // SAFETY: [lo, hi) lies inside `buf`, which this function borrows mutably and which
+            // holds no values yet; MADV_HUGEPAGE changes how pages are backed, never their
+            // contents, and its result is deliberately ignored.
+            unsafe { libc::madvise(lo as *mut libc::c_void, hi - lo, libc::MADV_HUGEPAGE) };
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = buf;
 }
 
 /// Copies the tile's lanes into `buf` (lane `b` at `b·width`), cut or zero-padded to `width`.
@@ -348,6 +401,8 @@ fn gather<S: Copy, I: Copy + Default>(
         // Element i of the tile's lanes is one contiguous run of the source: read it whole.
         debug_assert_eq!(t.src_lane, 1);
         for i in 0..copy {
+            let ahead = t.src + (i + PREFETCH_ROWS) * t.src_step;
+            prefetch(src.as_ptr().wrapping_add(ahead), t.lanes);
             let row = &src[t.src + i * t.src_step..][..t.lanes];
             for (b, &v) in row.iter().enumerate() {
                 buf[b * width + i] = load(v);
@@ -379,6 +434,8 @@ fn scatter<R, D>(
         // Element i of the tile's output lanes is one contiguous run: write it whole.
         debug_assert_eq!(t.dst_lane, 1);
         for i in 0..out {
+            let ahead = t.dst + (i + PREFETCH_ROWS) * t.dst_step;
+            prefetch(dst.as_ptr().wrapping_add(ahead), t.lanes);
             let row = &mut dst[t.dst + i * t.dst_step..][..t.lanes];
             for (d, lane) in row.iter_mut().zip(result.chunks_exact(width)) {
                 d.write(value(lane, i));

@@ -308,18 +308,43 @@ fn normal_f64_body<B: FirstTry>(b: B, keys: &RoundKeys, start: u64, step: u64, o
         }
         return;
     }
-    let mut buf = [0u64; TILE_WORDS];
     for run in runs(start, out.len()) {
-        let (at, words) = run_words(b, keys, run, &mut buf);
-        let out = &mut out[at..at + words.len()];
-        let first = start.wrapping_add(at as u64);
+        let (at, len, first_block) = match run {
+            Run::One { at, index } => {
+                let w = word_at(b, keys, index);
+                let v = normal::first_try(t, w);
+                out[at] = if v.is_nan() {
+                    normal::slow_path(b, keys, t, index, w)
+                } else {
+                    v
+                };
+                continue;
+            }
+            Run::Tile {
+                at,
+                first_block,
+                len,
+            } => (at, len, first_block),
+        };
+        // The words go straight into the output and each group of eight is replaced by its
+        // values in place, as the uniform kernel does: no tile buffer to zero, store and reload
+        // (the zeroing alone was ~7 % of a normal mean).
+        let out = &mut out[at..at + len];
+        // SAFETY: u64 and f64 have the same size and alignment and every bit pattern is valid for
+        // both; `words` is the only access to `out` until it is dropped at the end of the statement.
+        b.fill(keys, first_block, 0, unsafe {
+            std::slice::from_raw_parts_mut(out.as_mut_ptr().cast::<u64>(), len)
+        });
         // Eight first tries at a time; only the rejected lanes (about 1.5 %) take the slow path.
-        let mut groups = out.chunks_exact_mut(8).zip(words.chunks_exact(8));
-        let mut base = first;
-        for (o, w) in &mut groups {
-            let (o, w): (&mut [f64; 8], &[u64; 8]) =
-                (o.try_into().expect("eight"), w.try_into().expect("eight"));
-            let mut rejected = b.first_try8(t, w, o);
+        let mut base = start.wrapping_add(at as u64);
+        let mut groups = out.chunks_exact_mut(8);
+        for o in &mut groups {
+            let o: &mut [f64; 8] = o.try_into().expect("eight");
+            let mut w = [0u64; 8];
+            for (w, o) in w.iter_mut().zip(o.iter()) {
+                *w = o.to_bits();
+            }
+            let mut rejected = b.first_try8(t, &w, o);
             while rejected != 0 {
                 let k = rejected.trailing_zeros() as usize;
                 o[k] = normal::slow_path(b, keys, t, base.wrapping_add(k as u64), w[k]);
@@ -327,8 +352,8 @@ fn normal_f64_body<B: FirstTry>(b: B, keys: &RoundKeys, start: u64, step: u64, o
             }
             base = base.wrapping_add(8);
         }
-        let whole = out.len() - out.len() % 8;
-        for (k, (o, &w)) in out[whole..].iter_mut().zip(&words[whole..]).enumerate() {
+        for (k, o) in groups.into_remainder().iter_mut().enumerate() {
+            let w = o.to_bits();
             let v = normal::first_try(t, w);
             *o = if v.is_nan() {
                 normal::slow_path(b, keys, t, base.wrapping_add(k as u64), w)
@@ -343,11 +368,19 @@ fn normal_f64_body<B: FirstTry>(b: B, keys: &RoundKeys, start: u64, step: u64, o
 /// of [`simd::sum_f64`](crate::kernels::simd::sum_f64) over the filled values (so the same bits),
 /// without storing more than a tile of them.
 #[inline(always)]
-fn normal_sum_body<B: FirstTry>(b: B, keys: &RoundKeys, start: u64, step: u64, n: usize) -> f64 {
+fn normal_sum_body<B: FirstTry>(
+    b: B,
+    keys: &RoundKeys,
+    start: u64,
+    step: u64,
+    n: usize,
+    buf: &mut Scratch,
+) -> f64 {
     use crate::kernels::simd::{LANES, LaneSum};
     // A whole number of lane groups per tile, so the groups line up with one `sum_f64` call's.
     const TILE: usize = TILE_WORDS - TILE_WORDS % LANES;
-    let mut buf = [0.0f64; TILE];
+    let buf: &mut [f64; TILE_WORDS] = words_as_f64(buf);
+    let buf = &mut buf[..TILE];
     let mut lanes = LaneSum::new();
     let mut i = start;
     let mut left = n;
@@ -379,7 +412,14 @@ fn normal_f32_body<B: FirstTry>(b: B, keys: &RoundKeys, start: u64, step: u64, o
 /// Sum of `w >> 12` over elements `start + k·step` for `k` in `0..n`: the uniform values in units
 /// of 2^-52. Integer addition is associative, so the result is exact and the same on every path.
 #[inline(always)]
-fn mantissa_sum_body<B: Blocks>(b: B, keys: &RoundKeys, start: u64, step: u64, n: u64) -> u128 {
+fn mantissa_sum_body<B: Blocks>(
+    b: B,
+    keys: &RoundKeys,
+    start: u64,
+    step: u64,
+    n: u64,
+    buf: &mut Scratch,
+) -> u128 {
     let mut total = 0u128;
     if step != 1 {
         let mut i = start;
@@ -394,9 +434,8 @@ fn mantissa_sum_body<B: Blocks>(b: B, keys: &RoundKeys, start: u64, step: u64, n
     let mut left = n;
     while left > 0 {
         let len = left.min(1 << 20);
-        let mut buf = [0u64; TILE_WORDS];
         for run in runs(at, len as usize) {
-            let (_, words) = run_words(b, keys, run, &mut buf);
+            let (_, words) = run_words(b, keys, run, buf);
             // At most TILE_WORDS values below 2^52 each: the tile's sum fits a u64.
             let mut tile = 0u64;
             for &w in words {
@@ -427,11 +466,45 @@ aes_kernel! {
 }
 
 aes_kernel! {
-    fn normal_sum_at(keys: &RoundKeys, start: u64, step: u64, n: usize) -> f64 = normal_sum_body;
+    fn normal_sum_in(keys: &RoundKeys, start: u64, step: u64, n: usize, buf: &mut Scratch) -> f64
+        = normal_sum_body;
+}
+
+/// A tile buffer for the fused sums, kept per thread: a fused sum is called once per row of a
+/// chunk (often ~1000 elements), and zeroing a fresh 4 KiB stack buffer each time was ~7 % of the
+/// headline and normal means.
+type Scratch = [u64; TILE_WORDS];
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = const { std::cell::RefCell::new([0; TILE_WORDS]) };
+}
+
+/// Runs `f` with this thread's scratch buffer (a fresh one if it is in use: never nested today).
+fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+    SCRATCH.with(|c| match c.try_borrow_mut() {
+        Ok(mut buf) => f(&mut buf),
+        Err(_) => f(&mut [0; TILE_WORDS]),
+    })
+}
+
+/// The scratch words viewed as f64 (same size and alignment; every bit pattern is valid).
+#[inline(always)]
+fn words_as_f64(buf: &mut Scratch) -> &mut [f64; TILE_WORDS] {
+    // SAFETY: [u64; N] and [f64; N] have the same size and alignment and share every bit pattern.
+    unsafe { &mut *(buf as *mut Scratch).cast::<[f64; TILE_WORDS]>() }
+}
+
+fn normal_sum_at(level: AesLevel, keys: &RoundKeys, start: u64, step: u64, n: usize) -> f64 {
+    with_scratch(|buf| normal_sum_in(level, keys, start, step, n, buf))
+}
+
+fn mantissa_sum_at(level: AesLevel, keys: &RoundKeys, start: u64, step: u64, n: u64) -> u128 {
+    with_scratch(|buf| mantissa_sum_in(level, keys, start, step, n, buf))
 }
 
 aes_kernel! {
-    fn mantissa_sum_at(keys: &RoundKeys, start: u64, step: u64, n: u64) -> u128 = mantissa_sum_body;
+    fn mantissa_sum_in(keys: &RoundKeys, start: u64, step: u64, n: u64, buf: &mut Scratch) -> u128
+        = mantissa_sum_body;
 }
 
 aes_kernel! {
