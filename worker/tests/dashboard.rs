@@ -630,6 +630,8 @@ struct Browser {
     to_browser: std::io::PipeWriter,
     replies: std::sync::mpsc::Receiver<serde_json::Value>,
     next_id: u64,
+    /// The session attached to the page under test, once attached.
+    session: Option<String>,
     _profile: tempfile::TempDir,
 }
 
@@ -641,9 +643,19 @@ impl Browser {
         let (browser_reads, to_browser) = std::io::pipe().unwrap();
         let (from_browser, browser_writes) = std::io::pipe().unwrap();
         let (r, w) = (browser_reads.as_raw_fd(), browser_writes.as_raw_fd());
-        let mut command = headless(browser, profile.path());
+        // Not `headless()`'s flags: its --timeout stops the page's loading after a while, which
+        // a page kept open must not have.
+        let mut command = Command::new(browser);
         command
-            .arg("--remote-debugging-pipe")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--no-first-run",
+                "--remote-debugging-pipe",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
             .arg("about:blank")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());
@@ -687,18 +699,19 @@ impl Browser {
             to_browser,
             replies,
             next_id: 0,
+            session: None,
             _profile: profile,
         }
     }
 
-    /// Sends one command (to the page's session when given) and returns its result; events and
-    /// other replies in between are skipped.
-    fn call(
+    /// Sends one command (to a page's session when given) and returns its result, or the error the
+    /// browser answered; events and other replies in between are skipped.
+    fn try_call(
         &mut self,
         session: Option<&str>,
         method: &str,
         params: serde_json::Value,
-    ) -> serde_json::Value {
+    ) -> Result<serde_json::Value, serde_json::Value> {
         self.next_id += 1;
         let id = self.next_id;
         let mut message = serde_json::json!({ "id": id, "method": method, "params": params });
@@ -718,43 +731,67 @@ impl Browser {
                 .recv_timeout(left)
                 .unwrap_or_else(|e| panic!("{method}: no reply from the browser ({e})"));
             if reply["id"] == id {
-                assert!(reply.get("error").is_none(), "{method}: {reply}");
-                return reply["result"].clone();
+                return match reply.get("error") {
+                    Some(e) => Err(e.clone()),
+                    None => Ok(reply["result"].clone()),
+                };
             }
         }
     }
 
-    /// Opens `url` in a new page and returns the session that speaks to it.
+    fn call(&mut self, method: &str, params: serde_json::Value) -> serde_json::Value {
+        self.try_call(None, method, params)
+            .unwrap_or_else(|e| panic!("{method}: {e}"))
+    }
+
+    /// Opens `url` in a new page (its target id is kept to find the page again).
     fn open(&mut self, url: &str) -> String {
-        let target = self.call(
-            None,
-            "Target.createTarget",
-            serde_json::json!({ "url": url }),
-        );
-        let target = target["targetId"]
+        let target = self.call("Target.createTarget", serde_json::json!({ "url": url }));
+        target["targetId"]
             .as_str()
             .expect("a target id")
-            .to_string();
-        let attached = self.call(
-            None,
-            "Target.attachToTarget",
-            serde_json::json!({ "targetId": target, "flatten": true }),
-        );
-        attached["sessionId"]
-            .as_str()
-            .expect("a session id")
             .to_string()
     }
 
-    /// Evaluates `expression` in the page and returns its value (JSON-serialisable).
-    fn eval(&mut self, session: &str, expression: &str) -> serde_json::Value {
-        let r = self.call(
-            Some(session),
-            "Runtime.evaluate",
-            serde_json::json!({ "expression": expression, "returnByValue": true }),
-        );
-        assert!(r.get("exceptionDetails").is_none(), "{expression}: {r}");
-        r["result"]["value"].clone()
+    /// Evaluates `expression` in the page of `target` and returns its value (JSON-serialisable).
+    /// The session is opened on first use and again when the browser dropped it (it may, when the
+    /// page moves from the blank document to the dashboard's origin); the page itself is the same.
+    fn eval(&mut self, target: &str, expression: &str) -> serde_json::Value {
+        for _ in 0..5 {
+            let session = match self.session.clone() {
+                Some(s) => s,
+                None => {
+                    let attached = self.call(
+                        "Target.attachToTarget",
+                        serde_json::json!({ "targetId": target, "flatten": true }),
+                    );
+                    let s = attached["sessionId"]
+                        .as_str()
+                        .expect("a session id")
+                        .to_string();
+                    self.session = Some(s.clone());
+                    s
+                }
+            };
+            match self.try_call(
+                Some(&session),
+                "Runtime.evaluate",
+                serde_json::json!({ "expression": expression, "returnByValue": true }),
+            ) {
+                Ok(r) => {
+                    // A document being replaced can fail an evaluation: no value yet.
+                    if r.get("exceptionDetails").is_some() {
+                        return serde_json::Value::Null;
+                    }
+                    return r["result"]["value"].clone();
+                }
+                Err(_) => {
+                    self.session = None;
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+        }
+        panic!("cannot evaluate in page {target}")
     }
 }
 
@@ -767,20 +804,26 @@ impl Drop for Browser {
 
 /// What the test reads of the open page: the connection, how many snapshots the script drew, a mark
 /// the test leaves on `window` (gone if the page reloaded), the worker rows' cells and the jobs.
-const PAGE_STATE: &str = r##"(() => ({
-  conn: document.getElementById("conn").className,
-  updates: Number(document.body.dataset.updates || 0),
-  mark: window.__tesseraTestMark || null,
-  workers: [...document.querySelectorAll("#workers tr.worker")].map((tr) => ({
-    id: tr.id,
-    cells: [...tr.children].map((td) => td.textContent),
-  })),
-  jobs: [...document.querySelectorAll("#jobs .job")].map((j) => ({
-    id: j.id,
-    state: j.dataset.state,
-    progress: j.querySelector(".progress").textContent,
-  })),
-}))()"##;
+const PAGE_STATE: &str = r##"(() => {
+  // null until the dashboard's page is the document (the browser starts on about:blank, then
+  // follows the token redirect).
+  const conn = document.getElementById("conn");
+  if (!conn) return null;
+  return {
+    conn: conn.className,
+    updates: Number(document.body.dataset.updates || 0),
+    mark: window.__tesseraTestMark || null,
+    workers: [...document.querySelectorAll("#workers tr.worker")].map((tr) => ({
+      id: tr.id,
+      cells: [...tr.children].map((td) => td.textContent),
+    })),
+    jobs: [...document.querySelectorAll("#jobs .job")].map((j) => ({
+      id: j.id,
+      state: j.dataset.state,
+      progress: j.querySelector(".progress").textContent,
+    })),
+  };
+})()"##;
 
 /// "12 / 30 tasks (40%)" as (12, 30).
 fn job_progress(text: &str) -> (u64, u64) {
