@@ -207,5 +207,14 @@ mod tests {
         let c = SchedulerConfig::default()
             .with_heartbeat(Duration::from_secs(2), Duration::from_secs(1));
         assert!(c.validate().unwrap_err().to_string().contains("timeout"));
+        let c = SchedulerConfig::default().with_limits(Limits {
+            max_kept_jobs_per_client: 0,
+            ..Limits::default()
+        });
+        assert_eq!(
+            c.validate().unwrap_err().to_string(),
+            SchedulerError::Config("--max-kept-jobs-per-client must be at least 1".into())
+                .to_string()
+        );
     }
 }
