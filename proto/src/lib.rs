@@ -50,6 +50,12 @@ pub mod tls;
 /// complex128, FFT, overlap and mask ops, and the integer dtypes int32/uint8/uint64.
 pub const PROTOCOL_VERSION: u32 = 5;
 
+/// Request metadata a client sets on a `Run` call whose job it means to keep open after it completes
+/// (`persist_on(&client)`), so the scheduler counts it against its kept-jobs limit rather than the
+/// jobs-in-flight one once it completes. A job without it stays in flight until its stream closes.
+/// (Metadata rather than a `Submit` field: peers that ignore it lose nothing but the separate count.)
+pub const KEEP_METADATA: &str = "tessera-keep";
+
 /// Generated code for package `tessera.v1`.
 ///
 /// Lints are allowed wholesale because the code is machine-written: its style is prost's and tonic's,

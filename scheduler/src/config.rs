@@ -20,8 +20,12 @@ pub struct Limits {
     pub max_layers: usize,
     /// Most chunk tasks one job may expand to.
     pub max_tasks: usize,
-    /// Most jobs one client connection may have in flight at once.
+    /// Most jobs one client connection may have in flight at once (submitted and not completed, or
+    /// completed with outputs not yet fetched). Kept (persisted) jobs stop counting once they complete.
     pub max_jobs_per_client: usize,
+    /// Most jobs one client connection may keep open after they completed (`persist_on(&client)`:
+    /// arrays whose chunks stay on the workers), counted from submission.
+    pub max_kept_jobs_per_client: usize,
 }
 
 impl Default for Limits {
@@ -32,6 +36,8 @@ impl Default for Limits {
             // About 260 bytes of bookkeeping each: a job at the limit costs the scheduler ~2.6 GB.
             max_tasks: 10_000_000,
             max_jobs_per_client: 64,
+            // Each holds its graph's bookkeeping here and its output chunks on the workers.
+            max_kept_jobs_per_client: 256,
         }
     }
 }
@@ -160,6 +166,7 @@ impl SchedulerConfig {
             (l.max_layers, "--max-layers"),
             (l.max_tasks, "--max-tasks"),
             (l.max_jobs_per_client, "--max-jobs-per-client"),
+            (l.max_kept_jobs_per_client, "--max-kept-jobs-per-client"),
             (self.dashboard.max_streams, "--dashboard-max-streams"),
             (self.dashboard.task_stream_len, "--dashboard-task-stream"),
         ] {
@@ -200,5 +207,14 @@ mod tests {
         let c = SchedulerConfig::default()
             .with_heartbeat(Duration::from_secs(2), Duration::from_secs(1));
         assert!(c.validate().unwrap_err().to_string().contains("timeout"));
+        let c = SchedulerConfig::default().with_limits(Limits {
+            max_kept_jobs_per_client: 0,
+            ..Limits::default()
+        });
+        assert_eq!(
+            c.validate().unwrap_err().to_string(),
+            SchedulerError::Config("--max-kept-jobs-per-client must be at least 1".into())
+                .to_string()
+        );
     }
 }

@@ -4,7 +4,9 @@
 //! `/health`, refusals without or with a wrong token, the URL from `tessera-scheduler dashboard-url`,
 //! the live event stream (read as a browser's `EventSource` does, over chunked HTTP/1.1) bringing the
 //! job's tasks and progress as it runs, and the page itself loaded in headless Chromium (skipped, saying why, when no browser is
-//! installed; `.ci/run` installs Debian's `chromium`). With `TESSERA_DASHBOARD_SCREENSHOT=FILE` the
+//! installed; `.ci/run` installs Debian's `chromium`), and a page kept open in headless Chromium over
+//! the DevTools protocol while a persist and a job run, read from the live DOM: both worker rows come to
+//! show the kept chunks, the job appears and reaches 100%, and the page never reloads. With `TESSERA_DASHBOARD_SCREENSHOT=FILE` the
 //! test also saves a screenshot of the page there (how the README's docs/dashboard.png was made).
 
 mod common;
@@ -16,7 +18,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Cluster, free_port, poll, scheduler_binary};
+use common::{Cluster, free_port, local, poll, scheduler_binary};
+use tessera::Client;
 use tessera::graph::expand::TaskGraph;
 
 /// A response: status code, headers (lower-case names), body.
@@ -614,4 +617,347 @@ fn a_taken_dashboard_port_does_not_stop_the_scheduler() {
     );
     quiet.assert_headline_job_is_exact();
     assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The page kept open in a browser while the cluster works: headless Chromium driven over the DevTools
+// protocol on a pipe (`--remote-debugging-pipe`: NUL-terminated JSON messages, fd 3 into the browser,
+// fd 4 out of it), so the test reads the live DOM as it changes, without ever reloading the page.
+
+/// A headless Chromium spoken to over its DevTools pipe; killed (and its profile removed) on drop.
+struct Browser {
+    child: std::process::Child,
+    to_browser: std::io::PipeWriter,
+    replies: std::sync::mpsc::Receiver<serde_json::Value>,
+    next_id: u64,
+    /// The session attached to the page under test, once attached.
+    session: Option<String>,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    fn launch(browser: &PathBuf) -> Browser {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::process::CommandExt;
+        let profile = tempfile::tempdir().unwrap();
+        let (browser_reads, to_browser) = std::io::pipe().unwrap();
+        let (from_browser, browser_writes) = std::io::pipe().unwrap();
+        let (r, w) = (browser_reads.as_raw_fd(), browser_writes.as_raw_fd());
+        // Not `headless()`'s flags: its --timeout stops the page's loading after a while, which
+        // a page kept open must not have.
+        let mut command = Command::new(browser);
+        command
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--no-first-run",
+                "--remote-debugging-pipe",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg("about:blank")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        // SAFETY: only async-signal-safe calls (fcntl, dup2) between fork and exec. Both ends are
+        // first copied above 100 so that neither is overwritten by the other's dup2 (they may be 3
+        // or 4 themselves); dup2's copies do not close on exec, unlike the originals.
+        unsafe {
+            command.pre_exec(move || {
+                let r = libc::fcntl(r, libc::F_DUPFD, 100);
+                let w = libc::fcntl(w, libc::F_DUPFD, 100);
+                if r < 0 || w < 0 || libc::dup2(r, 3) < 0 || libc::dup2(w, 4) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = command.spawn().expect("start chromium");
+        // The browser's ends belong to it now: without closing ours, its exit would never end the
+        // reader below.
+        drop((browser_reads, browser_writes));
+        let (tx, replies) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(from_browser);
+            loop {
+                let mut message = Vec::new();
+                match reader.read_until(0, &mut message) {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+                message.pop_if(|b| *b == 0);
+                let Ok(value) = serde_json::from_slice(&message) else {
+                    continue;
+                };
+                if tx.send(value).is_err() {
+                    return;
+                }
+            }
+        });
+        Browser {
+            child,
+            to_browser,
+            replies,
+            next_id: 0,
+            session: None,
+            _profile: profile,
+        }
+    }
+
+    /// Sends one command (to a page's session when given) and returns its result, or the error the
+    /// browser answered; events and other replies in between are skipped.
+    fn try_call(
+        &mut self,
+        session: Option<&str>,
+        method: &str,
+        params: serde_json::Value,
+    ) -> Result<serde_json::Value, serde_json::Value> {
+        self.next_id += 1;
+        let id = self.next_id;
+        let mut message = serde_json::json!({ "id": id, "method": method, "params": params });
+        if let Some(s) = session {
+            message["sessionId"] = s.into();
+        }
+        let mut bytes = serde_json::to_vec(&message).unwrap();
+        bytes.push(0);
+        self.to_browser
+            .write_all(&bytes)
+            .unwrap_or_else(|e| panic!("{method}: the browser's pipe: {e}"));
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let reply = self
+                .replies
+                .recv_timeout(left)
+                .unwrap_or_else(|e| panic!("{method}: no reply from the browser ({e})"));
+            if reply["id"] == id {
+                return match reply.get("error") {
+                    Some(e) => Err(e.clone()),
+                    None => Ok(reply["result"].clone()),
+                };
+            }
+        }
+    }
+
+    fn call(&mut self, method: &str, params: serde_json::Value) -> serde_json::Value {
+        self.try_call(None, method, params)
+            .unwrap_or_else(|e| panic!("{method}: {e}"))
+    }
+
+    /// Opens `url` in a new page (its target id is kept to find the page again).
+    fn open(&mut self, url: &str) -> String {
+        let target = self.call("Target.createTarget", serde_json::json!({ "url": url }));
+        target["targetId"]
+            .as_str()
+            .expect("a target id")
+            .to_string()
+    }
+
+    /// Evaluates `expression` in the page of `target` and returns its value (JSON-serialisable).
+    /// The session is opened on first use and again when the browser dropped it (it may, when the
+    /// page moves from the blank document to the dashboard's origin); the page itself is the same.
+    fn eval(&mut self, target: &str, expression: &str) -> serde_json::Value {
+        for _ in 0..5 {
+            let session = match self.session.clone() {
+                Some(s) => s,
+                None => {
+                    let attached = self.call(
+                        "Target.attachToTarget",
+                        serde_json::json!({ "targetId": target, "flatten": true }),
+                    );
+                    let s = attached["sessionId"]
+                        .as_str()
+                        .expect("a session id")
+                        .to_string();
+                    self.session = Some(s.clone());
+                    s
+                }
+            };
+            match self.try_call(
+                Some(&session),
+                "Runtime.evaluate",
+                serde_json::json!({ "expression": expression, "returnByValue": true }),
+            ) {
+                Ok(r) => {
+                    // A document being replaced can fail an evaluation: no value yet.
+                    if r.get("exceptionDetails").is_some() {
+                        return serde_json::Value::Null;
+                    }
+                    return r["result"]["value"].clone();
+                }
+                Err(_) => {
+                    self.session = None;
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+        }
+        panic!("cannot evaluate in page {target}")
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What the test reads of the open page: the connection, how many snapshots the script drew, a mark
+/// the test leaves on `window` (gone if the page reloaded), the worker rows' cells and the jobs.
+const PAGE_STATE: &str = r##"(() => {
+  // null until the dashboard's page is the document (the browser starts on about:blank, then
+  // follows the token redirect).
+  const conn = document.getElementById("conn");
+  if (!conn) return null;
+  return {
+    conn: conn.className,
+    updates: Number(document.body.dataset.updates || 0),
+    mark: window.__tesseraTestMark || null,
+    workers: [...document.querySelectorAll("#workers tr.worker")].map((tr) => ({
+      id: tr.id,
+      cells: [...tr.children].map((td) => td.textContent),
+    })),
+    jobs: [...document.querySelectorAll("#jobs .job")].map((j) => ({
+      id: j.id,
+      state: j.dataset.state,
+      progress: j.querySelector(".progress").textContent,
+    })),
+  };
+})()"##;
+
+/// "12 / 30 tasks (40%)" as (12, 30).
+fn job_progress(text: &str) -> (u64, u64) {
+    let (done, rest) = text.split_once(" / ").expect("done / total");
+    let total = rest.split_once(' ').expect("total tasks").0;
+    (done.parse().unwrap(), total.parse().unwrap())
+}
+
+#[test]
+fn an_open_dashboard_page_follows_the_cluster_live_without_reloading() {
+    let Some(browser) = chromium() else {
+        println!(
+            "skipping the live browser check: no chromium on PATH (`apt-get install chromium`; .ci/run does)"
+        );
+        return;
+    };
+    let port = free_port();
+    let dashboard = format!("127.0.0.1:{port}");
+    let cluster = Cluster::start_with(2, &["--dashboard", &dashboard]);
+    let out = Command::new(scheduler_binary())
+        .args(["dashboard-url", "--dashboard", &dashboard, "--secret-file"])
+        .arg(&cluster.secret_file)
+        .env_remove("TESSERA_SECRET_FILE")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let url = String::from_utf8(out.stdout).unwrap().trim().to_string();
+
+    // The page opens before any job: both workers, holding nothing, and no job; the event stream
+    // is connected.
+    let mut chrome = Browser::launch(&browser);
+    let page = chrome.open(&url);
+    let before = poll(
+        "the page connected, showing two idle workers and no job",
+        Duration::from_secs(30),
+        |last| {
+            let s = chrome.eval(&page, PAGE_STATE);
+            *last = s.to_string();
+            (s["conn"] == "live"
+                && s["workers"].as_array()?.len() == 2
+                && s["jobs"].as_array()?.is_empty())
+            .then_some(s)
+        },
+    );
+    for w in before["workers"].as_array().unwrap() {
+        assert_eq!(w["cells"][4], "0", "no chunks held yet: {w}");
+    }
+    // A mark on the page's window: a reload would lose it.
+    chrome.eval(&page, "window.__tesseraTestMark = 'still the same page'");
+
+    // Persist an array: its chunks stay on the workers, so both rows must come to show them.
+    let client = cluster.client();
+    let x = tessera::default_rng(5)
+        .random(&[1200, 900], [300, 300])
+        .unwrap();
+    let kept = client.persist(&(&x * 2.0)).unwrap();
+    let persisted = format!("job-{:016x}", Client::persisted_job(&kept).unwrap());
+    poll(
+        "both worker rows show the persisted chunks",
+        Duration::from_secs(20),
+        |last| {
+            let s = chrome.eval(&page, PAGE_STATE);
+            *last = s.to_string();
+            let rows = s["workers"].as_array()?;
+            let held: u64 = rows
+                .iter()
+                .map(|w| w["cells"][4].as_str().unwrap().parse::<u64>().unwrap())
+                .sum();
+            (rows.iter().all(|w| w["cells"][4] != "0") && held == 12).then_some(())
+        },
+    );
+
+    // A job reading them, submitted while the page watches: it appears, its progress only moves
+    // forward, and it ends completed at 100%, all without a reload.
+    let job = client.submit(&kept.sum().unwrap());
+    let mut seen: Vec<(u64, u64)> = Vec::new();
+    let done = poll(
+        "the job appears on the open page and reaches 100%",
+        Duration::from_secs(60),
+        |last| {
+            let s = chrome.eval(&page, PAGE_STATE);
+            *last = s.to_string();
+            let j = s["jobs"]
+                .as_array()?
+                .iter()
+                .find(|j| j["id"] != persisted.as_str())?
+                .clone();
+            let (d, t) = job_progress(j["progress"].as_str()?);
+            seen.push((d, t));
+            (j["state"] == "completed" && t > 0 && d == t).then_some(s)
+        },
+    );
+    assert!(
+        seen.windows(2).all(|w| w[0].0 <= w[1].0),
+        "progress went backwards: {seen:?}"
+    );
+    let total: f64 = *job.result::<f64>().unwrap().first().unwrap();
+    let expected: f64 = *local(&(&x * 2.0).sum().unwrap())
+        .into_typed::<f64>()
+        .unwrap()
+        .first()
+        .unwrap();
+    assert_eq!(total.to_bits(), expected.to_bits());
+    let (tasks, _) = job_progress(
+        done["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["id"] != persisted.as_str())
+            .unwrap()["progress"]
+            .as_str()
+            .unwrap(),
+    );
+    assert!(tasks >= 12, "one task per kept chunk at least, got {tasks}");
+    assert_eq!(done["mark"], "still the same page", "the page reloaded");
+    assert!(
+        done["updates"].as_u64().unwrap() > before["updates"].as_u64().unwrap(),
+        "{done}"
+    );
+
+    // Releasing the kept chunks empties the worker rows again, on the same page.
+    drop(kept);
+    poll(
+        "the worker rows show the chunks released",
+        Duration::from_secs(20),
+        |last| {
+            let s = chrome.eval(&page, PAGE_STATE);
+            *last = s.to_string();
+            (s["mark"] == "still the same page"
+                && s["workers"]
+                    .as_array()?
+                    .iter()
+                    .all(|w| w["cells"][4] == "0"))
+            .then_some(())
+        },
+    );
 }

@@ -4,7 +4,10 @@
 //! brings the workers' held bytes back to where they were; a worker killed while holding kept chunks
 //! has them recomputed from the persisting job's graph; an array persisted from a persisted one keeps
 //! its lineage; and a second client cannot read them, neither
-//! through the public API nor by submitting the first client's graph by hand with a guessed key.
+//! through the public API nor by submitting the first client's graph by hand with a guessed key. A
+//! client keeps at most `--max-kept-jobs-per-client` arrays, refused past it naming the flag, and the
+//! arrays it keeps do not count against `--max-jobs-per-client`, so it can still compute with them;
+//! a job left open without declaring it is kept still counts as in flight.
 
 mod common;
 
@@ -281,4 +284,192 @@ fn another_client_cannot_read_a_persisted_array() {
     assert!(matches!(err, Error::Persisted { .. }), "{err}");
     drop(p);
     cluster.assert_headline_job_is_exact();
+}
+
+#[test]
+fn kept_jobs_have_their_own_limit_and_do_not_use_up_the_jobs_in_flight() {
+    // Two jobs in flight, three kept: a client keeping three arrays still computes, two at once.
+    let cluster = Cluster::start_with(
+        2,
+        &[
+            "--max-jobs-per-client",
+            "2",
+            "--max-kept-jobs-per-client",
+            "3",
+        ],
+    );
+    let client = cluster.client();
+    let y = source();
+    let kept: Vec<Array> = (0..3)
+        .map(|i| client.persist(&(&y + f64::from(i))).unwrap())
+        .collect();
+
+    // The fourth is refused before it runs, naming the limit and its flag.
+    let err = client.persist(&(&y * 3.0)).unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("keeps 3 persisted jobs")
+            && message.contains("the limit is 3")
+            && message.contains("--max-kept-jobs-per-client"),
+        "{message}"
+    );
+    assert_eq!(held(&client).1, 3, "the refused persist left no job behind");
+
+    // Ordinary jobs still run, reading the kept arrays, two submitted together (both within
+    // --max-jobs-per-client): each sum agrees with ndarray's sum of the local executor's array (to
+    // rounding: the local graph fuses the add into the sum), and the kept chunks are its bits.
+    let expected = |i: usize| -> f64 { local(&(&y + i as f64)).into_typed::<f64>().unwrap().sum() };
+    let sums: Vec<Array> = kept.iter().map(|p| p.sum().unwrap()).collect();
+    let first = client.submit(&sums[0]);
+    let second = client.submit(&sums[1]);
+    let mut got = vec![
+        *first.result::<f64>().unwrap().first().unwrap(),
+        *second.result::<f64>().unwrap().first().unwrap(),
+    ];
+    got.push(client.compute_scalar::<f64>(&sums[2]).unwrap());
+    for (i, got) in got.into_iter().enumerate() {
+        let want = expected(i);
+        assert!(
+            (got - want).abs() <= 1e-12 * want.abs(),
+            "sum of kept array {i}: {got} vs {want}"
+        );
+    }
+    assert_same_bits(
+        &local(&(&y + 2.0)),
+        &client.compute_many(&[&kept[2]]).unwrap()[0],
+        "a kept array",
+    );
+
+    // Releasing one frees its slot.
+    client.unpersist(&kept[0]).unwrap();
+    let again = poll(
+        "a kept slot freed",
+        Duration::from_secs(20),
+        |last| match client.persist(&(&y * 3.0)) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                *last = e.to_string();
+                None
+            }
+        },
+    );
+    assert_same_bits(
+        &local(&(&y * 3.0)),
+        &client.compute_many(&[&again]).unwrap()[0],
+        "the array persisted in the freed slot",
+    );
+}
+
+/// A Run stream opened by hand on `sched` (with the keep declaration when `keep`), read until its
+/// job completes and left open; or the refusal.
+async fn run_until_completed(
+    sched: &mut pb::scheduler_client::SchedulerClient<tessera_proto::dial::AuthChannel>,
+    graph: &pb::Graph,
+    keep: bool,
+) -> Result<tokio::sync::mpsc::Sender<pb::ClientMessage>, tonic::Status> {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tx.send(pb::ClientMessage {
+        msg: Some(pb::client_message::Msg::Submit(pb::Submit {
+            protocol_version: PROTOCOL_VERSION,
+            graph: Some(graph.clone()),
+        })),
+    })
+    .await
+    .unwrap();
+    let mut request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+    if keep {
+        request.metadata_mut().insert(
+            tessera_proto::KEEP_METADATA,
+            tonic::metadata::MetadataValue::from_static("1"),
+        );
+    }
+    let mut events = sched.run(request).await?.into_inner();
+    loop {
+        match events.message().await?.and_then(|e| e.event) {
+            Some(pb::client_event::Event::Completed(_)) => return Ok(tx),
+            Some(pb::client_event::Event::Failed(f)) => panic!("the job failed: {f:?}"),
+            Some(_) => {}
+            None => panic!("the stream ended before the job completed"),
+        }
+    }
+}
+
+#[test]
+fn an_undeclared_open_job_stays_in_flight_and_a_declared_one_is_kept() {
+    // By hand on one connection, one job in flight and one kept at most. A job left open after it
+    // completed without the keep declaration still counts as in flight (what one client can pin
+    // stays bounded whatever it declares); a declared one counts only as kept once complete.
+    let cluster = Cluster::start_with(
+        1,
+        &[
+            "--max-jobs-per-client",
+            "1",
+            "--max-kept-jobs-per-client",
+            "1",
+        ],
+    );
+    let graph = tessera::wire::graph_to_proto(&source().sum().unwrap().graph()).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut sched = raw_scheduler(&cluster.address, Some(&cluster.secret_file)).await;
+        let open = run_until_completed(&mut sched, &graph, false)
+            .await
+            .unwrap();
+        let refused = run_until_completed(&mut sched, &graph, false)
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+        assert!(
+            refused
+                .message()
+                .contains("1 jobs in flight; the limit is 1 (--max-jobs-per-client)"),
+            "{}",
+            refused.message()
+        );
+        drop(open);
+        // Once the scheduler saw the stream close, the slot is free: a kept job takes it while it
+        // runs, then gives it back.
+        let mut kept = None;
+        for _ in 0..200 {
+            match run_until_completed(&mut sched, &graph, true).await {
+                Ok(tx) => {
+                    kept = Some(tx);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+        let kept = kept.expect("the in-flight slot was never freed");
+        let ordinary = run_until_completed(&mut sched, &graph, false)
+            .await
+            .expect("a kept job does not count as in flight once complete");
+        drop(ordinary);
+        // A second kept job is over the kept limit, whatever is in flight.
+        let mut refusal = None;
+        for _ in 0..200 {
+            match run_until_completed(&mut sched, &graph, true).await {
+                Err(s) if s.message().contains("--max-jobs-per-client") => {
+                    tokio::time::sleep(Duration::from_millis(50)).await
+                }
+                Err(s) => {
+                    refusal = Some(s);
+                    break;
+                }
+                Ok(_) => panic!("a second kept job was accepted over the limit of 1"),
+            }
+        }
+        let refusal = refusal.expect("the ordinary job's slot was never freed");
+        assert_eq!(refusal.code(), tonic::Code::ResourceExhausted);
+        assert!(
+            refusal.message().contains(
+                "already keeps 1 persisted jobs open; the limit is 1 (--max-kept-jobs-per-client)"
+            ),
+            "{}",
+            refusal.message()
+        );
+        drop(kept);
+    });
 }

@@ -39,8 +39,8 @@ use tessera_proto::tls::TlsFiles;
 use tessera_proto::v1::scheduler_client::SchedulerClient;
 use tessera_proto::v1::worker_client::WorkerClient;
 use tessera_proto::v1::{
-    ChunkPiece, ChunkRef, ChunkRefs, ClientEvent, ClientMessage, Fetched, JobFailed, OutputChunk,
-    StatusRequest, Submit, client_event, client_message,
+    ChunkPiece, ChunkRef, ChunkRefs, ClientEvent, ClientMessage, Fetched, JobFailed, JobProgress,
+    OutputChunk, StatusRequest, Submit, client_event, client_message,
 };
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -629,12 +629,15 @@ impl AsyncClient {
     }
 
     /// Opens a Run stream and submits `graph` on it: the sender keeps the job open (dropping it
-    /// cancels the job) and the events stream answers it. `what` names the call in a timeout error.
+    /// cancels the job) and the events stream answers it. `what` names the call in a timeout error;
+    /// `keep` tells the scheduler the job will be kept open after it completes (a persist), which it
+    /// counts against its kept-jobs limit instead of the jobs-in-flight one.
     async fn open_run(
         &self,
         graph: &Graph,
         buffer: usize,
         what: &'static str,
+        keep: bool,
     ) -> Result<(mpsc::Sender<ClientMessage>, Streaming<ClientEvent>)> {
         let graph = crate::wire::graph_to_proto(graph)?;
         let (tx, rx) = mpsc::channel::<ClientMessage>(buffer);
@@ -647,11 +650,18 @@ impl AsyncClient {
         .await
         .map_err(|_| self.remote("the job stream closed before the submission"))?;
         let mut scheduler = self.scheduler.clone();
+        let mut request = tonic::Request::new(ReceiverStream::new(rx));
+        if keep {
+            request.metadata_mut().insert(
+                tessera_proto::KEEP_METADATA,
+                tonic::metadata::MetadataValue::from_static("1"),
+            );
+        }
         let events = within(
             &self.address,
             self.rpc_timeout,
             what,
-            scheduler.run(ReceiverStream::new(rx)),
+            scheduler.run(request),
         )
         .await
         .map_err(|e| self.remote(&e.to_string()))?
@@ -729,10 +739,9 @@ impl AsyncClient {
         };
         tokio::pin!(cancelled);
         self.check_persisted(&graph)?;
-        let mut layers: Vec<LayerProgress> = Vec::new();
-        let mut writer: Option<ProgressWriter> = None;
+        let mut followed = FollowProgress::new(observer.progress);
         let (tx, mut events) = tokio::select! {
-            run = self.open_run(&graph, 64, "submitting a job") => run?,
+            run = self.open_run(&graph, 64, "submitting a job", false) => run?,
             _ = &mut cancelled => return Err(job_cancelled()),
         };
         let mut job = 0;
@@ -745,15 +754,9 @@ impl AsyncClient {
                 && pending == 0
             {
                 drop(tx);
-                for l in &mut layers {
-                    l.done = l.total;
-                }
-                if let Some(w) = &writer {
-                    w.complete();
-                }
                 return Ok(ExecStats {
                     tasks: tasks_run as usize,
-                    layers,
+                    layers: followed.complete(),
                     ..ExecStats::default()
                 });
             }
@@ -769,29 +772,7 @@ impl AsyncClient {
                                 f();
                             }
                         }
-                        Some(client_event::Event::Progress(p)) => {
-                            let same = p.layers.len() == layers.len()
-                                && p.layers.iter().zip(&layers).all(|(a, b)| a.layer == b.layer);
-                            if !same {
-                                layers = p.layers.iter().map(|l| LayerProgress {
-                                    layer: l.layer.clone(),
-                                    name: l.layer.rsplit_once('-').map_or(&*l.layer, |(n, _)| n).to_string(),
-                                    ..LayerProgress::default()
-                                }).collect();
-                                writer = observer.progress.map(|pr| {
-                                    pr.start(p.layers.iter().map(|l| (l.layer.clone(), l.total)))
-                                });
-                            }
-                            for (i, (l, mine)) in p.layers.iter().zip(&mut layers).enumerate() {
-                                // Counts only move forward, whatever order reports come in.
-                                mine.total = mine.total.max(l.total);
-                                mine.done = mine.done.max(l.done.min(l.total));
-                                mine.bytes = mine.bytes.max(l.bytes);
-                                if let Some(w) = &writer {
-                                    w.set(i, l.done, l.total, l.bytes);
-                                }
-                            }
-                        }
+                        Some(client_event::Event::Progress(p)) => followed.report(&p),
                         Some(client_event::Event::OutputsReady(ready)) => {
                             // One call per worker for the chunks announced together.
                             let mut by_worker: HashMap<String, Vec<OutputChunk>> = HashMap::new();
@@ -918,10 +899,82 @@ impl Executor for Client {
     }
 
     /// Keeps the chunks on the workers (see `client/persist.rs`).
+    /// Shows the progress bar while the job runs, as `compute` does.
     fn persist_graph(&self, graph: &Graph, token: u64) -> Result<Option<crate::ops::Op>> {
-        self.runtime
-            .block_on(self.inner.persist_graph(graph.clone(), token))
-            .map(Some)
+        crate::progress_bar::with_bar(|progress| {
+            let result =
+                self.runtime
+                    .block_on(self.inner.persist_graph(graph.clone(), token, progress));
+            if let Some(p) = progress {
+                p.finish();
+            }
+            result.map(Some)
+        })
+    }
+}
+
+/// Follows a job's per-layer progress reports into its layer counts (which only move forward,
+/// whatever order reports come in) and, when someone watches the run, into its [`Progress`].
+pub(crate) struct FollowProgress<'a> {
+    layers: Vec<LayerProgress>,
+    writer: Option<ProgressWriter>,
+    progress: Option<&'a Progress>,
+}
+
+impl<'a> FollowProgress<'a> {
+    pub(crate) fn new(progress: Option<&'a Progress>) -> Self {
+        FollowProgress {
+            layers: Vec::new(),
+            writer: None,
+            progress,
+        }
+    }
+
+    /// One report from the scheduler.
+    pub(crate) fn report(&mut self, p: &JobProgress) {
+        let same = p.layers.len() == self.layers.len()
+            && p.layers
+                .iter()
+                .zip(&self.layers)
+                .all(|(a, b)| a.layer == b.layer);
+        if !same {
+            self.layers = p
+                .layers
+                .iter()
+                .map(|l| LayerProgress {
+                    layer: l.layer.clone(),
+                    name: l
+                        .layer
+                        .rsplit_once('-')
+                        .map_or(&*l.layer, |(n, _)| n)
+                        .to_string(),
+                    ..LayerProgress::default()
+                })
+                .collect();
+            self.writer = self
+                .progress
+                .map(|pr| pr.start(p.layers.iter().map(|l| (l.layer.clone(), l.total))));
+        }
+        for (i, (l, mine)) in p.layers.iter().zip(&mut self.layers).enumerate() {
+            mine.total = mine.total.max(l.total);
+            mine.done = mine.done.max(l.done.min(l.total));
+            mine.bytes = mine.bytes.max(l.bytes);
+            if let Some(w) = &self.writer {
+                w.set(i, l.done, l.total, l.bytes);
+            }
+        }
+    }
+
+    /// The job completed: every layer is done; returns the per-layer counts.
+    pub(crate) fn complete(self) -> Vec<LayerProgress> {
+        let mut layers = self.layers;
+        for l in &mut layers {
+            l.done = l.total;
+        }
+        if let Some(w) = &self.writer {
+            w.complete();
+        }
+        layers
     }
 }
 

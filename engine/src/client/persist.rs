@@ -14,6 +14,12 @@
 //! A job persisted from a graph that reads other persisted arrays keeps their keepers, so its lineage
 //! stays readable for as long as it is kept (a lost chunk of it is recomputed from them).
 //!
+//! A blocking [`Client::persist`] shows the progress bar while the job runs, from its progress
+//! reports, as `compute` does (`crate::progress_bar`). The scheduler is told the job will be kept
+//! (`tessera_proto::KEEP_METADATA`), so once it completes it counts against the client's
+//! `--max-kept-jobs-per-client` rather than `--max-jobs-per-client`: kept arrays do not use up the
+//! jobs a client may run.
+//!
 //! A persisted array belongs to the client connection that made it: the scheduler only lets a graph
 //! read a kept job when it carries the job's key (which only the submitter received), and this side
 //! refuses early, with [`Error::Persisted`], a graph that uses an array persisted by another
@@ -25,9 +31,10 @@ use std::sync::{Arc, Mutex};
 use tessera_proto::v1::client_event;
 use tokio::sync::oneshot;
 
-use super::{AsyncClient, Client};
+use super::{AsyncClient, Client, FollowProgress};
 use crate::array::Array;
 use crate::error::{Error, Result};
+use crate::exec::Progress;
 use crate::graph::Graph;
 use crate::ops::{Keeper, Op, Persisted};
 
@@ -66,7 +73,11 @@ impl AsyncClient {
     /// keeps the job open runs on it.
     pub async fn persist(&self, array: &Array) -> Result<Array> {
         let op = self
-            .persist_graph(crate::optimize::optimize(array.graph()), array.id().token)
+            .persist_graph(
+                crate::optimize::optimize(array.graph()),
+                array.id().token,
+                None,
+            )
             .await?;
         Array::from_op(op, vec![], Some(array.meta().clone()))
     }
@@ -121,8 +132,14 @@ impl AsyncClient {
 
     /// Submits `graph` (one output, of meta `meta`) and waits until every chunk is computed, then
     /// leaves the job open on a background task instead of gathering it; returns the op that reads
-    /// the kept chunks.
-    pub(crate) async fn persist_graph(&self, graph: Graph, token: u64) -> Result<Op> {
+    /// the kept chunks. The job's progress reports go to `progress` (the bar of a blocking
+    /// [`Client::persist`]) until it completes.
+    pub(crate) async fn persist_graph(
+        &self,
+        graph: Graph,
+        token: u64,
+        progress: Option<&Progress>,
+    ) -> Result<Op> {
         self.check_persisted(&graph)?;
         let lineage: Vec<Arc<dyn Keeper>> = graph
             .layers()
@@ -135,20 +152,24 @@ impl AsyncClient {
             })
             .collect();
         let (tx, mut events) = self
-            .open_run(&graph, 4, "submitting a job to persist")
+            .open_run(&graph, 4, "submitting a job to persist", true)
             .await?;
         let mut accepted: Option<(u64, Arc<[u8]>)> = None;
+        let mut followed = FollowProgress::new(progress);
         loop {
             let event = self.job_event(events.message().await)?;
             match event.event {
                 Some(client_event::Event::Accepted(a)) => {
                     accepted = Some((a.job, Arc::from(a.job_key)));
                 }
-                Some(client_event::Event::Completed(_)) => break,
+                Some(client_event::Event::Progress(p)) => followed.report(&p),
+                Some(client_event::Event::Completed(_)) => {
+                    followed.complete();
+                    break;
+                }
                 Some(client_event::Event::Failed(f)) => return Err(self.job_failed(f)),
-                // Where the chunks are is the scheduler's business from now on; progress is not
-                // shown for a persist.
-                Some(_) | None => {}
+                // Where the chunks are is the scheduler's business from now on.
+                Some(client_event::Event::OutputsReady(_)) | None => {}
             }
         }
         let (job, key) =

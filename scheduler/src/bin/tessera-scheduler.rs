@@ -73,6 +73,10 @@ struct Args {
     /// Most jobs one client connection may have in flight.
     #[arg(long, env = "TESSERA_MAX_JOBS_PER_CLIENT", default_value_t = Limits::default().max_jobs_per_client)]
     max_jobs_per_client: usize,
+    /// Most persisted arrays (jobs kept open after they complete) one client connection may hold;
+    /// they do not count against --max-jobs-per-client once complete.
+    #[arg(long, env = "TESSERA_MAX_KEPT_JOBS_PER_CLIENT", default_value_t = Limits::default().max_kept_jobs_per_client)]
+    max_kept_jobs_per_client: usize,
     /// TLS certificate (PEM) to serve with, e.g. DIR/node.pem from `tessera-scheduler certs DIR`.
     #[arg(long, env = "TESSERA_TLS_CERT", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -167,6 +171,7 @@ impl Args {
                 max_layers: self.max_layers,
                 max_tasks: self.max_tasks,
                 max_jobs_per_client: self.max_jobs_per_client,
+                max_kept_jobs_per_client: self.max_kept_jobs_per_client,
             })
             .with_dashboard(DashboardConfig {
                 listen: (!self.no_dashboard).then_some(self.dashboard),

@@ -6,18 +6,19 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tessera::graph::estimate;
 use tessera::graph::expand::TaskGraph;
 use tessera::graph::limits::{self, Limit, PlanLimits};
-use tessera_proto::PROTOCOL_VERSION;
 use tessera_proto::v1 as pb;
 use tessera_proto::v1::scheduler_server::Scheduler;
+use tessera_proto::{KEEP_METADATA, PROTOCOL_VERSION};
 use tokio::sync::{mpsc, oneshot};
-use tokio_stream::Stream;
 use tokio_stream::wrappers::UnboundedReceiverStream;
+use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 use tracing::warn;
 
@@ -25,8 +26,14 @@ use super::actor::{ActorHandle, Event};
 use crate::config::Limits;
 use crate::core::WorkerId;
 
-/// Jobs in flight per client connection.
-type JobCounts = Arc<Mutex<HashMap<Option<SocketAddr>, usize>>>;
+/// Per client connection: its jobs in flight, and the jobs it keeps open after they completed.
+#[derive(Debug, Default)]
+struct ClientJobs {
+    in_flight: usize,
+    kept: usize,
+}
+
+type JobCounts = Arc<Mutex<HashMap<Option<SocketAddr>, ClientJobs>>>;
 
 /// The scheduler's gRPC service.
 #[derive(Clone, Debug)]
@@ -34,38 +41,84 @@ pub struct SchedulerService {
     actor: ActorHandle,
     heartbeat_interval: Duration,
     limits: Limits,
-    jobs_in_flight: JobCounts,
+    jobs: JobCounts,
 }
 
-/// One job counted against its client's limit until dropped.
-struct InFlight {
+/// One job counted against its client's limits until dropped (when the Run call's inbound side is
+/// done with). Every job counts as in flight until it completes; an ordinary job stays in flight
+/// until its stream closes (its outputs are held until fetched). A job submitted with
+/// [`KEEP_METADATA`] also takes one of the client's kept slots from submission (so a persist over the
+/// limit is refused before it runs, not after) and leaves the in-flight count when it completes: a
+/// client holding many persisted arrays keeps its whole `--max-jobs-per-client` for computing with
+/// them, and what one client can pin stays bounded by the two limits together.
+#[derive(Debug)]
+struct JobSlot {
     counts: JobCounts,
     client: Option<SocketAddr>,
+    keep: bool,
+    /// Still counted in flight (a kept job stops being at `Completed`).
+    in_flight: AtomicBool,
 }
 
-impl InFlight {
-    fn start(counts: &JobCounts, client: Option<SocketAddr>, limit: usize) -> Result<Self, Status> {
+impl JobSlot {
+    fn start(
+        counts: &JobCounts,
+        client: Option<SocketAddr>,
+        keep: bool,
+        limits: &Limits,
+    ) -> Result<Arc<Self>, Status> {
         let mut c = counts.lock().expect("job counts");
         let n = c.entry(client).or_default();
-        if *n >= limit {
-            return Err(Status::resource_exhausted(format!(
-                "this client already has {n} jobs in flight; the limit is {limit} (--max-jobs-per-client)"
-            )));
+        let refused = if n.in_flight >= limits.max_jobs_per_client {
+            Some(format!(
+                "this client already has {} jobs in flight; the limit is {} (--max-jobs-per-client)",
+                n.in_flight, limits.max_jobs_per_client
+            ))
+        } else if keep && n.kept >= limits.max_kept_jobs_per_client {
+            Some(format!(
+                "this client already keeps {} persisted jobs open; the limit is {} \
+                 (--max-kept-jobs-per-client): unpersist or drop persisted arrays first",
+                n.kept, limits.max_kept_jobs_per_client
+            ))
+        } else {
+            None
+        };
+        if let Some(message) = refused {
+            if n.in_flight == 0 && n.kept == 0 {
+                c.remove(&client);
+            }
+            return Err(Status::resource_exhausted(message));
         }
-        *n += 1;
-        Ok(InFlight {
+        n.in_flight += 1;
+        n.kept += usize::from(keep);
+        Ok(Arc::new(JobSlot {
             counts: counts.clone(),
             client,
-        })
+            keep,
+            in_flight: AtomicBool::new(true),
+        }))
+    }
+
+    /// The job completed: a kept job is no longer in flight (it only holds its outputs now).
+    fn completed(&self) {
+        if self.keep && self.in_flight.swap(false, Ordering::Relaxed) {
+            let mut c = self.counts.lock().expect("job counts");
+            if let Some(n) = c.get_mut(&self.client) {
+                n.in_flight -= 1;
+            }
+        }
     }
 }
 
-impl Drop for InFlight {
+impl Drop for JobSlot {
     fn drop(&mut self) {
         let mut c = self.counts.lock().expect("job counts");
         if let Some(n) = c.get_mut(&self.client) {
-            *n -= 1;
-            if *n == 0 {
+            if self.in_flight.load(Ordering::Relaxed) {
+                n.in_flight -= 1;
+            }
+            n.kept -= usize::from(self.keep);
+            if n.in_flight == 0 && n.kept == 0 {
                 c.remove(&self.client);
             }
         }
@@ -78,7 +131,7 @@ impl SchedulerService {
             actor,
             heartbeat_interval,
             limits,
-            jobs_in_flight: JobCounts::default(),
+            jobs: JobCounts::default(),
         }
     }
 
@@ -237,11 +290,8 @@ impl Scheduler for SchedulerService {
         &self,
         request: Request<Streaming<pb::ClientMessage>>,
     ) -> Result<Response<Self::RunStream>, Status> {
-        let in_flight = InFlight::start(
-            &self.jobs_in_flight,
-            request.remote_addr(),
-            self.limits.max_jobs_per_client,
-        )?;
+        let keep = request.metadata().contains_key(KEEP_METADATA);
+        let slot = JobSlot::start(&self.jobs, request.remote_addr(), keep, &self.limits)?;
         let mut inbound = request.into_inner();
         let submit = match inbound.message().await? {
             Some(pb::ClientMessage {
@@ -284,8 +334,21 @@ impl Scheduler for SchedulerService {
             .await
             .map_err(|_| Status::unavailable("the scheduler is shutting down"))??;
         let actor = self.actor.clone();
+        // The outbound stream only looks at the slot (weakly: the inbound side owns it, and the
+        // job's counts end with it).
+        let watched = Arc::downgrade(&slot);
+        let events = UnboundedReceiverStream::new(rx).map(move |event| {
+            if let Ok(pb::ClientEvent {
+                event: Some(pb::client_event::Event::Completed(_)),
+            }) = &event
+                && let Some(slot) = watched.upgrade()
+            {
+                slot.completed();
+            }
+            event
+        });
         tokio::spawn(async move {
-            let _in_flight = in_flight;
+            let _slot = slot;
             // Fetch acknowledgements until the client closes its side, which ends (or cancels) the job.
             while let Ok(Some(m)) = inbound.message().await {
                 if let Some(pb::client_message::Msg::Fetched(f)) = m.msg
@@ -299,7 +362,7 @@ impl Scheduler for SchedulerService {
             }
             actor.send(Event::ClientClosed { job });
         });
-        Ok(Response::new(Box::pin(UnboundedReceiverStream::new(rx))))
+        Ok(Response::new(Box::pin(events)))
     }
 
     async fn status(
