@@ -40,7 +40,11 @@ fn parse_bytes(s: &str) -> Result<usize, String> {
         "KiB" => 1 << 10,
         "MiB" => 1 << 20,
         "GiB" => 1 << 30,
-        _ => return Err(format!("--memory-limit {s:?}: unit {unit:?} is not B, KiB, MiB or GiB")),
+        _ => {
+            return Err(format!(
+                "--memory-limit {s:?}: unit {unit:?} is not B, KiB, MiB or GiB"
+            ));
+        }
     };
     Ok(n * scale)
 }

@@ -449,8 +449,8 @@ mod tests {
         write_memory_npy(&path, n).unwrap();
         let values: Vec<f64> = (0..n * n).map(|k| memory_value(k / n, k % n)).collect();
         let mean = values.iter().sum::<f64>() / values.len() as f64;
-        let std = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / values.len() as f64)
-            .sqrt();
+        let std =
+            (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / values.len() as f64).sqrt();
         let col_sums_mean = (0..n)
             .map(|j| (0..n).map(|i| values[i * n + j]).sum::<f64>())
             .sum::<f64>()
@@ -461,7 +461,8 @@ mod tests {
             (MemoryWorkload::RechunkRowsCols, col_sums_mean),
         ] {
             assert!((memory_expected(w, n) - want).abs() < 1e-9 * want, "{w:?}");
-            let got = checksum(compute_one(&w.build(&path, 16).unwrap(), &exec).unwrap().0).unwrap();
+            let got =
+                checksum(compute_one(&w.build(&path, 16).unwrap(), &exec).unwrap().0).unwrap();
             assert!((got - want).abs() < 1e-9 * want, "{w:?}: {got} vs {want}");
             assert_eq!(MemoryWorkload::from_name(w.name()), Some(w));
         }

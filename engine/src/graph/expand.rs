@@ -329,10 +329,17 @@ mod tests {
         let mut combines = 0;
         for (id, t) in tg.tasks.iter().enumerate() {
             // Post-order: every input comes before its consumer.
-            assert!(t.deps.iter().all(|&d| (d as usize) < id), "task {id}: {t:?}");
+            assert!(
+                t.deps.iter().all(|&d| (d as usize) < id),
+                "task {id}: {t:?}"
+            );
             assert_eq!(t.deps.spilled(), t.deps.len() > 4, "task {id}: {t:?}");
             combines += usize::from(t.deps.len() > 2);
         }
-        assert!(combines > 0, "no combine task with several inputs: {:?}", tg.tasks);
+        assert!(
+            combines > 0,
+            "no combine task with several inputs: {:?}",
+            tg.tasks
+        );
     }
 }

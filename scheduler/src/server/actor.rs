@@ -337,7 +337,6 @@ fn no_randomness(e: tessera_proto::auth::AuthError) -> Status {
 /// run (a kept, persisted array would otherwise hold every large job's freed memory resident).
 const TRIM_SIZE: usize = 1 << 16;
 
-
 /// Trims the heap after a job of `size` tasks plus layers ended (and was dropped): when it was the
 /// last job, or a large one.
 fn trim_after(size: usize, last: bool) {
