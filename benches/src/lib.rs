@@ -248,6 +248,113 @@ pub fn compute_one(
     Ok((values.pop().expect("one output"), stats))
 }
 
+/// The memory workloads of issue 9 (`benches/compare_memory.py`, the `memory` example): jobs over a
+/// float64 `.npy` file several times a worker's memory limit, where the data must be held or passed
+/// through rather than regenerated. [`write_memory_npy`] writes the file, `x[i, j] = (i mod 7) + j /
+/// 1000`, so every answer has a closed form ([`memory_expected`]) that checks each side's result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemoryWorkload {
+    /// `(x - x.mean()).std()` in square chunks: the mean needs every chunk of `x` before any
+    /// deviation can be taken, so all of `x` (read once) is held or spilled until then.
+    HoldThenReduce,
+    /// `x` in row bands rechunked to column bands, then the column sums (`sum(axis=0)`): every
+    /// target chunk overlaps every source chunk.
+    RechunkRowsCols,
+}
+
+impl MemoryWorkload {
+    /// Both memory workloads.
+    pub const ALL: [MemoryWorkload; 2] = [
+        MemoryWorkload::HoldThenReduce,
+        MemoryWorkload::RechunkRowsCols,
+    ];
+
+    /// The name on the command line and in JSON output.
+    pub fn name(self) -> &'static str {
+        match self {
+            MemoryWorkload::HoldThenReduce => "hold_then_reduce",
+            MemoryWorkload::RechunkRowsCols => "rechunk_rows_cols_npy",
+        }
+    }
+
+    /// The workload of a name given by [`MemoryWorkload::name`].
+    pub fn from_name(name: &str) -> Option<MemoryWorkload> {
+        MemoryWorkload::ALL.into_iter().find(|w| w.name() == name)
+    }
+
+    /// Builds the lazy result over the `n × n` file at `path`: square chunks of side `chunk` for
+    /// [`MemoryWorkload::HoldThenReduce`], bands `chunk` rows (then columns) wide for
+    /// [`MemoryWorkload::RechunkRowsCols`].
+    pub fn build(self, path: &std::path::Path, chunk: usize) -> tessera::Result<Array> {
+        let n = memory_npy_side(path)?;
+        match self {
+            MemoryWorkload::HoldThenReduce => {
+                let x = tessera::from_npy(path, [chunk, chunk])?;
+                let m = x.mean()?;
+                (&x - &m).std()
+            }
+            MemoryWorkload::RechunkRowsCols => tessera::from_npy(path, [chunk, n])?
+                .rechunk([n, chunk])?
+                .sum_axis(0),
+        }
+    }
+}
+
+/// The side of the square `.npy` file at `path` (its first dimension), from its header.
+pub fn memory_npy_side(path: &std::path::Path) -> tessera::Result<usize> {
+    Ok(tessera::io::npy::read_header(path)?
+        .shape
+        .first()
+        .copied()
+        .unwrap_or(0))
+}
+
+/// The value of the memory workloads' file at `(i, j)`.
+pub fn memory_value(i: usize, j: usize) -> f64 {
+    (i % 7) as f64 + j as f64 / 1000.0
+}
+
+/// Writes `x[i, j] = memory_value(i, j)` as an `n × n` float64 `.npy` file, a row at a time.
+pub fn write_memory_npy(path: &std::path::Path, n: usize) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut header = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': ({n}, {n}), }}");
+    // Magic (6) + version (2) + length (2) + header + newline, padded to a multiple of 64.
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    out.write_all(b"\x93NUMPY\x01\x00")?;
+    out.write_all(&(header.len() as u16).to_le_bytes())?;
+    out.write_all(header.as_bytes())?;
+    let mut row = Vec::with_capacity(n * 8);
+    for i in 0..n {
+        row.clear();
+        for j in 0..n {
+            row.extend_from_slice(&memory_value(i, j).to_le_bytes());
+        }
+        out.write_all(&row)?;
+    }
+    out.flush()
+}
+
+/// The [`checksum`] each memory workload must give on the `n × n` file, from closed forms: the row
+/// and column terms of `memory_value` vary independently over the grid, so the variance is the sum
+/// of theirs, and the mean of the column sums is `n` times the mean of the grid.
+pub fn memory_expected(w: MemoryWorkload, n: usize) -> f64 {
+    let mean = |f: &dyn Fn(usize) -> f64| (0..n).map(f).sum::<f64>() / n as f64;
+    let var = |f: &dyn Fn(usize) -> f64| {
+        let m = mean(f);
+        (0..n).map(|k| (f(k) - m).powi(2)).sum::<f64>() / n as f64
+    };
+    let row = |i: usize| (i % 7) as f64;
+    let col = |j: usize| j as f64 / 1000.0;
+    match w {
+        MemoryWorkload::HoldThenReduce => (var(&row) + var(&col)).sqrt(),
+        MemoryWorkload::RechunkRowsCols => n as f64 * (mean(&row) + mean(&col)),
+    }
+}
+
 /// CPU time used so far by the whole process, all threads (exited ones included).
 #[cfg(unix)]
 pub fn process_cpu_time() -> Option<Duration> {
@@ -329,6 +436,37 @@ mod tests {
             .unwrap();
         // sin² + cos² is 1 within an ulp or two for every element.
         assert!((run.checksum - 1.0).abs() < 1e-14, "{run:?}");
+    }
+
+    #[test]
+    fn memory_workloads_match_their_closed_forms() {
+        // Against plain loops over the same values: the closed forms are what the compare script
+        // checks every side with.
+        let dir = std::env::temp_dir().join(format!("tessera-memory-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("x.npy");
+        let n = 64;
+        write_memory_npy(&path, n).unwrap();
+        let values: Vec<f64> = (0..n * n).map(|k| memory_value(k / n, k % n)).collect();
+        let mean = values.iter().sum::<f64>() / values.len() as f64;
+        let std =
+            (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / values.len() as f64).sqrt();
+        let col_sums_mean = (0..n)
+            .map(|j| (0..n).map(|i| values[i * n + j]).sum::<f64>())
+            .sum::<f64>()
+            / n as f64;
+        let exec = tessera::LocalExecutor::with_threads(2).unwrap();
+        for (w, want) in [
+            (MemoryWorkload::HoldThenReduce, std),
+            (MemoryWorkload::RechunkRowsCols, col_sums_mean),
+        ] {
+            assert!((memory_expected(w, n) - want).abs() < 1e-9 * want, "{w:?}");
+            let got =
+                checksum(compute_one(&w.build(&path, 16).unwrap(), &exec).unwrap().0).unwrap();
+            assert!((got - want).abs() < 1e-9 * want, "{w:?}: {got} vs {want}");
+            assert_eq!(MemoryWorkload::from_name(w.name()), Some(w));
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -9,8 +9,13 @@
 //! tessera-scheduler --listen 127.0.0.1:8786 &            # note its pid
 //! tessera-worker --scheduler http://127.0.0.1:8786 --threads 2 &
 //! cargo run --release -p tessera-scheduler --example memory_client -- \
-//!     --scheduler http://127.0.0.1:8786 --pid PID [--secret-file F] [--side 1024] [--layers 99999]
+//!     --scheduler http://127.0.0.1:8786 --pid PID [--secret-file F] [--side 1024] [--layers 99999] \
+//!     [--settle 62]
 //! ```
+//!
+//! "Idle" is measured after a one-task job (the connections' buffers exist from then on) and
+//! before it; `--settle S` also reads the resident size S seconds after each job (62: after the
+//! dashboard's 60 s task-stream window, when the scheduler trims its heap once more).
 
 use std::time::{Duration, Instant};
 
@@ -48,8 +53,14 @@ fn arg(args: &[String], name: &str) -> Option<String> {
 }
 
 /// Runs `graph` on the cluster, dropping its outputs; returns the tasks and the seconds it took, and
-/// the scheduler's peak and after-job resident bytes.
-async fn run(client: &tessera::AsyncClient, pid: u32, graph: Graph) -> (u64, f64, u64, u64) {
+/// the scheduler's peak and after-job resident bytes (a second after the job; with `settle`, also
+/// that many seconds after, printed).
+async fn run(
+    client: &tessera::AsyncClient,
+    pid: u32,
+    graph: Graph,
+    settle: u64,
+) -> (u64, f64, u64, u64) {
     reset_peak(pid);
     let start = Instant::now();
     let stats = client
@@ -61,11 +72,35 @@ async fn run(client: &tessera::AsyncClient, pid: u32, graph: Graph) -> (u64, f64
     // The scheduler trims its heap once its last job is gone; give it a moment.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let (after, _) = memory(pid);
+    if settle > 0 {
+        tokio::time::sleep(Duration::from_secs(settle)).await;
+        let (later, _) = memory(pid);
+        println!(
+            "  {settle} s after that (the dashboard's 60 s window passed): {:.1} MiB",
+            mib(later)
+        );
+    }
     (stats.tasks as u64, seconds, peak, after)
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
+    // Building and dropping a chain of 100,000 lazy arrays recurses once per layer: far deeper
+    // than a main thread's 8 MiB stack.
+    std::thread::Builder::new()
+        .stack_size(1 << 30)
+        .spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime")
+                .block_on(measure())
+        })
+        .expect("a thread")
+        .join()
+        .expect("the measurement ran");
+}
+
+async fn measure() {
     let args: Vec<String> = std::env::args().collect();
     let address = arg(&args, "--scheduler").unwrap_or_else(|| "http://127.0.0.1:8786".into());
     let pid: u32 = arg(&args, "--pid")
@@ -74,14 +109,26 @@ async fn main() {
         .expect("--pid is a number");
     let side: usize = arg(&args, "--side").map_or(1024, |s| s.parse().expect("--side"));
     let layers: usize = arg(&args, "--layers").map_or(99_999, |s| s.parse().expect("--layers"));
+    let settle: u64 = arg(&args, "--settle").map_or(0, |s| s.parse().expect("--settle SECONDS"));
     let mut builder = tessera::Client::builder(&address);
     if let Some(f) = arg(&args, "--secret-file") {
         builder = builder.secret_file(f);
     }
     let client = builder.connect_async().await.expect("connects");
 
+    let (cold, _) = memory(pid);
+    // One small job first: the connections' buffers and the runtime's lazily made state exist
+    // from then on whatever ran; "idle" is the scheduler with them, and no job.
+    let one = tessera::ones::<f64>(&[4], [4])
+        .and_then(|x| x.sum())
+        .expect("sum");
+    run(&client, pid, one.graph(), 0).await;
     let (idle, _) = memory(pid);
-    println!("scheduler idle: {:.1} MiB", mib(idle));
+    println!(
+        "scheduler idle: {:.1} MiB ({:.1} MiB before any job)",
+        mib(idle),
+        mib(cold)
+    );
 
     // side × side chunks of 1 × 1 summed as a tree: about 1.05 million tasks for side 1024.
     let sum = tessera::default_rng(1)
@@ -89,7 +136,7 @@ async fn main() {
         .and_then(|x| x.sum())
         .expect("sum");
     let graph = tessera::optimize::optimize(sum.graph());
-    let (tasks, seconds, peak, after) = run(&client, pid, graph).await;
+    let (tasks, seconds, peak, after) = run(&client, pid, graph, settle).await;
     println!(
         "{tasks} tasks in {seconds:.1} s: scheduler peak {:.1} MiB ({:.0} B/task over idle), after the job {:.1} MiB ({:+.1}% of idle)",
         mib(peak),
@@ -106,7 +153,7 @@ async fn main() {
     let graph = y.graph();
     drop(y);
     let n = graph.layers().len();
-    let (tasks, seconds, peak, after) = run(&client, pid, graph).await;
+    let (tasks, seconds, peak, after) = run(&client, pid, graph, settle).await;
     println!(
         "{n} layers ({tasks} tasks) in {seconds:.1} s: scheduler peak {:.1} MiB, after the job {:.1} MiB ({:+.1}% of idle)",
         mib(peak),

@@ -281,7 +281,11 @@ fn a_full_spill_disk_fails_the_task_with_the_reason_and_the_worker_stays_up() {
 }
 
 #[test]
-#[ignore = "needs the bounded-memory rechunk (issue 9, item 7): today a column band reads every row band"]
+// The piecewise rechunk runs, exactly, but not within the bound yet: measured with release binaries
+// (benches/compare_memory.py, 2-core Xeon at load 6-10) a 512 MiB worker beside another peaked at
+// 656 MiB RSS in 389 s, and the local executor with a 512 MiB limit at 681 MiB in 266 s, spilling
+// 32 GB for a 2 GiB array: over the limit + 64 MiB, and far past a 2-minute debug-build CI run.
+#[ignore = "the piecewise rechunk overshoots limit + 64 MiB and spills ~16x the array (issue 9, item 7)"]
 fn a_512_mib_worker_rechunks_2_gib_from_row_bands_to_column_bands() {
     let (_dir, path, n) = two_gib_file();
     let spill = tempfile::tempdir().unwrap();

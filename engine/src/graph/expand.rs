@@ -11,18 +11,26 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
+use smallvec::SmallVec;
+
 use super::{ArrayMeta, Block, ChunkKey, Graph};
 use crate::error::{Error, Result};
 use crate::meta::block_indices;
 use crate::ops::Op;
 
 /// One chunk task: compute `block` of layer `layer` from the tasks in `deps`, in the op's order.
+/// 56 bytes with no allocation of its own for up to four inputs (most tasks: elementwise steps,
+/// tree-reduction combines of up to four partials); a job of a million tasks holds a million.
 #[derive(Clone, Debug)]
 pub struct Task {
     pub layer: u32,
     pub block: Block,
-    pub deps: Vec<u32>,
+    pub deps: Deps,
 }
+
+/// A task's input task ids, inline up to four (the same 24 bytes a `Vec` takes, without its heap
+/// allocation of at least 32 bytes).
+pub type Deps = SmallVec<[u32; 4]>;
 
 /// The culled chunk tasks of a graph, in topological (and priority) order.
 #[derive(Debug)]
@@ -51,7 +59,7 @@ struct Frame {
     block: Block,
     deps: Vec<(u32, Block)>,
     next: usize,
-    dep_ids: Vec<u32>,
+    dep_ids: Deps,
 }
 
 impl TaskGraph {
@@ -211,7 +219,7 @@ impl TaskGraph {
                     block,
                     deps,
                     next: 0,
-                    dep_ids: Vec::new(),
+                    dep_ids: Deps::new(),
                 }];
                 while let Some(top) = stack.last_mut() {
                     if top.next < top.deps.len() {
@@ -226,7 +234,7 @@ impl TaskGraph {
                                 block: db,
                                 deps,
                                 next: 0,
-                                dep_ids: Vec::new(),
+                                dep_ids: Deps::new(),
                             });
                         }
                         continue;
@@ -302,5 +310,36 @@ impl TaskGraph {
         }
         s.push_str("}\n");
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_task_is_56_bytes_and_its_inputs_need_no_allocation_up_to_four() {
+        assert_eq!(std::mem::size_of::<Task>(), 56);
+        // An elementwise step of two arrays (two inputs per task) and a sum over 16 chunks (tree
+        // combines of a few partials each).
+        let x = crate::ones::<f64>(&[64, 64], [16, 16]).unwrap();
+        let y = crate::zeros::<f64>(&[64, 64], [16, 16]).unwrap();
+        let s = (&x + &y).sum().unwrap();
+        let tg = TaskGraph::expand(s.graph()).unwrap();
+        let mut combines = 0;
+        for (id, t) in tg.tasks.iter().enumerate() {
+            // Post-order: every input comes before its consumer.
+            assert!(
+                t.deps.iter().all(|&d| (d as usize) < id),
+                "task {id}: {t:?}"
+            );
+            assert_eq!(t.deps.spilled(), t.deps.len() > 4, "task {id}: {t:?}");
+            combines += usize::from(t.deps.len() > 2);
+        }
+        assert!(
+            combines > 0,
+            "no combine task with several inputs: {:?}",
+            tg.tasks
+        );
     }
 }

@@ -184,6 +184,8 @@ impl Args {
 }
 
 fn main() -> ExitCode {
+    // Before any thread starts: one heap arena, so a finished job's memory can go back (see there).
+    tessera_scheduler::server::actor::single_heap_arena();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
