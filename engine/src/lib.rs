@@ -18,6 +18,7 @@
 //!   [`fft`] has numpy's discrete Fourier transforms along axes that are one chunk.
 //! - [`meta`]: dtypes and promotion, scalars, chunk grids ([`Chunks`]).
 //! - [`data`]: chunk data ([`ArrayData`], [`ChunkValue`]).
+//! - [`dtype_info`]: the data type functions ([`can_cast`], [`finfo`], [`iinfo`], [`isdtype`]).
 //! - [`graph`]: layers, layer ids, the layered [`Graph`] and its expansion into chunk tasks; plan
 //!   limits checked before expansion and checks of a task's input chunks.
 //! - [`ops`]: the op vocabulary ([`Op`]) — per op, which input blocks a block reads and how to compute it.
@@ -38,6 +39,7 @@ pub mod array;
 #[cfg(feature = "distributed")]
 pub mod client;
 pub mod data;
+pub mod dtype_info;
 pub mod error;
 pub mod exec;
 pub mod graph;
@@ -68,6 +70,7 @@ pub use array::{
 #[cfg(feature = "distributed")]
 pub use client::{AsyncClient, Client, ClusterStatus, WorkerInfo};
 pub use data::{ArrayData, ChunkValue, Element};
+pub use dtype_info::{DTypeKind, FloatInfo, IntInfo, can_cast, finfo, iinfo, isdtype};
 pub use error::{Error, Result};
 pub use exec::{CancelToken, ExecStats, LayerProgress, LocalExecutor, Progress, ProgressSnapshot};
 pub use graph::{ChunkKey, Graph, LayerId};

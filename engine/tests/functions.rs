@@ -354,7 +354,7 @@ fn bitwise_functions_and_shifts_on_integers_and_bools() {
     check(&x.right_shift(&sh).unwrap(), &shr);
     check(
         &ufunc::right_shift(&x, -1i64).unwrap(),
-        &a.mapv(|p| if p < 0 { -1 } else { 0 }),
+        &a.mapv(|p| if p < 0 { -1i64 } else { 0 }),
     );
     check(&x.bitwise_and(255i64).unwrap(), &a.mapv(|p| p & 255));
     check(&x.bitwise_or(&x).unwrap(), &a);
@@ -516,4 +516,100 @@ fn new_functions_on_empty_arrays_keep_shape_and_dtype() {
         assert_eq!(got.dtype(), dtype, "{name}");
         assert_eq!(got.compute_dyn().unwrap().shape(), &[0, 3], "{name}");
     }
+}
+
+/// numpy's `logaddexp`, written from its definition in exact terms where it can be: the larger
+/// argument plus `ln(1 + e^-|a-b|)`.
+fn np_logaddexp(a: f64, b: f64) -> f64 {
+    if a == b {
+        return a + std::f64::consts::LN_2;
+    }
+    let (hi, lo) = if a > b { (a, b) } else { (b, a) };
+    if a.is_nan() || b.is_nan() {
+        return f64::NAN;
+    }
+    hi + (lo - hi).exp().ln_1p()
+}
+
+#[test]
+fn logaddexp_positive_reciprocal_every_rank_and_chunking() {
+    for shape in shapes_0_to_4() {
+        let a = float_data(&shape, 80);
+        let b = float_data(&shape, 81).mapv(|v| v * 90.0);
+        for (cname, spec) in chunkings(&shape) {
+            in_context(format!("{shape:?} {cname}"), || {
+                let x = from_array(a.clone(), spec.clone()).unwrap();
+                let y = from_array(b.clone(), spec.clone()).unwrap();
+                check(&x.logaddexp(&y).unwrap(), &zip_with(&a, &b, np_logaddexp));
+                check(&x.positive().unwrap(), &a);
+                check(&x.reciprocal().unwrap(), &a.mapv(|v| 1.0 / v));
+            });
+        }
+    }
+    // Known values: no overflow for large arguments, infinities, NaN.
+    let p = from_array(
+        arr1(&[1000.0, -f64::INFINITY, f64::INFINITY, f64::NAN, 0.0]).into_dyn(),
+        [2],
+    )
+    .unwrap();
+    let q = from_array(
+        arr1(&[1000.0, -f64::INFINITY, 1.0, 1.0, 0.0]).into_dyn(),
+        [3],
+    )
+    .unwrap();
+    let got = p.logaddexp(&q).unwrap().compute::<f64>().unwrap();
+    let ln2 = std::f64::consts::LN_2;
+    assert_eq!(got[0], 1000.0 + ln2);
+    assert_eq!(got[1], f64::NEG_INFINITY);
+    assert_eq!(got[2], f64::INFINITY);
+    assert!(got[3].is_nan());
+    assert_eq!(got[4], ln2);
+    // Integers: positive keeps the type; reciprocal and logaddexp compute in float64.
+    let ints = sample::<i64>(&[17, 5], 82).mapv(|v| if v == 0 { 3 } else { v });
+    let n = from_array(ints.clone(), [6, 2]).unwrap();
+    check(&n.positive().unwrap(), &ints);
+    check(&n.reciprocal().unwrap(), &ints.mapv(|v| 1.0 / v as f64));
+    let u = n.astype(DType::U8).unwrap();
+    check(&u.positive().unwrap(), &ints.mapv(|v| v as u8));
+    // f32 stays f32.
+    let f = sample::<f32>(&[9], 83);
+    let x = from_array(f.clone(), [4]).unwrap();
+    check(&x.reciprocal().unwrap(), &f.mapv(|v| 1.0 / v));
+    check(
+        &x.logaddexp(&x).unwrap(),
+        &f.mapv(|v| v + std::f32::consts::LN_2),
+    );
+    // bool: numpy refuses positive.
+    let t = from_array(arr1(&[true, false]).into_dyn(), [1]).unwrap();
+    assert!(matches!(
+        t.positive(),
+        Err(Error::UnsupportedDType {
+            op: "positive",
+            dtype: DType::Bool
+        })
+    ));
+}
+
+#[test]
+fn complex_reciprocal_does_not_overflow() {
+    use tessera::Complex64;
+    let z = [
+        Complex64::new(3.0, 4.0),
+        Complex64::new(1e300, 1e300),
+        Complex64::new(-2.0, 0.5),
+        Complex64::new(0.0, -8.0),
+    ];
+    let x = from_array(arr1(&z).into_dyn(), [3]).unwrap();
+    let got = x.reciprocal().unwrap().compute::<Complex64>().unwrap();
+    for (g, v) in got.iter().zip(z) {
+        // The product with v is 1 within a few ulps, and nothing overflowed to 0 or inf.
+        let one = g * v;
+        assert!(
+            (one.re - 1.0).abs() < 1e-15 && one.im.abs() < 1e-15,
+            "{v} -> {g}"
+        );
+    }
+    assert_eq!(got[0], Complex64::new(0.12, -0.16));
+    let same = x.positive().unwrap().compute::<Complex64>().unwrap();
+    assert_eq!(same.as_slice().unwrap(), &z);
 }

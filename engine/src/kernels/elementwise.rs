@@ -402,7 +402,8 @@ macro_rules! unary_float {
             }
             UnaryFn::Sign => o.iter_mut().zip(x).for_each(|(o, &v)| *o = sign_float!(v)),
             UnaryFn::Trunc => o.iter_mut().zip(x).for_each(|(o, &v)| *o = v.trunc()),
-            UnaryFn::Real | UnaryFn::Conj => o.copy_from_slice(x),
+            UnaryFn::Reciprocal => o.iter_mut().zip(x).for_each(|(o, &v)| *o = 1.0 / v),
+            UnaryFn::Real | UnaryFn::Conj | UnaryFn::Positive => o.copy_from_slice(x),
             UnaryFn::Imag => o.fill(0.0),
             // numpy's angle of a real: atan2(0, v), so pi for negatives (and -0.0), NaN for NaN.
             UnaryFn::Angle => map(o, &|v| (0.0 as $t).atan2(v)),
@@ -413,6 +414,26 @@ macro_rules! unary_float {
             | UnaryFn::Signbit
             | UnaryFn::LogicalNot => {
                 unreachable!("typing gives {} a different signature", $f.name())
+            }
+        }
+    }};
+}
+
+/// numpy's `logaddexp`: `ln(e^x + e^y)` as the larger argument plus `ln(1 + e^-|x - y|)`, so
+/// that neither exponential overflows; equal arguments (infinities included) give `x + ln 2`.
+macro_rules! logaddexp {
+    ($x:expr, $y:expr, $t:ty) => {{
+        let (x, y): ($t, $t) = ($x, $y);
+        if x == y {
+            x + std::f64::consts::LN_2 as $t
+        } else {
+            let d = x - y;
+            if d > 0.0 {
+                x + (-d).exp().ln_1p()
+            } else if d <= 0.0 {
+                y + d.exp().ln_1p()
+            } else {
+                d
             }
         }
     }};
@@ -445,6 +466,7 @@ macro_rules! float_binary {
             }
             BinaryFn::Fmax => it.for_each(|(o, (&x, &y))| *o = fmax!(x, y)),
             BinaryFn::Fmin => it.for_each(|(o, (&x, &y))| *o = fmin!(x, y)),
+            BinaryFn::Logaddexp => it.for_each(|(o, (&x, &y))| *o = logaddexp!(x, y, $t)),
             BinaryFn::And
             | BinaryFn::Or
             | BinaryFn::Xor
@@ -617,6 +639,17 @@ fn unary(f: UnaryFn, arg: &Buf, out: &mut Buf, n: usize) {
                 UnaryFn::Cosh => it.for_each(|(o, &v)| *o = v.cosh()),
                 UnaryFn::Tanh => it.for_each(|(o, &v)| *o = v.tanh()),
                 UnaryFn::Square => it.for_each(|(o, &v)| *o = v * v),
+                UnaryFn::Positive => it.for_each(|(o, &v)| *o = v),
+                // Smith's division, as numpy's: no overflow in |v|² for large parts.
+                UnaryFn::Reciprocal => it.for_each(|(o, &v)| {
+                    *o = if v.re.abs() >= v.im.abs() {
+                        let (r, den) = (v.im / v.re, v.re + v.im * (v.im / v.re));
+                        Complex64::new(1.0 / den, -r / den)
+                    } else {
+                        let (r, den) = (v.re / v.im, v.im + v.re * (v.re / v.im));
+                        Complex64::new(r / den, -1.0 / den)
+                    }
+                }),
                 _ => unreachable!("typing refuses {} on complex128", f.name()),
             }
         }
@@ -668,7 +701,8 @@ fn unary_int<T: IntKernel>(f: UnaryFn, x: &[T], o: &mut [T]) {
         | UnaryFn::Round
         | UnaryFn::Trunc
         | UnaryFn::Real
-        | UnaryFn::Conj => o.copy_from_slice(x),
+        | UnaryFn::Conj
+        | UnaryFn::Positive => o.copy_from_slice(x),
         UnaryFn::Imag => o.fill(T::ZERO),
         UnaryFn::Not => it.for_each(|(o, &v)| *o = !v),
         _ => unreachable!("typing sends {} on integers through float64", f.name()),
@@ -793,7 +827,8 @@ fn binary_int<T: IntKernel>(f: BinaryFn, a: &[T], b: &[T], o: &mut [T]) {
         | BinaryFn::Arctan2
         | BinaryFn::Hypot
         | BinaryFn::Copysign
-        | BinaryFn::Nextafter => {
+        | BinaryFn::Nextafter
+        | BinaryFn::Logaddexp => {
             unreachable!("typing sends {} through float", f.name())
         }
         BinaryFn::LogicalAnd | BinaryFn::LogicalOr | BinaryFn::LogicalXor => {

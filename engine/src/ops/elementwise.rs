@@ -140,6 +140,11 @@ macro_rules! unary_table {
             Signbit = 35, "signbit", Predicate, signbit;
             /// Logical not of each element's truth value (non-zero is true).
             LogicalNot = 36, "logical_not", Logic, logical_not;
+            /// Each element unchanged (numpy's `positive`, `+x`; bool is refused, as numpy does).
+            Positive = 37, "positive", Numeric, positive;
+            /// `1 / x` (integers give float64, as the Array API standard's floating-point
+            /// `reciprocal`; numpy would divide in integers).
+            Reciprocal = 38, "reciprocal", Float, reciprocal;
             /// The real part (a real array is its own real part). Codes 80.. are the complex
             /// functions'.
             Real = 80, "real", Any, real;
@@ -213,6 +218,9 @@ macro_rules! binary_table {
             /// numpy's `power`: integers stay int64 (wrapping; a negative exponent gives `1 / x^n`
             /// truncated, where numpy raises), floats use `powf`.
             Power = 24, "power", Numeric, power;
+            /// `log(exp(self) + exp(other))` without overflow for large arguments (numpy's
+            /// `logaddexp`).
+            Logaddexp = 25, "logaddexp", Float, logaddexp;
         }
     };
 }
@@ -314,9 +322,8 @@ impl UnaryFn {
         use DType::{Bool, C128, F64};
         use UnaryFn::*;
         match self {
-            Neg | Sqrt | Exp | Ln | Sin | Cos | Tan | Sinh | Cosh | Tanh | Square | Conj => {
-                Ok((C128, C128))
-            }
+            Neg | Sqrt | Exp | Ln | Sin | Cos | Tan | Sinh | Cosh | Tanh | Square | Conj
+            | Positive | Reciprocal => Ok((C128, C128)),
             Abs | Real | Imag | Angle => Ok((C128, F64)),
             IsNan | IsFinite | IsInf => Ok((C128, Bool)),
             LogicalNot => Ok((Bool, Bool)),

@@ -238,10 +238,7 @@ fn uniform_f64_body<B: Blocks>(b: B, keys: &RoundKeys, start: u64, step: u64, ou
                 // buffer to store and reload (measurably slower with VAES, where generation is
                 // cheap).
                 let run = &mut out[at..at + len];
-                // SAFETY: u64 and f64 have the same size and alignment, every bit pattern is valid
-                // for both, and `run` is borrowed mutably for as long as `words` lives.
-                let words =
-                    unsafe { std::slice::from_raw_parts_mut(run.as_mut_ptr().cast::<u64>(), len) };
+                let words: &mut [u64] = bytemuck::cast_slice_mut(run);
                 b.fill(keys, first_block, 0, words);
                 for w in words.iter_mut() {
                     *w = unit_f64(*w).to_bits();
@@ -330,11 +327,7 @@ fn normal_f64_body<B: FirstTry>(b: B, keys: &RoundKeys, start: u64, step: u64, o
         // values in place, as the uniform kernel does: no tile buffer to zero, store and reload
         // (the zeroing alone was ~7 % of a normal mean).
         let out = &mut out[at..at + len];
-        // SAFETY: u64 and f64 have the same size and alignment and every bit pattern is valid for
-        // both; `words` is the only access to `out` until it is dropped at the end of the statement.
-        b.fill(keys, first_block, 0, unsafe {
-            std::slice::from_raw_parts_mut(out.as_mut_ptr().cast::<u64>(), len)
-        });
+        b.fill(keys, first_block, 0, bytemuck::cast_slice_mut(out));
         // Eight first tries at a time; only the rejected lanes (about 1.5 %) take the slow path.
         let mut base = start.wrapping_add(at as u64);
         let mut groups = out.chunks_exact_mut(8);
@@ -379,7 +372,7 @@ fn normal_sum_body<B: FirstTry>(
     use crate::kernels::simd::{LANES, LaneSum};
     // A whole number of lane groups per tile, so the groups line up with one `sum_f64` call's.
     const TILE: usize = TILE_WORDS - TILE_WORDS % LANES;
-    let buf: &mut [f64; TILE_WORDS] = words_as_f64(buf);
+    let buf = words_as_f64(buf);
     let buf = &mut buf[..TILE];
     let mut lanes = LaneSum::new();
     let mut i = start;
@@ -489,9 +482,8 @@ fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
 
 /// The scratch words viewed as f64 (same size and alignment; every bit pattern is valid).
 #[inline(always)]
-fn words_as_f64(buf: &mut Scratch) -> &mut [f64; TILE_WORDS] {
-    // SAFETY: [u64; N] and [f64; N] have the same size and alignment and share every bit pattern.
-    unsafe { &mut *(buf as *mut Scratch).cast::<[f64; TILE_WORDS]>() }
+fn words_as_f64(buf: &mut Scratch) -> &mut [f64] {
+    bytemuck::cast_slice_mut(&mut buf[..])
 }
 
 fn normal_sum_at(level: AesLevel, keys: &RoundKeys, start: u64, step: u64, n: usize) -> f64 {
