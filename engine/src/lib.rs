@@ -34,6 +34,8 @@
 //!   client side.
 //! - [`error`]: the one error type.
 
+#![warn(missing_docs)]
+
 pub mod array;
 #[cfg(feature = "distributed")]
 pub mod client;
@@ -43,12 +45,15 @@ pub mod exec;
 pub mod graph;
 pub mod io;
 pub mod jobs;
+#[doc(hidden)]
 pub mod kernels;
 pub mod meta;
 pub mod ops;
+#[doc(hidden)]
 pub mod optimize;
 pub mod progress_bar;
 #[cfg(feature = "distributed")]
+#[doc(hidden)]
 pub mod wire;
 
 pub use array::fft;
