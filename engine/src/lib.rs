@@ -42,12 +42,14 @@ pub mod client;
 pub mod data;
 pub mod error;
 pub mod exec;
+#[doc(hidden)]
 pub mod graph;
 pub mod io;
 pub mod jobs;
 #[doc(hidden)]
 pub mod kernels;
 pub mod meta;
+#[doc(hidden)]
 pub mod ops;
 #[doc(hidden)]
 pub mod optimize;
