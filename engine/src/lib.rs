@@ -13,7 +13,7 @@
 //! ```
 //!
 //! # Layout
-//! - [`array`]: the user API — [`Array`], creation functions, operators, reductions, structure;
+//! - [`array`](mod@array): the user API — [`Array`], creation functions, operators, reductions, structure;
 //!   [`linalg`] has numpy's linear algebra (products, TSQR `qr`/`svd`, one-chunk factorizations).
 //!   [`fft`] has numpy's discrete Fourier transforms along axes that are one chunk.
 //! - [`meta`]: dtypes and promotion, scalars, chunk grids ([`Chunks`]).
