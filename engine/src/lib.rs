@@ -18,17 +18,18 @@
 //!   [`fft`] has numpy's discrete Fourier transforms along axes that are one chunk.
 //! - [`meta`]: dtypes and promotion, scalars, chunk grids ([`Chunks`]).
 //! - [`data`]: chunk data ([`ArrayData`], [`ChunkValue`]).
-//! - [`graph`]: layers, layer ids, the layered [`Graph`] and its expansion into chunk tasks; plan
+//! - `graph` (internal, hidden from these docs; [`Graph`], [`LayerId`] and [`ChunkKey`] are
+//!   re-exported): layers, layer ids, the layered [`Graph`] and its expansion into chunk tasks; plan
 //!   limits checked before expansion and checks of a task's input chunks.
-//! - [`ops`]: the op vocabulary ([`Op`]) — per op, which input blocks a block reads and how to compute it.
-//! - [`optimize`]: blockwise fusion.
-//! - [`kernels`]: per-chunk compute (program evaluator, elementwise, reductions, random numbers).
+//! - `ops` (internal): the op vocabulary ([`Op`]) — per op, which input blocks a block reads and how to compute it.
+//! - `optimize` (internal): blockwise fusion.
+//! - `kernels` (internal): per-chunk compute (program evaluator, elementwise, reductions, random numbers).
 //! - [`exec`]: the local executor, cancellation ([`CancelToken`], checkpoints in kernels) and live
 //!   per-layer [`Progress`].
 //! - [`jobs`]: [`JobHandle`], a computation submitted to run in the background on either executor.
 //! - [`progress_bar`]: the terminal progress bar `compute` shows for work longer than about a second.
 //! - [`io`]: `.npy` files and Zarr stores.
-//! - `wire` (feature `distributed`, on by default): conversions between the engine's graphs and chunks
+//! - `wire` (internal; feature `distributed`, on by default): conversions between the engine's graphs and chunks
 //!   and the protobuf messages of `tessera-proto`.
 //! - `client` (feature `distributed`): [`Client`] and [`AsyncClient`], the distributed executor's
 //!   client side.
