@@ -368,7 +368,7 @@ impl fmt::Display for Scalar {
     }
 }
 
-/// Default target size of one chunk for [`ChunkSpec::Auto`]: 128 MiB, dask's `array.chunk-size`.
+/// Default target size of one chunk for [`ChunkSpec::AutoBytes`]: 128 MiB, dask's `array.chunk-size`.
 pub const AUTO_CHUNK_BYTES: usize = 128 << 20;
 
 /// How a user asks for chunks.
