@@ -40,7 +40,7 @@
 //! a `sqrt` and a `cos` per normal with a table lookup and a multiply for 98.5 % of values.
 //!
 //! **Kernels.** Every kernel is one `#[inline(always)]` body generic over the block function's back
-//! end and compiled four times by [`ars::aes_kernel!`] — software AES for the baseline target, AES-NI
+//! end and compiled four times by `ars::aes_kernel!` — software AES for the baseline target, AES-NI
 //! with AVX2, VAES with AVX2 and VAES with AVX-512 — and chosen at run time by CPU detection that runs
 //! once and is cached; nothing needs `target-cpu=native`. Contiguous runs generate blocks into a tile
 //! buffer in L1 and convert it with a plain loop the compiler vectorizes; strided runs (along an outer
