@@ -10,13 +10,21 @@ use crate::meta::{DType, Scalar};
 /// An n-dimensional array of one of tessera's element types.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ArrayData {
+    /// numpy `bool` elements.
     Bool(ArrayD<bool>),
+    /// numpy `int32` elements.
     I32(ArrayD<i32>),
+    /// numpy `uint8` elements.
     U8(ArrayD<u8>),
+    /// numpy `uint64` elements.
     U64(ArrayD<u64>),
+    /// numpy `int64` elements.
     I64(ArrayD<i64>),
+    /// numpy `float32` elements.
     F32(ArrayD<f32>),
+    /// numpy `float64` elements.
     F64(ArrayD<f64>),
+    /// numpy `complex128` elements.
     C128(ArrayD<Complex64>),
 }
 
@@ -94,6 +102,7 @@ macro_rules! map_array {
 }
 
 impl ArrayData {
+    /// The element type.
     pub fn dtype(&self) -> DType {
         match self {
             ArrayData::Bool(_) => DType::Bool,
@@ -107,14 +116,17 @@ impl ArrayData {
         }
     }
 
+    /// The shape, in elements per axis.
     pub fn shape(&self) -> &[usize] {
         with_array!(self, a => a.shape())
     }
 
+    /// The number of elements.
     pub fn len(&self) -> usize {
         with_array!(self, a => a.len())
     }
 
+    /// Whether the array has no elements.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -194,22 +206,35 @@ impl ArrayData {
 /// not): code that compares elements asks for `PartialOrd` besides. The `to_*` conversions are
 /// numpy's `astype` ([`ArrayData::cast`] lists the rules).
 pub trait Element: Copy + Send + Sync + PartialEq + std::fmt::Debug + 'static {
+    /// The dtype this Rust type stands for.
     const DTYPE: DType;
+    /// Wraps a typed array as [`ArrayData`].
     fn wrap(a: ArrayD<Self>) -> ArrayData;
+    /// The typed array inside, or `None` if its dtype is another.
     fn unwrap(a: ArrayData) -> Option<ArrayD<Self>>;
+    /// A borrow of the typed array inside, or `None` if its dtype is another.
     fn view(a: &ArrayData) -> Option<&ArrayD<Self>>;
+    /// The value as `f64` (numpy's `astype`).
     fn to_f64(self) -> f64;
+    /// The value as `f32` (numpy's `astype`).
     fn to_f32(self) -> f32;
+    /// The value as `i64` (numpy's `astype`).
     fn to_i64(self) -> i64;
+    /// The value as `i32` (numpy's `astype`).
     fn to_i32(self) -> i32;
+    /// The value as `u8` (numpy's `astype`).
     fn to_u8(self) -> u8;
+    /// The value as `u64` (numpy's `astype`).
     fn to_u64(self) -> u64;
+    /// The value as `bool` (numpy's `astype`).
     fn to_bool(self) -> bool;
     /// The value as a complex number (zero imaginary part for real types).
     fn to_c128(self) -> Complex64 {
         Complex64::new(self.to_f64(), 0.0)
     }
+    /// The scalar as this type (numpy's `astype`).
     fn from_scalar(s: Scalar) -> Self;
+    /// The value as a [`Scalar`] of this type's dtype.
     fn into_scalar(self) -> Scalar;
 }
 
@@ -460,6 +485,7 @@ impl<T: Element> From<ArrayD<T>> for ArrayData {
 /// What a chunk task produces: array data, or the partial state of a reduction between tree levels.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ChunkValue {
+    /// A chunk of array data.
     Array(ArrayData),
     /// Count, mean and (for var/std) the sum of squared deviations, merged with Chan et al.'s
     /// pairwise update so that no sum of squares is ever formed.
@@ -471,15 +497,20 @@ pub enum ChunkValue {
 /// Partial state of mean, var and std.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Moments {
+    /// Number of elements merged so far, per output element.
     pub count: ArrayD<f64>,
+    /// Mean of those elements.
     pub mean: ArrayD<f64>,
+    /// Sum of squared deviations from the mean; `None` when only the mean is wanted.
     pub m2: Option<ArrayD<f64>>,
 }
 
 /// Partial state of argmin and argmax: the best value and its index along the reduced axes.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ArgPartial {
+    /// The best (smallest or largest) value so far, per output element.
     pub value: ArrayData,
+    /// Its flat index within the reduced axes.
     pub index: ArrayD<i64>,
 }
 
@@ -495,6 +526,7 @@ impl ChunkValue {
         }
     }
 
+    /// What the value is ("array", "moments", "argmin/argmax"), for error messages.
     pub fn kind(&self) -> &'static str {
         match self {
             ChunkValue::Array(_) => "array",

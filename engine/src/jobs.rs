@@ -5,7 +5,7 @@
 //! it. The handle is the same type whichever executor runs the job, so code written against it does
 //! not change with the executor.
 //!
-//! The handle is one half of a shared slot; the other half, a [`JobDriver`], belongs to whatever runs
+//! The handle is one half of a shared slot; the other half, a `JobDriver`, belongs to whatever runs
 //! the job (a thread for the local executor, a task on the client's runtime for a cluster) and puts
 //! the outcome in the slot when the job ends. A driver that goes away without an outcome (a panic)
 //! fails the job, so no wait can hang on a job nobody runs.

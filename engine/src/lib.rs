@@ -13,27 +13,30 @@
 //! ```
 //!
 //! # Layout
-//! - [`array`]: the user API — [`Array`], creation functions, operators, reductions, structure;
+//! - [`array`](mod@array): the user API — [`Array`], creation functions, operators, reductions, structure;
 //!   [`linalg`] has numpy's linear algebra (products, TSQR `qr`/`svd`, one-chunk factorizations).
 //!   [`fft`] has numpy's discrete Fourier transforms along axes that are one chunk.
 //! - [`meta`]: dtypes and promotion, scalars, chunk grids ([`Chunks`]).
 //! - [`data`]: chunk data ([`ArrayData`], [`ChunkValue`]).
 //! - [`dtype_info`]: the data type functions ([`can_cast`], [`finfo`], [`iinfo`], [`isdtype`]).
-//! - [`graph`]: layers, layer ids, the layered [`Graph`] and its expansion into chunk tasks; plan
+//! - `graph` (internal, hidden from these docs; [`Graph`], [`LayerId`] and [`ChunkKey`] are
+//!   re-exported): layers, layer ids, the layered [`Graph`] and its expansion into chunk tasks; plan
 //!   limits checked before expansion and checks of a task's input chunks.
-//! - [`ops`]: the op vocabulary ([`Op`]) — per op, which input blocks a block reads and how to compute it.
-//! - [`optimize`]: blockwise fusion.
-//! - [`kernels`]: per-chunk compute (program evaluator, elementwise, reductions, random numbers).
+//! - `ops` (internal): the op vocabulary ([`Op`]) — per op, which input blocks a block reads and how to compute it.
+//! - `optimize` (internal): blockwise fusion.
+//! - `kernels` (internal): per-chunk compute (program evaluator, elementwise, reductions, random numbers).
 //! - [`exec`]: the local executor, cancellation ([`CancelToken`], checkpoints in kernels) and live
 //!   per-layer [`Progress`].
 //! - [`jobs`]: [`JobHandle`], a computation submitted to run in the background on either executor.
 //! - [`progress_bar`]: the terminal progress bar `compute` shows for work longer than about a second.
 //! - [`io`]: `.npy` files and Zarr stores.
-//! - `wire` (feature `distributed`, on by default): conversions between the engine's graphs and chunks
+//! - `wire` (internal; feature `distributed`, on by default): conversions between the engine's graphs and chunks
 //!   and the protobuf messages of `tessera-proto`.
 //! - `client` (feature `distributed`): [`Client`] and [`AsyncClient`], the distributed executor's
 //!   client side.
 //! - [`error`]: the one error type.
+
+#![warn(missing_docs)]
 
 pub mod array;
 #[cfg(feature = "distributed")]
@@ -42,15 +45,20 @@ pub mod data;
 pub mod dtype_info;
 pub mod error;
 pub mod exec;
+#[doc(hidden)]
 pub mod graph;
 pub mod io;
 pub mod jobs;
+#[doc(hidden)]
 pub mod kernels;
 pub mod meta;
+#[doc(hidden)]
 pub mod ops;
+#[doc(hidden)]
 pub mod optimize;
 pub mod progress_bar;
 #[cfg(feature = "distributed")]
+#[doc(hidden)]
 pub mod wire;
 
 pub use array::fft;

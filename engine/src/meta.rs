@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 /// The element type of an array.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum DType {
+    /// numpy's `bool`.
     Bool,
     /// numpy's `int32`.
     I32,
@@ -19,8 +20,11 @@ pub enum DType {
     U8,
     /// numpy's `uint64`.
     U64,
+    /// numpy's `int64`.
     I64,
+    /// numpy's `float32`.
     F32,
+    /// numpy's `float64`.
     F64,
     /// Complex numbers of two float64s (numpy's `complex128`), as [`crate::Complex64`].
     C128,
@@ -51,6 +55,7 @@ impl DType {
         }
     }
 
+    /// Whether the dtype is `float32` or `float64`.
     pub fn is_float(self) -> bool {
         matches!(self, DType::F32 | DType::F64)
     }
@@ -152,13 +157,21 @@ impl fmt::Display for DType {
 /// [`Scalar::check_fits`]), any float scalar the array's float type.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Scalar {
+    /// A `bool` value.
     Bool(bool),
+    /// A `int32` value.
     I32(i32),
+    /// A `uint8` value.
     U8(u8),
+    /// A `uint64` value.
     U64(u64),
+    /// A `int64` value.
     I64(i64),
+    /// A `float32` value.
     F32(f32),
+    /// A `float64` value.
     F64(f64),
+    /// A `complex128` value.
     C128(Complex64),
 }
 
@@ -188,6 +201,7 @@ macro_rules! with_scalar {
 }
 
 impl Scalar {
+    /// The dtype of the value.
     pub fn dtype(&self) -> DType {
         match self {
             Scalar::Bool(_) => DType::Bool,
@@ -258,6 +272,7 @@ impl Scalar {
         with_scalar!(*self, v => Element::to_i64(v))
     }
 
+    /// The value as bool (nonzero is `true`).
     pub fn as_bool(&self) -> bool {
         with_scalar!(*self, v => Element::to_bool(v))
     }
@@ -353,7 +368,7 @@ impl fmt::Display for Scalar {
     }
 }
 
-/// Default target size of one chunk for [`ChunkSpec::Auto`]: 128 MiB, dask's `array.chunk-size`.
+/// Default target size of one chunk for [`ChunkSpec::AutoBytes`]: 128 MiB, dask's `array.chunk-size`.
 pub const AUTO_CHUNK_BYTES: usize = 128 << 20;
 
 /// How a user asks for chunks.

@@ -20,7 +20,9 @@ use crate::ops::{BinaryFn, CmpFn, ElemFunc, Instr, Leaf, LeafKind, Op, Program, 
 /// An operand of an elementwise operation.
 #[derive(Clone, Debug)]
 pub enum Operand {
+    /// An array operand.
     Array(Array),
+    /// A scalar operand, weakly typed (it takes the array's type, numpy 2's rule).
     Scalar(Scalar),
 }
 

@@ -18,7 +18,12 @@ pub enum Bins {
     Edges(Vec<f64>),
     /// `n` equal bins over `range` (numpy's `bins=n, range=(lo, hi)`; the edges are numpy's
     /// `linspace(lo, hi, n + 1)`).
-    Range { n: usize, range: (f64, f64) },
+    Range {
+        /// Number of bins.
+        n: usize,
+        /// Lower and upper edge of the outermost bins.
+        range: (f64, f64),
+    },
 }
 
 impl Bins {

@@ -84,7 +84,9 @@ fn one_chunk(a: &Array) -> Result<Array> {
 /// lists (numpy's `axes=n` and `axes=(a_axes, b_axes)`).
 #[derive(Clone, Debug, PartialEq)]
 pub enum TensordotAxes {
+    /// Contract the last `n` axes of `a` with the first `n` of `b`.
     Last(usize),
+    /// Contract the listed axes of `a` with the listed axes of `b`, pairwise.
     Pairs(Vec<isize>, Vec<isize>),
 }
 
@@ -867,8 +869,11 @@ pub fn lstsq(a: &Array, b: &Array) -> Result<Array> {
 /// `f64::INFINITY`, `f64::NEG_INFINITY`, `0` and any `p` for vectors).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum NormOrd {
+    /// The Frobenius norm (`ord="fro"`).
     Fro,
+    /// The nuclear norm, the sum of singular values (`ord="nuc"`).
     Nuc,
+    /// A numeric order: `p` for vector norms, `1`, `2`, `-1`, `-2` or ±infinity for matrix norms.
     P(f64),
 }
 

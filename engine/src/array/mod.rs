@@ -244,10 +244,12 @@ impl Array {
         self.0.layer.id
     }
 
+    /// The array's shape, in elements per axis.
     pub fn shape(&self) -> &[usize] {
         &self.0.shape
     }
 
+    /// The number of axes.
     pub fn ndim(&self) -> usize {
         self.0.shape.len()
     }
@@ -257,10 +259,12 @@ impl Array {
         self.0.shape.iter().product()
     }
 
+    /// The element type.
     pub fn dtype(&self) -> DType {
         self.0.layer.meta.dtype
     }
 
+    /// The chunk grid: block sizes along each axis.
     pub fn chunks(&self) -> &Chunks {
         &self.0.layer.meta.chunks
     }

@@ -25,6 +25,7 @@ pub const DEFAULT_SPLIT_EVERY: usize = 16;
 pub struct ReduceOptions {
     /// Axes to reduce (negative counts from the end); `None` reduces all.
     pub axes: Option<Vec<isize>>,
+    /// Keep reduced axes as length-1 axes (numpy's `keepdims=True`).
     pub keepdims: bool,
     /// Partials merged per tree node; at least 2.
     pub split_every: usize,
@@ -62,16 +63,19 @@ impl ReduceOptions {
         Self::axes([axis])
     }
 
+    /// Sets `keepdims`: keep reduced axes with length 1.
     pub fn keepdims(mut self, keepdims: bool) -> Self {
         self.keepdims = keepdims;
         self
     }
 
+    /// Sets how many partials one node of the reduction tree merges (at least 2).
     pub fn split_every(mut self, n: usize) -> Self {
         self.split_every = n;
         self
     }
 
+    /// Sets the delta degrees of freedom of `var` and `std` (numpy's `ddof`).
     pub fn ddof(mut self, ddof: f64) -> Self {
         self.ddof = ddof;
         self

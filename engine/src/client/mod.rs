@@ -316,6 +316,7 @@ pub struct ClusterStatus {
 pub struct WorkerInfo {
     /// Where peers and clients reach it, e.g. `http://127.0.0.1:9001`.
     pub address: String,
+    /// Its number of task threads.
     pub threads: u32,
     /// Tasks assigned to it and not reported yet.
     pub running: u32,
@@ -332,10 +333,13 @@ pub struct WorkerInfo {
     pub bytes_running: u64,
     /// Bytes and chunks it has written to its spill directory, from its last heartbeat.
     pub bytes_spilled: u64,
+    /// Chunks now in its spill directory.
     pub chunks_spilled: u64,
     /// Spill writes and reads so far, and the nanoseconds spent in them.
     pub spill_writes: u64,
+    /// Spill reads so far.
     pub spill_reads: u64,
+    /// Nanoseconds spent in spill writes and reads so far.
     pub spill_nanos: u64,
     /// Whether it is past its `--memory-pause` fraction and starting no new task.
     pub paused: bool,

@@ -69,7 +69,7 @@ impl Keeper for KeptJob {
 
 impl AsyncClient {
     /// Runs `array` on the cluster and keeps its chunks on the workers; the returned array reads them
-    /// there (see the [module docs](self)). Must be called within a tokio runtime: the task that
+    /// there (see the `client::persist` module docs). Must be called within a tokio runtime: the task that
     /// keeps the job open runs on it.
     pub async fn persist(&self, array: &Array) -> Result<Array> {
         let op = self
@@ -203,7 +203,7 @@ impl AsyncClient {
 
 impl Client {
     /// Computes every chunk on the cluster and keeps the chunks on the workers (see the
-    /// [module docs](self)): the returned array reads them where they are. They are released when
+    /// `client::persist` module docs): the returned array reads them where they are. They are released when
     /// the last array built from it is dropped, on [`Client::unpersist`], or when this client
     /// disconnects.
     ///

@@ -1,4 +1,4 @@
-//! Executors run a [`TaskGraph`]. [`LocalExecutor`] runs it on a rayon thread pool in this process;
+//! Executors run a [`TaskGraph`](crate::graph::expand::TaskGraph). [`LocalExecutor`] runs it on a rayon thread pool in this process;
 //! with one thread it is the deterministic reference the tests compare against. Outputs are streamed
 //! to a sink as their chunks finish, so a caller can assemble, write or keep them without the executor
 //! holding every chunk. [`memory`] holds the limit's default and parsing, and the spill storage

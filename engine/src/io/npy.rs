@@ -91,6 +91,7 @@ pub struct NpyHeader {
     /// The dtype elements are read as: int32, uint8 and uint64 as themselves, the other integer
     /// types (int8, int16, uint16, uint32) widened to `I64`.
     pub dtype: DType,
+    /// The array's shape, in elements per axis.
     pub shape: Vec<usize>,
     /// Whether the data is stored first axis fastest; [`read_region`] returns C order either way.
     pub fortran_order: bool,

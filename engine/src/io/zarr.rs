@@ -138,12 +138,15 @@ fn open_storage(store: &ZarrStore) -> Result<ReadableWritableListableStorage> {
 /// once per process.
 #[derive(Clone)]
 pub struct ZarrArrayRef {
+    /// The store holding the array.
     pub store: ZarrStore,
     /// The array's node path in the store, `/` for an array at the store's root.
     pub path: String,
     /// The array's metadata (`zarr.json`, or `.zarray` for v2) as JSON.
     pub metadata: Arc<str>,
+    /// The array's element type.
     pub dtype: DType,
+    /// The array's shape, in elements per axis.
     pub shape: Vec<usize>,
     /// The store's chunk (shard) sizes along each axis, the last of each axis cut at the array's end.
     pub grid: Vec<Vec<usize>>,
@@ -634,10 +637,15 @@ fn fmt_indices(idx: &[u64]) -> String {
 /// Blosc's inner compressors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BloscCompressor {
+    /// BloscLZ, Blosc's own compressor.
     BloscLz,
+    /// LZ4.
     Lz4,
+    /// LZ4HC, LZ4's high-compression mode.
     Lz4hc,
+    /// zlib (deflate).
     Zlib,
+    /// Zstandard.
     Zstd,
 }
 
@@ -647,13 +655,22 @@ pub enum ZarrCodec {
     /// Chunks stored as raw little-endian bytes.
     None,
     /// Zstandard at a level (1–22; zarr-python's default compressor).
-    Zstd { level: i32 },
+    Zstd {
+        /// Compression level, 1–22.
+        level: i32,
+    },
     /// gzip at a level (0–9).
-    Gzip { level: u32 },
+    Gzip {
+        /// Compression level, 0–9.
+        level: u32,
+    },
     /// Blosc with an inner compressor, a level (0–9) and byte shuffling on or off.
     Blosc {
+        /// The inner compressor.
         compressor: BloscCompressor,
+        /// Compression level, 0–9.
         level: u8,
+        /// Whether bytes are shuffled before compressing.
         shuffle: bool,
     },
 }
@@ -768,6 +785,7 @@ impl ZarrOptions {
         self
     }
 
+    /// The compressor of the chunks (default: [`ZarrCodec::Zstd`]).
     pub fn codec(mut self, codec: ZarrCodec) -> Self {
         self.codec = codec;
         self
@@ -804,6 +822,7 @@ impl Default for ZarrReadOptions {
 }
 
 impl ZarrReadOptions {
+    /// The defaults: the array at the store's root.
     pub fn new() -> Self {
         Self::default()
     }

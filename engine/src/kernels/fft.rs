@@ -4,10 +4,10 @@
 //! Lanes are transformed a tile at a time. A tile is a few lanes copied (cut or zero-padded to
 //! the transform's input length, cast to f64 or complex on the way) into one contiguous buffer,
 //! transformed there, and written to the output scaled. When the axis is not the last, a tile is
-//! a few neighbouring columns ([`TILE_ROW_BYTES`] of source per row): the copies in and out are
+//! a few neighbouring columns (`TILE_ROW_BYTES` of source per row): the copies in and out are
 //! cache-blocked transpositions that move whole cache lines, where copying one strided lane at a
 //! time touched a cache line per element. When the axis is the last, lanes are already contiguous
-//! and a tile is as many whole lanes as fit [`TILE_POINTS`]. A complex tile is transformed in one
+//! and a tile is as many whole lanes as fit `TILE_POINTS`. A complex tile is transformed in one
 //! `rustfft` call (it runs every consecutive lane of a buffer), so per-call costs are paid once
 //! per tile.
 //!
@@ -16,7 +16,7 @@
 //! conjugate mirror — half the work of a complex transform of the samples cast to complex.
 //!
 //! Plans (the chosen algorithm and its twiddles) are made once per (transform, length) for the
-//! process and shared by every block and thread, within [`PLAN_CACHE_POINTS`]. The output is
+//! process and shared by every block and thread, within `PLAN_CACHE_POINTS`. The output is
 //! written once per element into memory that is never zero-filled first.
 //!
 //! Tiling changes no value: each lane's result depends only on that lane and the plan, so local
@@ -444,7 +444,7 @@ fn scatter<R, D>(
     }
 }
 
-/// Plans of one transform family by length (and direction), within [`PLAN_CACHE_POINTS`].
+/// Plans of one transform family by length (and direction), within `PLAN_CACHE_POINTS`.
 struct PlanCache<K, P> {
     plans: HashMap<K, P>,
     points: usize,

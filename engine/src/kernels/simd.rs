@@ -1,5 +1,5 @@
 //! Run-time selection of vector code. Hot loops are written once as `#[inline(always)]` bodies with a
-//! fixed lane structure; [`multiversion!`] compiles each body again inside functions with AVX-512 or
+//! fixed lane structure; `multiversion!` compiles each body again inside functions with AVX-512 or
 //! AVX2 enabled and calls the best one the CPU supports. The lane structure — not the vector width —
 //! decides the order of floating-point operations, so every path gives the same bits and results do not
 //! depend on which machine computed them.

@@ -1,6 +1,6 @@
 //! The elementwise function vocabulary ([`ElemFunc`]) and its typing rules: what dtype each function
 //! takes and gives, following numpy. One- and two-argument functions are rows of a table
-//! ([`unary_table!`], [`binary_table!`]: name, wire code, [`Typing`], `Array` method) from which the
+//! (`unary_table!`, `binary_table!`: name, wire code, [`Typing`], `Array` method) from which the
 //! enums, the `Array` methods and the wire mapping are generated. Kernels live in
 //! `kernels::elementwise`.
 

@@ -1,7 +1,7 @@
 //! Reductions as a tree: a blockwise partial per chunk (a [`ReduceSink`] at the end of a blockwise
 //! program), then [`ReduceCombine`] layers that merge groups of at most `split_every` partials along the
 //! reduced axes, the last of which finalizes (divides, takes the square root, drops axes). Each
-//! reduction is a row of [`reduce_table!`] (name, wire code, result-dtype rule, methods).
+//! reduction is a row of `reduce_table!` (name, wire code, result-dtype rule, methods).
 
 use crate::error::{Error, Result};
 use crate::graph::{ArrayMeta, Block, Layer};

@@ -64,7 +64,7 @@ impl From<&Chunks> for pb::Chunks {
 impl TryFrom<pb::Chunks> for Chunks {
     type Error = Error;
     /// Checks only what building a [`Chunks`] needs (sizes that add up without overflow); whether the
-    /// grid is well formed is [`validate`]'s business.
+    /// grid is well formed is `validate`'s business.
     fn try_from(c: pb::Chunks) -> Result<Self> {
         let mut sizes = Vec::with_capacity(c.axes.len());
         for (axis, a) in c.axes.iter().enumerate() {

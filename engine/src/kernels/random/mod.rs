@@ -1,7 +1,7 @@
 //! Counter-based random numbers for `random` arrays: this module owns the key derivation, the
 //! conversions from the generator's words to uniform values, and the kernels that fill chunks and
-//! sum uniform values without storing them. The block function lives in [`ars`], the normal
-//! distribution in [`normal`], the other distributions in [`distributions`].
+//! sum uniform values without storing them. The block function lives in `ars`, the normal
+//! distribution in `normal`, the other distributions in `distributions`.
 //!
 //! Element `i` (the global flat C-order index in the whole array) of an array with key
 //! `RandomKey::new(seed, stream)` depends only on `(seed, stream, i)`, so every chunking, thread count
@@ -15,7 +15,7 @@
 //! stream both words are bijections of the seed, and for a fixed seed both are bijections of the
 //! stream, so keys differing in one argument differ in both words.
 //!
-//! **Generator.** ARS-5 (see [`ars`]) with the 128-bit key `(k0, k1)`: counter `(lo, hi)` gives a
+//! **Generator.** ARS-5 (see `ars`) with the 128-bit key `(k0, k1)`: counter `(lo, hi)` gives a
 //! block of two 64-bit words. A key's uniform values use high word 0: the f64 value of element `i` is
 //! word `i mod 2` of block `(i >> 1, 0)`; the f32 value of element `i` is 32-bit word `i mod 4` of
 //! block `(i >> 2, 0)` (word 0 the low half of the block's first u64).
@@ -24,7 +24,7 @@
 //! multiples of 2^-52 in [0, 1); f32: `from_bits(w >> 9 | 0x3F800000) - 1.0` of the 32-bit word, the
 //! multiples of 2^-23 in [0, 1). Both conversions are exact.
 //!
-//! **Standard normal.** The ziggurat of [`normal`] under the derived key
+//! **Standard normal.** The ziggurat of `normal` under the derived key
 //! `(mix(k0 ^ 0x6A09E667F3BCC908), mix(k1 + 0x6A09E667F3BCC908))` (fractional bits of √2), so a
 //! key's normal array is independent of its uniform array. The first try of element `i` reads word
 //! `i mod 2` of block `(i >> 1, 0)`; an element whose first try is rejected (about 1.5 %) continues
@@ -40,7 +40,7 @@
 //! a `sqrt` and a `cos` per normal with a table lookup and a multiply for 98.5 % of values.
 //!
 //! **Kernels.** Every kernel is one `#[inline(always)]` body generic over the block function's back
-//! end and compiled four times by [`ars::aes_kernel!`] — software AES for the baseline target, AES-NI
+//! end and compiled four times by `ars::aes_kernel!` — software AES for the baseline target, AES-NI
 //! with AVX2, VAES with AVX2 and VAES with AVX-512 — and chosen at run time by CPU detection that runs
 //! once and is cached; nothing needs `target-cpu=native`. Contiguous runs generate blocks into a tile
 //! buffer in L1 and convert it with a plain loop the compiler vectorizes; strided runs (along an outer
@@ -534,12 +534,12 @@ aes_kernel! {
         = distributions::permutation_body;
 }
 
-/// out[j] = the image of start + j·step (below `n`) under the key's random permutation of `0..n`.
+/// out\[j\] = the image of start + j·step (below `n`) under the key's random permutation of `0..n`.
 pub fn fill_permutation(key: RandomKey, n: u64, start: u64, step: u64, out: &mut [i64]) {
     permutation_at(AesLevel::BEST, &key.round_keys(), n, start, step, out);
 }
 
-/// out[j] = integer in [low, high] (inclusive) of element start + j·step, unbiased.
+/// out\[j\] = integer in [low, high] (inclusive) of element start + j·step, unbiased.
 pub fn fill_integers(key: RandomKey, low: i64, high: i64, start: u64, step: u64, out: &mut [i64]) {
     integers_at(
         AesLevel::BEST,
@@ -552,49 +552,49 @@ pub fn fill_integers(key: RandomKey, low: i64, high: i64, start: u64, step: u64,
     );
 }
 
-/// out[j] = standard exponential value of element start + j·step.
+/// out\[j\] = standard exponential value of element start + j·step.
 pub fn fill_standard_exponential(key: RandomKey, start: u64, step: u64, out: &mut [f64]) {
     exponential_at(AesLevel::BEST, &key.round_keys(), start, step, out);
 }
 
-/// out[j] = Gamma(shape, 1) value of element start + j·step.
+/// out\[j\] = Gamma(shape, 1) value of element start + j·step.
 pub fn fill_standard_gamma(key: RandomKey, shape: f64, start: u64, step: u64, out: &mut [f64]) {
     gamma_at(AesLevel::BEST, &key.round_keys(), shape, start, step, out);
 }
 
-/// out[j] = Beta(a, b) value of element start + j·step.
+/// out\[j\] = Beta(a, b) value of element start + j·step.
 pub fn fill_beta(key: RandomKey, a: f64, b: f64, start: u64, step: u64, out: &mut [f64]) {
     beta_at(AesLevel::BEST, &key.round_keys(), a, b, start, step, out);
 }
 
-/// out[j] = Poisson(lam) count of element start + j·step.
+/// out\[j\] = Poisson(lam) count of element start + j·step.
 pub fn fill_poisson(key: RandomKey, lam: f64, start: u64, step: u64, out: &mut [i64]) {
     poisson_at(AesLevel::BEST, &key.round_keys(), lam, start, step, out);
 }
 
-/// out[j] = Binomial(n, p) count of element start + j·step.
+/// out\[j\] = Binomial(n, p) count of element start + j·step.
 pub fn fill_binomial(key: RandomKey, n: u64, p: f64, start: u64, step: u64, out: &mut [i64]) {
     binomial_at(AesLevel::BEST, &key.round_keys(), n, p, start, step, out);
 }
 
-/// out[j] = uniform value of element start + j·step (step 1: a contiguous run; another step: a run
+/// out\[j\] = uniform value of element start + j·step (step 1: a contiguous run; another step: a run
 /// along an outer axis, for a transposed array).
 pub fn fill_uniform_f64(key: RandomKey, start: u64, step: u64, out: &mut [f64]) {
     uniform_f64_at(AesLevel::BEST, &key.round_keys(), start, step, out);
 }
 
-/// out[j] = uniform f32 value of element start + j·step (23-bit resolution from its own 32-bit word,
+/// out\[j\] = uniform f32 value of element start + j·step (23-bit resolution from its own 32-bit word,
 /// not the f64 value rounded).
 pub fn fill_uniform_f32(key: RandomKey, start: u64, step: u64, out: &mut [f32]) {
     uniform_f32_at(AesLevel::BEST, &key.round_keys(), start, step, out);
 }
 
-/// out[j] = standard normal value of element start + j·step.
+/// out\[j\] = standard normal value of element start + j·step.
 pub fn fill_standard_normal_f64(key: RandomKey, start: u64, step: u64, out: &mut [f64]) {
     normal_f64_at(AesLevel::BEST, &key.normal_keys(), start, step, out);
 }
 
-/// out[j] = standard normal value of element start + j·step, the f64 value rounded to f32.
+/// out\[j\] = standard normal value of element start + j·step, the f64 value rounded to f32.
 pub fn fill_standard_normal_f32(key: RandomKey, start: u64, step: u64, out: &mut [f32]) {
     normal_f32_at(AesLevel::BEST, &key.normal_keys(), start, step, out);
 }
