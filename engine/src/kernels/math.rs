@@ -1,12 +1,6 @@
-<<<<<<< HEAD
 //! Vectorizable functions over f64 tiles: `sin`, `cos`, `exp`, `ln`, `hypot` and the absolute value
 //! of complex128, for the elementwise kernels. Each is a branch-free lane function (range reduction, then a polynomial)
-//! that the compiler vectorizes over a tile, compiled once per CPU level by [`multiversion!`]; the
-=======
-//! Vectorizable transcendental functions over f64 tiles: `sin`, `cos`, `exp` and `ln`, for the
-//! elementwise kernels. Each is a branch-free lane function (range reduction, then a polynomial)
 //! that the compiler vectorizes over a tile, compiled once per CPU level by `multiversion!`; the
->>>>>>> docs
 //! rare element outside the lane function's range (NaN, ±inf, huge arguments, zero, subnormals,
 //! results that overflow or underflow) is then recomputed by std's libm in a scalar pass.
 //!
