@@ -265,26 +265,33 @@ pub(crate) fn f64_to_u64(v: f64) -> u64 {
     }
 }
 
+/// The items of an [`Element`] impl that tie the type to its `ArrayData` variant (and dtype).
+macro_rules! element_variant {
+    ($variant:ident) => {
+        const DTYPE: DType = DType::$variant;
+        fn wrap(a: ArrayD<Self>) -> ArrayData {
+            ArrayData::$variant(a)
+        }
+        fn unwrap(a: ArrayData) -> Option<ArrayD<Self>> {
+            match a {
+                ArrayData::$variant(a) => Some(a),
+                _ => None,
+            }
+        }
+        fn view(a: &ArrayData) -> Option<&ArrayD<Self>> {
+            match a {
+                ArrayData::$variant(a) => Some(a),
+                _ => None,
+            }
+        }
+    };
+}
+
 /// Element impls for the integer types: conversions between integers wrap, as numpy's `astype`.
 macro_rules! int_element {
     ($t:ty, $variant:ident) => {
         impl Element for $t {
-            const DTYPE: DType = DType::$variant;
-            fn wrap(a: ArrayD<Self>) -> ArrayData {
-                ArrayData::$variant(a)
-            }
-            fn unwrap(a: ArrayData) -> Option<ArrayD<Self>> {
-                match a {
-                    ArrayData::$variant(a) => Some(a),
-                    _ => None,
-                }
-            }
-            fn view(a: &ArrayData) -> Option<&ArrayD<Self>> {
-                match a {
-                    ArrayData::$variant(a) => Some(a),
-                    _ => None,
-                }
-            }
+            element_variant!($variant);
             fn to_f64(self) -> f64 {
                 self as f64
             }
@@ -360,22 +367,7 @@ int_element!(u64, U64);
 macro_rules! float_element {
     ($t:ty, $variant:ident, |$v:ident| $re:expr, $truth:expr, $c128:expr) => {
         impl Element for $t {
-            const DTYPE: DType = DType::$variant;
-            fn wrap(a: ArrayD<Self>) -> ArrayData {
-                ArrayData::$variant(a)
-            }
-            fn unwrap(a: ArrayData) -> Option<ArrayD<Self>> {
-                match a {
-                    ArrayData::$variant(a) => Some(a),
-                    _ => None,
-                }
-            }
-            fn view(a: &ArrayData) -> Option<&ArrayD<Self>> {
-                match a {
-                    ArrayData::$variant(a) => Some(a),
-                    _ => None,
-                }
-            }
+            element_variant!($variant);
             fn to_f64(self) -> f64 {
                 let $v = self;
                 ($re) as f64
@@ -431,22 +423,7 @@ float_element!(
 );
 
 impl Element for bool {
-    const DTYPE: DType = DType::Bool;
-    fn wrap(a: ArrayD<Self>) -> ArrayData {
-        ArrayData::Bool(a)
-    }
-    fn unwrap(a: ArrayData) -> Option<ArrayD<Self>> {
-        match a {
-            ArrayData::Bool(a) => Some(a),
-            _ => None,
-        }
-    }
-    fn view(a: &ArrayData) -> Option<&ArrayD<Self>> {
-        match a {
-            ArrayData::Bool(a) => Some(a),
-            _ => None,
-        }
-    }
+    element_variant!(Bool);
     fn to_f64(self) -> f64 {
         self as u8 as f64
     }

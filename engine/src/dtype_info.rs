@@ -163,19 +163,8 @@ pub fn isdtype(dtype: DType, kind: DTypeKind) -> bool {
 mod tests {
     use super::*;
 
-    const ALL: [DType; 8] = [
-        DType::Bool,
-        DType::I32,
-        DType::I64,
-        DType::U8,
-        DType::U64,
-        DType::F32,
-        DType::F64,
-        DType::C128,
-    ];
-
     /// numpy 2's `np.can_cast(a, b)` for every pair, written out from numpy (rows: from; columns
-    /// in the order of `ALL`).
+    /// in the same order).
     #[test]
     fn can_cast_matches_numpy_for_every_pair() {
         let numpy: [[u8; 8]; 8] = [
@@ -188,8 +177,18 @@ mod tests {
             [0, 0, 0, 0, 0, 0, 1, 1], // float64
             [0, 0, 0, 0, 0, 0, 0, 1], // complex128
         ];
-        for (i, &from) in ALL.iter().enumerate() {
-            for (j, &to) in ALL.iter().enumerate() {
+        let order = [
+            DType::Bool,
+            DType::I32,
+            DType::I64,
+            DType::U8,
+            DType::U64,
+            DType::F32,
+            DType::F64,
+            DType::C128,
+        ];
+        for (i, &from) in order.iter().enumerate() {
+            for (j, &to) in order.iter().enumerate() {
                 assert_eq!(can_cast(from, to), numpy[i][j] == 1, "{from} -> {to}");
             }
         }
@@ -223,7 +222,7 @@ mod tests {
 
     #[test]
     fn kinds_partition_the_types() {
-        for d in ALL {
+        for d in DType::ALL {
             let integral = isdtype(d, DTypeKind::Integral);
             assert_eq!(
                 integral,

@@ -31,6 +31,18 @@ pub enum DType {
 }
 
 impl DType {
+    /// Every dtype, in a fixed order (bool, the integers, the floats, complex128).
+    pub const ALL: [DType; 8] = [
+        DType::Bool,
+        DType::I32,
+        DType::U8,
+        DType::U64,
+        DType::I64,
+        DType::F32,
+        DType::F64,
+        DType::C128,
+    ];
+
     /// Size of one element in bytes.
     pub fn size(self) -> usize {
         match self {

@@ -209,6 +209,21 @@ fn write_line(start: Instant, p: &ProgressSnapshot) {
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 
+/// The counts of one plain progress line (`[00:00:03] 12/30 tasks (40%) …` gives `(12, 30, 40)`),
+/// `None` for any other line: for programs (and tests) that follow a log the bar writes. It sits
+/// beside the writer so that the two read the same format.
+pub fn parse_line(line: &str) -> Option<(u64, u64, u64)> {
+    let rest = line.strip_prefix('[')?.split_once("] ")?.1;
+    let (counts, rest) = rest.split_once(" tasks (")?;
+    let (done, total) = counts.split_once('/')?;
+    let percent = rest.split_once("%)")?.0;
+    Some((
+        done.parse().ok()?,
+        total.parse().ok()?,
+        percent.parse().ok()?,
+    ))
+}
+
 /// "12.5 MB · mean 3/16": bytes produced so far, and the unfinished layer with the most tasks left.
 fn summary(p: &ProgressSnapshot) -> String {
     let bytes = indicatif::HumanBytes(p.bytes());
@@ -227,6 +242,20 @@ fn summary(p: &ProgressSnapshot) -> String {
 mod tests {
     use super::*;
     use crate::exec::LayerProgress;
+
+    #[test]
+    fn plain_lines_parse_and_other_lines_do_not() {
+        let line = "[00:01:03] 12/30 tasks (40%) 1.00 MiB · sum 2/8";
+        assert_eq!(parse_line(line), Some((12, 30, 40)));
+        for other in [
+            "",
+            "warning: slow",
+            "[00:00:01] x/30 tasks (1%)",
+            "[00:00:01] 1/2 tasks",
+        ] {
+            assert_eq!(parse_line(other), None, "{other}");
+        }
+    }
 
     #[test]
     fn the_message_names_the_layer_with_most_left() {

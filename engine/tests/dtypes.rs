@@ -9,16 +9,7 @@ use common::*;
 use ndarray::{ArrayD, IxDyn, arr1};
 use tessera::{Array, ArrayData, DType, Error, Scalar, ZarrOptions, from_array};
 
-const ALL: [DType; 8] = [
-    DType::Bool,
-    DType::I32,
-    DType::U8,
-    DType::U64,
-    DType::I64,
-    DType::F32,
-    DType::F64,
-    DType::C128,
-];
+const ALL: [DType; 8] = DType::ALL;
 
 #[test]
 fn promotion_table_matches_numpy() {

@@ -358,7 +358,7 @@ fn bitwise_functions_and_shifts_on_integers_and_bools() {
     );
     check(&x.bitwise_and(255i64).unwrap(), &a.mapv(|p| p & 255));
     check(&x.bitwise_or(&x).unwrap(), &a);
-    check(&x.bitwise_xor(&x).unwrap(), &a.mapv(|_| 0));
+    check(&x.bitwise_xor(&x).unwrap(), &a.mapv(|_| 0i64));
     // numpy: 1 << 3 on bools computes in an integer type (int8 there, int64 here).
     let t = from_array(arr1(&[true, false]).into_dyn(), [1]).unwrap();
     let got = t.left_shift(3i64).unwrap();

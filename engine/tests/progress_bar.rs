@@ -33,21 +33,11 @@ fn slow_array(pause: Duration) -> tessera::Array {
     .unwrap()
 }
 
-/// Lines of the form `[hh:mm:ss] done/total tasks (p%) …`: (done, total, percent).
+/// The progress lines among `stderr`'s: (done, total, percent).
 fn progress_lines(stderr: &str) -> Vec<(u64, u64, u64)> {
     stderr
         .lines()
-        .filter_map(|l| {
-            let rest = l.strip_prefix('[')?.split_once("] ")?.1;
-            let (counts, rest) = rest.split_once(" tasks (")?;
-            let (done, total) = counts.split_once('/')?;
-            let percent = rest.split_once("%)")?.0;
-            Some((
-                done.parse().ok()?,
-                total.parse().ok()?,
-                percent.parse().ok()?,
-            ))
-        })
+        .filter_map(tessera::progress_bar::parse_line)
         .collect()
 }
 

@@ -76,7 +76,7 @@ def write(out):
                 z[...] = a
                 np.save(out / f"{name}.npy", a)
     # An int32 array: tessera refuses it with an error naming the data type.
-    z = zarr.create_array(store=str(out / "unsupported-int32.zarr"), shape=(4,), chunks=(2,), dtype="int32", zarr_format=3)
+    z = zarr.create_array(store=str(out / "unsupported-int16.zarr"), shape=(4,), chunks=(2,), dtype="int16", zarr_format=3)
     z[...] = np.arange(4, dtype=np.int32)
 
 

@@ -1105,16 +1105,7 @@ mod tests {
     #[test]
     fn round_trips_every_dtype_and_rank() {
         let dir = tempfile::tempdir().unwrap();
-        for dtype in [
-            DType::Bool,
-            DType::I32,
-            DType::U8,
-            DType::U64,
-            DType::I64,
-            DType::F32,
-            DType::F64,
-            DType::C128,
-        ] {
+        for dtype in DType::ALL {
             for &shape in SHAPES {
                 let path = dir.path().join(format!("{dtype}_{}.npy", shape.len()));
                 let data = sample(dtype, shape);

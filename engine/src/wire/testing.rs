@@ -64,16 +64,7 @@ pub(super) fn all_reductions() -> Vec<Reduction> {
 }
 
 pub(super) fn all_dtypes() -> Vec<DType> {
-    let all = vec![
-        DType::Bool,
-        DType::I32,
-        DType::U8,
-        DType::U64,
-        DType::I64,
-        DType::F32,
-        DType::F64,
-        DType::C128,
-    ];
+    let all = DType::ALL.to_vec();
     for d in &all {
         match d {
             DType::Bool
