@@ -19,10 +19,14 @@ fn worker() -> Command {
     }
     cmd.env_remove("RUST_LOG");
     // The default secret file goes under this directory, not the user's own.
-    cmd.env(
-        "XDG_CONFIG_HOME",
-        std::env::temp_dir().join("tessera-worker-cli-tests"),
-    );
+    let home = std::env::temp_dir().join("tessera-worker-cli-tests");
+    cmd.env("XDG_CONFIG_HOME", &home);
+    // A temporary directory of its own: at start-up a worker removes the spill directories that
+    // killed workers left in its temporary directory and logs each one, and workers that other test
+    // binaries kill on purpose would add such lines to the one-line errors checked here.
+    let tmp = home.join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    cmd.env("TMPDIR", tmp);
     cmd
 }
 
