@@ -13,7 +13,8 @@
 //! [`super::memory::default_memory_limit`]). The executor knows the bytes of every chunk it holds and,
 //! before starting a task, the bytes of its output from the layer's metadata. Past
 //! [`super::memory::TARGET_FRACTION`] of the limit it spills the least recently used array chunks that
-//! no running task reads ([`super::spill`]) and reads them back when a task needs them; a task that
+//! no running task reads ([`super::spill`]) and reads them back when a task needs them (keeping the
+//! file, so spilling the chunk again writes nothing); a task that
 //! would take memory past the limit waits for running tasks to finish (it runs alone if nothing
 //! else is running). A job with a task that cannot fit even alone (by the plan-time estimate of
 //! [`crate::graph::estimate`], the scheduler's figures) fails before anything runs, with an error
@@ -40,7 +41,7 @@ use std::time::Duration;
 
 use super::OutputSink;
 use super::cancel::{self, CancelToken};
-use super::memory::{TARGET_FRACTION, default_memory_limit};
+use super::memory::{TARGET_FRACTION, bound_allocator, default_memory_limit};
 use super::progress::{LayerProgress, Progress, ProgressWriter};
 use super::spill::{self, SpillDir};
 use crate::data::ChunkValue;
@@ -120,6 +121,8 @@ struct State {
     spilled_bytes: usize,
     /// Bytes of the chunks in spill storage now (still to be read or released).
     on_disk_bytes: usize,
+    /// Chunks whose spill file is kept after being read back: spilling one again writes nothing.
+    has_file: Vec<bool>,
     /// Tasks done and bytes produced, per layer of the graph.
     layer_done: Vec<(u64, u64)>,
 }
@@ -198,15 +201,18 @@ impl State {
                 continue;
             }
             let path = self.spill.path(id)?;
-            let Some(_) = spill::write(&path, v)? else {
-                continue;
-            };
             let bytes = v.nbytes();
+            if !self.has_file[id as usize] {
+                let Some(_) = spill::write(&path, v)? else {
+                    continue;
+                };
+                self.has_file[id as usize] = true;
+                self.spilled_chunks += 1;
+                self.spilled_bytes += bytes;
+            }
             self.values[id as usize] = Slot::Spilled(path, bytes);
             self.held_bytes -= bytes;
             self.on_disk_bytes += bytes;
-            self.spilled_chunks += 1;
-            self.spilled_bytes += bytes;
         }
         self.lru.extend(skipped);
         Ok(())
@@ -218,6 +224,11 @@ impl State {
             Slot::Memory(v) => {
                 self.held_bytes -= v.nbytes();
                 self.lru.remove(&(self.last_use[id as usize], id));
+                if self.has_file[id as usize]
+                    && let Ok(path) = self.spill.path(id)
+                {
+                    let _ = std::fs::remove_file(path);
+                }
             }
             Slot::Spilled(path, bytes) => {
                 self.on_disk_bytes -= bytes;
@@ -328,6 +339,8 @@ impl LocalExecutor {
             },
         };
         run.check()?;
+        // Resident memory follows the bytes held only if freed chunks leave the process.
+        bound_allocator();
         let n = tg.tasks.len();
         let mut readers = vec![0u32; n];
         let mut consumers: Vec<SmallVec<[u32; 2]>> = vec![SmallVec::new(); n];
@@ -431,6 +444,7 @@ impl LocalExecutor {
             spilled_chunks: 0,
             spilled_bytes: 0,
             on_disk_bytes: 0,
+            has_file: vec![false; n],
             layer_done: vec![(0, 0); layers.len()],
         });
         let wake = Condvar::new();
