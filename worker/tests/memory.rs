@@ -303,7 +303,10 @@ fn a_512_mib_worker_rechunks_2_gib_from_row_bands_to_column_bands() {
         assert_close(s, row_term + n as f64 * j as f64 / 1000.0, "column sum");
     }
     let peak = peak_rss_bytes(cluster.workers[0].id());
-    eprintln!("2 GiB rechunk of a file, 512 MiB worker: peak RSS {} MiB", peak / MIB);
+    eprintln!(
+        "2 GiB rechunk of a file, 512 MiB worker: peak RSS {} MiB",
+        peak / MIB
+    );
     assert!(peak <= 512 * MIB + SLACK, "peak {} MiB", peak / MIB);
 }
 

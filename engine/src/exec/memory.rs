@@ -31,7 +31,10 @@ pub fn bound_allocator() {
         if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
             // SAFETY: mallopt only changes the allocator's tuning and is thread-safe in glibc.
             unsafe {
-                libc::mallopt(libc::M_MMAP_THRESHOLD, ALLOCATOR_MMAP_THRESHOLD as libc::c_int);
+                libc::mallopt(
+                    libc::M_MMAP_THRESHOLD,
+                    ALLOCATOR_MMAP_THRESHOLD as libc::c_int,
+                );
             }
         }
     });
