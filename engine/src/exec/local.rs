@@ -4,7 +4,8 @@
 //! next group's leaves, a reduction holds about threads × chunk size, not the whole array. A ready
 //! task that is the last reader of a held chunk goes first: it frees memory, so a chunk read by two
 //! reductions (`x.mean(0)` and `x.std(0)`) waits for one task, not for the rest of the pass. When
-//! memory is short (past the target fraction below), a ready task that reads chunks goes before a
+//! memory is short (what the run holds in memory and in spill files past the target fraction
+//! below), a ready task that reads chunks goes before a
 //! source, as the scheduler's policy does: in an all-to-all rechunk each loaded source chunk is then
 //! cut into all its pieces and released before the next is loaded, so the pieces are spilled (at
 //! most) once, where the depth-first order alone loads every source again for each target chunk.
