@@ -551,11 +551,11 @@ fn an_all_to_all_rechunk_four_times_the_limit_completes_within_it() {
     // The oracle: plain loops over the values the file holds, doubled.
     let mut want_cols = vec![0f64; n];
     let mut want_rows = vec![0f64; n];
-    for i in 0..n {
-        for j in 0..n {
+    for (i, row) in want_rows.iter_mut().enumerate() {
+        for (j, col) in want_cols.iter_mut().enumerate() {
             let v = 2.0 * grid_value(i, j);
-            want_cols[j] += v;
-            want_rows[i] += v;
+            *col += v;
+            *row += v;
         }
     }
     assert_eq!(field("COLS "), want_cols, "column sums");

@@ -363,10 +363,11 @@ fn a_128_mib_worker_rechunks_a_computed_512_mib_array_through_pieces_within_its_
         .collect();
     let seconds = start.elapsed().as_secs_f64();
     let (mut cols, mut rows) = (vec![0f64; n], vec![0f64; n]);
-    for i in 0..n {
-        for j in 0..n {
-            cols[j] += 2.0 * grid_value(i, j);
-            rows[i] += 2.0 * grid_value(i, j);
+    for (i, row) in rows.iter_mut().enumerate() {
+        for (j, col) in cols.iter_mut().enumerate() {
+            let v = 2.0 * grid_value(i, j);
+            *col += v;
+            *row += v;
         }
     }
     assert_eq!(got[0], cols, "column sums");
