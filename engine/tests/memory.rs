@@ -565,7 +565,7 @@ fn an_all_to_all_rechunk_four_times_the_limit_completes_within_it() {
     eprintln!(
         "all-to-all rechunk of {} MiB in {} MiB: {:.1} s, peak RSS {} MiB, spilled {} MiB, \
          {tasks} rechunk tasks",
-        n * n * 8 >> 20,
+        (n * n * 8) >> 20,
         RECHUNK_LIMIT >> 20,
         start.elapsed().as_secs_f64(),
         hwm_kib >> 10,
