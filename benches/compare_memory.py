@@ -7,7 +7,10 @@ holding x[i, j] = (i mod 7) + j / 1000, so every answer is checked against a clo
 * hold_then_reduce: `(x - x.mean()).std()` in --hold-chunk² chunks (2048² = 32 MiB): all of x is
   held (or spilled) until its mean is known;
 * rechunk_rows_cols_npy: x in row bands --band rows high (512: 64 MiB each) rechunked to column
-  bands, then the column sums: every target chunk overlaps every source chunk.
+  bands, then the column sums: every target chunk overlaps every source chunk (tessera reads the
+  file again in column bands; dask's x is an opaque task per band, as a computed array would be);
+* rechunk_rows_cols_computed: the same of 2 * x, whose bands must be cut into pieces and gathered
+  (all-to-all) on both sides.
 
 Each runs on three sides, one run each, in the same invocation:
 
@@ -44,7 +47,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 RELEASE = REPO / "target" / "release"
 EXAMPLE = RELEASE / "examples" / "memory"
-WORKLOADS = ("hold_then_reduce", "rechunk_rows_cols_npy")
+WORKLOADS = ("hold_then_reduce", "rechunk_rows_cols_npy", "rechunk_rows_cols_computed")
 MIB = 1 << 20
 
 # Runs in the --python interpreter: `python -c DASK '<json config>'`; prints one JSON line.
@@ -115,6 +118,8 @@ if __name__ == "__main__":
     else:
         b = cfg["band"]
         x = from_npy(cfg["path"], n, b, n)
+        if cfg["workload"] == "rechunk_rows_cols_computed":
+            x = 2 * x
         value = float(np.mean(x.rechunk((n, b)).sum(axis=0).compute()))
     seconds = time.perf_counter() - start
     me = os.getpid()
@@ -259,6 +264,8 @@ def expected(workload: str, n: int) -> float:
     var = lambda v: sum((a - mean(v)) ** 2 for a in v) / len(v)
     if workload == "hold_then_reduce":
         return (var(rows) + var(cols)) ** 0.5
+    if workload == "rechunk_rows_cols_computed":
+        return 2 * n * (mean(rows) + mean(cols))
     return n * (mean(rows) + mean(cols))
 
 

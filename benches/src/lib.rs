@@ -260,13 +260,18 @@ pub enum MemoryWorkload {
     /// `x` in row bands rechunked to column bands, then the column sums (`sum(axis=0)`): every
     /// target chunk overlaps every source chunk.
     RechunkRowsCols,
+    /// [`MemoryWorkload::RechunkRowsCols`] of `2 * x`: the rechunk's input is computed, so it cannot
+    /// be re-read from the file in column bands; its row bands are cut into pieces that each column
+    /// band gathers (the all-to-all case, where every piece is held or spilled once).
+    RechunkComputed,
 }
 
 impl MemoryWorkload {
-    /// Both memory workloads.
-    pub const ALL: [MemoryWorkload; 2] = [
+    /// The memory workloads.
+    pub const ALL: [MemoryWorkload; 3] = [
         MemoryWorkload::HoldThenReduce,
         MemoryWorkload::RechunkRowsCols,
+        MemoryWorkload::RechunkComputed,
     ];
 
     /// The name on the command line and in JSON output.
@@ -274,6 +279,7 @@ impl MemoryWorkload {
         match self {
             MemoryWorkload::HoldThenReduce => "hold_then_reduce",
             MemoryWorkload::RechunkRowsCols => "rechunk_rows_cols_npy",
+            MemoryWorkload::RechunkComputed => "rechunk_rows_cols_computed",
         }
     }
 
@@ -294,6 +300,9 @@ impl MemoryWorkload {
                 (&x - &m).std()
             }
             MemoryWorkload::RechunkRowsCols => tessera::from_npy(path, [chunk, n])?
+                .rechunk([n, chunk])?
+                .sum_axis(0),
+            MemoryWorkload::RechunkComputed => (&tessera::from_npy(path, [chunk, n])? * 2.0)
                 .rechunk([n, chunk])?
                 .sum_axis(0),
         }
@@ -352,6 +361,7 @@ pub fn memory_expected(w: MemoryWorkload, n: usize) -> f64 {
     match w {
         MemoryWorkload::HoldThenReduce => (var(&row) + var(&col)).sqrt(),
         MemoryWorkload::RechunkRowsCols => n as f64 * (mean(&row) + mean(&col)),
+        MemoryWorkload::RechunkComputed => 2.0 * n as f64 * (mean(&row) + mean(&col)),
     }
 }
 

@@ -33,7 +33,8 @@ impl Array {
     /// every target chunk overlaps every source chunk) a direct rechunk would read the whole array
     /// per task; instead the source chunks are first split into pieces no larger than either
     /// chunking, grouped as far as the bound allows, and each target chunk gathers only its own
-    /// pieces.
+    /// pieces. An array read straight from a `.npy` file ([`crate::from_npy`]) is instead read again
+    /// in the new chunks, one task per target chunk.
     ///
     /// ```
     /// use tessera::default_rng;
@@ -52,6 +53,19 @@ impl Array {
         let chunks = Chunks::resolve(self.shape(), &chunks.into(), self.dtype())?;
         if &chunks == self.chunks() {
             return Ok(self.clone());
+        }
+        // A `.npy` file reads any box of itself, so rechunking one is reading it in the new chunks:
+        // M tasks of one target chunk each, with no source chunk or piece held between steps (the
+        // all-to-all through pieces must hold or spill the whole array once).
+        if let Op::Npy(source) = &self.0.layer.op {
+            return Array::from_op(
+                Op::Npy(source.clone()),
+                vec![],
+                Some(ArrayMeta {
+                    chunks,
+                    dtype: self.dtype(),
+                }),
+            );
         }
         let step = |from: &Array, chunks: Chunks| {
             Array::from_op(

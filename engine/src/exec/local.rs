@@ -3,13 +3,19 @@
 //! lock, then releases inputs whose last consumer has run. Because a group's combine step outranks the
 //! next group's leaves, a reduction holds about threads × chunk size, not the whole array. A ready
 //! task that is the last reader of a held chunk goes first: it frees memory, so a chunk read by two
-//! reductions (`x.mean(0)` and `x.std(0)`) waits for one task, not for the rest of the pass.
+//! reductions (`x.mean(0)` and `x.std(0)`) waits for one task, not for the rest of the pass. When
+//! memory is short (what the run holds in memory and in spill files past the target fraction
+//! below), a ready task that reads chunks goes before a
+//! source, as the scheduler's policy does: in an all-to-all rechunk each loaded source chunk is then
+//! cut into all its pieces and released before the next is loaded, so the pieces are spilled (at
+//! most) once, where the depth-first order alone loads every source again for each target chunk.
 //!
 //! Memory is bounded by a limit ([`LocalExecutor::with_memory_limit`]; by default
 //! [`super::memory::default_memory_limit`]). The executor knows the bytes of every chunk it holds and,
 //! before starting a task, the bytes of its output from the layer's metadata. Past
 //! [`super::memory::TARGET_FRACTION`] of the limit it spills the least recently used array chunks that
-//! no running task reads ([`super::spill`]) and reads them back when a task needs them; a task that
+//! no running task reads ([`super::spill`]) and reads them back when a task needs them (keeping the
+//! file, so spilling the chunk again writes nothing); a task that
 //! would take memory past the limit waits for running tasks to finish (it runs alone if nothing
 //! else is running). A job with a task that cannot fit even alone (by the plan-time estimate of
 //! [`crate::graph::estimate`], the scheduler's figures) fails before anything runs, with an error
@@ -36,7 +42,7 @@ use std::time::Duration;
 
 use super::OutputSink;
 use super::cancel::{self, CancelToken};
-use super::memory::{TARGET_FRACTION, default_memory_limit};
+use super::memory::{TARGET_FRACTION, bound_allocator, default_memory_limit};
 use super::progress::{LayerProgress, Progress, ProgressWriter};
 use super::spill::{self, SpillDir};
 use crate::data::ChunkValue;
@@ -88,7 +94,10 @@ enum Slot {
 }
 
 struct State {
+    /// Ready tasks that read chunks (consumers).
     ready: BinaryHeap<Reverse<u32>>,
+    /// Ready tasks without inputs (sources): they only add to memory.
+    sources: BinaryHeap<Reverse<u32>>,
     /// Ready tasks that are the last reader of a held chunk (a task may also be in `ready`).
     releasing: BinaryHeap<Reverse<u32>>,
     started: Vec<bool>,
@@ -111,24 +120,57 @@ struct State {
     spill: SpillDir,
     spilled_chunks: usize,
     spilled_bytes: usize,
+    /// Bytes of the chunks in spill storage now (still to be read or released).
+    on_disk_bytes: usize,
+    /// Chunks whose spill file is kept after being read back: spilling one again writes nothing.
+    has_file: Vec<bool>,
     /// Tasks done and bytes produced, per layer of the graph.
     layer_done: Vec<(u64, u64)>,
 }
 
 impl State {
-    /// Takes the next task: a ready last reader of a held chunk first, else the lowest priority number.
-    fn pop(&mut self) -> Option<u32> {
+    /// Takes the next task: a ready last reader of a held chunk first; then, when memory is `short`,
+    /// a consumer before a source (an all-to-all rechunk then cuts each loaded source into its pieces
+    /// and lets it go before loading the next, instead of loading every source for each target
+    /// chunk in turn); else the lowest priority number.
+    fn pop(&mut self, short: bool) -> Option<u32> {
         while let Some(Reverse(id)) = self.releasing.pop() {
             if !self.started[id as usize] {
                 return Some(id);
             }
         }
-        while let Some(Reverse(id)) = self.ready.pop() {
-            if !self.started[id as usize] {
-                return Some(id);
+        let started = &self.started;
+        let head = |heap: &mut BinaryHeap<Reverse<u32>>| {
+            while let Some(&Reverse(id)) = heap.peek() {
+                if !started[id as usize] {
+                    return Some(id);
+                }
+                heap.pop();
             }
+            None
+        };
+        let (consumer, source) = (head(&mut self.ready), head(&mut self.sources));
+        let from_sources = match (consumer, source) {
+            (None, None) => return None,
+            (Some(_), None) => false,
+            (None, Some(_)) => true,
+            (Some(c), Some(s)) => !short && s < c,
+        };
+        let heap = if from_sources {
+            &mut self.sources
+        } else {
+            &mut self.ready
+        };
+        heap.pop().map(|Reverse(id)| id)
+    }
+
+    /// Puts ready task `id` back in line (its heap by whether it reads anything).
+    fn push_ready(&mut self, id: u32, has_deps: bool) {
+        if has_deps {
+            self.ready.push(Reverse(id));
+        } else {
+            self.sources.push(Reverse(id));
         }
-        None
     }
 
     /// Whether ready task `id` is the last reader of one of its (held) inputs.
@@ -160,14 +202,18 @@ impl State {
                 continue;
             }
             let path = self.spill.path(id)?;
-            let Some(_) = spill::write(&path, v)? else {
-                continue;
-            };
             let bytes = v.nbytes();
+            if !self.has_file[id as usize] {
+                let Some(_) = spill::write(&path, v)? else {
+                    continue;
+                };
+                self.has_file[id as usize] = true;
+                self.spilled_chunks += 1;
+                self.spilled_bytes += bytes;
+            }
             self.values[id as usize] = Slot::Spilled(path, bytes);
             self.held_bytes -= bytes;
-            self.spilled_chunks += 1;
-            self.spilled_bytes += bytes;
+            self.on_disk_bytes += bytes;
         }
         self.lru.extend(skipped);
         Ok(())
@@ -179,8 +225,14 @@ impl State {
             Slot::Memory(v) => {
                 self.held_bytes -= v.nbytes();
                 self.lru.remove(&(self.last_use[id as usize], id));
+                if self.has_file[id as usize]
+                    && let Ok(path) = self.spill.path(id)
+                {
+                    let _ = std::fs::remove_file(path);
+                }
             }
-            Slot::Spilled(path, _) => {
+            Slot::Spilled(path, bytes) => {
+                self.on_disk_bytes -= bytes;
                 let _ = std::fs::remove_file(path);
             }
             Slot::Empty => {}
@@ -288,6 +340,8 @@ impl LocalExecutor {
             },
         };
         run.check()?;
+        // Resident memory follows the bytes held only if freed chunks leave the process.
+        bound_allocator();
         let n = tg.tasks.len();
         let mut readers = vec![0u32; n];
         let mut consumers: Vec<SmallVec<[u32; 2]>> = vec![SmallVec::new(); n];
@@ -362,7 +416,7 @@ impl LocalExecutor {
         let out_bytes = |id: u32| -> usize {
             usize::try_from(estimate::output_bytes(tg, id)).unwrap_or(usize::MAX)
         };
-        let ready: BinaryHeap<Reverse<u32>> = tg
+        let sources: BinaryHeap<Reverse<u32>> = tg
             .tasks
             .iter()
             .enumerate()
@@ -370,7 +424,8 @@ impl LocalExecutor {
             .map(|(i, _)| Reverse(i as u32))
             .collect();
         let state = Mutex::new(State {
-            ready,
+            ready: BinaryHeap::new(),
+            sources,
             releasing: BinaryHeap::new(),
             started: vec![false; n],
             waiting_on: tg.tasks.iter().map(|t| t.deps.len() as u32).collect(),
@@ -389,6 +444,8 @@ impl LocalExecutor {
             spill: SpillDir::new(self.spill_dir.clone()),
             spilled_chunks: 0,
             spilled_bytes: 0,
+            on_disk_bytes: 0,
+            has_file: vec![false; n],
             layer_done: vec![(0, 0); layers.len()],
         });
         let wake = Condvar::new();
@@ -396,7 +453,10 @@ impl LocalExecutor {
         // Takes the next task that fits in memory, marks it started and gathers its inputs (read
         // back from spill storage where needed); None when the run is over.
         let admit = |s: &mut State, inputs: &mut Vec<Arc<ChunkValue>>| -> Result<Option<u32>> {
-            let Some(id) = s.pop() else {
+            // Short by what the job holds in memory and on disk: once chunks have been spilled to
+            // stay under the target, memory stays short until they are consumed.
+            let short = s.held_bytes + s.reserved_bytes + s.on_disk_bytes > goal;
+            let Some(id) = s.pop(short) else {
                 return Ok(None);
             };
             let task = &tg.tasks[id as usize];
@@ -435,7 +495,7 @@ impl LocalExecutor {
                 s.spill_until(limit, extra, &task.deps)?;
                 if s.held_bytes + s.reserved_bytes + extra > limit && s.running > 0 {
                     // Wait for running tasks to free memory; the task stays first in line.
-                    s.ready.push(Reverse(id));
+                    s.push_ready(id, !task.deps.is_empty());
                     if s.releases(&task.deps) {
                         s.releasing.push(Reverse(id));
                     }
@@ -450,8 +510,10 @@ impl LocalExecutor {
             for &d in &task.deps {
                 let v = match &s.values[d as usize] {
                     Slot::Memory(v) => v.clone(),
-                    Slot::Spilled(path, _) => {
+                    Slot::Spilled(path, bytes) => {
+                        let bytes = *bytes;
                         let v = Arc::new(spill::read(path)?);
+                        s.on_disk_bytes -= bytes;
                         s.held_bytes += v.nbytes();
                         s.peak_bytes = s.peak_bytes.max(s.held_bytes);
                         s.values[d as usize] = Slot::Memory(v.clone());

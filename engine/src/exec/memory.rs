@@ -12,6 +12,34 @@ pub const MEMORY_LIMIT_ENV: &str = "TESSERA_MEMORY_LIMIT";
 /// least recently used chunks that no running task needs.
 pub const TARGET_FRACTION: f64 = 0.6;
 
+/// Allocations of at least this many bytes get their own pages from the system (glibc's
+/// `M_MMAP_THRESHOLD`), set by [`bound_allocator`].
+pub const ALLOCATOR_MMAP_THRESHOLD: usize = 128 << 10;
+
+/// Makes freed chunk buffers go back to the system at once, so that a process's resident memory
+/// follows the bytes it holds. glibc raises its mmap threshold each time a large block is freed
+/// (up to 32 MiB), after which chunks come from heap arenas whose freed middles stay resident:
+/// measured on an all-to-all rechunk under a 128 MiB limit, holding at most 112 MiB peaked at
+/// 230–280 MiB RSS, and at 129 MiB with the threshold fixed. Fixing it at
+/// [`ALLOCATOR_MMAP_THRESHOLD`] (glibc's starting value) keeps every chunk in pages of its own.
+/// Called by the local executor and the worker; it does nothing where the allocator is not glibc's,
+/// or when `MALLOC_MMAP_THRESHOLD_` is set (the user's own choice stands). Idempotent.
+pub fn bound_allocator() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
+            // SAFETY: mallopt only changes the allocator's tuning and is thread-safe in glibc.
+            unsafe {
+                libc::mallopt(
+                    libc::M_MMAP_THRESHOLD,
+                    ALLOCATOR_MMAP_THRESHOLD as libc::c_int,
+                );
+            }
+        }
+    });
+}
+
 /// Bytes of a size written as a number with an optional unit: `B`, decimal `kB MB GB TB` (also `K M
 /// G T`), binary `KiB MiB GiB TiB`; case-insensitive, spaces allowed, a fractional number allowed.
 ///

@@ -149,11 +149,10 @@ fn elements<T>(
     Ok(out)
 }
 
-/// Reads back (and deletes) a chunk written by [`write`].
+/// Reads back a chunk written by [`write`]. The file stays: the chunk may be spilled again, with
+/// nothing to write; the executor deletes the file when the chunk is released.
 pub(crate) fn read(path: &Path) -> Result<ChunkValue> {
-    let result = read_file(path);
-    let _ = fs::remove_file(path);
-    result
+    read_file(path)
 }
 
 fn read_file(path: &Path) -> Result<ChunkValue> {
@@ -341,7 +340,7 @@ mod tests {
                 }
             };
             assert_eq!(bits(&back), bits(&a), "chunk {i}");
-            assert!(!p.exists(), "read removes the file");
+            assert!(p.exists(), "read keeps the file, for a second spill");
         }
         let d = dir.dir.clone().unwrap();
         drop(dir);

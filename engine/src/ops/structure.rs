@@ -321,8 +321,9 @@ pub fn rechunk_task_bytes(src: &Chunks, dst: &Chunks, itemsize: usize) -> usize 
 /// `max_task_bytes` done directly (row bands to column bands: each column band reads every row
 /// band), or None when the direct rechunk fits. Per axis the intermediate takes the finer of the two
 /// chunkings, so the split step cuts each source chunk into pieces and the merge step gathers only
-/// the pieces of its own target chunk; then adjacent pieces are grouped, doubling along one axis at a
-/// time while both steps stay within the bound, which brings the task count toward N + M.
+/// the pieces of its own target chunk; then adjacent pieces are grouped, a quarter more along each
+/// axis in turn while both steps stay within the bound (not doubling, which can stop at half the size
+/// the bound allows: four times the pieces in 2-d), which brings the task count toward N + M.
 pub fn rechunk_intermediate(
     src: &Chunks,
     dst: &Chunks,
@@ -362,7 +363,9 @@ pub fn rechunk_intermediate(
                 continue;
             }
             let mut g = group.clone();
-            g[axis] = (g[axis] * 2).min(base[axis].len());
+            // A quarter more (at least one): fine enough to come close to the bound, few enough
+            // steps for an axis of a million chunks.
+            g[axis] = (g[axis] + (g[axis] / 4).max(1)).min(base[axis].len());
             if fits(&grouped(&g)) {
                 group = g;
                 grew = true;

@@ -631,11 +631,14 @@ impl Worker {
             .saturating_sub(self.queued_bytes)
     }
 
-    /// Whether its memory is short: what it holds and has booked is past `config.memory_short` of
-    /// its limit. Then tasks that release memory go first.
+    /// Whether its memory is short: what it holds (in memory or spilled) and has booked is past
+    /// `config.memory_short` of its limit. Then tasks that release memory go first. Spilled chunks
+    /// count: a worker that spilled to stay under its target is still short until they are consumed,
+    /// and loading more sources then only spills more (an all-to-all rechunk would otherwise load
+    /// every source again for each target chunk, re-reading spilled ones each time).
     pub fn memory_short(&self, config: &Config) -> bool {
         self.memory_limit > 0
-            && (self.resident_bytes().saturating_add(self.queued_bytes) as f64)
+            && (self.held_bytes.saturating_add(self.queued_bytes) as f64)
                 > config.memory_short * self.memory_limit as f64
     }
 

@@ -1698,6 +1698,46 @@ fn when_memory_is_short_tasks_reading_held_chunks_go_before_sources() {
 }
 
 #[test]
+fn memory_stays_short_while_spilled_chunks_wait_so_readers_still_go_before_sources() {
+    // 20000 bytes again, but after every task the worker reports it spilled all it holds: its
+    // memory is nearly empty, yet the spilled chunks of `x` are still live, so the transposes that
+    // read them go before the sources of `y` (which would only push more of `x` to disk).
+    let mut env = TestEnv::new();
+    env.memory_limit = 20_000;
+    env.chunk_bytes = CHUNK;
+    env.join(W1, 1);
+    env.deliver();
+    env.submit_with(J1, held_then_read_graph(), false);
+    env.deliver();
+    let mut order = Vec::new();
+    while let Some((_, t)) = env.finish_next(W1) {
+        order.push(t);
+        let held = env.state.workers()[0].bytes_held;
+        on_heartbeat(
+            &mut env.state,
+            &mut env.out,
+            env.now,
+            W1,
+            WorkerMemory {
+                bytes_spilled: held,
+                ..WorkerMemory::default()
+            },
+        );
+        env.checked();
+        env.deliver();
+    }
+    assert_eq!(order.len(), 48, "every task ran");
+    // With plenty of memory every source of `y` runs before any transpose; here all but the last
+    // transpose run before the first source (measured: 15 of 16).
+    let first_source = order.iter().position(|t| (16..32).contains(t)).unwrap();
+    let readers_before = order[..first_source]
+        .iter()
+        .filter(|t| (32..48).contains(*t))
+        .count();
+    assert!(readers_before >= 15, "{order:?}");
+}
+
+#[test]
 fn layer_progress_and_task_counts_follow_the_tasks() {
     let mut env = TestEnv::with_workers(&[1, 1]);
     let graph = mean_graph();

@@ -139,6 +139,9 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
+    // Freed chunks go back to the system at once, so the process's resident memory follows the
+    // bytes its store accounts for (see the function for what glibc does otherwise).
+    tessera::exec::memory::bound_allocator();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
