@@ -540,7 +540,10 @@ fn weighted_choice_follows_its_weights_on_any_chunking() {
     let total: f64 = w.iter().sum();
     let drawn = rng.choice_weighted(w.len(), N, true, &w, [4096]).unwrap();
     let x = i64s(&drawn);
-    assert!(x.iter().all(|&k| (0..7).contains(&k) && w[k as usize] > 0.0));
+    assert!(
+        x.iter()
+            .all(|&k| (0..7).contains(&k) && w[k as usize] > 0.0)
+    );
     assert_fits_pmf("choice p", &x, 0, 6, |k| {
         if (0..7).contains(&k) {
             w[k as usize] / total
@@ -566,7 +569,11 @@ fn weighted_choice_follows_its_weights_on_any_chunking() {
     let one = LocalExecutor::with_threads(1).unwrap();
     let two = LocalExecutor::with_threads(2).unwrap();
     let reference = bits(&drawn, &one);
-    for chunks in [vec![vec![N]], vec![vec![333; N / 333]], vec![vec![7, N - 7]]] {
+    for chunks in [
+        vec![vec![N]],
+        vec![vec![333; N / 333]],
+        vec![vec![7, N - 7]],
+    ] {
         let mut chunks = chunks;
         let covered: usize = chunks[0].iter().sum();
         if covered < N {
@@ -576,7 +583,10 @@ fn weighted_choice_follows_its_weights_on_any_chunking() {
         assert_eq!(reference, bits(&y, &two));
     }
     // A single non-zero weight is always drawn, even at the end of the table.
-    let last = i64s(&rng.choice_weighted(4, 500, true, &[0.0, 0.0, 0.0, 1e-300], [64]).unwrap());
+    let last = i64s(
+        &rng.choice_weighted(4, 500, true, &[0.0, 0.0, 0.0, 1e-300], [64])
+            .unwrap(),
+    );
     assert_eq!(last, vec![3; 500]);
     // choice_from_weighted takes the elements at those positions.
     let v = tessera::arange(100i64, 107, 1, [3]).unwrap();
@@ -605,7 +615,11 @@ fn weighted_choice_without_replacement() {
     let mut first = Vec::new();
     let mut second_after_4 = Vec::new();
     for seed in 0..seeds {
-        let s = i64s(&default_rng(seed).choice_weighted(5, 2, false, &w, [2]).unwrap());
+        let s = i64s(
+            &default_rng(seed)
+                .choice_weighted(5, 2, false, &w, [2])
+                .unwrap(),
+        );
         assert_ne!(s[0], s[1]);
         first.push(s[0]);
         if s[0] == 4 {
@@ -613,10 +627,18 @@ fn weighted_choice_without_replacement() {
         }
     }
     assert_fits_pmf("first pick", &first, 0, 4, |k| {
-        if (0..5).contains(&k) { w[k as usize] / total } else { 0.0 }
+        if (0..5).contains(&k) {
+            w[k as usize] / total
+        } else {
+            0.0
+        }
     });
     assert_fits_pmf("second pick after 4", &second_after_4, 0, 3, |k| {
-        if (0..4).contains(&k) { w[k as usize] / (total - 4.0) } else { 0.0 }
+        if (0..4).contains(&k) {
+            w[k as usize] / (total - 4.0)
+        } else {
+            0.0
+        }
     });
     // choice_from_weighted takes the elements at those positions.
     let v = tessera::arange(10i64, 15, 1, [2]).unwrap();
@@ -658,7 +680,10 @@ fn bad_weights_are_refused_by_name() {
         "p has 2 non-zero weights",
     );
     let v = tessera::arange(0i64, 4, 1, [2]).unwrap();
-    refused(rng.choice_from_weighted(&v, 2, true, &[1.0; 3]), "p holds 3");
+    refused(
+        rng.choice_from_weighted(&v, 2, true, &[1.0; 3]),
+        "p holds 3",
+    );
     // Drawing nothing needs no weight.
     assert_eq!(
         i64s(&rng.choice_weighted(0, 0, true, &[], [1]).unwrap()),

@@ -7,9 +7,9 @@
 
 use super::Array;
 use super::creation::source;
+use crate::array::Side;
 use crate::error::{Error, Result};
 use crate::kernels::random::{self, RandomKey};
-use crate::array::Side;
 use crate::meta::{ChunkSpec, DType};
 use crate::ops::{Distribution, LeafKind, ParamF64};
 
@@ -485,7 +485,12 @@ fn check_choice(n: usize, size: usize, replace: bool) -> Result<()> {
 /// positive total, and without replacement at least `size` of them non-zero) and scaled by their
 /// largest, so that their sum cannot overflow.
 fn check_weights(n: usize, size: usize, replace: bool, p: &[f64]) -> Result<Vec<f64>> {
-    let refuse = |reason: String| Err(Error::InvalidArgument { op: "choice", reason });
+    let refuse = |reason: String| {
+        Err(Error::InvalidArgument {
+            op: "choice",
+            reason,
+        })
+    };
     if p.len() != n {
         return refuse(format!(
             "p holds {} weights for a population of {n}",
