@@ -532,3 +532,161 @@ fn the_fused_normal_mean_is_the_tile_paths_and_the_values_mean() {
         assert!((s - plain).abs() < 1e-10, "row {r}: {s} {plain}");
     }
 }
+
+#[test]
+fn weighted_choice_follows_its_weights_on_any_chunking() {
+    let rng = default_rng(12);
+    let w = [0.5, 0.0, 2.0, 1.0, 3.5, 0.0, 3.0];
+    let total: f64 = w.iter().sum();
+    let drawn = rng.choice_weighted(w.len(), N, true, &w, [4096]).unwrap();
+    let x = i64s(&drawn);
+    assert!(
+        x.iter()
+            .all(|&k| (0..7).contains(&k) && w[k as usize] > 0.0)
+    );
+    assert_fits_pmf("choice p", &x, 0, 6, |k| {
+        if (0..7).contains(&k) {
+            w[k as usize] / total
+        } else {
+            0.0
+        }
+    });
+    // The documented definition: numpy's lookup of the uniform array of the same seed in the
+    // cumulative weights, done here with plain code.
+    let u = f64s(&rng.random(&[N], [N]).unwrap());
+    let mut cdf = Vec::new();
+    let mut running = 0.0;
+    for v in w {
+        running += v;
+        cdf.push(running / total);
+    }
+    let oracle: Vec<i64> = u
+        .iter()
+        .map(|&u| cdf.iter().filter(|&&c| c <= u).count() as i64)
+        .collect();
+    assert_eq!(x, oracle);
+    // Chunkings and thread counts do not change a value.
+    let one = LocalExecutor::with_threads(1).unwrap();
+    let two = LocalExecutor::with_threads(2).unwrap();
+    let reference = bits(&drawn, &one);
+    for chunks in [
+        vec![vec![N]],
+        vec![vec![333; N / 333]],
+        vec![vec![7, N - 7]],
+    ] {
+        let mut chunks = chunks;
+        let covered: usize = chunks[0].iter().sum();
+        if covered < N {
+            chunks[0].push(N - covered);
+        }
+        let y = rng.choice_weighted(w.len(), N, true, &w, chunks).unwrap();
+        assert_eq!(reference, bits(&y, &two));
+    }
+    // A single non-zero weight is always drawn, even at the end of the table.
+    let last = i64s(
+        &rng.choice_weighted(4, 500, true, &[0.0, 0.0, 0.0, 1e-300], [64])
+            .unwrap(),
+    );
+    assert_eq!(last, vec![3; 500]);
+    // choice_from_weighted takes the elements at those positions.
+    let v = tessera::arange(100i64, 107, 1, [3]).unwrap();
+    let picked = i64s(&rng.choice_from_weighted(&v, 300, true, &w).unwrap());
+    assert_eq!(picked, x[..300].iter().map(|k| k + 100).collect::<Vec<_>>());
+}
+
+#[test]
+fn weighted_choice_without_replacement() {
+    let w = [1.0, 0.0, 2.0, 3.0, 4.0];
+    let total: f64 = w.iter().sum();
+    // Distinct, never a zero weight; as many as there are non-zero weights may be taken.
+    let rng = default_rng(4);
+    let mut all = i64s(&rng.choice_weighted(5, 4, false, &w, [2]).unwrap());
+    all.sort_unstable();
+    assert_eq!(all, vec![0, 2, 3, 4]);
+    // The definition: the smallest exponential draw over weight first.
+    let e = f64s(&rng.standard_exponential(&[5], [5]).unwrap());
+    let mut order: Vec<usize> = (0..5).filter(|&j| w[j] > 0.0).collect();
+    order.sort_by(|&a, &b| (e[a] / w[a]).total_cmp(&(e[b] / w[b])));
+    let two = i64s(&rng.choice_weighted(5, 2, false, &w, [2]).unwrap());
+    assert_eq!(two, vec![order[0] as i64, order[1] as i64]);
+    // Over many seeds: the first pick has the law p, and the second, given the first is 4, the
+    // renormalized law of the rest (numpy's sequence of draws).
+    let seeds = 6000u64;
+    let mut first = Vec::new();
+    let mut second_after_4 = Vec::new();
+    for seed in 0..seeds {
+        let s = i64s(
+            &default_rng(seed)
+                .choice_weighted(5, 2, false, &w, [2])
+                .unwrap(),
+        );
+        assert_ne!(s[0], s[1]);
+        first.push(s[0]);
+        if s[0] == 4 {
+            second_after_4.push(s[1]);
+        }
+    }
+    assert_fits_pmf("first pick", &first, 0, 4, |k| {
+        if (0..5).contains(&k) {
+            w[k as usize] / total
+        } else {
+            0.0
+        }
+    });
+    assert_fits_pmf("second pick after 4", &second_after_4, 0, 3, |k| {
+        if (0..4).contains(&k) {
+            w[k as usize] / (total - 4.0)
+        } else {
+            0.0
+        }
+    });
+    // choice_from_weighted takes the elements at those positions.
+    let v = tessera::arange(10i64, 15, 1, [2]).unwrap();
+    let picked = i64s(&rng.choice_from_weighted(&v, 2, false, &w).unwrap());
+    assert_eq!(picked, two.iter().map(|k| k + 10).collect::<Vec<_>>());
+}
+
+#[test]
+fn bad_weights_are_refused_by_name() {
+    let rng = default_rng(0);
+    let refused = |r: tessera::Result<Array>, needle: &str| match r {
+        Err(e @ Error::InvalidArgument { op: "choice", .. }) => {
+            assert!(e.to_string().contains(needle), "{e} lacks {needle}")
+        }
+        other => panic!("expected an invalid-argument error, got {other:?}"),
+    };
+    refused(
+        rng.choice_weighted(3, 5, true, &[1.0, 2.0], [5]),
+        "p holds 2 weights for a population of 3",
+    );
+    refused(
+        rng.choice_weighted(3, 5, true, &[1.0, -2.0, 1.0], [5]),
+        "p[1] is -2",
+    );
+    refused(
+        rng.choice_weighted(3, 5, true, &[1.0, 2.0, f64::NAN], [5]),
+        "p[2] is NaN",
+    );
+    refused(
+        rng.choice_weighted(2, 5, true, &[f64::INFINITY, 1.0], [5]),
+        "p[0] is inf",
+    );
+    refused(
+        rng.choice_weighted(2, 5, true, &[0.0, 0.0], [5]),
+        "sum to 0",
+    );
+    refused(
+        rng.choice_weighted(3, 3, false, &[1.0, 0.0, 1.0], [3]),
+        "p has 2 non-zero weights",
+    );
+    let v = tessera::arange(0i64, 4, 1, [2]).unwrap();
+    refused(
+        rng.choice_from_weighted(&v, 2, true, &[1.0; 3]),
+        "p holds 3",
+    );
+    // Drawing nothing needs no weight.
+    assert_eq!(
+        i64s(&rng.choice_weighted(0, 0, true, &[], [1]).unwrap()),
+        Vec::<i64>::new()
+    );
+}

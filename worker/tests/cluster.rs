@@ -61,6 +61,13 @@ fn suite() -> Vec<(&'static str, Array)> {
             "binomial",
             rng.binomial(80, 0.3, &[50, 40], [17, 9]).unwrap(),
         ),
+        // Weighted choice: the uniform source and the weights' cumulative table travel, and the
+        // lookup runs on the worker.
+        (
+            "choice p",
+            rng.choice_weighted(5, 3000, true, &[0.1, 0.0, 2.5, 1.0, 0.4], [700])
+                .unwrap(),
+        ),
         ("matmul x.T @ x", sq.t().matmul(&sq).unwrap()),
         // Diagonal products read one chunk twice.
         ("matmul x @ x", sq.matmul(&sq).unwrap()),

@@ -2,10 +2,12 @@
 //! [`crate::kernels::random`]. Every distribution is a source layer whose element `i` depends only on
 //! the seed, the distribution and `i`, so values never change with the chunking, the thread count,
 //! the executor or the worker; location and scale parameters are elementwise math on the standard
-//! draw, which the optimizer fuses into the same task.
+//! draw, which the optimizer fuses into the same task. Weighted choice is the uniform source looked
+//! up in a cumulative table of the weights built once (`searchsorted`), so it keeps the same promise.
 
 use super::Array;
 use super::creation::source;
+use crate::array::Side;
 use crate::error::{Error, Result};
 use crate::kernels::random::{self, RandomKey};
 use crate::meta::{ChunkSpec, DType};
@@ -319,6 +321,102 @@ impl Generator {
         a.take(&positions, 0)
     }
 
+    /// `size` integers from `0..n` drawn with the probabilities `p` (numpy's
+    /// `choice(n, size, replace, p)`); `p` holds `n` finite, non-negative weights with a positive
+    /// sum and is normalized here (numpy also demands that it sums to 1; any positive total is
+    /// accepted here).
+    ///
+    /// With replacement, numpy's method, lazily: element `i` is the number of cumulative weights
+    /// (normalized once when the graph is built, the last non-zero one set to exactly 1) at or below
+    /// the uniform value of element `i` of [`Generator::random`] with the same seed — a
+    /// [`Array::searchsorted`] of that uniform array in the weights' cumulative table, so element `i`
+    /// depends only on the seed, the weights and `i`, on every chunking and worker. A weight of 0
+    /// is never drawn.
+    ///
+    /// Without replacement (at most as many draws as non-zero weights), worked out when the graph is
+    /// built: the `size` indices with the smallest `e[j] / p[j]`, in increasing order of it, where
+    /// `e` is [`Generator::standard_exponential`] with the same seed (Efraimidis and Spirakis's
+    /// weighted sampling, 2006): the same law as numpy's draw-then-renormalize sequence, with other
+    /// values.
+    ///
+    /// ```
+    /// let rng = tessera::default_rng(3);
+    /// let c = rng.choice_weighted(3, 10_000, true, &[1.0, 0.0, 3.0], [4096]).unwrap();
+    /// let v = c.compute::<i64>().unwrap();
+    /// assert!(v.iter().all(|&k| k == 0 || k == 2));
+    /// let twos = v.iter().filter(|&&k| k == 2).count();
+    /// assert!((7_000..8_000).contains(&twos));
+    /// // The same draws on any chunking.
+    /// let again = rng.choice_weighted(3, 10_000, true, &[1.0, 0.0, 3.0], [999]).unwrap();
+    /// assert_eq!(again.compute::<i64>().unwrap(), v);
+    /// ```
+    pub fn choice_weighted(
+        &self,
+        n: usize,
+        size: usize,
+        replace: bool,
+        p: &[f64],
+        chunks: impl Into<ChunkSpec>,
+    ) -> Result<Array> {
+        let chunks = chunks.into();
+        let weights = check_weights(n, size, replace, p)?;
+        if replace {
+            let cdf = cumulative(&weights);
+            let table = crate::from_array(ndarray::Array1::from(cdf).into_dyn(), [n.max(1)])?;
+            let u = self.random(&[size], chunks)?;
+            return table.searchsorted(&u, Side::Right);
+        }
+        let picked = self.weighted_sample(&weights, size);
+        crate::from_array(ndarray::Array1::from(picked).into_dyn(), chunks)
+    }
+
+    /// `size` elements of the 1-d array `a` drawn with the probabilities `p` (numpy's
+    /// `choice(a, size, replace, p)`): the positions of [`Generator::choice_weighted`], worked out
+    /// when the graph is built as [`Generator::choice_from`]'s are.
+    pub fn choice_from_weighted(
+        &self,
+        a: &Array,
+        size: usize,
+        replace: bool,
+        p: &[f64],
+    ) -> Result<Array> {
+        if a.ndim() != 1 {
+            return Err(Error::InvalidArgument {
+                op: "choice",
+                reason: format!("a must be 1-d, not of shape {:?}", a.shape()),
+            });
+        }
+        let weights = check_weights(a.shape()[0], size, replace, p)?;
+        let positions = if replace {
+            // The lookup `choice_weighted` makes lazily, here in place.
+            let cdf = cumulative(&weights);
+            let mut u = vec![0.0; size];
+            let key = RandomKey::new(self.seed, Distribution::Uniform.code());
+            random::fill_uniform_f64(key, 0, 1, &mut u);
+            u.iter()
+                .map(|&u| cdf.partition_point(|&c| c <= u) as i64)
+                .collect()
+        } else {
+            self.weighted_sample(&weights, size)
+        };
+        a.take(&positions, 0)
+    }
+
+    /// Efraimidis–Spirakis: the `size` non-zero weights' indices with the smallest exponential
+    /// draw over weight, in increasing order (ties by index).
+    fn weighted_sample(&self, weights: &[f64], size: usize) -> Vec<i64> {
+        let key = RandomKey::new(self.seed, Distribution::StandardExponential.code());
+        let mut e = vec![0.0; weights.len()];
+        random::fill_standard_exponential(key, 0, 1, &mut e);
+        let mut keyed: Vec<(f64, usize)> = (0..weights.len())
+            .filter(|&j| weights[j] > 0.0)
+            .map(|j| (e[j] / weights[j], j))
+            .collect();
+        // Exponential draws are finite and ≥ 0 and weights positive, so no key is NaN.
+        keyed.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        keyed[..size].iter().map(|&(_, j)| j as i64).collect()
+    }
+
     /// The first `len` int64 values of a distribution's array, computed here (for indices that a
     /// graph carries).
     fn values(&self, dist: Distribution, len: usize) -> Result<Vec<i64>> {
@@ -381,6 +479,65 @@ fn check_choice(n: usize, size: usize, replace: bool) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// The weights `p` of a choice among `n` checked (one per candidate, finite, non-negative, a
+/// positive total, and without replacement at least `size` of them non-zero) and scaled by their
+/// largest, so that their sum cannot overflow.
+fn check_weights(n: usize, size: usize, replace: bool, p: &[f64]) -> Result<Vec<f64>> {
+    let refuse = |reason: String| {
+        Err(Error::InvalidArgument {
+            op: "choice",
+            reason,
+        })
+    };
+    if p.len() != n {
+        return refuse(format!(
+            "p holds {} weights for a population of {n}",
+            p.len()
+        ));
+    }
+    if let Some((j, w)) = p
+        .iter()
+        .enumerate()
+        .find(|(_, w)| !(w.is_finite() && **w >= 0.0))
+    {
+        return refuse(format!("p[{j}] is {w}: weights must be finite and ≥ 0"));
+    }
+    let largest = p.iter().copied().fold(0.0, f64::max);
+    if largest == 0.0 && size > 0 {
+        return refuse(format!(
+            "the {n} weights in p sum to 0: nothing can be drawn"
+        ));
+    }
+    let nonzero = p.iter().filter(|&&w| w > 0.0).count();
+    if !replace && size > nonzero {
+        return refuse(format!(
+            "cannot take {size} without replacement: p has {nonzero} non-zero weights"
+        ));
+    }
+    Ok(p.iter()
+        .map(|&w| if largest > 0.0 { w / largest } else { w })
+        .collect())
+}
+
+/// The cumulative sums of `w` divided by the total, non-decreasing (sums of non-negative terms
+/// divided by one positive number), with every entry from the last non-zero weight on exactly 1,
+/// so a uniform value in [0, 1) always lands on a non-zero weight.
+fn cumulative(w: &[f64]) -> Vec<f64> {
+    let mut running = 0.0;
+    let sums: Vec<f64> = w
+        .iter()
+        .map(|&v| {
+            running += v;
+            running
+        })
+        .collect();
+    let last = w.iter().rposition(|&v| v > 0.0).unwrap_or(0);
+    sums.iter()
+        .enumerate()
+        .map(|(j, &s)| if j >= last { 1.0 } else { s / running })
+        .collect()
 }
 
 fn check_scale(op: &'static str, scale: f64) -> Result<()> {

@@ -47,7 +47,8 @@
 //! axis of a transposed array) compute one block per element. Every path performs the same integer
 //! and correctly rounded float operations per element, so all paths give the same bits.
 //! `sum_uniform_f64` adds the integers `w >> 12` exactly and scales once, so its result does not
-//! depend on the path or the tiling. Indices wrap modulo 2^64.
+//! depend on the path or the tiling; the AES-NI back end adds them in registers as the blocks come
+//! out of the last round (`Blocks::mantissa_sum`), the others fill a tile and add it. Indices wrap modulo 2^64.
 
 mod ars;
 mod distributions;
@@ -190,30 +191,6 @@ fn runs(start: u64, n: usize) -> impl Iterator<Item = Run> {
         i = i.wrapping_add(len as u64);
         Some(run)
     })
-}
-
-/// The words of one run, generated into `buf`, and the run's offset.
-#[inline(always)]
-fn run_words<'a, B: Blocks>(
-    b: B,
-    keys: &RoundKeys,
-    run: Run,
-    buf: &'a mut [u64; TILE_WORDS],
-) -> (usize, &'a [u64]) {
-    match run {
-        Run::One { at, index } => {
-            buf[0] = word_at(b, keys, index);
-            (at, &buf[..1])
-        }
-        Run::Tile {
-            at,
-            first_block,
-            len,
-        } => {
-            b.fill(keys, first_block, 0, &mut buf[..len]);
-            (at, &buf[..len])
-        }
-    }
 }
 
 #[inline(always)]
@@ -428,12 +405,13 @@ fn mantissa_sum_body<B: Blocks>(
     while left > 0 {
         let len = left.min(1 << 20);
         for run in runs(at, len as usize) {
-            let (_, words) = run_words(b, keys, run, buf);
             // At most TILE_WORDS values below 2^52 each: the tile's sum fits a u64.
-            let mut tile = 0u64;
-            for &w in words {
-                tile += w >> 12;
-            }
+            let tile = match run {
+                Run::One { index, .. } => word_at(b, keys, index) >> 12,
+                Run::Tile {
+                    first_block, len, ..
+                } => b.mantissa_sum(keys, first_block, 0, &mut buf[..len]),
+            };
             total += u128::from(tile);
         }
         at = at.wrapping_add(len);
