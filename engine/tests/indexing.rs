@@ -270,9 +270,15 @@ fn vindex_matches_fancy_indexing_on_every_chunking() {
 
 #[test]
 fn vindex_takes_slices_vecs_and_every_dtype() {
-    let x = tessera::arange(0i64, 24, 1, [5]).unwrap().reshape(&[4, 6]).unwrap();
+    let x = tessera::arange(0i64, 24, 1, [5])
+        .unwrap()
+        .reshape(&[4, 6])
+        .unwrap();
     let y = x.vindex(&[vec![3, 0], vec![-1, 2]]).unwrap();
-    assert_eq!(y.compute::<i64>().unwrap().into_raw_vec_and_offset().0, vec![23, 2]);
+    assert_eq!(
+        y.compute::<i64>().unwrap().into_raw_vec_and_offset().0,
+        vec![23, 2]
+    );
     let y = x.vindex(&[&[1i64, 1][..]]).unwrap();
     assert_eq!(y.shape(), &[2, 6]);
     let base = sample::<i64>(&[6, 5], 3);
@@ -296,7 +302,10 @@ fn vindex_takes_slices_vecs_and_every_dtype() {
         .unwrap()
         .compute::<f64>()
         .unwrap();
-    assert_eq!(s, vindex_oracle(&data(&[8, 3]), &[ix(&[3], &[7, 1, 7])]).sum_axis(Axis(0)));
+    assert_eq!(
+        s,
+        vindex_oracle(&data(&[8, 3]), &[ix(&[3], &[7, 1, 7])]).sum_axis(Axis(0))
+    );
 }
 
 #[test]
@@ -422,7 +431,11 @@ fn take_along_axis_matches_numpy_on_every_chunking() {
                 let got = take_along_axis(&a, &i, axis as isize).unwrap();
                 let want = take_along_oracle(&x, &idx, axis);
                 assert_eq!(got.shape(), want.shape(), "{name} axis {axis} {shape:?}");
-                assert_eq!(got.compute::<f64>().unwrap(), want, "{name} axis {axis} {shape:?}");
+                assert_eq!(
+                    got.compute::<f64>().unwrap(),
+                    want,
+                    "{name} axis {axis} {shape:?}"
+                );
             }
         }
     }
@@ -461,11 +474,17 @@ fn take_along_axis_broadcasts_the_values_and_other_dtypes() {
     // int32 and uint8 indices, bool and complex values.
     let idx32 = from_array(ndarray::arr1(&[2i32, -1, 0]).into_dyn(), [2]).unwrap();
     let b = from_array(ndarray::arr1(&[true, false, true, false]).into_dyn(), [3]).unwrap();
-    let got = take_along_axis(&b, &idx32, 0).unwrap().compute::<bool>().unwrap();
+    let got = take_along_axis(&b, &idx32, 0)
+        .unwrap()
+        .compute::<bool>()
+        .unwrap();
     assert_eq!(got.into_raw_vec_and_offset().0, vec![true, false, true]);
     let c = from_array(
-        ndarray::arr1(&[tessera::Complex64::new(1.0, 2.0), tessera::Complex64::new(-3.0, 0.5)])
-            .into_dyn(),
+        ndarray::arr1(&[
+            tessera::Complex64::new(1.0, 2.0),
+            tessera::Complex64::new(-3.0, 0.5),
+        ])
+        .into_dyn(),
         [1],
     )
     .unwrap();
@@ -496,7 +515,10 @@ fn take_along_axis_errors_name_what_was_wrong() {
     let flat = from_array(ix(&[3], &[0, 1, 2]), [2]).unwrap();
     assert!(matches!(
         take_along_axis(&x, &flat, 0),
-        Err(Error::ShapeMismatch { op: "take_along_axis", .. })
+        Err(Error::ShapeMismatch {
+            op: "take_along_axis",
+            ..
+        })
     ));
     let floats = from_array(data(&[4, 5]), [2, 3]).unwrap();
     assert!(matches!(

@@ -586,9 +586,10 @@ fn block_oracle(n: &Nd) -> ArrayD<f64> {
     fn depth_rank(n: &Nd, level: usize) -> (usize, usize) {
         match n {
             Nd::Leaf(a) => (level, a.ndim()),
-            Nd::List(v) => v.iter().map(|c| depth_rank(c, level + 1)).fold((0, 0), |a, b| {
-                (a.0.max(b.0), a.1.max(b.1))
-            }),
+            Nd::List(v) => v
+                .iter()
+                .map(|c| depth_rank(c, level + 1))
+                .fold((0, 0), |a, b| (a.0.max(b.0), a.1.max(b.1))),
         }
     }
     fn go(n: &Nd, level: usize, depth: usize, rank: usize) -> ArrayD<f64> {
@@ -669,7 +670,10 @@ fn block_matches_numpy_on_nestings_and_chunkings() {
     }
     // A bare array is itself.
     let a = from_array(sample::<f64>(&[3, 2], 21), [2, 2]).unwrap();
-    assert_eq!(block(&a).unwrap().compute::<f64>().unwrap(), a.compute::<f64>().unwrap());
+    assert_eq!(
+        block(&a).unwrap().compute::<f64>().unwrap(),
+        a.compute::<f64>().unwrap()
+    );
 }
 
 #[test]
@@ -708,11 +712,17 @@ fn block_errors_name_the_position_and_shapes() {
         }
         other => panic!("{other:?}"),
     }
-    let mixed = Nested::List(vec![Nested::Array(&a), Nested::List(vec![Nested::Array(&a)])]);
+    let mixed = Nested::List(vec![
+        Nested::Array(&a),
+        Nested::List(vec![Nested::Array(&a)]),
+    ]);
     match block(mixed) {
         Err(e @ tessera::Error::InvalidArgument { op: "block", .. }) => {
             let msg = e.to_string();
-            assert!(msg.contains("arrays[0] is at depth 1, arrays[1][0] at depth 2"), "{msg}");
+            assert!(
+                msg.contains("arrays[0] is at depth 1, arrays[1][0] at depth 2"),
+                "{msg}"
+            );
         }
         other => panic!("{other:?}"),
     }

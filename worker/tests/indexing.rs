@@ -28,20 +28,15 @@ fn vindex_take_along_axis_and_block_on_a_cluster_equal_the_local_executor_bit_fo
     let cases = vec![
         ("vindex", x.vindex(&[rows.clone(), cols.clone()]).unwrap()),
         ("vindex 1 axis", x.vindex(&[[5i64, 299, 5]]).unwrap()),
-        ("take_along_axis sort", take_along_axis(&x, &along, 0).unwrap()),
+        (
+            "take_along_axis sort",
+            take_along_axis(&x, &along, 0).unwrap(),
+        ),
         (
             "take_along_axis broadcast",
-            take_along_axis(
-                &x,
-                &along.slice(tessera::s![..50, ..1, ..]).unwrap(),
-                0,
-            )
-            .unwrap(),
+            take_along_axis(&x, &along.slice(tessera::s![..50, ..1, ..]).unwrap(), 0).unwrap(),
         ),
-        (
-            "block",
-            block(vec![vec![&y, &y], vec![&top]]).unwrap(),
-        ),
+        ("block", block(vec![vec![&y, &y], vec![&top]]).unwrap()),
     ];
     for (what, a) in cases {
         let remote = a.compute_on(&client).unwrap();
@@ -49,7 +44,10 @@ fn vindex_take_along_axis_and_block_on_a_cluster_equal_the_local_executor_bit_fo
     }
     // take_along_axis of argsort is sort, on the cluster too.
     assert_same_bits(
-        &take_along_axis(&x, &along, 0).unwrap().compute_on(&client).unwrap(),
+        &take_along_axis(&x, &along, 0)
+            .unwrap()
+            .compute_on(&client)
+            .unwrap(),
         &local(&x.sort(0).unwrap()),
         "take_along_axis(argsort) vs sort",
     );

@@ -848,9 +848,21 @@ pub fn block<'a>(arrays: impl Into<Nested<'a>>) -> Result<Array> {
     let arrays = arrays.into();
     let mut depth = None;
     let mut rank = 0;
-    leaf_depths(&arrays, &mut String::from("arrays"), 0, &mut depth, &mut rank)?;
+    leaf_depths(
+        &arrays,
+        &mut String::from("arrays"),
+        0,
+        &mut depth,
+        &mut rank,
+    )?;
     let (depth, _) = depth.expect("a nesting with a leaf");
-    assemble(&arrays, &mut String::from("arrays"), 0, depth, rank.max(depth))
+    assemble(
+        &arrays,
+        &mut String::from("arrays"),
+        0,
+        depth,
+        rank.max(depth),
+    )
 }
 
 /// Checks that every leaf is at one depth and no list is empty; records the depth and the largest

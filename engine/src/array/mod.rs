@@ -26,11 +26,11 @@ pub use creation::{
 };
 pub use elementwise::{Operand, broadcast_shapes, ufunc, where_};
 pub use histogram::{Bins, histogram2d, histogramdd};
+pub use indexing::{IndexArray, take_along_axis};
 pub use manipulation::{
     Nested, PadMode, Sections, array_split, atleast_1d, atleast_2d, atleast_3d, block,
     broadcast_arrays, dstack, eye, hstack, identity, meshgrid, split, unstack, vstack,
 };
-pub use indexing::{IndexArray, take_along_axis};
 pub use random::{Generator, default_rng};
 pub use reduction::ReduceOptions;
 pub use sets::Unique;

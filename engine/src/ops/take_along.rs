@@ -207,7 +207,11 @@ fn gather<T: Clone>(
     idx.swap_axes(axis, last);
     values.swap_axes(axis, last);
     let mut data = Vec::with_capacity(shape.iter().product());
-    for (i, v) in idx.lanes(Axis(last)).into_iter().zip(values.lanes(Axis(last))) {
+    for (i, v) in idx
+        .lanes(Axis(last))
+        .into_iter()
+        .zip(values.lanes(Axis(last)))
+    {
         data.extend(i.iter().map(|&k| {
             let j = if k < 0 { k + len as i64 } else { k };
             v[j as usize].clone()
@@ -215,8 +219,8 @@ fn gather<T: Clone>(
     }
     let mut moved = shape.to_vec();
     moved.swap(axis, last);
-    let mut result = ArrayD::from_shape_vec(IxDyn(&moved), data)
-        .expect("one element per output position");
+    let mut result =
+        ArrayD::from_shape_vec(IxDyn(&moved), data).expect("one element per output position");
     result.swap_axes(axis, last);
     Ok(result.as_standard_layout().into_owned())
 }

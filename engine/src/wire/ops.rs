@@ -891,7 +891,10 @@ mod tests {
     #[test]
     fn op_vindex() {
         let y = x()
-            .vindex(&[ndarray::arr2(&[[3, -1], [0, 3]]).into_dyn(), ndarray::arr2(&[[1, 2], [0, 9]]).into_dyn()])
+            .vindex(&[
+                ndarray::arr2(&[[3, -1], [0, 3]]).into_dyn(),
+                ndarray::arr2(&[[1, 2], [0, 9]]).into_dyn(),
+            ])
             .unwrap();
         let op = top_op(&y, "op_vindex");
         assert_round_trip(&op);
