@@ -72,8 +72,9 @@ pub use array::{
 };
 pub use array::{Bins, Side, Unique, histogram2d, histogramdd};
 pub use array::{
-    Operand, PadMode, Sections, array_split, atleast_1d, atleast_2d, atleast_3d, broadcast_arrays,
-    dstack, eye, hstack, identity, meshgrid, split, unstack, vstack,
+    IndexArray, Nested, Operand, PadMode, Sections, array_split, atleast_1d, atleast_2d,
+    atleast_3d, block, broadcast_arrays, dstack, eye, hstack, identity, meshgrid, split,
+    take_along_axis, unstack, vstack,
 };
 #[cfg(feature = "distributed")]
 pub use client::{AsyncClient, Client, ClusterStatus, WorkerInfo};

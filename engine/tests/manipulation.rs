@@ -1,7 +1,7 @@
 //! numpy's manipulation functions (squeeze, expand_dims, broadcast_to/broadcast_arrays, flip,
 //! roll, moveaxis, swapaxes, ravel, tile, pad in every mode, diff, triu/tril, diag/diagonal,
-//! eye/identity, meshgrid, atleast_*d, h/v/dstack, split/array_split) against oracles written
-//! with plain ndarray indexing, on regular, irregular, 0-d and empty cases.
+//! eye/identity, meshgrid, atleast_*d, h/v/dstack, split/array_split, block) against oracles
+//! written with plain ndarray indexing, on regular, irregular, 0-d and empty cases.
 
 mod common;
 
@@ -9,8 +9,8 @@ use common::*;
 use ndarray::{ArrayD, Axis, Dimension, IxDyn, arr1, arr2};
 use proptest::prelude::*;
 use tessera::{
-    DType, PadMode, Sections, array_split, atleast_1d, atleast_2d, atleast_3d, broadcast_arrays,
-    dstack, eye, from_array, hstack, identity, meshgrid, split, vstack,
+    DType, Nested, PadMode, Sections, array_split, atleast_1d, atleast_2d, atleast_3d, block,
+    broadcast_arrays, dstack, eye, from_array, hstack, identity, meshgrid, split, vstack,
 };
 
 fn flip_oracle<T: Clone>(a: &ArrayD<T>, axis: usize) -> ArrayD<T> {
@@ -568,5 +568,201 @@ proptest! {
         let s = shift.rem_euclid(n as isize) as usize;
         check(&x.roll(shift, Some(axis)).unwrap(), &remap(&data, axis as usize, n, |i| (i + n - s) % n));
         check(&x.flip(Some(axis)).unwrap().flip(Some(axis)).unwrap(), &data);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// block
+
+/// A nesting of plain ndarray arrays, for the oracle.
+enum Nd {
+    Leaf(ArrayD<f64>),
+    List(Vec<Nd>),
+}
+
+/// numpy's `block` on plain arrays: leaves padded with leading 1-axes to the result rank, lists at
+/// depth `l` (of `d`) joined with `ndarray::concatenate` along axis `rank - d + l`.
+fn block_oracle(n: &Nd) -> ArrayD<f64> {
+    fn depth_rank(n: &Nd, level: usize) -> (usize, usize) {
+        match n {
+            Nd::Leaf(a) => (level, a.ndim()),
+            Nd::List(v) => v
+                .iter()
+                .map(|c| depth_rank(c, level + 1))
+                .fold((0, 0), |a, b| (a.0.max(b.0), a.1.max(b.1))),
+        }
+    }
+    fn go(n: &Nd, level: usize, depth: usize, rank: usize) -> ArrayD<f64> {
+        match n {
+            Nd::Leaf(a) => {
+                let mut shape = vec![1; rank - a.ndim()];
+                shape.extend_from_slice(a.shape());
+                a.clone().into_shape_with_order(IxDyn(&shape)).unwrap()
+            }
+            Nd::List(v) => {
+                let parts: Vec<ArrayD<f64>> =
+                    v.iter().map(|c| go(c, level + 1, depth, rank)).collect();
+                let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
+                ndarray::concatenate(Axis(rank - depth + level), &views).unwrap()
+            }
+        }
+    }
+    let (depth, rank) = depth_rank(n, 0);
+    go(n, 0, depth, rank.max(depth))
+}
+
+/// The same nesting as tessera arrays, chunked by `chunk` on every axis.
+fn to_arrays(n: &Nd, chunk: usize) -> Vec<tessera::Array> {
+    match n {
+        Nd::Leaf(a) => vec![from_array(a.clone(), vec![chunk; a.ndim()]).unwrap()],
+        Nd::List(v) => v.iter().flat_map(|c| to_arrays(c, chunk)).collect(),
+    }
+}
+
+fn nest<'a>(n: &Nd, arrays: &mut impl Iterator<Item = &'a tessera::Array>) -> Nested<'a> {
+    match n {
+        Nd::Leaf(_) => Nested::Array(arrays.next().unwrap()),
+        Nd::List(v) => Nested::List(v.iter().map(|c| nest(c, arrays)).collect()),
+    }
+}
+
+fn leaf(shape: &[usize], seed: u64) -> Nd {
+    Nd::Leaf(sample::<f64>(shape, seed))
+}
+
+#[test]
+fn block_matches_numpy_on_nestings_and_chunkings() {
+    let cases = vec![
+        // A 2×2 block matrix.
+        Nd::List(vec![
+            Nd::List(vec![leaf(&[2, 3], 1), leaf(&[2, 4], 2)]),
+            Nd::List(vec![leaf(&[5, 3], 3), leaf(&[5, 4], 4)]),
+        ]),
+        // A flat list of 1-D arrays: concatenation.
+        Nd::List(vec![leaf(&[3], 5), leaf(&[0], 6), leaf(&[4], 7)]),
+        // Lower ranks promoted: a 1-D row and a 0-d scalar under 2-D blocks.
+        Nd::List(vec![
+            Nd::List(vec![leaf(&[2, 2], 8), leaf(&[2, 1], 9)]),
+            Nd::List(vec![leaf(&[2], 10), leaf(&[], 11)]),
+        ]),
+        // Depth larger than the arrays' rank: 1-D arrays in a 3-level nesting make a 3-D result.
+        Nd::List(vec![
+            Nd::List(vec![Nd::List(vec![leaf(&[2], 12), leaf(&[3], 13)])]),
+            Nd::List(vec![Nd::List(vec![leaf(&[5], 14)])]),
+        ]),
+        // Rank larger than the depth: 3-D arrays in one list join along the last axis.
+        Nd::List(vec![leaf(&[2, 3, 1], 15), leaf(&[2, 3, 4], 16)]),
+        // Empty pieces on the joined axes.
+        Nd::List(vec![
+            Nd::List(vec![leaf(&[0, 3], 17), leaf(&[0, 2], 18)]),
+            Nd::List(vec![leaf(&[4, 3], 19), leaf(&[4, 2], 20)]),
+        ]),
+    ];
+    for case in &cases {
+        let want = block_oracle(case);
+        for chunk in [1usize, 2, 5] {
+            let arrays = to_arrays(case, chunk);
+            let nested = nest(case, &mut arrays.iter());
+            let got = block(nested).unwrap();
+            assert_eq!(got.shape(), want.shape(), "chunk {chunk}");
+            assert_eq!(got.compute::<f64>().unwrap(), want, "chunk {chunk}");
+        }
+    }
+    // A bare array is itself.
+    let a = from_array(sample::<f64>(&[3, 2], 21), [2, 2]).unwrap();
+    assert_eq!(
+        block(&a).unwrap().compute::<f64>().unwrap(),
+        a.compute::<f64>().unwrap()
+    );
+}
+
+#[test]
+fn block_keeps_each_blocks_chunks_and_promotes_dtypes() {
+    let a = from_array(arr2(&[[1i64, 2], [3, 4]]).into_dyn(), [1, 2]).unwrap();
+    let b = from_array(arr2(&[[0.5], [1.5]]).into_dyn(), [2, 1]).unwrap();
+    let c = from_array(arr1(&[7i64, 8, 9]).into_dyn(), [2]).unwrap();
+    let m = block(vec![vec![&a, &b], vec![&c]]).unwrap();
+    assert_eq!(m.dtype(), DType::F64);
+    assert_eq!(
+        m.compute::<f64>().unwrap(),
+        arr2(&[[1.0, 2.0, 0.5], [3.0, 4.0, 1.5], [7.0, 8.0, 9.0]]).into_dyn()
+    );
+    // Rows: a's row chunks then c's promoted row; columns: the first row's pieces.
+    assert_eq!(m.chunks().axis(0), &[1, 1, 1]);
+    assert_eq!(m.chunks().axis(1), &[2, 1]);
+}
+
+#[test]
+fn block_errors_name_the_position_and_shapes() {
+    let a = from_array(sample::<f64>(&[2, 2], 1), [2, 2]).unwrap();
+    let b = from_array(sample::<f64>(&[3, 1], 2), [2, 1]).unwrap();
+    match block(vec![vec![&a, &b]]) {
+        Err(e @ tessera::Error::ShapeMismatch { op: "block", .. }) => {
+            let msg = e.to_string();
+            assert!(msg.contains("arrays[0][1] has shape [3, 1]"), "{msg}");
+            assert!(msg.contains("arrays[0][0] shape [2, 2]"), "{msg}");
+            assert!(msg.contains("axis 0"), "{msg}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Rows of different widths.
+    match block(vec![vec![&a], vec![&b]]) {
+        Err(e @ tessera::Error::ShapeMismatch { .. }) => {
+            assert!(e.to_string().contains("arrays[1]"), "{e}")
+        }
+        other => panic!("{other:?}"),
+    }
+    let mixed = Nested::List(vec![
+        Nested::Array(&a),
+        Nested::List(vec![Nested::Array(&a)]),
+    ]);
+    match block(mixed) {
+        Err(e @ tessera::Error::InvalidArgument { op: "block", .. }) => {
+            let msg = e.to_string();
+            assert!(
+                msg.contains("arrays[0] is at depth 1, arrays[1][0] at depth 2"),
+                "{msg}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let empty: Vec<Vec<&tessera::Array>> = vec![vec![&a], vec![]];
+    match block(empty) {
+        Err(e @ tessera::Error::InvalidArgument { .. }) => {
+            assert!(e.to_string().contains("the list arrays[1] is empty"), "{e}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// A random 2×k block matrix with random widths, heights and chunkings, against the oracle.
+    #[test]
+    fn block_matrix_matches_the_oracle(
+        heights in prop::collection::vec(0usize..5, 1..4),
+        widths in prop::collection::vec(0usize..5, 1..4),
+        chunk in 1usize..4,
+        seed in 0u64..1000,
+    ) {
+        let case = Nd::List(
+            heights
+                .iter()
+                .enumerate()
+                .map(|(i, &h)| {
+                    Nd::List(
+                        widths
+                            .iter()
+                            .enumerate()
+                            .map(|(j, &w)| leaf(&[h, w], seed + (i * 10 + j) as u64))
+                            .collect(),
+                    )
+                })
+                .collect(),
+        );
+        let arrays = to_arrays(&case, chunk);
+        let got = block(nest(&case, &mut arrays.iter())).unwrap().compute::<f64>().unwrap();
+        prop_assert_eq!(got, block_oracle(&case));
     }
 }

@@ -1,7 +1,9 @@
 //! Integer-array indexing: numpy's `take` along an axis with indices known when the graph is built
 //! (negative ones count from the end), as one [`Op::Take`] layer, and the functions that are a take
 //! of indices worked out from their arguments: `repeat`, `compress`, `delete`; and boolean masks
-//! (`x[mask]` as [`Array::mask_select`], `extract`, `nonzero`, `argwhere`, `flatnonzero`).
+//! (`x[mask]` as [`Array::mask_select`], `extract`, `nonzero`, `argwhere`, `flatnonzero`); point
+//! indexing ([`Array::vindex`], one [`Op::VIndex`] layer of points known when the graph is built)
+//! and [`take_along_axis`] (one [`Op::TakeAlong`] layer whose indices are data).
 //!
 //! A mask's selection has a length that depends on the data, while tessera fixes every chunk size
 //! when the graph is built. So these functions first run a small job — the number of true entries
@@ -20,7 +22,49 @@ use crate::error::{Error, Result};
 use crate::meta::DType;
 use crate::ops::mask::group_counts;
 use crate::ops::reduce::normalize_axis;
-use crate::ops::{MaskOp, MaskStage, Op, TakeOp};
+use crate::ops::{MaskOp, MaskStage, Op, TakeAlongOp, TakeOp, VIndexOp};
+
+/// An integer index array known when the graph is built, for [`Array::vindex`]: a slice, `Vec` or
+/// fixed-size array of `i64`, or an `ndarray` array of `i64` of any rank.
+pub trait IndexArray {
+    /// The indices as an n-d array.
+    fn index_array(&self) -> ndarray::ArrayD<i64>;
+}
+
+impl IndexArray for [i64] {
+    fn index_array(&self) -> ndarray::ArrayD<i64> {
+        ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&[self.len()]), self.to_vec())
+            .expect("a 1-d shape of the slice's length")
+    }
+}
+
+impl IndexArray for Vec<i64> {
+    fn index_array(&self) -> ndarray::ArrayD<i64> {
+        self.as_slice().index_array()
+    }
+}
+
+impl<const N: usize> IndexArray for [i64; N] {
+    fn index_array(&self) -> ndarray::ArrayD<i64> {
+        self.as_slice().index_array()
+    }
+}
+
+impl<S, D> IndexArray for ndarray::ArrayBase<S, D>
+where
+    S: ndarray::Data<Elem = i64>,
+    D: ndarray::Dimension,
+{
+    fn index_array(&self) -> ndarray::ArrayD<i64> {
+        self.to_owned().into_dyn()
+    }
+}
+
+impl<T: IndexArray + ?Sized> IndexArray for &T {
+    fn index_array(&self) -> ndarray::ArrayD<i64> {
+        (**self).index_array()
+    }
+}
 
 impl Array {
     /// The positions `indices` along `axis` (numpy's `take`, or `x[[i, j, …]]` along axis 0); indices
@@ -55,6 +99,63 @@ impl Array {
             Op::Take(TakeOp {
                 axis,
                 indices: Arc::new(indices),
+            }),
+            vec![self.clone()],
+            None,
+        )
+    }
+
+    /// Point indexing (dask's `vindex`, numpy's `x[idx0, idx1, …]` with integer arrays): one index
+    /// array per leading axis, broadcast together; the result is the broadcast index shape followed
+    /// by the axes not indexed. Indices may repeat and come in any order; negative ones count from
+    /// the end. Each output block reads only the source blocks its points fall in.
+    ///
+    /// ```
+    /// let x = tessera::arange(0i64, 12, 1, [5]).unwrap().reshape(&[3, 4]).unwrap();
+    /// // Points (2, 1), (0, 3), (-1, 0): x[[2, 0, -1], [1, 3, 0]] in numpy.
+    /// let y = x.vindex(&[[2, 0, -1], [1, 3, 0]]).unwrap();
+    /// assert_eq!(y.compute::<i64>().unwrap().into_raw_vec_and_offset().0, vec![9, 3, 8]);
+    /// ```
+    pub fn vindex<I: IndexArray>(&self, indices: &[I]) -> Result<Array> {
+        self.usable()?;
+        let nd = self.ndim();
+        if indices.is_empty() || indices.len() > nd {
+            return Err(Error::InvalidArgument {
+                op: "vindex",
+                reason: format!(
+                    "{} index arrays for an array of rank {nd}: give 1 to {nd}",
+                    indices.len()
+                ),
+            });
+        }
+        let arrays: Vec<ndarray::ArrayD<i64>> = indices.iter().map(|i| i.index_array()).collect();
+        let shapes: Vec<&[usize]> = arrays.iter().map(|a| a.shape()).collect();
+        let index_shape = super::broadcast_shapes(&shapes)?;
+        let axes = arrays.len();
+        let points: usize = index_shape.iter().product();
+        let mut coords = vec![0u64; points * axes];
+        for (axis, a) in arrays.iter().enumerate() {
+            let len = self.shape()[axis];
+            let b = a
+                .broadcast(ndarray::IxDyn(&index_shape))
+                .expect("broadcast_shapes agreed");
+            for (p, &i) in b.iter().enumerate() {
+                let j = if i < 0 { i + len as i64 } else { i };
+                if !(0..len as i64).contains(&j) {
+                    return Err(Error::IndexOutOfBounds {
+                        index: i as isize,
+                        axis,
+                        len,
+                    });
+                }
+                coords[p * axes + axis] = j as u64;
+            }
+        }
+        Array::from_op(
+            Op::VIndex(VIndexOp {
+                index_shape,
+                axes,
+                coords: Arc::new(coords),
             }),
             vec![self.clone()],
             None,
@@ -277,6 +378,66 @@ impl Array {
         let refs: Vec<&Array> = idx.iter().collect();
         super::stack(&refs, 1)
     }
+}
+
+/// The elements of `x` at the positions `indices` holds along `axis` (numpy's and the Array API's
+/// `take_along_axis`): `indices` is an integer array of `x`'s rank that broadcasts with `x` on the
+/// other axes; negative indices count from the end. `x` may be chunked along `axis`: an output
+/// block reads its block of indices and the blocks of `x` along the axis in the same lanes. The
+/// indices are data, so an index out of range is the computation's error (naming the axis, the
+/// index and the length), as numpy's.
+///
+/// ```
+/// let x = tessera::from_array(ndarray::arr2(&[[3.0, 1.0, 2.0], [0.5, 9.0, -1.0]]).into_dyn(), [1, 2]).unwrap();
+/// let i = x.argsort(1).unwrap();
+/// let sorted = tessera::take_along_axis(&x, &i, 1).unwrap();
+/// assert_eq!(sorted.compute::<f64>().unwrap(), ndarray::arr2(&[[1.0, 2.0, 3.0], [-1.0, 0.5, 9.0]]).into_dyn());
+/// ```
+pub fn take_along_axis(x: &Array, indices: &Array, axis: isize) -> Result<Array> {
+    x.usable()?;
+    indices.usable()?;
+    if !indices.dtype().is_integer() {
+        return Err(Error::DTypeMismatch {
+            expected: DType::I64,
+            actual: indices.dtype(),
+        });
+    }
+    let nd = x.ndim();
+    if indices.ndim() != nd {
+        return Err(Error::ShapeMismatch {
+            op: "take_along_axis",
+            reason: format!(
+                "indices of shape {:?} for an array of shape {:?}: they must have the same rank",
+                indices.shape(),
+                x.shape()
+            ),
+        });
+    }
+    let axis = normalize_axis(axis, nd)?;
+    let (xs, is) = (x.shape(), indices.shape());
+    let mut want: Vec<Vec<usize>> = indices.chunks().sizes().to_vec();
+    for d in (0..nd).filter(|&d| d != axis) {
+        if xs[d] == is[d] {
+            want[d] = x.chunks().axis(d).to_vec();
+        } else if xs[d] != 1 && is[d] != 1 {
+            return Err(Error::ShapeMismatch {
+                op: "take_along_axis",
+                reason: format!(
+                    "indices of shape {is:?} do not broadcast with an array of shape {xs:?} on \
+                     axis {d}"
+                ),
+            });
+        }
+    }
+    let mut idx = indices.astype(DType::I64)?;
+    if idx.chunks().sizes() != want.as_slice() {
+        idx = idx.rechunk(want)?;
+    }
+    Array::from_op(
+        Op::TakeAlong(TakeAlongOp { axis }),
+        vec![x.clone(), idx],
+        None,
+    )
 }
 
 /// The selection of `values` (or the positions, without values) where the flat `mask` is true: its

@@ -3,7 +3,8 @@
 //! `pad`), concatenation (`roll`, `tile`, `pad`, `hstack`…), `stack` with one array (`expand_dims`,
 //! `atleast_*d`), axis permutation (`moveaxis`, `swapaxes`), an identity blockwise program over a
 //! larger domain (`broadcast_to`), and elementwise masks from `arange` (`triu`, `tril`, `eye`,
-//! `diagonal`). None of them adds an op, so each runs on both executors and fuses as its parts do.
+//! `diagonal`), and `block` (nested concatenation). None of them adds an op, so each runs on both
+//! executors and fuses as its parts do.
 
 use ndarray::SliceInfoElem;
 
@@ -802,4 +803,155 @@ pub fn unstack(a: &Array, axis: isize) -> Result<Vec<Array>> {
     (0..a.shape()[k])
         .map(|i| a.take_range(k, i, i + 1)?.squeeze(Some(&[k as isize])))
         .collect()
+}
+
+/// A nested list of arrays for [`block`]: an array, or a list of nested lists. Built with `From`
+/// from `&Array` and from `Vec`s of anything that converts, so `vec![vec![&a, &b], vec![&c, &d]]`
+/// is a 2-level nesting.
+#[derive(Clone, Debug)]
+pub enum Nested<'a> {
+    /// One array, a leaf of the nesting.
+    Array(&'a Array),
+    /// A list, joined along the axis its depth gives.
+    List(Vec<Nested<'a>>),
+}
+
+impl<'a> From<&'a Array> for Nested<'a> {
+    fn from(a: &'a Array) -> Self {
+        Nested::Array(a)
+    }
+}
+
+impl<'a, T: Into<Nested<'a>>> From<Vec<T>> for Nested<'a> {
+    fn from(v: Vec<T>) -> Self {
+        Nested::List(v.into_iter().map(Into::into).collect())
+    }
+}
+
+/// Assembles an array from a nested list of blocks (numpy's and dask's `block`): the innermost
+/// lists are joined along the last axis, the next ones out along the second-to-last, and so on. All
+/// arrays sit at the same depth `d`; the result has rank `max(d, rank of any array)`, arrays of
+/// lower rank getting leading axes of length 1 first, as numpy's. A mismatch names the position in
+/// the nesting (`arrays[1][0]`) and the shapes; joining is [`concatenate`], so each block keeps its
+/// chunks.
+///
+/// ```
+/// let a = tessera::ones::<i64>(&[2, 2], [1, 2]).unwrap();
+/// let b = tessera::zeros::<i64>(&[2, 1], [2, 1]).unwrap();
+/// let c = tessera::zeros::<i64>(&[3], [3]).unwrap();
+/// // [[a, b], [c]]: c, 1-d, becomes a row of length 3 under the 2×3 top.
+/// let m = tessera::block(vec![vec![&a, &b], vec![&c]]).unwrap();
+/// assert_eq!(m.shape(), &[3, 3]);
+/// assert_eq!(m.compute::<i64>().unwrap(), ndarray::arr2(&[[1, 1, 0], [1, 1, 0], [0, 0, 0]]).into_dyn());
+/// ```
+pub fn block<'a>(arrays: impl Into<Nested<'a>>) -> Result<Array> {
+    let arrays = arrays.into();
+    let mut depth = None;
+    let mut rank = 0;
+    leaf_depths(
+        &arrays,
+        &mut String::from("arrays"),
+        0,
+        &mut depth,
+        &mut rank,
+    )?;
+    let (depth, _) = depth.expect("a nesting with a leaf");
+    assemble(
+        &arrays,
+        &mut String::from("arrays"),
+        0,
+        depth,
+        rank.max(depth),
+    )
+}
+
+/// Checks that every leaf is at one depth and no list is empty; records the depth and the largest
+/// rank.
+fn leaf_depths(
+    n: &Nested<'_>,
+    path: &mut String,
+    level: usize,
+    depth: &mut Option<(usize, String)>,
+    rank: &mut usize,
+) -> Result<()> {
+    match n {
+        Nested::Array(a) => {
+            a.usable()?;
+            *rank = (*rank).max(a.ndim());
+            match depth {
+                None => *depth = Some((level, path.clone())),
+                Some((d, first)) if *d != level => {
+                    return Err(invalid(
+                        "block",
+                        format!(
+                            "list depths are mismatched: {first} is at depth {d}, {path} at depth \
+                             {level}"
+                        ),
+                    ));
+                }
+                Some(_) => {}
+            }
+            Ok(())
+        }
+        Nested::List(items) => {
+            if items.is_empty() {
+                return Err(invalid("block", format!("the list {path} is empty")));
+            }
+            for (i, item) in items.iter().enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                leaf_depths(item, path, level + 1, depth, rank)?;
+                path.truncate(len);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The array a (checked) nesting makes: leaves promoted to `rank`, lists at `level` joined along
+/// axis `rank - depth + level`.
+fn assemble(
+    n: &Nested<'_>,
+    path: &mut String,
+    level: usize,
+    depth: usize,
+    rank: usize,
+) -> Result<Array> {
+    let items = match n {
+        Nested::Array(a) => {
+            let mut a = (*a).clone();
+            while a.ndim() < rank {
+                a = a.expand_dims(0)?;
+            }
+            return Ok(a);
+        }
+        Nested::List(items) => items,
+    };
+    let axis = rank - depth + level;
+    let mut parts = Vec::with_capacity(items.len());
+    let mut first: Option<(String, Vec<usize>)> = None;
+    for (i, item) in items.iter().enumerate() {
+        let len = path.len();
+        path.push_str(&format!("[{i}]"));
+        let part = assemble(item, path, level + 1, depth, rank)?;
+        match &first {
+            None => first = Some((path.clone(), part.shape().to_vec())),
+            Some((at, shape)) => {
+                if let Some(d) = (0..rank).find(|&d| d != axis && part.shape()[d] != shape[d]) {
+                    return Err(Error::ShapeMismatch {
+                        op: "block",
+                        reason: format!(
+                            "{path} has shape {:?} and {at} shape {shape:?} (as {rank}-d blocks): \
+                             they differ on axis {d}, and only axis {axis} is joined at this depth",
+                            part.shape()
+                        ),
+                    });
+                }
+            }
+        }
+        path.truncate(len);
+        parts.push(part);
+    }
+    let refs: Vec<&Array> = parts.iter().collect();
+    concatenate(&refs, axis as isize)
 }

@@ -26,9 +26,10 @@ pub use creation::{
 };
 pub use elementwise::{Operand, broadcast_shapes, ufunc, where_};
 pub use histogram::{Bins, histogram2d, histogramdd};
+pub use indexing::{IndexArray, take_along_axis};
 pub use manipulation::{
-    PadMode, Sections, array_split, atleast_1d, atleast_2d, atleast_3d, broadcast_arrays, dstack,
-    eye, hstack, identity, meshgrid, split, unstack, vstack,
+    Nested, PadMode, Sections, array_split, atleast_1d, atleast_2d, atleast_3d, block,
+    broadcast_arrays, dstack, eye, hstack, identity, meshgrid, split, unstack, vstack,
 };
 pub use random::{Generator, default_rng};
 pub use reduction::ReduceOptions;

@@ -183,6 +183,8 @@ fn scratch_bytes(layer: &Layer, block: &[u32], inputs: u64) -> u64 {
         Op::Linalg(_) => inputs.saturating_mul(2),
         // A real block cast to complex128 (twice a float64 block's bytes) beside the output.
         Op::Fft(_) => inputs.saturating_mul(2),
+        // The values' blocks along the axis joined into one before the gather.
+        Op::TakeAlong(_) => inputs,
         _ => 0,
     }
 }

@@ -27,7 +27,9 @@ pub mod sort;
 pub mod source;
 pub mod structure;
 pub mod take;
+pub mod take_along;
 pub mod topk;
+pub mod vindex;
 pub mod zarr;
 
 use std::sync::Arc;
@@ -58,7 +60,9 @@ pub use sort::{SortOp, SortStage};
 pub use source::{FromArray, Materialized, NpySource};
 pub use structure::{AxisSlice, SliceOp};
 pub use take::TakeOp;
+pub use take_along::TakeAlongOp;
 pub use topk::TopKOp;
+pub use vindex::VIndexOp;
 pub use zarr::{ZarrSource, ZarrWrite};
 
 /// What a layer does.
@@ -133,6 +137,12 @@ pub enum Op {
     Mask(MaskOp),
     /// A discrete Fourier transform along one axis that is one chunk (`tessera::fft`).
     Fft(FftOp),
+    /// Point indexing (dask's `vindex`): points known when the graph is built, each output block
+    /// reading only the source blocks its points fall in.
+    VIndex(VIndexOp),
+    /// `take_along_axis` with indices that are data: block `b` reads its block of indices and the
+    /// values' blocks along the axis in the same lanes.
+    TakeAlong(TakeAlongOp),
 }
 
 /// What a layer's chunks hold, which decides who may read them.
@@ -319,6 +329,8 @@ impl Op {
             Op::Trim(o) => o.output_meta(inputs),
             Op::Mask(o) => o.output_meta(inputs),
             Op::Fft(f) => f.output_meta(inputs),
+            Op::VIndex(v) => v.output_meta(inputs),
+            Op::TakeAlong(t) => t.output_meta(inputs),
         }
     }
 
@@ -409,6 +421,8 @@ impl Op {
             Op::Trim(_) => "trim",
             Op::Mask(o) => o.name(),
             Op::Fft(f) => f.name(),
+            Op::VIndex(_) => "vindex",
+            Op::TakeAlong(_) => "take-along-axis",
         }
     }
 
@@ -497,6 +511,8 @@ impl Op {
             Op::Trim(o) => o.tokenize(t),
             Op::Mask(o) => o.tokenize(t),
             Op::Fft(f) => f.tokenize(t),
+            Op::VIndex(v) => v.tokenize(t),
+            Op::TakeAlong(o) => t.u64(o.axis as u64),
         }
     }
 
@@ -547,6 +563,8 @@ impl Op {
             Op::Trim(_) => out.push((0, block.iter().copied().collect())),
             Op::Mask(o) => o.deps(block, out),
             Op::Fft(_) => out.push((0, block.iter().copied().collect())),
+            Op::VIndex(v) => v.deps(&layer.meta, inputs[0], block, out),
+            Op::TakeAlong(t) => t.deps(inputs, block, out),
         }
     }
 
@@ -590,6 +608,8 @@ impl Op {
             Op::Trim(o) => o.run(inputs[0], block, deps)?,
             Op::Mask(o) => o.run(inputs[inputs.len() - 1], block, deps)?,
             Op::Fft(f) => f.run(deps)?,
+            Op::VIndex(v) => v.run(&layer.meta, inputs[0], block, deps)?,
+            Op::TakeAlong(t) => t.run(&layer.meta, block, deps)?,
         };
         Ok(Arc::new(value))
     }

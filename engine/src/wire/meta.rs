@@ -167,6 +167,8 @@ const OP_NAMES: &[&str] = &[
     "mask-count",
     "mask-select",
     "flatnonzero",
+    "vindex",
+    "take-along-axis",
 ];
 
 /// The engine's own `&'static str` for a layer name from the wire. [`LayerId::name`] is static, and

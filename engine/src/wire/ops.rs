@@ -20,6 +20,7 @@ use crate::ops::{
 };
 use crate::ops::{BinCountOp, HistogramOp, IsInOp, SearchSortedOp, SortOp, SortStage, TopKOp};
 use crate::ops::{Boundary, MaskOp, MaskStage, OverlapOp, TrimOp};
+use crate::ops::{TakeAlongOp, VIndexOp};
 
 // ---------------------------------------------------------------------------------------------
 // reductions and slices
@@ -448,6 +449,14 @@ impl TryFrom<&Op> for pb::Op {
                     indices: *indices,
                 },
             }),
+            Op::VIndex(v) => W::Vindex(pb::VIndex {
+                index_shape: u64s(&v.index_shape),
+                axes: u32_of(v.axes, "vindex axis count")?,
+                coords: v.coords.to_vec(),
+            }),
+            Op::TakeAlong(t) => W::TakeAlong(pb::TakeAlong {
+                axis: u32_of(t.axis, "take_along_axis axis")?,
+            }),
             Op::MapBlocks(f) => {
                 return Err(Error::NotSerializable {
                     key: format!("map-blocks closure {:#x}", f.token()),
@@ -581,6 +590,14 @@ impl TryFrom<pb::Op> for Op {
                     s => return Err(wire(format!("unknown mask stage value {s}"))),
                 },
             }),
+            W::Vindex(v) => Op::VIndex(VIndexOp {
+                index_shape: usizes_of(&v.index_shape, "vindex index shape")?,
+                axes: v.axes as usize,
+                coords: Arc::new(v.coords),
+            }),
+            W::TakeAlong(t) => Op::TakeAlong(TakeAlongOp {
+                axis: t.axis as usize,
+            }),
         })
     }
 }
@@ -638,6 +655,8 @@ mod tests {
             Op::Overlap(_) => "op_overlap",
             Op::Trim(_) => "op_trim",
             Op::Mask(_) => "op_mask",
+            Op::VIndex(_) => "op_vindex",
+            Op::TakeAlong(_) => "op_take_along",
         }
     }
 
@@ -867,6 +886,31 @@ mod tests {
         let op = top_op(&y, "op_take");
         assert_round_trip(&op);
         assert!(matches!(&op, Op::Take(t) if t.axis == 1 && t.indices.len() == 4));
+    }
+
+    #[test]
+    fn op_vindex() {
+        let y = x()
+            .vindex(&[
+                ndarray::arr2(&[[3, -1], [0, 3]]).into_dyn(),
+                ndarray::arr2(&[[1, 2], [0, 9]]).into_dyn(),
+            ])
+            .unwrap();
+        let op = top_op(&y, "op_vindex");
+        assert_round_trip(&op);
+        assert!(
+            matches!(&op, Op::VIndex(v) if v.axes == 2 && v.index_shape == [2, 2] && v.coords.len() == 8)
+        );
+    }
+
+    #[test]
+    fn op_take_along() {
+        let a = x();
+        let i = a.argsort(1).unwrap();
+        let y = crate::take_along_axis(&a, &i, 1).unwrap();
+        let op = top_op(&y, "op_take_along");
+        assert_round_trip(&op);
+        assert!(matches!(&op, Op::TakeAlong(t) if t.axis == 1));
     }
 
     #[test]
