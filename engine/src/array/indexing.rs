@@ -82,18 +82,7 @@ impl Array {
         let len = self.shape()[axis];
         let indices = indices
             .iter()
-            .map(|&i| {
-                let j = if i < 0 { i + len as i64 } else { i };
-                if (0..len as i64).contains(&j) {
-                    Ok(j as u64)
-                } else {
-                    Err(Error::IndexOutOfBounds {
-                        index: i as isize,
-                        axis,
-                        len,
-                    })
-                }
-            })
+            .map(|&i| position(i, axis, len))
             .collect::<Result<Vec<u64>>>()?;
         Array::from_op(
             Op::Take(TakeOp {
@@ -140,15 +129,7 @@ impl Array {
                 .broadcast(ndarray::IxDyn(&index_shape))
                 .expect("broadcast_shapes agreed");
             for (p, &i) in b.iter().enumerate() {
-                let j = if i < 0 { i + len as i64 } else { i };
-                if !(0..len as i64).contains(&j) {
-                    return Err(Error::IndexOutOfBounds {
-                        index: i as isize,
-                        axis,
-                        len,
-                    });
-                }
-                coords[p * axes + axis] = j as u64;
+                coords[p * axes + axis] = position(i, axis, len)?;
             }
         }
         Array::from_op(
@@ -235,15 +216,7 @@ impl Array {
         let len = x.shape()[axis];
         let mut keep = vec![true; len];
         for &i in indices {
-            let j = if i < 0 { i + len as i64 } else { i };
-            if !(0..len as i64).contains(&j) {
-                return Err(Error::IndexOutOfBounds {
-                    index: i as isize,
-                    axis,
-                    len,
-                });
-            }
-            keep[j as usize] = false;
+            keep[position(i, axis, len)? as usize] = false;
         }
         x.compress(&keep, Some(axis as isize))
     }
@@ -477,4 +450,19 @@ fn select(values: Option<Array>, mask: Array, executor: &dyn Executor) -> Result
         inputs,
         None,
     )
+}
+
+/// The position of index `i` on an axis of `len` elements (a negative one counts from the end), or
+/// the error naming the index, the axis and the length.
+fn position(i: i64, axis: usize, len: usize) -> Result<u64> {
+    let j = if i < 0 { i + len as i64 } else { i };
+    if (0..len as i64).contains(&j) {
+        Ok(j as u64)
+    } else {
+        Err(Error::IndexOutOfBounds {
+            index: i as isize,
+            axis,
+            len,
+        })
+    }
 }

@@ -22,19 +22,24 @@ pub const ALLOCATOR_MMAP_THRESHOLD: usize = 128 << 10;
 /// measured on an all-to-all rechunk under a 128 MiB limit, holding at most 112 MiB peaked at
 /// 230–280 MiB RSS, and at 129 MiB with the threshold fixed. Fixing it at
 /// [`ALLOCATOR_MMAP_THRESHOLD`] (glibc's starting value) keeps every chunk in pages of its own.
-/// Called by the local executor and the worker; it does nothing where the allocator is not glibc's,
-/// or when `MALLOC_MMAP_THRESHOLD_` is set (the user's own choice stands). Idempotent.
+/// The free memory that the allocator kept until then goes back to the system too (`malloc_trim`).
+/// Called by the worker at start and by the local executor once a job's memory is short (a job
+/// that fits need not pay for pages of its own per chunk: measured, a 2000² matmul took 25 % longer
+/// with the threshold fixed). It does nothing where the allocator is not glibc's, or when
+/// `MALLOC_MMAP_THRESHOLD_` is set (the user's own choice stands). Idempotent.
 pub fn bound_allocator() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         #[cfg(all(target_os = "linux", target_env = "gnu"))]
         if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
-            // SAFETY: mallopt only changes the allocator's tuning and is thread-safe in glibc.
+            // SAFETY: mallopt only changes the allocator's tuning and malloc_trim only returns
+            // free memory to the system; both are thread-safe in glibc.
             unsafe {
                 libc::mallopt(
                     libc::M_MMAP_THRESHOLD,
                     ALLOCATOR_MMAP_THRESHOLD as libc::c_int,
                 );
+                libc::malloc_trim(0);
             }
         }
     });

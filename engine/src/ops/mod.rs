@@ -364,6 +364,58 @@ impl Op {
         }
     }
 
+    /// The names [`Op::name`] gives that are not a function's, a reduction's, a scan's, a
+    /// quantile's, a factorization's or a transform's (those come from their own tables). The wire
+    /// maps a layer name it receives to one of these static names, so a new op's name goes here
+    /// beside the match that returns it.
+    pub const OTHER_NAMES: &'static [&'static str] = &[
+        "random",
+        "full",
+        "arange",
+        "linspace",
+        "identity",
+        "empty",
+        "array",
+        "from-npy",
+        "persist",
+        "persisted",
+        "combine",
+        "transpose",
+        "getitem",
+        "rechunk",
+        "reshape",
+        "concatenate",
+        "stack",
+        "matmul",
+        "mirror-upper",
+        "map-blocks",
+        "median",
+        "nanmedian",
+        "quantile",
+        "nanquantile",
+        "from-zarr",
+        "to-zarr",
+        "take",
+        "sort",
+        "argsort",
+        "sort-merge",
+        "argsort-merge",
+        "searchsorted",
+        "isin",
+        "histogram",
+        "histogramdd",
+        "bincount",
+        "topk",
+        "argtopk",
+        "overlap",
+        "trim",
+        "mask-count",
+        "mask-select",
+        "flatnonzero",
+        "vindex",
+        "take-along-axis",
+    ];
+
     /// A short name, used in layer ids.
     pub fn name(&self) -> &'static str {
         match self {

@@ -7,7 +7,7 @@ use super::{dtype_of, required, u64s, usizes_of, wire};
 use crate::error::{Error, Result};
 use crate::graph::{ArrayMeta, LayerId};
 use crate::meta::{Chunks, Scalar};
-use crate::ops::{BinaryFn, CmpFn, ElemFunc, Reduction, UnaryFn};
+use crate::ops::{BinaryFn, CmpFn, ElemFunc, Op, Reduction, UnaryFn};
 
 // ---------------------------------------------------------------------------------------------
 // scalars, chunks, metadata, ids
@@ -122,60 +122,11 @@ impl TryFrom<pb::LayerId> for LayerId {
     }
 }
 
-/// Names of ops that are not a function's or a reduction's name (see [`Op::name`]).
-const OP_NAMES: &[&str] = &[
-    "random",
-    "full",
-    "arange",
-    "linspace",
-    "identity",
-    "empty",
-    "array",
-    "from-npy",
-    "persist",
-    "persisted",
-    "combine",
-    "transpose",
-    "getitem",
-    "rechunk",
-    "reshape",
-    "concatenate",
-    "stack",
-    "matmul",
-    "mirror-upper",
-    "map-blocks",
-    "median",
-    "nanmedian",
-    "quantile",
-    "nanquantile",
-    "from-zarr",
-    "to-zarr",
-    "take",
-    "sort",
-    "argsort",
-    "sort-merge",
-    "argsort-merge",
-    "searchsorted",
-    "isin",
-    "histogram",
-    "histogramdd",
-    "bincount",
-    "topk",
-    "argtopk",
-    "overlap",
-    "trim",
-    "mask-count",
-    "mask-select",
-    "flatnonzero",
-    "vindex",
-    "take-along-axis",
-];
-
 /// The engine's own `&'static str` for a layer name from the wire. [`LayerId::name`] is static, and
 /// looking names up (rather than leaking a string per id) keeps a stream of forged ids from growing
 /// memory.
 pub(super) fn static_name(name: &str) -> Option<&'static str> {
-    OP_NAMES
+    Op::OTHER_NAMES
         .iter()
         .copied()
         .chain(Reduction::ALL.iter().map(|r| r.name()))
