@@ -413,24 +413,16 @@ fn grid_value(i: usize, j: usize) -> f64 {
     ((i * 31 + j * 17) % 1009) as f64
 }
 
-/// Writes `x[i, j] = grid_value(i, j)` as an `n × n` float64 `.npy` file, a row at a time.
+/// Writes `x[i, j] = grid_value(i, j)` as an `n × n` float64 `.npy` file, a row at a time (the
+/// engine's own writer: the tests check reading, not writing).
 fn write_grid_npy(path: &std::path::Path, n: usize) {
-    use std::io::Write;
-    let mut header = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': ({n}, {n}), }}");
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    out.write_all(b"\x93NUMPY\x01\x00").unwrap();
-    out.write_all(&(header.len() as u16).to_le_bytes()).unwrap();
-    out.write_all(header.as_bytes()).unwrap();
+    let out = tessera::io::npy::NpyWriter::create(path, tessera::DType::F64, &[n, n]).unwrap();
     for i in 0..n {
-        for j in 0..n {
-            out.write_all(&grid_value(i, j).to_le_bytes()).unwrap();
-        }
+        let row = ndarray::Array::from_shape_fn(ndarray::IxDyn(&[1, n]), |ix| grid_value(i, ix[1]));
+        out.write_region(&[i, 0], &tessera::ArrayData::F64(row))
+            .unwrap();
     }
-    out.flush().unwrap();
+    out.finish().unwrap();
 }
 
 #[test]
