@@ -1,8 +1,8 @@
 //! The worker's gRPC service: peers and clients fetch chunks from it, one per call (`FetchChunk`) or
 //! several of a job per call (`FetchChunks`: a combine task reads many small partials, and a call
-//! costs far more than their bytes). Each chunk is encoded when the stream reaches it and sent in
-//! pieces of at most [`PIECE_BYTES`], so chunks of any size cross the wire and a batch of large
-//! chunks is never encoded all at once.
+//! costs far more than their bytes). Each chunk is sent in pieces of at most [`PIECE_BYTES`], each
+//! written from the chunk as the stream reaches it ([`PieceEncoder`]), so chunks of any size cross
+//! the wire and no chunk is ever encoded whole.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -11,6 +11,8 @@ use tessera_proto::v1::worker_server::Worker;
 use tessera_proto::v1::{ChunkPiece, ChunkRef, ChunkRefs};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
+
+use tessera::wire::PieceEncoder;
 
 use crate::store::{Held, Store};
 
@@ -92,24 +94,25 @@ struct Outgoing {
     job: u64,
     /// Reads spilled chunks back.
     store: Store,
-    /// Chunks not encoded yet, with their tasks.
+    /// Chunks not started yet, with their tasks.
     chunks: VecDeque<(u32, Held)>,
     /// Index in the request of the front of `chunks`.
     next: u32,
-    /// The chunk being sent: its index, its encoding, and how many bytes of it are out.
-    current: Option<(u32, Vec<u8>, usize)>,
+    /// The chunk being sent, with its index: its pieces are written from the chunk as they go out,
+    /// so a large chunk is never encoded whole.
+    current: Option<(u32, PieceEncoder)>,
 }
 
 impl Outgoing {
     async fn next_piece(mut self) -> Option<(Result<ChunkPiece, Status>, Outgoing)> {
-        let (index, bytes, sent) = match self.current.take() {
-            Some(current) => current,
+        let (index, mut encoder, first) = match self.current.take() {
+            Some((index, encoder)) => (index, encoder, false),
             None => {
-                let (task, value) = self.chunks.pop_front()?;
+                let (task, held) = self.chunks.pop_front()?;
                 let index = self.next;
                 self.next += 1;
-                match encode(&self.store, value).await {
-                    Ok(Ok(bytes)) => (index, bytes, 0),
+                match start(&self.store, held).await {
+                    Ok(Ok(encoder)) => (index, encoder, true),
                     Ok(Err(e)) => {
                         self.chunks.clear();
                         let message = format!("task {task} of job {}: {e}", self.job);
@@ -118,25 +121,18 @@ impl Outgoing {
                     Err(e) => {
                         self.chunks.clear();
                         let message =
-                            format!("encoding the chunk of task {task} of job {}: {e}", self.job);
+                            format!("reading the chunk of task {task} of job {}: {e}", self.job);
                         return Some((Err(Status::internal(message)), self));
                     }
                 }
             }
         };
-        let end = bytes.len().min(sent + PIECE_BYTES);
-        let total_len = if sent == 0 { bytes.len() as u64 } else { 0 };
-        let data = if sent == 0 && end == bytes.len() {
-            // The whole chunk fits in one piece (every partial does): no copy. An empty encoding
-            // still goes out as one empty piece, so that the receiver sees the chunk.
-            bytes
-        } else {
-            let data = bytes[sent..end].to_vec();
-            if end < bytes.len() {
-                self.current = Some((index, bytes, end));
-            }
-            data
-        };
+        // An empty encoding still goes out as one empty piece, so that the receiver sees the chunk.
+        let total_len = if first { encoder.total_len() as u64 } else { 0 };
+        let data = encoder.next_piece(PIECE_BYTES);
+        if !encoder.is_done() {
+            self.current = Some((index, encoder));
+        }
         let piece = ChunkPiece {
             total_len,
             data,
@@ -146,24 +142,17 @@ impl Outgoing {
     }
 }
 
-/// Encodes a chunk; one on disk is read back first. Both on tokio's blocking pool unless the chunk is
-/// small and in memory.
-async fn encode(
+/// A chunk ready to be sent a piece at a time; one on disk is read back first, on tokio's blocking
+/// pool.
+async fn start(
     store: &Store,
     held: Held,
-) -> Result<Result<Vec<u8>, String>, tokio::task::JoinError> {
-    if let Held::Memory(value) = &held
-        && value.nbytes() < tessera::wire::BLOCKING_CODEC_BYTES
-    {
-        return Ok(Ok(tessera::wire::encode_chunk(value)));
+) -> Result<Result<PieceEncoder, String>, tokio::task::JoinError> {
+    if let Held::Memory(value) = held {
+        return Ok(Ok(PieceEncoder::new(value)));
     }
     let store = store.clone();
-    tokio::task::spawn_blocking(move || {
-        store
-            .load(held)
-            .map(|value| tessera::wire::encode_chunk(&value))
-    })
-    .await
+    tokio::task::spawn_blocking(move || store.load(held).map(PieceEncoder::new)).await
 }
 
 #[cfg(test)]
@@ -184,7 +173,7 @@ mod tests {
     #[tokio::test]
     async fn chunks_are_cut_into_pieces_in_request_order() {
         let store = Store::default();
-        // 8 MB: eight pieces, encoded on the blocking pool; then chunks far below one piece.
+        // 8 MB: eight pieces; then chunks far below one piece.
         let chunks = [f64_chunk(&[1000, 1000]), f64_chunk(&[0]), f64_chunk(&[3])];
         for (task, c) in chunks.iter().enumerate() {
             store.put((5, task as u32 * 10), c.clone());

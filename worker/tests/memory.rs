@@ -95,6 +95,22 @@ fn scalar(client: &Client, a: &tessera::Array) -> tessera::Result<f64> {
     }
 }
 
+/// Every path under `dir`, for a failure message that says what was left behind.
+fn leftovers(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path.clone());
+            }
+            found.push(path);
+        }
+    }
+    found
+}
+
 /// Waits until the scheduler's status shows that the worker at `address` has written spill files.
 fn wait_for_spills(client: &Client, address: &str) -> tessera::WorkerInfo {
     poll(
@@ -147,15 +163,16 @@ fn workers_of_512_and_256_mib_hold_a_2_gib_array_until_its_mean_is_known() {
     unsafe {
         libc::kill(cluster.workers[0].id() as i32, libc::SIGTERM);
     }
-    wait_exit(
+    let exit = wait_exit(
         &mut cluster.workers[0],
         "the worker to retire",
         Duration::from_secs(40),
     );
-    assert_eq!(
-        std::fs::read_dir(spill.path()).unwrap().count(),
-        0,
-        "the spill directory outlived the worker"
+    let left = leftovers(spill.path());
+    assert!(
+        left.is_empty(),
+        "the spill directory outlived the worker ({} exited with {exit:?}): {left:?}",
+        cluster.worker_addresses[0]
     );
     drop(cluster);
 

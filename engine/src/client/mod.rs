@@ -52,6 +52,7 @@ use crate::error::{Error, Result};
 use crate::exec::progress::ProgressWriter;
 use crate::exec::{ExecStats, LayerProgress, OutputSink, Progress};
 use crate::graph::Graph;
+use crate::wire::{Assembled, ChunkAssembler};
 
 /// How long a fetch may wait for its reply to start, and then for each next piece, before it fails.
 pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(60);
@@ -195,16 +196,19 @@ impl WorkerChannels {
                     None => splitter.finish(),
                 }
                 .map_err(bad_stream)?;
-                if let Some((index, bytes)) = chunk {
+                if let Some((index, assembled)) = chunk {
                     let Some(&task) = tasks.get(index as usize) else {
                         return Err(format!(
                             "{address} sent chunk {index} of job {job} when {} were asked for",
                             tasks.len()
                         ));
                     };
-                    let value = decode(bytes).await.map_err(|e| {
-                        format!("chunk of task {task} of job {job} from {address}: {e}")
-                    })?;
+                    let value = match assembled {
+                        Assembled::Value(value) => value,
+                        Assembled::Encoded(bytes) => decode(bytes).await.map_err(|e| {
+                            format!("chunk of task {task} of job {job} from {address}: {e}")
+                        })?,
+                    };
                     values.push(value);
                 }
                 if last {
@@ -243,23 +247,26 @@ async fn decode(bytes: Vec<u8>) -> std::result::Result<ChunkValue, String> {
         .map_err(|e| e.to_string())
 }
 
-/// Cuts a fetch's stream of pieces back into its chunks' encodings. The pieces of chunk `i` carry
-/// index `i` and follow those of chunk `i - 1`; a chunk ends where the next index starts, or with the
-/// stream, so a chunk that encodes to nothing (one empty piece) is still seen.
+/// Cuts a fetch's stream of pieces back into its chunks. The pieces of chunk `i` carry index `i` and
+/// follow those of chunk `i - 1`; a chunk ends where the next index starts, or with the stream, so a
+/// chunk that encodes to nothing (one empty piece) is still seen. Each piece's bytes go straight into
+/// the chunk being received ([`ChunkAssembler`]), so a large chunk is never held twice.
 #[derive(Debug, Default)]
 struct Splitter {
-    /// The chunk being received: its index, its announced length, and its bytes so far.
-    current: Option<(u32, u64, Vec<u8>)>,
+    /// The chunk being received, with its index.
+    current: Option<(u32, ChunkAssembler)>,
 }
 
 impl Splitter {
-    /// Takes the next piece; when it starts a new chunk, returns the one before it (index, bytes).
-    fn push(&mut self, piece: ChunkPiece) -> Result<Option<(u32, Vec<u8>)>, String> {
-        if let Some((index, _, bytes)) = &mut self.current
+    /// Takes the next piece; when it starts a new chunk, returns the one before it.
+    fn push(&mut self, piece: ChunkPiece) -> Result<Option<(u32, Assembled)>, String> {
+        if let Some((index, chunk)) = &mut self.current
             && *index == piece.index
         {
-            bytes.extend_from_slice(&piece.data);
-            return Ok(None);
+            return chunk
+                .push(&piece.data)
+                .map(|()| None)
+                .map_err(|e| format!("chunk {index}: {e}"));
         }
         let due = self.current.as_ref().map_or(0, |c| u64::from(c.0) + 1);
         if u64::from(piece.index) != due {
@@ -268,38 +275,29 @@ impl Splitter {
                 piece.index
             ));
         }
-        let mut bytes = Vec::new();
-        // A bogus length must not abort the process.
-        usize::try_from(piece.total_len)
-            .ok()
-            .and_then(|n| bytes.try_reserve_exact(n).ok())
-            .ok_or_else(|| {
-                format!(
-                    "chunk {} announced {} bytes, more than this process can hold",
-                    piece.index, piece.total_len
-                )
-            })?;
-        bytes.extend_from_slice(&piece.data);
+        let index = piece.index;
+        let mut chunk =
+            ChunkAssembler::new(piece.total_len).map_err(|e| format!("chunk {index}: {e}"))?;
+        chunk
+            .push(&piece.data)
+            .map_err(|e| format!("chunk {index}: {e}"))?;
         self.current
-            .replace((piece.index, piece.total_len, bytes))
+            .replace((index, chunk))
             .map(complete)
             .transpose()
     }
 
     /// The stream has ended: the last chunk, if there was any.
-    fn finish(&mut self) -> Result<Option<(u32, Vec<u8>)>, String> {
+    fn finish(&mut self) -> Result<Option<(u32, Assembled)>, String> {
         self.current.take().map(complete).transpose()
     }
 }
 
-fn complete((index, total_len, bytes): (u32, u64, Vec<u8>)) -> Result<(u32, Vec<u8>), String> {
-    if bytes.len() as u64 != total_len {
-        return Err(format!(
-            "chunk {index} announced {total_len} bytes and {} arrived",
-            bytes.len()
-        ));
-    }
-    Ok((index, bytes))
+fn complete((index, chunk): (u32, ChunkAssembler)) -> Result<(u32, Assembled), String> {
+    chunk
+        .finish()
+        .map(|a| (index, a))
+        .map_err(|e| format!("chunk {index}: {e}"))
 }
 
 /// The cluster as the scheduler sees it.
@@ -1009,6 +1007,8 @@ mod tests {
         }
     }
 
+    /// The chunks of a reply, as bytes: these pieces are not array encodings, so the assembler
+    /// hands each back whole.
     fn split(pieces: Vec<ChunkPiece>) -> Result<Vec<(u32, Vec<u8>)>, String> {
         let mut splitter = Splitter::default();
         let mut chunks = Vec::new();
@@ -1016,7 +1016,13 @@ mod tests {
             chunks.extend(splitter.push(p)?);
         }
         chunks.extend(splitter.finish()?);
-        Ok(chunks)
+        Ok(chunks
+            .into_iter()
+            .map(|(i, a)| match a {
+                Assembled::Encoded(bytes) => (i, bytes),
+                Assembled::Value(v) => panic!("chunk {i} decoded as {v:?}"),
+            })
+            .collect())
     }
 
     #[test]
@@ -1039,6 +1045,44 @@ mod tests {
     }
 
     #[test]
+    fn array_chunks_arrive_decoded_and_partials_whole() {
+        let a = ChunkValue::Array(ArrayData::F64(
+            ndarray::Array::range(0.0, 5000.0, 1.0).into_dyn(),
+        ));
+        let m = ChunkValue::Moments(crate::data::Moments {
+            count: ndarray::arr1(&[2.0]).into_dyn(),
+            mean: ndarray::arr1(&[0.5]).into_dyn(),
+            m2: None,
+        });
+        let mut pieces = Vec::new();
+        for (index, value) in [a.clone(), m.clone()].into_iter().enumerate() {
+            let mut encoder = crate::wire::PieceEncoder::new(std::sync::Arc::new(value));
+            let total = encoder.total_len() as u64;
+            let mut first = true;
+            while !encoder.is_done() {
+                let data = encoder.next_piece(1000);
+                pieces.push(piece(index as u32, if first { total } else { 0 }, &data));
+                first = false;
+            }
+        }
+        assert!(pieces.len() > 40);
+        let mut splitter = Splitter::default();
+        let mut chunks = Vec::new();
+        for p in pieces {
+            chunks.extend(splitter.push(p).unwrap());
+        }
+        chunks.extend(splitter.finish().unwrap());
+        assert_eq!(chunks.len(), 2);
+        assert!(matches!(&chunks[0], (0, Assembled::Value(v)) if *v == a));
+        match &chunks[1] {
+            (1, Assembled::Encoded(bytes)) => {
+                assert_eq!(crate::wire::decode_chunk(bytes).unwrap(), m)
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn a_garbled_reply_is_an_error_naming_the_chunk() {
         let skipped = split(vec![piece(0, 1, b"a"), piece(2, 1, b"b")]).unwrap_err();
         assert!(
@@ -1053,7 +1097,7 @@ mod tests {
         assert!(back.is_err());
         let short = split(vec![piece(0, 4, b"ab"), piece(1, 0, b"")]).unwrap_err();
         assert!(
-            short.contains("chunk 0 announced 4 bytes and 2 arrived"),
+            short.contains("chunk 0: ") && short.contains("announced 4 bytes and 2 arrived"),
             "{short}"
         );
         let huge = split(vec![piece(0, u64::MAX, b"")]).unwrap_err();

@@ -212,7 +212,7 @@ fn varint_len(v: u64) -> usize {
 }
 
 /// Key byte of a length-delimited field with a tag below 16.
-const fn len_key(tag: u8) -> u8 {
+pub(super) const fn len_key(tag: u8) -> u8 {
     (tag << 3) | 2
 }
 
@@ -225,8 +225,19 @@ pub fn encode_chunk(v: &ChunkValue) -> Vec<u8> {
     let ChunkValue::Array(a) = v else {
         return pb::ChunkValue::from(v).encode_to_vec();
     };
-    // ArrayData without its data: fields 1 and 2. Field 3 (the bytes) is last in tag order, which is
-    // the order prost writes, so it can follow them.
+    let prefix = array_prefix(a);
+    // A zeroed allocation of this size comes fresh from the OS, already zero: unlike growing a Vec
+    // and filling it, the elements below are the only pass over the memory.
+    let mut out = vec![0u8; prefix.len() + a.len() * a.dtype().size()];
+    out[..prefix.len()].copy_from_slice(&prefix);
+    write_elements(a, &mut out[prefix.len()..]);
+    out
+}
+
+/// The bytes of an array chunk's encoding that come before its elements: the `array` field's key and
+/// length, `dtype` and `shape` (fields 1 and 2 of ArrayData), and the key and length of `data`
+/// (field 3), which is last in tag order — the order prost writes — so the elements can follow.
+pub(super) fn array_prefix(a: &ArrayData) -> Vec<u8> {
     let head = pb::ArrayData {
         dtype: pb::DType::from(a.dtype()) as i32,
         shape: u64s(a.shape()),
@@ -249,12 +260,7 @@ pub fn encode_chunk(v: &ChunkValue) -> Vec<u8> {
         prefix.push(len_key(3));
         put_varint(n as u64, &mut prefix);
     }
-    // A zeroed allocation of this size comes fresh from the OS, already zero: unlike growing a Vec
-    // and filling it, the elements below are the only pass over the memory.
-    let mut out = vec![0u8; prefix.len() + n];
-    out[..prefix.len()].copy_from_slice(&prefix);
-    write_elements(a, &mut out[prefix.len()..]);
-    out
+    prefix
 }
 
 /// Chunks of at least this many bytes are encoded and decoded on tokio's blocking pool, off the
@@ -320,16 +326,16 @@ fn decode_array_chunk(bytes: &[u8]) -> Option<Result<ChunkValue>> {
 
 /// Reads protobuf primitives off the front of a slice; `None` when the input ends early or a
 /// varint is malformed.
-struct Reader<'a>(&'a [u8]);
+pub(super) struct Reader<'a>(pub(super) &'a [u8]);
 
 impl<'a> Reader<'a> {
-    fn byte(&mut self) -> Option<u8> {
+    pub(super) fn byte(&mut self) -> Option<u8> {
         let (&b, rest) = self.0.split_first()?;
         self.0 = rest;
         Some(b)
     }
 
-    fn varint(&mut self) -> Option<u64> {
+    pub(super) fn varint(&mut self) -> Option<u64> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
             let b = self.byte()?;
@@ -341,11 +347,11 @@ impl<'a> Reader<'a> {
         None
     }
 
-    fn len(&mut self) -> Option<usize> {
+    pub(super) fn len(&mut self) -> Option<usize> {
         usize::try_from(self.varint()?).ok()
     }
 
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+    pub(super) fn take(&mut self, n: usize) -> Option<&'a [u8]> {
         if n > self.0.len() {
             return None;
         }

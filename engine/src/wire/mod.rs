@@ -31,6 +31,7 @@
 //! - `program.rs`: blockwise programs.
 //! - `ops.rs`: every op variant, with reductions, slices and sources.
 //! - `chunk.rs`: array data, chunk values and the chunk codec.
+//! - `stream.rs`: the chunk codec a piece at a time, for chunks streamed between processes.
 //! - `graph.rs`: layers and graphs.
 //!
 //! Each file's tests sit beside it; the "every variant" lists they share are in `testing.rs`.
@@ -41,6 +42,7 @@ mod graph;
 mod meta;
 mod ops;
 mod program;
+mod stream;
 #[cfg(test)]
 mod testing;
 
@@ -48,6 +50,7 @@ pub use tessera_proto::v1 as pb;
 
 pub use chunk::{BLOCKING_CODEC_BYTES, decode_chunk, encode_chunk};
 pub use graph::{graph_from_proto, graph_to_proto};
+pub use stream::{Assembled, ChunkAssembler, PieceEncoder};
 
 use crate::error::{Error, Result};
 use crate::meta::DType;

@@ -30,12 +30,32 @@ pub fn scheduler_binary() -> PathBuf {
     path
 }
 
+/// A loopback port that is free now and that nothing else in this machine's normal traffic will take
+/// before the process the test starts binds it.
+///
+/// Asking the kernel for port 0 and closing the socket is not enough: the port goes back into the
+/// ephemeral range, and an outgoing connection (a client, a worker dialling the scheduler) can be given
+/// it before the test's process binds it ("Address already in use"). So the port comes from below the
+/// ephemeral range, which outgoing connections never use, in a sequence of this process's own (offset
+/// by its pid, so test binaries run side by side start far apart), skipping any port already bound.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    // Linux's default ephemeral range starts at 32768; read the machine's own where it says.
+    let ephemeral_start: u32 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768);
+    let (low, high) = (10_000u32, ephemeral_start.max(12_000));
+    let span = high - low;
+    let start = std::process::id().wrapping_mul(7919) % span;
+    for _ in 0..span {
+        let port = (low + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % span) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {low}..{high}");
 }
 
 /// Calls `probe` every 20 ms until it returns `Some`, for at most `patience`; panics naming `what`
