@@ -25,6 +25,10 @@ const ENDED_JOBS: usize = 10;
 /// among the last ended jobs, when the scheduler should be back to its idle size.
 const ENDED_LAYER_ROWS: usize = 64;
 
+/// The task stream's buffer is not shrunk below this many records (growing it back from nothing
+/// at every burst would cost more than the 7 KB it keeps).
+const STREAM_MIN_CAPACITY: usize = 128;
+
 /// Upper bounds of the task run-time histogram's buckets, in seconds (Prometheus' `le`): from 10 µs
 /// (an elementwise kernel on a small chunk) to 100 s.
 pub const DURATION_BUCKETS: [f64; 16] = [
@@ -251,11 +255,17 @@ impl Recorder {
         }
     }
 
-    /// Drops what is older than the window.
-    fn trim(&mut self, now: Instant) {
+    /// Drops what is older than the window. The stream's buffer shrinks once it is mostly empty:
+    /// a burst of tasks grows it to its length limit (about 1.8 MB for 20,000 records), which
+    /// would otherwise stay allocated (and resident) while the scheduler is idle.
+    pub fn trim(&mut self, now: Instant) {
         let horizon = self.millis(now) - WINDOW.as_secs_f64() * 1e3;
         while self.stream.front().is_some_and(|t| t.end_ms < horizon) {
             self.stream.pop_front();
+        }
+        if self.stream.capacity() > 4 * self.stream.len().max(STREAM_MIN_CAPACITY) {
+            self.stream
+                .shrink_to(2 * self.stream.len().max(STREAM_MIN_CAPACITY));
         }
         let second = now.saturating_duration_since(self.started).as_secs();
         while self
@@ -466,6 +476,28 @@ mod tests {
         // Nothing is lost from the totals.
         assert_eq!(s.jobs[0].done, 100);
         assert_eq!(layers.iter().map(|l| l.tasks).sum::<u64>(), 200);
+    }
+
+    #[test]
+    fn the_stream_gives_its_buffer_back_once_the_window_has_passed() {
+        let t0 = Instant::now();
+        let mut r = Recorder::new(t0, 20_000);
+        for _ in 0..20_000 {
+            r.task_done(t0, WorkerId(1), 1, JobId(7), 0, 1_000, 0);
+        }
+        assert_eq!(r.stream.len(), 20_000);
+        // Half the window later nothing expires and the buffer stays.
+        r.trim(t0 + WINDOW / 2);
+        assert_eq!(r.stream.len(), 20_000);
+        assert!(r.stream.capacity() >= 20_000);
+        // Past the window (with no snapshot asked for): empty, and the buffer is small again.
+        r.trim(t0 + WINDOW + Duration::from_secs(1));
+        assert!(r.stream.is_empty());
+        assert!(
+            r.stream.capacity() <= 2 * STREAM_MIN_CAPACITY,
+            "{} records of capacity kept",
+            r.stream.capacity()
+        );
     }
 
     #[test]

@@ -8,8 +8,8 @@
 //! fetch its chunks from workers). Job ids and keys are random, so nobody can walk other clients' jobs.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tessera::graph::expand::TaskGraph;
@@ -27,6 +27,13 @@ use crate::core::{
 };
 use crate::dashboard::record::{Recorder, WINDOW};
 use crate::dashboard::snapshot::{JobState, Snapshot};
+
+/// A job's newest progress report that its client's stream has not taken yet. Progress goes to the
+/// client's queue as a placeholder, at most one at a time, and the stream puts the newest report in
+/// its place when it sends it: a client reading slower than the reports come (a job of 100,000
+/// layers makes a report of several megabytes every progress interval) makes the scheduler skip
+/// reports instead of queueing them all (which peaked at gigabytes).
+pub type LatestProgress = Arc<Mutex<Option<pb::JobProgress>>>;
 
 /// A stream of messages to a worker's session or a client's job.
 pub type WorkerSender = mpsc::UnboundedSender<Result<pb::SchedulerMessage, Status>>;
@@ -59,6 +66,7 @@ pub enum Event {
         graph: Arc<TaskGraph>,
         wire: Arc<pb::Graph>,
         sender: ClientSender,
+        progress: LatestProgress,
         reply: oneshot::Sender<Result<JobId, Status>>,
     },
     Fetched {
@@ -136,6 +144,8 @@ struct JobEntry {
     size: usize,
     wire: Arc<pb::Graph>,
     client: ClientSender,
+    /// The report the client's stream sends next in place of its queued placeholder.
+    progress: LatestProgress,
     key: Token,
 }
 
@@ -259,17 +269,34 @@ impl Outbox for Shell<'_> {
                     })
                     .collect(),
             }),
-            ToClient::Progress(layers) => Ev::Progress(pb::JobProgress {
-                layers: layers
-                    .into_iter()
-                    .map(|l| pb::LayerProgress {
-                        layer: l.layer,
-                        done: l.done,
-                        total: l.total,
-                        bytes: l.bytes,
-                    })
-                    .collect(),
-            }),
+            ToClient::Progress(layers) => {
+                let Some(j) = self.jobs.get(&job) else {
+                    return;
+                };
+                let report = pb::JobProgress {
+                    layers: layers
+                        .into_iter()
+                        .map(|l| pb::LayerProgress {
+                            layer: l.layer,
+                            done: l.done,
+                            total: l.total,
+                            bytes: l.bytes,
+                        })
+                        .collect(),
+                };
+                let queued = j
+                    .progress
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .replace(report)
+                    .is_some();
+                if !queued {
+                    let _ = j.client.send(Ok(pb::ClientEvent {
+                        event: Some(Ev::Progress(pb::JobProgress::default())),
+                    }));
+                }
+                return;
+            }
             ToClient::Completed { tasks_run } => Ev::Completed(pb::Completed { tasks_run }),
             ToClient::Failed {
                 key,
@@ -417,6 +444,9 @@ impl Actor {
                         .is_some_and(|t| now >= t + WINDOW + Duration::from_secs(1))
                     {
                         self.last_busy = None;
+                        // The task stream's records of the last jobs are past the window now
+                        // (nobody may have asked for a snapshot since): dropped before the trim.
+                        self.recorder.trim(now);
                         trim_heap();
                     }
                 }
@@ -709,6 +739,7 @@ impl Actor {
                 graph,
                 wire,
                 sender,
+                progress,
                 reply,
             } => {
                 self.last_busy = Some(Instant::now());
@@ -740,6 +771,7 @@ impl Actor {
                         graph: graph.clone(),
                         wire,
                         client: sender,
+                        progress,
                         key,
                     },
                 );
@@ -825,5 +857,66 @@ impl Actor {
                 let _ = reply.send(());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(done: u64) -> ToClient {
+        ToClient::Progress(vec![core::LayerCount {
+            layer: "add-1".into(),
+            done,
+            total: 10,
+            bytes: 8 * done,
+        }])
+    }
+
+    #[test]
+    fn a_client_that_has_not_read_its_progress_gets_only_the_newest_report() {
+        let graph = tessera::ones::<f64>(&[4], [4]).unwrap().graph();
+        let graph = Arc::new(TaskGraph::expand(graph).unwrap());
+        let (client, mut events) = mpsc::unbounded_channel();
+        let progress = LatestProgress::default();
+        let job = JobId(5);
+        let mut jobs = HashMap::new();
+        jobs.insert(
+            job,
+            JobEntry {
+                size: 2,
+                graph,
+                wire: Arc::new(pb::Graph::default()),
+                client,
+                progress: progress.clone(),
+                key: [0; 16],
+            },
+        );
+        let workers = HashMap::new();
+        let mut shell = Shell {
+            workers: &workers,
+            jobs: &mut jobs,
+        };
+        for done in 1..=3 {
+            shell.to_client(job, report(done));
+        }
+        shell.to_client(job, ToClient::Completed { tasks_run: 10 });
+        // One placeholder, then `Completed`: three reports did not make three queued messages.
+        let first = events.try_recv().unwrap().unwrap();
+        assert!(matches!(
+            first.event,
+            Some(pb::client_event::Event::Progress(ref p)) if p.layers.is_empty()
+        ));
+        assert!(matches!(
+            events.try_recv().unwrap().unwrap().event,
+            Some(pb::client_event::Event::Completed(_))
+        ));
+        assert!(events.try_recv().is_err());
+        // What the client's stream puts in the placeholder's place: the newest report.
+        let newest = progress.lock().unwrap().take().unwrap();
+        assert_eq!((newest.layers[0].done, newest.layers[0].bytes), (3, 24));
+        // Taken: the next report queues a placeholder again.
+        shell.to_client(job, report(4));
+        assert!(events.try_recv().is_ok());
     }
 }

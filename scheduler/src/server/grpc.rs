@@ -22,7 +22,7 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 use tracing::warn;
 
-use super::actor::{ActorHandle, Event};
+use super::actor::{ActorHandle, Event, LatestProgress};
 use crate::config::Limits;
 use crate::core::WorkerId;
 
@@ -324,10 +324,12 @@ impl Scheduler for SchedulerService {
             }
         };
         let (reply, job) = oneshot::channel();
+        let progress = LatestProgress::default();
         self.send(Event::Submit {
             graph,
             wire,
             sender: tx,
+            progress: progress.clone(),
             reply,
         })?;
         let job = job
@@ -337,7 +339,15 @@ impl Scheduler for SchedulerService {
         // The outbound stream only looks at the slot (weakly: the inbound side owns it, and the
         // job's counts end with it).
         let watched = Arc::downgrade(&slot);
-        let events = UnboundedReceiverStream::new(rx).map(move |event| {
+        let events = UnboundedReceiverStream::new(rx).map(move |mut event| {
+            // A progress placeholder carries the newest report (see `LatestProgress`).
+            if let Ok(pb::ClientEvent {
+                event: Some(pb::client_event::Event::Progress(report)),
+            }) = &mut event
+                && let Some(newest) = progress.lock().unwrap_or_else(|e| e.into_inner()).take()
+            {
+                *report = newest;
+            }
             if let Ok(pb::ClientEvent {
                 event: Some(pb::client_event::Event::Completed(_)),
             }) = &event

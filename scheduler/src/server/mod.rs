@@ -4,11 +4,11 @@
 
 pub mod actor;
 pub mod grpc;
+pub mod session;
 
 use std::future::Future;
 
 use tessera_proto::auth::ServerAuth;
-use tessera_proto::v1::scheduler_server::SchedulerServer;
 use tokio::net::TcpListener;
 use tonic::service::interceptor::InterceptedService;
 use tracing::{info, warn};
@@ -39,14 +39,12 @@ pub async fn run(
         .map(|a| a.to_string())
         .unwrap_or_else(|_| config.listen.to_string());
     let actor = actor::spawn(config.clone());
-    let service = SchedulerServer::new(grpc::SchedulerService::new(
-        actor.clone(),
-        config.heartbeat_interval,
-        config.limits,
-    ))
-    // A larger message is refused from its length prefix, before its body is read.
-    .max_decoding_message_size(config.limits.max_message_bytes)
-    .max_encoding_message_size(usize::MAX);
+    // The generated server, with the worker sessions' outbound messages framed by `session` (so
+    // that no connection keeps a buffer the size of the largest graph it carried).
+    let service = session::SessionRoute::new(
+        grpc::SchedulerService::new(actor.clone(), config.heartbeat_interval, config.limits),
+        config.limits.max_message_bytes,
+    );
     let auth = ServerAuth::new(config.secret.clone(), "scheduler");
     if !auth.is_secure() {
         warn!(
