@@ -195,6 +195,18 @@ pub(super) trait Blocks: Copy {
         }
     }
 
+    /// The blocks of eight arbitrary counters `ctr[k] = (lo, hi)`: the rejected normals' retries,
+    /// whose counters belong to scattered elements. Eight independent blocks let the AES rounds of
+    /// different counters overlap instead of waiting on one another.
+    #[inline(always)]
+    fn blocks8(self, keys: &RoundKeys, ctr: &[[u64; 2]; 8]) -> [[u64; 2]; 8] {
+        let mut out = [[0u64; 2]; 8];
+        for (o, c) in out.iter_mut().zip(ctr) {
+            *o = self.one(keys, c[0], c[1]);
+        }
+        out
+    }
+
     /// The sum of `w >> 12` over the words [`Blocks::fill`] would write into `buf` (the uniform
     /// values in units of 2^-52), `buf.len()` even and at most 2^12 so the sum fits a u64. `buf`
     /// is scratch: a back end may sum the blocks in registers instead of storing them.
@@ -299,6 +311,27 @@ mod x86 {
         fn one(self, keys: &RoundKeys, lo: u64, hi: u64) -> [u64; 2] {
             // SAFETY: an `AesNi` exists only where AES-NI is available (see `new`).
             unsafe { one_xmm(keys, lo, hi) }
+        }
+
+        #[inline(always)]
+        fn blocks8(self, keys: &RoundKeys, ctr: &[[u64; 2]; 8]) -> [[u64; 2]; 8] {
+            let mut rk = [xmm([0, 0]); ROUNDS + 1];
+            for (r, k) in rk.iter_mut().zip(&keys.0) {
+                *r = xmm(*k);
+            }
+            let mut out = [[0u64; 2]; 8];
+            // SAFETY: AES-NI as in `one`; every load and store covers one 16-byte counter or block.
+            unsafe {
+                let mut v = [_mm_setzero_si128(); 8];
+                for (x, c) in v.iter_mut().zip(ctr) {
+                    *x = _mm_loadu_si128(c.as_ptr().cast());
+                }
+                let v = Self::blocks::<8>(&v, &rk);
+                for (o, x) in out.iter_mut().zip(&v) {
+                    _mm_storeu_si128(o.as_mut_ptr().cast(), *x);
+                }
+            }
+            out
         }
 
         #[inline(always)]
@@ -432,6 +465,35 @@ mod x86 {
         }
 
         #[inline(always)]
+        fn blocks8(self, keys: &RoundKeys, ctr: &[[u64; 2]; 8]) -> [[u64; 2]; 8] {
+            let mut out = [[0u64; 2]; 8];
+            // SAFETY: VAES and AVX2 as `new` requires; each load and store covers two 16-byte
+            // counters or blocks (k = 0, 2, 4, 6 of eight).
+            unsafe {
+                let mut rk = [_mm256_setzero_si256(); ROUNDS + 1];
+                for (r, k) in rk.iter_mut().zip(&keys.0) {
+                    let (a, b) = (k[0] as i64, k[1] as i64);
+                    *r = _mm256_set_epi64x(b, a, b, a);
+                }
+                let mut v = [_mm256_setzero_si256(); 4];
+                for (j, x) in v.iter_mut().enumerate() {
+                    *x =
+                        _mm256_xor_si256(_mm256_loadu_si256(ctr.as_ptr().add(2 * j).cast()), rk[0]);
+                }
+                for key in &rk[1..ROUNDS] {
+                    for x in &mut v {
+                        *x = _mm256_aesenc_epi128(*x, *key);
+                    }
+                }
+                for (j, x) in v.iter().enumerate() {
+                    let x = _mm256_aesenclast_epi128(*x, rk[ROUNDS]);
+                    _mm256_storeu_si256(out.as_mut_ptr().add(2 * j).cast(), x);
+                }
+            }
+            out
+        }
+
+        #[inline(always)]
         fn fill(self, keys: &RoundKeys, first: u64, hi: u64, out: &mut [u64]) {
             // Four registers of two blocks each in flight.
             const R: usize = 4;
@@ -485,6 +547,35 @@ mod x86 {
         fn one(self, keys: &RoundKeys, lo: u64, hi: u64) -> [u64; 2] {
             // SAFETY: a `Vaes512` exists only where AES-NI is available (see `new`).
             unsafe { one_xmm(keys, lo, hi) }
+        }
+
+        #[inline(always)]
+        fn blocks8(self, keys: &RoundKeys, ctr: &[[u64; 2]; 8]) -> [[u64; 2]; 8] {
+            let mut out = [[0u64; 2]; 8];
+            // SAFETY: VAES and AVX-512F as `new` requires; each load and store covers four
+            // 16-byte counters or blocks (k = 0 and 4 of eight).
+            unsafe {
+                let mut rk = [_mm512_setzero_si512(); ROUNDS + 1];
+                for (r, k) in rk.iter_mut().zip(&keys.0) {
+                    let (a, b) = (k[0] as i64, k[1] as i64);
+                    *r = _mm512_set_epi64(b, a, b, a, b, a, b, a);
+                }
+                let mut v = [_mm512_setzero_si512(); 2];
+                for (j, x) in v.iter_mut().enumerate() {
+                    *x =
+                        _mm512_xor_si512(_mm512_loadu_si512(ctr.as_ptr().add(4 * j).cast()), rk[0]);
+                }
+                for key in &rk[1..ROUNDS] {
+                    for x in &mut v {
+                        *x = _mm512_aesenc_epi128(*x, *key);
+                    }
+                }
+                for (j, x) in v.iter().enumerate() {
+                    let x = _mm512_aesenclast_epi128(*x, rk[ROUNDS]);
+                    _mm512_storeu_si512(out.as_mut_ptr().add(4 * j).cast(), x);
+                }
+            }
+            out
         }
 
         #[inline(always)]
@@ -744,6 +835,13 @@ mod tests {
             if out.len() >= 2 {
                 assert_eq!(b.one(keys, first, hi), [out[0], out[1]]);
             }
+            // And the eight-counter form, on scattered counters with distinct high words.
+            let ctr: [[u64; 2]; 8] = std::array::from_fn(|k| {
+                let k = k as u64;
+                [first.wrapping_mul(k + 3) ^ k << 60, hi.wrapping_add(k * k)]
+            });
+            let expect: [[u64; 2]; 8] = std::array::from_fn(|k| soft_block(keys, ctr[k]));
+            assert_eq!(b.blocks8(keys, &ctr), expect);
         }
         let keys = RoundKeys::new(0x0123_4567_89AB_CDEF, 0xFEDC_BA98_7654_3210);
         for first in [0, 5, u64::MAX - 9] {

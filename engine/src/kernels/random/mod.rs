@@ -282,6 +282,7 @@ fn normal_f64_body<B: FirstTry>(b: B, keys: &RoundKeys, start: u64, step: u64, o
         }
         return;
     }
+    let mut queue = normal::Rejected::new();
     for run in runs(start, out.len()) {
         let (at, len, first_block) = match run {
             Run::One { at, index } => {
@@ -303,35 +304,45 @@ fn normal_f64_body<B: FirstTry>(b: B, keys: &RoundKeys, start: u64, step: u64, o
         // The words go straight into the output and each group of eight is replaced by its
         // values in place, as the uniform kernel does: no tile buffer to zero, store and reload
         // (the zeroing alone was ~7 % of a normal mean).
-        let out = &mut out[at..at + len];
-        b.fill(keys, first_block, 0, bytemuck::cast_slice_mut(out));
-        // Eight first tries at a time; only the rejected lanes (about 1.5 %) take the slow path.
-        let mut base = start.wrapping_add(at as u64);
-        let mut groups = out.chunks_exact_mut(8);
-        for o in &mut groups {
-            let o: &mut [f64; 8] = o.try_into().expect("eight");
-            let mut w = [0u64; 8];
-            for (w, o) in w.iter_mut().zip(o.iter()) {
-                *w = o.to_bits();
+        b.fill(
+            keys,
+            first_block,
+            0,
+            bytemuck::cast_slice_mut(&mut out[at..at + len]),
+        );
+        // Eight first tries at a time; the rejected lanes (about 1.5 %) are queued for the batched
+        // slow path, which runs when the queue fills and at the end.
+        let end = at + len;
+        let mut g = at;
+        while g + 8 <= end {
+            let o: &mut [f64; 8] = (&mut out[g..g + 8]).try_into().expect("eight");
+            let mut rejected = b.first_try8(t, o);
+            if rejected != 0 {
+                if !queue.has_room(8) {
+                    queue.finish(b, keys, t, out);
+                }
+                while rejected != 0 {
+                    let j = g + rejected.trailing_zeros() as usize;
+                    queue.push(j, start.wrapping_add(j as u64), out[j].to_bits());
+                    rejected &= rejected - 1;
+                }
             }
-            let mut rejected = b.first_try8(t, &w, o);
-            while rejected != 0 {
-                let k = rejected.trailing_zeros() as usize;
-                o[k] = normal::slow_path(b, keys, t, base.wrapping_add(k as u64), w[k]);
-                rejected &= rejected - 1;
-            }
-            base = base.wrapping_add(8);
+            g += 8;
         }
-        for (k, o) in groups.into_remainder().iter_mut().enumerate() {
-            let w = o.to_bits();
+        for j in g..end {
+            let w = out[j].to_bits();
             let v = normal::first_try(t, w);
-            *o = if v.is_nan() {
-                normal::slow_path(b, keys, t, base.wrapping_add(k as u64), w)
+            if v.is_nan() {
+                if !queue.has_room(1) {
+                    queue.finish(b, keys, t, out);
+                }
+                queue.push(j, start.wrapping_add(j as u64), w);
             } else {
-                v
-            };
+                out[j] = v;
+            }
         }
     }
+    queue.finish(b, keys, t, out);
 }
 
 /// Sum of the standard normal values of elements `start + k·step` for `k` in `0..n`, in the order

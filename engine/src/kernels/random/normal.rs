@@ -10,13 +10,15 @@
 //! rounded IEEE operations with no FMA contraction or libm — so the tables and every value are
 //! bit-identical on every CPU path and platform with IEEE f64 arithmetic.
 //!
-//! **Speed without new values.** The first try runs eight elements at a time ([`FirstTry`]): AVX-512
-//! and AVX2 gather `x[l]` and `x[l+1]` for eight (or twice four) lanes and return the rejected
-//! lanes as a bit mask, so the kernels visit only the ~11 % of groups holding a rejection and, in
-//! them, only the rejected elements; the portable path does the same scalar operations. In the
-//! wedges, the exact test `y < exp(-x²/2)` needs a 14-term series (most of the slow path's time),
-//! so [`slow_path`] first compares `y` with a short approximation of the density and computes the
-//! exact one only when `y` lies within the approximation's error bound of it: the decision, and so
+//! **Speed without new values.** The first try runs eight elements at a time ([`FirstTry`]), in
+//! place on the words the block function wrote: AVX-512 and AVX2 load each lane's two edges
+//! `x[l]`, `x[l+1]` with one aligned 16-byte load (gathers were the first try's largest cost) and
+//! return the rejected lanes as a bit mask; the portable path does the same scalar operations.
+//! Rejected elements are queued ([`Rejected`]) and finished eight at a time: eight retry blocks at
+//! once and the wedge test without branches, instead of one long dependent chain per element. In
+//! the wedges, the exact test `y < exp(-x²/2)` needs a 14-term series, so the wedge test first
+//! compares `y` with a short approximation of the density and computes the exact one only when
+//! `y` lies within the approximation's error bound of it: the decision, and so
 //! every value, is the exact test's.
 
 use std::sync::LazyLock;
@@ -36,7 +38,14 @@ const LAYER_AREA: f64 = 4.928_673_233_974_655e-3;
 pub(super) struct Tables {
     pub(super) x: [f64; LAYERS + 1],
     f: [f64; LAYERS + 1],
+    /// `(x[l], x[l + 1])` for each layer: the vector first tries load a lane's two edges with one
+    /// 16-byte load (aligned, so never split across cache lines) where two gathers were the
+    /// first try's largest cost.
+    edges: EdgePairs,
 }
+
+#[repr(C, align(64))]
+struct EdgePairs([[f64; 2]; LAYERS]);
 
 pub(super) static TABLES: LazyLock<Tables> = LazyLock::new(Tables::build);
 
@@ -60,7 +69,8 @@ impl Tables {
         for l in 0..=LAYERS {
             f[l] = density(x[l]);
         }
-        Tables { x, f }
+        let edges = EdgePairs(std::array::from_fn(|l| [x[l], x[l + 1]]));
+        Tables { x, f, edges }
     }
 }
 
@@ -78,14 +88,20 @@ pub(super) fn first_try(t: &Tables, w: u64) -> f64 {
 /// The ziggurat's first try for eight elements at once, with the vector instructions of a block
 /// function's back end: the same operations as [`first_try`] per lane.
 pub(super) trait FirstTry: Blocks {
-    /// `out[k]` = the first try of word `w[k]` for the lanes it accepts; returns the rejected lanes
-    /// as bits (lane k is bit k), whose `out` entries are unspecified and left for [`slow_path`].
+    /// `v[k]` holds word k (as f64 bits); the accepted lanes' words are replaced by their first
+    /// tries and the rejected lanes keep their words for [`slow_path`]. Returns the rejected lanes
+    /// as bits (lane k is bit k). In place, so the words are read where the block function wrote
+    /// them rather than copied to the stack and reloaded, which stalled on store forwarding.
     #[inline(always)]
-    fn first_try8(self, t: &Tables, w: &[u64; 8], out: &mut [f64; 8]) -> u32 {
+    fn first_try8(self, t: &Tables, v: &mut [f64; 8]) -> u32 {
         let mut rejected = 0;
-        for (k, (o, &w)) in out.iter_mut().zip(w).enumerate() {
-            *o = first_try(t, w);
-            rejected |= u32::from(o.is_nan()) << k;
+        for (k, o) in v.iter_mut().enumerate() {
+            let value = first_try(t, o.to_bits());
+            if value.is_nan() {
+                rejected |= 1 << k;
+            } else {
+                *o = value;
+            }
         }
         rejected
     }
@@ -103,17 +119,43 @@ mod x86 {
     const ONE: i64 = 0x3FF0_0000_0000_0000;
     const SIGN: i64 = i64::MIN;
 
-    /// Four lanes of the first try with AVX2.
+    /// Lane `k`'s edges `(x[l], x[l + 1])` for its word's layer `l`, in one 16-byte load.
     ///
     /// # Safety
-    /// The CPU must support AVX2.
+    /// `w` must point at a readable word (SSE2, the x86_64 baseline, does the load).
     #[inline(always)]
-    unsafe fn first_try4(t: &Tables, w: *const u64, out: *mut f64) -> u32 {
-        // SAFETY: the caller guarantees AVX2; `w` and `out` point at four elements, and every
-        // gathered index is a layer (0..=255) or one more, inside `t.x` (257 entries).
+    unsafe fn edges(t: &Tables, w: *const u64) -> __m128d {
+        // SAFETY: the caller guarantees `w`; the layer is below 256, so the pair is in the table,
+        // whose pairs are 16-byte aligned.
+        unsafe { _mm_load_pd(t.edges.0[(*w & 0xFF) as usize].as_ptr()) }
+    }
+
+    /// `(a, b)` as the low and high halves of a 256-bit register.
+    ///
+    /// # Safety
+    /// The CPU must support AVX.
+    #[inline(always)]
+    unsafe fn half(a: __m128d, b: __m128d) -> __m256d {
+        // SAFETY: the caller guarantees AVX.
+        unsafe { _mm256_insertf128_pd::<1>(_mm256_castpd128_pd256(a), b) }
+    }
+
+    /// Four lanes of [`FirstTry::first_try8`] with AVX2.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2; `v` points at four words.
+    #[inline(always)]
+    unsafe fn first_try4(t: &Tables, v: *mut f64) -> u32 {
+        // SAFETY: the caller guarantees AVX2 and the four elements.
         unsafe {
+            let w = v.cast::<u64>().cast_const();
+            // Lanes 0 and 2 in one register, 1 and 3 in the other: the in-lane unpacks then give
+            // the edges in lane order.
+            let even = half(edges(t, w), edges(t, w.add(2)));
+            let odd = half(edges(t, w.add(1)), edges(t, w.add(3)));
+            let edge = _mm256_unpacklo_pd(even, odd);
+            let inner = _mm256_unpackhi_pd(even, odd);
             let w = _mm256_loadu_si256(w.cast());
-            let layer = _mm256_and_si256(w, _mm256_set1_epi64x(0xFF));
             let u = _mm256_sub_pd(
                 _mm256_castsi256_pd(_mm256_or_si256(
                     _mm256_srli_epi64::<12>(w),
@@ -121,28 +163,38 @@ mod x86 {
                 )),
                 _mm256_set1_pd(1.0),
             );
-            let edge = _mm256_i64gather_pd::<8>(t.x.as_ptr(), layer);
-            let inner = _mm256_i64gather_pd::<8>(t.x.as_ptr().add(1), layer);
             let x = _mm256_mul_pd(u, edge);
-            let accepted = _mm256_movemask_pd(_mm256_cmp_pd::<_CMP_LT_OQ>(x, inner)) as u32;
+            let accepted = _mm256_cmp_pd::<_CMP_LT_OQ>(x, inner);
             let sign = _mm256_and_si256(_mm256_slli_epi64::<55>(w), _mm256_set1_epi64x(SIGN));
-            let v = _mm256_or_si256(_mm256_castpd_si256(x), sign);
-            _mm256_storeu_si256(out.cast(), v);
-            !accepted & 0xF
+            let value = _mm256_castsi256_pd(_mm256_or_si256(_mm256_castpd_si256(x), sign));
+            let kept = _mm256_blendv_pd(_mm256_castsi256_pd(w), value, accepted);
+            _mm256_storeu_pd(v, kept);
+            !(_mm256_movemask_pd(accepted) as u32) & 0xF
         }
     }
 
-    /// Eight lanes of the first try with AVX-512F.
+    /// [`FirstTry::first_try8`] with AVX-512F.
     ///
     /// # Safety
     /// The CPU must support AVX-512F.
     #[inline(always)]
-    unsafe fn first_try8_avx512(t: &Tables, w: &[u64; 8], out: &mut [f64; 8]) -> u32 {
-        // SAFETY: the caller guarantees AVX-512F; loads and stores cover the two arrays, and the
-        // gathered indices lie inside `t.x` as in `first_try4`.
+    unsafe fn first_try8_avx512(t: &Tables, v: &mut [f64; 8]) -> u32 {
+        // SAFETY: the caller guarantees AVX-512F; loads and stores cover the array.
         unsafe {
-            let w = _mm512_loadu_si512(w.as_ptr().cast());
-            let layer = _mm512_and_si512(w, _mm512_set1_epi64(0xFF));
+            let p = v.as_ptr().cast::<u64>();
+            // Two lanes' edges per 128-bit quarter: even lanes in one register, odd in the other,
+            // so the in-lane unpacks give the edges in lane order.
+            let even = _mm512_insertf64x4::<1>(
+                _mm512_castpd256_pd512(half(edges(t, p), edges(t, p.add(2)))),
+                half(edges(t, p.add(4)), edges(t, p.add(6))),
+            );
+            let odd = _mm512_insertf64x4::<1>(
+                _mm512_castpd256_pd512(half(edges(t, p.add(1)), edges(t, p.add(3)))),
+                half(edges(t, p.add(5)), edges(t, p.add(7))),
+            );
+            let edge = _mm512_unpacklo_pd(even, odd);
+            let inner = _mm512_unpackhi_pd(even, odd);
+            let w = _mm512_loadu_si512(p.cast());
             let u = _mm512_sub_pd(
                 _mm512_castsi512_pd(_mm512_or_si512(
                     _mm512_srli_epi64::<12>(w),
@@ -150,44 +202,36 @@ mod x86 {
                 )),
                 _mm512_set1_pd(1.0),
             );
-            let edge = _mm512_i64gather_pd::<8>(layer, t.x.as_ptr());
-            let inner = _mm512_i64gather_pd::<8>(layer, t.x.as_ptr().add(1));
             let x = _mm512_mul_pd(u, edge);
-            let accepted = u32::from(_mm512_cmp_pd_mask::<_CMP_LT_OQ>(x, inner));
+            let accepted = _mm512_cmp_pd_mask::<_CMP_LT_OQ>(x, inner);
             let sign = _mm512_and_si512(_mm512_slli_epi64::<55>(w), _mm512_set1_epi64(SIGN));
-            let v = _mm512_or_si512(_mm512_castpd_si512(x), sign);
-            _mm512_storeu_si512(out.as_mut_ptr().cast(), v);
-            !accepted & 0xFF
+            let value = _mm512_or_si512(_mm512_castpd_si512(x), sign);
+            _mm512_mask_storeu_epi64(v.as_mut_ptr().cast(), accepted, value);
+            u32::from(!accepted)
         }
     }
 
     impl FirstTry for AesNi {
         #[inline(always)]
-        fn first_try8(self, t: &Tables, w: &[u64; 8], out: &mut [f64; 8]) -> u32 {
+        fn first_try8(self, t: &Tables, v: &mut [f64; 8]) -> u32 {
             // SAFETY: an `AesNi` exists only in code compiled with AVX2 on a CPU that has it.
-            unsafe {
-                first_try4(t, w.as_ptr(), out.as_mut_ptr())
-                    | first_try4(t, w.as_ptr().add(4), out.as_mut_ptr().add(4)) << 4
-            }
+            unsafe { first_try4(t, v.as_mut_ptr()) | first_try4(t, v.as_mut_ptr().add(4)) << 4 }
         }
     }
 
     impl FirstTry for Vaes256 {
         #[inline(always)]
-        fn first_try8(self, t: &Tables, w: &[u64; 8], out: &mut [f64; 8]) -> u32 {
+        fn first_try8(self, t: &Tables, v: &mut [f64; 8]) -> u32 {
             // SAFETY: a `Vaes256` exists only in code compiled with AVX2 on a CPU that has it.
-            unsafe {
-                first_try4(t, w.as_ptr(), out.as_mut_ptr())
-                    | first_try4(t, w.as_ptr().add(4), out.as_mut_ptr().add(4)) << 4
-            }
+            unsafe { first_try4(t, v.as_mut_ptr()) | first_try4(t, v.as_mut_ptr().add(4)) << 4 }
         }
     }
 
     impl FirstTry for Vaes512 {
         #[inline(always)]
-        fn first_try8(self, t: &Tables, w: &[u64; 8], out: &mut [f64; 8]) -> u32 {
+        fn first_try8(self, t: &Tables, v: &mut [f64; 8]) -> u32 {
             // SAFETY: a `Vaes512` exists only in code compiled with AVX-512F on a CPU that has it.
-            unsafe { first_try8_avx512(t, w, out) }
+            unsafe { first_try8_avx512(t, v) }
         }
     }
 }
@@ -207,27 +251,209 @@ pub(super) fn slow_path<B: Blocks>(b: B, keys: &RoundKeys, t: &Tables, index: u6
         if x < t.x[layer + 1] {
             return f64::from_bits(x.to_bits() | sign);
         }
-        let [mut a, mut c] = b.one(keys, index, retry);
+        let [a, c] = b.one(keys, index, retry);
         retry += 1;
         if layer == 0 {
-            // Beyond the tail edge: Marsaglia's exact tail sampler, x = TAIL + e₁/TAIL accepted
-            // when 2e₂ > (e₁/TAIL)² for exponentials e₁, e₂ (uniforms in (0, 1] keep ln finite).
-            loop {
-                let dx = -ln_unit(1.0 - unit_f64(a)) / TAIL;
-                let y = -ln_unit(1.0 - unit_f64(c));
-                if y + y > dx * dx {
-                    return f64::from_bits((TAIL + dx).to_bits() | sign);
-                }
-                [a, c] = b.one(keys, index, retry);
-                retry += 1;
-            }
+            return f64::from_bits(tail(b, keys, index, retry, a, c).to_bits() | sign);
         }
         // In the wedge: a uniform height within the layer, under the density or a fresh try.
-        let y = t.f[layer] + unit_f64(a) * (t.f[layer + 1] - t.f[layer]);
+        let y = wedge_height(t, layer, a);
         if under_density(y, -0.5 * x * x) {
             return f64::from_bits(x.to_bits() | sign);
         }
         w = c;
+    }
+}
+
+/// Beyond the tail edge: Marsaglia's exact tail sampler, `x = TAIL + e₁/TAIL` accepted when
+/// `2e₂ > (e₁/TAIL)²` for exponentials e₁, e₂ (uniforms in (0, 1] keep ln finite), drawn from the
+/// words `a`, `c` of the block that found the tail and then from blocks `(index, retry)`,
+/// `(index, retry + 1)`, …. Returns the magnitude.
+#[inline(always)]
+fn tail<B: Blocks>(b: B, keys: &RoundKeys, index: u64, retry: u64, a: u64, c: u64) -> f64 {
+    let (mut a, mut c, mut retry) = (a, c, retry);
+    loop {
+        let dx = -ln_unit(1.0 - unit_f64(a)) / TAIL;
+        let y = -ln_unit(1.0 - unit_f64(c));
+        if y + y > dx * dx {
+            return TAIL + dx;
+        }
+        [a, c] = b.one(keys, index, retry);
+        retry += 1;
+    }
+}
+
+/// The uniform height within wedge `layer` (1..=255) that word `a` gives.
+#[inline(always)]
+fn wedge_height(t: &Tables, layer: usize, a: u64) -> f64 {
+    t.f[layer] + unit_f64(a) * (t.f[layer + 1] - t.f[layer])
+}
+
+/// Rejected first tries held back for [`Rejected::finish`]; a multiple of eight.
+const QUEUE: usize = 32;
+
+/// The batched slow path: a kernel queues the elements whose first try was rejected (their output
+/// position, index and word) and [`Rejected::finish`] decides them eight at a time. Run one by
+/// one, each rejected element was a long chain of dependent steps (a block, the wedge's density,
+/// a compare) ended by a branch that goes either way about half the time, so nothing overlapped;
+/// eight independent lanes computed without branches keep the CPU busy. Every lane performs the
+/// operations of [`slow_path`] in its order, so the values are its values.
+pub(super) struct Rejected {
+    len: usize,
+    at: [usize; QUEUE],
+    index: [u64; QUEUE],
+    word: [u64; QUEUE],
+}
+
+impl Rejected {
+    #[inline(always)]
+    pub(super) fn new() -> Self {
+        Self {
+            len: 0,
+            at: [0; QUEUE],
+            index: [0; QUEUE],
+            word: [0; QUEUE],
+        }
+    }
+
+    /// Whether `n` more elements fit before the queue must be finished.
+    #[inline(always)]
+    pub(super) fn has_room(&self, n: usize) -> bool {
+        self.len + n <= QUEUE
+    }
+
+    /// Queues element `index`, whose value goes to `out[at]` and whose first try (word `w`) was
+    /// rejected. The caller checks [`Rejected::has_room`] first.
+    #[inline(always)]
+    pub(super) fn push(&mut self, at: usize, index: u64, w: u64) {
+        self.at[self.len] = at;
+        self.index[self.len] = index;
+        self.word[self.len] = w;
+        self.len += 1;
+    }
+
+    /// Writes the value of every queued element to its position in `out` and empties the queue.
+    #[inline(always)]
+    pub(super) fn finish<B: Blocks>(
+        &mut self,
+        b: B,
+        keys: &RoundKeys,
+        t: &Tables,
+        out: &mut [f64],
+    ) {
+        let mut from = 0;
+        while from < self.len {
+            let n = (self.len - from).min(8);
+            let mut lanes = Retries {
+                n,
+                at: [0; 8],
+                index: [0; 8],
+                retry: [1; 8],
+                word: [0; 8],
+            };
+            lanes.at[..n].copy_from_slice(&self.at[from..from + n]);
+            lanes.index[..n].copy_from_slice(&self.index[from..from + n]);
+            lanes.word[..n].copy_from_slice(&self.word[from..from + n]);
+            while lanes.n > 0 {
+                lanes.step(b, keys, t, out);
+            }
+            from += n;
+        }
+        self.len = 0;
+    }
+}
+
+/// Up to eight rejected elements in flight (lanes `0..n`): each one's output position, index, the
+/// retry its next block uses and the word whose first try was rejected. Lanes from `n` on are
+/// padding, computed and ignored.
+struct Retries {
+    n: usize,
+    at: [usize; 8],
+    index: [u64; 8],
+    retry: [u64; 8],
+    word: [u64; 8],
+}
+
+impl Retries {
+    /// One round of [`slow_path`]'s loop for every lane: its block `(index, retry)`, the wedge test
+    /// of its word (the tail, for the base layer, scalar: 1 in 60 rejections), and the first try of
+    /// the block's second word when the wedge rejects. Finished lanes write their values; the rare
+    /// lanes rejected again (under 1 %) stay, compacted to the front.
+    #[inline(always)]
+    fn step<B: Blocks>(&mut self, b: B, keys: &RoundKeys, t: &Tables, out: &mut [f64]) {
+        let mut ctr = [[0u64; 2]; 8];
+        for (c, (&index, &retry)) in ctr.iter_mut().zip(self.index.iter().zip(&self.retry)) {
+            *c = [index, retry];
+        }
+        let blocks = b.blocks8(keys, &ctr);
+        // Branch-free over the lanes: the wedge value, its height and exponent, the quick decision
+        // and the second word's first try.
+        let mut value = [0.0f64; 8];
+        let mut next = [0.0f64; 8];
+        let mut height = [0.0f64; 8];
+        let mut exponent = [0.0f64; 8];
+        let mut under = 0u32;
+        let mut band = 0u32;
+        let mut base = 0u32;
+        let mut next_rejected = 0u32;
+        for k in 0..8 {
+            let w = self.word[k];
+            let layer = (w & 0xFF) as usize;
+            let x = unit_f64(w) * t.x[layer];
+            let y = wedge_height(t, layer, blocks[k][0]);
+            let e = -0.5 * x * x;
+            let (below, above) = quick_wedge(y, e);
+            under |= u32::from(below) << k;
+            band |= u32::from(!below & !above) << k;
+            base |= u32::from(layer == 0) << k;
+            value[k] = f64::from_bits(x.to_bits() | (w >> 8 & 1) << 63);
+            next[k] = first_try(t, blocks[k][1]);
+            next_rejected |= u32::from(next[k].is_nan()) << k;
+            height[k] = y;
+            exponent[k] = e;
+        }
+        let active = (1u32 << self.n) - 1;
+        // Heights within the approximation's error band (2·10⁻⁹ relative: rare) get the exact test.
+        let mut exact = band & active & !base;
+        while exact != 0 {
+            let k = exact.trailing_zeros() as usize;
+            let bit = 1 << k;
+            under = if under_density(height[k], exponent[k]) {
+                under | bit
+            } else {
+                under & !bit
+            };
+            exact &= exact - 1;
+        }
+        // Wedge accepted: the value; rejected: the next word's first try (NaN when rejected too;
+        // such lanes, and the tails, are overwritten below or in a later round).
+        for k in 0..self.n {
+            out[self.at[k]] = if under >> k & 1 == 1 {
+                value[k]
+            } else {
+                next[k]
+            };
+        }
+        let mut tails = base & active;
+        while tails != 0 {
+            let k = tails.trailing_zeros() as usize;
+            let [a, c] = blocks[k];
+            let magnitude = tail(b, keys, self.index[k], self.retry[k] + 1, a, c);
+            out[self.at[k]] = f64::from_bits(magnitude.to_bits() | (self.word[k] >> 8 & 1) << 63);
+            tails &= tails - 1;
+        }
+        let mut again = active & !base & !under & next_rejected;
+        let mut n = 0;
+        while again != 0 {
+            let k = again.trailing_zeros() as usize;
+            self.at[n] = self.at[k];
+            self.index[n] = self.index[k];
+            self.retry[n] = self.retry[k] + 1;
+            self.word[n] = blocks[k][1];
+            n += 1;
+            again &= again - 1;
+        }
+        self.n = n;
     }
 }
 
@@ -237,14 +463,22 @@ pub(super) fn slow_path<B: Blocks>(b: B, keys: &RoundKeys, t: &Tables, index: u6
 /// `y` within that band gets the exact comparison. So the answer is always the exact test's.
 #[inline(always)]
 fn under_density(y: f64, e: f64) -> bool {
-    let approx = exp_neg_approx(e);
-    if y < approx * (1.0 - 1e-9) {
+    let (below, above) = quick_wedge(y, e);
+    if below {
         true
-    } else if y > approx * (1.0 + 1e-9) {
+    } else if above {
         false
     } else {
         y < exp_neg(e)
     }
+}
+
+/// The quick half of [`under_density`]: whether `y` is surely under and whether it is surely
+/// over `exp_neg(e)` (neither: within the band where only the exact value decides).
+#[inline(always)]
+fn quick_wedge(y: f64, e: f64) -> (bool, bool) {
+    let approx = exp_neg_approx(e);
+    (y < approx * (1.0 - 1e-9), y > approx * (1.0 + 1e-9))
 }
 
 /// `exp(x)` for x in [-700, 0] to about 1e-11 relative: [`exp_neg`]'s range reduction and a shorter
@@ -425,25 +659,27 @@ mod tests {
                 for (k, &w) in words.iter().enumerate() {
                     let scalar = first_try(t, w);
                     assert_eq!(rejected >> k & 1 == 1, scalar.is_nan(), "{path} lane {k}");
-                    if !scalar.is_nan() {
-                        assert_eq!(out[k].to_bits(), scalar.to_bits(), "{path} lane {k}");
-                    }
+                    // Accepted lanes hold the value, rejected ones still their word.
+                    let expect = if scalar.is_nan() { w } else { scalar.to_bits() };
+                    assert_eq!(out[k].to_bits(), expect, "{path} lane {k}");
                 }
             };
-            let mut out = [0.0; 8];
-            let r = Soft.first_try8(t, &words, &mut out);
+            let fresh = || words.map(f64::from_bits);
+            let mut out = fresh();
+            let r = Soft.first_try8(t, &mut out);
             rejections += r.count_ones();
             check(r, &out, "portable");
             #[cfg(target_arch = "x86_64")]
             {
                 if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("aes") {
                     #[target_feature(enable = "avx2")]
-                    fn avx2(t: &Tables, w: &[u64; 8], out: &mut [f64; 8]) -> u32 {
+                    fn avx2(t: &Tables, v: &mut [f64; 8]) -> u32 {
                         // SAFETY: called only after detecting AVX2 and AES-NI.
-                        unsafe { super::super::ars::AesNi::new() }.first_try8(t, w, out)
+                        unsafe { super::super::ars::AesNi::new() }.first_try8(t, v)
                     }
+                    let mut out = fresh();
                     // SAFETY: AVX2 and AES-NI were detected.
-                    let r = unsafe { avx2(t, &words, &mut out) };
+                    let r = unsafe { avx2(t, &mut out) };
                     check(r, &out, "avx2");
                 }
                 if is_x86_feature_detected!("avx512f")
@@ -451,19 +687,105 @@ mod tests {
                     && is_x86_feature_detected!("aes")
                 {
                     #[target_feature(enable = "avx512f")]
-                    fn avx512(t: &Tables, w: &[u64; 8], out: &mut [f64; 8]) -> u32 {
+                    fn avx512(t: &Tables, v: &mut [f64; 8]) -> u32 {
                         // SAFETY: called only after detecting AVX-512F, VAES and AES-NI (the
                         // token's contract); only AVX-512F is used here.
-                        unsafe { super::super::ars::Vaes512::new() }.first_try8(t, w, out)
+                        unsafe { super::super::ars::Vaes512::new() }.first_try8(t, v)
                     }
+                    let mut out = fresh();
                     // SAFETY: AVX-512F, VAES and AES-NI were detected.
-                    let r = unsafe { avx512(t, &words, &mut out) };
+                    let r = unsafe { avx512(t, &mut out) };
                     check(r, &out, "avx512");
                 }
             }
         }
         // The words exercised both outcomes (about 1.5 % of lanes are rejected, more here).
         assert!(rejections > 1000, "{rejections}");
+    }
+
+    /// The batched slow path over `items` (index, word whose first try is rejected), values in order.
+    #[inline(always)]
+    fn batched_body<B: Blocks>(b: B, keys: &RoundKeys, items: &[(u64, u64)], out: &mut [f64]) {
+        let t = &*TABLES;
+        let mut queue = Rejected::new();
+        for (j, &(index, w)) in items.iter().enumerate() {
+            if !queue.has_room(1) {
+                queue.finish(b, keys, t, out);
+            }
+            queue.push(j, index, w);
+        }
+        queue.finish(b, keys, t, out);
+    }
+
+    use super::super::ars::AesLevel;
+
+    super::super::ars::aes_kernel! {
+        fn batched(keys: &RoundKeys, items: &[(u64, u64)], out: &mut [f64]) = batched_body;
+    }
+
+    #[test]
+    fn the_batched_slow_path_gives_the_scalar_values_on_every_path() {
+        use super::super::ars::soft_block;
+        let t = &*TABLES;
+        let keys = RoundKeys::new(0x0DDB_1A5E_5BAD_5EED, 0x5EED_0FC0_FFEE);
+        // Rejected first tries: random words that are rejected, and forced ones in the top layer
+        // (always rejected: a wedge) and in the base layer beyond the tail edge (the tail).
+        let mut items = Vec::new();
+        let mut state = 0x0123_4567_89AB_CDEFu64;
+        while items.len() < 30_000 {
+            state = super::super::mix64(state.wrapping_add(0x9E37_79B9_7F4A_7C15));
+            let index = match items.len() % 3 {
+                0 => state >> 20,
+                1 => u64::MAX - (state & 0xFFFF),
+                _ => state,
+            };
+            let w = match items.len() % 10 {
+                0 => state | 0xFF,
+                1 => state & !0xFF | 0xFFF0_0000_0000_0000,
+                _ => super::super::mix64(state),
+            };
+            if first_try(t, w).is_nan() {
+                items.push((index, w));
+            }
+        }
+        // The cases the lanes must handle all occur: a wedge accepted at once, a wedge rejected
+        // whose next word is accepted, rejected again (another round), and the tail.
+        let (mut accepted, mut next_word, mut again, mut tails) = (0, 0, 0, 0);
+        for &(index, w) in &items {
+            let layer = (w & 0xFF) as usize;
+            let [a, c] = soft_block(&keys, [index, 1]);
+            if layer == 0 {
+                tails += 1;
+            } else {
+                let x = unit_f64(w) * t.x[layer];
+                if under_density(wedge_height(t, layer, a), -0.5 * x * x) {
+                    accepted += 1;
+                } else if first_try(t, c).is_nan() {
+                    again += 1;
+                } else {
+                    next_word += 1;
+                }
+            }
+        }
+        assert!(
+            accepted > 1000 && next_word > 1000 && again > 50 && tails > 1000,
+            "{accepted} {next_word} {again} {tails}"
+        );
+        let expect: Vec<u64> = items
+            .iter()
+            .map(|&(index, w)| slow_path(Soft, &keys, t, index, w).to_bits())
+            .collect();
+        let mut levels = AesLevel::all();
+        levels.retain(|&l| l <= AesLevel::detected());
+        for level in levels {
+            // Queue lengths that leave partial groups of lanes too.
+            for n in [items.len(), 13, 1] {
+                let mut out = vec![f64::NAN; n];
+                batched(level, &keys, &items[..n], &mut out);
+                let got: Vec<u64> = out.iter().map(|v| v.to_bits()).collect();
+                assert_eq!(got, expect[..n], "{level:?}");
+            }
+        }
     }
 
     #[test]
