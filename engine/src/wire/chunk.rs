@@ -2,6 +2,8 @@
 //! writes for a `ChunkValue` without an intermediate message, and [`decode_chunk`] reads array
 //! chunks in place.
 
+use std::ops::Range;
+
 use ndarray::{ArrayD, IxDyn};
 use prost::Message;
 
@@ -14,13 +16,22 @@ use crate::meta::DType;
 // ---------------------------------------------------------------------------------------------
 // array data and chunks
 
-/// Writes the elements of `a` in C order as `N`-byte little-endian values. The loop over fixed-size
-/// chunks of a slice compiles to straight vector code: no per-element bounds checks or pushes.
-fn put_le<T: Copy, const N: usize>(a: &ArrayD<T>, le: impl Fn(T) -> [u8; N], out: &mut [u8]) {
+/// Writes elements `range` of `a` (counted in C order) as `N`-byte little-endian values. The loop
+/// over fixed-size chunks of a slice compiles to straight vector code: no per-element bounds checks
+/// or pushes.
+fn put_le<T: Copy, const N: usize>(
+    a: &ArrayD<T>,
+    range: Range<usize>,
+    le: impl Fn(T) -> [u8; N],
+    out: &mut [u8],
+) {
     let (dst, _) = out.as_chunks_mut::<N>();
     match a.as_slice() {
-        Some(s) => dst.iter_mut().zip(s).for_each(|(d, &x)| *d = le(x)),
-        None => dst.iter_mut().zip(a.iter()).for_each(|(d, &x)| *d = le(x)),
+        Some(s) => dst.iter_mut().zip(&s[range]).for_each(|(d, &x)| *d = le(x)),
+        None => dst
+            .iter_mut()
+            .zip(a.iter().skip(range.start).take(range.len()))
+            .for_each(|(d, &x)| *d = le(x)),
     }
 }
 
@@ -30,18 +41,21 @@ fn get_le<T, const N: usize>(data: &[u8], le: impl Fn([u8; N]) -> T) -> Vec<T> {
     src.iter().map(|b| le(*b)).collect()
 }
 
-/// Writes `a`'s elements into `out`, which is exactly `a.len() * dtype.size()` bytes.
-fn write_elements(a: &ArrayData, out: &mut [u8]) {
+/// Writes elements `range` of `a` (in C order) into `out`, which is exactly
+/// `range.len() * dtype.size()` bytes.
+pub(super) fn write_elements(a: &ArrayData, range: Range<usize>, out: &mut [u8]) {
+    let r = range;
     match a {
-        ArrayData::Bool(x) => put_le(x, |b: bool| [b as u8], out),
-        ArrayData::I64(x) => put_le(x, i64::to_le_bytes, out),
-        ArrayData::I32(x) => put_le(x, i32::to_le_bytes, out),
-        ArrayData::U8(x) => put_le(x, u8::to_le_bytes, out),
-        ArrayData::U64(x) => put_le(x, u64::to_le_bytes, out),
-        ArrayData::F32(x) => put_le(x, f32::to_le_bytes, out),
-        ArrayData::F64(x) => put_le(x, f64::to_le_bytes, out),
+        ArrayData::Bool(x) => put_le(x, r, |b: bool| [b as u8], out),
+        ArrayData::I64(x) => put_le(x, r, i64::to_le_bytes, out),
+        ArrayData::I32(x) => put_le(x, r, i32::to_le_bytes, out),
+        ArrayData::U8(x) => put_le(x, r, u8::to_le_bytes, out),
+        ArrayData::U64(x) => put_le(x, r, u64::to_le_bytes, out),
+        ArrayData::F32(x) => put_le(x, r, f32::to_le_bytes, out),
+        ArrayData::F64(x) => put_le(x, r, f64::to_le_bytes, out),
         ArrayData::C128(x) => put_le(
             x,
+            r,
             |v: num_complex::Complex64| {
                 let mut b = [0u8; 16];
                 b[..8].copy_from_slice(&v.re.to_le_bytes());
@@ -113,7 +127,7 @@ fn array_from_parts(dtype: i32, shape: &[u64], data: &[u8]) -> Result<ArrayData>
 impl From<&ArrayData> for pb::ArrayData {
     fn from(a: &ArrayData) -> Self {
         let mut data = vec![0u8; a.len() * a.dtype().size()];
-        write_elements(a, &mut data);
+        write_elements(a, 0..a.len(), &mut data);
         pb::ArrayData {
             dtype: pb::DType::from(a.dtype()) as i32,
             shape: u64s(a.shape()),
@@ -230,7 +244,7 @@ pub fn encode_chunk(v: &ChunkValue) -> Vec<u8> {
     // and filling it, the elements below are the only pass over the memory.
     let mut out = vec![0u8; prefix.len() + a.len() * a.dtype().size()];
     out[..prefix.len()].copy_from_slice(&prefix);
-    write_elements(a, &mut out[prefix.len()..]);
+    write_elements(a, 0..a.len(), &mut out[prefix.len()..]);
     out
 }
 
@@ -299,13 +313,7 @@ fn decode_array_chunk(bytes: &[u8]) -> Option<Result<ChunkValue>> {
             // Field 1, varint. An int32 is sign-extended to 64 bits on the wire; prost truncates.
             0x08 if dtype.is_none() => dtype = Some(r.varint()? as i32),
             0x12 if shape.is_none() => {
-                let n = r.len()?;
-                let mut packed = Reader(r.take(n)?);
-                let mut dims = Vec::new();
-                while !packed.0.is_empty() {
-                    dims.push(packed.varint()?);
-                }
-                shape = Some(dims);
+                shape = Some(r.packed_varints()?);
             }
             0x1a if data.is_none() => {
                 let n = r.len()?;
@@ -345,6 +353,17 @@ impl<'a> Reader<'a> {
             }
         }
         None
+    }
+
+    /// A packed repeated varint field's values (the field's key already read).
+    pub(super) fn packed_varints(&mut self) -> Option<Vec<u64>> {
+        let n = self.len()?;
+        let mut packed = Reader(self.take(n)?);
+        let mut values = Vec::new();
+        while !packed.0.is_empty() {
+            values.push(packed.varint()?);
+        }
+        Some(values)
     }
 
     pub(super) fn len(&mut self) -> Option<usize> {

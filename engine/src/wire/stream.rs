@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use ndarray::{ArrayD, IxDyn};
 
-use super::chunk::{Reader, array_prefix, encode_chunk, len_key};
+use super::chunk::{Reader, array_prefix, encode_chunk, len_key, write_elements};
 use super::{dtype_of, usizes_of, wire};
 use crate::data::{ArrayData, ChunkValue};
 use crate::error::Result;
@@ -131,41 +131,11 @@ fn array(value: &ChunkValue) -> &ArrayData {
     }
 }
 
-/// Appends elements `first..last` (in C order; `a` is in C order) as little-endian bytes.
+/// Appends elements `first..last` (in C order) as little-endian bytes.
 fn write_range(a: &ArrayData, first: usize, last: usize, out: &mut Vec<u8>) {
-    fn put<T: Copy, const N: usize>(
-        x: &ArrayD<T>,
-        range: std::ops::Range<usize>,
-        le: impl Fn(T) -> [u8; N],
-        out: &mut Vec<u8>,
-    ) {
-        let s = &x.as_slice().expect("C order")[range];
-        let start = out.len();
-        out.resize(start + s.len() * N, 0);
-        let (dst, _) = out[start..].as_chunks_mut::<N>();
-        dst.iter_mut().zip(s).for_each(|(d, &v)| *d = le(v));
-    }
-    let r = first..last;
-    match a {
-        ArrayData::Bool(x) => put(x, r, |b: bool| [b as u8], out),
-        ArrayData::I64(x) => put(x, r, i64::to_le_bytes, out),
-        ArrayData::I32(x) => put(x, r, i32::to_le_bytes, out),
-        ArrayData::U8(x) => put(x, r, u8::to_le_bytes, out),
-        ArrayData::U64(x) => put(x, r, u64::to_le_bytes, out),
-        ArrayData::F32(x) => put(x, r, f32::to_le_bytes, out),
-        ArrayData::F64(x) => put(x, r, f64::to_le_bytes, out),
-        ArrayData::C128(x) => put(
-            x,
-            r,
-            |v: num_complex::Complex64| {
-                let mut b = [0u8; 16];
-                b[..8].copy_from_slice(&v.re.to_le_bytes());
-                b[8..].copy_from_slice(&v.im.to_le_bytes());
-                b
-            },
-            out,
-        ),
-    }
+    let start = out.len();
+    out.resize(start + (last - first) * a.dtype().size(), 0);
+    write_elements(a, first..last, &mut out[start..]);
 }
 
 /// The most bytes the fields before an array's elements take: two keys and lengths, a dtype and a
@@ -323,13 +293,7 @@ fn fast_layout(head: &[u8], total_len: usize) -> Option<(DType, Vec<usize>, usiz
         match r.byte()? {
             0x08 if dtype.is_none() => dtype = Some(r.varint()? as i32),
             0x12 if shape.is_none() => {
-                let n = r.len()?;
-                let mut packed = Reader(r.take(n)?);
-                let mut dims = Vec::new();
-                while !packed.0.is_empty() {
-                    dims.push(packed.varint()?);
-                }
-                shape = Some(dims);
+                shape = Some(r.packed_varints()?);
             }
             0x1a => {
                 let n = r.len()?;
