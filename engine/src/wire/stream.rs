@@ -227,18 +227,15 @@ impl ChunkAssembler {
     /// Leaves the head state with the first bytes in hand: an array in the fast layout gets its
     /// array (the bytes after the prefix go in), anything else is gathered whole.
     fn start(&self, head: Vec<u8>) -> Result<State> {
-        if let Some((dtype, shape, data_at)) = fast_layout(&head, self.total_len) {
-            let array = zeroed(dtype, &shape, self.total_len - data_at)?;
-            if let Some(array) = array {
-                let mut state = State::Array { array, filled: 0 };
-                if let State::Array { array, filled } = &mut state {
-                    let rest = &head[data_at..];
-                    bytes_of(array).expect("a fast-layout dtype")[..rest.len()]
-                        .copy_from_slice(rest);
-                    *filled = rest.len();
-                }
-                return Ok(state);
-            }
+        if let Some((dtype, shape, data_at)) = fast_layout(&head, self.total_len)
+            && let Some(mut array) = zeroed(dtype, &shape, self.total_len - data_at)?
+        {
+            let rest = &head[data_at..];
+            bytes_of(&mut array).expect("a fast-layout dtype")[..rest.len()].copy_from_slice(rest);
+            return Ok(State::Array {
+                array,
+                filled: rest.len(),
+            });
         }
         let mut all = Vec::new();
         all.try_reserve_exact(self.total_len).map_err(|_| {
