@@ -96,14 +96,14 @@ fn detect() -> Level {
 /// Defines `pub fn $name($args) -> $ret` (or without a result) that runs `$body` compiled for the
 /// best available level.
 macro_rules! multiversion {
-    ($(#[$doc:meta])* pub fn $name:ident($($arg:ident: $ty:ty),*) = $body:path;) => {
+    ($(#[$doc:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),*) = $body:path;) => {
         $crate::kernels::simd::multiversion! {
-            $(#[$doc])* pub fn $name($($arg: $ty),*) -> () = $body;
+            $(#[$doc])* $vis fn $name($($arg: $ty),*) -> () = $body;
         }
     };
-    ($(#[$doc:meta])* pub fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty = $body:path;) => {
+    ($(#[$doc:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty = $body:path;) => {
         $(#[$doc])*
-        pub fn $name($($arg: $ty),*) -> $ret {
+        $vis fn $name($($arg: $ty),*) -> $ret {
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx512f,avx512dq,avx512vl")]
@@ -132,6 +132,21 @@ pub(crate) use multiversion;
 /// Independent accumulators in the sums: enough to hide the latency of vector adds.
 pub(crate) const LANES: usize = 32;
 
+#[inline(always)]
+fn add_lane_groups_body(acc: &mut [f64; LANES], x: &[f64]) {
+    debug_assert!(x.len().is_multiple_of(LANES));
+    for c in x.chunks_exact(LANES) {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a += v;
+        }
+    }
+}
+
+multiversion! {
+    /// `acc[l] += x[k·LANES + l]` for every whole group k: [`LaneSum::add_groups_apart`].
+    fn add_lane_groups(acc: &mut [f64; LANES], x: &[f64]) = add_lane_groups_body;
+}
+
 /// The summation order of [`sum_f64`] fed piecewise, for kernels that produce values in pieces and
 /// must give the same bits as summing them all at once (the fused random sums): whole groups of
 /// [`LANES`] go to the lane accumulators, then [`LaneSum::finish`] folds them and adds the last
@@ -147,12 +162,14 @@ impl LaneSum {
     /// Adds `x`, whose length must be a multiple of [`LANES`].
     #[inline(always)]
     pub(crate) fn add_groups(&mut self, x: &[f64]) {
-        debug_assert!(x.len().is_multiple_of(LANES));
-        for c in x.chunks_exact(LANES) {
-            for (acc, &v) in self.0.iter_mut().zip(c) {
-                *acc += v;
-            }
-        }
+        add_lane_groups_body(&mut self.0, x);
+    }
+
+    /// [`LaneSum::add_groups`] as a call of its own, compiled for the best vector level: for
+    /// callers whose loops are large (the random kernels), where the inlined loop's 32
+    /// accumulators were kept on the stack and added two at a time.
+    pub(crate) fn add_groups_apart(&mut self, x: &[f64]) {
+        add_lane_groups(&mut self.0, x);
     }
 
     /// The sum of everything added and then of `rest` (fewer than [`LANES`] values).

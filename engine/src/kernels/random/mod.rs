@@ -310,39 +310,46 @@ fn normal_f64_body<B: FirstTry>(b: B, keys: &RoundKeys, start: u64, step: u64, o
             0,
             bytemuck::cast_slice_mut(&mut out[at..at + len]),
         );
-        // Eight first tries at a time; the rejected lanes (about 1.5 %) are queued for the batched
-        // slow path, which runs when the queue fills and at the end.
-        let end = at + len;
-        let mut g = at;
-        while g + 8 <= end {
+        // Eight first tries at a time, branch-free: each group's rejected lanes (about 1.5 % of
+        // elements) are only noted as a bit mask here, so this loop never leaves the vector
+        // registers; the scan below queues them for the batched slow path. Checking each group's
+        // mask inside this loop had cost as much as all the first tries together (its branch
+        // mispredicts on one group in nine, and the queue's bookkeeping kept registers spilled).
+        let groups = len / 8;
+        let mut masks = [0u8; TILE_WORDS / 8];
+        for (k, mask) in masks[..groups].iter_mut().enumerate() {
+            let g = at + 8 * k;
             let o: &mut [f64; 8] = (&mut out[g..g + 8]).try_into().expect("eight");
-            let mut rejected = b.first_try8(t, o);
-            if rejected != 0 {
-                if !queue.has_room(8) {
-                    queue.finish(b, keys, t, out);
-                }
-                while rejected != 0 {
-                    let j = g + rejected.trailing_zeros() as usize;
-                    queue.push(j, start.wrapping_add(j as u64), out[j].to_bits());
-                    rejected &= rejected - 1;
-                }
-            }
-            g += 8;
+            *mask = b.first_try8(t, o) as u8;
         }
-        for j in g..end {
+        for (c, eight) in masks[..groups.next_multiple_of(8)]
+            .chunks_exact(8)
+            .enumerate()
+        {
+            let mut rejected = u64::from_le_bytes(eight.try_into().expect("eight masks"));
+            while rejected != 0 {
+                let j = at + 64 * c + rejected.trailing_zeros() as usize;
+                queue.push(j);
+                if queue.is_full() {
+                    queue.finish(b, keys, t, start, out);
+                }
+                rejected &= rejected - 1;
+            }
+        }
+        for j in at + 8 * groups..at + len {
             let w = out[j].to_bits();
             let v = normal::first_try(t, w);
             if v.is_nan() {
-                if !queue.has_room(1) {
-                    queue.finish(b, keys, t, out);
+                queue.push(j);
+                if queue.is_full() {
+                    queue.finish(b, keys, t, start, out);
                 }
-                queue.push(j, start.wrapping_add(j as u64), w);
             } else {
                 out[j] = v;
             }
         }
     }
-    queue.finish(b, keys, t, out);
+    queue.finish(b, keys, t, start, out);
 }
 
 /// Sum of the standard normal values of elements `start + k·step` for `k` in `0..n`, in the order
@@ -358,8 +365,11 @@ fn normal_sum_body<B: FirstTry>(
     buf: &mut Scratch,
 ) -> f64 {
     use crate::kernels::simd::{LANES, LaneSum};
-    // A whole number of lane groups per tile, so the groups line up with one `sum_f64` call's.
-    const TILE: usize = TILE_WORDS - TILE_WORDS % LANES;
+    // A whole number of lane groups per tile, so the groups line up with one `sum_f64` call's. The
+    // whole scratch buffer: the rejected first tries wait in one queue for the whole tile, and a
+    // fused mean calls this once per chunk row (often ~1000 elements), so a 512-element tile
+    // finished half-empty batches of the slow path twice per row.
+    const TILE: usize = SCRATCH_WORDS - SCRATCH_WORDS % LANES;
     let buf = words_as_f64(buf);
     let buf = &mut buf[..TILE];
     let mut lanes = LaneSum::new();
@@ -368,7 +378,7 @@ fn normal_sum_body<B: FirstTry>(
     while left >= LANES {
         let m = left.min(TILE) - left.min(TILE) % LANES;
         normal_f64_body(b, keys, i, step, &mut buf[..m]);
-        lanes.add_groups(&buf[..m]);
+        lanes.add_groups_apart(&buf[..m]);
         i = i.wrapping_add((m as u64).wrapping_mul(step));
         left -= m;
     }
@@ -452,20 +462,25 @@ aes_kernel! {
         = normal_sum_body;
 }
 
+/// Words of [`Scratch`]: four tiles, 16 KiB, so a typical chunk row fits one normal-sum tile and
+/// the buffer still sits in L1 beside the tables.
+const SCRATCH_WORDS: usize = 4 * TILE_WORDS;
+
 /// A tile buffer for the fused sums, kept per thread: a fused sum is called once per row of a
-/// chunk (often ~1000 elements), and zeroing a fresh 4 KiB stack buffer each time was ~7 % of the
+/// chunk (often ~1000 elements), and zeroing a fresh stack buffer each time was ~7 % of the
 /// headline and normal means.
-type Scratch = [u64; TILE_WORDS];
+type Scratch = [u64; SCRATCH_WORDS];
 
 thread_local! {
-    static SCRATCH: std::cell::RefCell<Scratch> = const { std::cell::RefCell::new([0; TILE_WORDS]) };
+    static SCRATCH: std::cell::RefCell<Scratch> =
+        const { std::cell::RefCell::new([0; SCRATCH_WORDS]) };
 }
 
 /// Runs `f` with this thread's scratch buffer (a fresh one if it is in use: never nested today).
 fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
     SCRATCH.with(|c| match c.try_borrow_mut() {
         Ok(mut buf) => f(&mut buf),
-        Err(_) => f(&mut [0; TILE_WORDS]),
+        Err(_) => f(&mut [0; SCRATCH_WORDS]),
     })
 }
 

@@ -12,7 +12,7 @@
 //!
 //! **Speed without new values.** The first try runs eight elements at a time ([`FirstTry`]), in
 //! place on the words the block function wrote: AVX-512 and AVX2 load each lane's two edges
-//! `x[l]`, `x[l+1]` with one aligned 16-byte load (gathers were the first try's largest cost) and
+//! `x[l]`, `x[l+1]` with one 16-byte load (gathers were the first try's largest cost) and
 //! return the rejected lanes as a bit mask; the portable path does the same scalar operations.
 //! Rejected elements are queued ([`Rejected`]) and finished eight at a time: eight retry blocks at
 //! once and the wedge test without branches, instead of one long dependent chain per element. In
@@ -35,17 +35,15 @@ const LAYER_AREA: f64 = 4.928_673_233_974_655e-3;
 
 /// `x[l]`: the right edge of layer `l` (`x[0]` is the base layer's virtual width `area / f(TAIL)`,
 /// `x[1] = TAIL`, `x[256] = 0`), and `f[l] = exp(-x[l]²/2)`.
+#[repr(C, align(64))]
 pub(super) struct Tables {
+    /// First and so aligned to a cache line. The vector first tries read a lane's two edges
+    /// `x[l]`, `x[l + 1]` with one unaligned 16-byte load at `x[l]`: one layer in eight splits a
+    /// cache line, which costs less than the shift per lane that a table of aligned pairs needed
+    /// (the first try is bound by its instruction count).
     pub(super) x: [f64; LAYERS + 1],
     f: [f64; LAYERS + 1],
-    /// `(x[l], x[l + 1])` for each layer: the vector first tries load a lane's two edges with one
-    /// 16-byte load (aligned, so never split across cache lines) where two gathers were the
-    /// first try's largest cost.
-    edges: EdgePairs,
 }
-
-#[repr(C, align(64))]
-struct EdgePairs([[f64; 2]; LAYERS]);
 
 pub(super) static TABLES: LazyLock<Tables> = LazyLock::new(Tables::build);
 
@@ -69,8 +67,7 @@ impl Tables {
         for l in 0..=LAYERS {
             f[l] = density(x[l]);
         }
-        let edges = EdgePairs(std::array::from_fn(|l| [x[l], x[l + 1]]));
-        Tables { x, f, edges }
+        Tables { x, f }
     }
 }
 
@@ -125,9 +122,9 @@ mod x86 {
     /// `w` must point at a readable word (SSE2, the x86_64 baseline, does the load).
     #[inline(always)]
     unsafe fn edges(t: &Tables, w: *const u64) -> __m128d {
-        // SAFETY: the caller guarantees `w`; the layer is below 256, so the pair is in the table,
-        // whose pairs are 16-byte aligned.
-        unsafe { _mm_load_pd(t.edges.0[(*w & 0xFF) as usize].as_ptr()) }
+        // SAFETY: the caller guarantees `w`; the layer is below 256, so `x[l + 1]` is in the
+        // table (257 entries).
+        unsafe { _mm_loadu_pd(t.x.as_ptr().add((*w & 0xFF) as usize)) }
     }
 
     /// `(a, b)` as the low and high halves of a 256-bit register.
@@ -292,17 +289,16 @@ fn wedge_height(t: &Tables, layer: usize, a: u64) -> f64 {
 /// Rejected first tries held back for [`Rejected::finish`]; a multiple of eight.
 const QUEUE: usize = 32;
 
-/// The batched slow path: a kernel queues the elements whose first try was rejected (their output
-/// position, index and word) and [`Rejected::finish`] decides them eight at a time. Run one by
-/// one, each rejected element was a long chain of dependent steps (a block, the wedge's density,
-/// a compare) ended by a branch that goes either way about half the time, so nothing overlapped;
-/// eight independent lanes computed without branches keep the CPU busy. Every lane performs the
-/// operations of [`slow_path`] in its order, so the values are its values.
+/// The batched slow path: a kernel queues the positions of the elements whose first try was
+/// rejected (the words stay in the output, where a rejected first try leaves them) and
+/// [`Rejected::finish`] decides them eight at a time. Run one by one, each rejected element was a
+/// long chain of dependent steps (a block, the wedge's density, a compare) ended by a branch that
+/// goes either way about half the time, so nothing overlapped; eight independent lanes computed
+/// without branches keep the CPU busy. Every lane performs the operations of [`slow_path`] in its
+/// order, so the values are its values.
 pub(super) struct Rejected {
     len: usize,
     at: [usize; QUEUE],
-    index: [u64; QUEUE],
-    word: [u64; QUEUE],
 }
 
 impl Rejected {
@@ -311,38 +307,42 @@ impl Rejected {
         Self {
             len: 0,
             at: [0; QUEUE],
-            index: [0; QUEUE],
-            word: [0; QUEUE],
         }
     }
 
-    /// Whether `n` more elements fit before the queue must be finished.
+    /// Whether the queue must be finished before the next push.
     #[inline(always)]
-    pub(super) fn has_room(&self, n: usize) -> bool {
-        self.len + n <= QUEUE
+    pub(super) fn is_full(&self) -> bool {
+        self.len == QUEUE
     }
 
-    /// Queues element `index`, whose value goes to `out[at]` and whose first try (word `w`) was
-    /// rejected. The caller checks [`Rejected::has_room`] first.
+    /// Queues the element at `out[at]`, which holds the word whose first try was rejected. The
+    /// queue must not be full. Only the position is stored (the element's index and word are
+    /// found from it when the queue is finished): pushing is on the path of every rejection.
     #[inline(always)]
-    pub(super) fn push(&mut self, at: usize, index: u64, w: u64) {
-        self.at[self.len] = at;
-        self.index[self.len] = index;
-        self.word[self.len] = w;
-        self.len += 1;
+    pub(super) fn push(&mut self, at: usize) {
+        let n = self.len;
+        debug_assert!(n < QUEUE);
+        // `% QUEUE` (a power of two) instead of a bounds check.
+        self.at[n % QUEUE] = at;
+        self.len = n + 1;
     }
 
-    /// Writes the value of every queued element to its position in `out` and empties the queue.
+    /// Writes the value of every queued element to its position in `out`, where element `start + k`
+    /// is `out[k]`, and empties the queue.
     #[inline(always)]
     pub(super) fn finish<B: Blocks>(
         &mut self,
         b: B,
         keys: &RoundKeys,
         t: &Tables,
+        start: u64,
         out: &mut [f64],
     ) {
         let mut from = 0;
         while from < self.len {
+            // Eight lanes at a time; the lanes past `len` are padding (position 0, computed and
+            // ignored).
             let n = (self.len - from).min(8);
             let mut lanes = Retries {
                 n,
@@ -351,13 +351,16 @@ impl Rejected {
                 retry: [1; 8],
                 word: [0; 8],
             };
-            lanes.at[..n].copy_from_slice(&self.at[from..from + n]);
-            lanes.index[..n].copy_from_slice(&self.index[from..from + n]);
-            lanes.word[..n].copy_from_slice(&self.word[from..from + n]);
+            for k in 0..n {
+                let at = self.at[from + k];
+                lanes.at[k] = at;
+                lanes.index[k] = start.wrapping_add(at as u64);
+                lanes.word[k] = out[at].to_bits();
+            }
             while lanes.n > 0 {
                 lanes.step(b, keys, t, out);
             }
-            from += n;
+            from += 8;
         }
         self.len = 0;
     }
@@ -427,12 +430,18 @@ impl Retries {
         }
         // Wedge accepted: the value; rejected: the next word's first try (NaN when rejected too;
         // such lanes, and the tails, are overwritten below or in a later round).
-        for k in 0..self.n {
-            out[self.at[k]] = if under >> k & 1 == 1 {
+        // Selected for all lanes first, without branches (which way a lane goes is a coin toss),
+        // then stored.
+        let mut chosen = [0.0f64; 8];
+        for k in 0..8 {
+            chosen[k] = if under >> k & 1 == 1 {
                 value[k]
             } else {
                 next[k]
             };
+        }
+        for (&at, &v) in self.at[..self.n].iter().zip(&chosen) {
+            out[at] = v;
         }
         let mut tails = base & active;
         while tails != 0 {
@@ -703,24 +712,26 @@ mod tests {
         assert!(rejections > 1000, "{rejections}");
     }
 
-    /// The batched slow path over `items` (index, word whose first try is rejected), values in order.
+    /// The batched slow path over `words` (each one's first try rejected), element `start + j` having
+    /// word `words[j]`: their values in order.
     #[inline(always)]
-    fn batched_body<B: Blocks>(b: B, keys: &RoundKeys, items: &[(u64, u64)], out: &mut [f64]) {
+    fn batched_body<B: Blocks>(b: B, keys: &RoundKeys, start: u64, words: &[u64], out: &mut [f64]) {
         let t = &*TABLES;
         let mut queue = Rejected::new();
-        for (j, &(index, w)) in items.iter().enumerate() {
-            if !queue.has_room(1) {
-                queue.finish(b, keys, t, out);
+        for (j, (o, &w)) in out.iter_mut().zip(words).enumerate() {
+            *o = f64::from_bits(w);
+            queue.push(j);
+            if queue.is_full() {
+                queue.finish(b, keys, t, start, out);
             }
-            queue.push(j, index, w);
         }
-        queue.finish(b, keys, t, out);
+        queue.finish(b, keys, t, start, out);
     }
 
     use super::super::ars::AesLevel;
 
     super::super::ars::aes_kernel! {
-        fn batched(keys: &RoundKeys, items: &[(u64, u64)], out: &mut [f64]) = batched_body;
+        fn batched(keys: &RoundKeys, start: u64, words: &[u64], out: &mut [f64]) = batched_body;
     }
 
     #[test]
@@ -730,60 +741,59 @@ mod tests {
         let keys = RoundKeys::new(0x0DDB_1A5E_5BAD_5EED, 0x5EED_0FC0_FFEE);
         // Rejected first tries: random words that are rejected, and forced ones in the top layer
         // (always rejected: a wedge) and in the base layer beyond the tail edge (the tail).
-        let mut items = Vec::new();
+        let mut words = Vec::new();
         let mut state = 0x0123_4567_89AB_CDEFu64;
-        while items.len() < 30_000 {
+        while words.len() < 30_000 {
             state = super::super::mix64(state.wrapping_add(0x9E37_79B9_7F4A_7C15));
-            let index = match items.len() % 3 {
-                0 => state >> 20,
-                1 => u64::MAX - (state & 0xFFFF),
-                _ => state,
-            };
-            let w = match items.len() % 10 {
+            let w = match words.len() % 10 {
                 0 => state | 0xFF,
                 1 => state & !0xFF | 0xFFF0_0000_0000_0000,
                 _ => super::super::mix64(state),
             };
             if first_try(t, w).is_nan() {
-                items.push((index, w));
+                words.push(w);
             }
         }
-        // The cases the lanes must handle all occur: a wedge accepted at once, a wedge rejected
-        // whose next word is accepted, rejected again (another round), and the tail.
-        let (mut accepted, mut next_word, mut again, mut tails) = (0, 0, 0, 0);
-        for &(index, w) in &items {
-            let layer = (w & 0xFF) as usize;
-            let [a, c] = soft_block(&keys, [index, 1]);
-            if layer == 0 {
-                tails += 1;
-            } else {
-                let x = unit_f64(w) * t.x[layer];
-                if under_density(wedge_height(t, layer, a), -0.5 * x * x) {
-                    accepted += 1;
-                } else if first_try(t, c).is_nan() {
-                    again += 1;
+        // Element indices from 0, from the middle, and across 2^64 (where they wrap).
+        for start in [0, 0x0123_4567_89AB_CDEF, u64::MAX - 10_000] {
+            // The cases the lanes must handle all occur: a wedge accepted at once, a wedge
+            // rejected whose next word is accepted, rejected again (another round), and the tail.
+            let (mut accepted, mut next_word, mut again, mut tails) = (0, 0, 0, 0);
+            for (j, &w) in words.iter().enumerate() {
+                let layer = (w & 0xFF) as usize;
+                let [a, c] = soft_block(&keys, [start.wrapping_add(j as u64), 1]);
+                if layer == 0 {
+                    tails += 1;
                 } else {
-                    next_word += 1;
+                    let x = unit_f64(w) * t.x[layer];
+                    if under_density(wedge_height(t, layer, a), -0.5 * x * x) {
+                        accepted += 1;
+                    } else if first_try(t, c).is_nan() {
+                        again += 1;
+                    } else {
+                        next_word += 1;
+                    }
                 }
             }
-        }
-        assert!(
-            accepted > 1000 && next_word > 1000 && again > 50 && tails > 1000,
-            "{accepted} {next_word} {again} {tails}"
-        );
-        let expect: Vec<u64> = items
-            .iter()
-            .map(|&(index, w)| slow_path(Soft, &keys, t, index, w).to_bits())
-            .collect();
-        let mut levels = AesLevel::all();
-        levels.retain(|&l| l <= AesLevel::detected());
-        for level in levels {
-            // Queue lengths that leave partial groups of lanes too.
-            for n in [items.len(), 13, 1] {
-                let mut out = vec![f64::NAN; n];
-                batched(level, &keys, &items[..n], &mut out);
-                let got: Vec<u64> = out.iter().map(|v| v.to_bits()).collect();
-                assert_eq!(got, expect[..n], "{level:?}");
+            assert!(
+                accepted > 1000 && next_word > 1000 && again > 50 && tails > 1000,
+                "{accepted} {next_word} {again} {tails}"
+            );
+            let expect: Vec<u64> = words
+                .iter()
+                .enumerate()
+                .map(|(j, &w)| slow_path(Soft, &keys, t, start.wrapping_add(j as u64), w).to_bits())
+                .collect();
+            let mut levels = AesLevel::all();
+            levels.retain(|&l| l <= AesLevel::detected());
+            for level in levels {
+                // Queue lengths that leave partial groups of lanes too.
+                for n in [words.len(), 13, 1] {
+                    let mut out = vec![f64::NAN; n];
+                    batched(level, &keys, start, &words[..n], &mut out);
+                    let got: Vec<u64> = out.iter().map(|v| v.to_bits()).collect();
+                    assert_eq!(got, expect[..n], "{level:?} {start}");
+                }
             }
         }
     }
