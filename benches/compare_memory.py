@@ -29,6 +29,9 @@ client process (which runs dask's scheduler) and every nanny and worker process 
 single worker's. Prints a table, then everything as one JSON line.
 
     python3 benches/compare_memory.py --python /tmp/daskenv/bin/python
+
+`--release-dir DIR` runs the binaries of another build (DIR/tessera-scheduler, DIR/tessera-worker,
+DIR/examples/memory; implies --no-build), so two builds are compared back to back in one session.
 """
 
 from __future__ import annotations
@@ -285,7 +288,14 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=900, help="seconds per run before it counts as failed")
     ap.add_argument("--tmp", default=None, help="directory for the file and spills (default: system temp)")
     ap.add_argument("--no-build", action="store_true", help="use the binaries already built")
+    ap.add_argument("--release-dir", default=None,
+                    help="run the binaries in this directory (laid out as target/release) instead")
     args = ap.parse_args()
+    if args.release_dir:
+        global RELEASE, EXAMPLE
+        RELEASE = Path(args.release_dir).resolve()
+        EXAMPLE = RELEASE / "examples" / "memory"
+        args.no_build = True
     workloads = [w for w in args.workloads.split(",") if w]
     for w in workloads:
         if w not in WORKLOADS:

@@ -75,7 +75,9 @@ pub struct Runner {
 }
 
 impl Runner {
-    /// A runner; call it within the session's tokio runtime.
+    /// A runner; call it within the session's tokio runtime. Until the session drops the results'
+    /// receiver, each send to a peer that ends lets the tasks waiting for memory try again (the
+    /// chunk it pinned may now be spilled).
     pub fn new(
         store: Store,
         peers: Peers,
@@ -83,7 +85,7 @@ impl Runner {
         results: mpsc::UnboundedSender<Outcome>,
         address: String,
     ) -> Self {
-        Runner {
+        let runner = Runner {
             store,
             peers,
             pool,
@@ -92,7 +94,17 @@ impl Runner {
             running: Arc::new(AtomicUsize::new(0)),
             waiting: Arc::default(),
             runtime: tokio::runtime::Handle::current(),
-        }
+        };
+        let this = runner.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = this.results.closed() => break,
+                    _ = this.store.send_ended() => this.wake(),
+                }
+            }
+        });
+        runner
     }
 
     /// Tasks started and not yet reported.
@@ -160,8 +172,9 @@ impl Runner {
             Admission::Wait => {
                 debug!(job, task, bytes = need.total(), "waiting for memory");
                 self.waiting.lock().expect("waiting").push_back(a);
-                // The last running task may have ended between the admission and the queueing.
-                if self.store.memory().running == 0 {
+                // The last running task may have ended between the admission and the queueing. A
+                // send that ends wakes the waiting tasks itself (see `Runner::new`).
+                if self.store.memory().running == 0 && !self.store.sending() {
                     self.wake();
                 }
             }

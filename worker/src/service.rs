@@ -3,6 +3,12 @@
 //! costs far more than their bytes). Each chunk is sent in pieces of at most [`PIECE_BYTES`], each
 //! written from the chunk as the stream reaches it ([`PieceEncoder`]), so chunks of any size cross
 //! the wire and no chunk is ever encoded whole.
+//!
+//! A send costs no memory the worker's limit does not count: a chunk in memory is pinned there
+//! while it is sent (spilling it then would free nothing, yet the store would count its bytes as
+//! gone), and a spilled chunk is sent straight from its file, a piece at a time, never read back
+//! whole. A call takes each chunk from the store only when its turn comes, so a call for several
+//! chunks holds one at a time.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -14,7 +20,8 @@ use tonic::{Request, Response, Status};
 
 use tessera::wire::PieceEncoder;
 
-use crate::store::{Held, Store};
+use crate::spill::{self, FilePieces};
+use crate::store::{Outbound, SendPin, Store};
 
 /// Bytes per streamed piece: well under tonic's default 4 MiB message limit.
 pub const PIECE_BYTES: usize = 1 << 20;
@@ -31,8 +38,8 @@ impl WorkerService {
     }
 
     /// The pieces of chunks `tasks` of `job`, in that order, for a caller showing `key`. Every chunk
-    /// is looked up before the first piece is sent, so that a missing one fails the call cleanly
-    /// rather than mid-stream.
+    /// is checked to be held before the first piece is sent, so that a missing one fails the call
+    /// cleanly rather than mid-stream (one released meanwhile fails it mid-stream, saying so).
     fn pieces(&self, job: u64, key: &[u8], tasks: &[u32]) -> Result<PieceStream, Status> {
         // Job ids are not secrets: the key is what proves the caller may read the job.
         if !self.store.key_matches(job, key) {
@@ -40,21 +47,15 @@ impl WorkerService {
                 "no access to job {job} here: the job key is missing or wrong, or the job is not known here"
             )));
         }
-        let chunks = tasks
-            .iter()
-            .map(|&task| {
-                let value = self.store.lookup((job, task)).ok_or_else(|| {
-                    Status::not_found(format!(
-                        "chunk of task {task} of job {job} is not held here"
-                    ))
-                })?;
-                Ok((task, value))
-            })
-            .collect::<Result<VecDeque<_>, Status>>()?;
+        if let Some(task) = tasks.iter().find(|&&t| !self.store.contains((job, t))) {
+            return Err(Status::not_found(format!(
+                "chunk of task {task} of job {job} is not held here"
+            )));
+        }
         let outgoing = Outgoing {
             job,
             store: self.store.clone(),
-            chunks,
+            chunks: tasks.iter().copied().collect(),
             next: 0,
             current: None,
         };
@@ -92,46 +93,86 @@ impl Worker for WorkerService {
 /// A fetch's reply in progress.
 struct Outgoing {
     job: u64,
-    /// Reads spilled chunks back.
     store: Store,
-    /// Chunks not started yet, with their tasks.
-    chunks: VecDeque<(u32, Held)>,
+    /// Tasks of the chunks not started yet.
+    chunks: VecDeque<u32>,
     /// Index in the request of the front of `chunks`.
     next: u32,
-    /// The chunk being sent, with its index: its pieces are written from the chunk as they go out,
-    /// so a large chunk is never encoded whole.
-    current: Option<(u32, PieceEncoder)>,
+    /// The chunk being sent, with its index: its pieces are written from the chunk (or its spill
+    /// file) as they go out, so a large chunk is never encoded whole.
+    current: Option<(u32, Sending)>,
+}
+
+/// A chunk being sent.
+enum Sending {
+    /// From memory, where the pin keeps it until it has gone.
+    Memory(PieceEncoder, Option<SendPin>),
+    /// From its spill file.
+    File(FilePieces),
+}
+
+impl Sending {
+    fn total_len(&self) -> usize {
+        match self {
+            Sending::Memory(e, _) => e.total_len(),
+            Sending::File(f) => f.total_len(),
+        }
+    }
+
+    fn is_done(&self) -> bool {
+        match self {
+            Sending::Memory(e, _) => e.is_done(),
+            Sending::File(f) => f.is_done(),
+        }
+    }
+
+    /// The next piece: the disk is read on tokio's blocking pool.
+    async fn next_piece(self) -> Result<(Self, Vec<u8>), String> {
+        match self {
+            Sending::Memory(mut e, pin) => {
+                let piece = e.next_piece(PIECE_BYTES);
+                Ok((Sending::Memory(e, pin), piece))
+            }
+            Sending::File(mut f) => tokio::task::spawn_blocking(move || {
+                let piece = f.next_piece(PIECE_BYTES)?;
+                Ok((Sending::File(f), piece))
+            })
+            .await
+            .map_err(|e| format!("reading the spilled chunk: {e}"))?,
+        }
+    }
 }
 
 impl Outgoing {
     async fn next_piece(mut self) -> Option<(Result<ChunkPiece, Status>, Outgoing)> {
-        let (index, mut encoder, first) = match self.current.take() {
-            Some((index, encoder)) => (index, encoder, false),
+        let (index, sending, first) = match self.current.take() {
+            Some((index, sending)) => (index, sending, false),
             None => {
-                let (task, held) = self.chunks.pop_front()?;
+                let task = self.chunks.pop_front()?;
                 let index = self.next;
                 self.next += 1;
-                match start(&self.store, held).await {
-                    Ok(Ok(encoder)) => (index, encoder, true),
-                    Ok(Err(e)) => {
-                        self.chunks.clear();
-                        let message = format!("task {task} of job {}: {e}", self.job);
-                        return Some((Err(Status::internal(message)), self));
-                    }
+                match start(&self.store, self.job, task).await {
+                    Ok(sending) => (index, sending, true),
                     Err(e) => {
                         self.chunks.clear();
-                        let message =
-                            format!("reading the chunk of task {task} of job {}: {e}", self.job);
+                        let message = format!("task {task} of job {}: {e}", self.job);
                         return Some((Err(Status::internal(message)), self));
                     }
                 }
             }
         };
         // An empty encoding still goes out as one empty piece, so that the receiver sees the chunk.
-        let total_len = if first { encoder.total_len() as u64 } else { 0 };
-        let data = encoder.next_piece(PIECE_BYTES);
-        if !encoder.is_done() {
-            self.current = Some((index, encoder));
+        let total_len = if first { sending.total_len() as u64 } else { 0 };
+        let (sending, data) = match sending.next_piece().await {
+            Ok(next) => next,
+            Err(e) => {
+                self.chunks.clear();
+                let message = format!("chunk {index} of the call, of job {}: {e}", self.job);
+                return Some((Err(Status::internal(message)), self));
+            }
+        };
+        if !sending.is_done() {
+            self.current = Some((index, sending));
         }
         let piece = ChunkPiece {
             total_len,
@@ -142,17 +183,26 @@ impl Outgoing {
     }
 }
 
-/// A chunk ready to be sent a piece at a time; one on disk is read back first, on tokio's blocking
-/// pool.
-async fn start(
-    store: &Store,
-    held: Held,
-) -> Result<Result<PieceEncoder, String>, tokio::task::JoinError> {
-    if let Held::Memory(value) = held {
-        return Ok(Ok(PieceEncoder::new(value)));
+/// Chunk `task` of `job` ready to be sent a piece at a time: pinned in memory, or opened on disk
+/// (on tokio's blocking pool).
+async fn start(store: &Store, job: u64, task: u32) -> Result<Sending, String> {
+    match store.checkout((job, task)) {
+        Some(Outbound::Memory(value, pin)) => {
+            Ok(Sending::Memory(PieceEncoder::new(value), Some(pin)))
+        }
+        Some(Outbound::Spilled(path)) => {
+            match tokio::task::spawn_blocking(move || spill::open_outgoing(&path)).await {
+                Ok(Ok(spill::Outgoing::Pieces(f))) => Ok(Sending::File(f)),
+                Ok(Ok(spill::Outgoing::Value(v))) => Ok(Sending::Memory(
+                    PieceEncoder::new(std::sync::Arc::new(*v)),
+                    None,
+                )),
+                Ok(Err(e)) => Err(e),
+                Err(e) => Err(format!("reading the spilled chunk: {e}")),
+            }
+        }
+        None => Err("the chunk was released while the call was in progress".to_string()),
     }
-    let store = store.clone();
-    tokio::task::spawn_blocking(move || store.load(held).map(PieceEncoder::new)).await
 }
 
 #[cfg(test)]
@@ -207,6 +257,90 @@ mod tests {
             .map(|c| tessera::wire::encode_chunk(c))
             .collect();
         assert!(got == want);
+    }
+
+    /// A store that spills everything it may when asked to make room.
+    fn spilling_store() -> Store {
+        let spill = crate::spill::SpillDir::new(None).unwrap();
+        Store::new(
+            crate::store::MemoryLimits::new(1 << 30, 0.0, 1.0),
+            Some(spill),
+        )
+    }
+
+    /// The bytes of each chunk a call sends, in request order.
+    async fn received(stream: PieceStream) -> Vec<Vec<u8>> {
+        let mut got: Vec<Vec<u8>> = Vec::new();
+        let pieces: Vec<ChunkPiece> = stream.map(Result::unwrap).collect().await;
+        for p in pieces {
+            assert!(p.data.len() <= PIECE_BYTES);
+            if p.index as usize == got.len() {
+                got.push(Vec::with_capacity(p.total_len as usize));
+            }
+            got.last_mut().unwrap().extend_from_slice(&p.data);
+        }
+        got
+    }
+
+    /// A spilled chunk goes out from its file: the same bytes as from memory, and nothing read
+    /// back into memory (which the worker's limit would not count).
+    #[tokio::test]
+    async fn a_spilled_chunk_is_sent_from_its_file() {
+        let store = spilling_store();
+        let chunks = [
+            f64_chunk(&[1000, 1000]),
+            f64_chunk(&[3, 0]),
+            f64_chunk(&[7]),
+        ];
+        for (task, c) in chunks.iter().enumerate() {
+            store.put((5, task as u32), c.clone());
+        }
+        store.put_key(5, b"key");
+        store.make_room(0).unwrap();
+        assert_eq!((store.memory().held, store.memory().spilled_chunks), (0, 3));
+        let service = WorkerService::new(store.clone());
+        let got = received(service.pieces(5, b"key", &[0, 1, 2]).unwrap()).await;
+        let want: Vec<Vec<u8>> = chunks
+            .iter()
+            .map(|c| tessera::wire::encode_chunk(c))
+            .collect();
+        assert!(got == want);
+        let m = store.memory();
+        assert_eq!((m.held, m.spill_reads), (0, 0));
+    }
+
+    /// A chunk in memory is pinned while its send is under way, so making room does not spill it
+    /// (that would free nothing); the chunks of a call not started yet are not held by it.
+    #[tokio::test]
+    async fn a_chunk_being_sent_is_not_spilled_under_the_send() {
+        let store = spilling_store();
+        let (big, small) = (f64_chunk(&[1000, 1000]), f64_chunk(&[10]));
+        store.put((5, 0), big.clone());
+        store.put((5, 1), small.clone());
+        store.put_key(5, b"key");
+        let service = WorkerService::new(store.clone());
+        let mut stream = service.pieces(5, b"key", &[0, 1]).unwrap();
+        let first = stream.next().await.unwrap().unwrap();
+        assert_eq!(first.index, 0);
+        store.make_room(0).unwrap();
+        // The chunk being sent stays; the one not started yet is spilled, and sent from disk.
+        assert_eq!(store.memory().held, big.nbytes() as u64);
+        assert_eq!(store.memory().spilled, small.nbytes() as u64);
+        let mut rest = vec![first];
+        while let Some(p) = stream.next().await {
+            rest.push(p.unwrap());
+        }
+        let bytes = |i: u32| -> Vec<u8> {
+            rest.iter()
+                .filter(|p| p.index == i)
+                .flat_map(|p| p.data.iter().copied())
+                .collect()
+        };
+        assert!(bytes(0) == tessera::wire::encode_chunk(&big));
+        assert!(bytes(1) == tessera::wire::encode_chunk(&small));
+        drop(stream);
+        store.make_room(0).unwrap();
+        assert_eq!(store.memory().held, 0);
     }
 
     #[tokio::test]

@@ -27,7 +27,7 @@ use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use ndarray::{ArrayD, IxDyn};
-use tessera::{ArrayData, ChunkValue};
+use tessera::{ArrayData, ChunkValue, DType};
 use tracing::{info, warn};
 
 use crate::error::WorkerError;
@@ -416,6 +416,115 @@ pub fn read(path: &Path) -> Result<ChunkValue, String> {
     Ok(ChunkValue::Array(data))
 }
 
+/// A spilled chunk as sent to a peer: an array straight from its file, a piece at a time (its
+/// elements are already the bytes the wire carries), or anything else (a small partial) read whole.
+#[derive(Debug)]
+pub enum Outgoing {
+    Pieces(FilePieces),
+    // Boxed: a chunk value is far larger than the file's state, and this is one per send.
+    Value(Box<ChunkValue>),
+}
+
+/// The encoding of a spilled array chunk ([`tessera::wire::encode_chunk`]'s bytes), produced a piece
+/// at a time from its file: the prefix, then the file's elements. Sending a spilled chunk costs one
+/// piece of memory, not the chunk (which the worker's memory limit would not count).
+#[derive(Debug)]
+pub struct FilePieces {
+    path: PathBuf,
+    file: File,
+    prefix: Vec<u8>,
+    total_len: usize,
+    sent: usize,
+}
+
+/// Opens a spilled chunk to send it (blocking: call it on tokio's blocking pool).
+pub fn open_outgoing(path: &Path) -> Result<Outgoing, String> {
+    let fail = |e: std::io::Error| io_error("reading the spilled chunk", path, e);
+    let bad = |what: &str| format!("reading the spilled chunk {}: {what}", path.display());
+    let mut file = File::open(path).map_err(fail)?;
+    let mut magic = [0u8; 4];
+    file.read_exact(&mut magic).map_err(fail)?;
+    if &magic == WIRE_MAGIC {
+        return read(path).map(|v| Outgoing::Value(Box::new(v)));
+    }
+    if &magic != ARRAY_MAGIC {
+        return Err(bad("not a tessera spill file"));
+    }
+    let mut head = [0u8; 5];
+    file.read_exact(&mut head).map_err(fail)?;
+    let ndim = u32::from_le_bytes(head[1..5].try_into().expect("4 bytes")) as usize;
+    if ndim > 64 {
+        return Err(bad(&format!("{ndim} dimensions")));
+    }
+    let mut shape = Vec::with_capacity(ndim);
+    for _ in 0..ndim {
+        let mut d = [0u8; 8];
+        file.read_exact(&mut d).map_err(fail)?;
+        shape.push(usize::try_from(u64::from_le_bytes(d)).map_err(|_| bad("dimension too large"))?);
+    }
+    let dtype = match head[0] {
+        0 => DType::Bool,
+        1 => DType::I64,
+        2 => DType::F32,
+        3 => DType::F64,
+        4 => DType::C128,
+        5 => DType::I32,
+        6 => DType::U8,
+        7 => DType::U64,
+        d => return Err(bad(&format!("unknown dtype code {d}"))),
+    };
+    let elements = shape
+        .iter()
+        .try_fold(dtype.size(), |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| bad("shape too large"))?;
+    // A file cut short would send fewer bytes than announced: refuse it before the first piece.
+    let header = 4 + 5 + 8 * ndim;
+    let on_disk = file.metadata().map_err(fail)?.len();
+    if on_disk != (header + elements) as u64 {
+        return Err(bad(&format!(
+            "{on_disk} bytes on disk, {} expected for {dtype} of shape {shape:?}",
+            header + elements
+        )));
+    }
+    let prefix = tessera::wire::array_encoding_prefix(dtype, &shape);
+    Ok(Outgoing::Pieces(FilePieces {
+        path: path.to_path_buf(),
+        file,
+        total_len: prefix.len() + elements,
+        prefix,
+        sent: 0,
+    }))
+}
+
+impl FilePieces {
+    /// Bytes of the whole encoding.
+    pub fn total_len(&self) -> usize {
+        self.total_len
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.sent == self.total_len
+    }
+
+    /// The next bytes of the encoding, at most `max` (blocking on the disk).
+    pub fn next_piece(&mut self, max: usize) -> Result<Vec<u8>, String> {
+        let n = max.min(self.total_len - self.sent);
+        let mut out = Vec::with_capacity(n);
+        if self.sent < self.prefix.len() {
+            let end = self.prefix.len().min(self.sent + n);
+            out.extend_from_slice(&self.prefix[self.sent..end]);
+        }
+        let from_file = n - out.len();
+        let start = out.len();
+        out.resize(n, 0);
+        self.file
+            .read_exact(&mut out[start..start + from_file])
+            .map_err(|e| io_error("reading the spilled chunk", &self.path, e))?;
+        self.sent += n;
+        Ok(out)
+    }
+}
+
 /// Reads `len` elements of `N` little-endian bytes each, a buffer at a time, into one allocation.
 fn get<T, const N: usize>(
     input: &mut impl Read,
@@ -437,13 +546,12 @@ fn get<T, const N: usize>(
 mod tests {
     use super::*;
 
-    #[test]
-    fn chunks_come_back_as_they_were_written() {
-        let dir = SpillDir::new(None).unwrap();
+    /// Chunks of every dtype, one not in C order, an empty one and a partial.
+    fn sample_values() -> Vec<ChunkValue> {
         let f = ndarray::ArrayD::from_shape_fn(IxDyn(&[300, 1000]), |i| {
             (i[0] * 1000 + i[1]) as f64 * 0.5 - 7.0
         });
-        let values = [
+        vec![
             ChunkValue::Array(ArrayData::F64(f.clone())),
             // Not contiguous in memory: written in logical C order all the same.
             ChunkValue::Array(ArrayData::F64(
@@ -464,7 +572,13 @@ mod tests {
                 mean: ndarray::ArrayD::from_elem(IxDyn(&[1, 3]), 0.25),
                 m2: Some(ndarray::ArrayD::from_elem(IxDyn(&[1, 3]), 9.0)),
             }),
-        ];
+        ]
+    }
+
+    #[test]
+    fn chunks_come_back_as_they_were_written() {
+        let dir = SpillDir::new(None).unwrap();
+        let values = sample_values();
         for (i, v) in values.iter().enumerate() {
             let path = dir.file(1, i as u32);
             write(&path, v).unwrap();
@@ -597,5 +711,56 @@ mod tests {
                 .contains("not a tessera spill file")
         );
         assert!(read(&dir.file(2, 9)).unwrap_err().contains("2-9.chunk"));
+    }
+
+    /// A spilled array is sent as exactly the bytes of its encoding, read from its file a piece at a
+    /// time (no piece longer than asked); a partial is read back whole.
+    #[test]
+    fn a_spilled_chunk_is_sent_from_its_file_as_its_encoding() {
+        let dir = SpillDir::new(None).unwrap();
+        for (i, v) in sample_values().iter().enumerate() {
+            let path = dir.file(3, i as u32);
+            write(&path, v).unwrap();
+            match open_outgoing(&path).unwrap() {
+                Outgoing::Pieces(mut f) => {
+                    let want = tessera::wire::encode_chunk(v);
+                    assert_eq!(f.total_len(), want.len(), "value {i}");
+                    let mut got = Vec::new();
+                    while !f.is_done() {
+                        let piece = f.next_piece(4096).unwrap();
+                        assert!(!piece.is_empty() && piece.len() <= 4096);
+                        got.extend_from_slice(&piece);
+                    }
+                    assert!(
+                        got == want,
+                        "value {i}: the bytes sent are not its encoding"
+                    );
+                }
+                Outgoing::Value(back) => {
+                    assert!(!matches!(v, ChunkValue::Array(_)), "value {i} read whole");
+                    assert_eq!(&*back, v, "value {i}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_spilled_chunk_cut_short_is_not_sent() {
+        let dir = SpillDir::new(None).unwrap();
+        let path = dir.file(4, 0);
+        let v = ChunkValue::Array(ArrayData::F64(ndarray::ArrayD::zeros(IxDyn(&[100]))));
+        write(&path, &v).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 8]).unwrap();
+        let e = open_outgoing(&path).unwrap_err();
+        assert!(
+            e.contains(&path.display().to_string()) && e.contains("expected"),
+            "{e}"
+        );
+        assert!(
+            open_outgoing(&dir.file(4, 9))
+                .unwrap_err()
+                .contains("4-9.chunk")
+        );
     }
 }

@@ -252,13 +252,21 @@ pub fn encode_chunk(v: &ChunkValue) -> Vec<u8> {
 /// length, `dtype` and `shape` (fields 1 and 2 of ArrayData), and the key and length of `data`
 /// (field 3), which is last in tag order — the order prost writes — so the elements can follow.
 pub(super) fn array_prefix(a: &ArrayData) -> Vec<u8> {
+    array_encoding_prefix(a.dtype(), a.shape())
+}
+
+/// The bytes [`encode_chunk`] writes before the elements of an array chunk of `dtype` and `shape`:
+/// the whole encoding is these, then the elements in C order, little-endian. With it an array kept
+/// outside memory (a worker's spill file holds exactly those elements) is sent a piece at a time
+/// without being read back whole.
+pub fn array_encoding_prefix(dtype: DType, shape: &[usize]) -> Vec<u8> {
     let head = pb::ArrayData {
-        dtype: pb::DType::from(a.dtype()) as i32,
-        shape: u64s(a.shape()),
+        dtype: pb::DType::from(dtype) as i32,
+        shape: u64s(shape),
         data: Vec::new(),
     }
     .encode_to_vec();
-    let n = a.len() * a.dtype().size();
+    let n = shape.iter().product::<usize>() * dtype.size();
     // proto3 leaves out an empty bytes field.
     let data_field = if n == 0 {
         0
@@ -395,6 +403,27 @@ mod tests {
 
     // -----------------------------------------------------------------------------------------
     // chunks
+
+    /// What a spill file holds (the elements, little-endian in C order) after the prefix is the
+    /// encoding, byte for byte, for every dtype, a shape out of C order, 0-d and empty arrays.
+    #[test]
+    fn the_prefix_and_the_elements_are_the_encoding() {
+        for chunk in sample_chunks() {
+            let ChunkValue::Array(a) = &chunk else {
+                continue;
+            };
+            let mut elements = vec![0u8; a.len() * a.dtype().size()];
+            write_elements(a, 0..a.len(), &mut elements);
+            let mut bytes = array_encoding_prefix(a.dtype(), a.shape());
+            bytes.extend_from_slice(&elements);
+            assert!(
+                bytes == encode_chunk(&chunk),
+                "{} {:?}",
+                a.dtype(),
+                a.shape()
+            );
+        }
+    }
 
     fn sample_chunks() -> Vec<ChunkValue> {
         let f = ArrayD::from_shape_fn(IxDyn(&[3, 4]), |i| i[0] as f64 - 0.5 * i[1] as f64);

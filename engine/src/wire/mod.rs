@@ -48,7 +48,7 @@ mod testing;
 
 pub use tessera_proto::v1 as pb;
 
-pub use chunk::{BLOCKING_CODEC_BYTES, decode_chunk, encode_chunk};
+pub use chunk::{BLOCKING_CODEC_BYTES, array_encoding_prefix, decode_chunk, encode_chunk};
 pub use graph::{graph_from_proto, graph_to_proto};
 pub use stream::{Assembled, ChunkAssembler, PieceEncoder};
 
