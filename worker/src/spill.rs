@@ -334,6 +334,26 @@ fn put<T: Copy, const N: usize>(
     out.write_all(&buf)
 }
 
+/// The dtype code and the shape that follow the magic of an array spill file (both readers of
+/// such files start with them).
+fn read_array_header(input: &mut impl Read, path: &Path) -> Result<(u8, Vec<usize>), String> {
+    let fail = |e: std::io::Error| io_error("reading the spilled chunk", path, e);
+    let bad = |what: &str| format!("reading the spilled chunk {}: {what}", path.display());
+    let mut head = [0u8; 5];
+    input.read_exact(&mut head).map_err(fail)?;
+    let ndim = u32::from_le_bytes(head[1..5].try_into().expect("4 bytes")) as usize;
+    if ndim > 64 {
+        return Err(bad(&format!("{ndim} dimensions")));
+    }
+    let mut shape = Vec::with_capacity(ndim);
+    for _ in 0..ndim {
+        let mut d = [0u8; 8];
+        input.read_exact(&mut d).map_err(fail)?;
+        shape.push(usize::try_from(u64::from_le_bytes(d)).map_err(|_| bad("dimension too large"))?);
+    }
+    Ok((head[0], shape))
+}
+
 /// Reads a chunk written by [`write`].
 pub fn read(path: &Path) -> Result<ChunkValue, String> {
     let fail = |e: std::io::Error| io_error("reading the spilled chunk", path, e);
@@ -349,25 +369,14 @@ pub fn read(path: &Path) -> Result<ChunkValue, String> {
     if &magic != ARRAY_MAGIC {
         return Err(bad("not a tessera spill file"));
     }
-    let mut head = [0u8; 5];
-    input.read_exact(&mut head).map_err(fail)?;
-    let ndim = u32::from_le_bytes(head[1..5].try_into().expect("4 bytes")) as usize;
-    if ndim > 64 {
-        return Err(bad(&format!("{ndim} dimensions")));
-    }
-    let mut shape = Vec::with_capacity(ndim);
-    for _ in 0..ndim {
-        let mut d = [0u8; 8];
-        input.read_exact(&mut d).map_err(fail)?;
-        shape.push(usize::try_from(u64::from_le_bytes(d)).map_err(|_| bad("dimension too large"))?);
-    }
+    let (code, shape) = read_array_header(&mut input, path)?;
     let len = shape
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
         .ok_or_else(|| bad("shape too large"))?;
     let dim = IxDyn(&shape);
     let shaped = |e: ndarray::ShapeError| bad(&e.to_string());
-    let data = match head[0] {
+    let data = match code {
         0 => ArrayData::Bool(
             ArrayD::from_shape_vec(
                 dim,
@@ -450,19 +459,9 @@ pub fn open_outgoing(path: &Path) -> Result<Outgoing, String> {
     if &magic != ARRAY_MAGIC {
         return Err(bad("not a tessera spill file"));
     }
-    let mut head = [0u8; 5];
-    file.read_exact(&mut head).map_err(fail)?;
-    let ndim = u32::from_le_bytes(head[1..5].try_into().expect("4 bytes")) as usize;
-    if ndim > 64 {
-        return Err(bad(&format!("{ndim} dimensions")));
-    }
-    let mut shape = Vec::with_capacity(ndim);
-    for _ in 0..ndim {
-        let mut d = [0u8; 8];
-        file.read_exact(&mut d).map_err(fail)?;
-        shape.push(usize::try_from(u64::from_le_bytes(d)).map_err(|_| bad("dimension too large"))?);
-    }
-    let dtype = match head[0] {
+    let (code, shape) = read_array_header(&mut file, path)?;
+    let ndim = shape.len();
+    let dtype = match code {
         0 => DType::Bool,
         1 => DType::I64,
         2 => DType::F32,
