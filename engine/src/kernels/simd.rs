@@ -93,8 +93,8 @@ fn detect() -> Level {
     Level::Portable
 }
 
-/// Defines `pub fn $name($args) -> $ret` (or without a result) that runs `$body` compiled for the
-/// best available level.
+/// Defines `$vis fn $name($args) -> $ret` (or without a result; any visibility) that runs `$body`
+/// compiled for the best available level.
 macro_rules! multiversion {
     ($(#[$doc:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),*) = $body:path;) => {
         $crate::kernels::simd::multiversion! {
