@@ -173,6 +173,26 @@ impl ArrayData {
         }
     }
 
+    /// A copy of the part of the array in `region` (a range per axis), in C order; an error names
+    /// the region and the shape when it does not lie inside the array.
+    pub fn region(&self, region: &[std::ops::Range<usize>]) -> Result<ArrayData> {
+        let shape = self.shape();
+        if region.len() != shape.len()
+            || region
+                .iter()
+                .zip(shape)
+                .any(|(r, &n)| r.start > r.end || r.end > n)
+        {
+            return Err(Error::InvalidArgument {
+                op: "region",
+                reason: format!("region {region:?} is not inside an array of shape {shape:?}"),
+            });
+        }
+        let slice =
+            |ax: ndarray::AxisDescription| ndarray::Slice::from(region[ax.axis.index()].clone());
+        Ok(map_array!(self, a => a.slice_each_axis(slice).as_standard_layout().into_owned()))
+    }
+
     /// The array in standard (C) layout, copying only if it is not.
     pub fn into_standard_layout(self) -> ArrayData {
         map_array!(self, a => if a.is_standard_layout() { a } else { a.as_standard_layout().into_owned() })

@@ -14,6 +14,12 @@
 //! thread if that makes room. A task that must wait for running tasks to end waits here, in
 //! assignment order, and is admitted again each time a task ends; one that can never fit fails with
 //! the reason.
+//!
+//! A task whose op reads only part of each input (a rechunk reads where its target chunk overlaps
+//! each source: [`Op::dep_regions`]) takes an input held in memory here whole (shared, no copy),
+//! reads only the region of one spilled here from its file, and fetches only the region of one a
+//! peer holds. Its admission counts the regions' bytes, and `fetched_bytes` the region bytes
+//! fetched: an all-to-all rechunk moves the array's bytes once, not every source chunk per target.
 
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -24,18 +30,27 @@ use std::time::Instant;
 use futures_util::future::join_all;
 use tessera::exec::{cancel, panic_message};
 use tessera::graph::check::check_inputs;
-use tessera::graph::estimate;
+use tessera::graph::{Region, estimate, region_elems, region_is_whole};
 use tessera::ops::Op;
 use tessera::{ChunkValue, Error};
 use tessera_proto::v1::{DepLocation, PersistedInput, TaskAssignment};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
-use crate::store::{Admission, Held, JobGraph, Reservation, Store};
+use crate::store::{Admission, DepRead, Held, JobGraph, Reservation, Store};
 use tessera::client::WorkerChannels as Peers;
 
 /// A task's inputs in dependency order, each with the peer it was fetched from (`None`: local).
 type Inputs = (Vec<Held>, Vec<Option<String>>);
+
+/// Per dep of a task, in dependency order, the region of it the task reads when that is not the
+/// whole chunk (`None`: whole). Empty for a task of an op that reads its inputs whole.
+type DepRegions = Arc<[Option<Region>]>;
+
+/// The region of dep `i`, if the task reads only a region of it.
+fn region_of(regions: &DepRegions, i: usize) -> Option<&Region> {
+    regions.get(i).and_then(Option::as_ref)
+}
 
 /// What became of a task.
 #[derive(Debug)]
@@ -139,21 +154,27 @@ impl Runner {
         // Without its graph (never decoded, or the job forgotten) the task fails once its inputs
         // are in, saying so; a missing input is reported first, so the scheduler can recompute it.
         let Some(graph) = self.store.graph(job) else {
-            return self.proceed(a, Reservation::default());
+            return self.proceed(a, Reservation::default(), Arc::new([]));
         };
         let layer_pos = match locate(&graph, &a) {
             Ok(p) => p,
             Err(message) => return self.report(fail(message)),
         };
         let need = estimate::block_bytes(&graph.graph, layer_pos, &a.block);
-        let deps: Vec<u32> = a.deps.iter().map(|d| d.task).collect();
+        let (regions, region_bytes) = dep_regions(&graph, layer_pos, &a);
+        let deps: Vec<DepRead> = a
+            .deps
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d.task, region_bytes.get(i).copied().flatten()))
+            .collect();
         let admission = if on_pool {
             self.store.admit(job, &deps, need)
         } else {
             self.store.try_admit(job, &deps, need)
         };
         match admission {
-            Admission::Granted(r) => self.proceed(a, r),
+            Admission::Granted(r) => self.proceed(a, r, regions),
             Admission::Refused(why) => {
                 let chunk = graph.graph.layers()[layer_pos]
                     .meta
@@ -198,8 +219,8 @@ impl Runner {
     }
 
     /// Runs an admitted task: from the store if every input is here (in memory or spilled), else
-    /// after fetching the rest from peers.
-    fn proceed(&self, a: TaskAssignment, r: Reservation) {
+    /// after fetching the rest (or the regions of them it reads) from peers.
+    fn proceed(&self, a: TaskAssignment, r: Reservation, regions: DepRegions) {
         if let Some(source) = a.persisted.clone() {
             let this = self.clone();
             self.runtime.spawn(async move {
@@ -216,12 +237,12 @@ impl Runner {
             .map(|d| self.store.lookup((a.job, d.task)))
             .collect();
         match local {
-            Some(inputs) => self.compute(a, inputs, Vec::new(), r),
+            Some(inputs) => self.compute(a, inputs, Vec::new(), regions, r),
             None => {
                 let this = self.clone();
                 self.runtime.spawn(async move {
-                    match this.gather(&a).await {
-                        Ok((inputs, sources)) => this.compute(a, inputs, sources, r),
+                    match this.gather(&a, &regions).await {
+                        Ok((inputs, sources)) => this.compute(a, inputs, sources, regions, r),
                         Err(outcome) => {
                             this.store.finish(r);
                             this.report(outcome);
@@ -270,8 +291,9 @@ impl Runner {
     /// The task's inputs, in dependency order, with the peer each fetched one came from: from the
     /// store, or fetched from the peers that hold them with one call per peer (a combine task reads many small partials, often several from one
     /// peer), all peers at once. A chunk whose call failed is then fetched alone from each of its
-    /// holders, so one chunk a peer no longer has does not cost the batch.
-    async fn gather(&self, a: &TaskAssignment) -> Result<Inputs, Outcome> {
+    /// holders, so one chunk a peer no longer has does not cost the batch. Of an input the task reads
+    /// only a region of, only that region is fetched.
+    async fn gather(&self, a: &TaskAssignment, regions: &DepRegions) -> Result<Inputs, Outcome> {
         let job = a.job;
         let key = self.store.key(job).unwrap_or_default();
         let key = &*key;
@@ -288,7 +310,9 @@ impl Runner {
             if inputs[i].is_some() {
                 continue;
             }
-            if let Some(first) = a.deps[..i].iter().position(|d| d.task == dep.task) {
+            if let Some(first) = a.deps[..i].iter().enumerate().position(|(j, d)| {
+                d.task == dep.task && region_of(regions, j) == region_of(regions, i)
+            }) {
                 repeats.push((i, first));
                 continue;
             }
@@ -302,7 +326,15 @@ impl Runner {
         }
         let fetched = join_all(batches.iter().map(|(peer, positions)| {
             let tasks: Vec<u32> = positions.iter().map(|&i| a.deps[i].task).collect();
-            async move { self.peers.fetch_many(peer, job, key, &tasks).await }
+            let parts: Vec<Option<Region>> = positions
+                .iter()
+                .map(|&i| region_of(regions, i).cloned())
+                .collect();
+            async move {
+                self.peers
+                    .fetch_regions(peer, job, key, &tasks, &parts)
+                    .await
+            }
         }))
         .await;
         let mut failed_at: Vec<Option<&str>> = vec![None; a.deps.len()];
@@ -336,11 +368,12 @@ impl Runner {
             .zip(&a.deps)
             .zip(failed_at)
             .zip(sources)
-            .map(|(((input, dep), failed_at), source)| async move {
+            .enumerate()
+            .map(|(i, (((input, dep), failed_at), source))| async move {
                 match input {
                     Some(v) => Ok((v, source)),
                     None => self
-                        .fetch_alone(job, key, dep, failed_at)
+                        .fetch_alone(job, key, dep, failed_at, region_of(regions, i))
                         .await
                         .map(|(v, peer)| (Held::Memory(v), Some(peer)))
                         .map_err(|message| Outcome::Failed {
@@ -472,14 +505,16 @@ impl Runner {
         }
     }
 
-    /// Fetches one input by itself from each peer that holds it in turn. The peer whose batched call
-    /// failed goes last: it may have lost only another chunk of the batch, or be gone.
+    /// Fetches one input (or `region` of it) by itself from each peer that holds it in turn. The
+    /// peer whose batched call failed goes last: it may have lost only another chunk of the batch,
+    /// or be gone.
     async fn fetch_alone(
         &self,
         job: u64,
         key: &[u8],
         dep: &DepLocation,
         failed_at: Option<&str>,
+        region: Option<&Region>,
     ) -> Result<(Arc<ChunkValue>, String), String> {
         let (others, failed): (Vec<&str>, Vec<&str>) = dep
             .addresses
@@ -489,7 +524,18 @@ impl Runner {
             .partition(|a| Some(*a) != failed_at);
         let mut last_error = format!("no worker holds input task {}", dep.task);
         for address in others.into_iter().chain(failed) {
-            match self.peers.fetch(address, job, key, dep.task).await {
+            let fetched = match region {
+                None => self.peers.fetch(address, job, key, dep.task).await,
+                Some(r) => self
+                    .peers
+                    .fetch_regions(address, job, key, &[dep.task], &[Some(r.clone())])
+                    .await
+                    .and_then(|mut v| {
+                        v.pop()
+                            .ok_or_else(|| format!("{address} sent nothing for task {}", dep.task))
+                    }),
+            };
+            match fetched {
                 Ok(v) => return Ok((Arc::new(v), address.to_string())),
                 Err(e) => last_error = e,
             }
@@ -506,11 +552,12 @@ impl Runner {
         a: TaskAssignment,
         inputs: Vec<Held>,
         sources: Vec<Option<String>>,
+        regions: DepRegions,
         r: Reservation,
     ) {
         let this = self.clone();
         self.pool.spawn(move || {
-            let outcome = this.run(a, inputs, sources);
+            let outcome = this.run(a, inputs, sources, &regions);
             this.store.finish(r);
             this.report(outcome);
             if let Err(e) = this.store.make_room(0) {
@@ -521,7 +568,13 @@ impl Runner {
     }
 
     /// The kernel run of [`Runner::compute`], on a task thread.
-    fn run(&self, a: TaskAssignment, inputs: Vec<Held>, sources: Vec<Option<String>>) -> Outcome {
+    fn run(
+        &self,
+        a: TaskAssignment,
+        inputs: Vec<Held>,
+        sources: Vec<Option<String>>,
+        regions: &DepRegions,
+    ) -> Outcome {
         let (job, task) = (a.job, a.task);
         let fail = move |message: String| Outcome::Failed {
             job,
@@ -542,15 +595,21 @@ impl Runner {
         };
         let layer = &graph.graph.layers()[layer_pos];
         let metas = graph.input_metas(layer_pos);
+        // A spilled input the task reads a region of is read back as just that region.
         let inputs: Vec<Arc<ChunkValue>> = match inputs
             .into_iter()
-            .map(|h| self.store.load(h))
+            .enumerate()
+            .map(|(i, h)| {
+                self.store
+                    .load_part(h, region_of(regions, i).map(|r| r.as_slice()))
+            })
             .collect::<Result<_, String>>()
         {
             Ok(v) => v,
             Err(e) => return fail(e),
         };
-        // An input read twice is fetched once (see `gather`): count each fetched chunk once.
+        // An input read twice is fetched once (see `gather`): count each fetched chunk once. A
+        // fetched region is the array it cuts out, so this counts the region's bytes.
         let fetched_bytes: u64 = inputs
             .iter()
             .zip(&sources)
@@ -597,6 +656,44 @@ impl Runner {
             Err(panic) => fail(format!("panicked: {}", panic_message(&panic))),
         }
     }
+}
+
+/// The region of each dep the task reads when that is not the whole chunk, and its bytes (what
+/// `estimate::block_bytes` counts for it), for a task of an op that reads regions; empty otherwise.
+/// Deps are matched to the op's own list of them by position, as the scheduler sends them; a list
+/// that does not match leaves every dep whole (the kernel's input check then says what is wrong).
+fn dep_regions(
+    graph: &JobGraph,
+    layer_pos: usize,
+    a: &TaskAssignment,
+) -> (DepRegions, Vec<Option<u64>>) {
+    let layer = &graph.graph.layers()[layer_pos];
+    if !layer.op.reads_regions() {
+        return (Arc::new([]), Vec::new());
+    }
+    let metas = graph.input_metas(layer_pos);
+    let Some(regions) = layer.op.dep_regions(layer, &metas, &a.block) else {
+        return (Arc::new([]), Vec::new());
+    };
+    let mut deps = Vec::new();
+    layer.op.deps(layer, &metas, &a.block, &mut deps);
+    if regions.len() != a.deps.len() || deps.len() != a.deps.len() {
+        return (Arc::new([]), Vec::new());
+    }
+    let (regions, bytes): (Vec<_>, Vec<_>) = regions
+        .into_iter()
+        .zip(&deps)
+        .map(|(region, (pos, block))| {
+            let meta = metas[*pos];
+            if region_is_whole(&region, &meta.chunks.block_shape(block)) {
+                (None, None)
+            } else {
+                let bytes = (region_elems(&region) as u64).saturating_mul(meta.dtype.size() as u64);
+                (Some(region), Some(bytes))
+            }
+        })
+        .unzip();
+    (regions.into(), bytes)
 }
 
 /// The position of the task's layer in its job's graph, checking that the layer exists and that the

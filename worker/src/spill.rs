@@ -16,17 +16,22 @@
 //! An array chunk is written as a small header (magic, dtype, shape) and then its elements in C order,
 //! little-endian, converted a megabyte at a time: spilling a chunk never allocates a second copy of
 //! it, which would defeat the point of spilling. Reading converts back the same way into one
-//! allocation of the final size. Partials (a reduction's count/mean/m2, small) are written in the wire
-//! encoding. Every error names the file.
+//! allocation of the final size; a region of a spilled array (what a rechunk task reads of a source
+//! chunk, or sends of one) is read from its contiguous runs in place, never the whole file.
+//! Partials (a reduction's count/mean/m2, small) are written in the wire encoding. Every error
+//! names the file.
 //!
 //! These functions block on the disk: callers run them on the task threads or tokio's blocking pool,
 //! never on the thread that serves the scheduler session and fetches.
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
+use std::ops::Range;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use ndarray::{ArrayD, IxDyn};
+use tessera::wire::RegionRuns;
 use tessera::{ArrayData, ChunkValue, DType};
 use tracing::{info, warn};
 
@@ -370,36 +375,83 @@ pub fn read(path: &Path) -> Result<ChunkValue, String> {
         return Err(bad("not a tessera spill file"));
     }
     let (code, shape) = read_array_header(&mut input, path)?;
+    let dtype = dtype_of_code(code).ok_or_else(|| bad(&format!("unknown dtype code {code}")))?;
+    elements(dtype, &shape, &mut input, path).map(ChunkValue::Array)
+}
+
+/// Reads only `region` (a range per axis) of a spilled array chunk: the array that region cuts out,
+/// read from the file's contiguous runs of it (one positioned read each, a buffer at a time), never
+/// the whole chunk. A region outside the chunk, or of a spilled partial, is an error naming the
+/// file, the region and the shape.
+pub fn read_region(path: &Path, region: &[Range<usize>]) -> Result<ChunkValue, String> {
+    let file = match open_spilled(path)? {
+        Spilled::Array(f) => f,
+        Spilled::Wire => {
+            return Err(format!(
+                "reading region {region:?} of the spilled chunk {}: it is not an array",
+                path.display()
+            ));
+        }
+    };
+    let runs = RegionRuns::new(&file.shape, region)
+        .map_err(|e| format!("reading the spilled chunk {}: {e}", path.display()))?;
+    let shape: Vec<usize> = region.iter().map(|r| r.len()).collect();
+    let dtype = file.dtype;
+    let mut reader = RunReader::new(file, runs);
+    elements(dtype, &shape, &mut reader, path).map(ChunkValue::Array)
+}
+
+/// The dtype a spill file's code names.
+fn dtype_of_code(code: u8) -> Option<DType> {
+    Some(match code {
+        0 => DType::Bool,
+        1 => DType::I64,
+        2 => DType::F32,
+        3 => DType::F64,
+        4 => DType::C128,
+        5 => DType::I32,
+        6 => DType::U8,
+        7 => DType::U64,
+        _ => return None,
+    })
+}
+
+/// An array of `dtype` and `shape` from the little-endian elements `input` gives in C order.
+fn elements(
+    dtype: DType,
+    shape: &[usize],
+    input: &mut impl Read,
+    path: &Path,
+) -> Result<ArrayData, String> {
+    let fail = |e: std::io::Error| io_error("reading the spilled chunk", path, e);
+    let bad = |what: &str| format!("reading the spilled chunk {}: {what}", path.display());
     let len = shape
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
         .ok_or_else(|| bad("shape too large"))?;
-    let dim = IxDyn(&shape);
+    let dim = IxDyn(shape);
     let shaped = |e: ndarray::ShapeError| bad(&e.to_string());
-    let data = match code {
-        0 => ArrayData::Bool(
+    Ok(match dtype {
+        DType::Bool => ArrayData::Bool(
+            ArrayD::from_shape_vec(dim, get(input, len, |b: [u8; 1]| b[0] != 0).map_err(fail)?)
+                .map_err(shaped)?,
+        ),
+        DType::I64 => ArrayData::I64(
+            ArrayD::from_shape_vec(dim, get(input, len, i64::from_le_bytes).map_err(fail)?)
+                .map_err(shaped)?,
+        ),
+        DType::F32 => ArrayData::F32(
+            ArrayD::from_shape_vec(dim, get(input, len, f32::from_le_bytes).map_err(fail)?)
+                .map_err(shaped)?,
+        ),
+        DType::F64 => ArrayData::F64(
+            ArrayD::from_shape_vec(dim, get(input, len, f64::from_le_bytes).map_err(fail)?)
+                .map_err(shaped)?,
+        ),
+        DType::C128 => ArrayData::C128(
             ArrayD::from_shape_vec(
                 dim,
-                get(&mut input, len, |b: [u8; 1]| b[0] != 0).map_err(fail)?,
-            )
-            .map_err(shaped)?,
-        ),
-        1 => ArrayData::I64(
-            ArrayD::from_shape_vec(dim, get(&mut input, len, i64::from_le_bytes).map_err(fail)?)
-                .map_err(shaped)?,
-        ),
-        2 => ArrayData::F32(
-            ArrayD::from_shape_vec(dim, get(&mut input, len, f32::from_le_bytes).map_err(fail)?)
-                .map_err(shaped)?,
-        ),
-        3 => ArrayData::F64(
-            ArrayD::from_shape_vec(dim, get(&mut input, len, f64::from_le_bytes).map_err(fail)?)
-                .map_err(shaped)?,
-        ),
-        4 => ArrayData::C128(
-            ArrayD::from_shape_vec(
-                dim,
-                get(&mut input, len, |b: [u8; 16]| {
+                get(input, len, |b: [u8; 16]| {
                     let re = f64::from_le_bytes(b[..8].try_into().expect("8 bytes"));
                     let im = f64::from_le_bytes(b[8..].try_into().expect("8 bytes"));
                     tessera::Complex64::new(re, im)
@@ -408,21 +460,118 @@ pub fn read(path: &Path) -> Result<ChunkValue, String> {
             )
             .map_err(shaped)?,
         ),
-        5 => ArrayData::I32(
-            ArrayD::from_shape_vec(dim, get(&mut input, len, i32::from_le_bytes).map_err(fail)?)
+        DType::I32 => ArrayData::I32(
+            ArrayD::from_shape_vec(dim, get(input, len, i32::from_le_bytes).map_err(fail)?)
                 .map_err(shaped)?,
         ),
-        6 => ArrayData::U8(
-            ArrayD::from_shape_vec(dim, get(&mut input, len, u8::from_le_bytes).map_err(fail)?)
+        DType::U8 => ArrayData::U8(
+            ArrayD::from_shape_vec(dim, get(input, len, u8::from_le_bytes).map_err(fail)?)
                 .map_err(shaped)?,
         ),
-        7 => ArrayData::U64(
-            ArrayD::from_shape_vec(dim, get(&mut input, len, u64::from_le_bytes).map_err(fail)?)
+        DType::U64 => ArrayData::U64(
+            ArrayD::from_shape_vec(dim, get(input, len, u64::from_le_bytes).map_err(fail)?)
                 .map_err(shaped)?,
         ),
-        d => return Err(bad(&format!("unknown dtype code {d}"))),
-    };
-    Ok(ChunkValue::Array(data))
+    })
+}
+
+/// A spill file opened to read its elements without reading it whole.
+enum Spilled {
+    Array(ArrayFile),
+    /// A partial, in the wire encoding: read it whole with [`read`].
+    Wire,
+}
+
+/// An array spill file whose length matches its header, positioned anywhere.
+struct ArrayFile {
+    path: PathBuf,
+    file: File,
+    dtype: DType,
+    shape: Vec<usize>,
+    /// Bytes before the first element.
+    header: u64,
+}
+
+/// Opens a spill file and, for an array, reads its header and checks the file holds exactly the
+/// elements it announces (a file cut short would send or read fewer bytes than it claims).
+fn open_spilled(path: &Path) -> Result<Spilled, String> {
+    let fail = |e: std::io::Error| io_error("reading the spilled chunk", path, e);
+    let bad = |what: &str| format!("reading the spilled chunk {}: {what}", path.display());
+    let mut file = File::open(path).map_err(fail)?;
+    let mut magic = [0u8; 4];
+    file.read_exact(&mut magic).map_err(fail)?;
+    if &magic == WIRE_MAGIC {
+        return Ok(Spilled::Wire);
+    }
+    if &magic != ARRAY_MAGIC {
+        return Err(bad("not a tessera spill file"));
+    }
+    let (code, shape) = read_array_header(&mut file, path)?;
+    let dtype = dtype_of_code(code).ok_or_else(|| bad(&format!("unknown dtype code {code}")))?;
+    let elements = shape
+        .iter()
+        .try_fold(dtype.size(), |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| bad("shape too large"))?;
+    let header = 4 + 5 + 8 * shape.len();
+    let on_disk = file.metadata().map_err(fail)?.len();
+    if on_disk != (header + elements) as u64 {
+        return Err(bad(&format!(
+            "{on_disk} bytes on disk, {} expected for {dtype} of shape {shape:?}",
+            header + elements
+        )));
+    }
+    Ok(Spilled::Array(ArrayFile {
+        path: path.to_path_buf(),
+        file,
+        dtype,
+        shape,
+        header: header as u64,
+    }))
+}
+
+/// The elements of a region of an array spill file, in the region's C order, as a reader: each run
+/// of the region ([`RegionRuns`]) is read where it lies with positioned reads, so nothing outside
+/// the region is read.
+struct RunReader {
+    file: ArrayFile,
+    runs: RegionRuns,
+    /// File offsets of what is left of the run being read.
+    pending: Range<u64>,
+}
+
+impl RunReader {
+    fn new(file: ArrayFile, runs: RegionRuns) -> Self {
+        RunReader {
+            file,
+            runs,
+            pending: 0..0,
+        }
+    }
+}
+
+impl Read for RunReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        while self.pending.start >= self.pending.end {
+            let Some(run) = self.runs.next() else {
+                return Ok(0);
+            };
+            let size = self.file.dtype.size() as u64;
+            let at = |i: usize| self.file.header + i as u64 * size;
+            self.pending = at(run.start)..at(run.end);
+        }
+        let n = buf
+            .len()
+            .min(usize::try_from(self.pending.end - self.pending.start).unwrap_or(usize::MAX));
+        let got = self.file.file.read_at(&mut buf[..n], self.pending.start)?;
+        if got == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        self.pending.start += got as u64;
+        Ok(got)
+    }
 }
 
 /// A spilled chunk as sent to a peer: an array straight from its file, a piece at a time (its
@@ -434,63 +583,74 @@ pub enum Outgoing {
     Value(Box<ChunkValue>),
 }
 
-/// The encoding of a spilled array chunk ([`tessera::wire::encode_chunk`]'s bytes), produced a piece
-/// at a time from its file: the prefix, then the file's elements. Sending a spilled chunk costs one
-/// piece of memory, not the chunk (which the worker's memory limit would not count).
-#[derive(Debug)]
+/// The encoding of a spilled array chunk, or of a region of it ([`tessera::wire::encode_chunk`]'s
+/// bytes for the array that region cuts out), produced a piece at a time from its file: the prefix,
+/// then the elements, read where they lie. Sending a spilled chunk costs one piece of memory, not
+/// the chunk (which the worker's memory limit would not count).
 pub struct FilePieces {
-    path: PathBuf,
-    file: File,
+    reader: RunReader,
     prefix: Vec<u8>,
     total_len: usize,
     sent: usize,
 }
 
-/// Opens a spilled chunk to send it (blocking: call it on tokio's blocking pool).
-pub fn open_outgoing(path: &Path) -> Result<Outgoing, String> {
-    let fail = |e: std::io::Error| io_error("reading the spilled chunk", path, e);
-    let bad = |what: &str| format!("reading the spilled chunk {}: {what}", path.display());
-    let mut file = File::open(path).map_err(fail)?;
-    let mut magic = [0u8; 4];
-    file.read_exact(&mut magic).map_err(fail)?;
-    if &magic == WIRE_MAGIC {
-        return read(path).map(|v| Outgoing::Value(Box::new(v)));
+impl std::fmt::Debug for FilePieces {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FilePieces")
+            .field("path", &self.reader.file.path)
+            .field("total_len", &self.total_len)
+            .field("sent", &self.sent)
+            .finish()
     }
-    if &magic != ARRAY_MAGIC {
-        return Err(bad("not a tessera spill file"));
-    }
-    let (code, shape) = read_array_header(&mut file, path)?;
-    let ndim = shape.len();
-    let dtype = match code {
-        0 => DType::Bool,
-        1 => DType::I64,
-        2 => DType::F32,
-        3 => DType::F64,
-        4 => DType::C128,
-        5 => DType::I32,
-        6 => DType::U8,
-        7 => DType::U64,
-        d => return Err(bad(&format!("unknown dtype code {d}"))),
+}
+
+/// Why a spilled chunk cannot be sent.
+#[derive(Debug, thiserror::Error)]
+pub enum OutgoingError {
+    /// The region asked of it does not lie inside it, or it is not an array: the asker's mistake.
+    #[error("{0}")]
+    BadRegion(String),
+    /// Its file could not be read, or is damaged (the message names the file).
+    #[error("{0}")]
+    File(String),
+}
+
+/// Opens a spilled chunk to send it, whole (`region` None) or only `region` of it (blocking: call it
+/// on tokio's blocking pool). A region outside the chunk, or of a spilled partial, is an error
+/// naming the region and the shape.
+pub fn open_outgoing(
+    path: &Path,
+    region: Option<&[Range<usize>]>,
+) -> Result<Outgoing, OutgoingError> {
+    let file = match open_spilled(path).map_err(OutgoingError::File)? {
+        Spilled::Array(f) => f,
+        Spilled::Wire => {
+            return match region {
+                None => read(path)
+                    .map(|v| Outgoing::Value(Box::new(v)))
+                    .map_err(OutgoingError::File),
+                Some(region) => Err(OutgoingError::BadRegion(format!(
+                    "region {region:?} asked of a chunk that is not an array"
+                ))),
+            };
+        }
     };
-    let elements = shape
-        .iter()
-        .try_fold(dtype.size(), |acc, &d| acc.checked_mul(d))
-        .ok_or_else(|| bad("shape too large"))?;
-    // A file cut short would send fewer bytes than announced: refuse it before the first piece.
-    let header = 4 + 5 + 8 * ndim;
-    let on_disk = file.metadata().map_err(fail)?.len();
-    if on_disk != (header + elements) as u64 {
-        return Err(bad(&format!(
-            "{on_disk} bytes on disk, {} expected for {dtype} of shape {shape:?}",
-            header + elements
-        )));
-    }
-    let prefix = tessera::wire::array_encoding_prefix(dtype, &shape);
+    let whole: Vec<Range<usize>>;
+    let region = match region {
+        Some(r) => r,
+        None => {
+            whole = file.shape.iter().map(|&n| 0..n).collect();
+            &whole
+        }
+    };
+    let runs = RegionRuns::new(&file.shape, region).map_err(OutgoingError::BadRegion)?;
+    let shape: Vec<usize> = region.iter().map(|r| r.len()).collect();
+    let prefix = tessera::wire::array_encoding_prefix(file.dtype, &shape);
+    let total_len = prefix.len() + runs.elements() * file.dtype.size();
     Ok(Outgoing::Pieces(FilePieces {
-        path: path.to_path_buf(),
-        file,
-        total_len: prefix.len() + elements,
+        reader: RunReader::new(file, runs),
         prefix,
+        total_len,
         sent: 0,
     }))
 }
@@ -516,9 +676,9 @@ impl FilePieces {
         let from_file = n - out.len();
         let start = out.len();
         out.resize(n, 0);
-        self.file
+        self.reader
             .read_exact(&mut out[start..start + from_file])
-            .map_err(|e| io_error("reading the spilled chunk", &self.path, e))?;
+            .map_err(|e| io_error("reading the spilled chunk", &self.reader.file.path, e))?;
         self.sent += n;
         Ok(out)
     }
@@ -720,7 +880,7 @@ mod tests {
         for (i, v) in sample_values().iter().enumerate() {
             let path = dir.file(3, i as u32);
             write(&path, v).unwrap();
-            match open_outgoing(&path).unwrap() {
+            match open_outgoing(&path, None).unwrap() {
                 Outgoing::Pieces(mut f) => {
                     let want = tessera::wire::encode_chunk(v);
                     assert_eq!(f.total_len(), want.len(), "value {i}");
@@ -751,15 +911,150 @@ mod tests {
         write(&path, &v).unwrap();
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() - 8]).unwrap();
-        let e = open_outgoing(&path).unwrap_err();
+        let e = open_outgoing(&path, None).unwrap_err().to_string();
         assert!(
             e.contains(&path.display().to_string()) && e.contains("expected"),
             "{e}"
         );
         assert!(
-            open_outgoing(&dir.file(4, 9))
+            open_outgoing(&dir.file(4, 9), None)
                 .unwrap_err()
+                .to_string()
                 .contains("4-9.chunk")
+        );
+    }
+
+    /// Regions to read of a chunk of `shape`: boxes inside, whole rows, single elements, empty
+    /// ones and the whole chunk.
+    fn regions_of(shape: &[usize]) -> Vec<Vec<Range<usize>>> {
+        let mut out = vec![shape.iter().map(|&n| 0..n).collect::<Vec<_>>()];
+        if shape.len() == 2 {
+            let (r, c) = (shape[0], shape[1]);
+            out.push(vec![r / 3..r - r / 4, c / 5..c / 2 + 1]);
+            out.push(vec![r / 2..r, 0..c]);
+            out.push(vec![r.saturating_sub(1)..r, c.saturating_sub(1)..c]);
+            out.push(vec![0..r, c / 2..c / 2]);
+            out.push(vec![0..0, 0..c]);
+        }
+        out
+    }
+
+    /// `read_region` gives exactly what `ArrayData::region` cuts out of the chunk written, for
+    /// every dtype (also one written from an array not in C order, and an empty one), and sending
+    /// a region from the file gives its encoding, a piece at a time.
+    #[test]
+    fn a_region_of_a_spilled_chunk_is_read_and_sent_from_its_runs() {
+        let dir = SpillDir::new(None).unwrap();
+        let mut values = sample_values();
+        values.push(ChunkValue::Array(ArrayData::I64(
+            ndarray::ArrayD::from_shape_fn(IxDyn(&[3, 4, 5]), |i| {
+                (i[0] * 20 + i[1] * 5 + i[2]) as i64
+            }),
+        )));
+        let mut checked = 0;
+        for (i, v) in values.iter().enumerate() {
+            let ChunkValue::Array(a) = v else { continue };
+            let path = dir.file(6, i as u32);
+            write(&path, v).unwrap();
+            let mut regions = regions_of(a.shape());
+            if a.shape().len() == 3 {
+                regions.push(vec![1..3, 0..4, 2..5]);
+                regions.push(vec![0..3, 1..3, 0..5]);
+            }
+            for region in regions {
+                let want = ChunkValue::Array(a.region(&region).unwrap());
+                assert_eq!(
+                    read_region(&path, &region).unwrap(),
+                    want,
+                    "value {i} region {region:?}"
+                );
+                let Outgoing::Pieces(mut f) = open_outgoing(&path, Some(&region)).unwrap() else {
+                    panic!("an array is sent from its file");
+                };
+                let encoded = tessera::wire::encode_chunk(&want);
+                assert_eq!(f.total_len(), encoded.len());
+                let mut got = Vec::new();
+                while !f.is_done() {
+                    let piece = f.next_piece(1000).unwrap();
+                    assert!(!piece.is_empty() && piece.len() <= 1000);
+                    got.extend_from_slice(&piece);
+                }
+                assert!(
+                    got == encoded,
+                    "value {i} region {region:?}: not its encoding"
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked >= 9 * 5, "{checked} regions checked");
+    }
+
+    /// A region that does not lie inside the chunk, or of a spilled partial, is an error naming
+    /// the region and the shape (and, read back, the file).
+    #[test]
+    fn a_region_outside_a_spilled_chunk_is_refused_naming_it() {
+        let dir = SpillDir::new(None).unwrap();
+        let path = dir.file(7, 0);
+        let v = ChunkValue::Array(ArrayData::F64(ndarray::ArrayD::zeros(IxDyn(&[4, 6]))));
+        write(&path, &v).unwrap();
+        // Past the end; reversed; too few axes.
+        let (three, two) = (3, 2);
+        let one_axis: Vec<Range<usize>> = std::iter::once(0..4).collect();
+        for region in [vec![0..5, 0..6], vec![three..two, 0..1], one_axis] {
+            let shown = format!("{region:?}");
+            let e = read_region(&path, &region).unwrap_err();
+            assert!(
+                e.contains(&shown) && e.contains("[4, 6]") && e.contains("7-0.chunk"),
+                "{e}"
+            );
+            match open_outgoing(&path, Some(&region)) {
+                Err(OutgoingError::BadRegion(e)) => {
+                    assert!(e.contains(&shown) && e.contains("[4, 6]"), "{e}")
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        let partial = dir.file(7, 1);
+        write(&partial, sample_values().last().unwrap()).unwrap();
+        let e = read_region(&partial, &[0..1, 0..1]).unwrap_err();
+        assert!(e.contains("not an array") && e.contains("7-1.chunk"), "{e}");
+        assert!(matches!(
+            open_outgoing(&partial, Some(&[0..1, 0..1])),
+            Err(OutgoingError::BadRegion(_))
+        ));
+        // A file cut short is the file's fault, not the region's.
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 8]).unwrap();
+        assert!(matches!(
+            open_outgoing(&path, Some(&[0..1, 0..1])),
+            Err(OutgoingError::File(_))
+        ));
+        assert!(
+            read_region(&path, &[0..1, 0..1])
+                .unwrap_err()
+                .contains("expected")
+        );
+    }
+
+    /// Whole trailing axes merge into one run, so whole rows are read with one positioned read.
+    #[test]
+    fn whole_rows_are_one_run() {
+        let runs: Vec<Range<usize>> = RegionRuns::new(&[10, 7], &[2..5, 0..7]).unwrap().collect();
+        assert_eq!(runs, vec![14..35]);
+        let runs: Vec<Range<usize>> = RegionRuns::new(&[10, 7], &[2..4, 1..3]).unwrap().collect();
+        assert_eq!(runs, vec![15..17, 22..24]);
+        let runs: Vec<Range<usize>> = RegionRuns::new(&[3, 4, 5], &[1..3, 0..4, 0..5])
+            .unwrap()
+            .collect();
+        assert_eq!(runs, vec![20..60]);
+        let runs: Vec<Range<usize>> = RegionRuns::new(&[3, 4, 5], &[0..2, 1..3, 0..5])
+            .unwrap()
+            .collect();
+        assert_eq!(runs, vec![5..15, 25..35]);
+        assert_eq!(RegionRuns::new(&[3, 4], &[1..1, 0..4]).unwrap().count(), 0);
+        assert_eq!(
+            RegionRuns::new(&[], &[]).unwrap().collect::<Vec<_>>(),
+            vec![0..1]
         );
     }
 }

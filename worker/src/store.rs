@@ -24,6 +24,7 @@
 //! checkpoint and free their threads.
 
 use std::collections::{HashMap, HashSet};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -118,6 +119,10 @@ pub struct MemoryStatus {
     /// Past the pause fraction.
     pub paused: bool,
 }
+
+/// A chunk a task reads, for admission: its task, and the bytes the task's need counts for it when
+/// the task reads only a region of it (`None`: the whole chunk).
+pub type DepRead = (u32, Option<u64>);
 
 /// A chunk as the store has it.
 #[derive(Clone, Debug)]
@@ -346,11 +351,25 @@ impl Store {
     /// thread or tokio's blocking pool). A value read back is not kept in memory: the reader holds
     /// it, its reservation counts it, and it is dropped when the reader is done.
     pub fn load(&self, held: Held) -> Result<Arc<ChunkValue>, String> {
+        self.load_part(held, None)
+    }
+
+    /// What a task reading `region` of the chunk (`None`: all of it) needs of it: the chunk itself
+    /// when it is in memory (shared, no copy), else just the region read from its spill file, never
+    /// the whole file (blocking, like [`Store::load`]; not kept either).
+    pub fn load_part(
+        &self,
+        held: Held,
+        region: Option<&[Range<usize>]>,
+    ) -> Result<Arc<ChunkValue>, String> {
         match held {
             Held::Memory(v) => Ok(v),
             Held::Spilled(path) => {
                 let started = Instant::now();
-                let v = spill::read(&path)?;
+                let v = match region {
+                    Some(r) => spill::read_region(&path, r)?,
+                    None => spill::read(&path)?,
+                };
                 let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
                 let mut s = self.inner.lock().expect("store");
                 s.spill_reads += 1;
@@ -420,13 +439,14 @@ impl Store {
 
     /// Decides whether a task reading chunks `deps` of `job` and needing `need` bytes at its peak
     /// may start, without touching the disk. Inputs held in memory are pinned there and count as
-    /// already paid for; the rest of the need is reserved. `Wait` here may become a grant after
-    /// [`Store::make_room`].
-    pub fn try_admit(&self, job: u64, deps: &[u32], need: TaskBytes) -> Admission {
+    /// already paid for: as much of `need` as the need counts for them (all of the chunk, or only
+    /// the region's bytes for a task that reads a region of it: [`DepRead`]). The rest of the need
+    /// is reserved. `Wait` here may become a grant after [`Store::make_room`].
+    pub fn try_admit(&self, job: u64, deps: &[DepRead], need: TaskBytes) -> Admission {
         let mut s = self.inner.lock().expect("store");
         let mut pins = Vec::new();
         let mut held = 0u64;
-        for &d in deps {
+        for &(d, counted) in deps {
             let id = (job, d);
             if pins.contains(&id) {
                 continue;
@@ -435,7 +455,9 @@ impl Store {
                 && slot.value.is_some()
             {
                 slot.pins += 1;
-                held += slot.nbytes;
+                // A region read from a chunk in memory costs nothing new, but the need counted only
+                // the region: crediting the whole chunk would leave other inputs unpaid for.
+                held += counted.map_or(slot.nbytes, |c| c.min(slot.nbytes));
                 pins.push(id);
             }
         }
@@ -526,7 +548,7 @@ impl Store {
     /// Admits a task as [`Store::try_admit`] does, spilling to make room where that helps. `Wait`:
     /// running tasks hold what it needs; `Refused`: it cannot run here (too large for the limit, or
     /// the room it needs could not be made because spilling failed).
-    pub fn admit(&self, job: u64, deps: &[u32], need: TaskBytes) -> Admission {
+    pub fn admit(&self, job: u64, deps: &[DepRead], need: TaskBytes) -> Admission {
         match self.try_admit(job, deps, need) {
             Admission::Wait => {}
             other => return other,
@@ -770,5 +792,45 @@ mod tests {
         assert!(store.get((1, 1)).is_none());
         store.release([(2, 0)]);
         assert_eq!((store.len(), store.bytes()), (0, 0));
+    }
+
+    /// A task reading a region of a chunk in memory is credited with the region's bytes (what its
+    /// need counted for it), not the whole chunk: otherwise a large held source would pay for the
+    /// task's other inputs and its output, and the worker would run past its limit.
+    #[test]
+    fn a_region_of_a_held_chunk_is_credited_as_the_region() {
+        let store = Store::new(MemoryLimits::new(1 << 20, 1.0, 1.0), None);
+        // 8000 bytes held; the task reads 800 of them, 1600 of a chunk elsewhere, writes 2400.
+        store.put((1, 0), chunk(1000));
+        let need = TaskBytes {
+            inputs: 800 + 1600,
+            output: 2400,
+            scratch: 0,
+        };
+        let Admission::Granted(r) = store.try_admit(1, &[(0, Some(800)), (9, Some(1600))], need)
+        else {
+            panic!("the task fits");
+        };
+        assert_eq!(r.bytes(), 1600 + 2400);
+        assert_eq!(store.memory().running, 4000);
+        store.finish(r);
+        // Read whole, the held chunk pays for its 8000 bytes, at most what the need counts.
+        let need = TaskBytes {
+            inputs: 8000 + 1600,
+            output: 2400,
+            scratch: 0,
+        };
+        let Admission::Granted(r) = store.try_admit(1, &[(0, None), (9, None)], need) else {
+            panic!("the task fits");
+        };
+        assert_eq!(r.bytes(), 1600 + 2400);
+        store.finish(r);
+        // A region's count is capped at the chunk's bytes.
+        let Admission::Granted(r) = store.try_admit(1, &[(0, Some(1 << 30))], need) else {
+            panic!("the task fits");
+        };
+        assert_eq!(r.bytes(), 8000 + 1600 + 2400 - 8000);
+        store.finish(r);
+        assert_eq!(store.memory().running, 0);
     }
 }

@@ -154,6 +154,7 @@ async fn a_chunk_not_held_fails_its_batch_naming_it() {
             job: JOB,
             tasks: vec![12, 99],
             job_key: KEY.to_vec(),
+            regions: Vec::new(),
         })
         .await
         .unwrap_err();

@@ -21,20 +21,24 @@ impl Array {
     /// assert_eq!(x.numblocks(), vec![1, 5]);
     /// ```
     ///
-    /// A task reads and writes at most `TESSERA_RECHUNK_TASK_BYTES` (256 MiB by default) where it
-    /// can: see [`Array::rechunk_with`].
+    /// Each target chunk is one task that reads only the regions of the source chunks it overlaps,
+    /// so a rechunk between any two chunkings is one task per target chunk, reading and writing
+    /// twice its target chunk: see [`Array::rechunk_with`].
     pub fn rechunk(&self, chunks: impl Into<ChunkSpec>) -> Result<Array> {
         self.usable()?;
         self.rechunk_with(chunks, crate::ops::structure::default_rechunk_task_bytes()?)
     }
 
-    /// [`Array::rechunk`] whose tasks each read and write at most `max_task_bytes` where the source
-    /// and target chunks allow it. Between incompatible chunkings (row bands to column bands, where
-    /// every target chunk overlaps every source chunk) a direct rechunk would read the whole array
-    /// per task; instead the source chunks are first split into pieces no larger than either
-    /// chunking, grouped as far as the bound allows, and each target chunk gathers only its own
-    /// pieces. An array read straight from a `.npy` file ([`crate::from_npy`]) is instead read again
-    /// in the new chunks, one task per target chunk.
+    /// [`Array::rechunk`] with a bound on the bytes a task reads and writes when an intermediate
+    /// chunking is needed. Each target chunk is one task reading only the region of each source
+    /// chunk it overlaps (row bands to column bands: a column band reads its square of every row
+    /// band), fetched or read back from disk alone, so the rechunk is N + M tasks for N source and
+    /// M target chunks. Only where a target chunk would read more than
+    /// [`crate::ops::structure::RECHUNK_MAX_FAN_IN`] source chunks (rows of one element to
+    /// columns, say) are the source chunks first cut into pieces no larger than either chunking,
+    /// grouped while a task reading its sources whole stays within `max_task_bytes`, and each target
+    /// chunk gathers its own pieces. An array read straight from a `.npy` file
+    /// ([`crate::from_npy`]) is instead read again in the new chunks, one task per target chunk.
     ///
     /// ```
     /// use tessera::default_rng;

@@ -51,7 +51,7 @@ use crate::data::{ArrayData, ChunkValue, Element};
 use crate::error::{Error, Result};
 use crate::exec::progress::ProgressWriter;
 use crate::exec::{ExecStats, LayerProgress, OutputSink, Progress};
-use crate::graph::Graph;
+use crate::graph::{Graph, Region};
 use crate::wire::{Assembled, ChunkAssembler};
 
 /// How long a fetch may wait for its reply to start, and then for each next piece, before it fails.
@@ -134,6 +134,40 @@ impl WorkerChannels {
         key: &[u8],
         tasks: &[u32],
     ) -> Result<Vec<ChunkValue>, String> {
+        self.fetch_regions(address, job, key, tasks, &[]).await
+    }
+
+    /// [`WorkerChannels::fetch_many`], asking for only a region of each chunk: `regions` is empty
+    /// (every chunk whole) or one per task, `None` for a chunk wanted whole. Each region comes back
+    /// as the array it cuts out of its chunk; the peer refuses a region that does not lie inside
+    /// its chunk.
+    pub async fn fetch_regions(
+        &self,
+        address: &str,
+        job: u64,
+        key: &[u8],
+        tasks: &[u32],
+        regions: &[Option<Region>],
+    ) -> Result<Vec<ChunkValue>, String> {
+        if !regions.is_empty() && regions.len() != tasks.len() {
+            return Err(format!(
+                "{} regions for {} chunks of job {job} asked of {address}",
+                regions.len(),
+                tasks.len()
+            ));
+        }
+        // All whole: no regions on the wire, as from a caller that knows nothing of them.
+        let regions: Vec<tessera_proto::v1::Region> = if regions.iter().all(Option::is_none) {
+            Vec::new()
+        } else {
+            regions
+                .iter()
+                .map(|r| tessera_proto::v1::Region {
+                    start: r.iter().flatten().map(|r| r.start as u64).collect(),
+                    end: r.iter().flatten().map(|r| r.end as u64).collect(),
+                })
+                .collect()
+        };
         let reply = async {
             let mut client = self.client(address).await?;
             self.started(
@@ -142,6 +176,7 @@ impl WorkerChannels {
                     job,
                     tasks: tasks.to_vec(),
                     job_key: key.to_vec(),
+                    regions,
                 }),
             )
             .await

@@ -31,7 +31,7 @@
 //! attached ([`LocalExecutor::with_progress`]), which is what job handles and the progress bar read.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, BinaryHeap};
+use std::collections::{BTreeSet, BinaryHeap, HashMap};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex};
@@ -47,10 +47,10 @@ use super::progress::{LayerProgress, Progress, ProgressWriter};
 use super::spill::{self, SpillDir};
 use crate::data::ChunkValue;
 use crate::error::{Error, Result};
-use crate::graph::ArrayMeta;
 use crate::graph::estimate;
 use crate::graph::expand::TaskGraph;
 use crate::graph::limits::Limit;
+use crate::graph::{ArrayMeta, region_elems};
 
 /// Runs task graphs on a rayon pool.
 #[derive(Clone, Debug, Default)]
@@ -114,8 +114,10 @@ struct State {
     blocked: bool,
     error: Option<Error>,
     held_bytes: usize,
-    /// Output bytes of the running tasks, not yet held.
+    /// Output bytes of the running tasks, not yet held, and the regions they read back from disk.
     reserved_bytes: usize,
+    /// Bytes of the regions a running task read back from spill files.
+    region_bytes: HashMap<u32, usize>,
     peak_bytes: usize,
     spill: SpillDir,
     spilled_chunks: usize,
@@ -438,6 +440,7 @@ impl LocalExecutor {
             error: None,
             held_bytes: 0,
             reserved_bytes: 0,
+            region_bytes: HashMap::new(),
             peak_bytes: 0,
             spill: SpillDir::new(self.spill_dir.clone()),
             spilled_chunks: 0,
@@ -465,18 +468,33 @@ impl LocalExecutor {
                 return Ok(None);
             };
             let task = &tg.tasks[id as usize];
+            let layer = &layers[task.layer as usize];
             let output = out_bytes(id);
+            // A task that reads only regions of its inputs (a rechunk) is given a chunk it holds
+            // whole, and reads back only the region of one that was spilled.
+            let regions = layer.op.reads_regions().then(|| {
+                layer
+                    .op
+                    .dep_regions(layer, &input_metas[task.layer as usize], &task.block)
+            });
+            let region_of = |i: usize| regions.as_ref().and_then(|r| r.as_ref()?.get(i));
             let (mut in_memory, mut on_disk) = (0usize, 0usize);
-            for &d in &task.deps {
+            for (i, &d) in task.deps.iter().enumerate() {
+                let region = region_of(i).map(|r| {
+                    region_elems(r)
+                        * layers[tg.tasks[d as usize].layer as usize]
+                            .meta
+                            .dtype
+                            .size()
+                });
                 match &s.values[d as usize] {
-                    Slot::Memory(v) => in_memory += v.nbytes(),
-                    Slot::Spilled(_, b) => on_disk += *b,
+                    Slot::Memory(v) => in_memory += region.unwrap_or(v.nbytes()),
+                    Slot::Spilled(_, b) => on_disk += region.unwrap_or(*b),
                     Slot::Empty => {}
                 }
             }
             let own = output + in_memory + on_disk;
             if own > limit {
-                let layer = &layers[task.layer as usize];
                 let shape = layer.meta.chunks.block_shape(&task.block);
                 let elems = (limit / 2 / layer.meta.dtype.size().max(1)).max(1);
                 return Err(Error::LimitExceeded {
@@ -512,9 +530,17 @@ impl LocalExecutor {
             s.running += 1;
             s.reserved_bytes += output;
             inputs.clear();
-            for &d in &task.deps {
+            let mut region_bytes = 0;
+            for (i, &d) in task.deps.iter().enumerate() {
                 let v = match &s.values[d as usize] {
                     Slot::Memory(v) => v.clone(),
+                    // Only the region is read back, and is the task's alone: the chunk stays on disk.
+                    Slot::Spilled(path, _) if region_of(i).is_some() => {
+                        let region = region_of(i).expect("checked");
+                        let v = Arc::new(spill::read_region(path, region)?);
+                        region_bytes += v.nbytes();
+                        v
+                    }
                     Slot::Spilled(path, bytes) => {
                         let bytes = *bytes;
                         let v = Arc::new(spill::read(path)?);
@@ -531,6 +557,10 @@ impl LocalExecutor {
                 };
                 s.touch(d);
                 inputs.push(v);
+            }
+            if region_bytes > 0 {
+                s.reserved_bytes += region_bytes;
+                s.region_bytes.insert(id, region_bytes);
             }
             Ok(Some(id))
         };
@@ -606,6 +636,9 @@ impl LocalExecutor {
                 let mut s = state.lock().expect("executor state");
                 s.running -= 1;
                 s.reserved_bytes -= out_bytes(id);
+                if let Some(b) = s.region_bytes.remove(&id) {
+                    s.reserved_bytes -= b;
+                }
                 match result {
                     Err(e) => {
                         // Set before cancelling, so that the tasks this stops find the real

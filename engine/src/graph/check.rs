@@ -114,6 +114,8 @@ pub fn check_inputs(
             ),
         });
     }
+    // An op that reads regions accepts each input whole or as just its region.
+    let regions = layer.op.dep_regions(layer, input_metas, block);
     let partial = match &layer.op {
         Op::ReduceCombine(c) => Some(c.reduction),
         _ => None,
@@ -161,9 +163,16 @@ pub fn check_inputs(
                 "arrays of different shapes".into(),
             ));
         }
-        if value_shape(value) != shape.as_slice() {
+        let region: Option<Vec<usize>> = regions
+            .as_ref()
+            .and_then(|r| r.get(pos))
+            .map(|r| r.iter().map(|r| r.len()).collect());
+        if value_shape(value) != shape.as_slice() && region.as_deref() != Some(value_shape(value)) {
             return Err(mismatch(
-                format!("shape {shape:?}"),
+                match &region {
+                    Some(r) => format!("shape {shape:?} or its region's {r:?}"),
+                    None => format!("shape {shape:?}"),
+                },
                 format!("shape {:?}", value_shape(value)),
             ));
         }
@@ -258,6 +267,48 @@ mod tests {
                 check(&tg, i, deps).unwrap_or_else(|e| panic!("task {}: {e}", tg.key(i as u32)));
             }
         }
+    }
+
+    /// A rechunk task takes each source chunk whole or as just its region, gives the same chunk
+    /// either way, and refuses any other shape naming both it accepts.
+    #[test]
+    fn a_rechunk_takes_its_sources_whole_or_as_their_regions() {
+        let y = from_array(
+            ArrayD::from_shape_fn(IxDyn(&[13, 11]), |i| (i[0] * 11 + i[1]) as f64),
+            [6, 11],
+        )
+        .unwrap();
+        let (tg, inputs) = run_all(&y.rechunk([13, 4]).unwrap());
+        let layers = tg.graph.layers();
+        let mut seen = 0;
+        for (task, whole) in inputs.iter().enumerate() {
+            let t = &tg.tasks[task];
+            let layer = &layers[t.layer as usize];
+            let Some(regions) = layer.op.dep_regions(layer, &metas(&tg, t.layer), &t.block) else {
+                continue;
+            };
+            let cut: Vec<Arc<ChunkValue>> = whole
+                .iter()
+                .zip(&regions)
+                .map(|(d, r)| Arc::new(ChunkValue::Array(d.as_array().unwrap().region(r).unwrap())))
+                .collect();
+            check(&tg, task, &cut).unwrap();
+            let run = |deps: &[Arc<ChunkValue>]| {
+                layer
+                    .op
+                    .run(layer, &metas(&tg, t.layer), &t.block, deps)
+                    .unwrap()
+            };
+            assert_eq!(run(&cut), run(whole), "task {task}");
+            let mut wrong = cut.clone();
+            wrong[0] = Arc::new(ChunkValue::Array(ArrayData::F64(ArrayD::zeros(IxDyn(&[
+                2, 2,
+            ])))));
+            let msg = check(&tg, task, &wrong).unwrap_err().to_string();
+            assert!(msg.contains("or its region's"), "{msg}");
+            seen += 1;
+        }
+        assert_eq!(seen, 3, "three target chunks");
     }
 
     #[test]

@@ -24,6 +24,27 @@ use crate::ops::Op;
 /// A block index: the position of a chunk in its array's chunk grid.
 pub type Block = SmallVec<[u32; 4]>;
 
+/// The part of an input chunk a task reads, as a range of the chunk's own indices per axis. Ops
+/// whose tasks read only part of each input ([`Op::dep_regions`]: a rechunk reads the overlap of
+/// each source chunk with its target chunk) let executors fetch, read back from spill files and
+/// count only that part, so an all-to-all rechunk is one task per target chunk that moves the
+/// array's bytes once, not every source chunk whole for each target.
+pub type Region = SmallVec<[std::ops::Range<usize>; 4]>;
+
+/// Elements in `region`.
+pub fn region_elems(region: &[std::ops::Range<usize>]) -> usize {
+    region.iter().map(|r| r.len()).product()
+}
+
+/// Whether `region` is the whole of a chunk of `shape` (then the chunk itself is read).
+pub fn region_is_whole(region: &[std::ops::Range<usize>], shape: &[usize]) -> bool {
+    region.len() == shape.len()
+        && region
+            .iter()
+            .zip(shape)
+            .all(|(r, &n)| r.start == 0 && r.end == n)
+}
+
 /// The identity of a layer: the op's name and a 64-bit token of everything that determines its values.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct LayerId {

@@ -37,7 +37,7 @@ use std::sync::Arc;
 use crate::data::ChunkValue;
 use crate::error::Error;
 use crate::error::Result;
-use crate::graph::{ArrayMeta, Block, Layer, LayerId, Tokenizer};
+use crate::graph::{ArrayMeta, Block, Layer, LayerId, Region, Tokenizer};
 use crate::meta::Chunks;
 
 pub use elementwise::{BinaryFn, CmpFn, ElemFunc, UnaryFn};
@@ -618,6 +618,29 @@ impl Op {
             Op::VIndex(v) => v.deps(&layer.meta, inputs[0], block, out),
             Op::TakeAlong(t) => t.deps(inputs, block, out),
         }
+    }
+
+    /// The part of each dep (in [`Op::deps`] order) that output block `block` reads, for ops that
+    /// read only part of their input chunks; None when every dep is read whole. `run` then accepts
+    /// each dep either whole or as just that region ([`crate::ArrayData::region`]), so an executor
+    /// passes a chunk it holds as it is and fetches or reads back from disk only the region of one
+    /// it does not.
+    pub fn dep_regions(
+        &self,
+        layer: &Layer,
+        inputs: &[&ArrayMeta],
+        block: &[u32],
+    ) -> Option<Vec<Region>> {
+        match self {
+            Op::Rechunk => Some(structure::rechunk_regions(&layer.meta, inputs[0], block)),
+            _ => None,
+        }
+    }
+
+    /// Whether [`Op::dep_regions`] can be Some: a check free of allocation for the hot paths that
+    /// would otherwise gather input metadata for nothing.
+    pub fn reads_regions(&self) -> bool {
+        matches!(self, Op::Rechunk)
     }
 
     /// Computes output block `block` from the values of its deps.

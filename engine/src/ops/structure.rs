@@ -8,7 +8,7 @@ use ndarray::{ArrayD, Axis, IxDyn, SliceInfo, SliceInfoElem};
 
 use crate::data::{ArrayData, ChunkValue};
 use crate::error::{Error, Result};
-use crate::graph::{ArrayMeta, Block, Tokenizer};
+use crate::graph::{ArrayMeta, Block, Region, Tokenizer};
 use crate::map_array;
 use crate::meta::Chunks;
 use crate::ops::{Derived, InputMeta, RuleResult, chosen, one_input};
@@ -242,6 +242,34 @@ pub(crate) fn rechunk_deps(
     });
 }
 
+/// The overlap of each source chunk that target `block` reads, in the source chunk's own indices
+/// and [`rechunk_deps`] order.
+pub(crate) fn rechunk_regions(
+    out_meta: &ArrayMeta,
+    input: &ArrayMeta,
+    block: &[u32],
+) -> Vec<Region> {
+    let offset = out_meta.chunks.block_offset(block);
+    let shape = out_meta.chunks.block_shape(block);
+    let mut regions = Vec::new();
+    for_each_index(&rechunk_ranges(out_meta, input, block), |b| {
+        let in_off = input.chunks.block_offset(b);
+        let in_shape = input.chunks.block_shape(b);
+        regions.push(
+            (0..b.len())
+                .map(|axis| {
+                    let lo = offset[axis].max(in_off[axis]);
+                    let hi = (offset[axis] + shape[axis]).min(in_off[axis] + in_shape[axis]);
+                    lo - in_off[axis]..hi.max(lo) - in_off[axis]
+                })
+                .collect(),
+        )
+    });
+    regions
+}
+
+/// Target chunk `block` from its sources, each given whole or as just its region (see
+/// [`crate::ops::Op::dep_regions`]).
 pub(crate) fn rechunk_run(
     out_meta: &ArrayMeta,
     input: &ArrayMeta,
@@ -250,27 +278,47 @@ pub(crate) fn rechunk_run(
 ) -> Result<ChunkValue> {
     let offset = out_meta.chunks.block_offset(block);
     let shape = out_meta.chunks.block_shape(block);
-    if deps.len() == 1
-        && input
-            .chunks
-            .block_shape(&rechunk_first(out_meta, input, block))
-            == shape
-    {
+    if deps.len() == 1 && deps[0].as_array()?.shape() == shape.as_slice() {
         return Ok((*deps[0]).clone());
     }
+    let regions = rechunk_regions(out_meta, input, block);
     let mut result = ArrayData::full(&shape, crate::Scalar::Bool(false), out_meta.dtype);
     let mut i = 0;
     let mut err = None;
     for_each_index(&rechunk_ranges(out_meta, input, block), |b| {
-        let src = match deps[i].as_array() {
-            Ok(a) => a,
-            Err(e) => {
+        if err.is_some() {
+            return;
+        }
+        let (src, region) = match (deps.get(i).map(|d| d.as_array()), regions.get(i)) {
+            (Some(Ok(a)), Some(r)) => (a, r),
+            (Some(Err(e)), _) => {
                 err = Some(e);
+                return;
+            }
+            _ => {
+                err = Some(Error::InvalidGraph {
+                    reason: format!("a rechunk task was given {} inputs", deps.len()),
+                });
                 return;
             }
         };
         i += 1;
-        let in_off = input.chunks.block_offset(b);
+        let mut in_off = input.chunks.block_offset(b);
+        let region_shape: Vec<usize> = region.iter().map(|r| r.len()).collect();
+        if src.shape() == region_shape.as_slice() {
+            for (o, r) in in_off.iter_mut().zip(region) {
+                *o += r.start;
+            }
+        } else if src.shape() != input.chunks.block_shape(b).as_slice() {
+            err = Some(Error::InvalidGraph {
+                reason: format!(
+                    "a rechunk source chunk of shape {:?} is neither block {b:?} of shape {:?} nor its region {region:?}",
+                    src.shape(),
+                    input.chunks.block_shape(b)
+                ),
+            });
+            return;
+        }
         copy_overlap(&mut result, &offset, src, &in_off);
     });
     match err {
@@ -294,8 +342,10 @@ pub fn default_rechunk_task_bytes() -> crate::error::Result<usize> {
     }
 }
 
-/// Most bytes one task of a direct rechunk from `src` to `dst` reads and writes: per axis, the
-/// largest extent of the source chunks one target chunk intersects, times the largest target chunk.
+/// Most bytes one task of a rechunk from `src` to `dst` would read and write if it read its source
+/// chunks whole: per axis, the largest extent of the source chunks one target chunk intersects,
+/// times the largest target chunk. The measure by which pieces are grouped when an intermediate
+/// chunking is needed (see [`rechunk_intermediate`]).
 pub fn rechunk_task_bytes(src: &Chunks, dst: &Chunks, itemsize: usize) -> usize {
     let mut read = itemsize;
     for axis in 0..src.ndim() {
@@ -317,20 +367,47 @@ pub fn rechunk_task_bytes(src: &Chunks, dst: &Chunks, itemsize: usize) -> usize 
     read.saturating_add(dst.max_chunk_elems().saturating_mul(itemsize))
 }
 
-/// The intermediate chunking of a rechunk from `src` to `dst` whose tasks would read more than
-/// `max_task_bytes` done directly (row bands to column bands: each column band reads every row
-/// band), or None when the direct rechunk fits. Per axis the intermediate takes the finer of the two
-/// chunkings, so the split step cuts each source chunk into pieces and the merge step gathers only
-/// the pieces of its own target chunk; then adjacent pieces are grouped, a quarter more along each
-/// axis in turn while both steps stay within the bound (not doubling, which can stop at half the size
-/// the bound allows: four times the pieces in 2-d), which brings the task count toward N + M.
+/// Most source chunks one target chunk of a direct rechunk may read. Each is a region fetched,
+/// read back or copied on its own, and a graph edge in the scheduler; past this many (say rows of
+/// one element each to columns), pieces are first gathered into an intermediate chunking.
+pub const RECHUNK_MAX_FAN_IN: usize = 1024;
+
+/// The most source chunks any target chunk of a direct rechunk from `src` to `dst` intersects.
+pub fn rechunk_fan_in(src: &Chunks, dst: &Chunks) -> usize {
+    (0..src.ndim())
+        .map(|axis| {
+            let offs = dst.axis_offsets(axis);
+            dst.axis(axis)
+                .iter()
+                .enumerate()
+                .map(|(b, &len)| src.blocks_in(axis, offs[b], offs[b] + len).len())
+                .max()
+                .unwrap_or(0)
+        })
+        .fold(1usize, usize::saturating_mul)
+}
+
+/// The intermediate chunking of a rechunk from `src` to `dst`, or None when the direct rechunk is
+/// the plan. A direct task reads only the region of each source chunk that its target chunk
+/// overlaps ([`crate::ops::Op::dep_regions`]): it reads and writes twice its target chunk, and the
+/// rechunk is one task per target chunk (N + M tasks with the sources), whatever the two chunkings.
+/// That is the plan unless a target chunk would read more than [`RECHUNK_MAX_FAN_IN`] source chunks.
+/// Then, and when whole source chunks read per task would also exceed `max_task_bytes`, per axis
+/// the intermediate takes the finer of the two chunkings, so the split step cuts each source chunk
+/// into pieces and the merge step gathers only the pieces of its own target chunk; then adjacent
+/// pieces are grouped, a quarter more along each axis in turn while both steps stay within the
+/// bound (not doubling, which can stop at half the size the bound allows: four times the pieces in
+/// 2-d).
 pub fn rechunk_intermediate(
     src: &Chunks,
     dst: &Chunks,
     itemsize: usize,
     max_task_bytes: usize,
 ) -> Option<Chunks> {
-    if src.ndim() == 0 || rechunk_task_bytes(src, dst, itemsize) <= max_task_bytes {
+    if src.ndim() == 0
+        || rechunk_fan_in(src, dst) <= RECHUNK_MAX_FAN_IN
+        || rechunk_task_bytes(src, dst, itemsize) <= max_task_bytes
+    {
         return None;
     }
     let finer = |axis: usize| -> Vec<usize> {
@@ -374,13 +451,6 @@ pub fn rechunk_intermediate(
     }
     let inter = grouped(&group);
     (inter != *src && inter != *dst).then_some(inter)
-}
-
-fn rechunk_first(out_meta: &ArrayMeta, input: &ArrayMeta, block: &[u32]) -> Vec<u32> {
-    rechunk_ranges(out_meta, input, block)
-        .iter()
-        .map(|r| r.start as u32)
-        .collect()
 }
 
 /// Copies the overlap of `src` (at global offset `src_off`) into `dst` (at global offset `dst_off`).

@@ -50,7 +50,7 @@ pub use tessera_proto::v1 as pb;
 
 pub use chunk::{BLOCKING_CODEC_BYTES, array_encoding_prefix, decode_chunk, encode_chunk};
 pub use graph::{graph_from_proto, graph_to_proto};
-pub use stream::{Assembled, ChunkAssembler, PieceEncoder};
+pub use stream::{Assembled, ChunkAssembler, PieceEncoder, RegionRuns};
 
 use crate::error::{Error, Result};
 use crate::meta::DType;

@@ -12,7 +12,12 @@
 //! is not the layout [`encode_chunk`](super::encode_chunk) writes (a partial, another encoder's field
 //! order, a bool or malformed array) is gathered whole and handed to
 //! [`decode_chunk`](super::decode_chunk), which checks everything.
+//!
+//! A region of an array (the part of a source chunk a rechunk task reads) is encoded the same way
+//! as the array that region cuts out ([`PieceEncoder::region`]), written straight from the whole
+//! array's contiguous runs ([`RegionRuns`]) without copying the region first.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use ndarray::{ArrayD, IxDyn};
@@ -46,6 +51,15 @@ enum Source {
     },
     /// Anything else (a reduction's partial: small) encoded whole.
     Encoded(Vec<u8>),
+    /// A region of an array chunk in C order: the encoding of the array the region cuts out, its
+    /// elements written from the whole array's runs as they are asked for.
+    Region {
+        value: Arc<ChunkValue>,
+        prefix: Vec<u8>,
+        runs: RegionRuns,
+        /// What is left of the run being written (flat element indices of the whole array).
+        pending: Range<usize>,
+    },
 }
 
 impl PieceEncoder {
@@ -66,12 +80,47 @@ impl PieceEncoder {
         let total_len = match &source {
             Source::Array { value, prefix, .. } => prefix.len() + value.nbytes(),
             Source::Encoded(bytes) => bytes.len(),
+            Source::Region { .. } => unreachable!("made by PieceEncoder::region"),
         };
         PieceEncoder {
             source,
             total_len,
             sent: 0,
         }
+    }
+
+    /// The encoding of the array that `region` (a range per axis) cuts out of `value`, as
+    /// [`PieceEncoder::new`] would write it for that copy, without making the copy when the array is
+    /// in C order. A region that does not lie inside the array, or of a chunk that is not an array,
+    /// is an error naming the region and shape.
+    pub fn region(
+        value: Arc<ChunkValue>,
+        region: &[Range<usize>],
+    ) -> std::result::Result<PieceEncoder, String> {
+        let ChunkValue::Array(a) = &*value else {
+            return Err(format!(
+                "region {region:?} asked of a chunk that is not an array"
+            ));
+        };
+        let runs = RegionRuns::new(a.shape(), region)?;
+        if !crate::with_array!(a, x => x.is_standard_layout()) {
+            // Rare (chunks are made in C order): copy just the region, which comes out in C order.
+            let part = a.region(region).map_err(|e| e.to_string())?;
+            return Ok(PieceEncoder::new(Arc::new(ChunkValue::Array(part))));
+        }
+        let shape: Vec<usize> = region.iter().map(|r| r.len()).collect();
+        let prefix = super::array_encoding_prefix(a.dtype(), &shape);
+        let total_len = prefix.len() + runs.elements() * a.dtype().size();
+        Ok(PieceEncoder {
+            source: Source::Region {
+                value,
+                prefix,
+                runs,
+                pending: 0..0,
+            },
+            total_len,
+            sent: 0,
+        })
     }
 
     /// Bytes of the whole encoding: what [`encode_chunk`](super::encode_chunk) returns for the chunk.
@@ -88,7 +137,7 @@ impl PieceEncoder {
     /// element fits); empty once done. Pieces after the prefix hold whole elements.
     pub fn next_piece(&mut self, max: usize) -> Vec<u8> {
         let max = max.max(32);
-        let piece = match &self.source {
+        let piece = match &mut self.source {
             Source::Encoded(bytes) => {
                 let end = bytes.len().min(self.sent + max);
                 bytes[self.sent..end].to_vec()
@@ -118,16 +167,146 @@ impl PieceEncoder {
                 write_range(a, first, last, &mut out);
                 out
             }
+            Source::Region {
+                value,
+                prefix,
+                runs,
+                pending,
+            } => {
+                let a = array(value);
+                let size = a.dtype().size();
+                let mut out = Vec::with_capacity(max);
+                if self.sent < prefix.len() {
+                    let end = prefix.len().min(self.sent + max);
+                    out.extend_from_slice(&prefix[self.sent..end]);
+                    if end < prefix.len() {
+                        self.sent += out.len();
+                        return out;
+                    }
+                }
+                let mut room = (max - out.len()) / size;
+                while room > 0 {
+                    if pending.start >= pending.end {
+                        match runs.next() {
+                            Some(run) => *pending = run,
+                            None => break,
+                        }
+                    }
+                    let take = room.min(pending.len());
+                    write_range(a, pending.start, pending.start + take, &mut out);
+                    pending.start += take;
+                    room -= take;
+                }
+                out
+            }
         };
         self.sent += piece.len();
         piece
     }
 }
 
+/// The elements of a region of an array kept in C order (in memory or in a file), as contiguous
+/// runs of the whole array's flat element indices, in the region's C order. Trailing axes the region
+/// covers whole merge into one run: a region of whole rows of a 2-D chunk is a single run.
+#[derive(Clone, Debug)]
+pub struct RegionRuns {
+    /// Per outer axis (those iterated, before the innermost partial one): its range and stride.
+    outer: Vec<(Range<usize>, usize)>,
+    /// Flat index of the region's first element, before the outer axes' offsets.
+    base: usize,
+    /// Elements per run.
+    run: usize,
+    /// Outer index of the next run; None when all are done.
+    next: Option<Vec<usize>>,
+    elements: usize,
+}
+
+impl RegionRuns {
+    /// The runs of `region` (a range per axis) of an array of `shape`; an error names both when the
+    /// region does not lie inside the array.
+    pub fn new(shape: &[usize], region: &[Range<usize>]) -> std::result::Result<Self, String> {
+        if region.len() != shape.len()
+            || region
+                .iter()
+                .zip(shape)
+                .any(|(r, &n)| r.start > r.end || r.end > n)
+        {
+            return Err(format!(
+                "region {region:?} does not lie inside a chunk of shape {shape:?}"
+            ));
+        }
+        let elements = region.iter().map(|r| r.len()).product::<usize>();
+        // Strides of a C-order array, in elements.
+        let mut strides = vec![1usize; shape.len()];
+        for axis in (0..shape.len().saturating_sub(1)).rev() {
+            strides[axis] = strides[axis + 1] * shape[axis + 1];
+        }
+        // The innermost axis the region does not cover whole bounds the runs; the axes inside it
+        // are whole, so one run spans them.
+        let mut inner = shape.len();
+        let mut run = 1;
+        while inner > 0 {
+            inner -= 1;
+            run *= region[inner].len();
+            if region[inner] != (0..shape[inner]) {
+                break;
+            }
+        }
+        let base = region.get(inner).map_or(0, |r| r.start * strides[inner]);
+        let outer: Vec<(Range<usize>, usize)> = region[..inner]
+            .iter()
+            .cloned()
+            .zip(strides.iter().copied())
+            .collect();
+        let next = (elements > 0).then(|| outer.iter().map(|(r, _)| r.start).collect());
+        Ok(RegionRuns {
+            outer,
+            base,
+            run,
+            next,
+            elements,
+        })
+    }
+
+    /// Elements in the region.
+    pub fn elements(&self) -> usize {
+        self.elements
+    }
+}
+
+impl Iterator for RegionRuns {
+    type Item = Range<usize>;
+
+    fn next(&mut self) -> Option<Range<usize>> {
+        let index = self.next.as_mut()?;
+        let start = self.base
+            + index
+                .iter()
+                .zip(&self.outer)
+                .map(|(i, (_, stride))| i * stride)
+                .sum::<usize>();
+        // The next outer index, last axis fastest; done when the first axis runs out.
+        let mut axis = index.len();
+        loop {
+            if axis == 0 {
+                self.next = None;
+                break;
+            }
+            axis -= 1;
+            index[axis] += 1;
+            if index[axis] < self.outer[axis].0.end {
+                break;
+            }
+            index[axis] = self.outer[axis].0.start;
+        }
+        Some(start..start + self.run)
+    }
+}
+
 fn array(value: &ChunkValue) -> &ArrayData {
     match value {
         ChunkValue::Array(a) => a,
-        _ => unreachable!("Source::Array holds an array chunk"),
+        _ => unreachable!("Source::Array and Source::Region hold array chunks"),
     }
 }
 
