@@ -43,9 +43,9 @@ Run (from anywhere; paths are relative to the repository):
     python3 benches/compare_dask.py --python /tmp/daskenv/bin/python --workloads headline,matmul --no-build
     python3 benches/compare_dask.py --python /tmp/daskenv/bin/python --workloads headline,normal_mean --simd avx2
 
-`--simd avx2` also times ours with TESSERA_SIMD=avx2 (AES-NI without VAES, AVX2 vectors) against the
-same dask run: on an AVX-512 machine, a proxy for an AVX2-only server (same instructions, not the
-same cores or clocks).
+`--simd avx2` also times ours with TESSERA_SIMD=avx2 (VAES on 256-bit registers, AVX2 vectors) against the
+same dask run: on an AVX-512 machine, a proxy for an AVX2-only server with VAES such as AMD Zen 3
+(same instructions, not the same cores or clocks).
 """
 
 from __future__ import annotations

@@ -18,7 +18,8 @@ pub const SIMD_ENV: &str = "TESSERA_SIMD";
 pub enum Level {
     /// The baseline target (SSE2 on x86_64): no run-time extension.
     Portable,
-    /// AVX2 and FMA, with AES-NI but not VAES for the random numbers (an AVX2-only Intel server).
+    /// AVX2 and FMA, with VAES on 256-bit registers (or AES-NI where the CPU lacks VAES) for the
+    /// random numbers.
     Avx2,
     /// AVX-512 F/DQ/VL (and VAES where the CPU has it).
     Avx512,

@@ -457,6 +457,75 @@ mod x86 {
         }
     }
 
+    impl Vaes256 {
+        /// The round keys, each broadcast to both 128-bit lanes.
+        ///
+        /// # Safety
+        /// The CPU must support AVX2.
+        #[inline(always)]
+        unsafe fn round_keys(keys: &RoundKeys) -> [__m256i; ROUNDS + 1] {
+            // SAFETY: the caller guarantees AVX2.
+            unsafe {
+                let mut rk = [_mm256_setzero_si256(); ROUNDS + 1];
+                for (r, k) in rk.iter_mut().zip(&keys.0) {
+                    let (a, b) = (k[0] as i64, k[1] as i64);
+                    *r = _mm256_set_epi64x(b, a, b, a);
+                }
+                rk
+            }
+        }
+
+        /// The counters `(lo + 2j, hi)` and `(lo + 2j + 1, hi)` in register `j`, for `j < R`.
+        ///
+        /// # Safety
+        /// The CPU must support AVX2.
+        #[inline(always)]
+        unsafe fn counters<const R: usize>(lo: u64, hi: u64) -> [__m256i; R] {
+            // SAFETY: the caller guarantees AVX2.
+            unsafe {
+                let mut ctr = [_mm256_setzero_si256(); R];
+                for (j, c) in ctr.iter_mut().enumerate() {
+                    let l = lo.wrapping_add(2 * j as u64);
+                    let (h, l0, l1) = (hi as i64, l as i64, l.wrapping_add(1) as i64);
+                    *c = _mm256_set_epi64x(h, l1, h, l0);
+                }
+                ctr
+            }
+        }
+
+        /// ARS-5 of the `2R` blocks in `ctr`, two per register.
+        ///
+        /// # Safety
+        /// The CPU must support VAES and AVX2.
+        #[inline(always)]
+        unsafe fn blocks<const R: usize>(
+            ctr: &[__m256i; R],
+            rk: &[__m256i; ROUNDS + 1],
+        ) -> [__m256i; R] {
+            // SAFETY: the caller guarantees VAES and AVX2.
+            unsafe {
+                let mut v = *ctr;
+                for x in &mut v {
+                    *x = _mm256_xor_si256(*x, rk[0]);
+                }
+                for key in &rk[1..ROUNDS] {
+                    for x in &mut v {
+                        *x = _mm256_aesenc_epi128(*x, *key);
+                    }
+                }
+                for x in &mut v {
+                    *x = _mm256_aesenclast_epi128(*x, rk[ROUNDS]);
+                }
+                v
+            }
+        }
+    }
+
+    /// Registers of two blocks each that [`Vaes256`] keeps in flight: `vaesenc ymm` issues up to
+    /// two per cycle with a latency of about four (AMD Zen 3, the AVX2 servers with VAES), so
+    /// eight independent registers keep both units busy; four left half the throughput unused.
+    const VAES256_REGS: usize = 8;
+
     impl Blocks for Vaes256 {
         #[inline(always)]
         fn one(self, keys: &RoundKeys, lo: u64, hi: u64) -> [u64; 2] {
@@ -470,24 +539,13 @@ mod x86 {
             // SAFETY: VAES and AVX2 as `new` requires; each load and store covers two 16-byte
             // counters or blocks (k = 0, 2, 4, 6 of eight).
             unsafe {
-                let mut rk = [_mm256_setzero_si256(); ROUNDS + 1];
-                for (r, k) in rk.iter_mut().zip(&keys.0) {
-                    let (a, b) = (k[0] as i64, k[1] as i64);
-                    *r = _mm256_set_epi64x(b, a, b, a);
+                let rk = Self::round_keys(keys);
+                let mut c = [_mm256_setzero_si256(); 4];
+                for (j, x) in c.iter_mut().enumerate() {
+                    *x = _mm256_loadu_si256(ctr.as_ptr().add(2 * j).cast());
                 }
-                let mut v = [_mm256_setzero_si256(); 4];
-                for (j, x) in v.iter_mut().enumerate() {
-                    *x =
-                        _mm256_xor_si256(_mm256_loadu_si256(ctr.as_ptr().add(2 * j).cast()), rk[0]);
-                }
-                for key in &rk[1..ROUNDS] {
-                    for x in &mut v {
-                        *x = _mm256_aesenc_epi128(*x, *key);
-                    }
-                }
-                for (j, x) in v.iter().enumerate() {
-                    let x = _mm256_aesenclast_epi128(*x, rk[ROUNDS]);
-                    _mm256_storeu_si256(out.as_mut_ptr().add(2 * j).cast(), x);
+                for (j, x) in Self::blocks(&c, &rk).iter().enumerate() {
+                    _mm256_storeu_si256(out.as_mut_ptr().add(2 * j).cast(), *x);
                 }
             }
             out
@@ -495,39 +553,19 @@ mod x86 {
 
         #[inline(always)]
         fn fill(self, keys: &RoundKeys, first: u64, hi: u64, out: &mut [u64]) {
-            // Four registers of two blocks each in flight.
-            const R: usize = 4;
+            const R: usize = VAES256_REGS;
             const WORDS: usize = 4 * R;
             let mut chunks = out.chunks_exact_mut(WORDS);
             let mut lo = first;
             // SAFETY: VAES and AVX2 as `new` requires; every store writes 32 bytes inside a chunk
             // of WORDS words.
             unsafe {
-                let mut rk = [_mm256_setzero_si256(); ROUNDS + 1];
-                for (r, k) in rk.iter_mut().zip(&keys.0) {
-                    let (a, b) = (k[0] as i64, k[1] as i64);
-                    *r = _mm256_set_epi64x(b, a, b, a);
-                }
+                let rk = Self::round_keys(keys);
                 let step = _mm256_set_epi64x(0, 2 * R as i64, 0, 2 * R as i64);
-                let mut ctr = [_mm256_setzero_si256(); R];
-                for (j, c) in ctr.iter_mut().enumerate() {
-                    let l = lo.wrapping_add(2 * j as u64);
-                    *c =
-                        _mm256_set_epi64x(hi as i64, l.wrapping_add(1) as i64, hi as i64, l as i64);
-                }
+                let mut ctr = Self::counters::<R>(lo, hi);
                 for chunk in &mut chunks {
-                    let mut v = ctr;
-                    for x in &mut v {
-                        *x = _mm256_xor_si256(*x, rk[0]);
-                    }
-                    for key in &rk[1..ROUNDS] {
-                        for x in &mut v {
-                            *x = _mm256_aesenc_epi128(*x, *key);
-                        }
-                    }
-                    for (j, x) in v.iter().enumerate() {
-                        let x = _mm256_aesenclast_epi128(*x, rk[ROUNDS]);
-                        _mm256_storeu_si256(chunk.as_mut_ptr().add(4 * j).cast(), x);
+                    for (j, x) in Self::blocks(&ctr, &rk).iter().enumerate() {
+                        _mm256_storeu_si256(chunk.as_mut_ptr().add(4 * j).cast(), *x);
                     }
                     for c in &mut ctr {
                         *c = _mm256_add_epi64(*c, step);
@@ -539,6 +577,45 @@ mod x86 {
                 pair.copy_from_slice(&self.one(keys, lo, hi));
                 lo = lo.wrapping_add(1);
             }
+        }
+
+        #[inline(always)]
+        fn mantissa_sum(self, keys: &RoundKeys, first: u64, hi: u64, buf: &mut [u64]) -> u64 {
+            // As AES-NI's: the blocks are shifted and added in registers as they leave the last
+            // round, never stored (the headline's path on an AVX2 server with VAES).
+            const R: usize = VAES256_REGS;
+            debug_assert!(buf.len().is_multiple_of(2) && buf.len() <= 1 << 12);
+            let groups = buf.len() / (4 * R);
+            let mut lo = first;
+            let mut sum = 0u64;
+            // SAFETY: VAES and AVX2 as `new` requires.
+            unsafe {
+                let rk = Self::round_keys(keys);
+                let step = _mm256_set_epi64x(0, 2 * R as i64, 0, 2 * R as i64);
+                let mut ctr = Self::counters::<R>(lo, hi);
+                let mut acc = [_mm256_setzero_si256(); 2];
+                for _ in 0..groups {
+                    for (j, x) in Self::blocks(&ctr, &rk).iter().enumerate() {
+                        acc[j & 1] = _mm256_add_epi64(acc[j & 1], _mm256_srli_epi64::<12>(*x));
+                    }
+                    for c in &mut ctr {
+                        *c = _mm256_add_epi64(*c, step);
+                    }
+                    lo = lo.wrapping_add(2 * R as u64);
+                }
+                let mut lanes = [0u64; 8];
+                _mm256_storeu_si256(lanes.as_mut_ptr().cast(), acc[0]);
+                _mm256_storeu_si256(lanes.as_mut_ptr().add(4).cast(), acc[1]);
+                for l in lanes {
+                    sum += l;
+                }
+            }
+            for _ in groups * 2 * R..buf.len() / 2 {
+                let [a, b] = self.one(keys, lo, hi);
+                sum += (a >> 12) + (b >> 12);
+                lo = lo.wrapping_add(1);
+            }
+            sum
         }
     }
 
@@ -635,15 +712,16 @@ mod x86 {
 // Run-time choice
 
 /// The back ends, ordered by preference. Capping a kernel at a lower level forces that path (the
-/// tests compare every path with `Soft`; a benchmark can force `AesNi` to time an AVX2 server's path).
+/// tests compare every path with `Soft`; `TESSERA_SIMD=avx2` caps at `Vaes256`, `portable` at `Soft`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) enum AesLevel {
     /// Software AES, auto-vectorized conversions for the baseline target.
     Soft = 1,
-    /// AES-NI, one block per instruction, AVX2 conversions: the AVX2-only server path.
+    /// AES-NI, one block per instruction, AVX2 conversions: AVX2 servers without VAES (Intel
+    /// before Ice Lake, AMD before Zen 3).
     #[cfg(target_arch = "x86_64")]
     AesNi = 2,
-    /// VAES on 256-bit registers with AVX2 conversions.
+    /// VAES on 256-bit registers with AVX2 conversions: AVX2 servers with VAES (AMD Zen 3).
     #[cfg(target_arch = "x86_64")]
     Vaes256 = 3,
     /// VAES on 512-bit registers with AVX-512 conversions.
@@ -667,8 +745,8 @@ impl AesLevel {
     }
 
     /// The best level the running CPU supports, detected on first use and capped by
-    /// [`simd::level`](crate::kernels::simd::level) (so `TESSERA_SIMD=avx2` runs the AES-NI path of
-    /// an AVX2 server without VAES, and `portable` the software rounds).
+    /// [`simd::level`](crate::kernels::simd::level): the AVX2 level allows VAES on 256-bit registers
+    /// (where the CPU has it, else AES-NI), `portable` the software rounds.
     pub(super) fn detected() -> AesLevel {
         static CACHE: AtomicU8 = AtomicU8::new(0);
         match CACHE.load(Ordering::Relaxed) {
@@ -693,7 +771,7 @@ impl AesLevel {
         match level {
             Level::Portable => AesLevel::Soft,
             #[cfg(target_arch = "x86_64")]
-            Level::Avx2 => AesLevel::AesNi,
+            Level::Avx2 => AesLevel::Vaes256,
             #[cfg(target_arch = "x86_64")]
             Level::Avx512 => AesLevel::Vaes512,
             #[cfg(not(target_arch = "x86_64"))]
