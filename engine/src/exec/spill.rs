@@ -515,7 +515,9 @@ mod tests {
             e.contains("3..6") && e.contains("[4, 5]") && e.contains("2.chunk"),
             "{e}"
         );
-        let e = read_region(&p, &[0..2]).unwrap_err().to_string();
+        // A region of the wrong rank, likewise.
+        let rank_one: Vec<_> = std::iter::once(0..2).collect();
+        let e = read_region(&p, &rank_one).unwrap_err().to_string();
         assert!(e.contains("[4, 5]"), "{e}");
     }
 
