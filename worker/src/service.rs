@@ -363,6 +363,17 @@ mod tests {
         )
     }
 
+    /// A store holding job 5's key (`key`), spilling everything it can when `spilled`.
+    fn keyed_store(spilled: bool) -> Store {
+        let store = if spilled {
+            spilling_store()
+        } else {
+            Store::default()
+        };
+        store.put_key(5, b"key");
+        store
+    }
+
     /// The bytes of each chunk a call sends, in request order.
     async fn received(stream: PieceStream) -> Vec<Vec<u8>> {
         let mut got: Vec<Vec<u8>> = Vec::new();
@@ -525,12 +536,7 @@ mod tests {
     #[tokio::test]
     async fn a_region_is_sent_as_the_array_it_cuts_out_from_memory_and_from_disk() {
         for spilled in [false, true] {
-            let store = if spilled {
-                spilling_store()
-            } else {
-                Store::default()
-            };
-            store.put_key(5, b"key");
+            let store = keyed_store(spilled);
             let cases = arrays_and_regions();
             let mut tasks = Vec::new();
             let mut regions = Vec::new();
@@ -578,12 +584,7 @@ mod tests {
     #[tokio::test]
     async fn a_bad_region_fails_the_call_naming_it() {
         for spilled in [false, true] {
-            let store = if spilled {
-                spilling_store()
-            } else {
-                Store::default()
-            };
-            store.put_key(5, b"key");
+            let store = keyed_store(spilled);
             store.put((5, 0), f64_chunk(&[4, 6]));
             store.put(
                 (5, 1),

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Cluster, free_port, local, poll, scheduler_binary};
+use common::{Cluster, free_port, local, poll};
 use tessera::Client;
 use tessera::graph::expand::TaskGraph;
 
@@ -367,23 +367,6 @@ fn headless(browser: &PathBuf, profile: &std::path::Path) -> Command {
     c
 }
 
-/// The dashboard's URL with its token, as `tessera-scheduler dashboard-url` prints it for the
-/// cluster's secret.
-fn dashboard_url(cluster: &Cluster, dashboard: &str) -> String {
-    let out = Command::new(scheduler_binary())
-        .args(["dashboard-url", "--dashboard", dashboard, "--secret-file"])
-        .arg(&cluster.secret_file)
-        .env_remove("TESSERA_SECRET_FILE")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
 #[test]
 fn dashboard_shows_the_cluster_and_its_metrics_match_a_job() {
     let port = free_port();
@@ -392,7 +375,7 @@ fn dashboard_shows_the_cluster_and_its_metrics_match_a_job() {
     let client = cluster.client();
 
     // The URL an operator opens, from the subcommand; the token is derived, the secret not shown.
-    let url = dashboard_url(&cluster, &dashboard);
+    let url = cluster.dashboard_url(&dashboard);
     let prefix = format!("http://{dashboard}/?token=");
     let token = url.strip_prefix(&prefix).expect("http://ADDR/?token=...");
     assert_eq!(token.len(), 64, "an HMAC-SHA256 in hex: {url}");
@@ -849,7 +832,7 @@ fn an_open_dashboard_page_follows_the_cluster_live_without_reloading() {
     let port = free_port();
     let dashboard = format!("127.0.0.1:{port}");
     let cluster = Cluster::start_with(2, &["--dashboard", &dashboard]);
-    let url = dashboard_url(&cluster, &dashboard);
+    let url = cluster.dashboard_url(&dashboard);
 
     // The page opens before any job: both workers, holding nothing, and no job; the event stream
     // is connected.

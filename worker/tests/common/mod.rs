@@ -259,6 +259,23 @@ impl Cluster {
         connect(&self.address, &self.secret_file)
     }
 
+    /// The dashboard's URL with its token, as `tessera-scheduler dashboard-url` prints it for the
+    /// cluster's secret (the scheduler was started with `--dashboard dashboard`).
+    pub fn dashboard_url(&self, dashboard: &str) -> String {
+        let out = Command::new(scheduler_binary())
+            .args(["dashboard-url", "--dashboard", dashboard, "--secret-file"])
+            .arg(&self.secret_file)
+            .env_remove("TESSERA_SECRET_FILE")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
     pub fn wait_for_workers(&self, n: usize) {
         let client = self.client();
         let deadline = Instant::now() + Duration::from_secs(30);
