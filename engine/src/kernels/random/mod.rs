@@ -47,8 +47,9 @@
 //! axis of a transposed array) compute one block per element. Every path performs the same integer
 //! and correctly rounded float operations per element, so all paths give the same bits.
 //! `sum_uniform_f64` adds the integers `w >> 12` exactly and scales once, so its result does not
-//! depend on the path or the tiling; the AES-NI back end adds them in registers as the blocks come
-//! out of the last round (`Blocks::mantissa_sum`), the others fill a tile and add it. Indices wrap modulo 2^64.
+//! depend on the path or the tiling; the AES-NI and 256-bit VAES back ends add them in registers as
+//! the blocks come out of the last round (`Blocks::mantissa_sum`), the others fill a tile and add it.
+//! Indices wrap modulo 2^64.
 
 mod ars;
 mod distributions;
