@@ -26,7 +26,7 @@ use ndarray::{ArrayD, ArrayView1, Axis};
 use crate::data::{ArrayData, ChunkValue, Element};
 use crate::error::{Error, Result};
 use crate::graph::{ArrayMeta, Block};
-use crate::kernels::sort::{SortKey, merge_runs, sort_by_key_stable, split_at_rank};
+use crate::kernels::sort::{SortKey, merge_into, sort_by_key_stable, split_at_rank};
 use crate::meta::DType;
 use crate::ops::{Derived, Holds, InputMeta, RuleResult};
 
@@ -267,11 +267,15 @@ impl SortOp {
             let lens: Vec<usize> = run_lanes.iter().map(|r| r.len()).collect();
             let key_at = |j: usize, p: usize| run_lanes[j][p].key();
             let (a, b) = self.segments(&lens, lo, hi, key_at)?;
-            let segs = (0..lens.len())
-                .map(|j| run_lanes[j][a[j]..b[j]].to_vec())
-                .collect();
-            let merged = merge_runs(segs, T::key);
-            o.iter_mut().zip(merged).for_each(|(o, v)| *o = v);
+            let segs: Vec<&[T]> = (0..lens.len()).map(|j| &run_lanes[j][a[j]..b[j]]).collect();
+            match o.as_slice_mut() {
+                Some(o) => merge_into(&segs, o, T::key),
+                None => {
+                    let mut merged = o.to_vec();
+                    merge_into(&segs, &mut merged, T::key);
+                    o.iter_mut().zip(merged).for_each(|(o, v)| *o = v);
+                }
+            }
         }
         Ok(out)
     }
@@ -321,14 +325,16 @@ impl SortOp {
             let lens: Vec<usize> = keys.iter().map(Vec::len).collect();
             let key_at = |j: usize, p: usize| keys[j][p];
             let (a, b) = self.segments(&lens, lo, hi, key_at)?;
-            let segs = (0..lens.len())
+            let segs: Vec<Vec<(u64, i64)>> = (0..lens.len())
                 .map(|j| {
                     (a[j]..b[j])
                         .map(|p| (keys[j][p], idx_lanes[j][l][p]))
                         .collect()
                 })
                 .collect();
-            let merged = merge_runs(segs, |x: (u64, i64)| x.0);
+            let views: Vec<&[(u64, i64)]> = segs.iter().map(Vec::as_slice).collect();
+            let mut merged = vec![(0, 0); hi - lo];
+            merge_into(&views, &mut merged, |x: (u64, i64)| x.0);
             o.iter_mut().zip(merged).for_each(|(o, (_, g))| *o = g);
         }
         Ok(out)

@@ -318,23 +318,18 @@ fn normal_f64_body<B: FirstTry>(b: B, keys: &RoundKeys, start: u64, step: u64, o
         // mispredicts on one group in nine, and the queue's bookkeeping kept registers spilled).
         let groups = len / 8;
         let mut masks = [0u8; TILE_WORDS / 8];
-        for (k, mask) in masks[..groups].iter_mut().enumerate() {
-            let g = at + 8 * k;
-            let o: &mut [f64; 8] = (&mut out[g..g + 8]).try_into().expect("eight");
+        let (eights, _) = out[at..at + len].as_chunks_mut::<8>();
+        for (mask, o) in masks.iter_mut().zip(eights) {
             *mask = b.first_try8(t, o) as u8;
         }
         for (c, eight) in masks[..groups.next_multiple_of(8)]
             .chunks_exact(8)
             .enumerate()
         {
-            let mut rejected = u64::from_le_bytes(eight.try_into().expect("eight masks"));
-            while rejected != 0 {
-                let j = at + 64 * c + rejected.trailing_zeros() as usize;
-                queue.push(j);
-                if queue.is_full() {
-                    queue.finish(b, keys, t, start, out);
-                }
-                rejected &= rejected - 1;
+            let rejected = u64::from_le_bytes(eight.try_into().expect("eight masks"));
+            queue.push_mask(at + 64 * c, rejected);
+            if queue.is_full() {
+                queue.finish(b, keys, t, start, out);
             }
         }
         for j in at + 8 * groups..at + len {

@@ -289,6 +289,10 @@ fn wedge_height(t: &Tables, layer: usize, a: u64) -> f64 {
 /// Rejected first tries held back for [`Rejected::finish`]; a multiple of eight.
 const QUEUE: usize = 32;
 
+/// Room in the queue: a full queue plus one [`Rejected::push_mask`] of 64 lanes (a power of two,
+/// so a position is `% ROOM` rather than bounds-checked).
+const ROOM: usize = 128;
+
 /// The batched slow path: a kernel queues the positions of the elements whose first try was
 /// rejected (the words stay in the output, where a rejected first try leaves them) and
 /// [`Rejected::finish`] decides them eight at a time. Run one by one, each rejected element was a
@@ -298,7 +302,7 @@ const QUEUE: usize = 32;
 /// order, so the values are its values.
 pub(super) struct Rejected {
     len: usize,
-    at: [usize; QUEUE],
+    at: [usize; ROOM],
 }
 
 impl Rejected {
@@ -306,14 +310,14 @@ impl Rejected {
     pub(super) fn new() -> Self {
         Self {
             len: 0,
-            at: [0; QUEUE],
+            at: [0; ROOM],
         }
     }
 
     /// Whether the queue must be finished before the next push.
     #[inline(always)]
     pub(super) fn is_full(&self) -> bool {
-        self.len == QUEUE
+        self.len >= QUEUE
     }
 
     /// Queues the element at `out[at]`, which holds the word whose first try was rejected. The
@@ -322,10 +326,30 @@ impl Rejected {
     #[inline(always)]
     pub(super) fn push(&mut self, at: usize) {
         let n = self.len;
-        debug_assert!(n < QUEUE);
-        // `% QUEUE` (a power of two) instead of a bounds check.
-        self.at[n % QUEUE] = at;
+        debug_assert!(n < ROOM);
+        self.at[n % ROOM] = at;
         self.len = n + 1;
+    }
+
+    /// Queues `base + k` for every set bit k of `mask` (the rejected lanes of 64 consecutive
+    /// elements). The queue must not be full. A first try rejects about one element in 67, so a
+    /// mask holds about one lane: the first two are queued without branches (an unqueued slot is
+    /// written and not counted), and only the rarer masks with more lanes loop. Looping over every
+    /// mask had mispredicted about once per 64 elements, ~8 % of a normal mean.
+    #[inline(always)]
+    pub(super) fn push_mask(&mut self, base: usize, mask: u64) {
+        debug_assert!(self.len < QUEUE);
+        let mut mask = mask;
+        for _ in 0..2 {
+            let n = self.len;
+            self.at[n % ROOM] = base + mask.trailing_zeros() as usize;
+            self.len = n + usize::from(mask != 0);
+            mask &= mask.wrapping_sub(1);
+        }
+        while mask != 0 {
+            self.push(base + mask.trailing_zeros() as usize);
+            mask &= mask - 1;
+        }
     }
 
     /// Writes the value of every queued element to its position in `out`, where element `start + k`
@@ -798,6 +822,33 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_mask_queues_its_lanes_in_order() {
+        // No lane, one, two (the branch-free pushes), three and all 64 (the loop), and masks
+        // that take the queue past QUEUE before it is finished.
+        let masks = [
+            0u64,
+            1 << 63,
+            0b101,
+            0b1_0000_0110,
+            u64::MAX,
+            1,
+            1 << 40 | 1 << 7 | 1 << 3,
+        ];
+        let mut queue = Rejected::new();
+        let mut expected = Vec::new();
+        for (c, &mask) in masks.iter().enumerate() {
+            if queue.is_full() {
+                assert_eq!(queue.at[..queue.len], expected[..]);
+                queue.len = 0;
+                expected.clear();
+            }
+            queue.push_mask(1000 * c, mask);
+            expected.extend((0..64).filter(|k| mask >> k & 1 == 1).map(|k| 1000 * c + k));
+        }
+        assert_eq!(queue.at[..queue.len], expected[..]);
     }
 
     #[test]
