@@ -441,12 +441,25 @@ mod tests {
                 .wrapping_add(1442695040888963407);
             state >> 33
         };
-        let v: Vec<(u64, usize)> = (0..5000).map(|i| (next() % 97 + (1 << 40), i)).collect();
-        let mut a = v.clone();
-        sort_by_key_stable(&mut a, |x: (u64, usize)| x.0);
-        let mut b = v.clone();
-        b.sort_by_key(|x| x.0);
-        assert_eq!(a, b);
+        // Few keys (a few byte positions vary), and keys over every byte position with ties.
+        for (n, spread) in [(5000, 97), (100_000, u64::MAX)] {
+            let v: Vec<(u64, usize)> = (0..n)
+                .map(|i| {
+                    let r = next() << 31 ^ next();
+                    let k = if spread == u64::MAX {
+                        (r % 50_000).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                    } else {
+                        r % spread + (1 << 40)
+                    };
+                    (k, i)
+                })
+                .collect();
+            let mut a = v.clone();
+            sort_by_key_stable(&mut a, |x: (u64, usize)| x.0);
+            let mut b = v.clone();
+            b.sort_by_key(|x| x.0);
+            assert_eq!(a, b, "{n} elements");
+        }
     }
 
     #[test]
