@@ -237,6 +237,15 @@ impl SortOp {
         if a.iter().zip(&b).any(|(a, b)| a > b) {
             return Err(unsorted());
         }
+        // Ranks past the runs' end are clamped by the split: the segments must fill the output.
+        let taken: usize = a.iter().zip(&b).map(|(a, b)| b - a).sum();
+        if taken != hi - lo {
+            return Err(self.bad(&format!(
+                "its runs along axis {} hold {} elements, too few for output ranks {lo}..{hi}",
+                self.axis,
+                lens.iter().sum::<usize>()
+            )));
+        }
         Ok((a, b))
     }
 
@@ -398,4 +407,53 @@ fn local_argsort<T: SortKey>(a: &ArrayD<T>, axis: usize, offset: i64) -> ArrayD<
         o.iter_mut().zip(&buf).for_each(|(o, &(_, g))| *o = g);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::meta::Chunks;
+
+    #[test]
+    fn runs_too_short_for_the_output_ranks_are_a_typed_error() {
+        // Metadata of 3 + 3 elements along the axis, but the sorted runs read hold one each (only
+        // a graph that skipped the validator can deliver that): the merge for ranks 3..6 says so.
+        let meta = ArrayMeta {
+            chunks: Chunks::from_sizes(vec![vec![3, 3]]),
+            dtype: DType::F64,
+        };
+        let run = |v: f64| {
+            Arc::new(ChunkValue::Array(ArrayData::F64(
+                ndarray::arr1(&[v]).into_dyn(),
+            )))
+        };
+        let op = SortOp {
+            axis: 0,
+            stage: SortStage::Merge,
+            arg: false,
+        };
+        let err = op.run(&[&meta], &[1], &[run(1.0), run(2.0)]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("its runs along axis 0 hold 2 elements, too few for output ranks 3..6"),
+            "{err}"
+        );
+        // Runs that fill the ranks merge as before.
+        let full = |v: [f64; 3]| {
+            Arc::new(ChunkValue::Array(ArrayData::F64(
+                ndarray::arr1(&v).into_dyn(),
+            )))
+        };
+        let merged = op
+            .run(
+                &[&meta],
+                &[1],
+                &[full([0.0, 2.0, 4.0]), full([1.0, 3.0, 5.0])],
+            )
+            .unwrap();
+        let ChunkValue::Array(ArrayData::F64(a)) = merged else {
+            panic!("an f64 array");
+        };
+        assert_eq!(a.as_slice().unwrap(), &[3.0, 4.0, 5.0]);
+    }
 }
