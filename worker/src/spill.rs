@@ -734,6 +734,16 @@ mod tests {
         ]
     }
 
+    /// Every piece of `f`, each non-empty and at most `max` bytes, concatenated.
+    fn drain(f: &mut FilePieces, max: usize) -> Vec<u8> {
+        let mut got = Vec::new();
+        while !f.is_done() {
+            let piece = f.next_piece(max).unwrap();
+            assert!(!piece.is_empty() && piece.len() <= max);
+            got.extend_from_slice(&piece);
+        }
+        got
+    }
     #[test]
     fn chunks_come_back_as_they_were_written() {
         let dir = SpillDir::new(None).unwrap();
@@ -884,12 +894,7 @@ mod tests {
                 Outgoing::Pieces(mut f) => {
                     let want = tessera::wire::encode_chunk(v);
                     assert_eq!(f.total_len(), want.len(), "value {i}");
-                    let mut got = Vec::new();
-                    while !f.is_done() {
-                        let piece = f.next_piece(4096).unwrap();
-                        assert!(!piece.is_empty() && piece.len() <= 4096);
-                        got.extend_from_slice(&piece);
-                    }
+                    let got = drain(&mut f, 4096);
                     assert!(
                         got == want,
                         "value {i}: the bytes sent are not its encoding"
@@ -973,12 +978,7 @@ mod tests {
                 };
                 let encoded = tessera::wire::encode_chunk(&want);
                 assert_eq!(f.total_len(), encoded.len());
-                let mut got = Vec::new();
-                while !f.is_done() {
-                    let piece = f.next_piece(1000).unwrap();
-                    assert!(!piece.is_empty() && piece.len() <= 1000);
-                    got.extend_from_slice(&piece);
-                }
+                let got = drain(&mut f, 1000);
                 assert!(
                     got == encoded,
                     "value {i} region {region:?}: not its encoding"

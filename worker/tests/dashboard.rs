@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Cluster, free_port, local, poll};
+use common::{Cluster, free_port, local, output_ok, poll};
 use tessera::Client;
 use tessera::graph::expand::TaskGraph;
 
@@ -574,15 +574,10 @@ fn dashboard_shows_the_cluster_and_its_metrics_match_a_job() {
     // The task stream drew the job's tasks.
     assert!(dom.matches("class=\"task\"").count() >= tasks, "{dom}");
     if let Some(path) = std::env::var_os("TESSERA_DASHBOARD_SCREENSHOT") {
-        let out = headless(&browser, profile.path())
-            .arg(format!("--screenshot={}", PathBuf::from(&path).display()))
-            .arg(&url)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        output_ok(
+            headless(&browser, profile.path())
+                .arg(format!("--screenshot={}", PathBuf::from(&path).display()))
+                .arg(&url),
         );
     }
 }

@@ -80,6 +80,18 @@ pub fn poll<T>(
 }
 
 /// Waits for a child process to exit, for at most `patience`.
+/// Runs `command` to completion and returns its output, failing the test with its stderr when it
+/// exits unsuccessfully.
+pub fn output_ok(command: &mut Command) -> std::process::Output {
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 pub fn wait_exit(child: &mut Child, what: &str, patience: Duration) -> ExitStatus {
     poll(what, patience, |_| child.try_wait().unwrap())
 }
@@ -262,16 +274,11 @@ impl Cluster {
     /// The dashboard's URL with its token, as `tessera-scheduler dashboard-url` prints it for the
     /// cluster's secret (the scheduler was started with `--dashboard dashboard`).
     pub fn dashboard_url(&self, dashboard: &str) -> String {
-        let out = Command::new(scheduler_binary())
-            .args(["dashboard-url", "--dashboard", dashboard, "--secret-file"])
-            .arg(&self.secret_file)
-            .env_remove("TESSERA_SECRET_FILE")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let out = output_ok(
+            Command::new(scheduler_binary())
+                .args(["dashboard-url", "--dashboard", dashboard, "--secret-file"])
+                .arg(&self.secret_file)
+                .env_remove("TESSERA_SECRET_FILE"),
         );
         String::from_utf8(out.stdout).unwrap().trim().to_string()
     }

@@ -241,6 +241,28 @@ mod x86 {
 
     use super::{Blocks, ROUNDS, RoundKeys};
 
+    /// ARS-5's rounds on every register of the array `$v` (counters in, blocks out): the whitening
+    /// XOR with `$rk[0]`, the middle rounds, the last round. `$xor`, `$enc` and `$last` are the
+    /// register width's intrinsics, so the three widths share one statement of the rounds. Each
+    /// round runs over all registers before the next, keeping that many blocks in flight. Expands
+    /// to intrinsic calls: use it inside `unsafe` code whose CPU features cover them.
+    macro_rules! ars5_rounds {
+        ($v:expr, $rk:expr, $xor:ident, $enc:ident, $last:ident) => {{
+            let rk = $rk;
+            for x in $v.iter_mut() {
+                *x = $xor(*x, rk[0]);
+            }
+            for key in &rk[1..ROUNDS] {
+                for x in $v.iter_mut() {
+                    *x = $enc(*x, *key);
+                }
+            }
+            for x in $v.iter_mut() {
+                *x = $last(*x, rk[ROUNDS]);
+            }
+        }};
+    }
+
     /// AES-NI on one block per register. Only [`super::aes_kernel!`] creates it, inside a function
     /// compiled with `aes` (and `avx2`) enabled after detection said the CPU has them.
     #[derive(Clone, Copy, Debug)]
@@ -355,18 +377,9 @@ mod x86 {
                     *c = xmm([lo.wrapping_add(j as u64), hi]);
                 }
                 for chunk in &mut chunks {
-                    let mut v = ctr;
-                    for x in &mut v {
-                        *x = _mm_xor_si128(*x, rk[0]);
-                    }
-                    for key in &rk[1..ROUNDS] {
-                        for x in &mut v {
-                            *x = _mm_aesenc_si128(*x, *key);
-                        }
-                    }
+                    let v = Self::blocks(&ctr, &rk);
                     for (j, x) in v.iter().enumerate() {
-                        let x = _mm_aesenclast_si128(*x, rk[ROUNDS]);
-                        _mm_storeu_si128(chunk.as_mut_ptr().add(2 * j).cast(), x);
+                        _mm_storeu_si128(chunk.as_mut_ptr().add(2 * j).cast(), *x);
                     }
                     for c in &mut ctr {
                         *c = _mm_add_epi64(*c, step);
@@ -438,22 +451,12 @@ mod x86 {
             ctr: &[__m128i; B],
             rk: &[__m128i; ROUNDS + 1],
         ) -> [__m128i; B] {
+            let mut v = *ctr;
             // SAFETY: the caller guarantees AES-NI; the rest is SSE2.
             unsafe {
-                let mut v = *ctr;
-                for x in &mut v {
-                    *x = _mm_xor_si128(*x, rk[0]);
-                }
-                for key in &rk[1..ROUNDS] {
-                    for x in &mut v {
-                        *x = _mm_aesenc_si128(*x, *key);
-                    }
-                }
-                for x in &mut v {
-                    *x = _mm_aesenclast_si128(*x, rk[ROUNDS]);
-                }
-                v
+                ars5_rounds!(v, rk, _mm_xor_si128, _mm_aesenc_si128, _mm_aesenclast_si128);
             }
+            v
         }
     }
 
@@ -502,22 +505,18 @@ mod x86 {
             ctr: &[__m256i; R],
             rk: &[__m256i; ROUNDS + 1],
         ) -> [__m256i; R] {
+            let mut v = *ctr;
             // SAFETY: the caller guarantees VAES and AVX2.
             unsafe {
-                let mut v = *ctr;
-                for x in &mut v {
-                    *x = _mm256_xor_si256(*x, rk[0]);
-                }
-                for key in &rk[1..ROUNDS] {
-                    for x in &mut v {
-                        *x = _mm256_aesenc_epi128(*x, *key);
-                    }
-                }
-                for x in &mut v {
-                    *x = _mm256_aesenclast_epi128(*x, rk[ROUNDS]);
-                }
-                v
+                ars5_rounds!(
+                    v,
+                    rk,
+                    _mm256_xor_si256,
+                    _mm256_aesenc_epi128,
+                    _mm256_aesenclast_epi128
+                );
             }
+            v
         }
     }
 
@@ -639,17 +638,17 @@ mod x86 {
                 }
                 let mut v = [_mm512_setzero_si512(); 2];
                 for (j, x) in v.iter_mut().enumerate() {
-                    *x =
-                        _mm512_xor_si512(_mm512_loadu_si512(ctr.as_ptr().add(4 * j).cast()), rk[0]);
+                    *x = _mm512_loadu_si512(ctr.as_ptr().add(4 * j).cast());
                 }
-                for key in &rk[1..ROUNDS] {
-                    for x in &mut v {
-                        *x = _mm512_aesenc_epi128(*x, *key);
-                    }
-                }
+                ars5_rounds!(
+                    v,
+                    &rk,
+                    _mm512_xor_si512,
+                    _mm512_aesenc_epi128,
+                    _mm512_aesenclast_epi128
+                );
                 for (j, x) in v.iter().enumerate() {
-                    let x = _mm512_aesenclast_epi128(*x, rk[ROUNDS]);
-                    _mm512_storeu_si512(out.as_mut_ptr().add(4 * j).cast(), x);
+                    _mm512_storeu_si512(out.as_mut_ptr().add(4 * j).cast(), *x);
                 }
             }
             out
@@ -682,17 +681,15 @@ mod x86 {
                 }
                 for chunk in &mut chunks {
                     let mut v = ctr;
-                    for x in &mut v {
-                        *x = _mm512_xor_si512(*x, rk[0]);
-                    }
-                    for key in &rk[1..ROUNDS] {
-                        for x in &mut v {
-                            *x = _mm512_aesenc_epi128(*x, *key);
-                        }
-                    }
+                    ars5_rounds!(
+                        v,
+                        &rk,
+                        _mm512_xor_si512,
+                        _mm512_aesenc_epi128,
+                        _mm512_aesenclast_epi128
+                    );
                     for (j, x) in v.iter().enumerate() {
-                        let x = _mm512_aesenclast_epi128(*x, rk[ROUNDS]);
-                        _mm512_storeu_si512(chunk.as_mut_ptr().add(8 * j).cast(), x);
+                        _mm512_storeu_si512(chunk.as_mut_ptr().add(8 * j).cast(), *x);
                     }
                     for c in &mut ctr {
                         *c = _mm512_add_epi64(*c, step);
