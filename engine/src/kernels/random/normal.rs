@@ -11,9 +11,12 @@
 //! bit-identical on every CPU path and platform with IEEE f64 arithmetic.
 //!
 //! **Speed without new values.** The first try runs eight elements at a time ([`FirstTry`]), in
-//! place on the words the block function wrote: AVX-512 and AVX2 load each lane's two edges
-//! `x[l]`, `x[l+1]` with one 16-byte load (gathers were the first try's largest cost) and
-//! return the rejected lanes as a bit mask; the portable path does the same scalar operations.
+//! place on the words the block function wrote: each lane's two table entries come from one
+//! 16-byte load (gathers were the first try's largest cost) — on AVX2 and the portable path the
+//! signed edges `±x[l]`, `±x[l+1]` indexed by the word's layer and sign bits, so the product is
+//! already signed and the test is an integer compare of its bits (see [`Tables::signed`]); on
+//! AVX-512 `x[l]`, `x[l+1]` with the sign set after — and the rejected lanes come back as a bit
+//! mask.
 //! Rejected elements are queued ([`Rejected`]) and finished eight at a time: eight retry blocks at
 //! once and the wedge test without branches, instead of one long dependent chain per element. In
 //! the wedges, the exact test `y < exp(-x²/2)` needs a 14-term series, so the wedge test first
@@ -33,14 +36,22 @@ pub(super) const TAIL: f64 = 3.654_152_885_361_009;
 /// The area of each layer (the base layer counts its tail).
 const LAYER_AREA: f64 = 4.928_673_233_974_655e-3;
 
-/// `x[l]`: the right edge of layer `l` (`x[0]` is the base layer's virtual width `area / f(TAIL)`,
-/// `x[1] = TAIL`, `x[256] = 0`), and `f[l] = exp(-x[l]²/2)`.
+/// The ziggurat's tables. `x[l]` is the right edge of layer `l` (`x[0]` is the base layer's virtual
+/// width `area / f(TAIL)`, `x[1] = TAIL`, `x[256] = 0`) and `f[l] = exp(-x[l]²/2)`; `signed` is
+/// what a first try reads.
 #[repr(C, align(64))]
 pub(super) struct Tables {
-    /// First and so aligned to a cache line. The vector first tries read a lane's two edges
-    /// `x[l]`, `x[l + 1]` with one unaligned 16-byte load at `x[l]`: one layer in eight splits a
-    /// cache line, which costs less than the shift per lane that a table of aligned pairs needed
-    /// (the first try is bound by its instruction count).
+    /// The edges with a sign, indexed by a word's low nine bits (layer `l` in bits 0–7, the sign in
+    /// bit 8): `x[0..=255]`, then `-x[0..=256]`. A first try reads its signed edge and the next
+    /// one with one unaligned 16-byte load at its index, multiplies the uniform by the first
+    /// (IEEE multiplication is symmetric in sign, so that is the signed value with no sign bits to
+    /// move) and accepts when the product's bits, as a signed integer, are below the second's:
+    /// for two doubles of one sign that is `|u·x[l]| < x[l + 1]`. The one pair that straddles the
+    /// halves, `(x[255], -x[0])`, belongs to the top layer, whose first tries are all rejected
+    /// (`x[256] = 0`), and a product of sign + is never below a negative double's bits. First, so
+    /// it is aligned to a cache line.
+    pub(super) signed: [f64; 2 * LAYERS + 1],
+    /// The AVX-512 first try reads a lane's `x[l]`, `x[l + 1]` with one unaligned 16-byte load.
     pub(super) x: [f64; LAYERS + 1],
     f: [f64; LAYERS + 1],
 }
@@ -67,19 +78,27 @@ impl Tables {
         for l in 0..=LAYERS {
             f[l] = density(x[l]);
         }
-        Tables { x, f }
+        let mut signed = [0.0; 2 * LAYERS + 1];
+        signed[..LAYERS].copy_from_slice(&x[..LAYERS]);
+        for l in 0..=LAYERS {
+            signed[LAYERS + l] = -x[l];
+        }
+        Tables { signed, x, f }
     }
 }
 
 /// The first try for one element's word: `±u·x[l]` when that point lies under the density's inner
-/// rectangle, NaN (with either sign) when the slow path must decide. Bits: 0–7 layer, 8 sign,
+/// rectangle, NaN when the slow path must decide. Bits: 0–7 layer, 8 sign,
 /// 12–63 the uniform `u` — disjoint, so the three are independent.
 #[inline(always)]
 pub(super) fn first_try(t: &Tables, w: u64) -> f64 {
-    let layer = (w & 0xFF) as usize;
-    let x = unit_f64(w) * t.x[layer];
-    let v = if x < t.x[layer + 1] { x } else { f64::NAN };
-    f64::from_bits(v.to_bits() | (w >> 8 & 1) << 63)
+    let at = (w & 0x1FF) as usize;
+    let x = unit_f64(w) * t.signed[at];
+    if (x.to_bits() as i64) < (t.signed[at + 1].to_bits() as i64) {
+        x
+    } else {
+        f64::NAN
+    }
 }
 
 /// The ziggurat's first try for eight elements at once, with the vector instructions of a block
@@ -127,6 +146,18 @@ mod x86 {
         unsafe { _mm_loadu_pd(t.x.as_ptr().add((*w & 0xFF) as usize)) }
     }
 
+    /// Lane `k`'s signed edges `(±x[l], ±x[l + 1])` for its word's low nine bits, in one 16-byte
+    /// load.
+    ///
+    /// # Safety
+    /// `w` must point at a readable word (SSE2, the x86_64 baseline, does the load).
+    #[inline(always)]
+    unsafe fn signed_edges(t: &Tables, w: *const u64) -> __m128d {
+        // SAFETY: the caller guarantees `w`; the index is below 512, so the next entry is in the
+        // table (513 entries).
+        unsafe { _mm_loadu_pd(t.signed.as_ptr().add((*w & 0x1FF) as usize)) }
+    }
+
     /// `(a, b)` as the low and high halves of a 256-bit register.
     ///
     /// # Safety
@@ -147,11 +178,11 @@ mod x86 {
         unsafe {
             let w = v.cast::<u64>().cast_const();
             // Lanes 0 and 2 in one register, 1 and 3 in the other: the in-lane unpacks then give
-            // the edges in lane order.
-            let even = half(edges(t, w), edges(t, w.add(2)));
-            let odd = half(edges(t, w.add(1)), edges(t, w.add(3)));
+            // the entries' halves in lane order.
+            let even = half(signed_edges(t, w), signed_edges(t, w.add(2)));
+            let odd = half(signed_edges(t, w.add(1)), signed_edges(t, w.add(3)));
             let edge = _mm256_unpacklo_pd(even, odd);
-            let inner = _mm256_unpackhi_pd(even, odd);
+            let inner = _mm256_castpd_si256(_mm256_unpackhi_pd(even, odd));
             let w = _mm256_loadu_si256(w.cast());
             let u = _mm256_sub_pd(
                 _mm256_castsi256_pd(_mm256_or_si256(
@@ -161,10 +192,9 @@ mod x86 {
                 _mm256_set1_pd(1.0),
             );
             let x = _mm256_mul_pd(u, edge);
-            let accepted = _mm256_cmp_pd::<_CMP_LT_OQ>(x, inner);
-            let sign = _mm256_and_si256(_mm256_slli_epi64::<55>(w), _mm256_set1_epi64x(SIGN));
-            let value = _mm256_castsi256_pd(_mm256_or_si256(_mm256_castpd_si256(x), sign));
-            let kept = _mm256_blendv_pd(_mm256_castsi256_pd(w), value, accepted);
+            // The bits as signed integers: |x| < |inner| for doubles of one sign.
+            let accepted = _mm256_castsi256_pd(_mm256_cmpgt_epi64(inner, _mm256_castpd_si256(x)));
+            let kept = _mm256_blendv_pd(_mm256_castsi256_pd(w), x, accepted);
             _mm256_storeu_pd(v, kept);
             !(_mm256_movemask_pd(accepted) as u32) & 0xF
         }
@@ -365,8 +395,9 @@ impl Rejected {
     ) {
         let mut from = 0;
         while from < self.len {
-            // Eight lanes at a time; the lanes past `len` are padding (position 0, computed and
-            // ignored).
+            // Eight lanes at a time. When fewer are queued, the lanes from `n` on repeat the last
+            // queued element: they compute its value again and store it to the same position, so
+            // every lane can be computed and stored without a branch on `n`.
             let n = (self.len - from).min(8);
             let mut lanes = Retries {
                 n,
@@ -375,8 +406,8 @@ impl Rejected {
                 retry: [1; 8],
                 word: [0; 8],
             };
-            for k in 0..n {
-                let at = self.at[from + k];
+            for k in 0..8 {
+                let at = self.at[(from + k.min(n - 1)) % ROOM];
                 lanes.at[k] = at;
                 lanes.index[k] = start.wrapping_add(at as u64);
                 lanes.word[k] = out[at].to_bits();
@@ -391,8 +422,8 @@ impl Rejected {
 }
 
 /// Up to eight rejected elements in flight (lanes `0..n`): each one's output position, index, the
-/// retry its next block uses and the word whose first try was rejected. Lanes from `n` on are
-/// padding, computed and ignored.
+/// retry its next block uses and the word whose first try was rejected. Lanes from `n` on repeat
+/// lane `n - 1`.
 struct Retries {
     n: usize,
     at: [usize; 8],
@@ -440,8 +471,10 @@ impl Retries {
             exponent[k] = e;
         }
         let active = (1u32 << self.n) - 1;
-        // Heights within the approximation's error band (2·10⁻⁹ relative: rare) get the exact test.
-        let mut exact = band & active & !base;
+        // Heights within the approximation's error band (2·10⁻⁹ relative: rare) get the exact test,
+        // in every lane: a lane that repeats an element must choose what that element's lane
+        // chooses, since both store to its position.
+        let mut exact = band & !base;
         while exact != 0 {
             let k = exact.trailing_zeros() as usize;
             let bit = 1 << k;
@@ -464,7 +497,7 @@ impl Retries {
                 next[k]
             };
         }
-        for (&at, &v) in self.at[..self.n].iter().zip(&chosen) {
+        for (&at, &v) in self.at.iter().zip(&chosen) {
             out[at] = v;
         }
         let mut tails = base & active;
@@ -485,6 +518,15 @@ impl Retries {
             self.word[n] = blocks[k][1];
             n += 1;
             again &= again - 1;
+        }
+        // The lanes from `n` on repeat lane `n - 1` again (see `Rejected::finish`).
+        if n > 0 {
+            for k in n..8 {
+                self.at[k] = self.at[n - 1];
+                self.index[k] = self.index[n - 1];
+                self.retry[k] = self.retry[n - 1];
+                self.word[k] = self.word[n - 1];
+            }
         }
         self.n = n;
     }
@@ -673,6 +715,66 @@ mod tests {
     }
 
     #[test]
+    fn the_signed_first_try_is_the_edge_test() {
+        let t = &*TABLES;
+        // The definition: ±u·x[l] when u·x[l] < x[l + 1] (u the top 52 bits over 2^52), else
+        // rejected (NaN).
+        let check = |w: u64| {
+            let layer = (w & 0xFF) as usize;
+            let x = unit_f64(w) * t.x[layer];
+            let got = first_try(t, w);
+            if x < t.x[layer + 1] {
+                assert_eq!(got.to_bits(), x.to_bits() | (w >> 8 & 1) << 63, "{w:#x}");
+            } else {
+                assert!(got.is_nan(), "{w:#x}");
+            }
+        };
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        for low in 0..512u64 {
+            let layer = (low & 0xFF) as usize;
+            // u = 0 (a signed zero), the largest u, and the uniforms on either side of the edge
+            // test's boundary, found by bisection on the top 52 bits.
+            let passes = |m: u64| unit_f64(m << 12) * t.x[layer] < t.x[layer + 1];
+            let (mut pass, mut fail) = (0u64, 1u64 << 52);
+            if passes(0) {
+                while fail - pass > 1 {
+                    let mid = pass + (fail - pass) / 2;
+                    if passes(mid) {
+                        pass = mid;
+                    } else {
+                        fail = mid;
+                    }
+                }
+            }
+            let mut ms = vec![
+                0,
+                1,
+                (1 << 52) - 1,
+                pass,
+                pass + 1,
+                fail.saturating_sub(1),
+                fail,
+            ];
+            for _ in 0..100 {
+                state = super::super::mix64(state.wrapping_add(0x9E37_79B9_7F4A_7C15));
+                ms.push(state >> 12);
+            }
+            for m in ms.into_iter().filter(|&m| m < 1 << 52) {
+                // The unused bits 9–11 vary too.
+                check(m << 12 | (m & 7) << 9 | low);
+            }
+        }
+        // The top layer is always rejected, the base layer accepts up to the tail edge.
+        assert!(first_try(t, 0xFF).is_nan() && first_try(t, 0x1FF).is_nan());
+        assert_eq!(first_try(t, 0).to_bits(), 0);
+        assert_eq!(first_try(t, 0x100).to_bits(), (-0.0f64).to_bits());
+        for _ in 0..200_000 {
+            state = super::super::mix64(state.wrapping_add(0x9E37_79B9_7F4A_7C15));
+            check(state);
+        }
+    }
+
+    #[test]
     fn every_first_try_path_gives_the_scalar_lanes() {
         let t = &*TABLES;
         let mut words = [0u64; 8];
@@ -822,6 +924,72 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Blocks that are ARS-5's except for one scripted counter.
+    #[derive(Clone, Copy)]
+    struct Scripted {
+        counter: [u64; 2],
+        block: [u64; 2],
+    }
+
+    impl Blocks for Scripted {
+        fn one(self, keys: &RoundKeys, lo: u64, hi: u64) -> [u64; 2] {
+            if [lo, hi] == self.counter {
+                self.block
+            } else {
+                super::super::ars::soft_block(keys, [lo, hi])
+            }
+        }
+    }
+
+    #[test]
+    fn a_partial_group_decides_a_wedge_in_the_exact_band_as_the_scalar_path_does() {
+        // The last of three queued elements (a group of eight lanes, five repeating it) has a wedge
+        // height within the quick test's error band, just under the density: only the exact
+        // test accepts it. Every lane that stores to its position must agree.
+        let t = &*TABLES;
+        let keys = RoundKeys::new(7, 11);
+        let layer = 100;
+        let w = ((1u64 << 52) - 1) << 12 | layer as u64;
+        assert!(first_try(t, w).is_nan());
+        let x = unit_f64(w) * t.x[layer];
+        let e = -0.5 * x * x;
+        let target = exp_neg(e) * (1.0 - 1e-12);
+        let u = (target - t.f[layer]) / (t.f[layer + 1] - t.f[layer]);
+        let a = ((u * (1u64 << 52) as f64) as u64) << 12;
+        let y = wedge_height(t, layer, a);
+        assert_eq!(quick_wedge(y, e), (false, false), "in the band");
+        assert!(y < exp_neg(e), "under the density");
+        // Its block's second word would be accepted at once: a lane that skipped the exact test
+        // would store that value instead.
+        let c = (1u64 << 40) << 12 | 3;
+        assert!(!first_try(t, c).is_nan());
+        let start = 1000;
+        let b = Scripted {
+            counter: [start + 2, 1],
+            block: [a, c],
+        };
+        let mut words = vec![];
+        let mut state = 99u64;
+        while words.len() < 2 {
+            state = super::super::mix64(state);
+            if first_try(t, state).is_nan() && state & 0xFF != 0 {
+                words.push(state);
+            }
+        }
+        words.push(w);
+        let mut out: Vec<f64> = words.iter().map(|&w| f64::from_bits(w)).collect();
+        let mut queue = Rejected::new();
+        for j in 0..words.len() {
+            queue.push(j);
+        }
+        queue.finish(b, &keys, t, start, &mut out);
+        for (j, &w) in words.iter().enumerate() {
+            let expect = slow_path(b, &keys, t, start + j as u64, w);
+            assert_eq!(out[j].to_bits(), expect.to_bits(), "element {j}");
+        }
+        assert_eq!(out[2], x);
     }
 
     #[test]
