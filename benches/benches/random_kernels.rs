@@ -1,7 +1,9 @@
 //! Criterion benchmarks of the random-number kernels on one thread, per element, without the graph
-//! or the executor: the fused uniform sum behind `random(..).mean()` (a 2^20-element run), and the
-//! tile fills the blockwise evaluator calls (1024 elements, `kernels::TILE`) for uniform f64 and f32
-//! and standard normal f64. Each runs on the best path the CPU has (VAES with AVX-512, VAES with AVX2,
+//! or the executor: the fused uniform sum behind `random(..).mean()` (a 2^20-element run), the fused
+//! uniform and standard normal sums of one 1000-element chunk row (what the headline and
+//! `normal_mean` workloads call per row, so their ratio is the normal-to-uniform cost in one run),
+//! and the tile fills the blockwise evaluator calls (1024 elements, `kernels::TILE`) for uniform f64
+//! and f32 and standard normal f64. Each runs on the best path the CPU has (VAES with AVX-512, VAES with AVX2,
 //! AES-NI or software AES; see `tessera::kernels::random`).
 //!
 //! ```text
@@ -18,7 +20,8 @@ use std::time::Duration;
 use criterion::{Criterion, Throughput};
 use tessera::kernels::TILE;
 use tessera::kernels::random::{
-    RandomKey, fill_standard_normal_f64, fill_uniform_f32, fill_uniform_f64, sum_uniform_f64,
+    RandomKey, fill_standard_normal_f64, fill_uniform_f32, fill_uniform_f64,
+    sum_standard_normal_f64, sum_uniform_f64,
 };
 
 fn random_kernels(c: &mut Criterion) {
@@ -33,6 +36,21 @@ fn random_kernels(c: &mut Criterion) {
         b.iter(|| {
             start = start.wrapping_add(RUN);
             black_box(sum_uniform_f64(key, start, 1, RUN))
+        })
+    });
+
+    const ROW: usize = 1000;
+    g.throughput(Throughput::Elements(ROW as u64));
+    g.bench_function("sum_uniform_f64_row", |b| {
+        b.iter(|| {
+            start = start.wrapping_add(10_000);
+            black_box(sum_uniform_f64(key, start, 1, ROW as u64))
+        })
+    });
+    g.bench_function("sum_standard_normal_f64_row", |b| {
+        b.iter(|| {
+            start = start.wrapping_add(10_000);
+            black_box(sum_standard_normal_f64(key, start, 1, ROW))
         })
     });
 
