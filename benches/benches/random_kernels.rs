@@ -3,8 +3,8 @@
 //! uniform and standard normal sums of one 1000-element chunk row (what the headline and
 //! `normal_mean` workloads call per row, so their ratio is the normal-to-uniform cost in one run),
 //! and the tile fills the blockwise evaluator calls (1024 elements, `kernels::TILE`) for uniform f64
-//! and f32 and standard normal f64. Each runs on the best path the CPU has (VAES with AVX-512, VAES with AVX2,
-//! AES-NI or software AES; see `tessera::kernels::random`).
+//! and f32 and standard normal f64. Each runs on the best path the CPU has (VAES with AVX-512, VAES
+//! with AVX2, AES-NI or software AES; see `tessera::kernels::random`).
 //!
 //! ```text
 //! cargo bench -p tessera-benches --bench random_kernels

@@ -422,9 +422,9 @@ mod tests {
             chunks: Chunks::from_sizes(vec![vec![3, 3]]),
             dtype: DType::F64,
         };
-        let run = |v: f64| {
+        let run = |v: &[f64]| {
             Arc::new(ChunkValue::Array(ArrayData::F64(
-                ndarray::arr1(&[v]).into_dyn(),
+                ndarray::arr1(v).into_dyn(),
             )))
         };
         let op = SortOp {
@@ -432,23 +432,20 @@ mod tests {
             stage: SortStage::Merge,
             arg: false,
         };
-        let err = op.run(&[&meta], &[1], &[run(1.0), run(2.0)]).unwrap_err();
+        let err = op
+            .run(&[&meta], &[1], &[run(&[1.0]), run(&[2.0])])
+            .unwrap_err();
         assert!(
             err.to_string()
                 .contains("its runs along axis 0 hold 2 elements, too few for output ranks 3..6"),
             "{err}"
         );
         // Runs that fill the ranks merge as before.
-        let full = |v: [f64; 3]| {
-            Arc::new(ChunkValue::Array(ArrayData::F64(
-                ndarray::arr1(&v).into_dyn(),
-            )))
-        };
         let merged = op
             .run(
                 &[&meta],
                 &[1],
-                &[full([0.0, 2.0, 4.0]), full([1.0, 3.0, 5.0])],
+                &[run(&[0.0, 2.0, 4.0]), run(&[1.0, 3.0, 5.0])],
             )
             .unwrap();
         let ChunkValue::Array(ArrayData::F64(a)) = merged else {

@@ -51,7 +51,8 @@ pub(super) struct Tables {
     /// (`x[256] = 0`), and a product of sign + is never below a negative double's bits. First, so
     /// it is aligned to a cache line.
     pub(super) signed: [f64; 2 * LAYERS + 1],
-    /// The AVX-512 first try reads a lane's `x[l]`, `x[l + 1]` with one unaligned 16-byte load.
+    /// Read by the slow path and by the AVX-512 first try (a lane's `x[l]`, `x[l + 1]` with one
+    /// unaligned 16-byte load, the sign set after the product).
     pub(super) x: [f64; LAYERS + 1],
     f: [f64; LAYERS + 1],
 }
