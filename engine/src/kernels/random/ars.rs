@@ -278,8 +278,8 @@ mod x86 {
 
     impl AesNi {
         /// # Safety
-        /// The CPU must support `aes` and `avx2`, and the token must only be used in code compiled
-        /// with them enabled.
+        /// The CPU must support `aes`, `avx2` and `fma`, and the token must only be used in code
+        /// compiled with them enabled.
         pub(in super::super) unsafe fn new() -> Self {
             Self(())
         }
@@ -287,7 +287,7 @@ mod x86 {
 
     impl Vaes256 {
         /// # Safety
-        /// The CPU must support `vaes`, `aes` and `avx2`, used as for [`AesNi::new`].
+        /// The CPU must support `vaes`, `aes`, `avx2` and `fma`, used as for [`AesNi::new`].
         pub(in super::super) unsafe fn new() -> Self {
             Self(())
         }
@@ -779,7 +779,9 @@ impl AesLevel {
     fn detect() -> AesLevel {
         #[cfg(target_arch = "x86_64")]
         {
-            let aes = is_x86_feature_detected!("aes") && is_x86_feature_detected!("avx2");
+            let aes = is_x86_feature_detected!("aes")
+                && is_x86_feature_detected!("avx2")
+                && is_x86_feature_detected!("fma");
             let vaes = aes && is_x86_feature_detected!("vaes");
             if vaes
                 && is_x86_feature_detected!("avx512f")
@@ -819,13 +821,13 @@ macro_rules! aes_kernel {
                     $body(unsafe { Vaes512::new() }, $($arg),*)
                 }
 
-                #[target_feature(enable = "aes,vaes,avx2")]
+                #[target_feature(enable = "aes,vaes,avx2,fma")]
                 fn vaes256($($arg: $ty),*) $(-> $ret)? {
                     // SAFETY: as above.
                     $body(unsafe { Vaes256::new() }, $($arg),*)
                 }
 
-                #[target_feature(enable = "aes,avx2")]
+                #[target_feature(enable = "aes,avx2,fma")]
                 fn aesni($($arg: $ty),*) $(-> $ret)? {
                     // SAFETY: as above.
                     $body(unsafe { AesNi::new() }, $($arg),*)
