@@ -42,6 +42,12 @@ Run (from anywhere; paths are relative to the repository):
     python3 benches/compare_dask.py --python /tmp/daskenv/bin/python --repeat 3
     python3 benches/compare_dask.py --python /tmp/daskenv/bin/python --workloads headline,matmul --no-build
     python3 benches/compare_dask.py --python /tmp/daskenv/bin/python --workloads headline,normal_mean --simd avx2
+    python3 benches/compare_dask.py --python /tmp/daskenv/bin/python --workloads headline,normal_mean --rounds 5
+
+`--rounds R` runs every workload's processes R times, the workloads taking turns, and keeps each
+side's best repetition over all rounds: on a machine whose other load comes and goes, the ratios of
+different workloads (normal draws against uniform ones) are then measured over the same stretches of
+time rather than one after the other.
 
 `--simd avx2` also times ours with TESSERA_SIMD=avx2 (VAES on 256-bit registers, AVX2 vectors) against the
 same dask run: on an AVX-512 machine, a proxy for an AVX2-only server with VAES such as AMD Zen 3
@@ -321,6 +327,11 @@ def main() -> int:
     ap.add_argument("--python", default=sys.executable,
                     help="interpreter with dask and numpy (default: this one)")
     ap.add_argument("--repeat", type=int, default=3, help="repetitions per side; the best counts")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run every workload's processes this many times, the workloads in turn, "
+                         "and keep the best repetition of all rounds: ratios between workloads (the "
+                         "normal mean's against the headline's) then come from the same stretches "
+                         "of a shared machine's load")
     ap.add_argument("--threads", type=int, default=2,
                     help="our executor threads and dask's num_workers (default 2)")
     ap.add_argument("--workloads", default=",".join(WORKLOADS),
@@ -332,7 +343,7 @@ def main() -> int:
                          "(portable, avx2, avx512; capped at what the CPU has), timed against the same "
                          "dask run: e.g. --simd avx2 times the AVX2 path on an AVX-512 machine"),
     ap.add_argument("--timeout", type=float, default=3600, help="seconds per process")
-    args, workloads = checked_args(ap, ("repeat", "threads"))
+    args, workloads = checked_args(ap, ("repeat", "rounds", "threads"))
     simd_levels = [level.strip() for level in args.simd.split(",") if level.strip()]
     for level in simd_levels:
         if level not in ("portable", "avx2", "avx512"):
@@ -368,33 +379,49 @@ def main() -> int:
             return None, None
 
     load_start = os.getloadavg()
-    results: dict[str, dict] = {}
+    # Every repetition of every round, per workload and side; the best is taken at the end.
+    runs: dict[str, dict] = {w: {"ours": [], "ours_simd": {}, "dask": [], "numpy": []}
+                             for w in workloads}
+    results: dict[str, dict] = {w: {"ours": None, "dask": None, "numpy": None} for w in workloads}
     failures = 0
-    for w in workloads:
-        print(f"running {w} ...", file=sys.stderr)
-        r: dict = {"ours": None, "dask": None, "numpy": None}
-        try:
-            r["ours"] = best(parse_runs(run_child(
-                ours_cmd(binary, w, args.threads, args.repeat), args.timeout, False)[0]))
-            for level in simd_levels:
-                env = dict(os.environ, TESSERA_SIMD=level)
-                r.setdefault("ours_simd", {})[level] = best(parse_runs(run_child(
-                    ours_cmd(binary, w, args.threads, args.repeat), args.timeout, False, env)[0]))
-            dask_runs, _ = python_side("dask", w, args.repeat, False)
-            r["dask"] = dask_runs and best(dask_runs)
-            if w in NUMPY_WORKLOADS:
-                np_runs, _ = python_side("numpy", w, args.repeat, False)
-                r["numpy"] = np_runs and best(np_runs)
-            if w in RSS_WORKLOADS and not args.no_rss:
-                rss = {"ours_kib": run_child(ours_cmd(binary, w, args.threads, 1), args.timeout, True)[1]}
-                rss["dask_kib"] = python_side("dask", w, 1, True)[1]
+    for round_no in range(args.rounds):
+        for w in workloads:
+            r, got = results[w], runs[w]
+            if "error" in r:
+                continue
+            suffix = f" (round {round_no + 1} of {args.rounds})" if args.rounds > 1 else ""
+            print(f"running {w}{suffix} ...", file=sys.stderr)
+            try:
+                got["ours"] += parse_runs(run_child(
+                    ours_cmd(binary, w, args.threads, args.repeat), args.timeout, False)[0])
+                for level in simd_levels:
+                    env = dict(os.environ, TESSERA_SIMD=level)
+                    got["ours_simd"].setdefault(level, []).extend(parse_runs(run_child(
+                        ours_cmd(binary, w, args.threads, args.repeat), args.timeout, False,
+                        env)[0]))
+                dask_runs, _ = python_side("dask", w, args.repeat, False)
+                got["dask"] += dask_runs or []
                 if w in NUMPY_WORKLOADS:
-                    rss["numpy_kib"] = python_side("numpy", w, 1, True)[1]
-                r["peak_rss"] = rss
-        except (Failed, Missing) as e:
-            print(f"error: {w}: {e}", file=sys.stderr)
-            r["error"] = str(e)
-            failures += 1
+                    np_runs, _ = python_side("numpy", w, args.repeat, False)
+                    got["numpy"] += np_runs or []
+                if round_no == 0 and w in RSS_WORKLOADS and not args.no_rss:
+                    rss = {"ours_kib": run_child(ours_cmd(binary, w, args.threads, 1), args.timeout,
+                                                 True)[1]}
+                    rss["dask_kib"] = python_side("dask", w, 1, True)[1]
+                    if w in NUMPY_WORKLOADS:
+                        rss["numpy_kib"] = python_side("numpy", w, 1, True)[1]
+                    r["peak_rss"] = rss
+            except (Failed, Missing) as e:
+                print(f"error: {w}: {e}", file=sys.stderr)
+                r["error"] = str(e)
+                failures += 1
+    for w in workloads:
+        r, got = results[w], runs[w]
+        for side in ("ours", "dask", "numpy"):
+            r[side] = best(got[side]) if got[side] else None
+        if got["ours_simd"]:
+            r["ours_simd"] = {level: best(level_runs)
+                              for level, level_runs in got["ours_simd"].items()}
         ours_s = r["ours"] and r["ours"]["seconds"]
         r["dask_over_ours"] = ratio(r["dask"] and r["dask"]["seconds"], ours_s)
         r["numpy_over_ours"] = ratio(r["numpy"] and r["numpy"]["seconds"], ours_s)
@@ -404,7 +431,6 @@ def main() -> int:
             r["dask_over_ours_simd"] = {
                 level: ratio(r["dask"] and r["dask"]["seconds"], side["seconds"])
                 for level, side in r["ours_simd"].items()}
-        results[w] = r
 
     idle_rss = None
     if not args.no_rss and "dask" not in skipped and any(w in RSS_WORKLOADS for w in workloads):
@@ -463,6 +489,7 @@ def main() -> int:
         "engine": engine_version(),
         "threads": args.threads,
         "repeat": args.repeat,
+        "rounds": args.rounds,
         "python": args.python,
         "rss_method": "/usr/bin/time -v" if os.access(GNU_TIME, os.X_OK)
         else "wait4 rusage (floor: this script's RSS)",
