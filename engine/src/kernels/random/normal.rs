@@ -36,7 +36,9 @@ use super::unit_f64;
 const LAYER_BITS: u32 = 10;
 /// Layers of the ziggurat.
 const LAYERS: usize = 1 << LAYER_BITS;
-/// A word's layer and sign bits: its index into [`Tables::signed`].
+/// A word's layer bits.
+const LAYER_MASK: u64 = LAYERS as u64 - 1;
+/// A word's layer and sign bits.
 const SIGNED_MASK: u64 = (2 * LAYERS - 1) as u64;
 /// Where the tail begins for 1024 layers of the unnormalized density `exp(-x²/2)`: the `r` for
 /// which layers of the common area `r·exp(-r²/2) + ∫_r^∞ exp(-x²/2) dx` stacked from the base
@@ -48,7 +50,13 @@ const LAYER_AREA: f64 = 1.226_324_646_353_088e-3;
 /// A word's layer.
 #[inline(always)]
 fn layer_of(w: u64) -> usize {
-    (w & (LAYERS as u64 - 1)) as usize
+    (w & LAYER_MASK) as usize
+}
+
+/// A word's layer and sign: its index into [`Tables::signed`].
+#[inline(always)]
+fn signed_index(w: u64) -> usize {
+    (w & SIGNED_MASK) as usize
 }
 
 /// A word's sign, as the sign bit of an f64.
@@ -113,7 +121,7 @@ impl Tables {
 /// `u` — disjoint, so the three are independent.
 #[inline(always)]
 pub(super) fn first_try(t: &Tables, w: u64) -> f64 {
-    let at = (w & SIGNED_MASK) as usize;
+    let at = signed_index(w);
     // The vector paths compute `u·edge` as `v·edge - edge` (v = u + 1) in one fused, once-rounded
     // operation: the same value, except that u = 0 gives +0 for either sign. `+ 0.0` does the
     // same here (it changes nothing else). A +0 with sign - fails the test below, so the slow
@@ -184,7 +192,7 @@ mod x86 {
     unsafe fn signed_edges(t: &Tables, w: *const u64) -> __m128d {
         // SAFETY: the caller guarantees `w`; the index is below 2·LAYERS, so the next entry is in
         // the table (2·LAYERS + 1 entries).
-        unsafe { _mm_loadu_pd(t.signed.as_ptr().add((*w & super::SIGNED_MASK) as usize)) }
+        unsafe { _mm_loadu_pd(t.signed.as_ptr().add(super::signed_index(*w))) }
     }
 
     /// `(a, b)` as the low and high halves of a 256-bit register.
@@ -197,34 +205,22 @@ mod x86 {
         unsafe { _mm256_insertf128_pd::<1>(_mm256_castpd128_pd256(a), b) }
     }
 
-    /// The table entries of four lanes: their signed edges and, as integers, the next ones.
+    /// Four lanes of [`FirstTry::first_try8`] with AVX2 and FMA; returns the accepted lanes' mask.
     ///
     /// # Safety
-    /// The CPU must support AVX2; `w` points at four words.
+    /// The CPU must support AVX2 and FMA; `v` points at four words.
     #[inline(always)]
-    unsafe fn entries4(t: &Tables, w: *const u64) -> (__m256d, __m256i) {
-        // SAFETY: the caller guarantees AVX2 and the four words.
+    unsafe fn first_try4(t: &Tables, v: *mut f64) -> __m256i {
+        // SAFETY: the caller guarantees AVX2, FMA and the four elements.
         unsafe {
+            let w = v.cast::<u64>().cast_const();
             // Lanes 0 and 2 in one register, 1 and 3 in the other: the in-lane unpacks then give
             // the entries' halves in lane order.
             let even = half(signed_edges(t, w), signed_edges(t, w.add(2)));
             let odd = half(signed_edges(t, w.add(1)), signed_edges(t, w.add(3)));
             let edge = _mm256_unpacklo_pd(even, odd);
             let inner = _mm256_castpd_si256(_mm256_unpackhi_pd(even, odd));
-            (edge, inner)
-        }
-    }
-
-    /// The first tries of the four words at `v` with their entries from [`entries4`], in place;
-    /// returns the accepted lanes' mask.
-    ///
-    /// # Safety
-    /// The CPU must support AVX2 and FMA; `v` points at four words.
-    #[inline(always)]
-    unsafe fn first_try4(v: *mut f64, (edge, inner): (__m256d, __m256i)) -> __m256i {
-        // SAFETY: the caller guarantees AVX2, FMA and the four elements.
-        unsafe {
-            let w = _mm256_loadu_si256(v.cast());
+            let w = _mm256_loadu_si256(w.cast());
             // v = u + 1 in [1, 2); v·edge - edge is u·edge rounded once (see `first_try`).
             let v1 = _mm256_castsi256_pd(_mm256_or_si256(
                 _mm256_srli_epi64::<12>(w),
@@ -239,17 +235,6 @@ mod x86 {
         }
     }
 
-    /// Eight lanes' masks from [`first_try4`] packed into one byte, in the order
-    /// [`swap_middle_pairs`] undoes.
-    ///
-    /// # Safety
-    /// The CPU must support AVX2.
-    #[inline(always)]
-    unsafe fn pack_masks(low: __m256i, high: __m256i) -> u8 {
-        // SAFETY: the caller guarantees AVX2.
-        unsafe { _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_packs_epi32(low, high))) as u8 }
-    }
-
     /// [`FirstTry::first_try8`] with AVX2 and FMA: two four-lane halves, their masks packed into
     /// one byte in the order [`swap_middle_pairs`] undoes.
     ///
@@ -259,10 +244,9 @@ mod x86 {
     unsafe fn first_try8_avx2(t: &Tables, v: &mut [f64; 8]) -> u8 {
         // SAFETY: the caller guarantees AVX2 and FMA; the halves cover the array.
         unsafe {
-            let p = v.as_mut_ptr();
-            let low = first_try4(p, entries4(t, p.cast()));
-            let high = first_try4(p.add(4), entries4(t, p.add(4).cast()));
-            pack_masks(low, high)
+            let low = first_try4(t, v.as_mut_ptr());
+            let high = first_try4(t, v.as_mut_ptr().add(4));
+            _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_packs_epi32(low, high))) as u8
         }
     }
 
@@ -300,33 +284,26 @@ mod x86 {
         }
     }
 
-    impl FirstTry for AesNi {
-        #[inline(always)]
-        fn first_try8(self, t: &Tables, v: &mut [f64; 8]) -> u8 {
-            // SAFETY: an `AesNi` exists only in code compiled with AVX2 and FMA on a CPU that has
-            // them.
-            unsafe { first_try8_avx2(t, v) }
-        }
+    /// The AVX2 back ends share one first try.
+    macro_rules! avx2_first_try {
+        ($($backend:ident),*) => {$(
+            impl FirstTry for $backend {
+                #[inline(always)]
+                fn first_try8(self, t: &Tables, v: &mut [f64; 8]) -> u8 {
+                    // SAFETY: this token exists only in code compiled with AVX2 and FMA on a CPU
+                    // that has them.
+                    unsafe { first_try8_avx2(t, v) }
+                }
 
-        #[inline(always)]
-        fn in_lane_order(masks: u64) -> u64 {
-            swap_middle_pairs(masks)
-        }
+                #[inline(always)]
+                fn in_lane_order(masks: u64) -> u64 {
+                    swap_middle_pairs(masks)
+                }
+            }
+        )*};
     }
 
-    impl FirstTry for Vaes256 {
-        #[inline(always)]
-        fn first_try8(self, t: &Tables, v: &mut [f64; 8]) -> u8 {
-            // SAFETY: a `Vaes256` exists only in code compiled with AVX2 and FMA on a CPU that has
-            // them.
-            unsafe { first_try8_avx2(t, v) }
-        }
-
-        #[inline(always)]
-        fn in_lane_order(masks: u64) -> u64 {
-            swap_middle_pairs(masks)
-        }
-    }
+    avx2_first_try!(AesNi, Vaes256);
 
     impl FirstTry for Vaes512 {
         #[inline(always)]
@@ -855,7 +832,7 @@ mod tests {
             }
         }
         // The top layer is always rejected, the base layer accepts up to the tail edge.
-        let top = LAYERS as u64 - 1;
+        let top = LAYER_MASK;
         assert!(first_try(t, top).is_nan() && first_try(t, top | 1 << LAYER_BITS).is_nan());
         assert_eq!(first_try(t, 0).to_bits(), 0);
         assert!(first_try(t, 1 << LAYER_BITS).is_nan());
@@ -882,8 +859,8 @@ mod tests {
             // Force the top layer (always rejected) and the base layer into some rounds, and u = 0
             // with either sign (the fused product's +0) into others.
             if round % 7 == 0 {
-                words[3] |= LAYERS as u64 - 1;
-                words[5] &= !(LAYERS as u64 - 1);
+                words[3] |= LAYER_MASK;
+                words[5] &= !LAYER_MASK;
             }
             if round % 11 == 0 {
                 words[round % 8] &= 0xFFF;
@@ -980,8 +957,8 @@ mod tests {
         while words.len() < 60_000 {
             state = super::super::mix64(state.wrapping_add(0x9E37_79B9_7F4A_7C15));
             let w = match words.len() % 10 {
-                0 => state | (LAYERS as u64 - 1),
-                1 => state & !(LAYERS as u64 - 1) | 0xFFF0_0000_0000_0000,
+                0 => state | LAYER_MASK,
+                1 => state & !LAYER_MASK | 0xFFF0_0000_0000_0000,
                 _ => super::super::mix64(state),
             };
             if first_try(t, w).is_nan() {
